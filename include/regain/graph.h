@@ -1,0 +1,203 @@
+/* regain — the static op graph: build, plan, forward, backward.
+ *
+ * A graph is a list of nodes in topological order over NHWC float32 values.
+ * It is built once (from a model spec, see spec.h, or with the rg_graph_add_*
+ * builder calls), then planned for a batch size: the plan places every
+ * activation, gradient and scratch buffer at an offset in one arena, so the
+ * training step itself never allocates.
+ *
+ *     rg_graph *g;
+ *     rg_graph_from_spec(text, "my.spec", &g, &err);
+ *     rg_graph_init_params(g, seed);
+ *     rg_graph_plan(g, 128, RG_PLAN_TRAIN, &err);
+ *     memcpy(rg_graph_input(g), batch, ...);
+ *     rg_graph_forward(g, &ctx);                 // ctx.training = 1
+ *     ... write dLoss/dLogits into rg_graph_output_grad(g) ...
+ *     rg_graph_backward(g, &ctx);                // fills g->grad_data
+ *
+ * Parameters (trainable), their gradients and BN running statistics
+ * (buffers) each live in one contiguous block, so the optimizer is one loop
+ * and a checkpoint one write.
+ */
+#ifndef REGAIN_GRAPH_H
+#define REGAIN_GRAPH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "regain/status.h"
+
+#define RG_MAX_INPUTS 4
+#define RG_NAME_MAX 96
+
+typedef struct {
+    int32_t n, h, w, c;
+} rg_shape;
+
+/* Op types. Appended at the end only. */
+typedef enum {
+    RG_OP_INPUT = 0,
+    RG_OP_CONV,      /* 2-D convolution, groups; weight OHWI [cout, kh, kw, cin/groups] */
+    RG_OP_BN,        /* batch normalization over N*H*W per channel */
+    RG_OP_RELU,
+    RG_OP_RELU6,
+    RG_OP_HSWISH,    /* x * relu6(x + 3) / 6 */
+    RG_OP_SIGMOID,
+    RG_OP_ADD,       /* a + b, same shape */
+    RG_OP_MUL,       /* a * b, b may be (n,1,1,c): channel broadcast (SE gating) */
+    RG_OP_CONCAT,    /* along channels */
+    RG_OP_SLICE,     /* channels [offset, offset+count) (split = two slices) */
+    RG_OP_SHUFFLE,   /* channel shuffle with `groups` */
+    RG_OP_MAXPOOL,
+    RG_OP_AVGPOOL,   /* count_include_pad = 0 */
+    RG_OP_GAP,       /* global average pool: (n,h,w,c) -> (n,1,1,c) */
+    RG_OP_LINEAR,    /* (n,1,1,in) or flattened (n,h,w,c) -> (n,1,1,out); weight [out, in] */
+    RG_OP_DROPOUT,   /* inverted dropout, mask keyed by (seed, step, node) */
+    RG_OP_COUNT
+} rg_op_type;
+
+typedef struct {
+    int32_t kh, kw, stride, pad, groups, cout, has_bias;
+} rg_conv_attr;
+
+typedef struct {
+    rg_op_type op;
+    char name[RG_NAME_MAX];
+    int32_t n_in;
+    int32_t in[RG_MAX_INPUTS]; /* value ids */
+    int32_t out;               /* value id */
+    int32_t param[2];          /* param ids (weight/gamma, bias/beta), -1 if none */
+    int32_t buffer[2];         /* buffer ids (running mean, running var), -1 if none */
+    union {
+        rg_conv_attr conv;
+        struct { float eps, momentum; } bn;
+        struct { int32_t offset, count; } slice;
+        struct { int32_t groups; } shuffle;
+        struct { int32_t k, stride, pad; } pool;
+        struct { int32_t out_features; } linear;
+        struct { float p; } dropout;
+    } a;
+    size_t scratch_floats;     /* per-node scratch, sized by the plan */
+} rg_node;
+
+typedef struct {
+    rg_shape shape;            /* n is the planned batch; per-image shape fixed at build */
+    int32_t producer;          /* node id */
+    int32_t last_use;          /* last node id reading it (for the inference plan) */
+    size_t act_off, grad_off;  /* float offsets in the arena (SIZE_MAX: no gradient) */
+} rg_value;
+
+typedef struct {
+    char name[RG_NAME_MAX];
+    int32_t ndim;
+    int32_t dims[4];
+    size_t offset, count;      /* in floats, in the param (or buffer) block */
+    int32_t no_decay;          /* BN parameters and biases: skipped by weight decay */
+    int32_t fan_in, fan_out;   /* for initialization */
+} rg_param;
+
+typedef enum { RG_PLAN_EVAL = 0, RG_PLAN_TRAIN = 1 } rg_plan_mode;
+
+typedef struct rg_graph {
+    rg_node *nodes;
+    int32_t n_nodes, cap_nodes;
+    rg_value *values;
+    int32_t n_values, cap_values;
+    rg_param *params;
+    int32_t n_params, cap_params;
+    size_t param_floats;
+    float *param_data, *grad_data; /* one block each */
+    rg_param *buffers;
+    int32_t n_buffers, cap_buffers;
+    size_t buffer_floats;
+    float *buffer_data;
+    int32_t input, output;         /* value ids */
+    char *spec;                    /* the model spec text this graph was built from (owned) */
+
+    /* Plan (rg_graph_plan). */
+    int32_t batch;
+    rg_plan_mode mode;
+    float *arena;                  /* activations, gradients and scratch */
+    size_t arena_floats;
+    size_t act_floats;             /* of which activations (for reports) */
+    size_t scratch_off;            /* shared scratch region, in floats */
+    size_t scratch_floats;
+    int32_t threads;               /* OpenMP threads used by ops (0 = default) */
+} rg_graph;
+
+/* Per-call execution context. */
+typedef struct {
+    int training;     /* BN uses batch statistics and updates buffers; dropout active */
+    uint64_t seed;    /* for dropout masks, keyed with step and node */
+    uint64_t step;
+} rg_exec;
+
+/* ---- building ------------------------------------------------------------ */
+
+/* An empty graph with an input of one image of h x w x c. */
+rg_status rg_graph_create(int32_t h, int32_t w, int32_t c, rg_graph **out, rg_error *err);
+void rg_graph_free(rg_graph *g);
+
+/* Builder calls. Each infers the output shape from its inputs, creates the
+ * node's parameters (named "<name>.weight", "<name>.bias", BN:
+ * "<name>.weight/.bias" and buffers "<name>.running_mean/_var") and returns
+ * the new value id in *out. Errors (impossible shapes, duplicate names) name
+ * the node. */
+rg_status rg_graph_add_conv(rg_graph *g, const char *name, int32_t in, rg_conv_attr attr, int32_t *out, rg_error *err);
+rg_status rg_graph_add_bn(rg_graph *g, const char *name, int32_t in, int32_t *out, rg_error *err);
+rg_status rg_graph_add_unary(rg_graph *g, rg_op_type op, const char *name, int32_t in, int32_t *out, rg_error *err);
+rg_status rg_graph_add_binary(rg_graph *g, rg_op_type op, const char *name, int32_t a, int32_t b, int32_t *out, rg_error *err);
+rg_status rg_graph_add_concat(rg_graph *g, const char *name, const int32_t *ins, int32_t n_in, int32_t *out, rg_error *err);
+rg_status rg_graph_add_slice(rg_graph *g, const char *name, int32_t in, int32_t offset, int32_t count, int32_t *out, rg_error *err);
+rg_status rg_graph_add_shuffle(rg_graph *g, const char *name, int32_t in, int32_t groups, int32_t *out, rg_error *err);
+rg_status rg_graph_add_pool(rg_graph *g, rg_op_type op, const char *name, int32_t in, int32_t k, int32_t stride, int32_t pad, int32_t *out, rg_error *err);
+rg_status rg_graph_add_linear(rg_graph *g, const char *name, int32_t in, int32_t out_features, int has_bias, int32_t *out, rg_error *err);
+rg_status rg_graph_add_dropout(rg_graph *g, const char *name, int32_t in, float p, int32_t *out, rg_error *err);
+/* Marks the graph's output (logits) and allocates the parameter blocks. */
+rg_status rg_graph_finish(rg_graph *g, int32_t output, rg_error *err);
+
+/* ---- parameters ------------------------------------------------------------ */
+
+/* Deterministic initialization from seed: conv weights Kaiming normal
+ * (fan_out, gain sqrt(2)), BN gamma 1 beta 0, running mean 0 var 1, linear
+ * weight N(0, 0.01), biases 0. Each tensor's stream is keyed by (seed, index). */
+void rg_graph_init_params(rg_graph *g, uint64_t seed);
+int32_t rg_graph_find_param(const rg_graph *g, const char *name);   /* -1 if none */
+int32_t rg_graph_find_buffer(const rg_graph *g, const char *name);  /* -1 if none */
+int32_t rg_graph_find_node(const rg_graph *g, const char *name);    /* -1 if none */
+
+/* ---- planning and running ---------------------------------------------------- */
+
+/* Plans the arena for `batch` images. RG_PLAN_TRAIN keeps every activation
+ * for the backward pass and gives every value a gradient slot; RG_PLAN_EVAL
+ * reuses memory by liveness. Replaces any previous plan. */
+rg_status rg_graph_plan(rg_graph *g, int32_t batch, rg_plan_mode mode, rg_error *err);
+float *rg_graph_input(rg_graph *g);
+float *rg_graph_output(rg_graph *g);
+float *rg_graph_output_grad(rg_graph *g);
+/* Activation and gradient of a value in the current plan. */
+float *rg_graph_act(rg_graph *g, int32_t value);
+float *rg_graph_grad(rg_graph *g, int32_t value);
+
+/* Forward pass over the planned batch (the first `batch` images of the input). */
+void rg_graph_forward(rg_graph *g, const rg_exec *ctx);
+/* Backward pass: the caller has written dL/d(output) into
+ * rg_graph_output_grad(g). Zeroes and fills the parameter gradients and every
+ * value's gradient. Requires a RG_PLAN_TRAIN plan and a prior forward with
+ * ctx->training set the same way. */
+void rg_graph_backward(rg_graph *g, const rg_exec *ctx);
+
+/* ---- reports ------------------------------------------------------------------ */
+
+typedef struct {
+    size_t params;          /* trainable parameters */
+    size_t buffers;         /* BN running statistics */
+    uint64_t macs;          /* forward multiply-accumulates per image (conv and linear) */
+    size_t peak_act_bytes;  /* activation arena of the batch-1 inference plan */
+} rg_graph_stats;
+rg_status rg_graph_stats_compute(const rg_graph *g, rg_graph_stats *st, rg_error *err);
+
+const char *rg_op_name(rg_op_type op);
+size_t rg_shape_count(rg_shape s);   /* n*h*w*c */
+
+#endif

@@ -1,0 +1,34 @@
+/* regain — counter-based random numbers keyed by what they are for.
+ *
+ * Every random draw in regain comes from a stream keyed by (seed, a, b), e.g.
+ * (seed, epoch, sample) for augmentation or (seed, step, node) for dropout,
+ * so results never depend on the number of threads or on the order in which
+ * work is scheduled.
+ *
+ *     rg_rng r = rg_rng_keyed(seed, epoch, sample_index);
+ *     float u = rg_rng_uniform(&r);     // [0, 1)
+ */
+#ifndef REGAIN_RNG_H
+#define REGAIN_RNG_H
+
+#include <stdint.h>
+
+typedef struct {
+    uint64_t s[4]; /* xoshiro256** state */
+} rg_rng;
+
+/* A stream determined by (seed, a, b) alone. Different keys give independent
+ * streams (the key is mixed by splitmix64 before seeding xoshiro256**). */
+rg_rng rg_rng_keyed(uint64_t seed, uint64_t a, uint64_t b);
+
+uint64_t rg_rng_u64(rg_rng *r);
+/* Uniform in [0, 1) with 24 bits of precision. */
+float rg_rng_uniform(rg_rng *r);
+/* Uniform integer in [0, n), n > 0, without modulo bias. */
+uint32_t rg_rng_below(rg_rng *r, uint32_t n);
+/* Standard normal (Box–Muller, double internally). */
+float rg_rng_normal(rg_rng *r);
+/* Fisher–Yates permutation of 0..n-1 into perm. */
+void rg_rng_permutation(rg_rng *r, uint32_t *perm, uint32_t n);
+
+#endif

@@ -1,0 +1,165 @@
+/* Memory planning: every activation, gradient, per-node saved state and the
+ * shared scratch get an offset in one arena, computed once per batch size.
+ *
+ * Training keeps every activation until the backward pass, so values simply
+ * get consecutive slots. Inference places values by liveness with the
+ * greedy-by-size heuristic TFLite Micro uses: sort values by size, largest
+ * first, and put each at the lowest offset where it overlaps no already
+ * placed value that is alive at the same time.
+ */
+#include "regain/graph.h"
+#include "ops/op.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ALIGN_FLOATS 16 /* 64 bytes */
+
+static size_t align_up(size_t x) { return (x + ALIGN_FLOATS - 1) & ~(size_t)(ALIGN_FLOATS - 1); }
+
+typedef struct {
+    int32_t v;
+    size_t size;
+    int32_t first, last;
+    size_t off;
+} placement;
+
+static int by_size_desc(const void *a, const void *b)
+{
+    const placement *x = a, *y = b;
+    if (x->size != y->size) return x->size < y->size ? 1 : -1;
+    return x->v - y->v;
+}
+
+/* Greedy-by-size placement of live ranges; returns the peak in floats. */
+static size_t place_by_liveness(placement *p, int32_t n)
+{
+    qsort(p, (size_t)n, sizeof *p, by_size_desc);
+    size_t peak = 0;
+    for (int32_t i = 0; i < n; i++) {
+        size_t off = 0;
+        /* Try offsets at 0 and right after each conflicting placed block,
+         * lowest first; a candidate works when it overlaps no live block. */
+        for (;;) {
+            size_t next = SIZE_MAX;
+            int clash = 0;
+            for (int32_t j = 0; j < i; j++) {
+                if (p[j].last < p[i].first || p[i].last < p[j].first) continue;
+                if (p[j].off < off + p[i].size && off < p[j].off + p[j].size) {
+                    clash = 1;
+                    size_t end = p[j].off + p[j].size;
+                    if (end < next) next = end;
+                }
+            }
+            if (!clash) break;
+            off = next;
+        }
+        p[i].off = off;
+        if (off + p[i].size > peak) peak = off + p[i].size;
+    }
+    return peak;
+}
+
+rg_status rg_graph_plan(rg_graph *g, int32_t batch, rg_plan_mode mode, rg_error *err)
+{
+    if (batch <= 0 || batch > (1 << 20)) return rg_fail(err, RG_ERR_ARG, "batch size %d is not valid", batch);
+    if (g->output < 0) return rg_fail(err, RG_ERR_ARG, "graph is not finished");
+    rg_free_aligned(g->arena);
+    g->arena = NULL;
+    g->batch = batch;
+    g->mode = mode;
+
+    size_t total = 0;
+    if (mode == RG_PLAN_TRAIN) {
+        for (int32_t v = 0; v < g->n_values; v++) {
+            rg_shape s = g->values[v].shape;
+            s.n = batch;
+            g->values[v].act_off = total;
+            total += align_up(rg_shape_count(s));
+        }
+        g->act_floats = total;
+        for (int32_t v = 0; v < g->n_values; v++) {
+            rg_shape s = g->values[v].shape;
+            s.n = batch;
+            g->values[v].grad_off = total;
+            total += align_up(rg_shape_count(s));
+        }
+    } else {
+        placement *p = rg_calloc((size_t)g->n_values, sizeof *p, err);
+        if (!p) return RG_ERR_NOMEM;
+        for (int32_t v = 0; v < g->n_values; v++) {
+            rg_shape s = g->values[v].shape;
+            s.n = batch;
+            p[v] = (placement){v, align_up(rg_shape_count(s)), g->values[v].producer, g->values[v].last_use, 0};
+        }
+        total = place_by_liveness(p, g->n_values);
+        for (int32_t i = 0; i < g->n_values; i++) {
+            g->values[p[i].v].act_off = p[i].off;
+            g->values[p[i].v].grad_off = SIZE_MAX;
+        }
+        free(p);
+        g->act_floats = total;
+    }
+
+    /* Per-node saved state (training only) and the shared scratch. */
+    size_t scratch = 0;
+    for (int32_t i = 0; i < g->n_nodes; i++) {
+        rg_node *n = &g->nodes[i];
+        const rg_op_def *d = rg_op_def_get(n->op);
+        n->scratch_floats = d->scratch_floats ? d->scratch_floats(g, n, batch) : 0;
+        if (n->scratch_floats > scratch) scratch = n->scratch_floats;
+    }
+    g->scratch_off = total;
+    g->scratch_floats = align_up(scratch);
+    total += g->scratch_floats;
+    /* Saved state lives after the scratch; its offsets are recomputed in the
+     * same node order by rg_graph_saved(). */
+    size_t saved = 0;
+    for (int32_t i = 0; i < g->n_nodes; i++) {
+        const rg_op_def *d = rg_op_def_get(g->nodes[i].op);
+        if (d->saved_floats) saved += align_up(d->saved_floats(g, &g->nodes[i], batch));
+    }
+    total += saved;
+
+    g->arena = rg_alloc_aligned((total + ALIGN_FLOATS) * sizeof(float), err);
+    if (!g->arena) {
+        g->arena_floats = 0;
+        return rg_fail(err, RG_ERR_NOMEM, "out of memory planning %zu MiB of activations for batch %d",
+                       total * sizeof(float) >> 20, batch);
+    }
+    memset(g->arena, 0, total * sizeof(float));
+    g->arena_floats = total;
+    return RG_OK;
+}
+
+float *rg_graph_act(rg_graph *g, int32_t value) { return g->arena + g->values[value].act_off; }
+
+float *rg_graph_grad(rg_graph *g, int32_t value)
+{
+    size_t off = g->values[value].grad_off;
+    return off == SIZE_MAX ? NULL : g->arena + off;
+}
+
+float *rg_graph_input(rg_graph *g) { return rg_graph_act(g, g->input); }
+float *rg_graph_output(rg_graph *g) { return rg_graph_act(g, g->output); }
+float *rg_graph_output_grad(rg_graph *g) { return rg_graph_grad(g, g->output); }
+
+rg_status rg_graph_stats_compute(const rg_graph *g, rg_graph_stats *st, rg_error *err)
+{
+    memset(st, 0, sizeof *st);
+    for (int32_t i = 0; i < g->n_params; i++) st->params += g->params[i].count;
+    for (int32_t i = 0; i < g->n_buffers; i++) st->buffers += g->buffers[i].count;
+    for (int32_t i = 0; i < g->n_nodes; i++) {
+        const rg_op_def *d = rg_op_def_get(g->nodes[i].op);
+        if (d->macs) st->macs += d->macs(g, &g->nodes[i]);
+    }
+    placement *p = rg_calloc((size_t)g->n_values, sizeof *p, err);
+    if (!p) return RG_ERR_NOMEM;
+    for (int32_t v = 0; v < g->n_values; v++)
+        p[v] = (placement){v, align_up(rg_shape_count(g->values[v].shape)), g->values[v].producer,
+                           g->values[v].last_use, 0};
+    st->peak_act_bytes = place_by_liveness(p, g->n_values) * sizeof(float);
+    free(p);
+    return RG_OK;
+}

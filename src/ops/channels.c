@@ -1,0 +1,89 @@
+/* Channel rearrangements: concat, slice (a split is two slices) and the
+ * ShuffleNet channel shuffle. All are copies along the innermost axis. */
+#include "ops/op.h"
+
+#include <string.h>
+
+/* Copies `count` channels per position from src (stride cs, offset so) to dst
+ * (stride cd, offset od), accumulating when acc is set. */
+static void copy_channels(const float *src, int32_t cs, int32_t so, float *dst, int32_t cd, int32_t od,
+                          int32_t count, size_t positions, int acc)
+{
+#pragma omp parallel for schedule(static)
+    for (size_t r = 0; r < positions; r++) {
+        const float *s = src + r * cs + so;
+        float *d = dst + r * cd + od;
+        if (acc)
+            for (int32_t k = 0; k < count; k++) d[k] += s[k];
+        else
+            memcpy(d, s, (size_t)count * sizeof(float));
+    }
+}
+
+static size_t positions(const rg_op_call *c)
+{
+    rg_shape s = rg_out_shape(c);
+    return (size_t)s.n * s.h * s.w;
+}
+
+static void concat_forward(const rg_op_call *c)
+{
+    int32_t cy = rg_out_shape(c).c, off = 0;
+    for (int32_t i = 0; i < c->node->n_in; i++) {
+        int32_t ci = rg_in_shape(c, i).c;
+        copy_channels(rg_in(c, i), ci, 0, rg_out(c), cy, off, ci, positions(c), 0);
+        off += ci;
+    }
+}
+
+static void concat_backward(const rg_op_call *c)
+{
+    int32_t cy = rg_out_shape(c).c, off = 0;
+    for (int32_t i = 0; i < c->node->n_in; i++) {
+        int32_t ci = rg_in_shape(c, i).c;
+        copy_channels(rg_dout(c), cy, off, rg_din(c, i), ci, 0, ci, positions(c), 1);
+        off += ci;
+    }
+}
+
+static void slice_forward(const rg_op_call *c)
+{
+    int32_t cx = rg_in_shape(c, 0).c, cy = rg_out_shape(c).c;
+    copy_channels(rg_in(c, 0), cx, c->node->a.slice.offset, rg_out(c), cy, 0, cy, positions(c), 0);
+}
+
+static void slice_backward(const rg_op_call *c)
+{
+    int32_t cx = rg_in_shape(c, 0).c, cy = rg_out_shape(c).c;
+    copy_channels(rg_dout(c), cy, 0, rg_din(c, 0), cx, c->node->a.slice.offset, cy, positions(c), 1);
+}
+
+/* Shuffle with g groups of k = C/g channels: view channels as (g, k),
+ * transpose to (k, g). Output channel j*g + i comes from input i*k + j. */
+static void shuffle_forward(const rg_op_call *c)
+{
+    int32_t C = rg_out_shape(c).c, g = c->node->a.shuffle.groups, k = C / g;
+    const float *x = rg_in(c, 0);
+    float *y = rg_out(c);
+    size_t P = positions(c);
+#pragma omp parallel for schedule(static)
+    for (size_t r = 0; r < P; r++)
+        for (int32_t i = 0; i < g; i++)
+            for (int32_t j = 0; j < k; j++) y[r * C + j * g + i] = x[r * C + i * k + j];
+}
+
+static void shuffle_backward(const rg_op_call *c)
+{
+    int32_t C = rg_out_shape(c).c, g = c->node->a.shuffle.groups, k = C / g;
+    const float *dy = rg_dout(c);
+    float *dx = rg_din(c, 0);
+    size_t P = positions(c);
+#pragma omp parallel for schedule(static)
+    for (size_t r = 0; r < P; r++)
+        for (int32_t i = 0; i < g; i++)
+            for (int32_t j = 0; j < k; j++) dx[r * C + i * k + j] += dy[r * C + j * g + i];
+}
+
+const rg_op_def rg_op_concat = {"concat", concat_forward, concat_backward, NULL, NULL, NULL};
+const rg_op_def rg_op_slice = {"slice", slice_forward, slice_backward, NULL, NULL, NULL};
+const rg_op_def rg_op_shuffle = {"shuffle", shuffle_forward, shuffle_backward, NULL, NULL, NULL};

@@ -1,0 +1,297 @@
+/* 2-D convolution, NHWC.
+ *
+ *   x: (N, H, W, Cin)   w: (Cout, KH, KW, Cin/groups) "OHWI"   y: (N, Ho, Wo, Cout)
+ *   y[n,oh,ow,co] = sum_{kh,kw,ci} x[n, oh*s-p+kh, ow*s-p+kw, g*Cg+ci] * w[co,kh,kw,ci]
+ *
+ * Three paths, chosen by shape:
+ * - pointwise (1x1, stride 1, no padding, one group): one sgemm over
+ *   (N*H*W, Cin) x (Cin, Cout), no copy at all;
+ * - depthwise (groups = Cin = Cout): direct loops vectorized over channels;
+ * - everything else: im2col over a chunk of images, then one sgemm per group.
+ *   The im2col row layout (kh, kw, ci) matches the OHWI weight layout, so the
+ *   weight needs no transposition. Chunks bound the scratch size; weight
+ *   gradients are accumulated chunk after chunk in a fixed order.
+ */
+#include "ops/op.h"
+
+#include <cblas.h>
+#include <string.h>
+
+#define IM2COL_MAX_FLOATS ((size_t)4 << 20) /* 16 MiB of column buffer per chunk */
+
+static int is_pointwise(const rg_conv_attr *a)
+{
+    return a->kh == 1 && a->kw == 1 && a->stride == 1 && a->pad == 0 && a->groups == 1;
+}
+
+static int is_depthwise(const rg_graph *g, const rg_node *n)
+{
+    int32_t cin = g->values[n->in[0]].shape.c;
+    return n->a.conv.groups == cin && n->a.conv.cout == cin && cin > 1;
+}
+
+/* Images per im2col chunk: as many as fit the column budget, at least one. */
+static int32_t chunk_images(const rg_graph *g, const rg_node *n, int32_t batch)
+{
+    const rg_conv_attr *a = &n->a.conv;
+    rg_shape y = g->values[n->out].shape;
+    int32_t cg = g->values[n->in[0]].shape.c / a->groups;
+    size_t per_image = (size_t)y.h * y.w * a->kh * a->kw * cg;
+    size_t k = IM2COL_MAX_FLOATS / (per_image ? per_image : 1);
+    if (k < 1) k = 1;
+    if (k > (size_t)batch) k = (size_t)batch;
+    return (int32_t)k;
+}
+
+static size_t conv_scratch(const rg_graph *g, const rg_node *n, int32_t batch)
+{
+    const rg_conv_attr *a = &n->a.conv;
+    rg_shape y = g->values[n->out].shape;
+    if (is_pointwise(a)) return 0;
+    if (is_depthwise(g, n)) {
+        /* transposed weight (KH*KW*C) + per-image weight-gradient partials */
+        size_t kc = (size_t)a->kh * a->kw * a->cout;
+        return kc + (size_t)batch * kc;
+    }
+    int32_t cg = g->values[n->in[0]].shape.c / a->groups;
+    return (size_t)chunk_images(g, n, batch) * y.h * y.w * a->kh * a->kw * cg;
+}
+
+static uint64_t conv_macs(const rg_graph *g, const rg_node *n)
+{
+    const rg_conv_attr *a = &n->a.conv;
+    rg_shape y = g->values[n->out].shape;
+    int32_t cg = g->values[n->in[0]].shape.c / a->groups;
+    return (uint64_t)y.h * y.w * a->cout * cg * a->kh * a->kw;
+}
+
+/* ---- im2col / col2im for one group of channels ------------------------------ */
+
+/* col[(n, oh, ow), (kh, kw, ci)] = x[n, oh*s-p+kh, ow*s-p+kw, c0+ci], zero outside. */
+static void im2col(const float *x, rg_shape xs, int32_t nimg, int32_t c0, int32_t cg, const rg_conv_attr *a,
+                   int32_t ho, int32_t wo, float *col)
+{
+    size_t K = (size_t)a->kh * a->kw * cg;
+    int32_t rows = nimg * ho * wo;
+#pragma omp parallel for schedule(static)
+    for (int32_t r = 0; r < rows; r++) {
+        int32_t n = r / (ho * wo), oh = (r / wo) % ho, ow = r % wo;
+        float *dst = col + (size_t)r * K;
+        for (int32_t kh = 0; kh < a->kh; kh++) {
+            int32_t ih = oh * a->stride - a->pad + kh;
+            for (int32_t kw = 0; kw < a->kw; kw++) {
+                int32_t iw = ow * a->stride - a->pad + kw;
+                if (ih < 0 || ih >= xs.h || iw < 0 || iw >= xs.w) {
+                    memset(dst, 0, (size_t)cg * sizeof(float));
+                } else {
+                    memcpy(dst, x + (((size_t)n * xs.h + ih) * xs.w + iw) * xs.c + c0, (size_t)cg * sizeof(float));
+                }
+                dst += cg;
+            }
+        }
+    }
+}
+
+/* dx[n, ih, iw, c0+ci] += dcol[...]: the adjoint of im2col. Parallel over
+ * images, which never share an input pixel. */
+static void col2im(const float *dcol, rg_shape xs, int32_t nimg, int32_t c0, int32_t cg, const rg_conv_attr *a,
+                   int32_t ho, int32_t wo, float *dx)
+{
+    size_t K = (size_t)a->kh * a->kw * cg;
+#pragma omp parallel for schedule(static)
+    for (int32_t n = 0; n < nimg; n++) {
+        for (int32_t oh = 0; oh < ho; oh++)
+            for (int32_t ow = 0; ow < wo; ow++) {
+                const float *src = dcol + ((size_t)(n * ho + oh) * wo + ow) * K;
+                for (int32_t kh = 0; kh < a->kh; kh++) {
+                    int32_t ih = oh * a->stride - a->pad + kh;
+                    for (int32_t kw = 0; kw < a->kw; kw++, src += cg) {
+                        int32_t iw = ow * a->stride - a->pad + kw;
+                        if (ih < 0 || ih >= xs.h || iw < 0 || iw >= xs.w) continue;
+                        float *d = dx + (((size_t)n * xs.h + ih) * xs.w + iw) * xs.c + c0;
+                        for (int32_t ci = 0; ci < cg; ci++) d[ci] += src[ci];
+                    }
+                }
+            }
+    }
+}
+
+/* ---- bias ------------------------------------------------------------------------ */
+
+static void add_bias(float *y, size_t rows, int32_t c, const float *b)
+{
+#pragma omp parallel for schedule(static)
+    for (size_t r = 0; r < rows; r++)
+        for (int32_t k = 0; k < c; k++) y[r * c + k] += b[k];
+}
+
+/* db[k] += sum_r dy[r, k], rows summed in order for determinism. */
+static void bias_grad(const float *dy, size_t rows, int32_t c, float *db)
+{
+#pragma omp parallel for schedule(static)
+    for (int32_t k = 0; k < c; k++) {
+        double s = 0.0;
+        for (size_t r = 0; r < rows; r++) s += dy[r * c + k];
+        db[k] += (float)s;
+    }
+}
+
+/* ---- depthwise -------------------------------------------------------------------- */
+
+/* wt[(kh, kw), c] = w[c, kh, kw]: channels innermost, so loops vectorize. */
+static void transpose_dw_weight(const float *w, int32_t c, int32_t kk, float *wt)
+{
+    for (int32_t ch = 0; ch < c; ch++)
+        for (int32_t k = 0; k < kk; k++) wt[(size_t)k * c + ch] = w[(size_t)ch * kk + k];
+}
+
+static void dw_forward(const rg_op_call *call)
+{
+    const rg_conv_attr *a = &call->node->a.conv;
+    rg_shape xs = rg_in_shape(call, 0), ys = rg_out_shape(call);
+    const float *x = rg_in(call, 0);
+    float *y = rg_out(call), *wt = call->scratch;
+    int32_t C = ys.c;
+    transpose_dw_weight(rg_param_data(call, 0), C, a->kh * a->kw, wt);
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int32_t n = 0; n < ys.n; n++)
+        for (int32_t oh = 0; oh < ys.h; oh++)
+            for (int32_t ow = 0; ow < ys.w; ow++) {
+                float *dst = y + (((size_t)n * ys.h + oh) * ys.w + ow) * C;
+                for (int32_t ch = 0; ch < C; ch++) dst[ch] = 0.0f;
+                for (int32_t kh = 0; kh < a->kh; kh++) {
+                    int32_t ih = oh * a->stride - a->pad + kh;
+                    if (ih < 0 || ih >= xs.h) continue;
+                    for (int32_t kw = 0; kw < a->kw; kw++) {
+                        int32_t iw = ow * a->stride - a->pad + kw;
+                        if (iw < 0 || iw >= xs.w) continue;
+                        const float *src = x + (((size_t)n * xs.h + ih) * xs.w + iw) * C;
+                        const float *wk = wt + (size_t)(kh * a->kw + kw) * C;
+                        for (int32_t ch = 0; ch < C; ch++) dst[ch] += src[ch] * wk[ch];
+                    }
+                }
+            }
+    if (call->node->param[1] >= 0) add_bias(y, (size_t)ys.n * ys.h * ys.w, C, rg_param_data(call, 1));
+}
+
+static void dw_backward(const rg_op_call *call)
+{
+    const rg_conv_attr *a = &call->node->a.conv;
+    rg_shape xs = rg_in_shape(call, 0), ys = rg_out_shape(call);
+    const float *x = rg_in(call, 0), *dy = rg_dout(call);
+    float *dx = rg_din(call, 0);
+    int32_t C = ys.c, KK = a->kh * a->kw;
+    size_t kc = (size_t)KK * C;
+    float *wt = call->scratch, *part = call->scratch + kc;
+    transpose_dw_weight(rg_param_data(call, 0), C, KK, wt);
+    /* Per image: input gradient and this image's share of the weight gradient. */
+#pragma omp parallel for schedule(static)
+    for (int32_t n = 0; n < ys.n; n++) {
+        float *pw = part + (size_t)n * kc;
+        memset(pw, 0, kc * sizeof(float));
+        for (int32_t oh = 0; oh < ys.h; oh++)
+            for (int32_t ow = 0; ow < ys.w; ow++) {
+                const float *g = dy + (((size_t)n * ys.h + oh) * ys.w + ow) * C;
+                for (int32_t kh = 0; kh < a->kh; kh++) {
+                    int32_t ih = oh * a->stride - a->pad + kh;
+                    if (ih < 0 || ih >= xs.h) continue;
+                    for (int32_t kw = 0; kw < a->kw; kw++) {
+                        int32_t iw = ow * a->stride - a->pad + kw;
+                        if (iw < 0 || iw >= xs.w) continue;
+                        size_t xo = (((size_t)n * xs.h + ih) * xs.w + iw) * C;
+                        const float *wk = wt + (size_t)(kh * a->kw + kw) * C;
+                        float *pk = pw + (size_t)(kh * a->kw + kw) * C;
+                        for (int32_t ch = 0; ch < C; ch++) {
+                            if (dx) dx[xo + ch] += g[ch] * wk[ch];
+                            pk[ch] += g[ch] * x[xo + ch];
+                        }
+                    }
+                }
+            }
+    }
+    /* Reduce the per-image partials in image order (thread-count independent). */
+    float *dw = rg_param_grad(call, 0);
+#pragma omp parallel for schedule(static)
+    for (size_t k = 0; k < kc; k++) {
+        float s = 0.0f;
+        for (int32_t n = 0; n < ys.n; n++) s += part[(size_t)n * kc + k];
+        int32_t ch = (int32_t)(k % (size_t)C), kk = (int32_t)(k / (size_t)C);
+        dw[(size_t)ch * KK + kk] += s;
+    }
+    if (call->node->param[1] >= 0) bias_grad(dy, (size_t)ys.n * ys.h * ys.w, C, rg_param_grad(call, 1));
+}
+
+/* ---- dense and grouped ---------------------------------------------------------------- */
+
+static void conv_forward(const rg_op_call *call)
+{
+    const rg_node *n = call->node;
+    const rg_conv_attr *a = &n->a.conv;
+    if (is_depthwise(call->g, n)) {
+        dw_forward(call);
+        return;
+    }
+    rg_shape xs = rg_in_shape(call, 0), ys = rg_out_shape(call);
+    const float *x = rg_in(call, 0), *w = rg_param_data(call, 0);
+    float *y = rg_out(call);
+    if (is_pointwise(a)) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ys.n * ys.h * ys.w, ys.c, xs.c, 1.0f, x, xs.c, w,
+                    xs.c, 0.0f, y, ys.c);
+    } else {
+        int32_t G = a->groups, cg = xs.c / G, coutg = a->cout / G;
+        int32_t K = a->kh * a->kw * cg, chunk = chunk_images(call->g, n, xs.n);
+        size_t xi = (size_t)xs.h * xs.w * xs.c, yi = (size_t)ys.h * ys.w * ys.c;
+        for (int32_t n0 = 0; n0 < xs.n; n0 += chunk) {
+            int32_t nb = xs.n - n0 < chunk ? xs.n - n0 : chunk, rows = nb * ys.h * ys.w;
+            for (int32_t gi = 0; gi < G; gi++) {
+                im2col(x + n0 * xi, xs, nb, gi * cg, cg, a, ys.h, ys.w, call->scratch);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, coutg, K, 1.0f, call->scratch, K,
+                            w + (size_t)gi * coutg * K, K, 0.0f, y + n0 * yi + gi * coutg, ys.c);
+            }
+        }
+    }
+    if (n->param[1] >= 0) add_bias(y, (size_t)ys.n * ys.h * ys.w, ys.c, rg_param_data(call, 1));
+}
+
+static void conv_backward(const rg_op_call *call)
+{
+    const rg_node *n = call->node;
+    const rg_conv_attr *a = &n->a.conv;
+    if (is_depthwise(call->g, n)) {
+        dw_backward(call);
+        return;
+    }
+    rg_shape xs = rg_in_shape(call, 0), ys = rg_out_shape(call);
+    const float *x = rg_in(call, 0), *w = rg_param_data(call, 0), *dy = rg_dout(call);
+    float *dx = rg_din(call, 0), *dw = rg_param_grad(call, 0);
+    if (is_pointwise(a)) {
+        int32_t rows = ys.n * ys.h * ys.w;
+        /* dW[Cout, Cin] += dY^T X ; dX[rows, Cin] += dY W */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ys.c, xs.c, rows, 1.0f, dy, ys.c, x, xs.c, 1.0f, dw,
+                    xs.c);
+        if (dx)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, xs.c, ys.c, 1.0f, dy, ys.c, w, xs.c, 1.0f,
+                        dx, xs.c);
+    } else {
+        int32_t G = a->groups, cg = xs.c / G, coutg = a->cout / G;
+        int32_t K = a->kh * a->kw * cg, chunk = chunk_images(call->g, n, xs.n);
+        size_t xi = (size_t)xs.h * xs.w * xs.c, yi = (size_t)ys.h * ys.w * ys.c;
+        for (int32_t n0 = 0; n0 < xs.n; n0 += chunk) {
+            int32_t nb = xs.n - n0 < chunk ? xs.n - n0 : chunk, rows = nb * ys.h * ys.w;
+            for (int32_t gi = 0; gi < G; gi++) {
+                const float *dyg = dy + n0 * yi + gi * coutg;
+                im2col(x + n0 * xi, xs, nb, gi * cg, cg, a, ys.h, ys.w, call->scratch);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, coutg, K, rows, 1.0f, dyg, ys.c, call->scratch,
+                            K, 1.0f, dw + (size_t)gi * coutg * K, K);
+                if (!dx) continue;
+                /* the column buffer is reused for the column gradient */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, K, coutg, 1.0f, dyg, ys.c,
+                            w + (size_t)gi * coutg * K, K, 0.0f, call->scratch, K);
+                col2im(call->scratch, xs, nb, gi * cg, cg, a, ys.h, ys.w, dx + n0 * xi);
+            }
+        }
+    }
+    if (n->param[1] >= 0) bias_grad(dy, (size_t)ys.n * ys.h * ys.w, ys.c, rg_param_grad(call, 1));
+}
+
+const rg_op_def rg_op_conv = {"conv", conv_forward, conv_backward, conv_scratch, NULL, conv_macs};

@@ -1,0 +1,153 @@
+/* Max and average pooling over k x k windows (NHWC), and global average pooling.
+ *
+ * max: padding counts as -inf; the gradient goes to the first maximum in
+ *      window scan order (as PyTorch does), found again in backward.
+ * avg: the divisor is the number of in-bounds taps (count_include_pad = 0).
+ * gap: y[n, c] = mean over H*W of x[n, :, :, c]; dx += dy / (H*W).
+ */
+#include "ops/op.h"
+
+#include <float.h>
+#include <math.h>
+
+typedef struct {
+    int32_t h0, h1, w0, w1; /* in-bounds window [h0, h1) x [w0, w1) */
+} window;
+
+static window window_at(const rg_op_call *c, rg_shape xs, int32_t oh, int32_t ow)
+{
+    int32_t k = c->node->a.pool.k, s = c->node->a.pool.stride, p = c->node->a.pool.pad;
+    window w = {oh * s - p, oh * s - p + k, ow * s - p, ow * s - p + k};
+    if (w.h0 < 0) w.h0 = 0;
+    if (w.w0 < 0) w.w0 = 0;
+    if (w.h1 > xs.h) w.h1 = xs.h;
+    if (w.w1 > xs.w) w.w1 = xs.w;
+    return w;
+}
+
+static void maxpool_forward(const rg_op_call *c)
+{
+    rg_shape xs = rg_in_shape(c, 0), ys = rg_out_shape(c);
+    const float *x = rg_in(c, 0);
+    float *y = rg_out(c);
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int32_t n = 0; n < ys.n; n++)
+        for (int32_t oh = 0; oh < ys.h; oh++)
+            for (int32_t ow = 0; ow < ys.w; ow++) {
+                window w = window_at(c, xs, oh, ow);
+                float *d = y + (((size_t)n * ys.h + oh) * ys.w + ow) * ys.c;
+                for (int32_t ch = 0; ch < ys.c; ch++) d[ch] = -INFINITY;
+                for (int32_t ih = w.h0; ih < w.h1; ih++)
+                    for (int32_t iw = w.w0; iw < w.w1; iw++) {
+                        const float *s = x + (((size_t)n * xs.h + ih) * xs.w + iw) * xs.c;
+                        for (int32_t ch = 0; ch < ys.c; ch++)
+                            if (s[ch] > d[ch]) d[ch] = s[ch];
+                    }
+            }
+}
+
+static void maxpool_backward(const rg_op_call *c)
+{
+    rg_shape xs = rg_in_shape(c, 0), ys = rg_out_shape(c);
+    const float *x = rg_in(c, 0), *y = rg_out(c), *dy = rg_dout(c);
+    float *dx = rg_din(c, 0);
+    /* Parallel over images: windows of one image may overlap, images never do. */
+#pragma omp parallel for schedule(static)
+    for (int32_t n = 0; n < ys.n; n++)
+        for (int32_t oh = 0; oh < ys.h; oh++)
+            for (int32_t ow = 0; ow < ys.w; ow++) {
+                window w = window_at(c, xs, oh, ow);
+                size_t yo = (((size_t)n * ys.h + oh) * ys.w + ow) * ys.c;
+                for (int32_t ch = 0; ch < ys.c; ch++) {
+                    int found = 0;
+                    for (int32_t ih = w.h0; ih < w.h1 && !found; ih++)
+                        for (int32_t iw = w.w0; iw < w.w1 && !found; iw++) {
+                            size_t xo = (((size_t)n * xs.h + ih) * xs.w + iw) * xs.c + ch;
+                            if (x[xo] == y[yo + ch]) {
+                                dx[xo] += dy[yo + ch];
+                                found = 1;
+                            }
+                        }
+                }
+            }
+}
+
+static void avgpool_forward(const rg_op_call *c)
+{
+    rg_shape xs = rg_in_shape(c, 0), ys = rg_out_shape(c);
+    const float *x = rg_in(c, 0);
+    float *y = rg_out(c);
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int32_t n = 0; n < ys.n; n++)
+        for (int32_t oh = 0; oh < ys.h; oh++)
+            for (int32_t ow = 0; ow < ys.w; ow++) {
+                window w = window_at(c, xs, oh, ow);
+                float *d = y + (((size_t)n * ys.h + oh) * ys.w + ow) * ys.c;
+                float inv = 1.0f / (float)((w.h1 - w.h0) * (w.w1 - w.w0));
+                for (int32_t ch = 0; ch < ys.c; ch++) d[ch] = 0.0f;
+                for (int32_t ih = w.h0; ih < w.h1; ih++)
+                    for (int32_t iw = w.w0; iw < w.w1; iw++) {
+                        const float *s = x + (((size_t)n * xs.h + ih) * xs.w + iw) * xs.c;
+                        for (int32_t ch = 0; ch < ys.c; ch++) d[ch] += s[ch];
+                    }
+                for (int32_t ch = 0; ch < ys.c; ch++) d[ch] *= inv;
+            }
+}
+
+static void avgpool_backward(const rg_op_call *c)
+{
+    rg_shape xs = rg_in_shape(c, 0), ys = rg_out_shape(c);
+    const float *dy = rg_dout(c);
+    float *dx = rg_din(c, 0);
+#pragma omp parallel for schedule(static)
+    for (int32_t n = 0; n < ys.n; n++)
+        for (int32_t oh = 0; oh < ys.h; oh++)
+            for (int32_t ow = 0; ow < ys.w; ow++) {
+                window w = window_at(c, xs, oh, ow);
+                const float *g = dy + (((size_t)n * ys.h + oh) * ys.w + ow) * ys.c;
+                float inv = 1.0f / (float)((w.h1 - w.h0) * (w.w1 - w.w0));
+                for (int32_t ih = w.h0; ih < w.h1; ih++)
+                    for (int32_t iw = w.w0; iw < w.w1; iw++) {
+                        float *d = dx + (((size_t)n * xs.h + ih) * xs.w + iw) * xs.c;
+                        for (int32_t ch = 0; ch < ys.c; ch++) d[ch] += g[ch] * inv;
+                    }
+            }
+}
+
+static void gap_forward(const rg_op_call *c)
+{
+    rg_shape xs = rg_in_shape(c, 0);
+    const float *x = rg_in(c, 0);
+    float *y = rg_out(c);
+    size_t hw = (size_t)xs.h * xs.w;
+    float inv = 1.0f / (float)hw;
+#pragma omp parallel for schedule(static)
+    for (int32_t n = 0; n < xs.n; n++) {
+        float *d = y + (size_t)n * xs.c;
+        for (int32_t ch = 0; ch < xs.c; ch++) d[ch] = 0.0f;
+        for (size_t r = 0; r < hw; r++) {
+            const float *s = x + ((size_t)n * hw + r) * xs.c;
+            for (int32_t ch = 0; ch < xs.c; ch++) d[ch] += s[ch];
+        }
+        for (int32_t ch = 0; ch < xs.c; ch++) d[ch] *= inv;
+    }
+}
+
+static void gap_backward(const rg_op_call *c)
+{
+    rg_shape xs = rg_in_shape(c, 0);
+    const float *dy = rg_dout(c);
+    float *dx = rg_din(c, 0);
+    size_t hw = (size_t)xs.h * xs.w;
+    float inv = 1.0f / (float)hw;
+#pragma omp parallel for schedule(static)
+    for (int32_t n = 0; n < xs.n; n++)
+        for (size_t r = 0; r < hw; r++) {
+            float *d = dx + ((size_t)n * hw + r) * xs.c;
+            for (int32_t ch = 0; ch < xs.c; ch++) d[ch] += dy[(size_t)n * xs.c + ch] * inv;
+        }
+}
+
+const rg_op_def rg_op_maxpool = {"maxpool", maxpool_forward, maxpool_backward, NULL, NULL, NULL};
+const rg_op_def rg_op_avgpool = {"avgpool", avgpool_forward, avgpool_backward, NULL, NULL, NULL};
+const rg_op_def rg_op_gap = {"gap", gap_forward, gap_backward, NULL, NULL, NULL};
