@@ -115,7 +115,8 @@ typedef struct rg_graph {
     char *spec;                    /* the model spec text this graph was built from (owned) */
 
     /* Plan (rg_graph_plan). */
-    int32_t batch;
+    int32_t batch;                 /* images in the current pass (<= planned_batch) */
+    int32_t planned_batch;         /* capacity of the plan */
     rg_plan_mode mode;
     float *arena;                  /* activations, gradients and scratch */
     size_t arena_floats;
@@ -172,6 +173,9 @@ int32_t rg_graph_find_node(const rg_graph *g, const char *name);    /* -1 if non
  * for the backward pass and gives every value a gradient slot; RG_PLAN_EVAL
  * reuses memory by liveness. Replaces any previous plan. */
 rg_status rg_graph_plan(rg_graph *g, int32_t batch, rg_plan_mode mode, rg_error *err);
+/* Sets the number of images of the next passes, 1..planned batch (a last,
+ * smaller batch of an epoch runs on the same plan). */
+rg_status rg_graph_set_batch(rg_graph *g, int32_t batch, rg_error *err);
 float *rg_graph_input(rg_graph *g);
 float *rg_graph_output(rg_graph *g);
 float *rg_graph_output_grad(rg_graph *g);

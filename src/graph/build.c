@@ -200,7 +200,9 @@ rg_status rg_graph_add_conv(rg_graph *g, const char *name, int32_t in, rg_conv_a
     n->a.conv = a;
     int32_t cg = x.c / a.groups;
     int32_t dims[4] = {a.cout, a.kh, a.kw, cg};
-    int32_t fan_in = cg * a.kh * a.kw, fan_out = a.cout / a.groups * a.kh * a.kw;
+    /* fan_out as PyTorch computes it (not divided by groups), so the
+     * Kaiming init of a depthwise weight matches the reference recipe */
+    int32_t fan_in = cg * a.kh * a.kw, fan_out = a.cout * a.kh * a.kw;
     if ((st = add_param(g, n, 0, "weight", 4, dims, 0, fan_in, fan_out, err))) return st;
     if (a.has_bias && (st = add_param(g, n, 1, "bias", 1, &a.cout, 1, fan_in, fan_out, err))) return st;
     *out = end_node(g, n, y);

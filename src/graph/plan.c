@@ -67,7 +67,7 @@ rg_status rg_graph_plan(rg_graph *g, int32_t batch, rg_plan_mode mode, rg_error 
     if (g->output < 0) return rg_fail(err, RG_ERR_ARG, "graph is not finished");
     rg_free_aligned(g->arena);
     g->arena = NULL;
-    g->batch = batch;
+    g->batch = g->planned_batch = batch;
     g->mode = mode;
 
     size_t total = 0;
@@ -130,6 +130,15 @@ rg_status rg_graph_plan(rg_graph *g, int32_t batch, rg_plan_mode mode, rg_error 
     }
     memset(g->arena, 0, total * sizeof(float));
     g->arena_floats = total;
+    return RG_OK;
+}
+
+rg_status rg_graph_set_batch(rg_graph *g, int32_t batch, rg_error *err)
+{
+    if (!g->arena) return rg_fail(err, RG_ERR_ARG, "graph has no plan");
+    if (batch < 1 || batch > g->planned_batch)
+        return rg_fail(err, RG_ERR_ARG, "batch %d exceeds the planned batch %d", batch, g->planned_batch);
+    g->batch = batch;
     return RG_OK;
 }
 

@@ -16,7 +16,7 @@ static void run(rg_graph *g, const rg_exec *ctx, int backward)
     for (int32_t i = 0; i < g->n_nodes; i++) {
         const rg_op_def *d = rg_op_def_get(g->nodes[i].op);
         saved_at[i] = saved;
-        if (d->saved_floats) saved += align_up(d->saved_floats(g, &g->nodes[i], g->batch));
+        if (d->saved_floats) saved += align_up(d->saved_floats(g, &g->nodes[i], g->planned_batch));
     }
     for (int32_t k = 0; k < g->n_nodes; k++) {
         int32_t i = backward ? g->n_nodes - 1 - k : k;

@@ -1,0 +1,132 @@
+/* regain — the trainer: one call trains a model from a configuration.
+ *
+ * A configuration is a set of named keys (the same names on the command line,
+ * as --key value, and in recipe files, as key = value). The trainer loads the
+ * data, builds the model, trains with the loader prefetching in worker
+ * threads, evaluates every epoch, and writes into the run directory:
+ *
+ *     last.safetensors   weights + optimizer + EMA + config, every epoch (resume from it)
+ *     best.safetensors   the weights with the best selection accuracy so far
+ *     metrics.csv        one line per epoch
+ *     config.txt         the resolved configuration, key = value
+ *
+ * Every file is replaced atomically. A run killed at any moment resumes from
+ * last.safetensors (rg_train_run with resume = 1) and ends with weights
+ * bit-identical to an uninterrupted run: every random draw is keyed by
+ * (seed, epoch, sample) or (seed, step), and every reduction is ordered.
+ *
+ * The library never prints: progress and epoch results go to hooks.
+ */
+#ifndef REGAIN_TRAINER_H
+#define REGAIN_TRAINER_H
+
+#include <stdint.h>
+
+#include "regain/data.h"
+#include "regain/graph.h"
+#include "regain/train.h"
+
+typedef struct {
+    char model[256];        /* zoo name (zoo.h) or path to a model spec file */
+    char data[512];         /* "fashion-mnist" or a directory of IDX files */
+    int32_t epochs, batch;
+    char optim[16];         /* sgd | adamw */
+    float lr, momentum, wd, beta1, beta2, adam_eps;
+    int32_t nesterov;
+    int32_t decay_all;      /* 1: weight decay on BN parameters and biases too */
+    char schedule[16];      /* cosine | step | constant */
+    float warmup_epochs, min_lr, gamma;
+    int32_t step_epochs;    /* step schedule: gamma every step_epochs */
+    float label_smoothing;
+    float ema;              /* EMA decay, 0 = off */
+    int32_t val_split;      /* images held out of the training set for selection */
+    int32_t train_limit;    /* use only the first N training images (0 = all) */
+    int32_t test_limit;     /* evaluate only the first N test images (0 = all) */
+    int32_t crop_pad;       /* random crop with zero padding (0 = off) */
+    int32_t hflip;          /* random horizontal flip */
+    float mean, std;        /* input normalization */
+    int64_t seed;
+    int32_t threads;        /* 0 = all cores; does not change results */
+    int32_t workers;        /* loader threads; does not change results */
+} rg_train_config;
+
+/* The defaults (the benchmark recipe: SGD 0.1 Nesterov, wd 5e-4, cosine,
+ * batch 128, crop 2 + flip, 15 epochs, mbv2-tiny on fashion-mnist). */
+void rg_train_config_default(rg_train_config *c);
+/* Sets one key from text; errors name the key and the expected type/range. */
+rg_status rg_train_config_set(rg_train_config *c, const char *key, const char *value, rg_error *err);
+/* Checks cross-key constraints (e.g. lr > 0, known optimizer). */
+rg_status rg_train_config_validate(const rg_train_config *c, rg_error *err);
+/* "key = value" lines, one per key, in a fixed order (caller frees). */
+char *rg_train_config_format(const rg_train_config *c);
+/* Reads "key = value" lines (as written by rg_train_config_format) on top of
+ * *c; origin names the text in errors ("origin:line: ..."). */
+rg_status rg_train_config_parse(rg_train_config *c, const char *text, const char *origin, rg_error *err);
+/* Help text of every key: name, default, meaning; NULL-terminated array of
+ * {key, help} pairs. */
+typedef struct {
+    const char *key, *help;
+} rg_config_key_help;
+const rg_config_key_help *rg_train_config_keys(void);
+
+/* ---- evaluation --------------------------------------------------------------------- */
+
+typedef struct {
+    int32_t classes;
+    int64_t n, correct;
+    double loss, top1;      /* mean loss, accuracy in [0, 1] */
+    int64_t *confusion;     /* classes x classes, row = true label, column = prediction */
+} rg_eval_result;
+
+/* Evaluates g (eval mode) on ds in batches of g's planned batch, inputs
+ * normalized with (mean, std). The graph must be planned. */
+rg_status rg_evaluate(rg_graph *g, const rg_dataset *ds, float mean, float std, rg_eval_result *r, rg_error *err);
+void rg_eval_result_free(rg_eval_result *r);
+
+/* ---- training ----------------------------------------------------------------------- */
+
+typedef struct {
+    int32_t epoch, epochs;  /* 0-based epoch */
+    int32_t batch, batches; /* batches done in this epoch, of */
+    double loss;            /* running mean training loss of the epoch */
+    double images_per_s;    /* this epoch so far */
+    double elapsed_s, eta_s;/* whole run */
+} rg_train_progress;
+
+typedef struct {
+    int32_t epoch;          /* 1-based for display */
+    double lr, train_loss, train_top1, test_loss, test_top1, val_top1; /* val_top1 < 0 without a split */
+    double seconds, images_per_s;
+    int is_best;
+} rg_epoch_metrics;
+
+typedef struct {
+    void *user;
+    void (*progress)(void *user, const rg_train_progress *p);   /* often; keep it cheap */
+    void (*epoch_end)(void *user, const rg_epoch_metrics *m);
+    void (*note)(void *user, const char *message);              /* one-line notices */
+} rg_train_hooks;
+
+typedef struct {
+    int32_t epochs_run;     /* in this call (fewer than epochs after a resume) */
+    double best_top1;       /* selection accuracy of best.safetensors */
+    int32_t best_epoch;
+    double wall_s;          /* this call */
+    rg_eval_result final;   /* test-set evaluation of the final weights (EMA when on) */
+} rg_train_result;
+
+/* Trains per cfg into run_dir (created if needed). With resume set, continues
+ * from run_dir/last.safetensors; the configuration is then read from that
+ * checkpoint and cfg is ignored except for threads and workers. */
+rg_status rg_train_run(const rg_train_config *cfg, const char *run_dir, int resume, const rg_train_hooks *hooks,
+                       rg_train_result *res, rg_error *err);
+void rg_train_result_free(rg_train_result *res);
+
+/* Builds the model named by cfg->model: a zoo name or a spec file path. */
+rg_status rg_model_build(const char *model, int32_t h, int32_t w, int32_t c, int32_t classes, rg_graph **out,
+                         rg_error *err);
+
+/* Applies the thread count to OpenMP and OpenBLAS (0 = all cores). */
+void rg_set_threads(int32_t threads);
+
+#endif

@@ -1,0 +1,212 @@
+/* Training configuration: one table describes every key (name, type, place,
+ * range, help), and parsing, formatting and help all read that table. */
+#include "regain/trainer.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { K_INT, K_I64, K_FLOAT, K_STR, K_BOOL } key_type;
+
+typedef struct {
+    const char *name;
+    key_type type;
+    size_t off, size;
+    double lo, hi;
+    const char *help;
+} key_def;
+
+#define F(field) offsetof(rg_train_config, field), sizeof(((rg_train_config *)0)->field)
+static const key_def keys[] = {
+    {"model", K_STR, F(model), 0, 0, "zoo model name or model spec file"},
+    {"data", K_STR, F(data), 0, 0, "fashion-mnist, or a directory holding the four IDX files"},
+    {"epochs", K_INT, F(epochs), 1, 100000, "training epochs"},
+    {"batch", K_INT, F(batch), 1, 65536, "batch size"},
+    {"optim", K_STR, F(optim), 0, 0, "sgd or adamw"},
+    {"lr", K_FLOAT, F(lr), 0, 1000, "peak learning rate"},
+    {"momentum", K_FLOAT, F(momentum), 0, 0.9999, "SGD momentum"},
+    {"nesterov", K_BOOL, F(nesterov), 0, 1, "Nesterov momentum (SGD)"},
+    {"wd", K_FLOAT, F(wd), 0, 10, "weight decay (L2 for SGD, decoupled for AdamW)"},
+    {"decay_all", K_BOOL, F(decay_all), 0, 1, "also decay BN parameters and biases"},
+    {"beta1", K_FLOAT, F(beta1), 0, 0.9999999, "AdamW beta1"},
+    {"beta2", K_FLOAT, F(beta2), 0, 0.9999999, "AdamW beta2"},
+    {"adam_eps", K_FLOAT, F(adam_eps), 1e-12, 1, "AdamW epsilon"},
+    {"schedule", K_STR, F(schedule), 0, 0, "cosine, step or constant"},
+    {"warmup_epochs", K_FLOAT, F(warmup_epochs), 0, 1000, "linear warm-up length in epochs"},
+    {"min_lr", K_FLOAT, F(min_lr), 0, 1000, "cosine floor"},
+    {"step_epochs", K_INT, F(step_epochs), 1, 100000, "step schedule: decay every N epochs"},
+    {"gamma", K_FLOAT, F(gamma), 0, 1, "step schedule: decay factor"},
+    {"label_smoothing", K_FLOAT, F(label_smoothing), 0, 0.999, "label smoothing epsilon"},
+    {"ema", K_FLOAT, F(ema), 0, 0.999999, "weight EMA decay (0 = off); evaluated in place of the weights"},
+    {"val_split", K_INT, F(val_split), 0, 100000000, "training images held out for model selection"},
+    {"train_limit", K_INT, F(train_limit), 0, 100000000, "use only the first N training images (0 = all)"},
+    {"test_limit", K_INT, F(test_limit), 0, 100000000, "evaluate on the first N test images (0 = all)"},
+    {"crop_pad", K_INT, F(crop_pad), 0, 64, "random crop with this zero padding (0 = off)"},
+    {"hflip", K_BOOL, F(hflip), 0, 1, "random horizontal flip"},
+    {"mean", K_FLOAT, F(mean), -1000, 1000, "input normalization mean (pixels in [0, 1])"},
+    {"std", K_FLOAT, F(std), 1e-6, 1000, "input normalization standard deviation"},
+    {"seed", K_I64, F(seed), 0, 9007199254740991.0, "random seed"},
+    {"threads", K_INT, F(threads), 0, 1024, "compute threads (0 = all cores); results do not depend on it"},
+    {"workers", K_INT, F(workers), 0, 64, "data loader threads; results do not depend on it"},
+};
+#define N_KEYS (sizeof keys / sizeof keys[0])
+
+void rg_train_config_default(rg_train_config *c)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->model, sizeof c->model, "mbv2-tiny");
+    snprintf(c->data, sizeof c->data, "fashion-mnist");
+    c->epochs = 15;
+    c->batch = 128;
+    snprintf(c->optim, sizeof c->optim, "sgd");
+    c->lr = 0.1f;
+    c->momentum = 0.9f;
+    c->nesterov = 1;
+    c->wd = 5e-4f;
+    c->beta1 = 0.9f;
+    c->beta2 = 0.999f;
+    c->adam_eps = 1e-8f;
+    snprintf(c->schedule, sizeof c->schedule, "cosine");
+    c->step_epochs = 30;
+    c->gamma = 0.1f;
+    c->crop_pad = 2;
+    c->hflip = 1;
+    c->mean = 0.2860f;
+    c->std = 0.3530f;
+    c->seed = 1;
+    c->workers = 2;
+}
+
+static const key_def *find(const char *name)
+{
+    for (size_t i = 0; i < N_KEYS; i++)
+        if (strcmp(keys[i].name, name) == 0) return &keys[i];
+    return NULL;
+}
+
+rg_status rg_train_config_set(rg_train_config *c, const char *key, const char *value, rg_error *err)
+{
+    const key_def *k = find(key);
+    if (!k) return rg_fail(err, RG_ERR_ARG, "unknown key '%s' (see 'regain train --help')", key);
+    char *p = (char *)c + k->off;
+    char *end;
+    errno = 0;
+    switch (k->type) {
+    case K_STR:
+        if (strlen(value) >= k->size)
+            return rg_fail(err, RG_ERR_ARG, "%s: value is longer than %zu characters", key, k->size - 1);
+        memcpy(p, value, strlen(value) + 1);
+        return RG_OK;
+    case K_BOOL:
+        if (!strcmp(value, "1") || !strcmp(value, "true") || !strcmp(value, "yes") || !strcmp(value, "on"))
+            *(int32_t *)p = 1;
+        else if (!strcmp(value, "0") || !strcmp(value, "false") || !strcmp(value, "no") || !strcmp(value, "off"))
+            *(int32_t *)p = 0;
+        else
+            return rg_fail(err, RG_ERR_ARG, "%s: '%s' is not a boolean (1/0, true/false, yes/no, on/off)", key, value);
+        return RG_OK;
+    case K_INT:
+    case K_I64: {
+        long long v = strtoll(value, &end, 10);
+        if (errno || end == value || *end)
+            return rg_fail(err, RG_ERR_ARG, "%s: '%s' is not an integer", key, value);
+        if (v < k->lo || v > k->hi)
+            return rg_fail(err, RG_ERR_ARG, "%s: %lld is out of range [%.0f, %.0f]", key, v, k->lo, k->hi);
+        if (k->type == K_INT) *(int32_t *)p = (int32_t)v;
+        else *(int64_t *)p = v;
+        return RG_OK;
+    }
+    case K_FLOAT: {
+        double v = strtod(value, &end);
+        if (errno || end == value || *end || !isfinite(v))
+            return rg_fail(err, RG_ERR_ARG, "%s: '%s' is not a number", key, value);
+        if (v < k->lo || v > k->hi)
+            return rg_fail(err, RG_ERR_ARG, "%s: %g is out of range [%g, %g]", key, v, k->lo, k->hi);
+        *(float *)p = (float)v;
+        return RG_OK;
+    }
+    }
+    return RG_ERR_ARG;
+}
+
+rg_status rg_train_config_validate(const rg_train_config *c, rg_error *err)
+{
+    if (strcmp(c->optim, "sgd") && strcmp(c->optim, "adamw"))
+        return rg_fail(err, RG_ERR_ARG, "optim: '%s' is not an optimizer (sgd, adamw)", c->optim);
+    if (strcmp(c->schedule, "cosine") && strcmp(c->schedule, "step") && strcmp(c->schedule, "constant"))
+        return rg_fail(err, RG_ERR_ARG, "schedule: '%s' is not a schedule (cosine, step, constant)", c->schedule);
+    if (!(c->lr > 0.0f)) return rg_fail(err, RG_ERR_ARG, "lr: must be > 0");
+    if (!c->model[0]) return rg_fail(err, RG_ERR_ARG, "model: missing");
+    if (!c->data[0]) return rg_fail(err, RG_ERR_ARG, "data: missing");
+    if (c->warmup_epochs > (float)c->epochs)
+        return rg_fail(err, RG_ERR_ARG, "warmup_epochs (%g) exceeds epochs (%d)", c->warmup_epochs, c->epochs);
+    return RG_OK;
+}
+
+char *rg_train_config_format(const rg_train_config *c)
+{
+    size_t cap = 8192, len = 0;
+    char *out = malloc(cap);
+    if (!out) return NULL;
+    out[0] = 0;
+    for (size_t i = 0; i < N_KEYS; i++) {
+        const char *p = (const char *)c + keys[i].off;
+        char val[600];
+        switch (keys[i].type) {
+        case K_STR: snprintf(val, sizeof val, "%s", p); break;
+        case K_BOOL:
+        case K_INT: snprintf(val, sizeof val, "%d", *(const int32_t *)p); break;
+        case K_I64: snprintf(val, sizeof val, "%lld", (long long)*(const int64_t *)p); break;
+        /* %.9g round-trips every float exactly */
+        case K_FLOAT: snprintf(val, sizeof val, "%.9g", (double)*(const float *)p); break;
+        }
+        len += (size_t)snprintf(out + len, cap - len, "%s = %s\n", keys[i].name, val);
+    }
+    return out;
+}
+
+rg_status rg_train_config_parse(rg_train_config *c, const char *text, const char *origin, rg_error *err)
+{
+    int line = 0;
+    const char *p = text;
+    while (*p) {
+        line++;
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        char buf[1024];
+        if (len >= sizeof buf) return rg_fail(err, RG_ERR_FORMAT, "%s:%d: line is too long", origin, line);
+        memcpy(buf, p, len);
+        buf[len] = 0;
+        p = nl ? nl + 1 : p + len;
+        char *hash = strchr(buf, '#');
+        if (hash) *hash = 0;
+        char *s = buf;
+        while (isspace((unsigned char)*s)) s++;
+        if (!*s) continue;
+        char *eq = strchr(s, '=');
+        if (!eq) return rg_fail(err, RG_ERR_FORMAT, "%s:%d: expected 'key = value'", origin, line);
+        char *ke = eq;
+        while (ke > s && isspace((unsigned char)ke[-1])) ke--;
+        *ke = 0;
+        char *v = eq + 1;
+        while (isspace((unsigned char)*v)) v++;
+        char *ve = v + strlen(v);
+        while (ve > v && isspace((unsigned char)ve[-1])) ve--;
+        *ve = 0;
+        rg_status st = rg_train_config_set(c, s, v, err);
+        if (st) return rg_error_prefix(err, "%s:%d", origin, line);
+    }
+    return RG_OK;
+}
+
+const rg_config_key_help *rg_train_config_keys(void)
+{
+    static rg_config_key_help list[N_KEYS + 1];
+    for (size_t i = 0; i < N_KEYS; i++) list[i] = (rg_config_key_help){keys[i].name, keys[i].help};
+    list[N_KEYS] = (rg_config_key_help){NULL, NULL};
+    return list;
+}

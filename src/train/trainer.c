@@ -1,0 +1,411 @@
+/* The trainer: data, model, loop, evaluation, checkpoints, resume. */
+#include "regain/trainer.h"
+#include "regain/checkpoint.h"
+#include "regain/fileio.h"
+#include "regain/loader.h"
+#include "regain/spec.h"
+#include "regain/zoo.h"
+
+#include <cblas.h>
+#include <errno.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+/* OpenBLAS's own thread count (declared by its cblas.h in most builds). */
+void openblas_set_num_threads(int num_threads);
+
+void rg_set_threads(int32_t threads)
+{
+    int n = threads > 0 ? threads : omp_get_num_procs();
+    omp_set_num_threads(n);
+    openblas_set_num_threads(n);
+}
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static rg_status make_dirs(const char *path, rg_error *err)
+{
+    char buf[1024];
+    if (strlen(path) >= sizeof buf) return rg_fail(err, RG_ERR_ARG, "run directory path is too long");
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1;; p++) {
+        if (*p == '/' || !*p) {
+            char c = *p;
+            *p = 0;
+            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+                return rg_fail(err, RG_ERR_IO, "%s: cannot create directory: %s", buf, strerror(errno));
+            *p = c;
+            if (!c) break;
+        }
+    }
+    return RG_OK;
+}
+
+rg_status rg_model_build(const char *model, int32_t h, int32_t w, int32_t c, int32_t classes, rg_graph **out,
+                         rg_error *err)
+{
+    struct stat sb;
+    /* A path (or an existing file) is a spec file; anything else a zoo name. */
+    if (strchr(model, '/') || stat(model, &sb) == 0) {
+        rg_status st = rg_spec_build_file(model, out, err);
+        if (st) return st;
+        rg_shape in = (*out)->values[(*out)->input].shape;
+        if (in.h != h || in.w != w || in.c != c) {
+            rg_graph_free(*out);
+            *out = NULL;
+            return rg_fail(err, RG_ERR_SHAPE, "%s: the spec's input is %dx%dx%d but the data is %dx%dx%d", model,
+                           in.h, in.w, in.c, h, w, c);
+        }
+        return RG_OK;
+    }
+    return rg_zoo_build(model, h, w, c, classes, out, err);
+}
+
+/* ---- state of one run ------------------------------------------------------------ */
+
+typedef struct {
+    rg_train_config cfg;
+    const char *dir;
+    rg_dataset train_full, train, val, test;
+    int has_val;
+    rg_graph *g;
+    rg_optim opt;
+    rg_ema ema;
+    int use_ema;
+    rg_loader *loader;
+    rg_schedule sched;
+    int32_t batches, start_epoch, best_epoch;
+    double best;
+    char *metrics;      /* metrics.csv text so far */
+    float *dlogits;
+} run_state;
+
+static void run_free(run_state *r)
+{
+    rg_loader_free(r->loader);
+    rg_optim_free(&r->opt);
+    rg_ema_free(&r->ema);
+    rg_graph_free(r->g);
+    rg_dataset_free(&r->train_full);
+    rg_dataset_free(&r->train);
+    rg_dataset_free(&r->val);
+    rg_dataset_free(&r->test);
+    free(r->metrics);
+    free(r->dlogits);
+}
+
+static rg_status path_in(const run_state *r, const char *file, char *buf, size_t size, rg_error *err)
+{
+    if ((size_t)snprintf(buf, size, "%s/%s", r->dir, file) >= size)
+        return rg_fail(err, RG_ERR_ARG, "run directory path is too long");
+    return RG_OK;
+}
+
+static rg_status load_data(run_state *r, rg_error *err)
+{
+    rg_train_config *c = &r->cfg;
+    rg_status st;
+    if ((st = rg_dataset_load(c->data, "train", &r->train_full, err)) ||
+        (st = rg_dataset_load(c->data, "test", &r->test, err)))
+        return st;
+    rg_dataset base = r->train_full;
+    if (c->val_split > 0) {
+        if (c->val_split >= base.n)
+            return rg_fail(err, RG_ERR_ARG, "val_split: %d is not smaller than the %d training images", c->val_split,
+                           base.n);
+        if ((st = rg_dataset_split(&base, c->val_split, (uint64_t)c->seed, &r->train, &r->val, err))) return st;
+        r->has_val = 1;
+    } else if ((st = rg_dataset_head(&base, base.n, &r->train, err))) {
+        return st;
+    }
+    if (c->train_limit > 0 && c->train_limit < r->train.n) {
+        rg_dataset t;
+        if ((st = rg_dataset_head(&r->train, c->train_limit, &t, err))) return st;
+        rg_dataset_free(&r->train);
+        r->train = t;
+    }
+    if (c->test_limit > 0 && c->test_limit < r->test.n) {
+        rg_dataset t;
+        if ((st = rg_dataset_head(&r->test, c->test_limit, &t, err))) return st;
+        rg_dataset_free(&r->test);
+        r->test = t;
+    }
+    return RG_OK;
+}
+
+/* Reads the configuration and progress of an interrupted run. */
+static rg_status load_resume_config(run_state *r, const rg_train_config *given, rg_st_file **ck, rg_error *err)
+{
+    char path[1100];
+    rg_status st = path_in(r, "last.safetensors", path, sizeof path, err);
+    if (st || (st = rg_st_read(path, ck, err))) return st;
+    const char *text = rg_st_meta_get(*ck, "regain.train_config");
+    const char *epoch = rg_st_meta_get(*ck, "regain.epoch"), *best = rg_st_meta_get(*ck, "regain.best_top1");
+    const char *best_epoch = rg_st_meta_get(*ck, "regain.best_epoch");
+    const char *metrics = rg_st_meta_get(*ck, "regain.metrics_csv");
+    if (!text || !epoch || !best || !best_epoch || !metrics)
+        return rg_fail(err, RG_ERR_FORMAT, "%s: not a training checkpoint (no regain.train_config/epoch metadata)",
+                       path);
+    rg_train_config_default(&r->cfg);
+    if ((st = rg_train_config_parse(&r->cfg, text, path, err))) return st;
+    r->cfg.threads = given->threads;
+    r->cfg.workers = given->workers;
+    char *end;
+    r->start_epoch = (int32_t)strtol(epoch, &end, 10);
+    if (*end || r->start_epoch < 0 || r->start_epoch > r->cfg.epochs)
+        return rg_fail(err, RG_ERR_FORMAT, "%s: metadata regain.epoch '%s' is not valid", path, epoch);
+    r->best = strtod(best, NULL);
+    r->best_epoch = (int32_t)strtol(best_epoch, NULL, 10);
+    r->metrics = strdup(metrics);
+    return r->metrics ? RG_OK : rg_fail(err, RG_ERR_NOMEM, "out of memory");
+}
+
+static rg_status setup(run_state *r, int resume, rg_st_file *ck, rg_error *err)
+{
+    rg_train_config *c = &r->cfg;
+    rg_status st;
+    if ((st = load_data(r, err))) return st;
+    if ((st = rg_model_build(c->model, r->train.h, r->train.w, r->train.c, r->train_full.n_classes, &r->g, err)))
+        return st;
+    rg_shape out = r->g->values[r->g->output].shape;
+    if (out.h * out.w * out.c < r->train_full.n_classes)
+        return rg_fail(err, RG_ERR_SHAPE, "model %s has %d outputs but the data has %d classes", c->model,
+                       out.h * out.w * out.c, r->train_full.n_classes);
+    rg_graph_init_params(r->g, (uint64_t)c->seed);
+    if ((st = rg_graph_plan(r->g, c->batch, RG_PLAN_TRAIN, err))) return st;
+    rg_optim_config oc = {.kind = strcmp(c->optim, "adamw") == 0 ? RG_OPTIM_ADAMW : RG_OPTIM_SGD,
+                          .momentum = c->momentum, .nesterov = c->nesterov, .beta1 = c->beta1, .beta2 = c->beta2,
+                          .eps = c->adam_eps, .weight_decay = c->wd, .decay_all = c->decay_all};
+    if ((st = rg_optim_init(&r->opt, &oc, r->g, err))) return st;
+    r->use_ema = c->ema > 0.0f;
+    if (r->use_ema && (st = rg_ema_init(&r->ema, c->ema, r->g, err))) return st;
+    if (resume) {
+        /* weights, BN statistics, moments and the average from the checkpoint */
+        char path[1100];
+        path_in(r, "last.safetensors", path, sizeof path, err);
+        for (int32_t i = 0; i < r->g->n_params && !st; i++) {
+            const rg_param *p = &r->g->params[i];
+            int64_t shape[4];
+            for (int32_t d = 0; d < p->ndim; d++) shape[d] = p->dims[d];
+            st = rg_st_copy(ck, p->name, p->ndim, shape, r->g->param_data + p->offset, err);
+        }
+        for (int32_t i = 0; i < r->g->n_buffers && !st; i++) {
+            const rg_param *p = &r->g->buffers[i];
+            int64_t shape[1] = {p->dims[0]};
+            st = rg_st_copy(ck, p->name, 1, shape, r->g->buffer_data + p->offset, err);
+        }
+        if (st || (st = rg_checkpoint_load_state(ck, path, r->g, &r->opt, r->use_ema ? &r->ema : NULL, err)))
+            return st;
+    } else {
+        r->metrics = strdup("epoch,lr,train_loss,train_top1,test_loss,test_top1,val_top1,seconds,images_per_s\n");
+        if (!r->metrics) return rg_fail(err, RG_ERR_NOMEM, "out of memory");
+        r->best = -1.0;
+    }
+    rg_loader_config lc = {.batch = c->batch, .shuffle = 1, .drop_last = 0, .mean = c->mean, .std = c->std,
+                           .aug = {.crop_pad = c->crop_pad, .hflip = c->hflip},
+                           .augment = c->crop_pad > 0 || c->hflip, .seed = (uint64_t)c->seed,
+                           .workers = c->workers, .prefetch = 0};
+    if ((st = rg_loader_create(&r->train, &lc, &r->loader, err))) return st;
+    r->batches = rg_loader_batches(r->loader);
+    int64_t total = (int64_t)r->batches * c->epochs;
+    r->sched = (rg_schedule){.kind = !strcmp(c->schedule, "cosine") ? RG_SCHED_COSINE
+                                     : !strcmp(c->schedule, "step") ? RG_SCHED_STEP
+                                                                    : RG_SCHED_CONSTANT,
+                             .base_lr = c->lr, .total_steps = total,
+                             .warmup_steps = (int64_t)(c->warmup_epochs * (float)r->batches + 0.5f),
+                             .min_lr = c->min_lr, .step_every = (int64_t)c->step_epochs * r->batches,
+                             .gamma = c->gamma};
+    r->dlogits = rg_calloc((size_t)c->batch * (size_t)(out.h * out.w * out.c), sizeof(float), err);
+    return r->dlogits ? RG_OK : RG_ERR_NOMEM;
+}
+
+static rg_status append_metrics(run_state *r, const rg_epoch_metrics *m, rg_error *err)
+{
+    char line[512];
+    int n = snprintf(line, sizeof line, "%d,%.6g,%.6f,%.6f,%.6f,%.6f,%.6f,%.3f,%.1f\n", m->epoch, m->lr,
+                     m->train_loss, m->train_top1, m->test_loss, m->test_top1, m->val_top1, m->seconds,
+                     m->images_per_s);
+    size_t old = strlen(r->metrics);
+    char *p = realloc(r->metrics, old + (size_t)n + 1);
+    if (!p) return rg_fail(err, RG_ERR_NOMEM, "out of memory");
+    memcpy(p + old, line, (size_t)n + 1);
+    r->metrics = p;
+    char path[1100];
+    rg_status st = path_in(r, "metrics.csv", path, sizeof path, err);
+    return st ? st : rg_write_file_atomic(path, r->metrics, strlen(r->metrics), err);
+}
+
+static rg_status save(run_state *r, const char *file, int32_t epochs_done, int with_state, rg_error *err)
+{
+    char path[1100], epoch[16], best[32], best_epoch[16];
+    rg_status st = path_in(r, file, path, sizeof path, err);
+    if (st) return st;
+    char *config = rg_train_config_format(&r->cfg);
+    if (!config) return rg_fail(err, RG_ERR_NOMEM, "out of memory");
+    snprintf(epoch, sizeof epoch, "%d", epochs_done);
+    snprintf(best, sizeof best, "%.17g", r->best);
+    snprintf(best_epoch, sizeof best_epoch, "%d", r->best_epoch);
+    rg_st_meta meta[] = {{"regain.kind", with_state ? "training-state" : "weights"},
+                         {"regain.model", r->cfg.model},
+                         {"regain.train_config", config},
+                         {"regain.epoch", epoch},
+                         {"regain.best_top1", best},
+                         {"regain.best_epoch", best_epoch},
+                         {"regain.metrics_csv", r->metrics},
+                         {"regain.dataset", r->train_full.source},
+                         {"regain.normalize", ""}};
+    char norm[64];
+    snprintf(norm, sizeof norm, "%.9g,%.9g", (double)r->cfg.mean, (double)r->cfg.std);
+    meta[8].value = norm;
+    st = rg_checkpoint_save(path, r->g, with_state ? &r->opt : NULL, with_state && r->use_ema ? &r->ema : NULL,
+                            meta, (int32_t)(sizeof meta / sizeof meta[0]), err);
+    free(config);
+    return st;
+}
+
+/* Evaluates test (and val) with the weights that would be deployed. */
+static rg_status evaluate_epoch(run_state *r, rg_eval_result *test, double *val_top1, rg_error *err)
+{
+    if (r->use_ema) rg_ema_swap(&r->ema, r->g);
+    rg_status st = rg_evaluate(r->g, &r->test, r->cfg.mean, r->cfg.std, test, err);
+    *val_top1 = -1.0;
+    if (!st && r->has_val) {
+        rg_eval_result v;
+        if (!(st = rg_evaluate(r->g, &r->val, r->cfg.mean, r->cfg.std, &v, err))) *val_top1 = v.top1;
+        rg_eval_result_free(&v);
+    }
+    if (r->use_ema) rg_ema_swap(&r->ema, r->g);
+    return st;
+}
+
+static rg_status train_epoch(run_state *r, int32_t epoch, const rg_train_hooks *hooks, double run_start,
+                             int32_t first_epoch, rg_epoch_metrics *m, rg_error *err)
+{
+    rg_graph *g = r->g;
+    rg_shape out = g->values[g->output].shape;
+    int32_t classes = out.h * out.w * out.c;
+    size_t per = rg_shape_count(g->values[g->input].shape);
+    rg_loader_start_epoch(r->loader, epoch);
+    int64_t step = (int64_t)epoch * r->batches;
+    double t0 = now_s(), loss_sum = 0.0;
+    int64_t seen = 0, correct = 0;
+    const float *x;
+    const int32_t *y;
+    int32_t count, b = 0;
+    float lr = 0.0f;
+    rg_status st;
+    while (rg_loader_next(r->loader, &x, &y, NULL, &count)) {
+        if ((st = rg_graph_set_batch(g, count, err))) return st;
+        memcpy(rg_graph_input(g), x, (size_t)count * per * sizeof(float));
+        rg_exec ctx = {.training = 1, .seed = (uint64_t)r->cfg.seed, .step = (uint64_t)step};
+        rg_graph_forward(g, &ctx);
+        const float *logits = rg_graph_output(g);
+        float loss = rg_xent_forward_backward(logits, y, count, classes, r->cfg.label_smoothing, r->dlogits, NULL);
+        correct += rg_count_correct(logits, y, count, classes);
+        memcpy(rg_graph_output_grad(g), r->dlogits, (size_t)count * classes * sizeof(float));
+        rg_graph_backward(g, &ctx);
+        lr = rg_schedule_lr(&r->sched, step);
+        rg_optim_step(&r->opt, g, lr);
+        if (r->use_ema) rg_ema_update(&r->ema, g);
+        loss_sum += (double)loss * count;
+        seen += count;
+        step++;
+        b++;
+        if (hooks && hooks->progress) {
+            double t = now_s(), el = t - t0;
+            double done_frac = (double)(epoch - first_epoch) + (double)b / r->batches;
+            double total = (double)(r->cfg.epochs - first_epoch);
+            rg_train_progress p = {epoch, r->cfg.epochs, b, r->batches, loss_sum / (double)seen,
+                                   el > 0 ? (double)seen / el : 0.0, t - run_start,
+                                   done_frac > 0 ? (t - run_start) * (total - done_frac) / done_frac : 0.0};
+            hooks->progress(hooks->user, &p);
+        }
+    }
+    if ((st = rg_graph_set_batch(g, g->planned_batch, err))) return st;
+    m->epoch = epoch + 1;
+    m->lr = lr;
+    m->train_loss = seen ? loss_sum / (double)seen : 0.0;
+    m->train_top1 = seen ? (double)correct / (double)seen : 0.0;
+    m->seconds = now_s() - t0;
+    m->images_per_s = m->seconds > 0 ? (double)seen / m->seconds : 0.0;
+    return RG_OK;
+}
+
+rg_status rg_train_run(const rg_train_config *cfg, const char *run_dir, int resume, const rg_train_hooks *hooks,
+                       rg_train_result *res, rg_error *err)
+{
+    memset(res, 0, sizeof *res);
+    run_state r;
+    memset(&r, 0, sizeof r);
+    r.dir = run_dir;
+    r.cfg = *cfg;
+    rg_st_file *ck = NULL;
+    double start = now_s();
+    rg_status st = RG_OK;
+    if (resume) st = load_resume_config(&r, cfg, &ck, err);
+    else st = make_dirs(run_dir, err);
+    if (!st) st = rg_train_config_validate(&r.cfg, err);
+    if (!st) {
+        rg_set_threads(r.cfg.threads);
+        st = setup(&r, resume, ck, err);
+    }
+    rg_st_free(ck);
+    if (!st && !resume) {
+        char path[1100], *text = rg_train_config_format(&r.cfg);
+        if (!text) st = rg_fail(err, RG_ERR_NOMEM, "out of memory");
+        if (!st) st = path_in(&r, "config.txt", path, sizeof path, err);
+        if (!st) st = rg_write_file_atomic(path, text, strlen(text), err);
+        free(text);
+    }
+    if (!st && resume && hooks && hooks->note) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "resuming after epoch %d of %d", r.start_epoch, r.cfg.epochs);
+        hooks->note(hooks->user, msg);
+    }
+    for (int32_t e = r.start_epoch; !st && e < r.cfg.epochs; e++) {
+        rg_epoch_metrics m = {0};
+        rg_eval_result test = {0};
+        if ((st = train_epoch(&r, e, hooks, start, r.start_epoch, &m, err))) break;
+        if ((st = evaluate_epoch(&r, &test, &m.val_top1, err))) break;
+        m.test_loss = test.loss;
+        m.test_top1 = test.top1;
+        rg_eval_result_free(&test);
+        double sel = r.has_val ? m.val_top1 : m.test_top1;
+        if (sel > r.best) {
+            r.best = sel;
+            r.best_epoch = e + 1;
+            m.is_best = 1;
+        }
+        if ((st = append_metrics(&r, &m, err))) break;
+        if (m.is_best) {
+            /* best holds the weights that were evaluated (the average when on) */
+            if (r.use_ema) rg_ema_swap(&r.ema, r.g);
+            st = save(&r, "best.safetensors", e + 1, 0, err);
+            if (r.use_ema) rg_ema_swap(&r.ema, r.g);
+            if (st) break;
+        }
+        if ((st = save(&r, "last.safetensors", e + 1, 1, err))) break;
+        res->epochs_run++;
+        if (hooks && hooks->epoch_end) hooks->epoch_end(hooks->user, &m);
+    }
+    if (!st) {
+        double val;
+        st = evaluate_epoch(&r, &res->final, &val, err);
+        res->best_top1 = r.best;
+        res->best_epoch = r.best_epoch;
+    }
+    res->wall_s = now_s() - start;
+    run_free(&r);
+    return st;
+}
+
+void rg_train_result_free(rg_train_result *res) { rg_eval_result_free(&res->final); }

@@ -1,0 +1,678 @@
+/* Finite-difference gradient checks for the backward pass of every op.
+ *
+ * Each case builds a tiny graph around one op with the rg_graph_add_* calls
+ * (input -> op, sometimes a few copy ops to give the op two distinct inputs),
+ * fills the parameters, the buffers and the input with random values, and
+ * takes the loss
+ *
+ *     L = sum_i output[i] * R[i]        (R fixed and random, so dL/dout = R)
+ *
+ * The backward pass receives R in rg_graph_output_grad(). Its gradients of
+ * the input (rg_graph_grad(g, g->input)) and of every parameter tensor
+ * (g->grad_data) are compared with central differences
+ *
+ *     n = (L(x + h) - L(x - h)) / ((x + h) - (x - h))
+ *
+ * on up to MAX_COORDS randomly chosen coordinates of each tensor. The
+ * denominator is the step actually taken in float32 (x + h is rounded), and
+ * L is accumulated in double from the float outputs.
+ *
+ * Shapes are deliberately awkward: odd heights and widths with stride 2
+ * (7x5 inputs), grouped and depthwise convolutions, 1x1 kernels, padding 0
+ * and 2, channel counts that are not multiples of 8, batches of 2 and 3.
+ *
+ * Step and tolerance. Central differences are exact (up to rounding) for any
+ * function that is a polynomial of degree <= 2 in the perturbed coordinate.
+ * That covers conv, linear, pooling, add, mul (even x * x), concat, slice,
+ * shuffle, gap and dropout (linear in each coordinate), ReLU/ReLU6/maxpool
+ * (piecewise linear) and hard-swish (piecewise quadratic), as long as x +- h
+ * stays on one piece: those cases use H_EXACT = 0.05 and keep every input at
+ * least KINK_MARGIN = 0.1 (> h) away from a kink (0, 6, +-3) and maxpool
+ * window values at least 0.25 (> 2h) apart, so no tie or kink is crossed.
+ * Only BN and sigmoid have a truncation error, O(h^2 f'''), so they use the
+ * smaller H_SMOOTH = 0.01 (relative truncation error ~1e-4).
+ *
+ * What remains is float32 rounding of the forward pass: every output that
+ * depends on the perturbed coordinate carries an error of a few ulps
+ * (u = 6e-8) times its magnitude (|y| <= ~10 here), and that error, times
+ * |R| ~ 1 and summed over the affected outputs (at most a few hundred), is
+ * divided by 2h. That is below ~1e-3 for h = 0.05 and ~3e-3 for h = 0.01
+ * (measured worst cases are below 1e-3 of the gradient scale), so we accept
+ *
+ *     |a - n| <= RTOL * max(|a|, |n|) + ATOL * rms(a over the tensor)
+ *
+ * with RTOL = ATOL = 1e-2: a relative check for coordinates with sizeable
+ * gradients and an absolute floor, relative to the tensor's typical gradient,
+ * for coordinates whose gradient is (nearly) zero. A backward that is wrong
+ * by a few percent (e.g. dividing by H*W - 1 instead of H*W in gap, or
+ * dropping one of several accumulations) fails. Every checked tensor must
+ * also have a non-zero analytic gradient, so no case passes vacuously.
+ *
+ * Set REGAIN_GRAD_VERBOSE=1 to print the worst error of every tensor, and
+ * REGAIN_GRAD_SEED=k to draw other random values (k = 0 is the default).
+ */
+#include "test_support.h"
+
+#include "regain/graph.h"
+#include "regain/rng.h"
+#include "regain/spec.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_COORDS 40
+#define H_EXACT 0.05f
+#define H_SMOOTH 0.01f
+#define KINK_MARGIN 0.1f
+#define RTOL 1e-2
+#define ATOL 1e-2
+
+static rg_error E;
+
+#define CHECK(call)                                                                                          \
+    do {                                                                                                     \
+        memset(&E, 0, sizeof E);                                                                             \
+        if ((call) != RG_OK) fail_msg("%s failed: %s", #call, E.msg);                                        \
+    } while (0)
+
+/* ---- the graph under test ------------------------------------------------- */
+
+typedef enum {
+    IN_PLAIN,    /* uniform in [lo, hi] */
+    IN_KINKS,    /* uniform in [lo, hi], then moved KINK_MARGIN away from each kink */
+    IN_DISTINCT, /* distinct values 0.25 apart (maxpool: no ties, argmax stable under +-h) */
+} input_kind;
+
+typedef struct {
+    const char *label;
+    int32_t batch;
+    int training;      /* ctx.training for every forward and the backward */
+    float h;           /* finite-difference step */
+    input_kind input;
+    float lo, hi;      /* input range */
+    float kinks[2];    /* IN_KINKS */
+    int n_kinks;
+} case_cfg;
+
+static rg_graph *new_graph(int32_t h, int32_t w, int32_t c)
+{
+    rg_graph *g = NULL;
+    CHECK(rg_graph_create(h, w, c, &g, &E));
+    return g;
+}
+
+static size_t value_count(const rg_graph *g, int32_t v)
+{
+    rg_shape s = g->values[v].shape;
+    s.n = g->batch;
+    return rg_shape_count(s);
+}
+
+static void fill_uniform(rg_rng *r, float *d, size_t n, float lo, float hi)
+{
+    for (size_t i = 0; i < n; i++) d[i] = lo + (hi - lo) * rg_rng_uniform(r);
+}
+
+static void fill_input(const case_cfg *cfg, rg_rng *r, float *x, size_t n)
+{
+    if (cfg->input == IN_DISTINCT) {
+        uint32_t *perm = malloc(n * sizeof *perm);
+        assert_non_null(perm);
+        rg_rng_permutation(r, perm, (uint32_t)n);
+        for (size_t i = 0; i < n; i++) x[i] = 0.25f * ((float)perm[i] - (float)n / 2.0f);
+        free(perm);
+        return;
+    }
+    fill_uniform(r, x, n, cfg->lo, cfg->hi);
+    if (cfg->input != IN_KINKS) return;
+    for (size_t i = 0; i < n; i++)
+        for (int k = 0; k < cfg->n_kinks; k++) {
+            float d = x[i] - cfg->kinks[k];
+            if (fabsf(d) < KINK_MARGIN) x[i] = cfg->kinks[k] + (d < 0.0f ? -KINK_MARGIN : KINK_MARGIN);
+        }
+}
+
+/* Forward at the current point; L = sum(out * R) in double. */
+static double loss(rg_graph *g, const rg_exec *ctx, const float *R)
+{
+    rg_graph_forward(g, ctx);
+    const float *y = rg_graph_output(g);
+    size_t n = value_count(g, g->output);
+    double L = 0.0;
+    for (size_t i = 0; i < n; i++) L += (double)y[i] * (double)R[i];
+    return L;
+}
+
+/* Compares analytic gradient `ga` of tensor `x` (count floats) with central
+ * differences on up to MAX_COORDS coordinates. */
+static void check_tensor(const case_cfg *cfg, rg_graph *g, const rg_exec *ctx, const float *R, const char *name,
+                         float *x, const float *ga, size_t count, rg_rng *r)
+{
+    double ss = 0.0;
+    for (size_t i = 0; i < count; i++) ss += (double)ga[i] * ga[i];
+    double rms = sqrt(ss / (double)count);
+    if (!(rms > 0.0)) fail_msg("%s: %s: the analytic gradient is identically zero (or NaN)", cfg->label, name);
+
+    uint32_t *perm = malloc(count * sizeof *perm);
+    assert_non_null(perm);
+    rg_rng_permutation(r, perm, (uint32_t)count);
+    size_t m = count < MAX_COORDS ? count : MAX_COORDS;
+    double worst = 0.0;
+    for (size_t k = 0; k < m; k++) {
+        size_t i = perm[k];
+        float x0 = x[i], xp = x0 + cfg->h, xm = x0 - cfg->h;
+        x[i] = xp;
+        double lp = loss(g, ctx, R);
+        x[i] = xm;
+        double lm = loss(g, ctx, R);
+        x[i] = x0;
+        double num = (lp - lm) / ((double)xp - (double)xm), a = ga[i];
+        double big = fabs(a) > fabs(num) ? fabs(a) : fabs(num);
+        double tol = RTOL * big + ATOL * rms, diff = fabs(a - num);
+        if (!(diff <= tol)) {
+            free(perm);
+            fail_msg("%s: d/d %s[%zu]: analytic %.7g, numeric %.7g (|diff| %.3g > tolerance %.3g; rms %.3g)",
+                     cfg->label, name, i, a, num, diff, tol, rms);
+        }
+        double rel = diff / (big + rms);
+        if (rel > worst) worst = rel;
+    }
+    free(perm);
+    const char *v = getenv("REGAIN_GRAD_VERBOSE");
+    if (v && *v && *v != '0')
+        printf("  %-28s %-24s %6zu coords, rms %9.3g, worst |a-n|/(max(|a|,|n|)+rms) %.2e\n", cfg->label, name, m,
+               rms, worst);
+}
+
+/* Plans g for cfg->batch, fills parameters, buffers, input and R from seed,
+ * runs forward + backward and checks the input gradient and every parameter
+ * gradient. Frees g. */
+static void run_case(const case_cfg *cfg, rg_graph *g, uint64_t seed)
+{
+    const char *extra = getenv("REGAIN_GRAD_SEED");
+    if (extra && *extra) seed += 1000003u * strtoull(extra, NULL, 10);
+    CHECK(rg_graph_plan(g, cfg->batch, RG_PLAN_TRAIN, &E));
+    rg_rng r = rg_rng_keyed(seed, 1, 0);
+
+    /* Parameters: N(0, 0.5^2), except BN gamma in [0.5, 1.5] (so that the
+     * normalized output is neither vanishing nor huge). */
+    for (int32_t i = 0; i < g->n_nodes; i++) {
+        const rg_node *n = &g->nodes[i];
+        for (int s = 0; s < 2; s++) {
+            if (n->param[s] < 0) continue;
+            const rg_param *p = &g->params[n->param[s]];
+            float *d = g->param_data + p->offset;
+            if (n->op == RG_OP_BN && s == 0)
+                fill_uniform(&r, d, p->count, 0.5f, 1.5f);
+            else
+                for (size_t k = 0; k < p->count; k++) d[k] = 0.5f * rg_rng_normal(&r);
+        }
+    }
+    /* BN running statistics (used in evaluation mode): mean N(0, 0.5^2), var in [0.5, 2]. */
+    for (int32_t b = 0; b < g->n_buffers; b++) {
+        const rg_param *p = &g->buffers[b];
+        float *d = g->buffer_data + p->offset;
+        int is_var = strstr(p->name, "running_var") != NULL;
+        for (size_t k = 0; k < p->count; k++) d[k] = is_var ? 0.5f + 1.5f * rg_rng_uniform(&r) : 0.5f * rg_rng_normal(&r);
+    }
+
+    size_t n_in = value_count(g, g->input), n_out = value_count(g, g->output);
+    fill_input(cfg, &r, rg_graph_input(g), n_in);
+    float *R = malloc(n_out * sizeof *R);
+    float *gin = malloc(n_in * sizeof *gin);
+    float *gpar = malloc((g->param_floats + 1) * sizeof *gpar);
+    assert_true(R && gin && gpar);
+    for (size_t i = 0; i < n_out; i++) R[i] = rg_rng_normal(&r);
+
+    rg_exec ctx = {.training = cfg->training, .seed = 0x5eed, .step = 7};
+    rg_graph_forward(g, &ctx);
+    memcpy(rg_graph_output_grad(g), R, n_out * sizeof *R);
+    rg_graph_backward(g, &ctx);
+    memcpy(gin, rg_graph_grad(g, g->input), n_in * sizeof *gin);
+    memcpy(gpar, g->grad_data, g->param_floats * sizeof *gpar);
+
+    rg_rng pick = rg_rng_keyed(seed, 2, 0);
+    check_tensor(cfg, g, &ctx, R, "input", rg_graph_input(g), gin, n_in, &pick);
+    for (int32_t i = 0; i < g->n_params; i++) {
+        const rg_param *p = &g->params[i];
+        check_tensor(cfg, g, &ctx, R, p->name, g->param_data + p->offset, gpar + p->offset, p->count, &pick);
+    }
+    free(R);
+    free(gin);
+    free(gpar);
+    rg_graph_free(g);
+}
+
+static case_cfg exact(const char *label, int32_t batch)
+{
+    return (case_cfg){.label = label, .batch = batch, .training = 1, .h = H_EXACT, .input = IN_PLAIN,
+                      .lo = -2.0f, .hi = 2.0f};
+}
+
+static case_cfg smooth(const char *label, int32_t batch)
+{
+    case_cfg c = exact(label, batch);
+    c.h = H_SMOOTH;
+    return c;
+}
+
+/* ---- convolution ------------------------------------------------------------ */
+
+static void conv_case(const char *label, int32_t h, int32_t w, int32_t cin, rg_conv_attr a, int32_t batch,
+                      uint64_t seed)
+{
+    rg_graph *g = new_graph(h, w, cin);
+    int32_t y;
+    CHECK(rg_graph_add_conv(g, "conv", g->input, a, &y, &E));
+    CHECK(rg_graph_finish(g, y, &E));
+    case_cfg cfg = exact(label, batch);
+    run_case(&cfg, g, seed);
+}
+
+/* Dense 3x3, stride 2 on an odd 7x5 input, padding 1 (im2col path). */
+static void test_conv_dense(void **state)
+{
+    (void)state;
+    conv_case("conv 3x3 s2 p1", 7, 5, 3, (rg_conv_attr){.kh = 3, .kw = 3, .stride = 2, .pad = 1, .groups = 1, .cout = 5},
+              2, 11);
+    /* a rectangular kernel and stride 1 */
+    conv_case("conv 3x1 s1 p0", 6, 5, 4, (rg_conv_attr){.kh = 3, .kw = 1, .stride = 1, .pad = 0, .groups = 1, .cout = 3},
+              3, 12);
+}
+
+/* Two groups, padding 0, stride 2. */
+static void test_conv_grouped(void **state)
+{
+    (void)state;
+    conv_case("conv g2 3x3 s2 p0", 7, 5, 6, (rg_conv_attr){.kh = 3, .kw = 3, .stride = 2, .pad = 0, .groups = 2, .cout = 10},
+              2, 21);
+    /* groups with a depth multiplier (groups = cin, cout = 2 cin: not the depthwise path) */
+    conv_case("conv g3 cout6 3x3 s1 p1", 5, 4, 3,
+              (rg_conv_attr){.kh = 3, .kw = 3, .stride = 1, .pad = 1, .groups = 3, .cout = 6}, 2, 22);
+}
+
+/* Depthwise (groups = cin = cout): the direct path. */
+static void test_conv_depthwise(void **state)
+{
+    (void)state;
+    conv_case("dw 3x3 s2 p1", 7, 5, 5, (rg_conv_attr){.kh = 3, .kw = 3, .stride = 2, .pad = 1, .groups = 5, .cout = 5},
+              3, 31);
+    conv_case("dw 5x5 s1 p2 bias", 5, 7, 3,
+              (rg_conv_attr){.kh = 5, .kw = 5, .stride = 1, .pad = 2, .groups = 3, .cout = 3, .has_bias = 1}, 2, 32);
+}
+
+/* 1x1, stride 1, no padding, one group: the single-sgemm path. */
+static void test_conv_pointwise(void **state)
+{
+    (void)state;
+    conv_case("pw 1x1", 7, 5, 7, (rg_conv_attr){.kh = 1, .kw = 1, .stride = 1, .pad = 0, .groups = 1, .cout = 3}, 3,
+              41);
+    conv_case("pw 1x1 bias", 3, 5, 5,
+              (rg_conv_attr){.kh = 1, .kw = 1, .stride = 1, .pad = 0, .groups = 1, .cout = 9, .has_bias = 1}, 2, 42);
+}
+
+/* 1x1 with stride 2 (a ResNet down-sampling shortcut): im2col path. */
+static void test_conv_strided_1x1(void **state)
+{
+    (void)state;
+    conv_case("conv 1x1 s2", 7, 5, 6, (rg_conv_attr){.kh = 1, .kw = 1, .stride = 2, .pad = 0, .groups = 1, .cout = 5}, 2,
+              51);
+}
+
+/* Bias, 5x5 kernel, padding 2, stride 2. */
+static void test_conv_bias(void **state)
+{
+    (void)state;
+    conv_case("conv 5x5 s2 p2 bias", 7, 5, 3,
+              (rg_conv_attr){.kh = 5, .kw = 5, .stride = 2, .pad = 2, .groups = 1, .cout = 4, .has_bias = 1}, 3, 61);
+}
+
+/* ---- batch normalization ------------------------------------------------------ */
+
+static void bn_case(const char *label, int training, uint64_t seed)
+{
+    rg_graph *g = new_graph(5, 7, 5);
+    int32_t y;
+    CHECK(rg_graph_add_bn(g, "bn", g->input, &y, &E));
+    CHECK(rg_graph_finish(g, y, &E));
+    case_cfg cfg = smooth(label, 2);
+    cfg.training = training;
+    /* an offset input: the mean matters */
+    cfg.lo = -1.0f;
+    cfg.hi = 3.0f;
+    run_case(&cfg, g, seed);
+}
+
+/* Training: batch statistics. (The forward also moves the running statistics
+ * on every call; the training-mode output does not read them.) */
+static void test_bn_train(void **state)
+{
+    (void)state;
+    bn_case("bn train", 1, 71);
+}
+
+/* Evaluation: the running statistics normalize, the op is affine. */
+static void test_bn_eval(void **state)
+{
+    (void)state;
+    bn_case("bn eval", 0, 72);
+}
+
+/* ---- activations ---------------------------------------------------------------- */
+
+static void unary_case(rg_op_type op, case_cfg cfg, uint64_t seed)
+{
+    rg_graph *g = new_graph(7, 5, 3);
+    int32_t y;
+    CHECK(rg_graph_add_unary(g, op, "act", g->input, &y, &E));
+    CHECK(rg_graph_finish(g, y, &E));
+    run_case(&cfg, g, seed);
+}
+
+static void test_relu(void **state)
+{
+    (void)state;
+    case_cfg c = exact("relu", 2);
+    c.input = IN_KINKS;
+    c.kinks[0] = 0.0f;
+    c.n_kinks = 1;
+    unary_case(RG_OP_RELU, c, 81);
+}
+
+static void test_relu6(void **state)
+{
+    (void)state;
+    case_cfg c = exact("relu6", 2);
+    c.input = IN_KINKS;
+    c.lo = -2.0f;
+    c.hi = 8.0f; /* both kinks and all three pieces */
+    c.kinks[0] = 0.0f;
+    c.kinks[1] = 6.0f;
+    c.n_kinks = 2;
+    unary_case(RG_OP_RELU6, c, 91);
+}
+
+static void test_hswish(void **state)
+{
+    (void)state;
+    case_cfg c = exact("hswish", 3);
+    c.input = IN_KINKS;
+    c.lo = -5.0f;
+    c.hi = 5.0f;
+    c.kinks[0] = -3.0f;
+    c.kinks[1] = 3.0f;
+    c.n_kinks = 2;
+    unary_case(RG_OP_HSWISH, c, 101);
+}
+
+static void test_sigmoid(void **state)
+{
+    (void)state;
+    case_cfg c = smooth("sigmoid", 2);
+    c.lo = -4.0f;
+    c.hi = 4.0f;
+    unary_case(RG_OP_SIGMOID, c, 111);
+}
+
+/* ---- add and mul ------------------------------------------------------------------- */
+
+/* Two distinct operands of one input: channels [0, 4) and [4, 8) of x. */
+static void two_halves(rg_graph *g, int32_t *a, int32_t *b)
+{
+    CHECK(rg_graph_add_slice(g, "lo", g->input, 0, 4, a, &E));
+    CHECK(rg_graph_add_slice(g, "hi", g->input, 4, 4, b, &E));
+}
+
+static void test_add(void **state)
+{
+    (void)state;
+    rg_graph *g = new_graph(7, 5, 8);
+    int32_t a, b, y;
+    two_halves(g, &a, &b);
+    CHECK(rg_graph_add_binary(g, RG_OP_ADD, "add", a, b, &y, &E));
+    CHECK(rg_graph_finish(g, y, &E));
+    case_cfg c = exact("add", 2);
+    run_case(&c, g, 121);
+}
+
+/* x + x: both contributions must accumulate into the one gradient (dx = 2 dy). */
+static void test_add_self(void **state)
+{
+    (void)state;
+    rg_graph *g = new_graph(7, 5, 3);
+    int32_t y;
+    CHECK(rg_graph_add_binary(g, RG_OP_ADD, "add", g->input, g->input, &y, &E));
+    CHECK(rg_graph_finish(g, y, &E));
+    case_cfg c = exact("add self", 3);
+    run_case(&c, g, 122);
+}
+
+static void test_mul(void **state)
+{
+    (void)state;
+    rg_graph *g = new_graph(7, 5, 8);
+    int32_t a, b, y;
+    two_halves(g, &a, &b);
+    CHECK(rg_graph_add_binary(g, RG_OP_MUL, "mul", a, b, &y, &E));
+    CHECK(rg_graph_finish(g, y, &E));
+    case_cfg c = exact("mul", 2);
+    run_case(&c, g, 131);
+
+    /* x * x (quadratic: central differences stay exact) */
+    g = new_graph(5, 3, 5);
+    CHECK(rg_graph_add_binary(g, RG_OP_MUL, "mul", g->input, g->input, &y, &E));
+    CHECK(rg_graph_finish(g, y, &E));
+    c = exact("mul self", 2);
+    run_case(&c, g, 132);
+}
+
+/* (n,h,w,c) * (n,1,1,c): the squeeze-excitation gate, b = gap(x[..., 4:8]). */
+static void test_mul_broadcast(void **state)
+{
+    (void)state;
+    rg_graph *g = new_graph(7, 5, 8);
+    int32_t a, b, gate, y;
+    two_halves(g, &a, &b);
+    CHECK(rg_graph_add_unary(g, RG_OP_GAP, "gap", b, &gate, &E));
+    CHECK(rg_graph_add_binary(g, RG_OP_MUL, "mul", a, gate, &y, &E));
+    CHECK(rg_graph_finish(g, y, &E));
+    case_cfg c = exact("mul broadcast", 3);
+    run_case(&c, g, 141);
+}
+
+/* ---- channel ops ------------------------------------------------------------------- */
+
+static void test_concat2(void **state)
+{
+    (void)state;
+    rg_graph *g = new_graph(7, 5, 7);
+    int32_t a, b, y;
+    CHECK(rg_graph_add_slice(g, "a", g->input, 0, 3, &a, &E));
+    CHECK(rg_graph_add_slice(g, "b", g->input, 3, 4, &b, &E));
+    int32_t ins[2] = {b, a}; /* reversed order, unequal widths */
+    CHECK(rg_graph_add_concat(g, "cat", ins, 2, &y, &E));
+    CHECK(rg_graph_finish(g, y, &E));
+    case_cfg c = exact("concat 2", 2);
+    run_case(&c, g, 151);
+}
+
+static void test_concat3(void **state)
+{
+    (void)state;
+    rg_graph *g = new_graph(7, 5, 5);
+    int32_t a, b, y;
+    CHECK(rg_graph_add_slice(g, "a", g->input, 1, 2, &a, &E));
+    CHECK(rg_graph_add_slice(g, "b", g->input, 3, 1, &b, &E));
+    int32_t ins[3] = {a, g->input, b}; /* x reaches the output three ways */
+    CHECK(rg_graph_add_concat(g, "cat", ins, 3, &y, &E));
+    CHECK(rg_graph_finish(g, y, &E));
+    case_cfg c = exact("concat 3", 3);
+    run_case(&c, g, 152);
+}
+
+static void test_slice(void **state)
+{
+    (void)state;
+    rg_graph *g = new_graph(7, 5, 7);
+    int32_t y;
+    CHECK(rg_graph_add_slice(g, "slice", g->input, 2, 3, &y, &E));
+    CHECK(rg_graph_finish(g, y, &E));
+    case_cfg c = exact("slice", 2);
+    run_case(&c, g, 161);
+}
+
+static void test_shuffle(void **state)
+{
+    (void)state;
+    /* 3 groups of 2 channels: a transposition that is not its own inverse */
+    rg_graph *g = new_graph(7, 5, 6);
+    int32_t y;
+    CHECK(rg_graph_add_shuffle(g, "shuffle", g->input, 3, &y, &E));
+    CHECK(rg_graph_finish(g, y, &E));
+    case_cfg c = exact("shuffle g3", 2);
+    run_case(&c, g, 171);
+
+    g = new_graph(5, 3, 10);
+    CHECK(rg_graph_add_shuffle(g, "shuffle", g->input, 2, &y, &E));
+    CHECK(rg_graph_finish(g, y, &E));
+    c = exact("shuffle g2", 3);
+    run_case(&c, g, 172);
+}
+
+/* ---- pooling ---------------------------------------------------------------------- */
+
+static void pool_case(rg_op_type op, case_cfg cfg, int32_t h, int32_t w, int32_t ch, int32_t k, int32_t s,
+                      int32_t p, uint64_t seed)
+{
+    rg_graph *g = new_graph(h, w, ch);
+    int32_t y;
+    CHECK(rg_graph_add_pool(g, op, "pool", g->input, k, s, p, &y, &E));
+    CHECK(rg_graph_finish(g, y, &E));
+    run_case(&cfg, g, seed);
+}
+
+static void test_maxpool(void **state)
+{
+    (void)state;
+    case_cfg c = exact("maxpool 3 s2 p1", 2);
+    c.input = IN_DISTINCT;
+    pool_case(RG_OP_MAXPOOL, c, 7, 5, 3, 3, 2, 1, 181); /* overlapping windows, padding */
+    c.label = "maxpool 2 s2";
+    pool_case(RG_OP_MAXPOOL, c, 7, 5, 5, 2, 2, 0, 182); /* odd sizes: last row/column unused */
+}
+
+static void test_avgpool(void **state)
+{
+    (void)state;
+    case_cfg c = exact("avgpool 3 s2 p1", 2);
+    pool_case(RG_OP_AVGPOOL, c, 7, 5, 3, 3, 2, 1, 191); /* border windows count fewer taps */
+    c.label = "avgpool 5 s1 p2";
+    c.batch = 3;
+    pool_case(RG_OP_AVGPOOL, c, 5, 7, 2, 5, 1, 2, 192);
+    c.label = "avgpool 2 s2";
+    pool_case(RG_OP_AVGPOOL, c, 7, 5, 5, 2, 2, 0, 193);
+}
+
+static void test_gap(void **state)
+{
+    (void)state;
+    rg_graph *g = new_graph(7, 5, 6);
+    int32_t y;
+    CHECK(rg_graph_add_unary(g, RG_OP_GAP, "gap", g->input, &y, &E));
+    CHECK(rg_graph_finish(g, y, &E));
+    case_cfg c = exact("gap", 3);
+    run_case(&c, g, 201);
+}
+
+/* ---- linear and dropout ------------------------------------------------------------ */
+
+static void test_linear(void **state)
+{
+    (void)state;
+    /* a 4-d input, flattened in NHWC order */
+    rg_graph *g = new_graph(3, 5, 3);
+    int32_t y;
+    CHECK(rg_graph_add_linear(g, "fc", g->input, 7, 1, &y, &E));
+    CHECK(rg_graph_finish(g, y, &E));
+    case_cfg c = exact("linear 3x5x3->7 bias", 3);
+    run_case(&c, g, 211);
+
+    /* (n,1,1,c) input, no bias */
+    g = new_graph(1, 1, 9);
+    CHECK(rg_graph_add_linear(g, "fc", g->input, 5, 0, &y, &E));
+    CHECK(rg_graph_finish(g, y, &E));
+    c = exact("linear 9->5", 2);
+    run_case(&c, g, 212);
+}
+
+/* Training mode with a fixed (seed, step): the mask is the same in every
+ * forward and in the backward, so the op is linear and finite differences
+ * see the mask. */
+static void test_dropout(void **state)
+{
+    (void)state;
+    rg_graph *g = new_graph(7, 5, 6);
+    int32_t y;
+    CHECK(rg_graph_add_dropout(g, "drop", g->input, 0.3f, &y, &E));
+    CHECK(rg_graph_finish(g, y, &E));
+
+    /* The mask is really there (about 30% zeros) and scales kept values by 1/(1-p). */
+    CHECK(rg_graph_plan(g, 3, RG_PLAN_TRAIN, &E));
+    size_t n = value_count(g, g->input), zeros = 0;
+    float *x = rg_graph_input(g);
+    for (size_t i = 0; i < n; i++) x[i] = 1.0f;
+    rg_exec ctx = {.training = 1, .seed = 0x5eed, .step = 7};
+    rg_graph_forward(g, &ctx);
+    const float *out = rg_graph_output(g);
+    for (size_t i = 0; i < n; i++) {
+        if (out[i] == 0.0f) zeros++;
+        else assert_float_equal(out[i], 1.0f / 0.7f, 1e-6);
+    }
+    assert_in_range(zeros, n / 10, n / 2);
+
+    case_cfg c = exact("dropout p0.3", 3);
+    run_case(&c, g, 221);
+}
+
+/* ---- a chain: accumulation across consumers -------------------------------------- */
+
+/* A small network from a spec (sigmoid activations only, so no kink is
+ * crossed, and only two of them, so gradients stay well above the noise):
+ * the stem output feeds both the inverted residual's expansion and its
+ * residual add; BN in training mode couples all images of the batch. */
+static void test_chain(void **state)
+{
+    (void)state;
+    const char *spec = "input h=7 w=5 c=3\n"
+                       "conv name=stem c=6 k=3 s=1 bn\n"
+                       "ir name=b1 t=2 c=6 s=1 act=sigmoid\n"
+                       "dw name=d1 k=3 s=2\n"
+                       "gap\n"
+                       "fc name=fc n=4\n";
+    rg_graph *g = NULL;
+    CHECK(rg_spec_build(spec, "chain", &g, &E));
+    case_cfg c = smooth("chain (spec, bn train)", 3);
+    run_case(&c, g, 231);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_conv_dense),     cmocka_unit_test(test_conv_grouped),
+        cmocka_unit_test(test_conv_depthwise), cmocka_unit_test(test_conv_pointwise),
+        cmocka_unit_test(test_conv_strided_1x1), cmocka_unit_test(test_conv_bias),
+        cmocka_unit_test(test_bn_train),       cmocka_unit_test(test_bn_eval),
+        cmocka_unit_test(test_relu),           cmocka_unit_test(test_relu6),
+        cmocka_unit_test(test_hswish),         cmocka_unit_test(test_sigmoid),
+        cmocka_unit_test(test_add),            cmocka_unit_test(test_add_self),
+        cmocka_unit_test(test_mul),            cmocka_unit_test(test_mul_broadcast),
+        cmocka_unit_test(test_concat2),        cmocka_unit_test(test_concat3),
+        cmocka_unit_test(test_slice),          cmocka_unit_test(test_shuffle),
+        cmocka_unit_test(test_maxpool),        cmocka_unit_test(test_avgpool),
+        cmocka_unit_test(test_gap),            cmocka_unit_test(test_linear),
+        cmocka_unit_test(test_dropout),        cmocka_unit_test(test_chain),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

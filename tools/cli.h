@@ -1,0 +1,51 @@
+/* The regain command: shared pieces of the subcommands. Only this folder
+ * prints for users and exits. */
+#ifndef REGAIN_TOOLS_CLI_H
+#define REGAIN_TOOLS_CLI_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "regain/status.h"
+#include "regain/trainer.h"
+
+/* Exit codes (documented in docs/cli.md). */
+enum {
+    EXIT_OK = 0,
+    EXIT_FAILURE_OTHER = 1,
+    EXIT_USAGE = 2,      /* bad command line */
+    EXIT_IO = 3,         /* a file could not be read or written */
+    EXIT_BAD_INPUT = 4,  /* a file is malformed: data, spec, checkpoint */
+    EXIT_NOT_FOUND = 5,  /* unknown model, missing dataset */
+    EXIT_NO_MEMORY = 6
+};
+
+int cli_exit_code(rg_status st);
+/* Prints "regain: <message>" to stderr and returns the exit code for st. */
+int cli_fail(const rg_error *err);
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Reads a whole text file (at most 1 MiB) NUL-terminated; NULL on error. */
+char *cli_read_text(const char *path, rg_error *err);
+
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_models(int argc, char **argv);
+
+/* Result tables (tables.c). */
+const char *cli_class_name(int32_t classes, int32_t c, char *buf, size_t size);
+void cli_print_eval(FILE *f, const rg_eval_result *r, double wall_s);
+
+/* Progress display (progress.c): a bar on a terminal, plain lines otherwise. */
+typedef struct {
+    int tty;
+    double last_draw;
+    int32_t last_quarter;
+} cli_progress;
+void cli_progress_init(cli_progress *p);
+void cli_progress_update(cli_progress *p, const rg_train_progress *pr);
+void cli_progress_clear(cli_progress *p);
+void cli_format_duration(double s, char *buf, size_t size);
+
+#endif

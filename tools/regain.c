@@ -1,0 +1,92 @@
+/* regain — command-line entry point: dispatches to the subcommands. */
+#include "cli.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "regain/fileio.h"
+
+static const char *usage_text =
+    "regain — win back the accuracy small networks lose on edge devices\n"
+    "\n"
+    "usage: regain <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  train    train a model (regain train --model mbv2-tiny --epochs 15)\n"
+    "  eval     evaluate a checkpoint on a dataset's test split\n"
+    "  info     describe a checkpoint\n"
+    "  models   list the model zoo with parameters, MACs and activation memory\n"
+    "\n"
+    "'regain <command> --help' describes each command. Exit codes: 0 success,\n"
+    "1 other failure, 2 bad command line, 3 I/O error, 4 malformed input file,\n"
+    "5 not found, 6 out of memory.\n";
+
+int cli_exit_code(rg_status st)
+{
+    switch (st) {
+    case RG_OK: return EXIT_OK;
+    case RG_ERR_ARG: return EXIT_USAGE;
+    case RG_ERR_IO: return EXIT_IO;
+    case RG_ERR_FORMAT:
+    case RG_ERR_SPEC:
+    case RG_ERR_SHAPE:
+    case RG_ERR_UNSUPPORTED: return EXIT_BAD_INPUT;
+    case RG_ERR_NOTFOUND: return EXIT_NOT_FOUND;
+    case RG_ERR_NOMEM: return EXIT_NO_MEMORY;
+    }
+    return EXIT_FAILURE_OTHER;
+}
+
+int cli_fail(const rg_error *err)
+{
+    fprintf(stderr, "regain: %s\n", err->msg[0] ? err->msg : rg_status_name(err->code));
+    return cli_exit_code(err->code);
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "regain %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n(see 'regain %s --help')\n", cmd);
+    return EXIT_USAGE;
+}
+
+char *cli_read_text(const char *path, rg_error *err)
+{
+    void *data;
+    size_t size;
+    if (rg_read_file(path, (size_t)1 << 20, &data, &size, err)) return NULL;
+    char *text = realloc(data, size + 1);
+    if (!text) {
+        free(data);
+        rg_fail(err, RG_ERR_NOMEM, "out of memory reading %s", path);
+        return NULL;
+    }
+    text[size] = 0;
+    if (strlen(text) != size) {
+        free(text);
+        rg_fail(err, RG_ERR_FORMAT, "%s: not a text file (holds a NUL byte)", path);
+        return NULL;
+    }
+    return text;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        fputs(usage_text, argc < 2 ? stderr : stdout);
+        return argc < 2 ? EXIT_USAGE : EXIT_OK;
+    }
+    static const struct {
+        const char *name;
+        int (*fn)(int, char **);
+    } cmds[] = {{"train", cmd_train}, {"eval", cmd_eval}, {"info", cmd_info}, {"models", cmd_models}};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        if (!strcmp(argv[1], cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "regain: unknown command '%s'\n\n%s", argv[1], usage_text);
+    return EXIT_USAGE;
+}
