@@ -30,32 +30,44 @@ static size_t bn_saved(const rg_graph *g, const rg_node *n, int32_t batch)
     return (size_t)g->values[n->out].shape.c * 2;
 }
 
-/* part[n*C + c] = sum over the image's positions of f(x, dy); two sums at once. */
+/* Per-image channel sums, p0[n*C + c] and p1[n*C + c]:
+ *   without b: sum (a - mean) and sum (a - mean)^2
+ *   with b:    sum b and sum b * (a - mean)      (b = dy in the backward pass)
+ * An image holds at most a few thousand positions, so float accumulators
+ * lose nothing that matters here and keep the loop vectorized; images are
+ * then summed in double, in order. */
 static void per_image_sums(const float *a, const float *b, const float *mean, rg_shape s, double *p0, double *p1)
 {
     size_t hw = (size_t)s.h * s.w;
     int32_t C = s.c;
 #pragma omp parallel for schedule(static)
     for (int32_t n = 0; n < s.n; n++) {
-        double *s0 = p0 + (size_t)n * C, *s1 = p1 + (size_t)n * C;
-        memset(s0, 0, (size_t)C * sizeof(double));
-        memset(s1, 0, (size_t)C * sizeof(double));
+        float f0[C], f1[C];
+        for (int32_t c = 0; c < C; c++) f0[c] = f1[c] = 0.0f;
         const float *an = a + (size_t)n * hw * C;
         const float *bn = b ? b + (size_t)n * hw * C : NULL;
-        for (size_t r = 0; r < hw; r++)
-            for (int32_t c = 0; c < C; c++) {
-                double av = an[r * C + c];
-                if (bn) {
-                    /* sums of dy and dy * (x - mean) */
-                    double g = bn[r * C + c];
-                    s0[c] += g;
-                    s1[c] += g * (av - mean[c]);
-                } else {
-                    double d = av - (mean ? mean[c] : 0.0f);
-                    s0[c] += d;
-                    s1[c] += d * d;
+        for (size_t r = 0; r < hw; r++) {
+            const float *ar = an + r * C;
+            if (bn) {
+                const float *br = bn + r * C;
+#pragma omp simd
+                for (int32_t c = 0; c < C; c++) {
+                    f0[c] += br[c];
+                    f1[c] += br[c] * (ar[c] - mean[c]);
+                }
+            } else {
+#pragma omp simd
+                for (int32_t c = 0; c < C; c++) {
+                    float d = ar[c] - mean[c];
+                    f0[c] += d;
+                    f1[c] += d * d;
                 }
             }
+        }
+        for (int32_t c = 0; c < C; c++) {
+            p0[(size_t)n * C + c] = f0[c];
+            p1[(size_t)n * C + c] = f1[c];
+        }
     }
 }
 
