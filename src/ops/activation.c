@@ -18,7 +18,7 @@
         const float *x = rg_in(c, 0);                                                \
         float *y = rg_out(c);                                                        \
         size_t count = rg_shape_count(rg_out_shape(c));                              \
-        _Pragma("omp parallel for simd schedule(static)")                            \
+        _Pragma("omp parallel for schedule(static)")                            \
         for (size_t i = 0; i < count; i++) { float v = x[i]; y[i] = (FWD); }          \
     }                                                                                \
     static void NAME##_backward(const rg_op_call *c)                                 \
@@ -26,7 +26,7 @@
         const float *x = rg_in(c, 0), *y = rg_out(c), *dy = rg_dout(c);              \
         float *dx = rg_din(c, 0);                                                    \
         size_t count = rg_shape_count(rg_out_shape(c));                              \
-        _Pragma("omp parallel for simd schedule(static)")                            \
+        _Pragma("omp parallel for schedule(static)")                            \
         for (size_t i = 0; i < count; i++) {                                         \
             float v = x[i], out = y[i];                                              \
             (void)v; (void)out;                                                      \

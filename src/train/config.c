@@ -124,7 +124,12 @@ rg_status rg_train_config_set(rg_train_config *c, const char *key, const char *v
         double v = strtod(value, &end);
         if (errno || end == value || *end || !isfinite(v))
             return rg_fail(err, RG_ERR_ARG, "%s: '%s' is not a number", key, value);
-        if (v < k->lo || v > k->hi)
+        /* The range is checked on the value as stored (a float), against
+         * bounds rounded the same way: a double inside a bound can round to a
+         * float outside it (1e-12 -> 9.99999996e-13, 0.999 -> 0.999000013),
+         * and rg_train_config_format would then write a value that parse
+         * rejects, so the run could not be resumed. */
+        if ((float)v < (float)k->lo || (float)v > (float)k->hi)
             return rg_fail(err, RG_ERR_ARG, "%s: %g is out of range [%g, %g]", key, v, k->lo, k->hi);
         *(float *)p = (float)v;
         return RG_OK;

@@ -55,7 +55,7 @@ void rg_optim_step(rg_optim *o, rg_graph *g, float lr)
         size_t n = p->count;
         if (c->kind == RG_OPTIM_SGD) {
             float mu = c->momentum;
-#pragma omp parallel for simd schedule(static) if (n > 65536)
+#pragma omp parallel for schedule(static) if (n > 65536)
             for (size_t k = 0; k < n; k++) {
                 float gk = gr[k] + wd * w[k];
                 if (mu > 0.0f) {
@@ -66,7 +66,7 @@ void rg_optim_step(rg_optim *o, rg_graph *g, float lr)
             }
         } else {
             float b1 = c->beta1, b2 = c->beta2, eps = c->eps;
-#pragma omp parallel for simd schedule(static) if (n > 65536)
+#pragma omp parallel for schedule(static) if (n > 65536)
             for (size_t k = 0; k < n; k++) {
                 w[k] -= lr * wd * w[k];
                 m[k] = b1 * m[k] + (1.0f - b1) * gr[k];
