@@ -126,7 +126,7 @@ void rg_train_result_free(rg_train_result *res);
 rg_status rg_model_build(const char *model, int32_t h, int32_t w, int32_t c, int32_t classes, rg_graph **out,
                          rg_error *err);
 
-/* Applies the thread count to OpenMP and OpenBLAS (0 = all cores). */
+/* Sets the number of OpenMP threads regain computes with (0 = all cores). */
 void rg_set_threads(int32_t threads);
 
 #endif

@@ -11,10 +11,12 @@
  *   The im2col row layout (kh, kw, ci) matches the OHWI weight layout, so the
  *   weight needs no transposition. Chunks bound the scratch size; weight
  *   gradients are accumulated chunk after chunk in a fixed order.
+ * Matrix products go through kernels/gemm.h, whose results do not depend on
+ * the number of threads.
  */
 #include "ops/op.h"
+#include "kernels/gemm.h"
 
-#include <cblas.h>
 #include <string.h>
 
 #define IM2COL_MAX_FLOATS ((size_t)4 << 20) /* 16 MiB of column buffer per chunk */
@@ -47,14 +49,16 @@ static size_t conv_scratch(const rg_graph *g, const rg_node *n, int32_t batch)
 {
     const rg_conv_attr *a = &n->a.conv;
     rg_shape y = g->values[n->out].shape;
-    if (is_pointwise(a)) return 0;
+    int32_t cin = g->values[n->in[0]].shape.c;
+    if (is_pointwise(a)) return rg_gemm_tn_acc_scratch(a->cout, cin, batch * y.h * y.w);
     if (is_depthwise(g, n)) {
         /* transposed weight (KH*KW*C) + per-image weight-gradient partials */
         size_t kc = (size_t)a->kh * a->kw * a->cout;
         return kc + (size_t)batch * kc;
     }
-    int32_t cg = g->values[n->in[0]].shape.c / a->groups;
-    return (size_t)chunk_images(g, n, batch) * y.h * y.w * a->kh * a->kw * cg;
+    int32_t cg = cin / a->groups, K = a->kh * a->kw * cg, rows = chunk_images(g, n, batch) * y.h * y.w;
+    /* column buffer, then the partial weight-gradient products */
+    return (size_t)rows * K + rg_gemm_tn_acc_scratch(a->cout / a->groups, K, rows);
 }
 
 static uint64_t conv_macs(const rg_graph *g, const rg_node *n)
@@ -235,8 +239,7 @@ static void conv_forward(const rg_op_call *call)
     const float *x = rg_in(call, 0), *w = rg_param_data(call, 0);
     float *y = rg_out(call);
     if (is_pointwise(a)) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ys.n * ys.h * ys.w, ys.c, xs.c, 1.0f, x, xs.c, w,
-                    xs.c, 0.0f, y, ys.c);
+        rg_gemm_rows(1, ys.n * ys.h * ys.w, ys.c, xs.c, x, xs.c, w, xs.c, 0.0f, y, ys.c);
     } else {
         int32_t G = a->groups, cg = xs.c / G, coutg = a->cout / G;
         int32_t K = a->kh * a->kw * cg, chunk = chunk_images(call->g, n, xs.n);
@@ -245,8 +248,8 @@ static void conv_forward(const rg_op_call *call)
             int32_t nb = xs.n - n0 < chunk ? xs.n - n0 : chunk, rows = nb * ys.h * ys.w;
             for (int32_t gi = 0; gi < G; gi++) {
                 im2col(x + n0 * xi, xs, nb, gi * cg, cg, a, ys.h, ys.w, call->scratch);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, coutg, K, 1.0f, call->scratch, K,
-                            w + (size_t)gi * coutg * K, K, 0.0f, y + n0 * yi + gi * coutg, ys.c);
+                rg_gemm_rows(1, rows, coutg, K, call->scratch, K, w + (size_t)gi * coutg * K, K, 0.0f,
+                             y + n0 * yi + gi * coutg, ys.c);
             }
         }
     }
@@ -267,11 +270,8 @@ static void conv_backward(const rg_op_call *call)
     if (is_pointwise(a)) {
         int32_t rows = ys.n * ys.h * ys.w;
         /* dW[Cout, Cin] += dY^T X ; dX[rows, Cin] += dY W */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ys.c, xs.c, rows, 1.0f, dy, ys.c, x, xs.c, 1.0f, dw,
-                    xs.c);
-        if (dx)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, xs.c, ys.c, 1.0f, dy, ys.c, w, xs.c, 1.0f,
-                        dx, xs.c);
+        rg_gemm_tn_acc(ys.c, xs.c, rows, dy, ys.c, x, xs.c, dw, xs.c, call->scratch);
+        if (dx) rg_gemm_rows(0, rows, xs.c, ys.c, dy, ys.c, w, xs.c, 1.0f, dx, xs.c);
     } else {
         int32_t G = a->groups, cg = xs.c / G, coutg = a->cout / G;
         int32_t K = a->kh * a->kw * cg, chunk = chunk_images(call->g, n, xs.n);
@@ -280,13 +280,12 @@ static void conv_backward(const rg_op_call *call)
             int32_t nb = xs.n - n0 < chunk ? xs.n - n0 : chunk, rows = nb * ys.h * ys.w;
             for (int32_t gi = 0; gi < G; gi++) {
                 const float *dyg = dy + n0 * yi + gi * coutg;
-                im2col(x + n0 * xi, xs, nb, gi * cg, cg, a, ys.h, ys.w, call->scratch);
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, coutg, K, rows, 1.0f, dyg, ys.c, call->scratch,
-                            K, 1.0f, dw + (size_t)gi * coutg * K, K);
+                float *col = call->scratch, *partial = col + (size_t)rows * K;
+                im2col(x + n0 * xi, xs, nb, gi * cg, cg, a, ys.h, ys.w, col);
+                rg_gemm_tn_acc(coutg, K, rows, dyg, ys.c, col, K, dw + (size_t)gi * coutg * K, K, partial);
                 if (!dx) continue;
                 /* the column buffer is reused for the column gradient */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, K, coutg, 1.0f, dyg, ys.c,
-                            w + (size_t)gi * coutg * K, K, 0.0f, call->scratch, K);
+                rg_gemm_rows(0, rows, K, coutg, dyg, ys.c, w + (size_t)gi * coutg * K, K, 0.0f, col, K);
                 col2im(call->scratch, xs, nb, gi * cg, cg, a, ys.h, ys.w, dx + n0 * xi);
             }
         }

@@ -3,8 +3,7 @@
  *   y = x W^T + b      dx += dy W      dW += dy^T x      db += sum_n dy
  */
 #include "ops/op.h"
-
-#include <cblas.h>
+#include "kernels/gemm.h"
 
 static uint64_t linear_macs(const rg_graph *g, const rg_node *n)
 {
@@ -12,13 +11,18 @@ static uint64_t linear_macs(const rg_graph *g, const rg_node *n)
     return (uint64_t)x.h * x.w * x.c * n->a.linear.out_features;
 }
 
+static size_t linear_scratch(const rg_graph *g, const rg_node *n, int32_t batch)
+{
+    rg_shape x = g->values[n->in[0]].shape;
+    return rg_gemm_tn_acc_scratch(n->a.linear.out_features, x.h * x.w * x.c, batch);
+}
+
 static void linear_forward(const rg_op_call *c)
 {
     rg_shape xs = rg_in_shape(c, 0);
     int32_t F = xs.h * xs.w * xs.c, O = c->node->a.linear.out_features, N = xs.n;
     float *y = rg_out(c);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, O, F, 1.0f, rg_in(c, 0), F, rg_param_data(c, 0), F,
-                0.0f, y, O);
+    rg_gemm_rows(1, N, O, F, rg_in(c, 0), F, rg_param_data(c, 0), F, 0.0f, y, O);
     if (c->node->param[1] >= 0) {
         const float *b = rg_param_data(c, 1);
         for (int32_t n = 0; n < N; n++)
@@ -31,10 +35,8 @@ static void linear_backward(const rg_op_call *c)
     rg_shape xs = rg_in_shape(c, 0);
     int32_t F = xs.h * xs.w * xs.c, O = c->node->a.linear.out_features, N = xs.n;
     const float *dy = rg_dout(c);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, O, F, N, 1.0f, dy, O, rg_in(c, 0), F, 1.0f,
-                rg_param_grad(c, 0), F);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, F, O, 1.0f, dy, O, rg_param_data(c, 0), F, 1.0f,
-                rg_din(c, 0), F);
+    rg_gemm_tn_acc(O, F, N, dy, O, rg_in(c, 0), F, rg_param_grad(c, 0), F, c->scratch);
+    rg_gemm_rows(0, N, F, O, dy, O, rg_param_data(c, 0), F, 1.0f, rg_din(c, 0), F);
     if (c->node->param[1] >= 0) {
         float *db = rg_param_grad(c, 1);
         for (int32_t n = 0; n < N; n++)
@@ -42,4 +44,4 @@ static void linear_backward(const rg_op_call *c)
     }
 }
 
-const rg_op_def rg_op_linear = {"linear", linear_forward, linear_backward, NULL, NULL, linear_macs};
+const rg_op_def rg_op_linear = {"linear", linear_forward, linear_backward, linear_scratch, NULL, linear_macs};

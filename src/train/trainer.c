@@ -6,7 +6,6 @@
 #include "regain/spec.h"
 #include "regain/zoo.h"
 
-#include <cblas.h>
 #include <errno.h>
 #include <omp.h>
 #include <stdio.h>
@@ -15,14 +14,12 @@
 #include <sys/stat.h>
 #include <time.h>
 
-/* OpenBLAS's own thread count (declared by its cblas.h in most builds). */
-void openblas_set_num_threads(int num_threads);
-
 void rg_set_threads(int32_t threads)
 {
     int n = threads > 0 ? threads : omp_get_num_procs();
+    /* OpenBLAS itself stays single-threaded: kernels/gemm.h splits matrix
+     * products across these threads so that results do not depend on them */
     omp_set_num_threads(n);
-    openblas_set_num_threads(n);
 }
 
 static double now_s(void)

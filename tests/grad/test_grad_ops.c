@@ -32,21 +32,31 @@
  * Only BN and sigmoid have a truncation error, O(h^2 f'''), so they use the
  * smaller H_SMOOTH = 0.01 (relative truncation error ~1e-4).
  *
- * What remains is float32 rounding of the forward pass: every output that
- * depends on the perturbed coordinate carries an error of a few ulps
- * (u = 6e-8) times its magnitude (|y| <= ~10 here), and that error, times
- * |R| ~ 1 and summed over the affected outputs (at most a few hundred), is
- * divided by 2h. That is below ~1e-3 for h = 0.05 and ~3e-3 for h = 0.01
- * (measured worst cases are below 1e-3 of the gradient scale), so we accept
+ * What remains is float32 rounding of the forward pass: each output that
+ * depends on the perturbed coordinate is off by a few ulps (u = 6e-8) of its
+ * magnitude, and that error, times |R| ~ 1 and summed over the affected
+ * outputs, is divided by 2h. For one op that is ~1e-5 of the gradient scale;
+ * through a few BN layers (test_chain) the rounding of the whole forward
+ * pass adds up and, with small gradients, reaches a few 1e-3. Measured
+ * worst cases of |a - n| / (max(|a|, |n|) + rms) over 80 seeds: 3e-4 for
+ * single ops, 3.5e-3 for the chain. We accept
  *
  *     |a - n| <= RTOL * max(|a|, |n|) + ATOL * rms(a over the tensor)
  *
  * with RTOL = ATOL = 1e-2: a relative check for coordinates with sizeable
  * gradients and an absolute floor, relative to the tensor's typical gradient,
  * for coordinates whose gradient is (nearly) zero. A backward that is wrong
- * by a few percent (e.g. dividing by H*W - 1 instead of H*W in gap, or
- * dropping one of several accumulations) fails. Every checked tensor must
- * also have a non-zero analytic gradient, so no case passes vacuously.
+ * by a few percent (a divisor of 3x3 instead of the in-bounds taps in
+ * avgpool, a 3% scale error in the depthwise weight gradient of one channel,
+ * a lost accumulation) fails; every one of 40 such deliberate mutations of
+ * src/ops and src/graph/run.c was caught. Every checked tensor must also
+ * have a non-zero analytic gradient, so no case passes vacuously, and each
+ * case runs forward + backward twice before reading the gradients, so
+ * gradients left over from an earlier pass would show.
+ *
+ * Backward passes accumulate into their inputs' gradients (ops/op.h);
+ * test_accumulate gives every op's input a second reader so that an op that
+ * overwrote instead would be caught.
  *
  * Set REGAIN_GRAD_VERBOSE=1 to print the worst error of every tensor, and
  * REGAIN_GRAD_SEED=k to draw other random values (k = 0 is the default).
@@ -92,7 +102,7 @@ typedef struct {
     float h;           /* finite-difference step */
     input_kind input;
     float lo, hi;      /* input range */
-    float kinks[2];    /* IN_KINKS */
+    float kinks[4];    /* IN_KINKS */
     int n_kinks;
 } case_cfg;
 
@@ -145,6 +155,18 @@ static double loss(rg_graph *g, const rg_exec *ctx, const float *R)
     return L;
 }
 
+/* dL/dx at *x by central differences; *x is left perturbed. The step is
+ * the one actually taken in float32 (x + h is rounded). */
+static double numeric(const case_cfg *cfg, rg_graph *g, const rg_exec *ctx, const float *R, float *x)
+{
+    float x0 = *x, xp = x0 + cfg->h, xm = x0 - cfg->h;
+    *x = xp;
+    double lp = loss(g, ctx, R);
+    *x = xm;
+    double lm = loss(g, ctx, R);
+    return (lp - lm) / ((double)xp - (double)xm);
+}
+
 /* Compares analytic gradient `ga` of tensor `x` (count floats) with central
  * differences on up to MAX_COORDS coordinates. */
 static void check_tensor(const case_cfg *cfg, rg_graph *g, const rg_exec *ctx, const float *R, const char *name,
@@ -162,13 +184,9 @@ static void check_tensor(const case_cfg *cfg, rg_graph *g, const rg_exec *ctx, c
     double worst = 0.0;
     for (size_t k = 0; k < m; k++) {
         size_t i = perm[k];
-        float x0 = x[i], xp = x0 + cfg->h, xm = x0 - cfg->h;
-        x[i] = xp;
-        double lp = loss(g, ctx, R);
-        x[i] = xm;
-        double lm = loss(g, ctx, R);
+        float x0 = x[i];
+        double num = numeric(cfg, g, ctx, R, &x[i]), a = ga[i];
         x[i] = x0;
-        double num = (lp - lm) / ((double)xp - (double)xm), a = ga[i];
         double big = fabs(a) > fabs(num) ? fabs(a) : fabs(num);
         double tol = RTOL * big + ATOL * rms, diff = fabs(a - num);
         if (!(diff <= tol)) {
@@ -226,10 +244,14 @@ static void run_case(const case_cfg *cfg, rg_graph *g, uint64_t seed)
     assert_true(R && gin && gpar);
     for (size_t i = 0; i < n_out; i++) R[i] = rg_rng_normal(&r);
 
+    /* Two passes: the second must not see gradients left by the first
+     * (rg_graph_backward zeroes every value and parameter gradient). */
     rg_exec ctx = {.training = cfg->training, .seed = 0x5eed, .step = 7};
-    rg_graph_forward(g, &ctx);
-    memcpy(rg_graph_output_grad(g), R, n_out * sizeof *R);
-    rg_graph_backward(g, &ctx);
+    for (int pass = 0; pass < 2; pass++) {
+        rg_graph_forward(g, &ctx);
+        memcpy(rg_graph_output_grad(g), R, n_out * sizeof *R);
+        rg_graph_backward(g, &ctx);
+    }
     memcpy(gin, rg_graph_grad(g, g->input), n_in * sizeof *gin);
     memcpy(gpar, g->grad_data, g->param_floats * sizeof *gpar);
 
@@ -657,6 +679,101 @@ static void test_chain(void **state)
     run_case(&c, g, 231);
 }
 
+/* ---- the accumulation contract ------------------------------------------------ */
+
+/* Backward passes must ADD to their inputs' gradients (a value read by several
+ * nodes receives the sum). In the cases above the op is usually its input's
+ * only reader, so an op that overwrote instead would pass. Here every op's
+ * input x has a second reader that comes later in the graph, so its backward
+ * runs first and an overwriting op would erase its contribution:
+ *
+ *     y = op(x);  a = fc_a(y);  b = fc_b(x);  output = concat(a, b)
+ */
+typedef enum {
+    ACC_CONV, ACC_DW, ACC_PW, ACC_BN, ACC_RELU, ACC_RELU6, ACC_HSWISH, ACC_SIGMOID, ACC_ADD, ACC_MUL,
+    ACC_MUL_BCAST, ACC_CONCAT, ACC_SLICE, ACC_SHUFFLE, ACC_MAXPOOL, ACC_AVGPOOL, ACC_GAP, ACC_LINEAR,
+    ACC_DROPOUT, ACC_COUNT
+} acc_op;
+
+static const char *const acc_names[ACC_COUNT] = {
+    "accumulate conv", "accumulate dw", "accumulate pw", "accumulate bn", "accumulate relu",
+    "accumulate relu6", "accumulate hswish", "accumulate sigmoid", "accumulate add", "accumulate mul",
+    "accumulate mul bcast", "accumulate concat", "accumulate slice", "accumulate shuffle",
+    "accumulate maxpool", "accumulate avgpool", "accumulate gap", "accumulate linear", "accumulate dropout"};
+
+static int32_t acc_build(rg_graph *g, acc_op op)
+{
+    int32_t x = g->input, y = -1, t;
+    int32_t both[2] = {x, x};
+    switch (op) {
+    case ACC_CONV:
+        CHECK(rg_graph_add_conv(g, "op", x, (rg_conv_attr){.kh = 3, .kw = 3, .stride = 2, .pad = 1, .groups = 1, .cout = 5}, &y, &E));
+        break;
+    case ACC_DW:
+        CHECK(rg_graph_add_conv(g, "op", x, (rg_conv_attr){.kh = 3, .kw = 3, .stride = 1, .pad = 1, .groups = 4, .cout = 4}, &y, &E));
+        break;
+    case ACC_PW:
+        CHECK(rg_graph_add_conv(g, "op", x, (rg_conv_attr){.kh = 1, .kw = 1, .stride = 1, .pad = 0, .groups = 1, .cout = 3}, &y, &E));
+        break;
+    case ACC_BN: CHECK(rg_graph_add_bn(g, "op", x, &y, &E)); break;
+    case ACC_RELU: CHECK(rg_graph_add_unary(g, RG_OP_RELU, "op", x, &y, &E)); break;
+    case ACC_RELU6: CHECK(rg_graph_add_unary(g, RG_OP_RELU6, "op", x, &y, &E)); break;
+    case ACC_HSWISH: CHECK(rg_graph_add_unary(g, RG_OP_HSWISH, "op", x, &y, &E)); break;
+    case ACC_SIGMOID: CHECK(rg_graph_add_unary(g, RG_OP_SIGMOID, "op", x, &y, &E)); break;
+    case ACC_ADD: CHECK(rg_graph_add_binary(g, RG_OP_ADD, "op", x, x, &y, &E)); break;
+    case ACC_MUL: CHECK(rg_graph_add_binary(g, RG_OP_MUL, "op", x, x, &y, &E)); break;
+    case ACC_MUL_BCAST:
+        /* both operands of the multiply are read by others too: x by fc_b, the gate by "gate2" */
+        CHECK(rg_graph_add_unary(g, RG_OP_GAP, "gate", x, &t, &E));
+        CHECK(rg_graph_add_binary(g, RG_OP_MUL, "op", x, t, &y, &E));
+        CHECK(rg_graph_add_binary(g, RG_OP_ADD, "gate2", t, t, &t, &E));
+        CHECK(rg_graph_add_linear(g, "fc_g", t, 2, 0, &t, &E));
+        CHECK(rg_graph_add_linear(g, "fc_y", y, 2, 0, &y, &E));
+        both[0] = y;
+        both[1] = t;
+        CHECK(rg_graph_add_concat(g, "op_out", both, 2, &y, &E));
+        break;
+    case ACC_CONCAT: CHECK(rg_graph_add_concat(g, "op", both, 2, &y, &E)); break;
+    case ACC_SLICE: CHECK(rg_graph_add_slice(g, "op", x, 1, 2, &y, &E)); break;
+    case ACC_SHUFFLE: CHECK(rg_graph_add_shuffle(g, "op", x, 2, &y, &E)); break;
+    case ACC_MAXPOOL: CHECK(rg_graph_add_pool(g, RG_OP_MAXPOOL, "op", x, 3, 2, 1, &y, &E)); break;
+    case ACC_AVGPOOL: CHECK(rg_graph_add_pool(g, RG_OP_AVGPOOL, "op", x, 3, 2, 1, &y, &E)); break;
+    case ACC_GAP: CHECK(rg_graph_add_unary(g, RG_OP_GAP, "op", x, &y, &E)); break;
+    case ACC_LINEAR: CHECK(rg_graph_add_linear(g, "op", x, 5, 1, &y, &E)); break;
+    case ACC_DROPOUT: CHECK(rg_graph_add_dropout(g, "op", x, 0.3f, &y, &E)); break;
+    case ACC_COUNT: break;
+    }
+    return y;
+}
+
+static void test_accumulate(void **state)
+{
+    (void)state;
+    for (int op = 0; op < ACC_COUNT; op++) {
+        rg_graph *g = new_graph(5, 3, 4);
+        int32_t y = acc_build(g, (acc_op)op), a, b, out;
+        CHECK(rg_graph_add_linear(g, "fc_a", y, 4, 0, &a, &E));
+        CHECK(rg_graph_add_linear(g, "fc_b", g->input, 3, 0, &b, &E));
+        int32_t ins[2] = {a, b};
+        CHECK(rg_graph_add_concat(g, "out", ins, 2, &out, &E));
+        CHECK(rg_graph_finish(g, out, &E));
+        case_cfg c = op == ACC_BN || op == ACC_SIGMOID ? smooth(acc_names[op], 2) : exact(acc_names[op], 2);
+        if (op == ACC_MAXPOOL) {
+            c.input = IN_DISTINCT;
+        } else {
+            c.input = IN_KINKS; /* every activation's kinks */
+            c.lo = -5.0f;
+            c.hi = 8.0f;
+            c.kinks[0] = -3.0f;
+            c.kinks[1] = 0.0f;
+            c.kinks[2] = 3.0f;
+            c.kinks[3] = 6.0f;
+            c.n_kinks = 4;
+        }
+        run_case(&c, g, 300 + (uint64_t)op);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -673,6 +790,7 @@ int main(void)
         cmocka_unit_test(test_maxpool),        cmocka_unit_test(test_avgpool),
         cmocka_unit_test(test_gap),            cmocka_unit_test(test_linear),
         cmocka_unit_test(test_dropout),        cmocka_unit_test(test_chain),
+        cmocka_unit_test(test_accumulate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,58 @@
+/* Thread-count independent matrix products over single-threaded OpenBLAS. */
+#include "kernels/gemm.h"
+
+#include <cblas.h>
+
+#define ROW_BLOCK 1024
+
+/* OpenBLAS's OpenMP build runs a call single-threaded when it is made inside
+ * an active parallel region, and with omp_get_max_threads() threads
+ * otherwise (openblas_set_num_threads is overridden at the next call). So
+ * every call below is made from inside a parallel loop, even when there is
+ * only one piece of work: then one thread computes it and the others wait. */
+
+void rg_gemm_rows(int trans_b, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta,
+                  float *C, int ldc)
+{
+    int blocks = (M + ROW_BLOCK - 1) / ROW_BLOCK;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int b = 0; b < blocks; b++) {
+        int r0 = b * ROW_BLOCK, m = M - r0 < ROW_BLOCK ? M - r0 : ROW_BLOCK;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, N, K, 1.0f,
+                    A + (size_t)r0 * lda, lda, B, ldb, beta, C + (size_t)r0 * ldc, ldc);
+    }
+}
+
+static int k_chunks(int K) { return (K + RG_GEMM_K_CHUNK - 1) / RG_GEMM_K_CHUNK; }
+
+size_t rg_gemm_tn_acc_scratch(int M, int N, int K)
+{
+    int chunks = k_chunks(K);
+    return chunks > 1 ? (size_t)chunks * (size_t)M * (size_t)N : 0;
+}
+
+void rg_gemm_tn_acc(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc,
+                    float *scratch)
+{
+    int chunks = k_chunks(K);
+    if (chunks <= 1) {
+#pragma omp parallel
+#pragma omp single
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, N, K, 1.0f, A, lda, B, ldb, 1.0f, C, ldc);
+        return;
+    }
+    size_t mn = (size_t)M * N;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int c = 0; c < chunks; c++) {
+        int k0 = c * RG_GEMM_K_CHUNK, kc = K - k0 < RG_GEMM_K_CHUNK ? K - k0 : RG_GEMM_K_CHUNK;
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, N, kc, 1.0f, A + (size_t)k0 * lda, lda,
+                    B + (size_t)k0 * ldb, ldb, 0.0f, scratch + (size_t)c * mn, N);
+    }
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            float s = C[(size_t)i * ldc + j];
+            for (int c = 0; c < chunks; c++) s += scratch[(size_t)c * mn + (size_t)i * N + j];
+            C[(size_t)i * ldc + j] = s;
+        }
+}

@@ -1,0 +1,383 @@
+/* The regain command on bad input, run as the sanitizer build
+ * ($REGAIN_CLI_SAN): every mistake on the command line and every damaged
+ * file gives the documented exit code (tools/regain.c: 2 bad command line,
+ * 3 I/O error, 4 malformed input file, 5 not found), a message that names
+ * the file (or option) and the problem, and no AddressSanitizer,
+ * LeakSanitizer or UndefinedBehaviorSanitizer report.
+ *
+ * The group setup writes a tiny IDX dataset and trains one epoch on it with
+ * the optimized CLI ($REGAIN_CLI) to get a valid checkpoint to damage. */
+#include "test_support.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "regain/safetensors.h"
+
+static char root[512];
+static char data_dir[600], run_dir[600], ckpt[700];
+static char out[1 << 16];
+
+static const char *in_root(const char *name)
+{
+    static char buf[8][700];
+    static int next;
+    char *p = buf[next++ % 8];
+    if ((size_t)snprintf(p, sizeof buf[0], "%s/%s", root, name) >= sizeof buf[0]) fail_msg("path too long");
+    return p;
+}
+
+/* Runs "$REGAIN_CLI_SAN <args>" and checks the exit code, that the output
+ * holds each of the non-NULL words, and that no sanitizer spoke. */
+static void expect_cli(int want_code, const char *word1, const char *word2, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void expect_cli(int want_code, const char *word1, const char *word2, const char *fmt, ...)
+{
+    char args[4096], cmd[5000];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "'%s' %s", rgt_env("REGAIN_CLI_SAN"), args);
+    int code = rgt_run(cmd, out, sizeof out);
+    if (strstr(out, "Sanitizer") || strstr(out, "runtime error"))
+        fail_msg("regain %s: a sanitizer reported a problem:\n%s", args, out);
+    if (code != want_code) fail_msg("regain %s: exit code %d, expected %d; output:\n%s", args, code, want_code, out);
+    if (word1 && !strstr(out, word1)) fail_msg("regain %s: output lacks \"%s\":\n%s", args, word1, out);
+    if (word2 && !strstr(out, word2)) fail_msg("regain %s: output lacks \"%s\":\n%s", args, word2, out);
+}
+
+/* ---- files --------------------------------------------------------------------------- */
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
+}
+
+/* An IDX file: magic, dims, then `payload` bytes (pixels: a pattern that
+ * depends on the label of the image, labels: i % 10). */
+static void write_idx(const char *path, uint32_t magic, int ndims, const uint32_t *dims, size_t payload)
+{
+    size_t head = 4 + 4 * (size_t)ndims;
+    uint8_t *b = malloc(head + payload + 1);
+    assert_non_null(b);
+    put32(b, magic);
+    for (int i = 0; i < ndims; i++) put32(b + 4 + 4 * i, dims[i]);
+    size_t per = ndims == 3 ? (size_t)dims[1] * dims[2] : 1;
+    for (size_t k = 0; k < payload; k++) {
+        size_t item = k / per, pix = k % per;
+        b[head + k] = ndims == 3 ? (uint8_t)((pix * 7 + item % 10 * 40 + (pix / 28) * (item % 10)) & 0xff)
+                                 : (uint8_t)(item % 10);
+    }
+    rgt_write_file(path, b, head + payload);
+    free(b);
+}
+
+static void write_images(const char *dir, const char *name, uint32_t n, size_t payload)
+{
+    char p[800];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    const uint32_t d[3] = {n, 28, 28};
+    write_idx(p, 0x803, 3, d, payload);
+}
+
+static void write_labels(const char *dir, const char *name, uint32_t n, size_t payload)
+{
+    char p[800];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    write_idx(p, 0x801, 1, &n, payload);
+}
+
+/* A complete dataset directory with n_train and n_test images. */
+static void write_dataset(const char *dir, uint32_t n_train, uint32_t n_test)
+{
+    mkdir(dir, 0777);
+    write_images(dir, "train-images-idx3-ubyte", n_train, (size_t)n_train * 784);
+    write_labels(dir, "train-labels-idx1-ubyte", n_train, n_train);
+    write_images(dir, "t10k-images-idx3-ubyte", n_test, (size_t)n_test * 784);
+    write_labels(dir, "t10k-labels-idx1-ubyte", n_test, n_test);
+}
+
+static void write_text(const char *path, const char *text) { rgt_write_file(path, text, strlen(text)); }
+
+/* Copies a whole file. */
+static void copy_file(const char *from, const char *to)
+{
+    size_t n;
+    void *b = rgt_read_file(from, &n);
+    rgt_write_file(to, b, n);
+    free(b);
+}
+
+/* ---- fixture --------------------------------------------------------------------------- */
+
+static int setup(void **state)
+{
+    (void)state;
+    rgt_tmpdir(root, sizeof root);
+    snprintf(data_dir, sizeof data_dir, "%s/data", root);
+    snprintf(run_dir, sizeof run_dir, "%s/run", root);
+    snprintf(ckpt, sizeof ckpt, "%s/last.safetensors", run_dir);
+    write_dataset(data_dir, 256, 128);
+
+    /* A valid checkpoint, from the optimized CLI. */
+    char cmd[2000];
+    snprintf(cmd, sizeof cmd,
+             "'%s' train --data '%s' --model mbv2-tiny --train-limit 256 --test-limit 128 --epochs 1 --batch 64 "
+             "--threads 2 --workers 0 --out '%s'",
+             rgt_env("REGAIN_CLI"), data_dir, run_dir);
+    int code = rgt_run(cmd, out, sizeof out);
+    if (code != 0) {
+        fprintf(stderr, "setup: %s failed (%d):\n%s\n", cmd, code, out);
+        return -1;
+    }
+
+    /* Damaged copies of it. */
+    size_t n;
+    uint8_t *b = rgt_read_file(ckpt, &n);
+    uint64_t hlen = 0;
+    for (int k = 7; k >= 0; k--) hlen = (hlen << 8) | b[k];
+    if (n < 8 + hlen + 4096) {
+        fprintf(stderr, "setup: %s is smaller than expected\n", ckpt);
+        return -1;
+    }
+    /* truncated in the middle of the data section */
+    rgt_write_file(in_root("truncated.safetensors"), b, (size_t)(8 + hlen + (n - 8 - hlen) / 2));
+    /* truncated in the middle of the header */
+    rgt_write_file(in_root("cut-header.safetensors"), b, (size_t)(8 + hlen / 2));
+    /* one byte of a weight flipped: only the crc32 can tell */
+    b[8 + hlen + 1000] ^= 0x10;
+    rgt_write_file(in_root("tampered.safetensors"), b, n);
+    free(b);
+    rgt_write_file(in_root("empty.safetensors"), "", 0);
+    write_text(in_root("text.safetensors"), "hello, this is not a checkpoint at all\n");
+
+    /* A valid safetensors file that is not a regain checkpoint. */
+    static const float w[6] = {1, 2, 3, 4, 5, 6};
+    rg_st_tensor t = {.name = "stem.weight", .ndim = 2, .shape = {2, 3}, .data = w};
+    rg_st_meta m = {"format", "pt"};
+    rg_error err = {0};
+    if (rg_st_write(in_root("foreign.safetensors"), &t, 1, &m, 1, &err) != RG_OK) {
+        fprintf(stderr, "setup: %s\n", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+    rgt_run(cmd, NULL, 0);
+    return 0;
+}
+
+/* ---- the command line -------------------------------------------------------------------- */
+
+static void test_help_and_models(void **state)
+{
+    (void)state;
+    expect_cli(0, "usage: regain", "Exit codes", "--help");
+    expect_cli(0, "usage: regain train", "--lr", "train --help");
+    expect_cli(0, "usage: regain eval", NULL, "eval --help");
+    expect_cli(0, "mbv2-tiny", "resnet20", "models");
+    expect_cli(0, "ir name=b1", NULL, "models --spec mbv2-tiny");
+    /* the valid checkpoint the damaged ones come from is fine */
+    expect_cli(0, "mbv2-tiny", "epochs done     1", "info '%s'", ckpt);
+    expect_cli(0, "top-1 accuracy", " of 128)", "eval '%s' --data '%s'", ckpt, data_dir);
+}
+
+static void test_usage_errors(void **state)
+{
+    (void)state;
+    expect_cli(2, "usage: regain", NULL, "%s", "");
+    expect_cli(2, "unknown command 'frobnicate'", NULL, "frobnicate --now");
+    expect_cli(2, "unknown key 'bogus'", NULL, "train --bogus 1");
+    expect_cli(2, "needs a value", "--epochs", "train --epochs");
+    expect_cli(2, "unexpected argument 'stray'", NULL, "train stray");
+    expect_cli(2, "epochs", "out of range", "train --epochs 0");
+    expect_cli(2, "epochs", "not an integer", "train --epochs 1.5");
+    expect_cli(2, "lr", "not a number", "train --lr abc");
+    expect_cli(2, "lr", "must be > 0", "train --lr 0");
+    expect_cli(2, "nesterov", "not a boolean", "train --nesterov maybe");
+    expect_cli(2, "rmsprop", "optim", "train --optim rmsprop");
+    expect_cli(2, "warmup_epochs", NULL, "train --epochs 2 --warmup-epochs 3");
+    expect_cli(2, "unknown option or bad value", "--bogus", "eval '%s' --bogus 3", ckpt);
+    expect_cli(2, "--batch", "bad value", "eval '%s' --batch 0", ckpt);
+    expect_cli(2, "missing the checkpoint", NULL, "eval");
+    expect_cli(2, "only one checkpoint", NULL, "eval '%s' '%s'", ckpt, ckpt);
+    expect_cli(2, "unknown option '--bogus'", NULL, "info --bogus");
+    expect_cli(2, "missing the checkpoint", NULL, "info");
+    expect_cli(2, "unknown argument", NULL, "models --bogus");
+}
+
+/* ---- train: models, specs, configuration files ---------------------------------------------- */
+
+static void test_train_model_errors(void **state)
+{
+    (void)state;
+    const char *out_dir = in_root("never");
+    expect_cli(5, "no-such-model", NULL, "train --data '%s' --model no-such-model --epochs 1 --out '%s'", data_dir,
+               out_dir);
+
+    const char *spec = in_root("bad.spec");
+    const char *text = "input h=28 w=28 c=1\n"
+                       "conv name=stem c=8 k=3 bn act=relu6\n"
+                       "ir name=b1 t=2 tt=2 c=8\n"
+                       "gap\n"
+                       "fc n=10\n";
+    write_text(spec, text);
+    char where[800];
+    snprintf(where, sizeof where, "%s:3", spec);
+    expect_cli(4, where, "unknown key 'tt'", "train --data '%s' --model '%s' --epochs 1 --out '%s'", data_dir, spec,
+               out_dir);
+
+    /* a spec whose input does not match the data */
+    spec = in_root("wide.spec");
+    text = "input h=32 w=32 c=1\nconv name=stem c=8 k=3 bn act=relu\ngap\nfc n=10\n";
+    write_text(spec, text);
+    expect_cli(4, spec, "32x32x1", "train --data '%s' --model '%s' --epochs 1 --out '%s'", data_dir, spec, out_dir);
+
+    /* a spec that is not there (a path, so not a zoo name) */
+    expect_cli(3, in_root("missing.spec"), NULL, "train --data '%s' --model '%s' --epochs 1 --out '%s'", data_dir,
+               in_root("missing.spec"), out_dir);
+
+    /* configuration files */
+    const char *cfg = in_root("bad.cfg");
+    write_text(cfg, "epochs = 2\nthis line has no equals sign\n");
+    snprintf(where, sizeof where, "%s:2", cfg);
+    expect_cli(4, where, "key = value", "train --config '%s'", cfg);
+    cfg = in_root("unknown.cfg");
+    write_text(cfg, "# comment\nepochs = 2\nlearning_rate = 0.1\n");
+    snprintf(where, sizeof where, "%s:3", cfg);
+    expect_cli(2, where, "unknown key 'learning_rate'", "train --config '%s'", cfg);
+    expect_cli(3, in_root("no.cfg"), NULL, "train --config '%s'", in_root("no.cfg"));
+
+    /* nothing was trained */
+    struct stat sb;
+    assert_int_not_equal(stat(in_root("never/last.safetensors"), &sb), 0);
+}
+
+/* ---- train: damaged datasets ------------------------------------------------------------------- */
+
+static void test_train_data_errors(void **state)
+{
+    (void)state;
+    const char *out_dir = in_root("never");
+    char file[800];
+
+    /* training images cut short */
+    const char *d = in_root("data-truncated");
+    write_dataset(d, 20, 10);
+    write_images(d, "train-images-idx3-ubyte", 20, 20 * 784 - 100);
+    snprintf(file, sizeof file, "%s/train-images-idx3-ubyte", d);
+    expect_cli(4, file, "truncated", "train --data '%s' --epochs 1 --out '%s'", d, out_dir);
+
+    /* test labels cut short */
+    d = in_root("data-truncated-labels");
+    write_dataset(d, 20, 10);
+    write_labels(d, "t10k-labels-idx1-ubyte", 10, 7);
+    snprintf(file, sizeof file, "%s/t10k-labels-idx1-ubyte", d);
+    expect_cli(4, file, "truncated", "train --data '%s' --epochs 1 --out '%s'", d, out_dir);
+
+    /* wrong magic: a label file where the images should be */
+    d = in_root("data-magic");
+    write_dataset(d, 20, 10);
+    snprintf(file, sizeof file, "%s/train-images-idx3-ubyte", d);
+    const uint32_t n20 = 20;
+    write_idx(file, 0x801, 1, &n20, 20);
+    expect_cli(4, file, "magic", "train --data '%s' --epochs 1 --out '%s'", d, out_dir);
+
+    /* 20 images, 19 labels */
+    d = in_root("data-count");
+    write_dataset(d, 20, 10);
+    write_labels(d, "train-labels-idx1-ubyte", 19, 19);
+    expect_cli(4, "20 images", "19 labels", "train --data '%s' --epochs 1 --out '%s'", d, out_dir);
+
+    /* a dataset directory without its test files */
+    d = in_root("data-partial");
+    write_dataset(d, 20, 10);
+    snprintf(file, sizeof file, "%s/t10k-images-idx3-ubyte", d);
+    assert_int_equal(remove(file), 0);
+    expect_cli(5, d, "t10k-images-idx3-ubyte", "train --data '%s' --epochs 1 --out '%s'", d, out_dir);
+
+    /* no such directory */
+    expect_cli(5, in_root("no-data"), NULL, "train --data '%s' --epochs 1 --out '%s'", in_root("no-data"), out_dir);
+}
+
+/* ---- eval and info: damaged checkpoints -------------------------------------------------------- */
+
+static void expect_bad_checkpoint(int code, const char *name, const char *word)
+{
+    const char *p = in_root(name);
+    expect_cli(code, p, word, "eval '%s' --data '%s'", p, data_dir);
+    expect_cli(code, p, word, "info '%s'", p);
+}
+
+static void test_bad_checkpoints(void **state)
+{
+    (void)state;
+    expect_bad_checkpoint(3, "missing.safetensors", "cannot open");
+    expect_bad_checkpoint(3, "data", "not a regular file"); /* a directory */
+    expect_bad_checkpoint(4, "truncated.safetensors", "truncated");
+    expect_bad_checkpoint(4, "cut-header.safetensors", "truncated");
+    expect_bad_checkpoint(4, "tampered.safetensors", "checksum mismatch");
+    expect_bad_checkpoint(4, "empty.safetensors", "empty");
+    expect_bad_checkpoint(4, "text.safetensors", "header length");
+    expect_bad_checkpoint(4, "foreign.safetensors", "not a regain checkpoint");
+}
+
+/* ---- train --resume ------------------------------------------------------------------------------ */
+
+static void test_resume_errors(void **state)
+{
+    (void)state;
+    /* a directory without last.safetensors */
+    const char *d = in_root("empty-run");
+    assert_int_equal(mkdir(d, 0777), 0);
+    char file[800];
+    snprintf(file, sizeof file, "%s/last.safetensors", d);
+    expect_cli(3, file, "cannot open", "train --resume '%s'", d);
+    /* no such directory */
+    expect_cli(3, "last.safetensors", NULL, "train --resume '%s'", in_root("no-run"));
+
+    /* last.safetensors damaged, or a checkpoint without training state */
+    d = in_root("tampered-run");
+    assert_int_equal(mkdir(d, 0777), 0);
+    snprintf(file, sizeof file, "%s/last.safetensors", d);
+    copy_file(in_root("tampered.safetensors"), file);
+    expect_cli(4, file, "checksum mismatch", "train --resume '%s'", d);
+
+    d = in_root("foreign-run");
+    assert_int_equal(mkdir(d, 0777), 0);
+    snprintf(file, sizeof file, "%s/last.safetensors", d);
+    copy_file(in_root("foreign.safetensors"), file);
+    expect_cli(4, file, "not a training checkpoint", "train --resume '%s'", d);
+
+    /* best.safetensors holds the weights only, without the optimizer state:
+     * not resumable (the missing tensor is reported as not found) */
+    d = in_root("weights-run");
+    assert_int_equal(mkdir(d, 0777), 0);
+    snprintf(file, sizeof file, "%s/last.safetensors", d);
+    char best[800];
+    snprintf(best, sizeof best, "%s/best.safetensors", run_dir);
+    copy_file(best, file);
+    expect_cli(5, file, "optim.m.", "train --resume '%s'", d);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_help_and_models),
+        cmocka_unit_test(test_usage_errors),
+        cmocka_unit_test(test_train_model_errors),
+        cmocka_unit_test(test_train_data_errors),
+        cmocka_unit_test(test_bad_checkpoints),
+        cmocka_unit_test(test_resume_errors),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
