@@ -5,16 +5,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void help(void)
 {
-    printf("usage: regain train [--KEY VALUE ...] [--config FILE] [--out RUN_DIR]\n"
+    printf("usage: regain train [--KEY VALUE ...] [--config FILE] [--out RUN_DIR] [--overwrite]\n"
            "       regain train --resume RUN_DIR [--threads N] [--workers N]\n"
            "\n"
            "Trains a model, evaluates it on the test set after every epoch, and keeps\n"
            "RUN_DIR/last.safetensors (resumable) and RUN_DIR/best.safetensors, with\n"
            "metrics.csv and config.txt. RUN_DIR defaults to runs/<model>-seed<seed>.\n"
-           "A killed run continues with --resume and ends bit-identical.\n"
+           "A killed run continues with --resume and ends bit-identical; an existing\n"
+           "run is only replaced with --overwrite.\n"
            "\n"
            "keys (--key value, or key = value lines in --config FILE):\n");
     /* The formatted defaults list the keys in the same order as the help. */
@@ -66,11 +68,16 @@ int cmd_train(int argc, char **argv)
     rg_train_config_default(&cfg);
     rg_error err = {0};
     const char *out = NULL, *resume = NULL;
+    int overwrite = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             help();
             return EXIT_OK;
+        }
+        if (!strcmp(a, "--overwrite")) {
+            overwrite = 1;
+            continue;
         }
         if (strncmp(a, "--", 2) != 0) return cli_usage_error("train", "unexpected argument '%s'", a);
         if (i + 1 >= argc) return cli_usage_error("train", "option %s needs a value", a);
@@ -99,6 +106,15 @@ int cmd_train(int argc, char **argv)
     else if (out) snprintf(dir, sizeof dir, "%s", out);
     else snprintf(dir, sizeof dir, "runs/%s-seed%lld", cfg.model, (long long)cfg.seed);
     if (!resume && rg_train_config_validate(&cfg, &err)) return cli_usage_error("train", "%s", err.msg);
+    if (!resume && !overwrite) {
+        /* never replace a run by accident: it may be one to resume */
+        char last[700];
+        snprintf(last, sizeof last, "%s/last.safetensors", dir);
+        if (access(last, F_OK) == 0)
+            return cli_usage_error("train", "%s already holds a run: continue it with --resume %s, or replace it with "
+                                            "--overwrite",
+                                   dir, dir);
+    }
 
     train_ui ui;
     cli_progress_init(&ui.bar);

@@ -336,6 +336,8 @@ static void test_bad_checkpoints(void **state)
 static void test_resume_errors(void **state)
 {
     (void)state;
+    /* a new run into a directory that holds one is refused, never replaced */
+    expect_cli(2, run_dir, "--overwrite", "train --data '%s' --epochs 1 --out '%s'", data_dir, run_dir);
     /* a directory without last.safetensors */
     const char *d = in_root("empty-run");
     assert_int_equal(mkdir(d, 0777), 0);
