@@ -24,7 +24,7 @@ echo "regain: training $model for $epochs epochs (log: $out/regain.log)"
 start=$(date +%s.%N)
 build/regain train --model "$model" --epochs "$epochs" --seed "$seed" --threads "$threads" \
   --batch 128 --lr 0.1 --momentum 0.9 --nesterov 1 --wd 5e-4 --schedule cosine \
-  --crop-pad 2 --hflip 1 --out "$out/regain-run" > "$out/regain.log" 2>&1
+  --crop-pad 2 --hflip 1 --out "$out/regain-run" --overwrite > "$out/regain.log" 2>&1
 end=$(date +%s.%N)
 echo "$start $end" > "$out/regain.time"
 

@@ -302,6 +302,10 @@ static void test_conv_dense(void **state)
     /* a rectangular kernel and stride 1 */
     conv_case("conv 3x1 s1 p0", 6, 5, 4, (rg_conv_attr){.kh = 3, .kw = 1, .stride = 1, .pad = 0, .groups = 1, .cout = 3},
               3, 12);
+    /* 2 x 33 x 65 = 4290 output positions: more than RG_GEMM_K_CHUNK, so the
+     * weight gradient is summed from two partial products (kernels/gemm.h) */
+    conv_case("conv 3x3 s1 p1 (K chunks)", 33, 65, 3,
+              (rg_conv_attr){.kh = 3, .kw = 3, .stride = 1, .pad = 1, .groups = 1, .cout = 2}, 2, 13);
 }
 
 /* Two groups, padding 0, stride 2. */
@@ -333,6 +337,9 @@ static void test_conv_pointwise(void **state)
               41);
     conv_case("pw 1x1 bias", 3, 5, 5,
               (rg_conv_attr){.kh = 1, .kw = 1, .stride = 1, .pad = 0, .groups = 1, .cout = 9, .has_bias = 1}, 2, 42);
+    /* 2 x 33 x 65 rows > RG_GEMM_K_CHUNK: chunked weight gradient */
+    conv_case("pw 1x1 (K chunks)", 33, 65, 3, (rg_conv_attr){.kh = 1, .kw = 1, .stride = 1, .pad = 0, .groups = 1, .cout = 2},
+              2, 43);
 }
 
 /* 1x1 with stride 2 (a ResNet down-sampling shortcut): im2col path. */
@@ -627,6 +634,13 @@ static void test_linear(void **state)
     CHECK(rg_graph_finish(g, y, &E));
     c = exact("linear 9->5", 2);
     run_case(&c, g, 212);
+
+    /* a batch of 4200 > RG_GEMM_K_CHUNK images: chunked weight gradient */
+    g = new_graph(1, 1, 3);
+    CHECK(rg_graph_add_linear(g, "fc", g->input, 2, 1, &y, &E));
+    CHECK(rg_graph_finish(g, y, &E));
+    c = exact("linear 3->2 (K chunks)", 4200);
+    run_case(&c, g, 213);
 }
 
 /* Training mode with a fixed (seed, step): the mask is the same in every
