@@ -27,6 +27,10 @@ rg_status rg_checkpoint_save(const char *path, const rg_graph *g, const rg_optim
  * tensor is an error naming the file and the tensor. */
 rg_status rg_checkpoint_load(const char *path, int prefer_ema, rg_graph **g, rg_st_file **file, rg_error *err);
 
+/* Copies the weights and BN buffers of g (or, with ema set, their averaged
+ * copies "ema.<name>") from an open checkpoint into g. */
+rg_status rg_checkpoint_load_weights(const rg_st_file *f, rg_graph *g, int ema, rg_error *err);
+
 /* Restores optimizer moments (and step count) and EMA weights from an open
  * checkpoint into already initialized opt / ema (either may be NULL). */
 rg_status rg_checkpoint_load_state(const rg_st_file *f, const char *path, const rg_graph *g, rg_optim *opt,

@@ -74,6 +74,16 @@ static rg_status load_tensor(const rg_st_file *f, const char *prefix, const rg_p
     return rg_st_copy(f, name, p->ndim, shape, dst + p->offset, err);
 }
 
+rg_status rg_checkpoint_load_weights(const rg_st_file *f, rg_graph *g, int ema, rg_error *err)
+{
+    const char *prefix = ema ? "ema." : "";
+    rg_status st = RG_OK;
+    for (int32_t i = 0; i < g->n_params && !st; i++) st = load_tensor(f, prefix, &g->params[i], g->param_data, err);
+    for (int32_t i = 0; i < g->n_buffers && !st; i++)
+        st = load_tensor(f, prefix, &g->buffers[i], g->buffer_data, err);
+    return st;
+}
+
 rg_status rg_checkpoint_load(const char *path, int prefer_ema, rg_graph **out, rg_st_file **file, rg_error *err)
 {
     *out = NULL;
@@ -100,11 +110,7 @@ rg_status rg_checkpoint_load(const char *path, int prefer_ema, rg_graph **out, r
         snprintf(name, sizeof name, "ema.%s", g->params[0].name);
         ema = rg_st_find(f, name) != NULL;
     }
-    const char *prefix = ema ? "ema." : "";
-    for (int32_t i = 0; i < g->n_params && !st; i++) st = load_tensor(f, prefix, &g->params[i], g->param_data, err);
-    for (int32_t i = 0; i < g->n_buffers && !st; i++)
-        st = load_tensor(f, prefix, &g->buffers[i], g->buffer_data, err);
-    if (st) {
+    if ((st = rg_checkpoint_load_weights(f, g, ema, err))) {
         rg_graph_free(g);
         rg_st_free(f);
         return st;

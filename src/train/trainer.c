@@ -152,6 +152,11 @@ static rg_status load_resume_config(run_state *r, const rg_train_config *given, 
     if (!text || !epoch || !best || !best_epoch || !metrics)
         return rg_fail(err, RG_ERR_FORMAT, "%s: not a training checkpoint (no regain.train_config/epoch metadata)",
                        path);
+    const char *kind = rg_st_meta_get(*ck, "regain.kind");
+    if (!kind || strcmp(kind, "training-state") != 0)
+        return rg_fail(err, RG_ERR_FORMAT,
+                       "%s: holds weights only (regain.kind is '%s'), not the optimizer state a run resumes from", path,
+                       kind ? kind : "missing");
     rg_train_config_default(&r->cfg);
     if ((st = rg_train_config_parse(&r->cfg, text, path, err))) return st;
     r->cfg.threads = given->threads;
@@ -189,18 +194,8 @@ static rg_status setup(run_state *r, int resume, rg_st_file *ck, rg_error *err)
         /* weights, BN statistics, moments and the average from the checkpoint */
         char path[1100];
         path_in(r, "last.safetensors", path, sizeof path, err);
-        for (int32_t i = 0; i < r->g->n_params && !st; i++) {
-            const rg_param *p = &r->g->params[i];
-            int64_t shape[4];
-            for (int32_t d = 0; d < p->ndim; d++) shape[d] = p->dims[d];
-            st = rg_st_copy(ck, p->name, p->ndim, shape, r->g->param_data + p->offset, err);
-        }
-        for (int32_t i = 0; i < r->g->n_buffers && !st; i++) {
-            const rg_param *p = &r->g->buffers[i];
-            int64_t shape[1] = {p->dims[0]};
-            st = rg_st_copy(ck, p->name, 1, shape, r->g->buffer_data + p->offset, err);
-        }
-        if (st || (st = rg_checkpoint_load_state(ck, path, r->g, &r->opt, r->use_ema ? &r->ema : NULL, err)))
+        if ((st = rg_checkpoint_load_weights(ck, r->g, 0, err)) ||
+            (st = rg_checkpoint_load_state(ck, path, r->g, &r->opt, r->use_ema ? &r->ema : NULL, err)))
             return st;
     } else {
         r->metrics = strdup("epoch,lr,train_loss,train_top1,test_loss,test_top1,val_top1,seconds,images_per_s\n");
