@@ -65,6 +65,16 @@ static void check_model(const char *model, const char *file, double grad_tol)
     if (rg_st_read(path, &f, &err)) fail_msg("%s", err.msg);
     rg_graph *g;
     if (rg_zoo_build(model, 28, 28, 1, 10, &g, &err)) fail_msg("%s", err.msg);
+    /* parameter and MAC counts as PyTorch counted them (bench/peers/models.py) */
+    rg_graph_stats stats;
+    assert_int_equal(rg_graph_stats_compute(g, &stats, &err), RG_OK);
+    const char *params = rg_st_meta_get(f, "params"), *macs = rg_st_meta_get(f, "macs_per_image");
+    if (!params || !macs) fail_msg("%s: metadata params / macs_per_image missing", path);
+    printf("%s: %zu parameters (PyTorch %s), %llu MACs (PyTorch %s)\n", model, stats.params, params,
+           (unsigned long long)stats.macs, macs);
+    assert_int_equal(stats.params, strtoull(params, NULL, 10));
+    assert_int_equal(stats.macs, strtoull(macs, NULL, 10));
+
     const int N = 4;
     assert_int_equal(rg_graph_plan(g, N, RG_PLAN_TRAIN, &err), RG_OK);
 
