@@ -333,7 +333,13 @@ rg_status rg_graph_add_linear(rg_graph *g, const char *name, int32_t in, int32_t
     rg_shape x = vshape(g, in);
     if (out_features <= 0)
         return rg_fail(err, RG_ERR_SHAPE, "%s: output features must be positive, got %d", name, out_features);
-    int32_t fin = x.h * x.w * x.c;
+    /* h*w*c reaches 4096^3 from a spec: checked in 64 bits (the int32
+     * product overflowed, undefined behaviour) before it becomes a dimension */
+    int64_t fin64 = (int64_t)x.h * x.w * x.c;
+    if (fin64 > INT32_MAX)
+        return rg_fail(err, RG_ERR_SHAPE, "%s: %lld input features (%dx%dx%d) are too many (at most %d)", name,
+                       (long long)fin64, x.h, x.w, x.c, INT32_MAX);
+    int32_t fin = (int32_t)fin64;
     int32_t dims[2] = {out_features, fin};
     n->a.linear.out_features = out_features;
     if ((st = add_param(g, n, 0, "weight", 2, dims, 0, fin, out_features, err))) return st;

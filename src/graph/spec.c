@@ -38,6 +38,7 @@ typedef struct {
         int32_t value;
     } names[MAX_NAMES];         /* line name -> output value */
     int n_names;
+    int input_line;             /* line of the input layer (for "no layers after input") */
     rg_error *err;
 } parser;
 
@@ -153,6 +154,9 @@ static rg_status get_inputs(parser *p, int32_t *ins, int min, int max, int *coun
         return RG_OK;
     }
     char buf[512];
+    /* A longer list used to be cut silently to the buffer, and a cut name
+     * could then match another layer (in=a,...,bb read as in=a,b). */
+    if (strlen(s) >= sizeof buf) return perr(p, "in= list is too long (%zu characters, at most %zu)", strlen(s), sizeof buf - 1);
     snprintf(buf, sizeof buf, "%s", s);
     int n = 0;
     for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
@@ -535,6 +539,7 @@ rg_status rg_spec_build(const char *text, const char *origin, rg_graph **out, rg
                 (st = wrap(p, rg_graph_create(h, w, c, &p->g, err))))
                 break;
             p->cur = p->g->input;
+            p->input_line = p->line;
         } else if (strcmp(p->kind, "input") == 0) {
             st = perr(p, "only one input line is allowed");
             break;
@@ -562,9 +567,14 @@ rg_status rg_spec_build(const char *text, const char *origin, rg_graph **out, rg
             if (!p->keys[i].used) st = perr(p, "unknown key '%s'", p->keys[i].key);
         line = nl ? nl + 1 : NULL;
     }
-    if (st == RG_OK && !p->g) st = rg_fail(err, RG_ERR_SPEC, "%s: the spec has no layers", origin);
-    if (st == RG_OK && p->cur == p->g->input) st = rg_fail(err, RG_ERR_SPEC, "%s: the spec has no layers after input", origin);
-    if (st == RG_OK) st = rg_graph_finish(p->g, p->cur, err);
+    /* These two name a line like every other spec error ("origin:N:"): line 1,
+     * where the input layer should be, and the input layer's line. */
+    if (st == RG_OK && !p->g)
+        st = rg_fail(err, RG_ERR_SPEC, "%s:1: the spec has no layers (the first must be 'input h=H w=W c=C')", origin);
+    if (st == RG_OK && p->cur == p->g->input)
+        st = rg_fail(err, RG_ERR_SPEC, "%s:%d: the spec has no layers after input", origin, p->input_line);
+    /* finishing allocates the parameters: an out-of-memory error names the spec */
+    if (st == RG_OK && (st = rg_graph_finish(p->g, p->cur, err)) != RG_OK) rg_error_prefix(err, "%s", origin);
     if (st == RG_OK) {
         p->g->spec = copy;
         memcpy(copy, text, len + 1);
@@ -585,9 +595,13 @@ rg_status rg_spec_build_file(const char *path, rg_graph **out, rg_error *err)
     rg_status st = rg_read_file(path, (size_t)1 << 20, &data, &size, err);
     if (st) return st;
     char *text = data;
-    if (memchr(text, 0, size)) {
+    const char *nul = memchr(text, 0, size);
+    if (nul) {
+        /* name the line of the NUL byte, as every spec error names its line */
+        int line = 1;
+        for (const char *c = text; c < nul; c++) line += *c == '\n';
         free(data);
-        return rg_fail(err, RG_ERR_SPEC, "%s: not a text file (holds a NUL byte)", path);
+        return rg_fail(err, RG_ERR_SPEC, "%s:%d: not a text file (holds a NUL byte)", path, line);
     }
     char *z = realloc(data, size + 1);
     if (!z) {
