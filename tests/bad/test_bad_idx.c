@@ -30,9 +30,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
-    rgt_run(cmd, NULL, 0);
+    rgt_rmtree(f->dir);
     free(f);
     return 0;
 }

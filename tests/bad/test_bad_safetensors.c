@@ -28,9 +28,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    rgt_run(cmd, NULL, 0);
+    rgt_rmtree(dir);
     return 0;
 }
 

@@ -604,9 +604,7 @@ static int teardown(void **state)
 {
     (void)state;
     rg_train_result_free(&acc_res);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-    rgt_run(cmd, NULL, 0);
+    rgt_rmtree(root);
     return 0;
 }
 

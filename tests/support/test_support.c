@@ -14,6 +14,13 @@ void rgt_tmpdir(char *buf, size_t size)
     if (!mkdtemp(buf)) fail_msg("cannot create a temporary directory under %s", base);
 }
 
+void rgt_rmtree(const char *dir)
+{
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    rgt_run(cmd, NULL, 0);
+}
+
 void rgt_write_file(const char *path, const void *data, size_t size)
 {
     FILE *f = fopen(path, "wb");

@@ -11,6 +11,8 @@
 /* A fresh empty directory under $TMPDIR (or /tmp) for this test; the path is
  * written into buf. Fails the test if it cannot be made. */
 void rgt_tmpdir(char *buf, size_t size);
+/* Removes a directory tree made by rgt_tmpdir (errors ignored). */
+void rgt_rmtree(const char *dir);
 /* Writes bytes to path; fails the test on error. */
 void rgt_write_file(const char *path, const void *data, size_t size);
 /* Reads a whole file; *size receives its length. Caller frees. */
