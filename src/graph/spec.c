@@ -357,8 +357,6 @@ static rg_status do_shuffle_unit(parser *p, const char *name, int32_t in, int32_
             return st;
         right = in;
     }
-    int32_t rin = p->g->values[right].shape.c;
-    (void)rin;
     if ((st = sub(p, n, name, "pw1")) || (st = conv_bn_act(p, n, right, half, 1, 1, 0, 1, 1, 0, RG_OP_RELU, &v)) ||
         (st = sub(p, n, name, "dw")) || (st = conv_bn_act(p, n, v, half, 3, s, 1, half, 1, 0, RG_OP_INPUT, &v)) ||
         (st = sub(p, n, name, "pw2")) || (st = conv_bn_act(p, n, v, half, 1, 1, 0, 1, 1, 0, RG_OP_RELU, &v)))
@@ -373,7 +371,7 @@ static rg_status do_shuffle_unit(parser *p, const char *name, int32_t in, int32_
 static rg_status handle_line(parser *p, const char *name, int32_t *out)
 {
     const char *k = p->kind;
-    int32_t ins[RG_MAX_INPUTS], nin, v;
+    int32_t ins[RG_MAX_INPUTS], nin;
     rg_status st;
     rg_graph *g = p->g;
     if (strcmp(k, "conv") == 0 || strcmp(k, "dw") == 0 || strcmp(k, "pw") == 0) {
@@ -456,7 +454,6 @@ static rg_status handle_line(parser *p, const char *name, int32_t *out)
         if ((st = get_inputs(p, ins, 1, 1, &nin)) || (st = get_float(p, "p", 0.5f, 0.0f, 0.99f, &pr))) return st;
         return wrap(p, rg_graph_add_dropout(g, name, ins[0], pr, out, p->err));
     }
-    (void)v;
     return perr(p, "unknown layer kind (known: input conv dw pw bn relu relu6 hswish sigmoid add mul concat slice "
                    "shuffle maxpool avgpool gap fc dropout ir mbconv bneck basic dwsep shuffle_unit se)");
 }
