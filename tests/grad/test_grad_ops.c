@@ -217,9 +217,9 @@ static void check_tensor(const case_cfg *cfg, rg_graph *g, const rg_exec *ctx, c
                rms, worst);
 }
 
-/* Plans g for cfg->batch, fills parameters, buffers, input and R from seed,
- * runs forward + backward and checks the input gradient and every parameter
- * gradient. Frees g. */
+/* Plans g (for cfg->plan_batch images if larger, running cfg->batch), fills
+ * parameters, buffers, input and R from seed, runs forward + backward and
+ * checks the input gradient and every parameter gradient. Frees g. */
 static void run_case(const case_cfg *cfg, rg_graph *g, uint64_t seed)
 {
     const char *extra = getenv("REGAIN_GRAD_SEED");
