@@ -50,13 +50,11 @@ static void per_image_sums(const float *a, const float *b, const float *mean, rg
             const float *ar = an + r * C;
             if (bn) {
                 const float *br = bn + r * C;
-#pragma omp simd
                 for (int32_t c = 0; c < C; c++) {
                     f0[c] += br[c];
                     f1[c] += br[c] * (ar[c] - mean[c]);
                 }
             } else {
-#pragma omp simd
                 for (int32_t c = 0; c < C; c++) {
                     float d = ar[c] - mean[c];
                     f0[c] += d;

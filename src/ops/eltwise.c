@@ -12,7 +12,7 @@ static void add_forward(const rg_op_call *c)
     const float *a = rg_in(c, 0), *b = rg_in(c, 1);
     float *y = rg_out(c);
     size_t count = rg_shape_count(rg_out_shape(c));
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for schedule(static)
     for (size_t i = 0; i < count; i++) y[i] = a[i] + b[i];
 }
 
@@ -22,7 +22,7 @@ static void add_backward(const rg_op_call *c)
     size_t count = rg_shape_count(rg_out_shape(c));
     for (int k = 0; k < 2; k++) {
         float *d = rg_din(c, k);
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for schedule(static)
         for (size_t i = 0; i < count; i++) d[i] += dy[i];
     }
 }
@@ -40,7 +40,7 @@ static void mul_forward(const rg_op_call *c)
     rg_shape s = rg_out_shape(c);
     if (!broadcast(c)) {
         size_t count = rg_shape_count(s);
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for schedule(static)
         for (size_t i = 0; i < count; i++) y[i] = a[i] * b[i];
         return;
     }
@@ -60,7 +60,7 @@ static void mul_backward(const rg_op_call *c)
     rg_shape s = rg_out_shape(c);
     if (!broadcast(c)) {
         size_t count = rg_shape_count(s);
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for schedule(static)
         for (size_t i = 0; i < count; i++) {
             da[i] += dy[i] * b[i];
             db[i] += dy[i] * a[i];

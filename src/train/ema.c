@@ -24,7 +24,7 @@ rg_status rg_ema_init(rg_ema *e, float decay, const rg_graph *g, rg_error *err)
 
 static void blend(float *avg, const float *cur, size_t n, float d)
 {
-#pragma omp parallel for simd schedule(static) if (n > 65536)
+#pragma omp parallel for schedule(static) if (n > 65536)
     for (size_t i = 0; i < n; i++) avg[i] = d * avg[i] + (1.0f - d) * cur[i];
 }
 
