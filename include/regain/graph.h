@@ -78,6 +78,12 @@ typedef struct {
         struct { float p; } dropout;
     } a;
     size_t scratch_floats;     /* per-node scratch, sized by the plan */
+    /* Fusion (graph/fuse.c, at planning): a batch norm whose output only
+     * feeds a relu or relu6 applies that activation itself and writes the
+     * activation's output; its own output value is then never stored. On
+     * the batch norm, the activation's node id; on the activation, the batch
+     * norm's; 0 when not fused (node 0 is the input). */
+    int32_t fused_with;
 } rg_node;
 
 typedef struct {
@@ -124,6 +130,9 @@ typedef struct rg_graph {
     size_t scratch_off;            /* shared scratch region, in floats */
     size_t scratch_floats;
     int32_t threads;               /* OpenMP threads used by ops (0 = default) */
+    /* Optional per-node timing (regain bench --profile): when set, forward
+     * and backward seconds of node i accumulate into profile_s[2i], [2i+1]. */
+    double *profile_s;
 } rg_graph;
 
 /* Per-call execution context. */
@@ -169,6 +178,10 @@ int32_t rg_graph_find_node(const rg_graph *g, const char *name);    /* -1 if non
 
 /* ---- planning and running ---------------------------------------------------- */
 
+/* Whether value v is stored by the current plan: false for the output of a
+ * batch norm fused with its activation (see rg_node.fused_with). */
+int rg_graph_value_stored(const rg_graph *g, int32_t v);
+
 /* Plans the arena for `batch` images. RG_PLAN_TRAIN keeps every activation
  * for the backward pass and gives every value a gradient slot; RG_PLAN_EVAL
  * reuses memory by liveness. Replaces any previous plan. */
@@ -186,8 +199,9 @@ float *rg_graph_grad(rg_graph *g, int32_t value);
 /* Forward pass over the planned batch (the first `batch` images of the input). */
 void rg_graph_forward(rg_graph *g, const rg_exec *ctx);
 /* Backward pass: the caller has written dL/d(output) into
- * rg_graph_output_grad(g). Zeroes and fills the parameter gradients and every
- * value's gradient. Requires a RG_PLAN_TRAIN plan and a prior forward with
+ * rg_graph_output_grad(g). Zeroes and fills the parameter gradients and the
+ * input's gradient; the gradients of inner values share memory by liveness
+ * and are not valid after the pass. Requires a RG_PLAN_TRAIN plan and a prior forward with
  * ctx->training set the same way. */
 void rg_graph_backward(rg_graph *g, const rg_exec *ctx);
 

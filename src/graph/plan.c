@@ -1,13 +1,15 @@
 /* Memory planning: every activation, gradient, per-node saved state and the
  * shared scratch get an offset in one arena, computed once per batch size.
  *
- * Training keeps every activation until the backward pass, so values simply
- * get consecutive slots. Inference places values by liveness with the
+ * Training keeps every activation until the backward pass, so activations
+ * simply get consecutive slots; gradients, each alive only for a stretch of
+ * the backward pass, share memory by liveness (plan_gradients). Inference places values by liveness with the
  * greedy-by-size heuristic TFLite Micro uses: sort values by size, largest
  * first, and put each at the lowest offset where it overlaps no already
  * placed value that is alive at the same time.
  */
 #include "regain/graph.h"
+#include "graph/fuse.h"
 #include "ops/op.h"
 
 #include <stdint.h>
@@ -61,6 +63,34 @@ static size_t place_by_liveness(placement *p, int32_t n)
     return peak;
 }
 
+/* Gradients by liveness over the backward pass, which runs the nodes in
+ * reverse: a value's gradient is first written by the backward of its last
+ * reader (zeroed just before, see run.c) and last read by the backward of its
+ * producer. In backward time t = n_nodes - 1 - node, it lives on
+ * [n - 1 - last_use, n - 1 - producer]; the output's gradient, written by the
+ * caller before the pass, lives from t = 0 (a fused activation's until its
+ * batch norm's backward). Placed greedy-by-size after the
+ * activations, which all stay for the backward pass. */
+static rg_status plan_gradients(rg_graph *g, int32_t batch, size_t *total, rg_error *err)
+{
+    placement *p = rg_calloc((size_t)g->n_values, sizeof *p, err);
+    if (!p) return RG_ERR_NOMEM;
+    int32_t last = g->n_nodes - 1;
+    for (int32_t v = 0; v < g->n_values; v++) {
+        rg_shape s = g->values[v].shape;
+        s.n = batch;
+        size_t size = rg_graph_value_stored(g, v) ? align_up(rg_shape_count(s)) : 0;
+        int32_t first = v == g->output ? 0 : last - g->values[v].last_use;
+        /* a fused activation's gradient is read by its batch norm's backward */
+        p[v] = (placement){v, size, first, last - rg_graph_value_written_at(g, v), 0};
+    }
+    size_t peak = place_by_liveness(p, g->n_values);
+    for (int32_t i = 0; i < g->n_values; i++) g->values[p[i].v].grad_off = *total + p[i].off;
+    free(p);
+    *total += peak;
+    return RG_OK;
+}
+
 rg_status rg_graph_plan(rg_graph *g, int32_t batch, rg_plan_mode mode, rg_error *err)
 {
     if (batch <= 0 || batch > (1 << 20)) return rg_fail(err, RG_ERR_ARG, "batch size %d is not valid", batch);
@@ -69,6 +99,7 @@ rg_status rg_graph_plan(rg_graph *g, int32_t batch, rg_plan_mode mode, rg_error 
     g->arena = NULL;
     g->batch = g->planned_batch = batch;
     g->mode = mode;
+    rg_graph_fuse(g);
 
     size_t total = 0;
     if (mode == RG_PLAN_TRAIN) {
@@ -76,22 +107,19 @@ rg_status rg_graph_plan(rg_graph *g, int32_t batch, rg_plan_mode mode, rg_error 
             rg_shape s = g->values[v].shape;
             s.n = batch;
             g->values[v].act_off = total;
-            total += align_up(rg_shape_count(s));
+            if (rg_graph_value_stored(g, v)) total += align_up(rg_shape_count(s));
         }
         g->act_floats = total;
-        for (int32_t v = 0; v < g->n_values; v++) {
-            rg_shape s = g->values[v].shape;
-            s.n = batch;
-            g->values[v].grad_off = total;
-            total += align_up(rg_shape_count(s));
-        }
+        rg_status st = plan_gradients(g, batch, &total, err);
+        if (st) return st;
     } else {
         placement *p = rg_calloc((size_t)g->n_values, sizeof *p, err);
         if (!p) return RG_ERR_NOMEM;
         for (int32_t v = 0; v < g->n_values; v++) {
             rg_shape s = g->values[v].shape;
             s.n = batch;
-            p[v] = (placement){v, align_up(rg_shape_count(s)), g->values[v].producer, g->values[v].last_use, 0};
+            size_t size = rg_graph_value_stored(g, v) ? align_up(rg_shape_count(s)) : 0;
+            p[v] = (placement){v, size, rg_graph_value_written_at(g, v), g->values[v].last_use, 0};
         }
         total = place_by_liveness(p, g->n_values);
         for (int32_t i = 0; i < g->n_values; i++) {
@@ -166,8 +194,8 @@ rg_status rg_graph_stats_compute(const rg_graph *g, rg_graph_stats *st, rg_error
     placement *p = rg_calloc((size_t)g->n_values, sizeof *p, err);
     if (!p) return RG_ERR_NOMEM;
     for (int32_t v = 0; v < g->n_values; v++)
-        p[v] = (placement){v, align_up(rg_shape_count(g->values[v].shape)), g->values[v].producer,
-                           g->values[v].last_use, 0};
+        p[v] = (placement){v, rg_graph_value_stored(g, v) ? align_up(rg_shape_count(g->values[v].shape)) : 0,
+                           rg_graph_value_written_at(g, v), g->values[v].last_use, 0};
     st->peak_act_bytes = place_by_liveness(p, g->n_values) * sizeof(float);
     free(p);
     return RG_OK;

@@ -4,8 +4,40 @@
 #include "ops/op.h"
 
 #include <string.h>
+#include <time.h>
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
 
 static size_t align_up(size_t x) { return (x + 15) & ~(size_t)15; }
+
+/* Gradients share memory by liveness (plan.c), so each is zeroed when it
+ * comes alive: just before the backward of its last reader, the first node
+ * to accumulate into it. */
+static void zero_first_gradients(rg_graph *g, const rg_node *n, int32_t node)
+{
+    /* an output nobody reads (other than the graph's) gets no gradient */
+    int32_t o = n->out;
+    if (o >= 0 && g->values[o].last_use == node && o != g->output && rg_graph_value_stored(g, o)) {
+        rg_shape s = g->values[o].shape;
+        s.n = g->batch;
+        memset(rg_graph_grad(g, o), 0, rg_shape_count(s) * sizeof(float));
+    }
+    for (int32_t k = 0; k < n->n_in; k++) {
+        int32_t v = n->in[k];
+        if (g->values[v].last_use != node || v == g->output || !rg_graph_value_stored(g, v)) continue;
+        int repeated = 0; /* the same value twice among the inputs: zero once */
+        for (int32_t j = 0; j < k; j++) repeated |= n->in[j] == v;
+        if (repeated) continue;
+        rg_shape s = g->values[v].shape;
+        s.n = g->batch;
+        memset(rg_graph_grad(g, v), 0, rg_shape_count(s) * sizeof(float));
+    }
+}
 
 /* Builds the call record of every node; saved-state offsets follow the order
  * used by rg_graph_plan. */
@@ -23,11 +55,14 @@ static void run(rg_graph *g, const rg_exec *ctx, int backward)
         rg_node *n = &g->nodes[i];
         const rg_op_def *d = rg_op_def_get(n->op);
         rg_op_call c = {g, n, i, ctx, g->arena + g->scratch_off, saved_at[i]};
+        double t0 = g->profile_s ? now_s() : 0.0;
         if (backward) {
+            zero_first_gradients(g, n, i);
             if (d->backward) d->backward(&c);
         } else if (d->forward) {
             d->forward(&c);
         }
+        if (g->profile_s) g->profile_s[2 * i + backward] += now_s() - t0;
     }
 }
 
@@ -37,12 +72,5 @@ void rg_graph_backward(rg_graph *g, const rg_exec *ctx)
 {
     if (g->mode != RG_PLAN_TRAIN) return;
     memset(g->grad_data, 0, g->param_floats * sizeof(float));
-    /* Zero every value's gradient but the output's, which the caller wrote. */
-    for (int32_t v = 0; v < g->n_values; v++) {
-        if (v == g->output) continue;
-        rg_shape s = g->values[v].shape;
-        s.n = g->batch;
-        memset(rg_graph_grad(g, v), 0, rg_shape_count(s) * sizeof(float));
-    }
     run(g, ctx, 1);
 }

@@ -6,37 +6,82 @@
  *   sigmoid: y = 1 / (1 + e^-x)          dy/dx = y (1 - y)
  *
  * The derivative at the kinks follows PyTorch (relu: 0 at x = 0; hswish:
- * x/3 + 1/2 on [-3, 3]), so gradients match its goldens exactly.
+ * x/3 + 1/2 on [-3, 3]), so gradients match its goldens exactly. relu,
+ * relu6 and hswish run through the kernel table (kernels/kernels.h); a relu
+ * or relu6 right after batch norm is usually fused into it (graph/fuse.c)
+ * and then does nothing here.
  */
 #include "ops/op.h"
+#include "kernels/kernels.h"
 
 #include <math.h>
 
-#define ELEMENTWISE(NAME, FWD, BWD)                                                   \
-    static void NAME##_forward(const rg_op_call *c)                                  \
-    {                                                                                \
-        const float *x = rg_in(c, 0);                                                \
-        float *y = rg_out(c);                                                        \
-        size_t count = rg_shape_count(rg_out_shape(c));                              \
-        _Pragma("omp parallel for schedule(static)")                            \
-        for (size_t i = 0; i < count; i++) { float v = x[i]; y[i] = (FWD); }          \
-    }                                                                                \
-    static void NAME##_backward(const rg_op_call *c)                                 \
-    {                                                                                \
-        const float *x = rg_in(c, 0), *y = rg_out(c), *dy = rg_dout(c);              \
-        float *dx = rg_din(c, 0);                                                    \
-        size_t count = rg_shape_count(rg_out_shape(c));                              \
-        _Pragma("omp parallel for schedule(static)")                            \
-        for (size_t i = 0; i < count; i++) {                                         \
-            float v = x[i], out = y[i];                                              \
-            (void)v; (void)out;                                                      \
-            dx[i] += dy[i] * (BWD);                                                  \
-        }                                                                            \
-    }                                                                                \
-    const rg_op_def rg_op_##NAME = {#NAME, NAME##_forward, NAME##_backward, NULL, NULL, NULL};
+/* Pieces of a flat array per thread: fixed size, so the split does not
+ * depend on the thread count (not that an elementwise op would care). */
+#define PIECE 16384
 
-ELEMENTWISE(relu, v > 0.0f ? v : 0.0f, v > 0.0f ? 1.0f : 0.0f)
-ELEMENTWISE(relu6, v > 0.0f ? (v < 6.0f ? v : 6.0f) : 0.0f, (v > 0.0f && v < 6.0f) ? 1.0f : 0.0f)
-ELEMENTWISE(hswish, v <= -3.0f ? 0.0f : (v >= 3.0f ? v : v * (v + 3.0f) * (1.0f / 6.0f)),
-            v < -3.0f ? 0.0f : (v > 3.0f ? 1.0f : v * (1.0f / 3.0f) + 0.5f))
-ELEMENTWISE(sigmoid, 1.0f / (1.0f + expf(-v)), out * (1.0f - out))
+static rg_act act_of(rg_op_type op)
+{
+    switch (op) {
+    case RG_OP_RELU: return RG_ACT_RELU;
+    case RG_OP_RELU6: return RG_ACT_RELU6;
+    case RG_OP_HSWISH: return RG_ACT_HSWISH;
+    default: return RG_ACT_NONE;
+    }
+}
+
+static void act_forward(const rg_op_call *c)
+{
+    if (c->node->fused_with) return; /* done by the batch norm */
+    const rg_kernel_table *k = rg_kernels();
+    rg_act act = act_of(c->node->op);
+    const float *x = rg_in(c, 0);
+    float *y = rg_out(c);
+    size_t count = rg_shape_count(rg_out_shape(c)), pieces = (count + PIECE - 1) / PIECE;
+#pragma omp parallel for schedule(static)
+    for (size_t p = 0; p < pieces; p++) {
+        size_t i = p * PIECE, n = count - i < PIECE ? count - i : PIECE;
+        k->act_forward(act, x + i, y + i, n);
+    }
+}
+
+static void act_backward(const rg_op_call *c)
+{
+    if (c->node->fused_with) return; /* done by the batch norm */
+    const rg_kernel_table *k = rg_kernels();
+    rg_act act = act_of(c->node->op);
+    const float *x = rg_in(c, 0), *dy = rg_dout(c);
+    float *dx = rg_din(c, 0);
+    if (!dx) return;
+    size_t count = rg_shape_count(rg_out_shape(c)), pieces = (count + PIECE - 1) / PIECE;
+#pragma omp parallel for schedule(static)
+    for (size_t p = 0; p < pieces; p++) {
+        size_t i = p * PIECE, n = count - i < PIECE ? count - i : PIECE;
+        k->act_backward(act, x + i, dy + i, dx + i, n);
+    }
+}
+
+const rg_op_def rg_op_relu = {"relu", act_forward, act_backward, NULL, NULL, NULL};
+const rg_op_def rg_op_relu6 = {"relu6", act_forward, act_backward, NULL, NULL, NULL};
+const rg_op_def rg_op_hswish = {"hswish", act_forward, act_backward, NULL, NULL, NULL};
+
+static void sigmoid_forward(const rg_op_call *c)
+{
+    const float *x = rg_in(c, 0);
+    float *y = rg_out(c);
+    size_t count = rg_shape_count(rg_out_shape(c));
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < count; i++) y[i] = 1.0f / (1.0f + expf(-x[i]));
+}
+
+static void sigmoid_backward(const rg_op_call *c)
+{
+    const float *y = rg_out(c), *dy = rg_dout(c);
+    float *dx = rg_din(c, 0);
+    if (!dx) return;
+    size_t count = rg_shape_count(rg_out_shape(c));
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < count; i++) dx[i] += dy[i] * y[i] * (1.0f - y[i]);
+}
+
+const rg_op_def rg_op_sigmoid = {"sigmoid", sigmoid_forward, sigmoid_backward, NULL, NULL, NULL};

@@ -9,14 +9,22 @@
  *   dgamma = sum(dy * xhat), dbeta = sum(dy)
  *   dx = gamma * invstd / M * (M * dy - dbeta - xhat * dgamma)
  *
- * Statistics are summed in double, per image first (in parallel) and then
- * over images in order, so the result does not depend on the thread count.
+ * When fused with the relu/relu6 that follows (graph/fuse.c), the forward
+ * pass writes act(y) into the activation's output and the backward pass
+ * takes dy * act'(output) as its incoming gradient.
+ *
+ * Statistics are summed per image (in parallel, float within an image of at
+ * most a few thousand positions) and then over images in order in double,
+ * so the result does not depend on the thread count.
  * saved = mean[C], invstd[C] from the forward pass.
  */
 #include "ops/op.h"
+#include "kernels/kernels.h"
 
 #include <math.h>
 #include <string.h>
+
+#define ROWS_PER_PIECE 256 /* positions per parallel piece of the elementwise passes */
 
 static size_t bn_scratch(const rg_graph *g, const rg_node *n, int32_t batch)
 {
@@ -30,38 +38,28 @@ static size_t bn_saved(const rg_graph *g, const rg_node *n, int32_t batch)
     return (size_t)g->values[n->out].shape.c * 2;
 }
 
-/* Per-image channel sums, p0[n*C + c] and p1[n*C + c]:
- *   without b: sum (a - mean) and sum (a - mean)^2
- *   with b:    sum b and sum b * (a - mean)      (b = dy in the backward pass)
- * An image holds at most a few thousand positions, so float accumulators
- * lose nothing that matters here and keep the loop vectorized; images are
- * then summed in double, in order. */
-static void per_image_sums(const float *a, const float *b, const float *mean, rg_shape s, double *p0, double *p1)
+/* The fused activation (none when not fused) and the value it writes. */
+static rg_act fused_act(const rg_op_call *call, int32_t *value)
+{
+    int32_t a = call->node->fused_with;
+    *value = a ? call->g->nodes[a].out : call->node->out;
+    if (!a) return RG_ACT_NONE;
+    return call->g->nodes[a].op == RG_OP_RELU6 ? RG_ACT_RELU6 : RG_ACT_RELU;
+}
+
+/* Per-image channel sums into p0[n*C + c], p1[n*C + c] (see kernels.h:
+ * bn_sums without dy, bn_grad_sums with it). */
+static void per_image_sums(const rg_kernel_table *k, const float *x, const float *dy, const float *y, rg_act act,
+                           const float *mean, rg_shape s, double *p0, double *p1)
 {
     size_t hw = (size_t)s.h * s.w;
     int32_t C = s.c;
 #pragma omp parallel for schedule(static)
     for (int32_t n = 0; n < s.n; n++) {
         float f0[C], f1[C];
-        for (int32_t c = 0; c < C; c++) f0[c] = f1[c] = 0.0f;
-        const float *an = a + (size_t)n * hw * C;
-        const float *bn = b ? b + (size_t)n * hw * C : NULL;
-        for (size_t r = 0; r < hw; r++) {
-            const float *ar = an + r * C;
-            if (bn) {
-                const float *br = bn + r * C;
-                for (int32_t c = 0; c < C; c++) {
-                    f0[c] += br[c];
-                    f1[c] += br[c] * (ar[c] - mean[c]);
-                }
-            } else {
-                for (int32_t c = 0; c < C; c++) {
-                    float d = ar[c] - mean[c];
-                    f0[c] += d;
-                    f1[c] += d * d;
-                }
-            }
-        }
+        size_t off = (size_t)n * hw * C;
+        if (dy) k->bn_grad_sums(x + off, dy + off, y + off, act, mean, hw, C, f0, f1);
+        else k->bn_sums(x + off, mean, hw, C, f0, f1);
         for (int32_t c = 0; c < C; c++) {
             p0[(size_t)n * C + c] = f0[c];
             p1[(size_t)n * C + c] = f1[c];
@@ -78,10 +76,12 @@ static void reduce_images(const double *part, int32_t N, int32_t C, double *out)
 
 static void bn_forward(const rg_op_call *call)
 {
+    const rg_kernel_table *k = rg_kernels();
     rg_shape s = rg_out_shape(call);
-    int32_t C = s.c;
+    int32_t C = s.c, yv;
+    rg_act act = fused_act(call, &yv);
     const float *x = rg_in(call, 0), *gamma = rg_param_data(call, 0), *beta = rg_param_data(call, 1);
-    float *y = rg_out(call), *rmean = rg_buffer_data(call, 0), *rvar = rg_buffer_data(call, 1);
+    float *y = rg_graph_act(call->g, yv), *rmean = rg_buffer_data(call, 0), *rvar = rg_buffer_data(call, 1);
     float *mean = call->saved, *invstd = call->saved + C;
     float eps = call->node->a.bn.eps;
     size_t M = (size_t)s.n * s.h * s.w;
@@ -94,10 +94,10 @@ static void bn_forward(const rg_op_call *call)
         memset(zero_mean, 0, sizeof zero_mean);
         /* First the mean, then squared deviations from it (two passes keep the
          * variance accurate when |mean| >> std). The first pass's s1 is unused. */
-        per_image_sums(x, NULL, zero_mean, s, p0, p1);
+        per_image_sums(k, x, NULL, x, RG_ACT_NONE, zero_mean, s, p0, p1);
         reduce_images(p0, s.n, C, sum);
         for (int32_t c = 0; c < C; c++) mean[c] = (float)(sum[c] / (double)M);
-        per_image_sums(x, NULL, mean, s, p0, p1);
+        per_image_sums(k, x, NULL, x, RG_ACT_NONE, mean, s, p0, p1);
         reduce_images(p0, s.n, C, sum);
         reduce_images(p1, s.n, C, sq);
         float m = call->node->a.bn.momentum;
@@ -121,22 +121,29 @@ static void bn_forward(const rg_op_call *call)
         scale[c] = gamma[c] * invstd[c];
         shift[c] = beta[c] - mean[c] * scale[c];
     }
+    size_t pieces = (M + ROWS_PER_PIECE - 1) / ROWS_PER_PIECE;
 #pragma omp parallel for schedule(static)
-    for (size_t r = 0; r < M; r++)
-        for (int32_t c = 0; c < C; c++) y[r * C + c] = x[r * C + c] * scale[c] + shift[c];
+    for (size_t p = 0; p < pieces; p++) {
+        size_t r0 = p * ROWS_PER_PIECE, rows = M - r0 < ROWS_PER_PIECE ? M - r0 : ROWS_PER_PIECE;
+        k->bn_apply(x + r0 * C, scale, shift, rows, C, act, y + r0 * C);
+    }
 }
 
 static void bn_backward(const rg_op_call *call)
 {
+    const rg_kernel_table *k = rg_kernels();
     rg_shape s = rg_out_shape(call);
-    int32_t C = s.c;
-    const float *x = rg_in(call, 0), *dy = rg_dout(call), *gamma = rg_param_data(call, 0);
+    int32_t C = s.c, yv;
+    rg_act act = fused_act(call, &yv);
+    const float *x = rg_in(call, 0), *gamma = rg_param_data(call, 0);
+    /* y is read only through a fused activation; dy stands in otherwise */
+    const float *dy = rg_graph_grad(call->g, yv), *y = act == RG_ACT_NONE ? dy : rg_graph_act(call->g, yv);
     float *dx = rg_din(call, 0), *dgamma = rg_param_grad(call, 0), *dbeta = rg_param_grad(call, 1);
     const float *mean = call->saved, *invstd = call->saved + C;
     size_t M = (size_t)s.n * s.h * s.w;
     double *p0 = (double *)call->scratch, *p1 = p0 + (size_t)s.n * C;
     double sdy[C > 0 ? C : 1], sdyx[C > 0 ? C : 1];
-    per_image_sums(x, dy, mean, s, p0, p1);
+    per_image_sums(k, x, dy, y, act, mean, s, p0, p1);
     reduce_images(p0, s.n, C, sdy);
     reduce_images(p1, s.n, C, sdyx);
     float k1[C > 0 ? C : 1], k2[C > 0 ? C : 1], k3[C > 0 ? C : 1];
@@ -144,23 +151,20 @@ static void bn_backward(const rg_op_call *call)
         double dg = sdyx[c] * invstd[c]; /* sum(dy * xhat) */
         dgamma[c] += (float)dg;
         dbeta[c] += (float)sdy[c];
-        if (call->ctx->training) {
-            /* dx = gamma*invstd*(dy - dbeta/M - xhat*dgamma/M), xhat = (x-mean)*invstd */
-            k1[c] = gamma[c] * invstd[c];
-            k2[c] = (float)(sdy[c] / (double)M);
-            k3[c] = (float)(dg / (double)M) * invstd[c];
-        } else {
-            k1[c] = gamma[c] * invstd[c];
-            k2[c] = 0.0f;
-            k3[c] = 0.0f;
-        }
+        /* dx = gamma*invstd*(dy - dbeta/M - xhat*dgamma/M), xhat = (x-mean)*invstd;
+         * in eval mode the statistics are constants and only the first term stays */
+        k1[c] = gamma[c] * invstd[c];
+        k2[c] = call->ctx->training ? (float)(sdy[c] / (double)M) : 0.0f;
+        k3[c] = call->ctx->training ? (float)(dg / (double)M) * invstd[c] : 0.0f;
     }
+    if (!dx) return;
+    size_t pieces = (M + ROWS_PER_PIECE - 1) / ROWS_PER_PIECE;
 #pragma omp parallel for schedule(static)
-    for (size_t r = 0; r < M; r++)
-        for (int32_t c = 0; c < C; c++) {
-            float xm = x[r * C + c] - mean[c];
-            dx[r * C + c] += k1[c] * (dy[r * C + c] - k2[c] - xm * k3[c]);
-        }
+    for (size_t p = 0; p < pieces; p++) {
+        size_t r0 = p * ROWS_PER_PIECE, rows = M - r0 < ROWS_PER_PIECE ? M - r0 : ROWS_PER_PIECE;
+        k->bn_grad_apply(x + r0 * C, dy + r0 * C, y + r0 * C, act, mean, k1, k2, k3, rows, C,
+                         dx + r0 * C);
+    }
 }
 
 const rg_op_def rg_op_bn = {"bn", bn_forward, bn_backward, bn_scratch, bn_saved, NULL};

@@ -6,7 +6,8 @@
  * Three paths, chosen by shape:
  * - pointwise (1x1, stride 1, no padding, one group): one sgemm over
  *   (N*H*W, Cin) x (Cin, Cout), no copy at all;
- * - depthwise (groups = Cin = Cout): direct loops vectorized over channels;
+ * - depthwise (groups = Cin = Cout): the kernel table's direct kernels, one
+ *   image per call (kernels/kernels.h);
  * - everything else: im2col over a chunk of images, then one sgemm per group.
  *   The im2col row layout (kh, kw, ci) matches the OHWI weight layout, so the
  *   weight needs no transposition. Chunks bound the scratch size; weight
@@ -16,6 +17,7 @@
  */
 #include "ops/op.h"
 #include "kernels/gemm.h"
+#include "kernels/kernels.h"
 
 #include <string.h>
 
@@ -142,87 +144,59 @@ static void bias_grad(const float *dy, size_t rows, int32_t c, float *db)
 
 /* ---- depthwise -------------------------------------------------------------------- */
 
-/* wt[(kh, kw), c] = w[c, kh, kw]: channels innermost, so loops vectorize. */
+/* wt[(kh, kw), c] = w[c, kh, kw]: channels innermost, as the kernels want. */
 static void transpose_dw_weight(const float *w, int32_t c, int32_t kk, float *wt)
 {
     for (int32_t ch = 0; ch < c; ch++)
         for (int32_t k = 0; k < kk; k++) wt[(size_t)k * c + ch] = w[(size_t)ch * kk + k];
 }
 
-static void dw_forward(const rg_op_call *call)
+static rg_dw_geom dw_geom(const rg_op_call *call)
 {
     const rg_conv_attr *a = &call->node->a.conv;
     rg_shape xs = rg_in_shape(call, 0), ys = rg_out_shape(call);
-    const float *x = rg_in(call, 0);
+    return (rg_dw_geom){xs.h, xs.w, xs.c, ys.h, ys.w, a->kh, a->kw, a->stride, a->pad};
+}
+
+/* One image per kernel call, images in parallel. */
+static void dw_forward(const rg_op_call *call)
+{
+    const rg_kernel_table *k = rg_kernels();
+    rg_dw_geom geo = dw_geom(call);
+    int32_t N = call->g->batch;
+    size_t xi = (size_t)geo.h * geo.w * geo.c, yi = (size_t)geo.ho * geo.wo * geo.c;
+    const float *x = rg_in(call, 0), *bias = call->node->param[1] >= 0 ? rg_param_data(call, 1) : NULL;
     float *y = rg_out(call), *wt = call->scratch;
-    int32_t C = ys.c;
-    transpose_dw_weight(rg_param_data(call, 0), C, a->kh * a->kw, wt);
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int32_t n = 0; n < ys.n; n++)
-        for (int32_t oh = 0; oh < ys.h; oh++)
-            for (int32_t ow = 0; ow < ys.w; ow++) {
-                float *dst = y + (((size_t)n * ys.h + oh) * ys.w + ow) * C;
-                for (int32_t ch = 0; ch < C; ch++) dst[ch] = 0.0f;
-                for (int32_t kh = 0; kh < a->kh; kh++) {
-                    int32_t ih = oh * a->stride - a->pad + kh;
-                    if (ih < 0 || ih >= xs.h) continue;
-                    for (int32_t kw = 0; kw < a->kw; kw++) {
-                        int32_t iw = ow * a->stride - a->pad + kw;
-                        if (iw < 0 || iw >= xs.w) continue;
-                        const float *src = x + (((size_t)n * xs.h + ih) * xs.w + iw) * C;
-                        const float *wk = wt + (size_t)(kh * a->kw + kw) * C;
-                        for (int32_t ch = 0; ch < C; ch++) dst[ch] += src[ch] * wk[ch];
-                    }
-                }
-            }
-    if (call->node->param[1] >= 0) add_bias(y, (size_t)ys.n * ys.h * ys.w, C, rg_param_data(call, 1));
+    transpose_dw_weight(rg_param_data(call, 0), geo.c, geo.kh * geo.kw, wt);
+#pragma omp parallel for schedule(static)
+    for (int32_t n = 0; n < N; n++) k->dw_forward(&geo, x + n * xi, wt, bias, y + n * yi);
 }
 
 static void dw_backward(const rg_op_call *call)
 {
-    const rg_conv_attr *a = &call->node->a.conv;
-    rg_shape xs = rg_in_shape(call, 0), ys = rg_out_shape(call);
+    const rg_kernel_table *k = rg_kernels();
+    rg_dw_geom geo = dw_geom(call);
+    int32_t N = call->g->batch, C = geo.c, KK = geo.kh * geo.kw;
+    size_t xi = (size_t)geo.h * geo.w * C, yi = (size_t)geo.ho * geo.wo * C, kc = (size_t)KK * C;
     const float *x = rg_in(call, 0), *dy = rg_dout(call);
-    float *dx = rg_din(call, 0);
-    int32_t C = ys.c, KK = a->kh * a->kw;
-    size_t kc = (size_t)KK * C;
-    float *wt = call->scratch, *part = call->scratch + kc;
+    float *dx = rg_din(call, 0), *wt = call->scratch, *part = call->scratch + kc;
     transpose_dw_weight(rg_param_data(call, 0), C, KK, wt);
     /* Per image: input gradient and this image's share of the weight gradient. */
 #pragma omp parallel for schedule(static)
-    for (int32_t n = 0; n < ys.n; n++) {
-        float *pw = part + (size_t)n * kc;
-        memset(pw, 0, kc * sizeof(float));
-        for (int32_t oh = 0; oh < ys.h; oh++)
-            for (int32_t ow = 0; ow < ys.w; ow++) {
-                const float *g = dy + (((size_t)n * ys.h + oh) * ys.w + ow) * C;
-                for (int32_t kh = 0; kh < a->kh; kh++) {
-                    int32_t ih = oh * a->stride - a->pad + kh;
-                    if (ih < 0 || ih >= xs.h) continue;
-                    for (int32_t kw = 0; kw < a->kw; kw++) {
-                        int32_t iw = ow * a->stride - a->pad + kw;
-                        if (iw < 0 || iw >= xs.w) continue;
-                        size_t xo = (((size_t)n * xs.h + ih) * xs.w + iw) * C;
-                        const float *wk = wt + (size_t)(kh * a->kw + kw) * C;
-                        float *pk = pw + (size_t)(kh * a->kw + kw) * C;
-                        for (int32_t ch = 0; ch < C; ch++) {
-                            if (dx) dx[xo + ch] += g[ch] * wk[ch];
-                            pk[ch] += g[ch] * x[xo + ch];
-                        }
-                    }
-                }
-            }
+    for (int32_t n = 0; n < N; n++) {
+        if (dx) k->dw_backward_data(&geo, dy + n * yi, wt, dx + n * xi);
+        k->dw_backward_weight(&geo, dy + n * yi, x + n * xi, part + n * kc);
     }
     /* Reduce the per-image partials in image order (thread-count independent). */
     float *dw = rg_param_grad(call, 0);
 #pragma omp parallel for schedule(static)
-    for (size_t k = 0; k < kc; k++) {
+    for (size_t i = 0; i < kc; i++) {
         float s = 0.0f;
-        for (int32_t n = 0; n < ys.n; n++) s += part[(size_t)n * kc + k];
-        int32_t ch = (int32_t)(k % (size_t)C), kk = (int32_t)(k / (size_t)C);
+        for (int32_t n = 0; n < N; n++) s += part[(size_t)n * kc + i];
+        int32_t ch = (int32_t)(i % (size_t)C), kk = (int32_t)(i / (size_t)C);
         dw[(size_t)ch * KK + kk] += s;
     }
-    if (call->node->param[1] >= 0) bias_grad(dy, (size_t)ys.n * ys.h * ys.w, C, rg_param_grad(call, 1));
+    if (call->node->param[1] >= 0) bias_grad(dy, (size_t)N * geo.ho * geo.wo, C, rg_param_grad(call, 1));
 }
 
 /* ---- dense and grouped ---------------------------------------------------------------- */

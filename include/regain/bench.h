@@ -1,0 +1,63 @@
+/* regain — speed and memory benchmarks of a model (regain bench).
+ *
+ * A benchmark builds the model, plans it for the batch, runs warm-up steps
+ * and then times `steps` steps one by one on random inputs: a training step
+ * is forward, softmax cross-entropy, backward and an SGD update; an
+ * inference step is one eval-mode forward pass. Throughput and latency are
+ * medians over the timed steps, so a noisy neighbour moves them little.
+ *
+ * With profile set, every node's forward and backward time is recorded and
+ * summed per layer type, with the arithmetic each did, so the report can say
+ * which share of the machine's peak each kind of layer reaches.
+ */
+#ifndef REGAIN_BENCH_H
+#define REGAIN_BENCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "regain/status.h"
+
+typedef struct {
+    const char *model;      /* zoo name or spec path */
+    int train;              /* 1: training step, 0: inference */
+    int32_t batch, threads; /* threads 0 = all cores */
+    int32_t steps, warmup;  /* timed steps, untimed steps before them */
+    int profile;
+    uint64_t seed;
+} rg_bench_config;
+
+/* Time and arithmetic of one kind of layer over the timed steps. */
+typedef struct {
+    char kind[32];          /* "conv 3x3", "conv 1x1", "depthwise 3x3", "bn", "relu6", ... */
+    double fwd_s, bwd_s;    /* seconds per step */
+    double flops;           /* floating-point operations per step (multiply-add = 2), fwd + bwd */
+    double bytes;           /* bytes read and written per step (estimate), fwd + bwd */
+    int32_t layers;
+} rg_bench_layer_kind;
+
+typedef struct {
+    double images_per_s;            /* median */
+    double images_per_s_min, images_per_s_max;
+    double step_ms;                 /* median time of one step */
+    int32_t steps;
+    size_t arena_bytes;             /* planned activations, gradients, scratch */
+    size_t peak_rss_bytes;          /* of the whole process, at the end */
+    double macs_per_image;
+    /* profile (when asked) */
+    rg_bench_layer_kind *kinds;
+    int32_t n_kinds;
+    double other_s;                 /* per step: loss, optimizer, gradient zeroing, data */
+} rg_bench_result;
+
+rg_status rg_bench_run(const rg_bench_config *cfg, rg_bench_result *res, rg_error *err);
+void rg_bench_result_free(rg_bench_result *res);
+
+/* Peak fused multiply-add throughput of this machine with the kernels'
+ * instruction set, in GFLOP/s, measured with `threads` threads (about 0.1 s). */
+double rg_bench_peak_gflops(int32_t threads);
+
+/* Peak resident memory of this process so far, in bytes. */
+size_t rg_peak_rss_bytes(void);
+
+#endif

@@ -1,0 +1,30 @@
+/* regain — which instruction set the kernels use.
+ *
+ * The CPU is asked once (cpuid, through the compiler's builtins) and every
+ * fast kernel is chosen from the answer. The environment variable
+ * REGAIN_ISA=ref|avx2|avx512 lowers the choice (never above what the CPU
+ * has), so the tests can run every path on any machine and a user can rule
+ * out a fast kernel when chasing a difference.
+ */
+#ifndef REGAIN_CPU_H
+#define REGAIN_CPU_H
+
+typedef enum {
+    RG_ISA_REF = 0,    /* portable C, the reference every fast kernel is tested against */
+    RG_ISA_AVX2 = 1,   /* AVX2 + FMA, 8 floats a vector */
+    RG_ISA_AVX512 = 2, /* AVX-512 F/BW/DQ/VL, 16 floats a vector */
+} rg_isa;
+
+/* The instruction set in use: the best the CPU has, capped by REGAIN_ISA. */
+rg_isa rg_cpu_isa(void);
+/* The best the CPU has, ignoring REGAIN_ISA. */
+rg_isa rg_cpu_isa_supported(void);
+/* Forces an instruction set (clamped to what the CPU has); for tests. */
+void rg_cpu_set_isa(rg_isa isa);
+const char *rg_isa_name(rg_isa isa);
+/* Parses "ref", "avx2", "avx512"; -1 if none of these. */
+int rg_isa_parse(const char *name);
+/* "AMD EPYC 9R14 (avx2 fma avx512f avx512vnni)" or similar, for reports. */
+const char *rg_cpu_description(void);
+
+#endif

@@ -1,0 +1,203 @@
+/* regain bench: timed training and inference steps (regain/bench.h). */
+#include "regain/bench.h"
+#include "regain/cpu.h"
+#include "regain/rng.h"
+#include "regain/train.h"
+#include "regain/trainer.h"
+#include "kernels/peak.h"
+#include "ops/op.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+size_t rg_peak_rss_bytes(void)
+{
+    struct rusage u;
+    if (getrusage(RUSAGE_SELF, &u)) return 0;
+    return (size_t)u.ru_maxrss * 1024; /* Linux reports KiB */
+}
+
+double rg_bench_peak_gflops(int32_t threads)
+{
+    double (*fma)(long) = rg_peak_fma_ref;
+    switch (rg_cpu_isa()) {
+    case RG_ISA_AVX512: fma = rg_peak_fma_avx512; break;
+    case RG_ISA_AVX2: fma = rg_peak_fma_avx2; break;
+    case RG_ISA_REF: break;
+    }
+    int n = threads > 0 ? threads : omp_get_num_procs();
+    double best = 0.0;
+    /* best of a few tries: the figure is the machine's limit, not its mood */
+    for (int attempt = 0; attempt < 3; attempt++) {
+        double flops = 0.0, t0 = now_s();
+#pragma omp parallel num_threads(n) reduction(+ : flops)
+        flops += fma(4000000);
+        double rate = flops / (now_s() - t0) / 1e9;
+        if (rate > best) best = rate;
+    }
+    return best;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The kind of layer a node is, for the profile's rows. */
+static void layer_kind(const rg_graph *g, const rg_node *n, char *buf, size_t size)
+{
+    if (n->op == RG_OP_CONV) {
+        const rg_conv_attr *a = &n->a.conv;
+        int32_t cin = g->values[n->in[0]].shape.c;
+        const char *what = a->groups == cin && a->cout == cin && cin > 1 ? "depthwise" : a->groups > 1 ? "grouped conv" : "conv";
+        snprintf(buf, size, "%s %dx%d", what, a->kh, a->kw);
+    } else {
+        snprintf(buf, size, "%s", rg_op_name(n->op));
+    }
+}
+
+/* Bytes an elementwise-style node moves per step: its inputs and output once
+ * forward; backward reads them and the output gradient and writes the input
+ * gradients. An estimate, for the memory-bound layers' share of bandwidth. */
+static void node_traffic(const rg_graph *g, const rg_node *n, int32_t batch, int train, double *flops, double *bytes)
+{
+    const rg_op_def *d = rg_op_def_get(n->op);
+    double macs = d->macs ? (double)d->macs(g, n) * batch : 0.0;
+    double in = 0.0, out = (double)g->values[n->out].shape.h * g->values[n->out].shape.w * g->values[n->out].shape.c;
+    for (int i = 0; i < n->n_in; i++) {
+        rg_shape s = g->values[n->in[i]].shape;
+        in += (double)s.h * s.w * s.c;
+    }
+    in *= batch * sizeof(float);
+    out *= batch * sizeof(float);
+    /* forward 2 flops a MAC; backward the same again for the input gradient
+     * and for the weight gradient */
+    *flops = 2.0 * macs * (train ? 3.0 : 1.0);
+    *bytes = (in + out) * (train ? 3.0 : 1.0);
+}
+
+rg_status rg_bench_run(const rg_bench_config *cfg, rg_bench_result *res, rg_error *err)
+{
+    memset(res, 0, sizeof *res);
+    if (cfg->batch < 1 || cfg->steps < 1 || cfg->warmup < 0)
+        return rg_fail(err, RG_ERR_ARG, "bench: batch and steps must be at least 1 (batch %d, steps %d)", cfg->batch,
+                       cfg->steps);
+    rg_set_threads(cfg->threads);
+    rg_graph *g = NULL;
+    rg_status st = rg_model_build(cfg->model, 28, 28, 1, 10, &g, err);
+    if (st) return st;
+    rg_graph_init_params(g, cfg->seed);
+    rg_optim opt = {0};
+    rg_optim_config oc = {.kind = RG_OPTIM_SGD, .momentum = 0.9f, .nesterov = 1, .weight_decay = 5e-4f};
+    double *times = NULL, *profile = NULL;
+    int32_t *labels = NULL;
+    float *dlogits = NULL;
+    if ((st = rg_graph_plan(g, cfg->batch, cfg->train ? RG_PLAN_TRAIN : RG_PLAN_EVAL, err))) goto done;
+    if (cfg->train && (st = rg_optim_init(&opt, &oc, g, err))) goto done;
+    rg_graph_stats gs;
+    if ((st = rg_graph_stats_compute(g, &gs, err))) goto done;
+    res->macs_per_image = (double)gs.macs;
+    res->arena_bytes = g->arena_floats * sizeof(float);
+
+    times = rg_calloc((size_t)cfg->steps, sizeof *times, err);
+    labels = rg_calloc((size_t)cfg->batch, sizeof *labels, err);
+    dlogits = rg_calloc((size_t)cfg->batch * 10, sizeof *dlogits, err);
+    profile = cfg->profile ? rg_calloc((size_t)g->n_nodes * 2, sizeof *profile, err) : NULL;
+    if (!times || !labels || !dlogits || (cfg->profile && !profile)) {
+        st = rg_fail(err, RG_ERR_NOMEM, "bench: out of memory");
+        goto done;
+    }
+    /* random images around the normalized data's range, random labels */
+    rg_rng rng = rg_rng_keyed(cfg->seed, 7, 0);
+    float *x = rg_graph_input(g);
+    for (size_t i = 0, n = (size_t)cfg->batch * 28 * 28; i < n; i++) x[i] = rg_rng_uniform(&rng) * 2.0f - 1.0f;
+    for (int32_t i = 0; i < cfg->batch; i++) labels[i] = (int32_t)rg_rng_below(&rng, 10);
+
+    rg_exec ctx = {.training = cfg->train, .seed = cfg->seed};
+    double loop_s = 0.0;
+    for (int32_t s = -cfg->warmup; s < cfg->steps; s++) {
+        if (s == 0) g->profile_s = profile;
+        double t0 = now_s();
+        ctx.step = (uint64_t)(s + cfg->warmup);
+        rg_graph_forward(g, &ctx);
+        if (cfg->train) {
+            rg_xent_forward_backward(rg_graph_output(g), labels, cfg->batch, 10, 0.0f, dlogits, NULL);
+            memcpy(rg_graph_output_grad(g), dlogits, (size_t)cfg->batch * 10 * sizeof(float));
+            rg_graph_backward(g, &ctx);
+            rg_optim_step(&opt, g, 0.01f);
+        }
+        double dt = now_s() - t0;
+        if (s >= 0) {
+            times[s] = dt;
+            loop_s += dt;
+        }
+    }
+    g->profile_s = NULL;
+    res->steps = cfg->steps;
+    qsort(times, (size_t)cfg->steps, sizeof *times, cmp_double);
+    double median = cfg->steps % 2 ? times[cfg->steps / 2] : 0.5 * (times[cfg->steps / 2 - 1] + times[cfg->steps / 2]);
+    res->step_ms = median * 1e3;
+    res->images_per_s = cfg->batch / median;
+    res->images_per_s_min = cfg->batch / times[cfg->steps - 1];
+    res->images_per_s_max = cfg->batch / times[0];
+
+    if (profile) {
+        res->kinds = rg_calloc((size_t)g->n_nodes, sizeof *res->kinds, err);
+        if (!res->kinds) {
+            st = rg_fail(err, RG_ERR_NOMEM, "bench: out of memory");
+            goto done;
+        }
+        double nodes_s = 0.0;
+        for (int32_t i = 0; i < g->n_nodes; i++) {
+            const rg_node *n = &g->nodes[i];
+            if (n->op == RG_OP_INPUT) continue;
+            char kind[32];
+            layer_kind(g, n, kind, sizeof kind);
+            int32_t k = 0;
+            while (k < res->n_kinds && strcmp(res->kinds[k].kind, kind)) k++;
+            rg_bench_layer_kind *row = &res->kinds[k];
+            if (k == res->n_kinds) {
+                res->n_kinds++;
+                snprintf(row->kind, sizeof row->kind, "%s", kind);
+            }
+            double flops, bytes;
+            node_traffic(g, n, cfg->batch, cfg->train, &flops, &bytes);
+            row->fwd_s += profile[2 * i] / cfg->steps;
+            row->bwd_s += profile[2 * i + 1] / cfg->steps;
+            row->flops += flops;
+            row->bytes += bytes;
+            row->layers++;
+            nodes_s += profile[2 * i] + profile[2 * i + 1];
+        }
+        res->other_s = (loop_s - nodes_s) / cfg->steps;
+    }
+    res->peak_rss_bytes = rg_peak_rss_bytes();
+done:
+    free(times);
+    free(labels);
+    free(dlogits);
+    free(profile);
+    rg_optim_free(&opt);
+    rg_graph_free(g);
+    return st;
+}
+
+void rg_bench_result_free(rg_bench_result *res)
+{
+    free(res->kinds);
+    res->kinds = NULL;
+    res->n_kinds = 0;
+}

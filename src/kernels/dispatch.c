@@ -1,0 +1,27 @@
+/* Chooses the kernel table from the instruction set in use. */
+#include "kernels/kernels.h"
+#include "kernels/ref.h"
+#include "regain/cpu.h"
+
+const rg_kernel_table rg_kernels_ref = {
+    .name = "ref",
+    .act_forward = rg_ref_act_forward,
+    .act_backward = rg_ref_act_backward,
+    .bn_sums = rg_ref_bn_sums,
+    .bn_apply = rg_ref_bn_apply,
+    .bn_grad_sums = rg_ref_bn_grad_sums,
+    .bn_grad_apply = rg_ref_bn_grad_apply,
+    .dw_forward = rg_ref_dw_forward,
+    .dw_backward_data = rg_ref_dw_backward_data,
+    .dw_backward_weight = rg_ref_dw_backward_weight,
+};
+
+const rg_kernel_table *rg_kernels(void)
+{
+    switch (rg_cpu_isa()) {
+    case RG_ISA_AVX512: return &rg_kernels_avx512;
+    case RG_ISA_AVX2: return &rg_kernels_avx2;
+    case RG_ISA_REF: break;
+    }
+    return &rg_kernels_ref;
+}

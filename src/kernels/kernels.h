@@ -1,0 +1,65 @@
+/* The compute kernels behind the float ops, one table per instruction set.
+ *
+ * Each kernel works on one contiguous piece (a range of floats, the rows of
+ * one image); the ops split the work across threads so that every output is
+ * computed by exactly one call, whatever the thread count. The reference
+ * table (plain C, kernels/NAME_ref.c) defines what each kernel computes; the
+ * AVX2 and AVX-512 tables (kernels/NAME.inc compiled per instruction set, see
+ * kernels/simd.h) compute the same up to float rounding: they may fuse a
+ * multiply and an add, and sum in another order within a piece. The tests
+ * hold every table to the reference with a stated tolerance.
+ */
+#ifndef REGAIN_KERNELS_KERNELS_H
+#define REGAIN_KERNELS_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Activations the kernels apply, alone or fused after batch norm. */
+typedef enum { RG_ACT_NONE = 0, RG_ACT_RELU, RG_ACT_RELU6, RG_ACT_HSWISH } rg_act;
+
+/* Geometry of a depthwise convolution on one NHWC image: kh x kw taps,
+ * stride, zero padding, c channels. */
+typedef struct {
+    int32_t h, w, c, ho, wo, kh, kw, stride, pad;
+} rg_dw_geom;
+
+typedef struct {
+    const char *name;
+
+    /* y[i] = act(x[i]), i < n. */
+    void (*act_forward)(rg_act act, const float *x, float *y, size_t n);
+    /* dx[i] += dy[i] * act'(x[i]). For relu and relu6 the derivative may as
+     * well be read from the output (0 < y < 6 exactly when 0 < x < 6), so x
+     * may be the activation's output there. */
+    void (*act_backward)(rg_act act, const float *x, const float *dy, float *dx, size_t n);
+
+    /* Batch norm over `rows` positions of c channels (NHWC rows).
+     * Per-channel sums: s0[c] = sum (x - mean), s1[c] = sum (x - mean)^2. */
+    void (*bn_sums)(const float *x, const float *mean, size_t rows, int32_t c, float *s0, float *s1);
+    /* y = act(x * scale + shift) per channel. */
+    void (*bn_apply)(const float *x, const float *scale, const float *shift, size_t rows, int32_t c, rg_act act,
+                     float *y);
+    /* With g = dy * act'(y) (act relu/relu6, y the fused output; or g = dy
+     * when act is none): s0[c] = sum g, s1[c] = sum g * (x - mean). */
+    void (*bn_grad_sums)(const float *x, const float *dy, const float *y, rg_act act, const float *mean,
+                         size_t rows, int32_t c, float *s0, float *s1);
+    /* dx += k1 * (g - k2 - (x - mean) * k3), g as above. */
+    void (*bn_grad_apply)(const float *x, const float *dy, const float *y, rg_act act, const float *mean,
+                          const float *k1, const float *k2, const float *k3, size_t rows, int32_t c, float *dx);
+
+    /* Depthwise convolution of one image; wt is the weight as [kh*kw][c]
+     * (channels innermost). y = conv(x) + bias (bias may be NULL). */
+    void (*dw_forward)(const rg_dw_geom *g, const float *x, const float *wt, const float *bias, float *y);
+    /* dx += the input gradient of one image. */
+    void (*dw_backward_data)(const rg_dw_geom *g, const float *dy, const float *wt, float *dx);
+    /* dwt = this image's weight gradient, [kh*kw][c] (overwritten). */
+    void (*dw_backward_weight)(const rg_dw_geom *g, const float *dy, const float *x, float *dwt);
+} rg_kernel_table;
+
+/* The table of the instruction set in use (regain/cpu.h). */
+const rg_kernel_table *rg_kernels(void);
+
+extern const rg_kernel_table rg_kernels_ref, rg_kernels_avx2, rg_kernels_avx512;
+
+#endif

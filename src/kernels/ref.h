@@ -1,0 +1,45 @@
+/* The reference kernels (plain C): what every kernel computes. */
+#ifndef REGAIN_KERNELS_REF_H
+#define REGAIN_KERNELS_REF_H
+
+#include "kernels/kernels.h"
+
+void rg_ref_act_forward(rg_act act, const float *x, float *y, size_t n);
+void rg_ref_act_backward(rg_act act, const float *x, const float *dy, float *dx, size_t n);
+void rg_ref_bn_sums(const float *x, const float *mean, size_t rows, int32_t c, float *s0, float *s1);
+void rg_ref_bn_apply(const float *x, const float *scale, const float *shift, size_t rows, int32_t c, rg_act act,
+                     float *y);
+void rg_ref_bn_grad_sums(const float *x, const float *dy, const float *y, rg_act act, const float *mean, size_t rows,
+                         int32_t c, float *s0, float *s1);
+void rg_ref_bn_grad_apply(const float *x, const float *dy, const float *y, rg_act act, const float *mean,
+                          const float *k1, const float *k2, const float *k3, size_t rows, int32_t c, float *dx);
+void rg_ref_dw_forward(const rg_dw_geom *g, const float *x, const float *wt, const float *bias, float *y);
+void rg_ref_dw_backward_data(const rg_dw_geom *g, const float *dy, const float *wt, float *dx);
+void rg_ref_dw_backward_weight(const rg_dw_geom *g, const float *dy, const float *x, float *dwt);
+
+/* The activation and its derivative for one value (shared by the reference
+ * kernels; the derivative at the kinks follows PyTorch: relu'(0) = 0,
+ * hswish' = x/3 + 1/2 on [-3, 3]). */
+static inline float rg_act_value(rg_act act, float v)
+{
+    switch (act) {
+    case RG_ACT_RELU: return v > 0.0f ? v : 0.0f;
+    case RG_ACT_RELU6: return v > 0.0f ? (v < 6.0f ? v : 6.0f) : 0.0f;
+    case RG_ACT_HSWISH: return v <= -3.0f ? 0.0f : (v >= 3.0f ? v : v * (v + 3.0f) * (1.0f / 6.0f));
+    case RG_ACT_NONE: break;
+    }
+    return v;
+}
+
+static inline float rg_act_slope(rg_act act, float v)
+{
+    switch (act) {
+    case RG_ACT_RELU: return v > 0.0f ? 1.0f : 0.0f;
+    case RG_ACT_RELU6: return (v > 0.0f && v < 6.0f) ? 1.0f : 0.0f;
+    case RG_ACT_HSWISH: return v < -3.0f ? 0.0f : (v > 3.0f ? 1.0f : v * (1.0f / 3.0f) + 0.5f);
+    case RG_ACT_NONE: break;
+    }
+    return 1.0f;
+}
+
+#endif

@@ -1,0 +1,76 @@
+/* One kernel source, several instruction sets.
+ *
+ * A fast kernel is written once in a *.inc file with the compiler's vector
+ * extensions (a vector of RG_VEC floats, +, *, loads and stores below) and
+ * included by one small file per instruction set: kernels/x86/NAME_avx2.c,
+ * kernels/x86/NAME_avx512.c. The build compiles those files with -mavx2
+ * -mfma or -mavx512f... and -ffp-contract=fast (CMakeLists.txt), so the
+ * same loops become 8- or 16-float FMA code; RG_ISA_FN(name) gives each
+ * copy its own name (name_avx2, name_avx512). Which copy runs is chosen at
+ * run time (regain/cpu.h). The plain C reference of each kernel lives in
+ * NAME_ref.c and stays free of these tricks.
+ */
+#ifndef REGAIN_KERNELS_SIMD_H
+#define REGAIN_KERNELS_SIMD_H
+
+#include <immintrin.h>
+#include <stdint.h>
+
+#if defined(__AVX512F__)
+#define RG_VEC 16
+#define RG_ISA_FN(name) name##_avx512
+#elif defined(__AVX2__)
+#define RG_VEC 8
+#define RG_ISA_FN(name) name##_avx2
+#else
+#error "kernels/simd.h is for the per-ISA kernel files only"
+#endif
+
+/* aligned(4): loads and stores may be unaligned; may_alias: they read float
+ * arrays. */
+typedef float rg_vf __attribute__((vector_size(RG_VEC * sizeof(float)), aligned(4), may_alias));
+/* Comparison results (all ones or zero per lane), for masking by bits. */
+typedef int32_t rg_vi __attribute__((vector_size(RG_VEC * sizeof(int32_t)), aligned(4), may_alias));
+
+static inline rg_vf rg_vload(const float *p) { return *(const rg_vf *)p; }
+static inline void rg_vstore(float *p, rg_vf v) { *(rg_vf *)p = v; }
+static inline rg_vf rg_vset1(float x) { return (rg_vf){0} + x; }
+/* Lanes of v where mask is set, zero elsewhere. */
+static inline rg_vf rg_vand(rg_vf v, rg_vi mask) { return (rg_vf)((rg_vi)v & mask); }
+/* The first n < RG_VEC lanes (channel tails): masked loads and stores that
+ * never touch memory past p[n-1]. */
+#if RG_VEC == 16
+static inline rg_vf rg_vload_n(const float *p, int n)
+{
+    return (rg_vf)_mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1u), p);
+}
+static inline void rg_vstore_n(float *p, rg_vf v, int n)
+{
+    _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1u), (__m512)v);
+}
+#else
+static inline __m256i rg_lane_mask(int n)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+static inline rg_vf rg_vload_n(const float *p, int n) { return (rg_vf)_mm256_maskload_ps(p, rg_lane_mask(n)); }
+static inline void rg_vstore_n(float *p, rg_vf v, int n) { _mm256_maskstore_ps(p, rg_lane_mask(n), (__m256)v); }
+#endif
+/* Loads and stores of n <= RG_VEC lanes, full vectors without a mask. */
+static inline rg_vf rg_vload_k(const float *p, int n) { return n == RG_VEC ? rg_vload(p) : rg_vload_n(p, n); }
+static inline void rg_vstore_k(float *p, rg_vf v, int n)
+{
+    if (n == RG_VEC) rg_vstore(p, v);
+    else rg_vstore_n(p, v, n);
+}
+
+/* C has no vector ?:, so min and max come from the intrinsics. */
+#if RG_VEC == 16
+static inline rg_vf rg_vmax(rg_vf a, rg_vf b) { return (rg_vf)_mm512_max_ps((__m512)a, (__m512)b); }
+static inline rg_vf rg_vmin(rg_vf a, rg_vf b) { return (rg_vf)_mm512_min_ps((__m512)a, (__m512)b); }
+#else
+static inline rg_vf rg_vmax(rg_vf a, rg_vf b) { return (rg_vf)_mm256_max_ps((__m256)a, (__m256)b); }
+static inline rg_vf rg_vmin(rg_vf a, rg_vf b) { return (rg_vf)_mm256_min_ps((__m256)a, (__m256)b); }
+#endif
+
+#endif

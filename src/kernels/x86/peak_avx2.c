@@ -1,0 +1,2 @@
+/* AVX2 build of kernels/peak.inc. */
+#include "kernels/peak.inc"
