@@ -1,0 +1,228 @@
+/* Fast kernels against the reference kernels (kernels/kernels.h).
+ *
+ * Every table the CPU can run (AVX2, AVX-512) is compared with the plain C
+ * reference on random inputs and shapes chosen to hit the awkward cases:
+ * channel counts that are not multiples of the vector width (tails), 1 and 3
+ * channels, strides 1 and 2, padding 0/1/2, kernels 1x1, 3x3, 5x5, 7x7 and a
+ * non-square 3x5, images smaller than the kernel.
+ *
+ * Tolerance: the fast kernels may fuse a multiply and an add and sum in
+ * another order, so results differ from the reference by float rounding.
+ * Each output must satisfy |fast - ref| <= 2e-5 * (scale + |ref|), scale the
+ * largest |ref| of that output (a sum of up to a few thousand terms in
+ * float). Activation and masking decisions must agree exactly except within
+ * 1e-6 of a kink.
+ */
+#include "test_support.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/kernels.h"
+#include "regain/cpu.h"
+#include "regain/rng.h"
+
+#define TOL 2e-5
+
+static rg_rng rng;
+
+static float *random_floats(size_t n, float lo, float hi)
+{
+    float *p = malloc((n ? n : 1) * sizeof *p);
+    assert_non_null(p);
+    for (size_t i = 0; i < n; i++) p[i] = lo + (hi - lo) * rg_rng_uniform(&rng);
+    return p;
+}
+
+static float *copy(const float *src, size_t n)
+{
+    float *p = malloc((n ? n : 1) * sizeof *p);
+    assert_non_null(p);
+    memcpy(p, src, n * sizeof *p);
+    return p;
+}
+
+static void expect_close(const char *table, const char *what, const float *got, const float *want, size_t n)
+{
+    double scale = 0.0;
+    for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(want[i]));
+    for (size_t i = 0; i < n; i++)
+        if (!(fabs(got[i] - want[i]) <= TOL * (scale + fabs(want[i]))))
+            fail_msg("%s %s[%zu]: got %.9g, reference %.9g (scale %.3g)", table, what, i, got[i], want[i], scale);
+}
+
+/* The fast tables this CPU can run. */
+static int fast_tables(const rg_kernel_table **out)
+{
+    int n = 0;
+    rg_isa best = rg_cpu_isa_supported();
+    if (best >= RG_ISA_AVX2) out[n++] = &rg_kernels_avx2;
+    if (best >= RG_ISA_AVX512) out[n++] = &rg_kernels_avx512;
+    if (n == 0) printf("this CPU has no AVX2: only the reference kernels exist here\n");
+    return n;
+}
+
+static const rg_act acts[] = {RG_ACT_NONE, RG_ACT_RELU, RG_ACT_RELU6, RG_ACT_HSWISH};
+
+static void test_activations(void **state)
+{
+    (void)state;
+    const rg_kernel_table *t[2];
+    int nt = fast_tables(t);
+    const size_t sizes[] = {1, 7, 16, 33, 1000};
+    for (int k = 0; k < nt; k++)
+        for (size_t a = 0; a < 4; a++)
+            for (size_t s = 0; s < 5; s++) {
+                size_t n = sizes[s];
+                /* values across every kink: -3, 0, 3, 6, and exactly on them */
+                float *x = random_floats(n, -8.0f, 8.0f), *dy = random_floats(n, -1.0f, 1.0f);
+                if (n > 4) x[0] = 0.0f, x[1] = 6.0f, x[2] = -3.0f, x[3] = 3.0f;
+                float *y0 = malloc(n * sizeof *y0), *y1 = malloc(n * sizeof *y1);
+                float *dx0 = random_floats(n, -1.0f, 1.0f), *dx1 = copy(dx0, n);
+                rg_kernels_ref.act_forward(acts[a], x, y0, n);
+                t[k]->act_forward(acts[a], x, y1, n);
+                expect_close(t[k]->name, "act forward", y1, y0, n);
+                rg_kernels_ref.act_backward(acts[a], x, dy, dx0, n);
+                t[k]->act_backward(acts[a], x, dy, dx1, n);
+                expect_close(t[k]->name, "act backward", dx1, dx0, n);
+                free(x), free(dy), free(y0), free(y1), free(dx0), free(dx1);
+            }
+}
+
+static void test_batch_norm(void **state)
+{
+    (void)state;
+    const rg_kernel_table *t[2];
+    int nt = fast_tables(t);
+    const int32_t channels[] = {1, 3, 8, 16, 24, 40, 64, 100};
+    const size_t rows_list[] = {1, 5, 49, 784};
+    for (int k = 0; k < nt; k++)
+        for (size_t ci = 0; ci < 8; ci++)
+            for (size_t ri = 0; ri < 4; ri++) {
+                int32_t C = channels[ci];
+                size_t rows = rows_list[ri], n = rows * (size_t)C;
+                float *x = random_floats(n, -2.0f, 3.0f), *dy = random_floats(n, -1.0f, 1.0f);
+                float *mean = random_floats((size_t)C, -0.5f, 0.5f), *scale = random_floats((size_t)C, 0.5f, 2.0f);
+                float *shift = random_floats((size_t)C, -1.0f, 4.0f), *k1 = random_floats((size_t)C, -1.0f, 1.0f);
+                float *k2 = random_floats((size_t)C, -0.1f, 0.1f), *k3 = random_floats((size_t)C, -0.1f, 0.1f);
+                float s0[100], s1[100], f0[100], f1[100];
+                rg_kernels_ref.bn_sums(x, mean, rows, C, s0, s1);
+                t[k]->bn_sums(x, mean, rows, C, f0, f1);
+                expect_close(t[k]->name, "bn_sums s0", f0, s0, (size_t)C);
+                expect_close(t[k]->name, "bn_sums s1", f1, s1, (size_t)C);
+                for (size_t a = 0; a < 4; a++) {
+                    float *y0 = malloc(n * sizeof *y0), *y1 = malloc(n * sizeof *y1);
+                    rg_kernels_ref.bn_apply(x, scale, shift, rows, C, acts[a], y0);
+                    t[k]->bn_apply(x, scale, shift, rows, C, acts[a], y1);
+                    expect_close(t[k]->name, "bn_apply", y1, y0, n);
+                    if (acts[a] != RG_ACT_HSWISH) { /* only relu/relu6 are fused into the backward */
+                        rg_kernels_ref.bn_grad_sums(x, dy, y0, acts[a], mean, rows, C, s0, s1);
+                        t[k]->bn_grad_sums(x, dy, y0, acts[a], mean, rows, C, f0, f1);
+                        expect_close(t[k]->name, "bn_grad_sums s0", f0, s0, (size_t)C);
+                        expect_close(t[k]->name, "bn_grad_sums s1", f1, s1, (size_t)C);
+                        float *dx0 = random_floats(n, -1.0f, 1.0f), *dx1 = copy(dx0, n);
+                        rg_kernels_ref.bn_grad_apply(x, dy, y0, acts[a], mean, k1, k2, k3, rows, C, dx0);
+                        t[k]->bn_grad_apply(x, dy, y0, acts[a], mean, k1, k2, k3, rows, C, dx1);
+                        expect_close(t[k]->name, "bn_grad_apply", dx1, dx0, n);
+                        free(dx0), free(dx1);
+                    }
+                    free(y0), free(y1);
+                }
+                free(x), free(dy), free(mean), free(scale), free(shift), free(k1), free(k2), free(k3);
+            }
+}
+
+static void test_depthwise(void **state)
+{
+    (void)state;
+    const rg_kernel_table *t[2];
+    int nt = fast_tables(t);
+    /* h, w, c, kh, kw, stride, pad */
+    static const int32_t cases[][7] = {
+        {28, 28, 16, 3, 3, 1, 1}, {28, 28, 96, 3, 3, 2, 1}, {14, 14, 24, 3, 3, 1, 1}, {7, 7, 40, 3, 3, 1, 1},
+        {7, 7, 3, 3, 3, 2, 1},    {9, 11, 17, 5, 5, 1, 2},  {9, 9, 33, 5, 5, 2, 2},   {6, 6, 8, 7, 7, 1, 3},
+        {5, 8, 20, 3, 5, 1, 1},   {8, 8, 1, 3, 3, 1, 0},    {2, 2, 24, 3, 3, 1, 1},   {10, 10, 16, 1, 1, 1, 0},
+        {12, 12, 48, 3, 3, 2, 0}, {4, 4, 160, 3, 3, 1, 1},
+    };
+    for (int k = 0; k < nt; k++)
+        for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+            const int32_t *c = cases[ci];
+            rg_dw_geom g = {c[0], c[1], c[2], 0, 0, c[3], c[4], c[5], c[6]};
+            g.ho = (g.h + 2 * g.pad - g.kh) / g.stride + 1;
+            g.wo = (g.w + 2 * g.pad - g.kw) / g.stride + 1;
+            size_t xn = (size_t)g.h * g.w * g.c, yn = (size_t)g.ho * g.wo * g.c, wn = (size_t)g.kh * g.kw * g.c;
+            float *x = random_floats(xn, -1.0f, 1.0f), *wt = random_floats(wn, -1.0f, 1.0f);
+            float *bias = random_floats((size_t)g.c, -1.0f, 1.0f), *dy = random_floats(yn, -1.0f, 1.0f);
+            float *y0 = malloc(yn * sizeof *y0), *y1 = malloc(yn * sizeof *y1);
+            char what[96];
+            snprintf(what, sizeof what, "dw %dx%dx%d k%dx%d s%d p%d", g.h, g.w, g.c, g.kh, g.kw, g.stride, g.pad);
+            for (int with_bias = 0; with_bias < 2; with_bias++) {
+                rg_kernels_ref.dw_forward(&g, x, wt, with_bias ? bias : NULL, y0);
+                t[k]->dw_forward(&g, x, wt, with_bias ? bias : NULL, y1);
+                expect_close(t[k]->name, what, y1, y0, yn);
+            }
+            float *dx0 = random_floats(xn, -1.0f, 1.0f), *dx1 = copy(dx0, xn);
+            rg_kernels_ref.dw_backward_data(&g, dy, wt, dx0);
+            t[k]->dw_backward_data(&g, dy, wt, dx1);
+            expect_close(t[k]->name, what, dx1, dx0, xn);
+            float *dw0 = random_floats(wn, 5.0f, 6.0f), *dw1 = random_floats(wn, 5.0f, 6.0f); /* overwritten */
+            rg_kernels_ref.dw_backward_weight(&g, dy, x, dw0);
+            t[k]->dw_backward_weight(&g, dy, x, dw1);
+            expect_close(t[k]->name, what, dw1, dw0, wn);
+            free(x), free(wt), free(bias), free(dy), free(y0), free(y1), free(dx0), free(dx1), free(dw0), free(dw1);
+        }
+}
+
+/* The reference depthwise kernel against the definition in double, so the
+ * reference itself is pinned down. */
+static void test_depthwise_reference(void **state)
+{
+    (void)state;
+    rg_dw_geom g = {6, 5, 3, 0, 0, 3, 3, 2, 1};
+    g.ho = (g.h + 2 - 3) / 2 + 1;
+    g.wo = (g.w + 2 - 3) / 2 + 1;
+    size_t xn = (size_t)g.h * g.w * g.c, yn = (size_t)g.ho * g.wo * g.c;
+    float *x = random_floats(xn, -1.0f, 1.0f), *wt = random_floats(27, -1.0f, 1.0f), y[64];
+    rg_kernels_ref.dw_forward(&g, x, wt, NULL, y);
+    for (int32_t oh = 0; oh < g.ho; oh++)
+        for (int32_t ow = 0; ow < g.wo; ow++)
+            for (int32_t ch = 0; ch < g.c; ch++) {
+                double s = 0.0;
+                for (int kh = 0; kh < 3; kh++)
+                    for (int kw = 0; kw < 3; kw++) {
+                        int ih = oh * 2 - 1 + kh, iw = ow * 2 - 1 + kw;
+                        if (ih >= 0 && ih < g.h && iw >= 0 && iw < g.w)
+                            s += (double)x[((size_t)ih * g.w + iw) * g.c + ch] * wt[(kh * 3 + kw) * g.c + ch];
+                    }
+                float got = y[((size_t)oh * g.wo + ow) * g.c + ch];
+                if (fabs(got - s) > 1e-6 * (1.0 + fabs(s))) fail_msg("ref dw (%d,%d,%d): %.9g vs %.9g", oh, ow, ch, got, s);
+            }
+    (void)yn;
+    free(x), free(wt);
+}
+
+static void test_isa_choice(void **state)
+{
+    (void)state;
+    rg_isa best = rg_cpu_isa_supported();
+    rg_cpu_set_isa(RG_ISA_REF);
+    assert_int_equal(rg_cpu_isa(), RG_ISA_REF);
+    assert_ptr_equal(rg_kernels(), &rg_kernels_ref);
+    rg_cpu_set_isa(RG_ISA_AVX512); /* clamped to what the CPU has */
+    assert_int_equal(rg_cpu_isa(), best);
+    assert_int_equal(rg_isa_parse("avx2"), RG_ISA_AVX2);
+    assert_int_equal(rg_isa_parse("sse9"), -1);
+}
+
+int main(void)
+{
+    rng = rg_rng_keyed(2026, 11, 29);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_activations),        cmocka_unit_test(test_batch_norm),
+        cmocka_unit_test(test_depthwise),          cmocka_unit_test(test_depthwise_reference),
+        cmocka_unit_test(test_isa_choice),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
