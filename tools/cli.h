@@ -32,6 +32,8 @@ int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_models(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_runs(int argc, char **argv);
 
 /* Result tables (tables.c). */
 const char *cli_class_name(int32_t classes, int32_t c, char *buf, size_t size);

@@ -29,6 +29,7 @@
 typedef struct {
     char model[256];        /* zoo name (zoo.h) or path to a model spec file */
     char data[512];         /* "fashion-mnist" or a directory of IDX files */
+    char init[512];         /* checkpoint whose weights start the training (fine-tuning); "" = random */
     int32_t epochs, batch;
     char optim[16];         /* sgd | adamw */
     float lr, momentum, wd, beta1, beta2, adam_eps;

@@ -58,4 +58,12 @@ const char rg_store_schema_sql[] =
     "  name TEXT NOT NULL,\n"
     "  baseline TEXT NOT NULL,\n"
     "  treatment TEXT NOT NULL,\n"
-    "  PRIMARY KEY(experiment_id, name));\n";
+    "  PRIMARY KEY(experiment_id, name));\n"
+    /* SHA-256 of input files (datasets, specs, checkpoints) keyed by path,
+     * size and modification time, so that a 30 MB dataset is not re-read on
+     * every `regain run`. */
+    "CREATE TABLE IF NOT EXISTS file_hashes(\n"
+    "  path TEXT PRIMARY KEY,\n"
+    "  size INTEGER NOT NULL,\n"
+    "  mtime_ns INTEGER NOT NULL,\n"
+    "  sha256 TEXT NOT NULL);\n";

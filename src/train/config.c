@@ -24,6 +24,7 @@ typedef struct {
 static const key_def keys[] = {
     {"model", K_STR, F(model), 0, 0, "zoo model name or model spec file"},
     {"data", K_STR, F(data), 0, 0, "fashion-mnist, or a directory holding the four IDX files"},
+    {"init", K_STR, F(init), 0, 0, "checkpoint whose weights (its EMA when it has one) start the training; empty = random"},
     {"epochs", K_INT, F(epochs), 1, 100000, "training epochs"},
     {"batch", K_INT, F(batch), 1, 65536, "batch size"},
     {"optim", K_STR, F(optim), 0, 0, "sgd or adamw"},

@@ -171,6 +171,20 @@ static rg_status load_resume_config(run_state *r, const rg_train_config *given, 
     return r->metrics ? RG_OK : rg_fail(err, RG_ERR_NOMEM, "out of memory");
 }
 
+/* Copies the weights of the checkpoint named by the init key into the model:
+ * the deployable ones (the weight average when the file has one). */
+static rg_status load_init(run_state *r, rg_error *err)
+{
+    rg_st_file *f;
+    rg_status st = rg_st_read(r->cfg.init, &f, err);
+    if (st) return rg_error_prefix(err, "init");
+    char name[RG_NAME_MAX + 16];
+    snprintf(name, sizeof name, "ema.%s", r->g->n_params > 0 ? r->g->params[0].name : "");
+    st = rg_checkpoint_load_weights(f, r->g, r->g->n_params > 0 && rg_st_find(f, name) != NULL, err);
+    rg_st_free(f);
+    return st ? rg_error_prefix(err, "init %s", r->cfg.init) : RG_OK;
+}
+
 static rg_status setup(run_state *r, int resume, rg_st_file *ck, rg_error *err)
 {
     rg_train_config *c = &r->cfg;
@@ -183,6 +197,10 @@ static rg_status setup(run_state *r, int resume, rg_st_file *ck, rg_error *err)
         return rg_fail(err, RG_ERR_SHAPE, "model %s has %d outputs but the data has %d classes", c->model,
                        out.h * out.w * out.c, r->train_full.n_classes);
     rg_graph_init_params(r->g, (uint64_t)c->seed);
+    /* Fine-tuning starts from another model's weights. A resumed run takes
+     * every weight from its own checkpoint below, so it never reads init
+     * again (the file may have changed or gone since). */
+    if (!resume && c->init[0] && (st = load_init(r, err))) return st;
     if ((st = rg_graph_plan(r->g, c->batch, RG_PLAN_TRAIN, err))) return st;
     rg_optim_config oc = {.kind = strcmp(c->optim, "adamw") == 0 ? RG_OPTIM_ADAMW : RG_OPTIM_SGD,
                           .momentum = c->momentum, .nesterov = c->nesterov, .beta1 = c->beta1, .beta2 = c->beta2,

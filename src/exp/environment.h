@@ -1,0 +1,13 @@
+/* The environment a run ran in (store table `environment`). */
+#ifndef REGAIN_EXP_ENVIRONMENT_H
+#define REGAIN_EXP_ENVIRONMENT_H
+
+typedef struct {
+    char git_commit[64], compiler[160], cpu_model[256], cpu_features[512], hostname[256];
+} rg_exp_env;
+
+/* Fills e: build commit, compiler, CPU model and vector features from
+ * /proc/cpuinfo, host name ("unknown" where not available). */
+void rg_exp_env_collect(rg_exp_env *e);
+
+#endif

@@ -1,0 +1,19 @@
+/* The table of run kinds (see kinds.h). */
+#include "exp/kinds.h"
+
+#include <string.h>
+
+static const char *const train_artifact_keys[] = {"init", NULL};
+
+static const rg_exp_kind kinds[] = {
+    {"train", train_artifact_keys, rg_exp_run_train},
+};
+
+const rg_exp_kind *rg_exp_kind_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+        if (!strcmp(kinds[i].name, name)) return &kinds[i];
+    return NULL;
+}
+
+const char *rg_exp_kind_list(void) { return "train"; }

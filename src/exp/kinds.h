@@ -1,0 +1,41 @@
+/* Run kinds: what a [run] section does. A kind is one entry in the table of
+ * kinds.c: its name (the `kind` key), the keys that may name another run's
+ * checkpoint ("@NAME"), and the function that performs one run for one seed.
+ * Distillation and quantization runs are added as further entries. */
+#ifndef REGAIN_EXP_KINDS_H
+#define REGAIN_EXP_KINDS_H
+
+#include "regain/recipe.h"
+#include "regain/store.h"
+#include "regain/trainer.h"
+
+/* One run for one seed, in the process that performs it. */
+typedef struct {
+    const rg_resolved_run *run;
+    rg_train_config cfg;        /* seed, threads and checkpoint paths filled in */
+    const char *run_dir;
+    int resume;                 /* continue from run_dir/last.safetensors */
+    rg_store *store;
+    int64_t run_id;
+    const rg_train_hooks *hooks;/* progress and notes for the user */
+    double prior_wall_s;        /* wall time of earlier, interrupted attempts */
+    double start_s;             /* monotonic start of this attempt */
+} rg_exp_job;
+
+typedef struct {
+    const char *name;
+    const char *const *artifact_keys;   /* NULL-terminated */
+    /* Performs the run and records it as done in the store (or returns an
+     * error; the caller then marks it failed). */
+    rg_status (*run)(rg_exp_job *job, rg_error *err);
+} rg_exp_kind;
+
+/* The kind called name, or NULL. */
+const rg_exp_kind *rg_exp_kind_find(const char *name);
+/* "train, ..." for messages. */
+const char *rg_exp_kind_list(void);
+
+/* The train kind (kind_train.c). */
+rg_status rg_exp_run_train(rg_exp_job *job, rg_error *err);
+
+#endif

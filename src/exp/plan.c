@@ -1,0 +1,383 @@
+/* The plan: which (run, seed) items this invocation covers, in what order,
+ * which of them the store already holds (content hash), and what the rest
+ * will cost. Nothing here writes. */
+#include "exp/plan.h"
+#include "exp/hash.h"
+#include "exp/kinds.h"
+#include "regain/spec.h"
+#include "regain/zoo.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Forward MACs of training images per second assumed when the store has no
+ * throughput on record: between mbv2-tiny (about 500 images/s, 4.4 GMAC/s)
+ * and resnet20-w2 (about 150 images/s, 18.6 GMAC/s) on two cores. */
+#define DEFAULT_MAC_RATE 9e9
+
+/* Fashion-MNIST's sizes, assumed for estimates of any data set. */
+#define EST_TRAIN_IMAGES 60000
+#define EST_TEST_IMAGES 10000
+
+/* ---- files and locks ------------------------------------------------------------------------ */
+
+rg_status rg_exp_make_dirs(const char *path, rg_error *err)
+{
+    char buf[1024];
+    if (strlen(path) >= sizeof buf) return rg_fail(err, RG_ERR_ARG, "%s: path is too long", path);
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1;; p++) {
+        if (*p == '/' || !*p) {
+            char c = *p;
+            *p = 0;
+            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+                return rg_fail(err, RG_ERR_IO, "%s: cannot create directory: %s", buf, strerror(errno));
+            *p = c;
+            if (!c) break;
+        }
+    }
+    return RG_OK;
+}
+
+int rg_exp_lock(const char *run_dir, int *busy, rg_error *err)
+{
+    *busy = 0;
+    char path[1200];
+    snprintf(path, sizeof path, "%s/.lock", run_dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (fd < 0) {
+        rg_fail(err, RG_ERR_IO, "%s: cannot open the lock file: %s", path, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        close(fd);
+        if (e == EWOULDBLOCK) *busy = 1;
+        else rg_fail(err, RG_ERR_IO, "%s: cannot lock: %s", path, strerror(e));
+        return -1;
+    }
+    return fd;
+}
+
+int rg_exp_locked(const char *run_dir)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s/.lock", run_dir);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    int held = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    close(fd);
+    return held;
+}
+
+/* ---- content hash ------------------------------------------------------------------------------ */
+
+/* The value of key in "key = value" lines. */
+static int config_value(const char *text, const char *key, char *buf, size_t size)
+{
+    size_t kl = strlen(key);
+    for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+        if (strncmp(p, key, kl) || strncmp(p + kl, " = ", 3)) continue;
+        const char *v = p + kl + 3;
+        size_t len = strcspn(v, "\n");
+        if (len >= size) return 0;
+        memcpy(buf, v, len);
+        buf[len] = 0;
+        return 1;
+    }
+    return 0;
+}
+
+static rg_status data_hash(rg_experiment *x, rg_store *s, const char *data, char hex[65], rg_error *err)
+{
+    rg_exp_priv *p = x->priv;
+    for (int32_t i = 0; i < p->n_data; i++)
+        if (!strcmp(p->data[i].key, data)) {
+            memcpy(hex, p->data[i].hex, 65);
+            return RG_OK;
+        }
+    rg_sha256 *h;
+    rg_status st = rg_sha256_begin(&h, err);
+    if (st) return st;
+    st = rg_exp_hash_data(s, data, h, err);
+    rg_sha256_final(h, hex);
+    if (st) return st;
+    rg_exp_memo *m = realloc(p->data, (size_t)(p->n_data + 1) * sizeof *m);
+    if (!m) return rg_fail(err, RG_ERR_NOMEM, "out of memory");
+    p->data = m;
+    snprintf(m[p->n_data].key, sizeof m->key, "%s", data);
+    memcpy(m[p->n_data].hex, hex, 65);
+    p->n_data++;
+    return RG_OK;
+}
+
+static void add_line(rg_sha256 *h, const char *a, const char *b, const char *c)
+{
+    rg_sha256_update(h, a, strlen(a));
+    rg_sha256_update(h, " ", 1);
+    rg_sha256_update(h, b, strlen(b));
+    rg_sha256_update(h, " ", 1);
+    rg_sha256_update(h, c, strlen(c));
+    rg_sha256_update(h, "\n", 1);
+}
+
+rg_status rg_exp_item_hash(rg_experiment *x, rg_store *s, int64_t experiment, int32_t item, rg_train_config *cfg,
+                           char hex[65], rg_error *err)
+{
+    const rg_exp_item *it = &x->items[item];
+    const rg_resolved_run *run = &x->res->runs[it->run];
+    const rg_exp_kind *kind = rg_exp_kind_find(run->kind);
+    const int32_t *deps = ((rg_exp_priv *)x->priv)->deps + (size_t)item * RG_RECIPE_MAX_REFS;
+    *cfg = run->cfg;
+    cfg->seed = it->seed;
+    rg_sha256 *h;
+    rg_status st = rg_sha256_begin(&h, err);
+    if (st) return st;
+    rg_sha256_update(h, it->config_text, strlen(it->config_text));
+    rg_sha256_update(h, "[inputs]\n", 9);
+    char sum[65];
+    if (!(st = data_hash(x, s, cfg->data, sum, err))) add_line(h, "data", cfg->data, sum);
+    /* a model spec file counts by its content, not its name */
+    struct stat sb;
+    if (!st && (strchr(cfg->model, '/') || stat(cfg->model, &sb) == 0) &&
+        !(st = rg_exp_file_sha256(s, cfg->model, sum, NULL, err)))
+        add_line(h, "model", cfg->model, sum);
+    /* checkpoints: another run's artifact, or a file named directly */
+    for (const char *const *k = kind->artifact_keys; !st && k && *k; k++) {
+        char value[1024];
+        if (!config_value(it->config_text, *k, value, sizeof value) || !value[0]) continue;
+        if (value[0] != '@') {
+            if (!(st = rg_exp_file_sha256(s, value, sum, NULL, err))) add_line(h, *k, value, sum);
+            else rg_error_prefix(err, "run %s: %s", it->name, *k);
+            continue;
+        }
+        for (int32_t r = 0; !st && r < run->n_refs; r++) {
+            if (strcmp(run->refs[r].key, *k)) continue;
+            const rg_exp_item *dep = &x->items[deps[r]];
+            rg_store_run row = {0};
+            rg_store_artifact a;
+            if (s && experiment && (st = rg_store_get_run(s, experiment, dep->name, dep->seed, &row, err))) break;
+            if (!row.id || strcmp(row.status, "done") || strcmp(row.hash, dep->hash)) {
+                st = rg_fail(err, RG_ERR_NOTFOUND, "run %s seed %lld: %s: run %s has not finished", it->name,
+                             (long long)it->seed, *k, dep->name);
+                break;
+            }
+            if ((st = rg_store_get_artifact(s, row.id, run->refs[r].artifact, &a, err))) break;
+            if ((st = rg_exp_file_sha256(s, a.path, sum, NULL, err))) break;
+            if (strcmp(sum, a.sha256)) {
+                st = rg_fail(err, RG_ERR_FORMAT, "%s: changed since run %s wrote it (SHA-256 differs)", a.path,
+                             dep->name);
+                break;
+            }
+            add_line(h, *k, value, sum);
+            rg_error e = {0};
+            if (rg_train_config_set(cfg, *k, a.path, &e)) st = rg_fail(err, RG_ERR_ARG, "run %s: %s", it->name, e.msg);
+        }
+    }
+    rg_sha256_final(h, hex);
+    return st;
+}
+
+int rg_exp_run_reusable(rg_store *s, const rg_store_run *row, const char *hash)
+{
+    if (!row->id || strcmp(row->status, "done") || strcmp(row->hash, hash)) return 0;
+    static const char *const kinds[] = {"best", "last"};
+    for (int i = 0; i < 2; i++) {
+        rg_error err = {0};
+        rg_store_artifact a;
+        char sum[65];
+        int64_t bytes;
+        if (rg_store_get_artifact(s, row->id, kinds[i], &a, &err) ||
+            rg_exp_file_sha256(s, a.path, sum, &bytes, &err) || bytes != a.bytes || strcmp(sum, a.sha256))
+            return 0;
+    }
+    return 1;
+}
+
+/* ---- cost estimates ------------------------------------------------------------------------------ */
+
+static uint64_t model_macs(const char *model)
+{
+    rg_error err = {0};
+    rg_graph *g = NULL;
+    struct stat sb;
+    rg_status st = strchr(model, '/') || stat(model, &sb) == 0 ? rg_spec_build_file(model, &g, &err)
+                                                               : rg_zoo_build(model, 28, 28, 1, 10, &g, &err);
+    rg_graph_stats s;
+    uint64_t macs = !st && !rg_graph_stats_compute(g, &s, &err) ? s.macs : 0;
+    rg_graph_free(g);
+    return macs;
+}
+
+static double macs_cb(void *user, const char *model)
+{
+    (void)user;
+    return (double)model_macs(model);
+}
+
+static void estimate(rg_experiment *x, rg_store *s, rg_exp_item *it)
+{
+    const rg_train_config *c = &x->res->runs[it->run].cfg;
+    it->macs = model_macs(c->model);
+    double ips = 0.0, mac_rate = 0.0;
+    rg_error err = {0};
+    if (s) rg_store_rates(s, c->model, macs_cb, NULL, &ips, &mac_rate, &err);
+    it->est_default_rate = ips <= 0 && mac_rate <= 0;
+    if (ips <= 0) ips = it->macs ? (mac_rate > 0 ? mac_rate : x->default_rate) / (double)it->macs : 500.0;
+    double train = EST_TRAIN_IMAGES - c->val_split;
+    if (c->train_limit > 0 && c->train_limit < train) train = c->train_limit;
+    double test = c->test_limit > 0 && c->test_limit < EST_TEST_IMAGES ? c->test_limit : EST_TEST_IMAGES;
+    /* evaluation is a forward pass: about a third of a training step; plus
+     * loading the data and measuring latency */
+    it->est_s = c->epochs * (train + (test + c->val_split) / 3.0) / ips + 3.0;
+}
+
+/* ---- opening ---------------------------------------------------------------------------------------- */
+
+static rg_status select_items(rg_experiment *x, rg_error *err)
+{
+    const rg_resolved_recipe *res = x->res;
+    char *keep = calloc((size_t)res->n_runs + 1, 1);
+    if (!keep) return rg_fail(err, RG_ERR_NOMEM, "out of memory");
+    for (int32_t i = 0; i < res->n_runs; i++) keep[i] = x->opt.n_only == 0;
+    for (int32_t o = 0; o < x->opt.n_only; o++) {
+        int32_t r = rg_resolved_find(res, x->opt.only[o]);
+        if (r < 0) {
+            free(keep);
+            return rg_fail(err, RG_ERR_ARG, "%s: --only %s: no [run %s] in the recipe", res->recipe->origin,
+                           x->opt.only[o], x->opt.only[o]);
+        }
+        keep[r] = 1;
+    }
+    /* what the kept runs depend on: the runs are in dependency order, so one
+     * backward sweep closes the set */
+    for (int32_t i = res->n_runs - 1; i >= 0; i--)
+        if (keep[i])
+            for (int32_t k = 0; k < res->runs[i].n_refs; k++) keep[res->runs[i].refs[k].run] = 1;
+    int32_t n = 0;
+    for (int32_t i = 0; i < res->n_runs; i++) n += keep[i];
+    size_t total = (size_t)n * (size_t)res->n_seeds;
+    rg_exp_priv *p = x->priv;
+    x->items = rg_calloc(total + 1, sizeof *x->items, err);
+    p->deps = rg_calloc((total + 1) * RG_RECIPE_MAX_REFS, sizeof *p->deps, err);
+    if (!x->items || !p->deps) {
+        free(keep);
+        return RG_ERR_NOMEM;
+    }
+    rg_status st = RG_OK;
+    for (int32_t sd = 0; !st && sd < res->n_seeds; sd++) {
+        int32_t first = x->n_items;
+        for (int32_t r = 0; !st && r < res->n_runs; r++) {
+            if (!keep[r]) continue;
+            rg_exp_item *it = &x->items[x->n_items];
+            it->run = r;
+            snprintf(it->name, sizeof it->name, "%s", res->runs[r].name);
+            it->seed = res->seeds[sd];
+            it->test_top1 = -1.0;
+            if ((size_t)snprintf(it->run_dir, sizeof it->run_dir, "%s/%s/seed%lld", res->runs_dir, it->name,
+                                 (long long)it->seed) >= sizeof it->run_dir)
+                st = rg_fail(err, RG_ERR_ARG, "%s: runs_dir is too long", res->recipe->origin);
+            if (!st && !(it->config_text = rg_resolved_config_text(&res->runs[r], it->seed)))
+                st = rg_fail(err, RG_ERR_NOMEM, "out of memory");
+            int32_t *deps = p->deps + (size_t)x->n_items * RG_RECIPE_MAX_REFS;
+            for (int32_t k = 0; k < RG_RECIPE_MAX_REFS; k++) deps[k] = -1;
+            for (int32_t k = 0; !st && k < res->runs[r].n_refs; k++)
+                for (int32_t j = first; j < x->n_items; j++)
+                    if (x->items[j].run == res->runs[r].refs[k].run) deps[k] = j;
+            x->n_items++;
+        }
+    }
+    free(keep);
+    return st;
+}
+
+/* Plans item i against the store (s may be NULL: nothing recorded). */
+static rg_status plan_item(rg_experiment *x, rg_store *s, int64_t experiment, int32_t i, rg_error *err)
+{
+    rg_exp_item *it = &x->items[i];
+    const int32_t *deps = ((rg_exp_priv *)x->priv)->deps + (size_t)i * RG_RECIPE_MAX_REFS;
+    for (int32_t k = 0; k < RG_RECIPE_MAX_REFS; k++)
+        if (deps[k] >= 0 && x->items[deps[k]].plan != RG_PLAN_CACHED) {
+            it->plan = RG_PLAN_AFTER_DEPS;
+            estimate(x, s, it);
+            return RG_OK;
+        }
+    rg_train_config cfg;
+    rg_status st = rg_exp_item_hash(x, s, experiment, i, &cfg, it->hash, err);
+    if (st) return st;
+    rg_store_run row = {0};
+    if (s && experiment && (st = rg_store_get_run(s, experiment, it->name, it->seed, &row, err))) return st;
+    char last[1200];
+    snprintf(last, sizeof last, "%s/last.safetensors", it->run_dir);
+    if (s && rg_exp_run_reusable(s, &row, it->hash)) {
+        it->plan = RG_PLAN_CACHED;
+        it->test_top1 = row.test_top1;
+        return RG_OK;
+    }
+    if (rg_exp_locked(it->run_dir)) it->plan = RG_PLAN_ELSEWHERE;
+    else if (row.id && !strcmp(row.status, "running") && !strcmp(row.hash, it->hash) && access(last, F_OK) == 0)
+        it->plan = RG_PLAN_RESUME;
+    else it->plan = RG_PLAN_RUN;
+    estimate(x, s, it);
+    return RG_OK;
+}
+
+rg_status rg_exp_open(const char *recipe_path, const rg_exp_options *opt, rg_experiment **out, rg_error *err)
+{
+    *out = NULL;
+    rg_experiment *x = rg_calloc(1, sizeof *x, err);
+    if (!x || !(x->priv = rg_calloc(1, sizeof(rg_exp_priv), err))) {
+        free(x);
+        return RG_ERR_NOMEM;
+    }
+    x->opt = *opt;
+    if (x->opt.jobs < 1) x->opt.jobs = 1;
+    x->default_rate = DEFAULT_MAC_RATE;
+    rg_status st = rg_recipe_load(recipe_path, &x->recipe, err);
+    if (!st) st = rg_recipe_resolve(x->recipe, opt->profile, &x->res, err);
+    if (!st) {
+        const char *store = opt->store && *opt->store ? opt->store : x->res->store;
+        if (strlen(store) >= sizeof x->store_path) st = rg_fail(err, RG_ERR_ARG, "%s: store path is too long", store);
+        else snprintf(x->store_path, sizeof x->store_path, "%s", store);
+    }
+    if (!st) st = select_items(x, err);
+    rg_store *s = NULL;
+    int64_t experiment = 0;
+    if (!st) {
+        rg_error e = {0};
+        st = rg_store_open(x->store_path, 1, &s, &e);
+        if (st == RG_ERR_NOTFOUND) st = RG_OK;
+        else if (st) *err = e;
+        if (s && rg_store_find_experiment(s, x->res->name, &experiment, &e)) experiment = 0;
+    }
+    for (int32_t i = 0; !st && i < x->n_items; i++) st = plan_item(x, s, experiment, i, err);
+    rg_store_close(s);
+    if (st) {
+        rg_exp_close(x);
+        return st;
+    }
+    *out = x;
+    return RG_OK;
+}
+
+void rg_exp_close(rg_experiment *x)
+{
+    if (!x) return;
+    rg_exp_priv *p = x->priv;
+    for (int32_t i = 0; i < x->n_items; i++) free(x->items[i].config_text);
+    free(x->items);
+    if (p) {
+        free(p->deps);
+        free(p->data);
+        free(p);
+    }
+    rg_resolved_free(x->res);
+    rg_recipe_free(x->recipe);
+    free(x);
+}

@@ -1,0 +1,40 @@
+/* Shared by the planner (plan.c) and the runner (runner.c): an item's
+ * content hash and checkpoint paths, the checks that decide whether a stored
+ * run can stand for it, and the run-directory lock. */
+#ifndef REGAIN_EXP_PLAN_H
+#define REGAIN_EXP_PLAN_H
+
+#include "regain/experiment.h"
+
+typedef struct {
+    char key[512], hex[65];
+} rg_exp_memo;
+
+typedef struct {
+    int32_t *deps;          /* RG_RECIPE_MAX_REFS per item: item indices, -1 unused */
+    rg_exp_memo *data;      /* data set checksums of this invocation */
+    int32_t n_data;
+} rg_exp_priv;
+
+/* The item's trainer configuration (seed set, references replaced by the
+ * checkpoint paths the store records for the runs they name) and content
+ * hash. The runs referenced must be done in the store with the hashes their
+ * items have now; otherwise an error says which. */
+rg_status rg_exp_item_hash(rg_experiment *x, rg_store *s, int64_t experiment, int32_t item, rg_train_config *cfg,
+                           char hex[65], rg_error *err);
+
+/* Whether a stored run can stand for an item with this hash: done, the same
+ * hash, and its checkpoints on disk with the recorded size and SHA-256. */
+int rg_exp_run_reusable(rg_store *s, const rg_store_run *row, const char *hash);
+
+/* Creates a directory and its parents. */
+rg_status rg_exp_make_dirs(const char *path, rg_error *err);
+
+/* The run directory's lock (RUN_DIR/.lock, flock): -1 with *busy set when
+ * another process holds it, -1 with an error otherwise; the descriptor
+ * (close it to release) on success. The directory must exist. */
+int rg_exp_lock(const char *run_dir, int *busy, rg_error *err);
+/* Whether another process holds the lock now (no lock taken). */
+int rg_exp_locked(const char *run_dir);
+
+#endif

@@ -1,0 +1,402 @@
+/* The runner: performs the planned items in dependency order, one at a time
+ * in this process or several at once in child processes (--jobs), claiming
+ * each through its run directory's lock and the store. */
+#include "exp/kinds.h"
+#include "exp/plan.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&t, &t) != 0 && errno == EINTR) {}
+}
+
+enum { WAITING = 0, RUNNING, FINISHED };
+
+typedef struct {
+    rg_experiment *x;
+    rg_store *store;
+    int64_t experiment;
+    const rg_exp_hooks *hooks;
+    int8_t *state;
+    int8_t *seen_busy;      /* found locked by another process at least once */
+    int8_t *resumed;
+    pid_t *pid;
+    int32_t *index;         /* position among the items that run, 1-based */
+    double *t_start;
+    double t0;
+    int32_t started, total, running;
+    double est_done, actual_done;   /* for the ETA's calibration */
+    int32_t threads;        /* per item */
+    /* the item this process is performing, for the training hooks */
+    int32_t current;
+    double current_eta;
+} runner;
+
+/* ---- progress ---------------------------------------------------------------------------------- */
+
+static rg_exp_status status_of(runner *r, int32_t i)
+{
+    rg_experiment *x = r->x;
+    double calib = r->est_done > 0 ? r->actual_done / r->est_done : 1.0;
+    double rest = 0.0;
+    for (int32_t j = 0; j < x->n_items; j++)
+        if (r->state[j] == WAITING && x->items[j].plan != RG_PLAN_CACHED) rest += x->items[j].est_s;
+    double cur = 0.0;
+    for (int32_t j = 0; j < x->n_items; j++)
+        if (r->state[j] == RUNNING) {
+            double left = j == r->current && r->current_eta >= 0
+                              ? r->current_eta
+                              : calib * x->items[j].est_s - (now_s() - r->t_start[j]);
+            if (left > cur) cur = left;
+        }
+    rg_exp_status s = {&x->items[i], r->index[i], r->total, now_s() - r->t0, cur + calib * rest / x->opt.jobs};
+    return s;
+}
+
+static void train_progress(void *user, const rg_train_progress *p)
+{
+    runner *r = user;
+    r->current_eta = p->eta_s;
+    if (r->hooks && r->hooks->progress) {
+        rg_exp_status s = status_of(r, r->current);
+        r->hooks->progress(r->hooks->user, &s, p);
+    }
+}
+
+static void train_epoch(void *user, const rg_epoch_metrics *m)
+{
+    runner *r = user;
+    if (r->hooks && r->hooks->epoch_end) {
+        rg_exp_status s = status_of(r, r->current);
+        r->hooks->epoch_end(r->hooks->user, &s, m);
+    }
+}
+
+static void train_note(void *user, const char *msg)
+{
+    runner *r = user;
+    if (r->hooks && r->hooks->note) {
+        rg_exp_status s = status_of(r, r->current);
+        r->hooks->note(r->hooks->user, &s, msg);
+    }
+}
+
+static void finish(runner *r, int32_t i, rg_item_outcome o, const char *error)
+{
+    rg_exp_item *it = &r->x->items[i];
+    int was_running = r->state[i] == RUNNING;
+    r->state[i] = FINISHED;
+    it->outcome = o;
+    if (error) snprintf(it->error, sizeof it->error, "%s", error);
+    if (was_running) {
+        r->running--;
+        it->wall_s = now_s() - r->t_start[i];
+        if (o == RG_OUT_RAN || o == RG_OUT_RESUMED) {
+            r->est_done += it->est_s;
+            r->actual_done += it->wall_s;
+        }
+    } else if (it->plan != RG_PLAN_CACHED && r->total > r->started) {
+        r->total--;   /* planned to run, but did not need to */
+    }
+    if (r->hooks && r->hooks->end && (was_running || o == RG_OUT_FAILED || o == RG_OUT_SKIPPED)) {
+        rg_exp_status s = status_of(r, i);
+        r->hooks->end(r->hooks->user, &s);
+    }
+}
+
+/* ---- performing one item ------------------------------------------------------------------------- */
+
+/* In the process that performs it: the kind's run, and 'failed' on error. */
+static rg_status perform(runner *r, rg_store *store, int32_t i, const rg_train_config *cfg, int64_t run_id,
+                         double prior_wall, rg_error *err)
+{
+    rg_exp_item *it = &r->x->items[i];
+    const rg_resolved_run *run = &r->x->res->runs[it->run];
+    rg_train_hooks th = {r, train_progress, train_epoch, train_note};
+    r->current = i;
+    r->current_eta = -1.0;
+    rg_exp_job job = {.run = run, .cfg = *cfg, .run_dir = it->run_dir, .resume = r->resumed[i], .store = store,
+                      .run_id = run_id, .hooks = &th, .prior_wall_s = prior_wall, .start_s = now_s()};
+    job.cfg.threads = r->threads;
+    rg_status st = rg_exp_kind_find(run->kind)->run(&job, err);
+    if (st) {
+        rg_error e2 = {0};
+        rg_store_fail_run(store, run_id, err->msg, prior_wall + now_s() - job.start_s, &e2);
+    }
+    return st;
+}
+
+/* Child process of --jobs: its own store connection (an SQLite connection
+ * must not cross fork), and it dies with the parent so that a killed
+ * `regain run` stops all its runs (the next one resumes them). */
+static void child(runner *r, int32_t i, const rg_train_config *cfg, int64_t run_id, double prior_wall, pid_t parent)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(1);
+    rg_error err = {0};
+    rg_store *s;
+    if (rg_store_open(r->x->store_path, 0, &s, &err)) _exit(1);
+    rg_status st = perform(r, s, i, cfg, run_id, prior_wall, &err);
+    rg_store_close(s);
+    _exit(st ? 1 : 0);
+}
+
+static void remove_outputs(const char *run_dir)
+{
+    static const char *const files[] = {"last.safetensors", "best.safetensors", "metrics.csv", "config.txt"};
+    for (size_t k = 0; k < sizeof files / sizeof files[0]; k++) {
+        char p[1200];
+        snprintf(p, sizeof p, "%s/%s", run_dir, files[k]);
+        unlink(p);
+    }
+}
+
+typedef enum { T_DONE, T_STARTED, T_BUSY } try_result;
+
+/* Tries to perform (or start) item i. Store errors are returned; anything
+ * else about the item is its outcome. */
+static rg_status try_item(runner *r, int32_t i, try_result *res, rg_error *err)
+{
+    rg_experiment *x = r->x;
+    rg_exp_item *it = &x->items[i];
+    *res = T_DONE;
+    rg_train_config cfg;
+    rg_error e = {0};
+    if (rg_exp_item_hash(x, r->store, r->experiment, i, &cfg, it->hash, &e)) {
+        finish(r, i, RG_OUT_FAILED, e.msg);
+        return RG_OK;
+    }
+    rg_store_run row;
+    rg_status st = rg_store_get_run(r->store, r->experiment, it->name, it->seed, &row, err);
+    if (st) return st;
+    if (rg_exp_run_reusable(r->store, &row, it->hash)) {
+        it->test_top1 = row.test_top1;
+        finish(r, i, r->seen_busy[i] ? RG_OUT_ELSEWHERE : RG_OUT_CACHED, NULL);
+        return RG_OK;
+    }
+    if (rg_exp_make_dirs(it->run_dir, &e)) {
+        finish(r, i, RG_OUT_FAILED, e.msg);
+        return RG_OK;
+    }
+    int busy;
+    int fd = rg_exp_lock(it->run_dir, &busy, &e);
+    if (fd < 0) {
+        if (busy) {
+            r->seen_busy[i] = 1;
+            *res = T_BUSY;
+        } else {
+            finish(r, i, RG_OUT_FAILED, e.msg);
+        }
+        return RG_OK;
+    }
+    /* Under the lock, again: the process that held it may have finished it. */
+    int64_t run_id = 0;
+    if ((st = rg_store_begin(r->store, err))) {
+        close(fd);
+        return st;
+    }
+    st = rg_store_get_run(r->store, r->experiment, it->name, it->seed, &row, err);
+    if (!st && rg_exp_run_reusable(r->store, &row, it->hash)) {
+        rg_store_rollback(r->store);
+        close(fd);
+        it->test_top1 = row.test_top1;
+        finish(r, i, r->seen_busy[i] ? RG_OUT_ELSEWHERE : RG_OUT_CACHED, NULL);
+        return RG_OK;
+    }
+    char last[1200];
+    snprintf(last, sizeof last, "%s/last.safetensors", it->run_dir);
+    r->resumed[i] = !st && row.id && !strcmp(row.status, "running") && !strcmp(row.hash, it->hash) &&
+                    access(last, F_OK) == 0;
+    double prior_wall = r->resumed[i] ? row.wall_s : 0.0;
+    if (!st)
+        st = rg_store_start_run(r->store, r->experiment, it->name, it->seed, x->res->runs[it->run].kind, it->hash,
+                                it->config_text, it->run_dir, r->resumed[i], &run_id, err);
+    if (!st) st = rg_store_commit(r->store, err);
+    else rg_store_rollback(r->store);
+    if (st) {
+        close(fd);
+        return st;
+    }
+    /* a fresh start must not find an older run's checkpoint to resume from */
+    if (!r->resumed[i]) remove_outputs(it->run_dir);
+    r->state[i] = RUNNING;
+    r->running++;
+    r->index[i] = ++r->started;
+    if (r->started > r->total) r->total = r->started;
+    r->t_start[i] = now_s();
+    if (r->hooks && r->hooks->start) {
+        rg_exp_status s = status_of(r, i);
+        r->hooks->start(r->hooks->user, &s);
+    }
+    if (x->opt.jobs == 1) {
+        st = perform(r, r->store, i, &cfg, run_id, prior_wall, &e);
+        close(fd);
+        if (!st) {
+            rg_store_get_run(r->store, r->experiment, it->name, it->seed, &row, &e);
+            it->test_top1 = row.test_top1;
+        }
+        finish(r, i, st ? RG_OUT_FAILED : r->resumed[i] ? RG_OUT_RESUMED : RG_OUT_RAN, st ? e.msg : NULL);
+        return RG_OK;
+    }
+    fflush(NULL);
+    pid_t parent = getpid(), pid = fork();
+    if (pid == 0) child(r, i, &cfg, run_id, prior_wall, parent);
+    close(fd);   /* the child holds the lock until it exits */
+    if (pid < 0) {
+        rg_error e2 = {0};
+        rg_store_fail_run(r->store, run_id, "cannot start a process", 0.0, &e2);
+        finish(r, i, RG_OUT_FAILED, strerror(errno));
+        return RG_OK;
+    }
+    r->pid[i] = pid;
+    *res = T_STARTED;
+    return RG_OK;
+}
+
+/* Collects finished children; with block set, waits for one. */
+static void reap(runner *r, int block)
+{
+    for (;;) {
+        int status;
+        pid_t pid = waitpid(-1, &status, block ? 0 : WNOHANG);
+        if (pid <= 0) return;
+        for (int32_t i = 0; i < r->x->n_items; i++) {
+            if (r->pid[i] != pid || r->state[i] != RUNNING) continue;
+            rg_exp_item *it = &r->x->items[i];
+            rg_store_run row = {0};
+            rg_error e = {0};
+            rg_store_get_run(r->store, r->experiment, it->name, it->seed, &row, &e);
+            if (row.id && !strcmp(row.status, "done")) {
+                it->test_top1 = row.test_top1;
+                finish(r, i, r->resumed[i] ? RG_OUT_RESUMED : RG_OUT_RAN, NULL);
+            } else {
+                char msg[RG_ERR_MSG_MAX];
+                if (row.id && !strcmp(row.status, "failed")) snprintf(msg, sizeof msg, "%s", row.error);
+                else if (WIFSIGNALED(status))
+                    snprintf(msg, sizeof msg, "its process died (signal %d); run again to resume", WTERMSIG(status));
+                else snprintf(msg, sizeof msg, "its process ended with status %d", WEXITSTATUS(status));
+                finish(r, i, RG_OUT_FAILED, msg);
+            }
+        }
+        block = 0;
+    }
+}
+
+/* ---- the whole experiment ------------------------------------------------------------------------------ */
+
+static rg_status record_experiment(runner *r, rg_error *err)
+{
+    rg_experiment *x = r->x;
+    const rg_resolved_recipe *res = x->res;
+    rg_status st = rg_store_begin(r->store, err);
+    if (st) return st;
+    st = rg_store_put_experiment(r->store, res->name, res->recipe->origin, res->recipe->text, &r->experiment, err);
+    rg_store_comparison *c = calloc((size_t)res->n_compares + 1, sizeof *c);
+    if (!st && !c) st = rg_fail(err, RG_ERR_NOMEM, "out of memory");
+    for (int32_t i = 0; !st && i < res->n_compares; i++)
+        c[i] = (rg_store_comparison){res->compares[i].name, res->compares[i].baseline, res->compares[i].treatment};
+    if (!st) st = rg_store_set_comparisons(r->store, r->experiment, c, res->n_compares, err);
+    free(c);
+    for (int32_t i = 0; !st && i < x->n_items; i++)
+        st = rg_store_add_pending(r->store, r->experiment, x->items[i].name, x->items[i].seed,
+                                  res->runs[x->items[i].run].kind, x->items[i].config_text, x->items[i].run_dir, err);
+    if (st) {
+        rg_store_rollback(r->store);
+        return st;
+    }
+    return rg_store_commit(r->store, err);
+}
+
+rg_status rg_exp_execute(rg_experiment *x, const rg_exp_hooks *hooks, rg_error *err)
+{
+    runner r = {.x = x, .hooks = hooks, .t0 = now_s(), .current = -1, .current_eta = -1.0};
+    size_t n = (size_t)x->n_items + 1;
+    r.state = calloc(n, 1);
+    r.seen_busy = calloc(n, 1);
+    r.resumed = calloc(n, 1);
+    r.pid = calloc(n, sizeof *r.pid);
+    r.index = calloc(n, sizeof *r.index);
+    r.t_start = calloc(n, sizeof *r.t_start);
+    rg_status st = r.state && r.seen_busy && r.resumed && r.pid && r.index && r.t_start
+                       ? RG_OK
+                       : rg_fail(err, RG_ERR_NOMEM, "out of memory");
+    for (int32_t i = 0; i < x->n_items; i++) r.total += x->items[i].plan != RG_PLAN_CACHED;
+    /* the store's directory, then the store */
+    char dir[sizeof x->store_path];
+    snprintf(dir, sizeof dir, "%s", x->store_path);
+    char *slash = strrchr(dir, '/');
+    if (!st && slash && slash != dir) {
+        *slash = 0;
+        st = rg_exp_make_dirs(dir, err);
+    }
+    if (!st) st = rg_store_open(x->store_path, 0, &r.store, err);
+    if (!st) st = record_experiment(&r, err);
+    if (!st) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        int32_t all = x->opt.threads > 0 ? x->opt.threads : (int32_t)(cores > 0 ? cores : 1);
+        r.threads = x->opt.jobs == 1 ? x->opt.threads : (all / x->opt.jobs > 0 ? all / x->opt.jobs : 1);
+    }
+    while (!st) {
+        int unfinished = 0, progressed = 0;
+        for (int32_t i = 0; !st && i < x->n_items; i++) {
+            if (r.state[i] != WAITING) {
+                unfinished += r.state[i] == RUNNING;
+                continue;
+            }
+            unfinished++;
+            const int32_t *deps = ((rg_exp_priv *)x->priv)->deps + (size_t)i * RG_RECIPE_MAX_REFS;
+            int ready = 1, failed = -1;
+            for (int32_t k = 0; k < RG_RECIPE_MAX_REFS; k++) {
+                if (deps[k] < 0) continue;
+                if (r.state[deps[k]] != FINISHED) ready = 0;
+                else if (x->items[deps[k]].outcome == RG_OUT_FAILED || x->items[deps[k]].outcome == RG_OUT_SKIPPED)
+                    failed = deps[k];
+            }
+            if (failed >= 0) {
+                char msg[256];
+                snprintf(msg, sizeof msg, "needs run %s seed %lld, which did not finish", x->items[failed].name,
+                         (long long)x->items[failed].seed);
+                finish(&r, i, RG_OUT_SKIPPED, msg);
+                progressed = 1;
+                continue;
+            }
+            if (!ready || r.running >= x->opt.jobs) continue;
+            try_result tr;
+            st = try_item(&r, i, &tr, err);
+            if (tr != T_BUSY) progressed = 1;
+            /* one at a time: start again from the first item, which keeps
+             * the order of the plan */
+            if (x->opt.jobs == 1 && tr == T_DONE) break;
+        }
+        if (!unfinished) break;
+        if (r.running) reap(&r, 0);
+        if (!progressed) sleep_ms(100);
+    }
+    /* on an error, the runs already started still finish */
+    while (r.running > 0) reap(&r, 1);
+    rg_store_close(r.store);
+    free(r.state);
+    free(r.seen_busy);
+    free(r.resumed);
+    free(r.pid);
+    free(r.index);
+    free(r.t_start);
+    return st;
+}

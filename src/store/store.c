@@ -1,0 +1,580 @@
+/* The experiment store on SQLite (see include/regain/store.h and
+ * docs/experiments.md). Every statement goes through prepare/bind/step with
+ * errors turned into rg_error messages that name the store file. */
+#include "regain/store.h"
+#include "store/schema.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct rg_store {
+    sqlite3 *db;
+    char path[1024];
+    int read_only;
+};
+
+static void (*fault_hook)(const char *point);
+
+void rg_store_set_fault_hook(void (*hook)(const char *point)) { fault_hook = hook; }
+
+static void fault(const char *point)
+{
+    if (fault_hook) fault_hook(point);
+}
+
+/* ---- errors and statements ------------------------------------------------------------ */
+
+static rg_status db_fail(const rg_store *s, rg_error *err, const char *what)
+{
+    int code = sqlite3_extended_errcode(s->db);
+    int prim = code & 0xff;
+    rg_status st = prim == SQLITE_NOTADB || prim == SQLITE_CORRUPT ? RG_ERR_FORMAT
+                   : prim == SQLITE_NOMEM                         ? RG_ERR_NOMEM
+                                                                  : RG_ERR_IO;
+    return rg_fail(err, st, "%s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
+}
+
+static rg_status prepare(rg_store *s, const char *sql, sqlite3_stmt **stmt, rg_error *err)
+{
+    if (sqlite3_prepare_v2(s->db, sql, -1, stmt, NULL) != SQLITE_OK) {
+        *stmt = NULL;
+        return db_fail(s, err, "cannot prepare a query");
+    }
+    return RG_OK;
+}
+
+/* Binds "t" text, "i" int64, "d" double (NaN binds NULL), "n" NULL. */
+static void bindv(sqlite3_stmt *st, const char *types, va_list ap)
+{
+    for (int i = 0; types[i]; i++) {
+        switch (types[i]) {
+        case 't': {
+            const char *v = va_arg(ap, const char *);
+            if (v) sqlite3_bind_text(st, i + 1, v, -1, SQLITE_TRANSIENT);
+            else sqlite3_bind_null(st, i + 1);
+            break;
+        }
+        case 'i': sqlite3_bind_int64(st, i + 1, va_arg(ap, int64_t)); break;
+        case 'd': {
+            double v = va_arg(ap, double);
+            if (isnan(v)) sqlite3_bind_null(st, i + 1);
+            else sqlite3_bind_double(st, i + 1, v);
+            break;
+        }
+        default: sqlite3_bind_null(st, i + 1); break;
+        }
+    }
+}
+
+/* Runs a statement that returns no rows. */
+static rg_status exec(rg_store *s, rg_error *err, const char *sql, const char *types, ...)
+{
+    sqlite3_stmt *st;
+    rg_status rc = prepare(s, sql, &st, err);
+    if (rc) return rc;
+    va_list ap;
+    va_start(ap, types);
+    bindv(st, types, ap);
+    va_end(ap);
+    int r = sqlite3_step(st);
+    if (r != SQLITE_DONE && r != SQLITE_ROW) rc = db_fail(s, err, "cannot write");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Prepares and binds a query whose rows the caller steps through. */
+static rg_status query(rg_store *s, sqlite3_stmt **out, rg_error *err, const char *sql, const char *types, ...)
+{
+    rg_status rc = prepare(s, sql, out, err);
+    if (rc) return rc;
+    va_list ap;
+    va_start(ap, types);
+    bindv(*out, types, ap);
+    va_end(ap);
+    return RG_OK;
+}
+
+static void col_text(sqlite3_stmt *st, int i, char *buf, size_t size)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    snprintf(buf, size, "%s", t ? (const char *)t : "");
+}
+
+static double col_double(sqlite3_stmt *st, int i, double missing)
+{
+    return sqlite3_column_type(st, i) == SQLITE_NULL ? missing : sqlite3_column_double(st, i);
+}
+
+/* ---- opening ------------------------------------------------------------------------------ */
+
+static rg_status check_schema(rg_store *s, rg_error *err)
+{
+    sqlite3_stmt *st;
+    rg_status rc = query(s, &st, err, "PRAGMA user_version", "");
+    if (rc) return rc;
+    int r = sqlite3_step(st);
+    int version = r == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+    sqlite3_finalize(st);
+    if (r != SQLITE_ROW) return db_fail(s, err, "cannot read the schema version");
+    if (version == RG_STORE_SCHEMA_VERSION) return RG_OK;
+    if (version > RG_STORE_SCHEMA_VERSION)
+        return rg_fail(err, RG_ERR_FORMAT, "%s: store schema version %d is newer than this regain's (%d)", s->path,
+                       version, RG_STORE_SCHEMA_VERSION);
+    if (version != 0)
+        return rg_fail(err, RG_ERR_FORMAT, "%s: store schema version %d is not %d", s->path, version,
+                       RG_STORE_SCHEMA_VERSION);
+    /* version 0: a new file, or some other SQLite database */
+    if ((rc = query(s, &st, err, "SELECT count(*) FROM sqlite_master", ""))) return rc;
+    r = sqlite3_step(st);
+    int64_t objects = r == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    sqlite3_finalize(st);
+    if (r != SQLITE_ROW) return db_fail(s, err, "cannot read the schema");
+    if (objects > 0)
+        return rg_fail(err, RG_ERR_FORMAT, "%s: an SQLite database, but not a regain experiment store", s->path);
+    if (s->read_only) return rg_fail(err, RG_ERR_FORMAT, "%s: an empty database, not a regain store", s->path);
+    if (sqlite3_exec(s->db, rg_store_schema_sql, NULL, NULL, NULL) != SQLITE_OK)
+        return db_fail(s, err, "cannot create the tables");
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA user_version = %d", RG_STORE_SCHEMA_VERSION);
+    if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK) return db_fail(s, err, "cannot set the version");
+    return RG_OK;
+}
+
+rg_status rg_store_open(const char *path, int read_only, rg_store **out, rg_error *err)
+{
+    *out = NULL;
+    rg_store *s = rg_calloc(1, sizeof *s, err);
+    if (!s) return RG_ERR_NOMEM;
+    if (strlen(path) >= sizeof s->path) {
+        free(s);
+        return rg_fail(err, RG_ERR_ARG, "store path is too long");
+    }
+    snprintf(s->path, sizeof s->path, "%s", path);
+    s->read_only = read_only;
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        if (read_only) {
+            free(s);
+            return rg_fail(err, RG_ERR_NOTFOUND, "%s: no experiment store (run a recipe with 'regain run' first)",
+                           path);
+        }
+    } else if (!S_ISREG(sb.st_mode)) {
+        free(s);
+        return rg_fail(err, RG_ERR_IO, "%s: not a regular file", path);
+    }
+    int flags = read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    if (sqlite3_open_v2(path, &s->db, flags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+        rg_status st = s->db ? db_fail(s, err, "cannot open") : rg_fail(err, RG_ERR_NOMEM, "out of memory");
+        rg_store_close(s);
+        return st;
+    }
+    /* Writers of other processes hold the lock for one short transaction at a
+     * time; waiting a minute covers a loaded machine. */
+    sqlite3_busy_timeout(s->db, 60000);
+    rg_status st = RG_OK;
+    if (!read_only) {
+        /* WAL: readers never block the writer and a killed writer never
+         * leaves a half-applied transaction (the WAL is replayed or dropped
+         * on the next open). */
+        sqlite3_stmt *q;
+        if (!(st = query(s, &q, err, "PRAGMA journal_mode = WAL", ""))) {
+            int r = sqlite3_step(q);
+            char mode[16] = "";
+            if (r == SQLITE_ROW) col_text(q, 0, mode, sizeof mode);
+            sqlite3_finalize(q);
+            if (r != SQLITE_ROW) st = db_fail(s, err, "cannot switch to WAL mode");
+            else if (strcmp(mode, "wal") != 0)
+                st = rg_fail(err, RG_ERR_IO, "%s: the file system does not support WAL mode (journal mode %s)",
+                             path, mode);
+        }
+        if (!st && sqlite3_exec(s->db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL) != SQLITE_OK)
+            st = db_fail(s, err, "cannot set synchronous mode");
+    }
+    if (!st && sqlite3_exec(s->db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL) != SQLITE_OK)
+        st = db_fail(s, err, "cannot enable foreign keys");
+    /* Two processes creating one new store: the second waits here and then
+     * finds the schema in place. */
+    if (!st && !read_only) st = rg_store_begin(s, err);
+    if (!st) {
+        st = check_schema(s, err);
+        if (!read_only) {
+            if (st) rg_store_rollback(s);
+            else st = rg_store_commit(s, err);
+        }
+    }
+    if (st) {
+        rg_store_close(s);
+        return st;
+    }
+    *out = s;
+    return RG_OK;
+}
+
+void rg_store_close(rg_store *s)
+{
+    if (!s) return;
+    sqlite3_close(s->db);
+    free(s);
+}
+
+const char *rg_store_path(const rg_store *s) { return s->path; }
+sqlite3 *rg_store_db(rg_store *s) { return s->db; }
+
+rg_status rg_store_begin(rg_store *s, rg_error *err)
+{
+    if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return db_fail(s, err, "cannot start a transaction");
+    return RG_OK;
+}
+
+rg_status rg_store_commit(rg_store *s, rg_error *err)
+{
+    if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        rg_status st = db_fail(s, err, "cannot commit");
+        rg_store_rollback(s);
+        return st;
+    }
+    return RG_OK;
+}
+
+void rg_store_rollback(rg_store *s)
+{
+    if (!sqlite3_get_autocommit(s->db)) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+#define NOW "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
+
+/* ---- experiments ---------------------------------------------------------------------------- */
+
+rg_status rg_store_find_experiment(rg_store *s, const char *name, int64_t *id, rg_error *err)
+{
+    sqlite3_stmt *st;
+    rg_status rc = query(s, &st, err, "SELECT id FROM experiments WHERE name = ?", "t", name);
+    if (rc) return rc;
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW) *id = sqlite3_column_int64(st, 0);
+    else if (r == SQLITE_DONE) rc = rg_fail(err, RG_ERR_NOTFOUND, "%s: no experiment '%s'", s->path, name);
+    else rc = db_fail(s, err, "cannot read experiments");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+rg_status rg_store_put_experiment(rg_store *s, const char *name, const char *recipe_path, const char *recipe_text,
+                                  int64_t *id, rg_error *err)
+{
+    rg_status rc = exec(s, err,
+                        "INSERT INTO experiments(name, recipe_path, recipe_text, created_at, updated_at) "
+                        "VALUES(?, ?, ?, " NOW ", " NOW ") ON CONFLICT(name) DO UPDATE SET "
+                        "recipe_path = excluded.recipe_path, recipe_text = excluded.recipe_text, "
+                        "updated_at = excluded.updated_at",
+                        "ttt", name, recipe_path, recipe_text);
+    return rc ? rc : rg_store_find_experiment(s, name, id, err);
+}
+
+rg_status rg_store_set_comparisons(rg_store *s, int64_t experiment, const rg_store_comparison *c, int32_t n,
+                                   rg_error *err)
+{
+    rg_status rc = exec(s, err, "DELETE FROM comparisons WHERE experiment_id = ?", "i", experiment);
+    for (int32_t i = 0; !rc && i < n; i++)
+        rc = exec(s, err, "INSERT INTO comparisons(experiment_id, name, baseline, treatment) VALUES(?, ?, ?, ?)",
+                  "ittt", experiment, c[i].name, c[i].baseline, c[i].treatment);
+    return rc;
+}
+
+/* ---- runs ----------------------------------------------------------------------------------- */
+
+rg_status rg_store_get_run(rg_store *s, int64_t experiment, const char *name, int64_t seed, rg_store_run *row,
+                           rg_error *err)
+{
+    memset(row, 0, sizeof *row);
+    sqlite3_stmt *st;
+    rg_status rc = query(s, &st, err,
+                         "SELECT r.id, r.status, r.config_hash, r.run_dir, r.wall_s, r.error, f.test_top1 "
+                         "FROM runs r LEFT JOIN final_metrics f ON f.run_id = r.id "
+                         "WHERE r.experiment_id = ? AND r.name = ? AND r.seed = ?",
+                         "iti", experiment, name, seed);
+    if (rc) return rc;
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW) {
+        row->id = sqlite3_column_int64(st, 0);
+        col_text(st, 1, row->status, sizeof row->status);
+        col_text(st, 2, row->hash, sizeof row->hash);
+        col_text(st, 3, row->run_dir, sizeof row->run_dir);
+        row->wall_s = col_double(st, 4, 0.0);
+        col_text(st, 5, row->error, sizeof row->error);
+        row->test_top1 = col_double(st, 6, -1.0);
+    } else if (r != SQLITE_DONE) {
+        rc = db_fail(s, err, "cannot read runs");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+rg_status rg_store_add_pending(rg_store *s, int64_t experiment, const char *name, int64_t seed, const char *kind,
+                               const char *config_text, const char *run_dir, rg_error *err)
+{
+    return exec(s, err,
+                "INSERT OR IGNORE INTO runs(experiment_id, name, seed, kind, config_hash, config_text, status, run_dir) "
+                "VALUES(?, ?, ?, ?, '', ?, 'pending', ?)",
+                "itittt", experiment, name, seed, kind, config_text, run_dir);
+}
+
+rg_status rg_store_start_run(rg_store *s, int64_t experiment, const char *name, int64_t seed, const char *kind,
+                             const char *hash, const char *config_text, const char *run_dir, int resume,
+                             int64_t *id, rg_error *err)
+{
+    rg_status rc;
+    if (resume)
+        rc = exec(s, err,
+                  "UPDATE runs SET status = 'running', error = NULL, finished_at = NULL "
+                  "WHERE experiment_id = ? AND name = ? AND seed = ?",
+                  "iti", experiment, name, seed);
+    else
+        rc = exec(s, err,
+                  "INSERT INTO runs(experiment_id, name, seed, kind, config_hash, config_text, status, run_dir, "
+                  "started_at, wall_s) VALUES(?, ?, ?, ?, ?, ?, 'running', ?, " NOW ", 0) "
+                  "ON CONFLICT(experiment_id, name, seed) DO UPDATE SET kind = excluded.kind, "
+                  "config_hash = excluded.config_hash, config_text = excluded.config_text, status = 'running', "
+                  "run_dir = excluded.run_dir, error = NULL, started_at = excluded.started_at, finished_at = NULL, "
+                  "wall_s = 0",
+                  "ititttt", experiment, name, seed, kind, hash, config_text, run_dir);
+    rg_store_run row;
+    if (!rc) rc = rg_store_get_run(s, experiment, name, seed, &row, err);
+    if (!rc && !row.id) rc = rg_fail(err, RG_ERR_IO, "%s: run %s seed %lld vanished", s->path, name, (long long)seed);
+    if (rc) return rc;
+    *id = row.id;
+    if (resume) return RG_OK;
+    static const char *const tables[] = {"epoch_metrics", "final_metrics", "artifacts", "environment"};
+    for (size_t i = 0; !rc && i < sizeof tables / sizeof tables[0]; i++) {
+        char sql[96];
+        snprintf(sql, sizeof sql, "DELETE FROM %s WHERE run_id = ?", tables[i]);
+        rc = exec(s, err, sql, "i", row.id);
+    }
+    return rc;
+}
+
+rg_status rg_store_fail_run(rg_store *s, int64_t id, const char *message, double wall_s, rg_error *err)
+{
+    return exec(s, err, "UPDATE runs SET status = 'failed', error = ?, finished_at = " NOW ", wall_s = ? WHERE id = ?",
+                "tdi", message, wall_s, id);
+}
+
+static rg_status put_epoch(rg_store *s, int64_t id, const rg_epoch_metrics *m, const char *verb, rg_error *err)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "%s INTO epoch_metrics(run_id, epoch, lr, train_loss, train_top1, test_loss, test_top1, val_top1, "
+             "seconds, images_per_s) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             verb);
+    return exec(s, err, sql, "iidddddddd", id, (int64_t)m->epoch, m->lr, m->train_loss, m->train_top1, m->test_loss,
+                m->test_top1, m->val_top1 < 0 ? NAN : m->val_top1, m->seconds, m->images_per_s);
+}
+
+rg_status rg_store_put_epoch(rg_store *s, int64_t id, const rg_epoch_metrics *m, double wall_s, rg_error *err)
+{
+    rg_status rc = put_epoch(s, id, m, "INSERT OR REPLACE", err);
+    return rc ? rc : exec(s, err, "UPDATE runs SET wall_s = ? WHERE id = ?", "di", wall_s, id);
+}
+
+rg_status rg_store_finish_run(rg_store *s, int64_t id, const rg_epoch_metrics *epochs, int32_t n_epochs,
+                              const rg_store_final *f, const rg_store_artifact *artifacts, int32_t n_artifacts,
+                              const rg_store_env *env, double wall_s, rg_error *err)
+{
+    rg_status rc = rg_store_begin(s, err);
+    if (rc) return rc;
+    for (int32_t i = 0; !rc && i < n_epochs; i++) rc = put_epoch(s, id, &epochs[i], "INSERT OR IGNORE", err);
+    fault("finish:epochs");
+    if (!rc)
+        rc = exec(s, err,
+                  "INSERT OR REPLACE INTO final_metrics(run_id, test_top1, test_loss, best_top1, best_epoch, params, "
+                  "macs, model_bytes, latency_ms, train_s, confusion) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                  "idddiiiiddt", id, f->test_top1, f->test_loss, f->best_top1, (int64_t)f->best_epoch, f->params,
+                  f->macs, f->model_bytes, f->latency_ms, f->train_s, f->confusion_json);
+    fault("finish:final_metrics");
+    for (int32_t i = 0; !rc && i < n_artifacts; i++)
+        rc = exec(s, err, "INSERT OR REPLACE INTO artifacts(run_id, kind, path, sha256, bytes) VALUES(?, ?, ?, ?, ?)",
+                  "ittti", id, artifacts[i].kind, artifacts[i].path, artifacts[i].sha256, artifacts[i].bytes);
+    fault("finish:artifacts");
+    if (!rc)
+        rc = exec(s, err,
+                  "INSERT OR REPLACE INTO environment(run_id, git_commit, compiler, cpu_model, cpu_features, threads, "
+                  "seed, hostname, regain_version) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                  "ittttiitt", id, env->git_commit, env->compiler, env->cpu_model, env->cpu_features,
+                  (int64_t)env->threads, env->seed, env->hostname, env->regain_version);
+    fault("finish:environment");
+    if (!rc)
+        rc = exec(s, err,
+                  "UPDATE runs SET status = 'done', error = NULL, finished_at = " NOW ", wall_s = ? WHERE id = ?",
+                  "di", wall_s, id);
+    fault("finish:status");
+    if (rc) {
+        rg_store_rollback(s);
+        return rc;
+    }
+    return rg_store_commit(s, err);
+}
+
+rg_status rg_store_get_artifact(rg_store *s, int64_t run_id, const char *kind, rg_store_artifact *a, rg_error *err)
+{
+    memset(a, 0, sizeof *a);
+    sqlite3_stmt *st;
+    rg_status rc =
+        query(s, &st, err, "SELECT path, sha256, bytes FROM artifacts WHERE run_id = ? AND kind = ?", "it", run_id, kind);
+    if (rc) return rc;
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW) {
+        snprintf(a->kind, sizeof a->kind, "%s", kind);
+        col_text(st, 0, a->path, sizeof a->path);
+        col_text(st, 1, a->sha256, sizeof a->sha256);
+        a->bytes = sqlite3_column_int64(st, 2);
+    } else if (r == SQLITE_DONE) {
+        rc = rg_fail(err, RG_ERR_NOTFOUND, "%s: run %lld has no '%s' artifact", s->path, (long long)run_id, kind);
+    } else {
+        rc = db_fail(s, err, "cannot read artifacts");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* ---- throughput ------------------------------------------------------------------------------- */
+
+rg_status rg_store_rates(rg_store *s, const char *model, double (*model_macs)(void *user, const char *model),
+                         void *user, double *images_per_s, double *macs_per_s, rg_error *err)
+{
+    *images_per_s = 0.0;
+    *macs_per_s = 0.0;
+    /* The model is the "model = ..." line of the stored configuration. */
+    sqlite3_stmt *st;
+    rg_status rc = query(s, &st, err,
+                         "SELECT substr(r.config_text, instr(r.config_text, char(10) || 'model = ') + 9) AS tail, "
+                         "avg(e.images_per_s) FROM epoch_metrics e JOIN runs r ON r.id = e.run_id "
+                         "WHERE e.images_per_s > 0 AND instr(r.config_text, char(10) || 'model = ') > 0 "
+                         "GROUP BY substr(tail, 1, instr(tail, char(10)) - 1)",
+                         "");
+    if (rc) return rc;
+    double sum = 0.0;
+    int n = 0, r;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *tail = (const char *)sqlite3_column_text(st, 0);
+        double ips = sqlite3_column_double(st, 1);
+        if (!tail) continue;
+        char name[256];
+        size_t len = strcspn(tail, "\n");
+        if (len >= sizeof name) continue;
+        memcpy(name, tail, len);
+        name[len] = 0;
+        if (!strcmp(name, model)) *images_per_s = ips;
+        if (model_macs) {
+            double m = model_macs(user, name);
+            if (m > 0) {
+                sum += m * ips;
+                n++;
+            }
+        }
+    }
+    if (r != SQLITE_DONE) rc = db_fail(s, err, "cannot read epoch metrics");
+    sqlite3_finalize(st);
+    if (n) *macs_per_s = sum / n;
+    return rc;
+}
+
+/* ---- file checksums ----------------------------------------------------------------------------- */
+
+rg_status rg_store_get_file_hash(rg_store *s, const char *path, int64_t size, int64_t mtime_ns, char sha256[65],
+                                 int *found, rg_error *err)
+{
+    *found = 0;
+    sqlite3_stmt *st;
+    rg_status rc = query(s, &st, err, "SELECT sha256 FROM file_hashes WHERE path = ? AND size = ? AND mtime_ns = ?",
+                         "tii", path, size, mtime_ns);
+    if (rc) return rc;
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW) {
+        col_text(st, 0, sha256, 65);
+        *found = strlen(sha256) == 64;
+    } else if (r != SQLITE_DONE) {
+        rc = db_fail(s, err, "cannot read file checksums");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+rg_status rg_store_put_file_hash(rg_store *s, const char *path, int64_t size, int64_t mtime_ns,
+                                 const char *sha256, rg_error *err)
+{
+    if (s->read_only) return RG_OK;
+    return exec(s, err, "INSERT OR REPLACE INTO file_hashes(path, size, mtime_ns, sha256) VALUES(?, ?, ?, ?)", "tiit",
+                path, size, mtime_ns, sha256);
+}
+
+/* ---- listing ------------------------------------------------------------------------------------ */
+
+rg_status rg_store_list_runs(rg_store *s, const rg_store_filter *f, rg_store_run_info **rows, int32_t *n,
+                             rg_error *err)
+{
+    *rows = NULL;
+    *n = 0;
+    sqlite3_stmt *st;
+    rg_status rc =
+        query(s, &st, err,
+              "SELECT x.name, r.name, r.kind, r.status, r.config_hash, r.id, r.seed, r.run_dir, r.started_at, "
+              "r.finished_at, r.error, r.wall_s, f.run_id, f.test_top1, f.test_loss, f.best_top1, f.latency_ms, "
+              "f.train_s, f.best_epoch, f.params, f.macs, f.model_bytes "
+              "FROM runs r JOIN experiments x ON x.id = r.experiment_id LEFT JOIN final_metrics f ON f.run_id = r.id "
+              "WHERE (?1 IS NULL OR x.name = ?1) AND (?2 IS NULL OR r.name = ?2) AND (?3 IS NULL OR r.status = ?3) "
+              "ORDER BY x.id, (SELECT min(id) FROM runs q WHERE q.experiment_id = r.experiment_id AND q.name = r.name), "
+              "r.seed",
+              "ttt", f ? f->experiment : NULL, f ? f->name : NULL, f ? f->status : NULL);
+    if (rc) return rc;
+    int32_t cap = 0;
+    int r;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 16;
+            rg_store_run_info *p = realloc(*rows, (size_t)cap * sizeof *p);
+            if (!p) {
+                rc = rg_fail(err, RG_ERR_NOMEM, "out of memory listing runs");
+                break;
+            }
+            *rows = p;
+        }
+        rg_store_run_info *o = &(*rows)[(*n)++];
+        memset(o, 0, sizeof *o);
+        col_text(st, 0, o->experiment, sizeof o->experiment);
+        col_text(st, 1, o->name, sizeof o->name);
+        col_text(st, 2, o->kind, sizeof o->kind);
+        col_text(st, 3, o->status, sizeof o->status);
+        col_text(st, 4, o->hash, sizeof o->hash);
+        o->id = sqlite3_column_int64(st, 5);
+        o->seed = sqlite3_column_int64(st, 6);
+        col_text(st, 7, o->run_dir, sizeof o->run_dir);
+        col_text(st, 8, o->started_at, sizeof o->started_at);
+        col_text(st, 9, o->finished_at, sizeof o->finished_at);
+        col_text(st, 10, o->error, sizeof o->error);
+        o->wall_s = col_double(st, 11, -1.0);
+        o->has_final = sqlite3_column_type(st, 12) != SQLITE_NULL;
+        o->test_top1 = col_double(st, 13, NAN);
+        o->test_loss = col_double(st, 14, NAN);
+        o->best_top1 = col_double(st, 15, NAN);
+        o->latency_ms = col_double(st, 16, NAN);
+        o->train_s = col_double(st, 17, NAN);
+        o->best_epoch = sqlite3_column_int(st, 18);
+        o->params = sqlite3_column_int64(st, 19);
+        o->macs = sqlite3_column_int64(st, 20);
+        o->model_bytes = sqlite3_column_int64(st, 21);
+    }
+    if (!rc && r != SQLITE_DONE) rc = db_fail(s, err, "cannot list runs");
+    sqlite3_finalize(st);
+    if (rc) {
+        free(*rows);
+        *rows = NULL;
+        *n = 0;
+    }
+    return rc;
+}

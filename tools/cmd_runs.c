@@ -1,0 +1,130 @@
+/* regain runs: the runs of the experiment store, as a table or JSON. */
+#include "cli.h"
+#include "regain/store.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void help(void)
+{
+    printf("usage: regain runs [--experiment E] [--name RUN] [--status pending|running|done|failed]\n"
+           "                   [--json] [--store DB]\n"
+           "\n"
+           "Lists the runs recorded in the experiment store (default runs/regain.db):\n"
+           "run, seed, status, test top-1, parameters, wall time and content hash;\n"
+           "--json prints every recorded field for scripts.\n");
+}
+
+static void print_table(const rg_store_run_info *r, int32_t n)
+{
+    printf("%-24s %-20s %6s %-8s %10s %10s %9s  %s\n", "experiment", "run", "seed", "status", "test top-1",
+           "params", "wall", "hash");
+    for (int32_t i = 0; i < n; i++) {
+        char acc[32] = "-", params[32] = "-", wall[32] = "-";
+        if (r[i].has_final && !isnan(r[i].test_top1)) snprintf(acc, sizeof acc, "%.2f %%", 100.0 * r[i].test_top1);
+        if (r[i].has_final) snprintf(params, sizeof params, "%lld", (long long)r[i].params);
+        if (r[i].wall_s >= 0 && strcmp(r[i].status, "pending")) cli_format_duration(r[i].wall_s, wall, sizeof wall);
+        printf("%-24s %-20s %6lld %-8s %10s %10s %9s  %.12s\n", r[i].experiment, r[i].name, (long long)r[i].seed,
+               r[i].status, acc, params, wall, r[i].hash[0] ? r[i].hash : "-");
+    }
+    if (!n) printf("(no runs match)\n");
+}
+
+static void add_number(cJSON *o, const char *key, double v, int present)
+{
+    if (present && !isnan(v)) cJSON_AddNumberToObject(o, key, v);
+    else cJSON_AddNullToObject(o, key);
+}
+
+static void add_text(cJSON *o, const char *key, const char *v)
+{
+    if (v[0]) cJSON_AddStringToObject(o, key, v);
+    else cJSON_AddNullToObject(o, key);
+}
+
+static int print_json(const rg_store_run_info *r, int32_t n)
+{
+    cJSON *arr = cJSON_CreateArray();
+    for (int32_t i = 0; arr && i < n; i++) {
+        cJSON *o = cJSON_CreateObject();
+        if (!o) break;
+        cJSON_AddItemToArray(arr, o);
+        cJSON_AddStringToObject(o, "experiment", r[i].experiment);
+        cJSON_AddStringToObject(o, "run", r[i].name);
+        cJSON_AddNumberToObject(o, "seed", (double)r[i].seed);
+        cJSON_AddStringToObject(o, "kind", r[i].kind);
+        cJSON_AddStringToObject(o, "status", r[i].status);
+        add_text(o, "config_hash", r[i].hash);
+        add_text(o, "run_dir", r[i].run_dir);
+        add_text(o, "started_at", r[i].started_at);
+        add_text(o, "finished_at", r[i].finished_at);
+        add_text(o, "error", r[i].error);
+        add_number(o, "wall_s", r[i].wall_s, r[i].wall_s >= 0);
+        int f = r[i].has_final;
+        add_number(o, "test_top1", r[i].test_top1, f);
+        add_number(o, "test_loss", r[i].test_loss, f);
+        add_number(o, "best_top1", r[i].best_top1, f);
+        add_number(o, "best_epoch", r[i].best_epoch, f);
+        add_number(o, "params", (double)r[i].params, f);
+        add_number(o, "macs", (double)r[i].macs, f);
+        add_number(o, "model_bytes", (double)r[i].model_bytes, f);
+        add_number(o, "latency_ms", r[i].latency_ms, f);
+        add_number(o, "train_s", r[i].train_s, f);
+    }
+    char *text = arr ? cJSON_Print(arr) : NULL;
+    cJSON_Delete(arr);
+    if (!text) {
+        fprintf(stderr, "regain: out of memory\n");
+        return EXIT_NO_MEMORY;
+    }
+    printf("%s\n", text);
+    free(text);
+    return EXIT_OK;
+}
+
+int cmd_runs(int argc, char **argv)
+{
+    const char *store = "runs/regain.db";
+    rg_store_filter f = {0};
+    int json = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            help();
+            return EXIT_OK;
+        }
+        if (!strcmp(a, "--json")) {
+            json = 1;
+            continue;
+        }
+        if (strncmp(a, "--", 2) != 0) return cli_usage_error("runs", "unexpected argument '%s'", a);
+        if (i + 1 >= argc) return cli_usage_error("runs", "option %s needs a value", a);
+        const char *v = argv[++i];
+        if (!strcmp(a, "--experiment")) f.experiment = v;
+        else if (!strcmp(a, "--name")) f.name = v;
+        else if (!strcmp(a, "--store")) store = v;
+        else if (!strcmp(a, "--status")) {
+            if (strcmp(v, "pending") && strcmp(v, "running") && strcmp(v, "done") && strcmp(v, "failed"))
+                return cli_usage_error("runs", "--status: '%s' is not pending, running, done or failed", v);
+            f.status = v;
+        } else {
+            return cli_usage_error("runs", "unknown option '%s'", a);
+        }
+    }
+    rg_error err = {0};
+    rg_store *s;
+    if (rg_store_open(store, 1, &s, &err)) return cli_fail(&err);
+    rg_store_run_info *rows;
+    int32_t n;
+    rg_status st = rg_store_list_runs(s, &f, &rows, &n, &err);
+    rg_store_close(s);
+    if (st) return cli_fail(&err);
+    int code = EXIT_OK;
+    if (json) code = print_json(rows, n);
+    else print_table(rows, n);
+    free(rows);
+    return code;
+}
