@@ -78,12 +78,14 @@ typedef struct {
         struct { float p; } dropout;
     } a;
     size_t scratch_floats;     /* per-node scratch, sized by the plan */
-    /* Fusion (graph/fuse.c, at planning): a batch norm whose output only
-     * feeds a relu or relu6 applies that activation itself and writes the
-     * activation's output; its own output value is then never stored. On
-     * the batch norm, the activation's node id; on the activation, the batch
-     * norm's; 0 when not fused (node 0 is the input). */
-    int32_t fused_with;
+    /* Fusion (graph/fuse.c, at planning). A chain of nodes, each the only
+     * reader of the one before, runs as one: its head computes the whole
+     * chain and writes the last node's output; the others do nothing, and
+     * the values inside the chain are not stored. Chains: batch norm +
+     * relu/relu6 (both plans), and in an evaluation plan convolution + batch
+     * norm [+ relu/relu6], the batch norm folded into the convolution.
+     * 0 = none (node 0 is the input, never in a chain). */
+    int32_t fuse_next, fuse_prev;
 } rg_node;
 
 typedef struct {
@@ -178,8 +180,8 @@ int32_t rg_graph_find_node(const rg_graph *g, const char *name);    /* -1 if non
 
 /* ---- planning and running ---------------------------------------------------- */
 
-/* Whether value v is stored by the current plan: false for the output of a
- * batch norm fused with its activation (see rg_node.fused_with). */
+/* Whether value v is stored by the current plan: false inside a fused chain
+ * (see rg_node.fuse_next). */
 int rg_graph_value_stored(const rg_graph *g, int32_t v);
 
 /* Plans the arena for `batch` images. RG_PLAN_TRAIN keeps every activation
@@ -196,7 +198,8 @@ float *rg_graph_output_grad(rg_graph *g);
 float *rg_graph_act(rg_graph *g, int32_t value);
 float *rg_graph_grad(rg_graph *g, int32_t value);
 
-/* Forward pass over the planned batch (the first `batch` images of the input). */
+/* Forward pass over the planned batch (the first `batch` images of the
+ * input). An evaluation plan always runs in evaluation mode. */
 void rg_graph_forward(rg_graph *g, const rg_exec *ctx);
 /* Backward pass: the caller has written dL/d(output) into
  * rg_graph_output_grad(g). Zeroes and fills the parameter gradients and the

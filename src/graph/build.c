@@ -6,7 +6,6 @@
  * allocates the blocks once all are known.
  */
 #include "regain/graph.h"
-#include "graph/fuse.h"
 #include "ops/op.h"
 
 #include <stdio.h>
@@ -366,7 +365,6 @@ rg_status rg_graph_finish(rg_graph *g, int32_t output, rg_error *err)
     if (output < 0 || output >= g->n_values) return rg_fail(err, RG_ERR_ARG, "output refers to no value");
     g->output = output;
     g->values[output].last_use = g->n_nodes; /* the output outlives every node */
-    rg_graph_fuse(g); /* so that sizes reported before planning match the plan */
     g->param_data = rg_alloc_aligned((g->param_floats + 1) * sizeof(float), err);
     g->grad_data = rg_alloc_aligned((g->param_floats + 1) * sizeof(float), err);
     g->buffer_data = rg_alloc_aligned((g->buffer_floats + 1) * sizeof(float), err);

@@ -1,41 +1,79 @@
-/* Operator fusion at planning time: batch norm + relu/relu6.
+/* Operator fusion at planning time.
  *
- * In a MobileNet-style network most batch norms feed a relu6 and nothing
- * else. Fused, the batch norm writes relu6(bn(x)) straight into the
- * activation's output; the backward pass reads the activation's output to
- * mask the gradient (0 < y < 6) before the batch-norm backward. The batch
- * norm's own output is never stored: one activation and one gradient buffer
- * fewer per pair, and two passes over memory fewer each way.
+ * Batch norm + relu/relu6, in both plans: in a MobileNet-style network most
+ * batch norms feed a relu6 and nothing else. Fused, the batch norm writes
+ * relu6(bn(x)) straight into the activation's output, and its backward pass
+ * reads that output to mask the gradient (0 < y < 6). The batch norm's own
+ * output is never stored: one activation and one gradient buffer fewer per
+ * pair, and two passes over memory fewer each way.
+ *
+ * Convolution + batch norm [+ relu/relu6], in evaluation plans: the running
+ * statistics are constants, so the batch norm folds into the convolution's
+ * weights and bias and the activation into its output loop (ops/conv.c).
  */
 #include "graph/fuse.h"
 
-void rg_graph_fuse(rg_graph *g)
+#include <string.h>
+
+/* The only node reading value v, or -1 when v has other readers or none or
+ * is the graph's output. */
+static int32_t sole_reader(const rg_graph *g, int32_t v)
 {
-    for (int32_t i = 0; i < g->n_nodes; i++) g->nodes[i].fused_with = 0;
+    if (v == g->output) return -1;
+    int32_t reader = -1;
+    for (int32_t j = 1; j < g->n_nodes; j++)
+        for (int32_t k = 0; k < g->nodes[j].n_in; k++)
+            if (g->nodes[j].in[k] == v) {
+                if (reader >= 0) return -1;
+                reader = j;
+            }
+    return reader;
+}
+
+static void link(rg_graph *g, int32_t a, int32_t b)
+{
+    g->nodes[a].fuse_next = b;
+    g->nodes[b].fuse_prev = a;
+}
+
+void rg_graph_fuse(rg_graph *g, rg_plan_mode mode)
+{
+    for (int32_t i = 0; i < g->n_nodes; i++) g->nodes[i].fuse_next = g->nodes[i].fuse_prev = 0;
     for (int32_t i = 1; i < g->n_nodes; i++) {
-        rg_node *act = &g->nodes[i];
-        if (act->op != RG_OP_RELU && act->op != RG_OP_RELU6) continue;
-        int32_t v = act->in[0], p = g->values[v].producer;
-        rg_node *bn = &g->nodes[p];
-        if (bn->op != RG_OP_BN || bn->fused_with || v == g->output) continue;
-        /* the batch norm's output must have no other reader */
-        int readers = 0;
-        for (int32_t j = 1; j < g->n_nodes; j++)
-            for (int32_t k = 0; k < g->nodes[j].n_in; k++) readers += g->nodes[j].in[k] == v;
-        if (readers != 1) continue;
-        bn->fused_with = i;
-        act->fused_with = p;
+        if (g->nodes[i].op != RG_OP_BN) continue;
+        int32_t act = sole_reader(g, g->nodes[i].out);
+        if (act > 0 && (g->nodes[act].op == RG_OP_RELU || g->nodes[act].op == RG_OP_RELU6)) link(g, i, act);
+        if (mode != RG_PLAN_EVAL) continue;
+        int32_t conv = g->values[g->nodes[i].in[0]].producer;
+        if (g->nodes[conv].op == RG_OP_CONV && sole_reader(g, g->nodes[conv].out) == i) link(g, conv, i);
     }
+}
+
+int32_t rg_graph_chain_head(const rg_graph *g, int32_t node)
+{
+    while (g->nodes[node].fuse_prev) node = g->nodes[node].fuse_prev;
+    return node;
+}
+
+int32_t rg_graph_chain_output(const rg_graph *g, int32_t node)
+{
+    while (g->nodes[node].fuse_next) node = g->nodes[node].fuse_next;
+    return g->nodes[node].out;
 }
 
 int32_t rg_graph_value_written_at(const rg_graph *g, int32_t v)
 {
-    const rg_node *p = &g->nodes[g->values[v].producer];
-    return p->fused_with && p->op != RG_OP_BN ? p->fused_with : g->values[v].producer;
+    return rg_graph_chain_head(g, g->values[v].producer);
 }
 
-int rg_graph_value_stored(const rg_graph *g, int32_t v)
+int rg_graph_value_stored(const rg_graph *g, int32_t v) { return g->nodes[g->values[v].producer].fuse_next == 0; }
+
+rg_status rg_graph_with_eval_fusion(const rg_graph *g, rg_graph *copy, rg_error *err)
 {
-    const rg_node *p = &g->nodes[g->values[v].producer];
-    return !(p->op == RG_OP_BN && p->fused_with);
+    *copy = *g;
+    copy->nodes = rg_malloc((size_t)g->n_nodes * sizeof *g->nodes, err);
+    if (!copy->nodes) return RG_ERR_NOMEM;
+    memcpy(copy->nodes, g->nodes, (size_t)g->n_nodes * sizeof *g->nodes);
+    rg_graph_fuse(copy, RG_PLAN_EVAL);
+    return RG_OK;
 }

@@ -4,10 +4,16 @@
 
 #include "regain/graph.h"
 
-/* Marks every batch norm + relu/relu6 pair that can be fused (rg_node.fused_with). */
-void rg_graph_fuse(rg_graph *g);
-/* The node that writes value v: its producer, or for a fused activation's
- * output the batch norm that computes it. */
+/* Links the fusable chains for a plan of this mode (rg_node.fuse_next/prev). */
+void rg_graph_fuse(rg_graph *g, rg_plan_mode mode);
+/* First and last node of the chain holding `node` (the node itself if none),
+ * and the value the chain writes. */
+int32_t rg_graph_chain_head(const rg_graph *g, int32_t node);
+int32_t rg_graph_chain_output(const rg_graph *g, int32_t node);
+/* The node that writes value v: the head of its producer's chain. */
 int32_t rg_graph_value_written_at(const rg_graph *g, int32_t v);
+/* A shallow copy of g whose nodes (a fresh array, free copy->nodes) carry
+ * the evaluation plan's fusion, for reports on an unplanned graph. */
+rg_status rg_graph_with_eval_fusion(const rg_graph *g, rg_graph *copy, rg_error *err);
 
 #endif

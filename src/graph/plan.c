@@ -99,7 +99,7 @@ rg_status rg_graph_plan(rg_graph *g, int32_t batch, rg_plan_mode mode, rg_error 
     g->arena = NULL;
     g->batch = g->planned_batch = batch;
     g->mode = mode;
-    rg_graph_fuse(g);
+    rg_graph_fuse(g, mode);
 
     size_t total = 0;
     if (mode == RG_PLAN_TRAIN) {
@@ -182,8 +182,12 @@ float *rg_graph_input(rg_graph *g) { return rg_graph_act(g, g->input); }
 float *rg_graph_output(rg_graph *g) { return rg_graph_act(g, g->output); }
 float *rg_graph_output_grad(rg_graph *g) { return rg_graph_grad(g, g->output); }
 
-rg_status rg_graph_stats_compute(const rg_graph *g, rg_graph_stats *st, rg_error *err)
+rg_status rg_graph_stats_compute(const rg_graph *g_in, rg_graph_stats *st, rg_error *err)
 {
+    /* the figures of an evaluation plan, whatever plan g has now */
+    rg_graph fused;
+    if (rg_graph_with_eval_fusion(g_in, &fused, err)) return RG_ERR_NOMEM;
+    const rg_graph *g = &fused;
     memset(st, 0, sizeof *st);
     for (int32_t i = 0; i < g->n_params; i++) st->params += g->params[i].count;
     for (int32_t i = 0; i < g->n_buffers; i++) st->buffers += g->buffers[i].count;
@@ -192,11 +196,15 @@ rg_status rg_graph_stats_compute(const rg_graph *g, rg_graph_stats *st, rg_error
         if (d->macs) st->macs += d->macs(g, &g->nodes[i]);
     }
     placement *p = rg_calloc((size_t)g->n_values, sizeof *p, err);
-    if (!p) return RG_ERR_NOMEM;
+    if (!p) {
+        free(fused.nodes);
+        return RG_ERR_NOMEM;
+    }
     for (int32_t v = 0; v < g->n_values; v++)
         p[v] = (placement){v, rg_graph_value_stored(g, v) ? align_up(rg_shape_count(g->values[v].shape)) : 0,
                            rg_graph_value_written_at(g, v), g->values[v].last_use, 0};
     st->peak_act_bytes = place_by_liveness(p, g->n_values) * sizeof(float);
     free(p);
+    free(fused.nodes);
     return RG_OK;
 }

@@ -1,6 +1,7 @@
 /* Forward and backward passes: walk the nodes in order (reverse for backward)
  * and call each op through the op table. */
 #include "regain/graph.h"
+#include "graph/fuse.h"
 #include "ops/op.h"
 
 #include <string.h>
@@ -53,6 +54,7 @@ static void run(rg_graph *g, const rg_exec *ctx, int backward)
     for (int32_t k = 0; k < g->n_nodes; k++) {
         int32_t i = backward ? g->n_nodes - 1 - k : k;
         rg_node *n = &g->nodes[i];
+        if (n->fuse_prev) continue; /* computed by the head of its chain (graph/fuse.c) */
         const rg_op_def *d = rg_op_def_get(n->op);
         rg_op_call c = {g, n, i, ctx, g->arena + g->scratch_off, saved_at[i]};
         double t0 = g->profile_s ? now_s() : 0.0;
@@ -66,7 +68,13 @@ static void run(rg_graph *g, const rg_exec *ctx, int backward)
     }
 }
 
-void rg_graph_forward(rg_graph *g, const rg_exec *ctx) { run(g, ctx, 0); }
+void rg_graph_forward(rg_graph *g, const rg_exec *ctx)
+{
+    /* an evaluation plan folds batch norms with their running statistics */
+    rg_exec e = *ctx;
+    if (g->mode == RG_PLAN_EVAL) e.training = 0;
+    run(g, &e, 0);
+}
 
 void rg_graph_backward(rg_graph *g, const rg_exec *ctx)
 {

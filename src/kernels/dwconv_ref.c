@@ -1,7 +1,7 @@
 /* Reference depthwise convolution kernels, one NHWC image at a time. */
 #include "kernels/ref.h"
 
-void rg_ref_dw_forward(const rg_dw_geom *g, const float *x, const float *wt, const float *bias, float *y)
+void rg_ref_dw_forward(const rg_dw_geom *g, const float *x, const float *wt, const float *bias, rg_act act, float *y)
 {
     int32_t C = g->c;
     for (int32_t oh = 0; oh < g->ho; oh++)
@@ -19,6 +19,7 @@ void rg_ref_dw_forward(const rg_dw_geom *g, const float *x, const float *wt, con
                     for (int32_t ch = 0; ch < C; ch++) dst[ch] += src[ch] * wk[ch];
                 }
             }
+            for (int32_t ch = 0; ch < C; ch++) dst[ch] = rg_act_value(act, dst[ch]);
         }
 }
 

@@ -11,16 +11,30 @@
  * every call below is made from inside a parallel loop, even when there is
  * only one piece of work: then one thread computes it and the others wait. */
 
-void rg_gemm_rows(int trans_b, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta,
-                  float *C, int ldc)
+static void gemm_rows(int trans_b, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta,
+                      float *C, int ldc, const float *bias, rg_act act, int epilogue)
 {
+    const rg_kernel_table *k = rg_kernels();
     int blocks = (M + ROW_BLOCK - 1) / ROW_BLOCK;
 #pragma omp parallel for schedule(dynamic, 1)
     for (int b = 0; b < blocks; b++) {
         int r0 = b * ROW_BLOCK, m = M - r0 < ROW_BLOCK ? M - r0 : ROW_BLOCK;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, N, K, 1.0f,
                     A + (size_t)r0 * lda, lda, B, ldb, beta, C + (size_t)r0 * ldc, ldc);
+        if (epilogue) k->bias_act(C + (size_t)r0 * ldc, (size_t)m, N, bias, act);
     }
+}
+
+void rg_gemm_rows(int trans_b, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta,
+                  float *C, int ldc)
+{
+    gemm_rows(trans_b, M, N, K, A, lda, B, ldb, beta, C, ldc, NULL, RG_ACT_NONE, 0);
+}
+
+void rg_gemm_rows_bias_act(int trans_b, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                           float beta, float *C, const float *bias, rg_act act)
+{
+    gemm_rows(trans_b, M, N, K, A, lda, B, ldb, beta, C, N, bias, act, 1);
 }
 
 static int k_chunks(int K) { return (K + RG_GEMM_K_CHUNK - 1) / RG_GEMM_K_CHUNK; }

@@ -18,6 +18,8 @@
 
 #include <stddef.h>
 
+#include "kernels/kernels.h"
+
 /* Rows of the partial-product chunks of rg_gemm_tn_acc. */
 #define RG_GEMM_K_CHUNK 4096
 
@@ -25,6 +27,10 @@
  * the transpose of B[N,K]. */
 void rg_gemm_rows(int trans_b, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta,
                   float *C, int ldc);
+/* The same, then C[i, j] = act(C[i, j] + bias[j]) block by block while the
+ * block is still in cache (bias may be NULL; ldc must equal N). */
+void rg_gemm_rows_bias_act(int trans_b, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                           float beta, float *C, const float *bias, rg_act act);
 
 /* Floats of scratch rg_gemm_tn_acc needs for these shapes. */
 size_t rg_gemm_tn_acc_scratch(int M, int N, int K);

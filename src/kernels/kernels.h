@@ -48,9 +48,14 @@ typedef struct {
     void (*bn_grad_apply)(const float *x, const float *dy, const float *y, rg_act act, const float *mean,
                           const float *k1, const float *k2, const float *k3, size_t rows, int32_t c, float *dx);
 
+    /* In place: y[r, c] = act(y[r, c] + bias[c]) (bias may be NULL). The
+     * epilogue of a convolution with a folded batch norm or a bias. */
+    void (*bias_act)(float *y, size_t rows, int32_t c, const float *bias, rg_act act);
+
     /* Depthwise convolution of one image; wt is the weight as [kh*kw][c]
-     * (channels innermost). y = conv(x) + bias (bias may be NULL). */
-    void (*dw_forward)(const rg_dw_geom *g, const float *x, const float *wt, const float *bias, float *y);
+     * (channels innermost). y = act(conv(x) + bias) (bias may be NULL). */
+    void (*dw_forward)(const rg_dw_geom *g, const float *x, const float *wt, const float *bias, rg_act act,
+                       float *y);
     /* dx += the input gradient of one image. */
     void (*dw_backward_data)(const rg_dw_geom *g, const float *dy, const float *wt, float *dx);
     /* dwt = this image's weight gradient, [kh*kw][c] (overwritten). */

@@ -13,7 +13,8 @@ void rg_ref_bn_grad_sums(const float *x, const float *dy, const float *y, rg_act
                          int32_t c, float *s0, float *s1);
 void rg_ref_bn_grad_apply(const float *x, const float *dy, const float *y, rg_act act, const float *mean,
                           const float *k1, const float *k2, const float *k3, size_t rows, int32_t c, float *dx);
-void rg_ref_dw_forward(const rg_dw_geom *g, const float *x, const float *wt, const float *bias, float *y);
+void rg_ref_bias_act(float *y, size_t rows, int32_t c, const float *bias, rg_act act);
+void rg_ref_dw_forward(const rg_dw_geom *g, const float *x, const float *wt, const float *bias, rg_act act, float *y);
 void rg_ref_dw_backward_data(const rg_dw_geom *g, const float *dy, const float *wt, float *dx);
 void rg_ref_dw_backward_weight(const rg_dw_geom *g, const float *dy, const float *x, float *dwt);
 

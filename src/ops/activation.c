@@ -9,7 +9,7 @@
  * x/3 + 1/2 on [-3, 3]), so gradients match its goldens exactly. relu,
  * relu6 and hswish run through the kernel table (kernels/kernels.h); a relu
  * or relu6 right after batch norm is usually fused into it (graph/fuse.c)
- * and then does nothing here.
+ * and then never runs here.
  */
 #include "ops/op.h"
 #include "kernels/kernels.h"
@@ -32,7 +32,6 @@ static rg_act act_of(rg_op_type op)
 
 static void act_forward(const rg_op_call *c)
 {
-    if (c->node->fused_with) return; /* done by the batch norm */
     const rg_kernel_table *k = rg_kernels();
     rg_act act = act_of(c->node->op);
     const float *x = rg_in(c, 0);
@@ -47,7 +46,6 @@ static void act_forward(const rg_op_call *c)
 
 static void act_backward(const rg_op_call *c)
 {
-    if (c->node->fused_with) return; /* done by the batch norm */
     const rg_kernel_table *k = rg_kernels();
     rg_act act = act_of(c->node->op);
     const float *x = rg_in(c, 0), *dy = rg_dout(c);

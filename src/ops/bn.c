@@ -41,10 +41,8 @@ static size_t bn_saved(const rg_graph *g, const rg_node *n, int32_t batch)
 /* The fused activation (none when not fused) and the value it writes. */
 static rg_act fused_act(const rg_op_call *call, int32_t *value)
 {
-    int32_t a = call->node->fused_with;
-    *value = a ? call->g->nodes[a].out : call->node->out;
-    if (!a) return RG_ACT_NONE;
-    return call->g->nodes[a].op == RG_OP_RELU6 ? RG_ACT_RELU6 : RG_ACT_RELU;
+    *value = rg_graph_chain_output(call->g, call->index);
+    return rg_fused_act(call->g, call->node);
 }
 
 /* Per-image channel sums into p0[n*C + c], p1[n*C + c] (see kernels.h:

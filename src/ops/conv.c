@@ -12,6 +12,8 @@
  *   The im2col row layout (kh, kw, ci) matches the OHWI weight layout, so the
  *   weight needs no transposition. Chunks bound the scratch size; weight
  *   gradients are accumulated chunk after chunk in a fixed order.
+ * In an evaluation plan a convolution followed by batch norm (and relu/
+ * relu6) runs as one, the batch norm folded into its weights (conv_output).
  * Matrix products go through kernels/gemm.h, whose results do not depend on
  * the number of threads.
  */
@@ -19,6 +21,7 @@
 #include "kernels/gemm.h"
 #include "kernels/kernels.h"
 
+#include <math.h>
 #include <string.h>
 
 #define IM2COL_MAX_FLOATS ((size_t)4 << 20) /* 16 MiB of column buffer per chunk */
@@ -47,7 +50,7 @@ static int32_t chunk_images(const rg_graph *g, const rg_node *n, int32_t batch)
     return (int32_t)k;
 }
 
-static size_t conv_scratch(const rg_graph *g, const rg_node *n, int32_t batch)
+static size_t conv_scratch_base(const rg_graph *g, const rg_node *n, int32_t batch)
 {
     const rg_conv_attr *a = &n->a.conv;
     rg_shape y = g->values[n->out].shape;
@@ -61,6 +64,20 @@ static size_t conv_scratch(const rg_graph *g, const rg_node *n, int32_t batch)
     int32_t cg = cin / a->groups, K = a->kh * a->kw * cg, rows = chunk_images(g, n, batch) * y.h * y.w;
     /* column buffer, then the partial weight-gradient products */
     return (size_t)rows * K + rg_gemm_tn_acc_scratch(a->cout / a->groups, K, rows);
+}
+
+/* Floats of weight: cout x (kh * kw * cin / groups). */
+static size_t weight_floats(const rg_graph *g, const rg_node *n)
+{
+    const rg_conv_attr *a = &n->a.conv;
+    return (size_t)a->cout * a->kh * a->kw * (g->values[n->in[0]].shape.c / a->groups);
+}
+
+static size_t conv_scratch(const rg_graph *g, const rg_node *n, int32_t batch)
+{
+    size_t base = conv_scratch_base(g, n, batch);
+    /* a folded batch norm (evaluation chain): folded weights and bias after the rest */
+    return n->fuse_next ? base + weight_floats(g, n) + (size_t)n->a.conv.cout : base;
 }
 
 static uint64_t conv_macs(const rg_graph *g, const rg_node *n)
@@ -124,11 +141,40 @@ static void col2im(const float *dcol, rg_shape xs, int32_t nimg, int32_t c0, int
 
 /* ---- bias ------------------------------------------------------------------------ */
 
-static void add_bias(float *y, size_t rows, int32_t c, const float *b)
+/* What a convolution's forward pass uses and writes. Alone: its weight and
+ * bias, into its output. At the head of an evaluation chain (graph/fuse.c):
+ * the batch norm's running statistics folded in,
+ *     w' = w * scale,  b' = (b - mean) * scale + beta,  scale = gamma / sqrt(var + eps),
+ * the chain's activation, and the chain's output. */
+typedef struct {
+    const float *w, *bias; /* bias may be NULL */
+    rg_act act;
+    float *y;
+} conv_out;
+
+static conv_out conv_output(const rg_op_call *call)
 {
-#pragma omp parallel for schedule(static)
-    for (size_t r = 0; r < rows; r++)
-        for (int32_t k = 0; k < c; k++) y[r * c + k] += b[k];
+    rg_graph *g = call->g;
+    const rg_node *n = call->node;
+    conv_out o = {rg_param_data(call, 0), n->param[1] >= 0 ? rg_param_data(call, 1) : NULL, RG_ACT_NONE, rg_out(call)};
+    if (!n->fuse_next) return o;
+    const rg_node *bn = &g->nodes[n->fuse_next];
+    const float *gamma = g->param_data + g->params[bn->param[0]].offset;
+    const float *beta = g->param_data + g->params[bn->param[1]].offset;
+    const float *mean = g->buffer_data + g->buffers[bn->buffer[0]].offset;
+    const float *var = g->buffer_data + g->buffers[bn->buffer[1]].offset;
+    size_t per_out = weight_floats(g, n) / (size_t)n->a.conv.cout;
+    float *wf = call->scratch + conv_scratch_base(g, n, g->planned_batch), *bf = wf + weight_floats(g, n);
+    for (int32_t co = 0; co < n->a.conv.cout; co++) {
+        float scale = gamma[co] / sqrtf(var[co] + bn->a.bn.eps);
+        for (size_t k = 0; k < per_out; k++) wf[co * per_out + k] = o.w[co * per_out + k] * scale;
+        bf[co] = ((o.bias ? o.bias[co] : 0.0f) - mean[co]) * scale + beta[co];
+    }
+    o.w = wf;
+    o.bias = bf;
+    o.act = rg_fused_act(g, bn);
+    o.y = rg_graph_act(g, rg_graph_chain_output(g, call->index));
+    return o;
 }
 
 /* db[k] += sum_r dy[r, k], rows summed in order for determinism. */
@@ -165,11 +211,12 @@ static void dw_forward(const rg_op_call *call)
     rg_dw_geom geo = dw_geom(call);
     int32_t N = call->g->batch;
     size_t xi = (size_t)geo.h * geo.w * geo.c, yi = (size_t)geo.ho * geo.wo * geo.c;
-    const float *x = rg_in(call, 0), *bias = call->node->param[1] >= 0 ? rg_param_data(call, 1) : NULL;
-    float *y = rg_out(call), *wt = call->scratch;
-    transpose_dw_weight(rg_param_data(call, 0), geo.c, geo.kh * geo.kw, wt);
+    const float *x = rg_in(call, 0);
+    conv_out o = conv_output(call);
+    float *wt = call->scratch;
+    transpose_dw_weight(o.w, geo.c, geo.kh * geo.kw, wt);
 #pragma omp parallel for schedule(static)
-    for (int32_t n = 0; n < N; n++) k->dw_forward(&geo, x + n * xi, wt, bias, y + n * yi);
+    for (int32_t n = 0; n < N; n++) k->dw_forward(&geo, x + n * xi, wt, o.bias, o.act, o.y + n * yi);
 }
 
 static void dw_backward(const rg_op_call *call)
@@ -210,24 +257,36 @@ static void conv_forward(const rg_op_call *call)
         return;
     }
     rg_shape xs = rg_in_shape(call, 0), ys = rg_out_shape(call);
-    const float *x = rg_in(call, 0), *w = rg_param_data(call, 0);
-    float *y = rg_out(call);
+    const float *x = rg_in(call, 0);
+    conv_out o = conv_output(call);
+    int epilogue = o.bias || o.act != RG_ACT_NONE;
     if (is_pointwise(a)) {
-        rg_gemm_rows(1, ys.n * ys.h * ys.w, ys.c, xs.c, x, xs.c, w, xs.c, 0.0f, y, ys.c);
-    } else {
-        int32_t G = a->groups, cg = xs.c / G, coutg = a->cout / G;
-        int32_t K = a->kh * a->kw * cg, chunk = chunk_images(call->g, n, xs.n);
-        size_t xi = (size_t)xs.h * xs.w * xs.c, yi = (size_t)ys.h * ys.w * ys.c;
-        for (int32_t n0 = 0; n0 < xs.n; n0 += chunk) {
-            int32_t nb = xs.n - n0 < chunk ? xs.n - n0 : chunk, rows = nb * ys.h * ys.w;
-            for (int32_t gi = 0; gi < G; gi++) {
-                im2col(x + n0 * xi, xs, nb, gi * cg, cg, a, ys.h, ys.w, call->scratch);
-                rg_gemm_rows(1, rows, coutg, K, call->scratch, K, w + (size_t)gi * coutg * K, K, 0.0f,
-                             y + n0 * yi + gi * coutg, ys.c);
-            }
+        int32_t rows = ys.n * ys.h * ys.w;
+        if (epilogue) rg_gemm_rows_bias_act(1, rows, ys.c, xs.c, x, xs.c, o.w, xs.c, 0.0f, o.y, o.bias, o.act);
+        else rg_gemm_rows(1, rows, ys.c, xs.c, x, xs.c, o.w, xs.c, 0.0f, o.y, ys.c);
+        return;
+    }
+    const rg_kernel_table *k = rg_kernels();
+    int32_t G = a->groups, cg = xs.c / G, coutg = a->cout / G;
+    int32_t K = a->kh * a->kw * cg, chunk = chunk_images(call->g, n, xs.n);
+    size_t xi = (size_t)xs.h * xs.w * xs.c, yi = (size_t)ys.h * ys.w * ys.c;
+    for (int32_t n0 = 0; n0 < xs.n; n0 += chunk) {
+        int32_t nb = xs.n - n0 < chunk ? xs.n - n0 : chunk, rows = nb * ys.h * ys.w;
+        for (int32_t gi = 0; gi < G; gi++) {
+            im2col(x + n0 * xi, xs, nb, gi * cg, cg, a, ys.h, ys.w, call->scratch);
+            rg_gemm_rows(1, rows, coutg, K, call->scratch, K, o.w + (size_t)gi * coutg * K, K, 0.0f,
+                         o.y + n0 * yi + gi * coutg, ys.c);
+        }
+        if (!epilogue) continue;
+        /* the chunk's rows, in fixed pieces over the threads */
+        float *yc = o.y + n0 * yi;
+        int32_t pieces = (rows + 255) / 256;
+#pragma omp parallel for schedule(static)
+        for (int32_t p = 0; p < pieces; p++) {
+            int32_t r0 = p * 256, m = rows - r0 < 256 ? rows - r0 : 256;
+            k->bias_act(yc + (size_t)r0 * ys.c, (size_t)m, ys.c, o.bias, o.act);
         }
     }
-    if (n->param[1] >= 0) add_bias(y, (size_t)ys.n * ys.h * ys.w, ys.c, rg_param_data(call, 1));
 }
 
 static void conv_backward(const rg_op_call *call)

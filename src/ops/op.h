@@ -16,6 +16,8 @@
 #define REGAIN_OPS_OP_H
 
 #include "regain/graph.h"
+#include "graph/fuse.h"
+#include "kernels/kernels.h"
 
 typedef struct {
     rg_graph *g;
@@ -68,6 +70,13 @@ static inline float *rg_param_grad(const rg_op_call *c, int i)
 static inline float *rg_buffer_data(const rg_op_call *c, int i)
 {
     return c->g->buffer_data + c->g->buffers[c->node->buffer[i]].offset;
+}
+
+/* The relu/relu6 fused after batch-norm node bn (none if not fused). */
+static inline rg_act rg_fused_act(const rg_graph *g, const rg_node *bn)
+{
+    if (!bn->fuse_next) return RG_ACT_NONE;
+    return g->nodes[bn->fuse_next].op == RG_OP_RELU6 ? RG_ACT_RELU6 : RG_ACT_RELU;
 }
 
 /* Op entry points, one file each under src/ops/. */

@@ -84,6 +84,14 @@ static void test_activations(void **state)
                 rg_kernels_ref.act_forward(acts[a], x, y0, n);
                 t[k]->act_forward(acts[a], x, y1, n);
                 expect_close(t[k]->name, "act forward", y1, y0, n);
+                float *b = random_floats(n, -1.0f, 1.0f), *z0 = copy(x, n), *z1 = copy(x, n);
+                for (size_t rows = 1; rows <= n; rows *= 7)
+                    if (n % rows == 0) { /* as rows x channels */
+                        rg_kernels_ref.bias_act(z0, rows, (int32_t)(n / rows), b, acts[a]);
+                        t[k]->bias_act(z1, rows, (int32_t)(n / rows), b, acts[a]);
+                        expect_close(t[k]->name, "bias_act", z1, z0, n);
+                    }
+                free(b), free(z0), free(z1);
                 rg_kernels_ref.act_backward(acts[a], x, dy, dx0, n);
                 t[k]->act_backward(acts[a], x, dy, dx1, n);
                 expect_close(t[k]->name, "act backward", dx1, dx0, n);
@@ -158,11 +166,12 @@ static void test_depthwise(void **state)
             float *y0 = malloc(yn * sizeof *y0), *y1 = malloc(yn * sizeof *y1);
             char what[96];
             snprintf(what, sizeof what, "dw %dx%dx%d k%dx%d s%d p%d", g.h, g.w, g.c, g.kh, g.kw, g.stride, g.pad);
-            for (int with_bias = 0; with_bias < 2; with_bias++) {
-                rg_kernels_ref.dw_forward(&g, x, wt, with_bias ? bias : NULL, y0);
-                t[k]->dw_forward(&g, x, wt, with_bias ? bias : NULL, y1);
-                expect_close(t[k]->name, what, y1, y0, yn);
-            }
+            for (int with_bias = 0; with_bias < 2; with_bias++)
+                for (size_t a = 0; a < 4; a++) {
+                    rg_kernels_ref.dw_forward(&g, x, wt, with_bias ? bias : NULL, acts[a], y0);
+                    t[k]->dw_forward(&g, x, wt, with_bias ? bias : NULL, acts[a], y1);
+                    expect_close(t[k]->name, what, y1, y0, yn);
+                }
             float *dx0 = random_floats(xn, -1.0f, 1.0f), *dx1 = copy(dx0, xn);
             rg_kernels_ref.dw_backward_data(&g, dy, wt, dx0);
             t[k]->dw_backward_data(&g, dy, wt, dx1);
@@ -185,7 +194,7 @@ static void test_depthwise_reference(void **state)
     g.wo = (g.w + 2 - 3) / 2 + 1;
     size_t xn = (size_t)g.h * g.w * g.c, yn = (size_t)g.ho * g.wo * g.c;
     float *x = random_floats(xn, -1.0f, 1.0f), *wt = random_floats(27, -1.0f, 1.0f), y[64];
-    rg_kernels_ref.dw_forward(&g, x, wt, NULL, y);
+    rg_kernels_ref.dw_forward(&g, x, wt, NULL, RG_ACT_NONE, y);
     for (int32_t oh = 0; oh < g.ho; oh++)
         for (int32_t ow = 0; ow < g.wo; ow++)
             for (int32_t ch = 0; ch < g.c; ch++) {

@@ -491,8 +491,9 @@ static void test_eval_plan_peak(void **state)
 }
 
 /* Evaluation mode: a batch gives each image the result it gets alone, and
- * the memory-reusing evaluation plan gives what the training plan (every
- * value in its own slot) gives. */
+ * the memory-reusing, batch-norm-folding evaluation plan gives what the
+ * training plan (every value in its own slot, batch norm applied after the
+ * convolution) gives, up to float rounding. */
 static void eval_consistency(const char *model)
 {
     const int32_t N = 3;
@@ -511,8 +512,10 @@ static void eval_consistency(const char *model)
     fill_images(g, N);
     rg_graph_forward(g, &ctx);
     memcpy(train_out, rg_graph_output(g), sizeof train_out);
+    /* the eval plan folds batch norms into the convolutions (graph/fuse.c),
+     * which rounds differently from normalizing after them: float noise only */
     for (int k = 0; k < N * 10; k++)
-        if (train_out[k] != batch_out[k])
+        if (!(fabsf(train_out[k] - batch_out[k]) <= 1e-5f * (1.0f + fabsf(train_out[k]))))
             fail_msg("%s: logit %d is %.9g with the eval plan, %.9g with the train plan", model, k, batch_out[k],
                      train_out[k]);
 
