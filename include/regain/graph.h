@@ -135,6 +135,9 @@ typedef struct rg_graph {
     /* Optional per-node timing (regain bench --profile): when set, forward
      * and backward seconds of node i accumulate into profile_s[2i], [2i+1]. */
     double *profile_s;
+    /* During a backward pass: 1 while a value's gradient holds nothing yet
+     * and its first writer may store instead of accumulate (graph/run.c). */
+    uint8_t *grad_fresh;
 } rg_graph;
 
 /* Per-call execution context. */

@@ -62,6 +62,7 @@ void rg_graph_free(rg_graph *g)
     rg_free_aligned(g->grad_data);
     rg_free_aligned(g->buffer_data);
     rg_free_aligned(g->arena);
+    free(g->grad_fresh);
     free(g->spec);
     free(g);
 }

@@ -100,6 +100,9 @@ rg_status rg_graph_plan(rg_graph *g, int32_t batch, rg_plan_mode mode, rg_error 
     g->batch = g->planned_batch = batch;
     g->mode = mode;
     rg_graph_fuse(g, mode);
+    free(g->grad_fresh);
+    g->grad_fresh = rg_calloc((size_t)g->n_values, 1, err);
+    if (!g->grad_fresh) return RG_ERR_NOMEM;
 
     size_t total = 0;
     if (mode == RG_PLAN_TRAIN) {

@@ -16,28 +16,39 @@ static double now_s(void)
 
 static size_t align_up(size_t x) { return (x + 15) & ~(size_t)15; }
 
-/* Gradients share memory by liveness (plan.c), so each is zeroed when it
- * comes alive: just before the backward of its last reader, the first node
- * to accumulate into it. */
-static void zero_first_gradients(rg_graph *g, const rg_node *n, int32_t node)
+static void zero_gradient(rg_graph *g, int32_t v)
+{
+    rg_shape s = g->values[v].shape;
+    s.n = g->batch;
+    memset(rg_graph_grad(g, v), 0, rg_shape_count(s) * sizeof(float));
+}
+
+/* Gradients share memory by liveness (plan.c), so each is cleared when it
+ * comes alive, just before the backward of its last reader (the first node
+ * to write it): zeroed, or marked fresh when that node stores into fresh
+ * gradients itself. */
+static void start_gradients(rg_graph *g, const rg_node *n, const rg_op_def *d, int32_t node)
 {
     /* an output nobody reads (other than the graph's) gets no gradient */
     int32_t o = n->out;
-    if (o >= 0 && g->values[o].last_use == node && o != g->output && rg_graph_value_stored(g, o)) {
-        rg_shape s = g->values[o].shape;
-        s.n = g->batch;
-        memset(rg_graph_grad(g, o), 0, rg_shape_count(s) * sizeof(float));
-    }
+    if (o >= 0 && g->values[o].last_use == node && o != g->output && rg_graph_value_stored(g, o)) zero_gradient(g, o);
     for (int32_t k = 0; k < n->n_in; k++) {
         int32_t v = n->in[k];
         if (g->values[v].last_use != node || v == g->output || !rg_graph_value_stored(g, v)) continue;
-        int repeated = 0; /* the same value twice among the inputs: zero once */
-        for (int32_t j = 0; j < k; j++) repeated |= n->in[j] == v;
-        if (repeated) continue;
-        rg_shape s = g->values[v].shape;
-        s.n = g->batch;
-        memset(rg_graph_grad(g, v), 0, rg_shape_count(s) * sizeof(float));
+        int count = 0; /* the same value twice among the inputs: zero it, once */
+        for (int32_t j = 0; j < n->n_in; j++) count += n->in[j] == v;
+        int first = 1;
+        for (int32_t j = 0; j < k; j++) first &= n->in[j] != v;
+        if (!first) continue;
+        if (d->stores_fresh_din && count == 1) g->grad_fresh[v] = 1;
+        else zero_gradient(g, v);
     }
+}
+
+/* After a node's backward its inputs' gradients hold its contribution. */
+static void end_gradients(rg_graph *g, const rg_node *n)
+{
+    for (int32_t k = 0; k < n->n_in; k++) g->grad_fresh[n->in[k]] = 0;
 }
 
 /* Builds the call record of every node; saved-state offsets follow the order
@@ -59,8 +70,9 @@ static void run(rg_graph *g, const rg_exec *ctx, int backward)
         rg_op_call c = {g, n, i, ctx, g->arena + g->scratch_off, saved_at[i]};
         double t0 = g->profile_s ? now_s() : 0.0;
         if (backward) {
-            zero_first_gradients(g, n, i);
+            start_gradients(g, n, d, i);
             if (d->backward) d->backward(&c);
+            end_gradients(g, n);
         } else if (d->forward) {
             d->forward(&c);
         }

@@ -40,12 +40,13 @@ void rg_ref_bn_grad_sums(const float *x, const float *dy, const float *y, rg_act
 }
 
 void rg_ref_bn_grad_apply(const float *x, const float *dy, const float *y, rg_act act, const float *mean,
-                          const float *k1, const float *k2, const float *k3, size_t rows, int32_t c, float *dx)
+                          const float *k1, const float *k2, const float *k3, size_t rows, int32_t c, float *dx,
+                          int store)
 {
     for (size_t r = 0; r < rows; r++)
         for (int32_t k = 0; k < c; k++) {
             size_t i = r * c + k;
             float g = grad_in(dy, y, act, i);
-            dx[i] += k1[k] * (g - k2[k] - (x[i] - mean[k]) * k3[k]);
+            dx[i] = (store ? 0.0f : dx[i]) + k1[k] * (g - k2[k] - (x[i] - mean[k]) * k3[k]);
         }
 }

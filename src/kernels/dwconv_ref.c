@@ -23,9 +23,11 @@ void rg_ref_dw_forward(const rg_dw_geom *g, const float *x, const float *wt, con
         }
 }
 
-void rg_ref_dw_backward_data(const rg_dw_geom *g, const float *dy, const float *wt, float *dx)
+void rg_ref_dw_backward_data(const rg_dw_geom *g, const float *dy, const float *wt, float *dx, int store)
 {
     int32_t C = g->c;
+    if (store)
+        for (size_t i = 0, n = (size_t)g->h * g->w * C; i < n; i++) dx[i] = 0.0f;
     for (int32_t oh = 0; oh < g->ho; oh++)
         for (int32_t ow = 0; ow < g->wo; ow++) {
             const float *gy = dy + ((size_t)oh * g->wo + ow) * C;

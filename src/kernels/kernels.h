@@ -29,10 +29,11 @@ typedef struct {
 
     /* y[i] = act(x[i]), i < n. */
     void (*act_forward)(rg_act act, const float *x, float *y, size_t n);
-    /* dx[i] += dy[i] * act'(x[i]). For relu and relu6 the derivative may as
-     * well be read from the output (0 < y < 6 exactly when 0 < x < 6), so x
-     * may be the activation's output there. */
-    void (*act_backward)(rg_act act, const float *x, const float *dy, float *dx, size_t n);
+    /* dx[i] += dy[i] * act'(x[i]), or = with store set (the backward kernels'
+     * `store`: dx holds nothing yet, see ops/op.h). For relu and relu6 the
+     * derivative may as well be read from the output (0 < y < 6 exactly when
+     * 0 < x < 6), so x may be the activation's output there. */
+    void (*act_backward)(rg_act act, const float *x, const float *dy, float *dx, size_t n, int store);
 
     /* Batch norm over `rows` positions of c channels (NHWC rows).
      * Per-channel sums: s0[c] = sum (x - mean), s1[c] = sum (x - mean)^2. */
@@ -44,9 +45,10 @@ typedef struct {
      * when act is none): s0[c] = sum g, s1[c] = sum g * (x - mean). */
     void (*bn_grad_sums)(const float *x, const float *dy, const float *y, rg_act act, const float *mean,
                          size_t rows, int32_t c, float *s0, float *s1);
-    /* dx += k1 * (g - k2 - (x - mean) * k3), g as above. */
+    /* dx += k1 * (g - k2 - (x - mean) * k3), g as above (= with store). */
     void (*bn_grad_apply)(const float *x, const float *dy, const float *y, rg_act act, const float *mean,
-                          const float *k1, const float *k2, const float *k3, size_t rows, int32_t c, float *dx);
+                          const float *k1, const float *k2, const float *k3, size_t rows, int32_t c, float *dx,
+                          int store);
 
     /* In place: y[r, c] = act(y[r, c] + bias[c]) (bias may be NULL). The
      * epilogue of a convolution with a folded batch norm or a bias. */
@@ -56,8 +58,8 @@ typedef struct {
      * (channels innermost). y = act(conv(x) + bias) (bias may be NULL). */
     void (*dw_forward)(const rg_dw_geom *g, const float *x, const float *wt, const float *bias, rg_act act,
                        float *y);
-    /* dx += the input gradient of one image. */
-    void (*dw_backward_data)(const rg_dw_geom *g, const float *dy, const float *wt, float *dx);
+    /* dx += the input gradient of one image (= with store). */
+    void (*dw_backward_data)(const rg_dw_geom *g, const float *dy, const float *wt, float *dx, int store);
     /* dwt = this image's weight gradient, [kh*kw][c] (overwritten). */
     void (*dw_backward_weight)(const rg_dw_geom *g, const float *dy, const float *x, float *dwt);
 } rg_kernel_table;

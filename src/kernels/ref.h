@@ -5,17 +5,18 @@
 #include "kernels/kernels.h"
 
 void rg_ref_act_forward(rg_act act, const float *x, float *y, size_t n);
-void rg_ref_act_backward(rg_act act, const float *x, const float *dy, float *dx, size_t n);
+void rg_ref_act_backward(rg_act act, const float *x, const float *dy, float *dx, size_t n, int store);
 void rg_ref_bn_sums(const float *x, const float *mean, size_t rows, int32_t c, float *s0, float *s1);
 void rg_ref_bn_apply(const float *x, const float *scale, const float *shift, size_t rows, int32_t c, rg_act act,
                      float *y);
 void rg_ref_bn_grad_sums(const float *x, const float *dy, const float *y, rg_act act, const float *mean, size_t rows,
                          int32_t c, float *s0, float *s1);
 void rg_ref_bn_grad_apply(const float *x, const float *dy, const float *y, rg_act act, const float *mean,
-                          const float *k1, const float *k2, const float *k3, size_t rows, int32_t c, float *dx);
+                          const float *k1, const float *k2, const float *k3, size_t rows, int32_t c, float *dx,
+                          int store);
 void rg_ref_bias_act(float *y, size_t rows, int32_t c, const float *bias, rg_act act);
 void rg_ref_dw_forward(const rg_dw_geom *g, const float *x, const float *wt, const float *bias, rg_act act, float *y);
-void rg_ref_dw_backward_data(const rg_dw_geom *g, const float *dy, const float *wt, float *dx);
+void rg_ref_dw_backward_data(const rg_dw_geom *g, const float *dy, const float *wt, float *dx, int store);
 void rg_ref_dw_backward_weight(const rg_dw_geom *g, const float *dy, const float *x, float *dwt);
 
 /* The activation and its derivative for one value (shared by the reference

@@ -51,17 +51,18 @@ static void act_backward(const rg_op_call *c)
     const float *x = rg_in(c, 0), *dy = rg_dout(c);
     float *dx = rg_din(c, 0);
     if (!dx) return;
+    int store = rg_din_fresh(c, 0);
     size_t count = rg_shape_count(rg_out_shape(c)), pieces = (count + PIECE - 1) / PIECE;
 #pragma omp parallel for schedule(static)
     for (size_t p = 0; p < pieces; p++) {
         size_t i = p * PIECE, n = count - i < PIECE ? count - i : PIECE;
-        k->act_backward(act, x + i, dy + i, dx + i, n);
+        k->act_backward(act, x + i, dy + i, dx + i, n, store);
     }
 }
 
-const rg_op_def rg_op_relu = {"relu", act_forward, act_backward, NULL, NULL, NULL};
-const rg_op_def rg_op_relu6 = {"relu6", act_forward, act_backward, NULL, NULL, NULL};
-const rg_op_def rg_op_hswish = {"hswish", act_forward, act_backward, NULL, NULL, NULL};
+const rg_op_def rg_op_relu = {"relu", act_forward, act_backward, NULL, NULL, NULL, 1};
+const rg_op_def rg_op_relu6 = {"relu6", act_forward, act_backward, NULL, NULL, NULL, 1};
+const rg_op_def rg_op_hswish = {"hswish", act_forward, act_backward, NULL, NULL, NULL, 1};
 
 static void sigmoid_forward(const rg_op_call *c)
 {
@@ -82,4 +83,4 @@ static void sigmoid_backward(const rg_op_call *c)
     for (size_t i = 0; i < count; i++) dx[i] += dy[i] * y[i] * (1.0f - y[i]);
 }
 
-const rg_op_def rg_op_sigmoid = {"sigmoid", sigmoid_forward, sigmoid_backward, NULL, NULL, NULL};
+const rg_op_def rg_op_sigmoid = {"sigmoid", sigmoid_forward, sigmoid_backward, NULL, NULL, NULL, 0};

@@ -156,13 +156,13 @@ static void bn_backward(const rg_op_call *call)
         k3[c] = call->ctx->training ? (float)(dg / (double)M) * invstd[c] : 0.0f;
     }
     if (!dx) return;
+    int store = rg_din_fresh(call, 0);
     size_t pieces = (M + ROWS_PER_PIECE - 1) / ROWS_PER_PIECE;
 #pragma omp parallel for schedule(static)
     for (size_t p = 0; p < pieces; p++) {
         size_t r0 = p * ROWS_PER_PIECE, rows = M - r0 < ROWS_PER_PIECE ? M - r0 : ROWS_PER_PIECE;
-        k->bn_grad_apply(x + r0 * C, dy + r0 * C, y + r0 * C, act, mean, k1, k2, k3, rows, C,
-                         dx + r0 * C);
+        k->bn_grad_apply(x + r0 * C, dy + r0 * C, y + r0 * C, act, mean, k1, k2, k3, rows, C, dx + r0 * C, store);
     }
 }
 
-const rg_op_def rg_op_bn = {"bn", bn_forward, bn_backward, bn_scratch, bn_saved, NULL};
+const rg_op_def rg_op_bn = {"bn", bn_forward, bn_backward, bn_scratch, bn_saved, NULL, 1};

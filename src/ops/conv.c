@@ -228,10 +228,11 @@ static void dw_backward(const rg_op_call *call)
     const float *x = rg_in(call, 0), *dy = rg_dout(call);
     float *dx = rg_din(call, 0), *wt = call->scratch, *part = call->scratch + kc;
     transpose_dw_weight(rg_param_data(call, 0), C, KK, wt);
+    int store = dx && rg_din_fresh(call, 0);
     /* Per image: input gradient and this image's share of the weight gradient. */
 #pragma omp parallel for schedule(static)
     for (int32_t n = 0; n < N; n++) {
-        if (dx) k->dw_backward_data(&geo, dy + n * yi, wt, dx + n * xi);
+        if (dx) k->dw_backward_data(&geo, dy + n * yi, wt, dx + n * xi, store);
         k->dw_backward_weight(&geo, dy + n * yi, x + n * xi, part + n * kc);
     }
     /* Reduce the per-image partials in image order (thread-count independent). */
@@ -304,11 +305,13 @@ static void conv_backward(const rg_op_call *call)
         int32_t rows = ys.n * ys.h * ys.w;
         /* dW[Cout, Cin] += dY^T X ; dX[rows, Cin] += dY W */
         rg_gemm_tn_acc(ys.c, xs.c, rows, dy, ys.c, x, xs.c, dw, xs.c, call->scratch);
-        if (dx) rg_gemm_rows(0, rows, xs.c, ys.c, dy, ys.c, w, xs.c, 1.0f, dx, xs.c);
+        if (dx) rg_gemm_rows(0, rows, xs.c, ys.c, dy, ys.c, w, xs.c, rg_din_fresh(call, 0) ? 0.0f : 1.0f, dx, xs.c);
     } else {
         int32_t G = a->groups, cg = xs.c / G, coutg = a->cout / G;
         int32_t K = a->kh * a->kw * cg, chunk = chunk_images(call->g, n, xs.n);
         size_t xi = (size_t)xs.h * xs.w * xs.c, yi = (size_t)ys.h * ys.w * ys.c;
+        /* col2im adds up overlapping windows: a fresh gradient starts at zero */
+        if (dx && rg_din_fresh(call, 0)) memset(dx, 0, (size_t)xs.n * xi * sizeof(float));
         for (int32_t n0 = 0; n0 < xs.n; n0 += chunk) {
             int32_t nb = xs.n - n0 < chunk ? xs.n - n0 : chunk, rows = nb * ys.h * ys.w;
             for (int32_t gi = 0; gi < G; gi++) {
@@ -326,4 +329,4 @@ static void conv_backward(const rg_op_call *call)
     if (n->param[1] >= 0) bias_grad(dy, (size_t)ys.n * ys.h * ys.w, ys.c, rg_param_grad(call, 1));
 }
 
-const rg_op_def rg_op_conv = {"conv", conv_forward, conv_backward, conv_scratch, NULL, conv_macs};
+const rg_op_def rg_op_conv = {"conv", conv_forward, conv_backward, conv_scratch, NULL, conv_macs, 1};

@@ -1,11 +1,13 @@
 /* Elementwise add and multiply of two values.
  *
- *   add: y = a + b (same shape)                  da += dy, db += dy
+ *   add: y = a + b (same shape)                  da += dy, db += dy (a fresh gradient: a copy)
  *   mul: y = a * b, b same shape or (N,1,1,C)    da += dy * b
  *        (channel broadcast: the gate of a       db += dy * a, summed over
  *         squeeze-excitation block)                   H*W per image when broadcast
  */
 #include "ops/op.h"
+
+#include <string.h>
 
 static void add_forward(const rg_op_call *c)
 {
@@ -22,6 +24,10 @@ static void add_backward(const rg_op_call *c)
     size_t count = rg_shape_count(rg_out_shape(c));
     for (int k = 0; k < 2; k++) {
         float *d = rg_din(c, k);
+        if (rg_din_fresh(c, k)) {
+            memcpy(d, dy, count * sizeof(float));
+            continue;
+        }
 #pragma omp parallel for schedule(static)
         for (size_t i = 0; i < count; i++) d[i] += dy[i];
     }
@@ -82,5 +88,5 @@ static void mul_backward(const rg_op_call *c)
     }
 }
 
-const rg_op_def rg_op_add = {"add", add_forward, add_backward, NULL, NULL, NULL};
-const rg_op_def rg_op_mul = {"mul", mul_forward, mul_backward, NULL, NULL, NULL};
+const rg_op_def rg_op_add = {"add", add_forward, add_backward, NULL, NULL, NULL, 1};
+const rg_op_def rg_op_mul = {"mul", mul_forward, mul_backward, NULL, NULL, NULL, 0};

@@ -36,7 +36,7 @@ static void linear_backward(const rg_op_call *c)
     int32_t F = xs.h * xs.w * xs.c, O = c->node->a.linear.out_features, N = xs.n;
     const float *dy = rg_dout(c);
     rg_gemm_tn_acc(O, F, N, dy, O, rg_in(c, 0), F, rg_param_grad(c, 0), F, c->scratch);
-    rg_gemm_rows(0, N, F, O, dy, O, rg_param_data(c, 0), F, 1.0f, rg_din(c, 0), F);
+    rg_gemm_rows(0, N, F, O, dy, O, rg_param_data(c, 0), F, rg_din_fresh(c, 0) ? 0.0f : 1.0f, rg_din(c, 0), F);
     if (c->node->param[1] >= 0) {
         float *db = rg_param_grad(c, 1);
         for (int32_t n = 0; n < N; n++)
@@ -44,4 +44,4 @@ static void linear_backward(const rg_op_call *c)
     }
 }
 
-const rg_op_def rg_op_linear = {"linear", linear_forward, linear_backward, linear_scratch, NULL, linear_macs};
+const rg_op_def rg_op_linear = {"linear", linear_forward, linear_backward, linear_scratch, NULL, linear_macs, 1};

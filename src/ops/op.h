@@ -5,7 +5,8 @@
  * - forward writes its output value completely;
  * - backward ACCUMULATES into the gradients of its inputs (dX += ...), since a
  *   value read by several nodes receives the sum of their contributions; the
- *   graph zeroes all gradients before a backward pass;
+ *   graph zeroes each gradient before its first writer runs, or, for ops
+ *   that declare stores_fresh_din, lets that writer store (dX = ...);
  * - parameter gradients are accumulated too (zeroed by the graph);
  * - `scratch` is shared by all nodes (valid during one forward or backward
  *   call only); `saved` is per node and survives from forward to backward.
@@ -38,6 +39,10 @@ typedef struct {
     size_t (*saved_floats)(const rg_graph *g, const rg_node *n, int32_t batch);
     /* Multiply-accumulates per image (NULL: counted as zero). */
     uint64_t (*macs)(const rg_graph *g, const rg_node *n);
+    /* 1: the backward pass stores into an input gradient that is still fresh
+     * (rg_din_fresh) instead of adding to it, so the graph need not zero it
+     * first: a write and a read of the whole gradient saved. */
+    int stores_fresh_din;
 } rg_op_def;
 
 const rg_op_def *rg_op_def_get(rg_op_type op);
@@ -58,6 +63,9 @@ static inline rg_shape rg_out_shape(const rg_op_call *c)
 static inline float *rg_in(const rg_op_call *c, int i) { return rg_graph_act(c->g, c->node->in[i]); }
 static inline float *rg_out(const rg_op_call *c) { return rg_graph_act(c->g, c->node->out); }
 static inline float *rg_din(const rg_op_call *c, int i) { return rg_graph_grad(c->g, c->node->in[i]); }
+/* Whether input i's gradient holds nothing yet: this node is its first
+ * writer (only asked by ops with stores_fresh_din). */
+static inline int rg_din_fresh(const rg_op_call *c, int i) { return c->g->grad_fresh[c->node->in[i]]; }
 static inline float *rg_dout(const rg_op_call *c) { return rg_graph_grad(c->g, c->node->out); }
 static inline float *rg_param_data(const rg_op_call *c, int i)
 {

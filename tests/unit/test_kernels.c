@@ -92,9 +92,11 @@ static void test_activations(void **state)
                         expect_close(t[k]->name, "bias_act", z1, z0, n);
                     }
                 free(b), free(z0), free(z1);
-                rg_kernels_ref.act_backward(acts[a], x, dy, dx0, n);
-                t[k]->act_backward(acts[a], x, dy, dx1, n);
-                expect_close(t[k]->name, "act backward", dx1, dx0, n);
+                for (int store = 0; store < 2; store++) {
+                    rg_kernels_ref.act_backward(acts[a], x, dy, dx0, n, store);
+                    t[k]->act_backward(acts[a], x, dy, dx1, n, store);
+                    expect_close(t[k]->name, "act backward", dx1, dx0, n);
+                }
                 free(x), free(dy), free(y0), free(y1), free(dx0), free(dx1);
             }
 }
@@ -130,11 +132,13 @@ static void test_batch_norm(void **state)
                         t[k]->bn_grad_sums(x, dy, y0, acts[a], mean, rows, C, f0, f1);
                         expect_close(t[k]->name, "bn_grad_sums s0", f0, s0, (size_t)C);
                         expect_close(t[k]->name, "bn_grad_sums s1", f1, s1, (size_t)C);
-                        float *dx0 = random_floats(n, -1.0f, 1.0f), *dx1 = copy(dx0, n);
-                        rg_kernels_ref.bn_grad_apply(x, dy, y0, acts[a], mean, k1, k2, k3, rows, C, dx0);
-                        t[k]->bn_grad_apply(x, dy, y0, acts[a], mean, k1, k2, k3, rows, C, dx1);
-                        expect_close(t[k]->name, "bn_grad_apply", dx1, dx0, n);
-                        free(dx0), free(dx1);
+                        for (int store = 0; store < 2; store++) {
+                            float *dx0 = random_floats(n, -1.0f, 1.0f), *dx1 = copy(dx0, n);
+                            rg_kernels_ref.bn_grad_apply(x, dy, y0, acts[a], mean, k1, k2, k3, rows, C, dx0, store);
+                            t[k]->bn_grad_apply(x, dy, y0, acts[a], mean, k1, k2, k3, rows, C, dx1, store);
+                            expect_close(t[k]->name, "bn_grad_apply", dx1, dx0, n);
+                            free(dx0), free(dx1);
+                        }
                     }
                     free(y0), free(y1);
                 }
@@ -172,15 +176,18 @@ static void test_depthwise(void **state)
                     t[k]->dw_forward(&g, x, wt, with_bias ? bias : NULL, acts[a], y1);
                     expect_close(t[k]->name, what, y1, y0, yn);
                 }
-            float *dx0 = random_floats(xn, -1.0f, 1.0f), *dx1 = copy(dx0, xn);
-            rg_kernels_ref.dw_backward_data(&g, dy, wt, dx0);
-            t[k]->dw_backward_data(&g, dy, wt, dx1);
-            expect_close(t[k]->name, what, dx1, dx0, xn);
+            for (int store = 0; store < 2; store++) {
+                float *dx0 = random_floats(xn, -1.0f, 1.0f), *dx1 = copy(dx0, xn);
+                rg_kernels_ref.dw_backward_data(&g, dy, wt, dx0, store);
+                t[k]->dw_backward_data(&g, dy, wt, dx1, store);
+                expect_close(t[k]->name, what, dx1, dx0, xn);
+                free(dx0), free(dx1);
+            }
             float *dw0 = random_floats(wn, 5.0f, 6.0f), *dw1 = random_floats(wn, 5.0f, 6.0f); /* overwritten */
             rg_kernels_ref.dw_backward_weight(&g, dy, x, dw0);
             t[k]->dw_backward_weight(&g, dy, x, dw1);
             expect_close(t[k]->name, what, dw1, dw0, wn);
-            free(x), free(wt), free(bias), free(dy), free(y0), free(y1), free(dx0), free(dx1), free(dw0), free(dw1);
+            free(x), free(wt), free(bias), free(dy), free(y0), free(y1), free(dw0), free(dw1);
         }
 }
 
