@@ -89,6 +89,8 @@ rg_status rg_store_add_pending(rg_store *s, int64_t experiment, const char *name
 rg_status rg_store_start_run(rg_store *s, int64_t experiment, const char *name, int64_t seed, const char *kind,
                              const char *hash, const char *config_text, const char *run_dir, int resume,
                              int64_t *id, rg_error *err);
+/* Deletes a run with its metrics, artifacts and environment records. */
+rg_status rg_store_delete_run(rg_store *s, int64_t id, rg_error *err);
 /* Marks the run 'failed' with a message; wall_s is its total wall time. */
 rg_status rg_store_fail_run(rg_store *s, int64_t id, const char *message, double wall_s, rg_error *err);
 /* Inserts (or replaces) one epoch's metrics (accuracies in [0, 1]; a

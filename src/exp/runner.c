@@ -301,6 +301,22 @@ static void reap(runner *r, int block)
 
 /* ---- the whole experiment ------------------------------------------------------------------------------ */
 
+static rg_status prune(runner *r, rg_error *err)
+{
+    rg_store_filter f = {.experiment = r->x->res->name};
+    rg_store_run_info *rows;
+    int32_t n;
+    rg_status st = rg_store_list_runs(r->store, &f, &rows, &n, err);
+    for (int32_t k = 0; !st && k < n; k++) {
+        int keep = 0;
+        for (int32_t i = 0; !keep && i < r->x->n_items; i++)
+            keep = !strcmp(r->x->items[i].name, rows[k].name) && r->x->items[i].seed == rows[k].seed;
+        if (!keep) st = rg_store_delete_run(r->store, rows[k].id, err);
+    }
+    free(rows);
+    return st;
+}
+
 static rg_status record_experiment(runner *r, rg_error *err)
 {
     rg_experiment *x = r->x;
@@ -314,6 +330,10 @@ static rg_status record_experiment(runner *r, rg_error *err)
         c[i] = (rg_store_comparison){res->compares[i].name, res->compares[i].baseline, res->compares[i].treatment};
     if (!st) st = rg_store_set_comparisons(r->store, r->experiment, c, res->n_compares, err);
     free(c);
+    /* The store holds the experiment as the recipe declares it: a whole run
+     * (no --only) forgets runs and seeds the recipe no longer has, so that
+     * they do not mix into the report. Their directories stay on disk. */
+    if (!st && x->opt.n_only == 0) st = prune(r, err);
     for (int32_t i = 0; !st && i < x->n_items; i++)
         st = rg_store_add_pending(r->store, r->experiment, x->items[i].name, x->items[i].seed,
                                   res->runs[x->items[i].run].kind, x->items[i].config_text, x->items[i].run_dir, err);

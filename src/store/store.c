@@ -359,6 +359,12 @@ rg_status rg_store_start_run(rg_store *s, int64_t experiment, const char *name, 
     return rc;
 }
 
+rg_status rg_store_delete_run(rg_store *s, int64_t id, rg_error *err)
+{
+    /* the other tables follow through ON DELETE CASCADE */
+    return exec(s, err, "DELETE FROM runs WHERE id = ?", "i", id);
+}
+
 rg_status rg_store_fail_run(rg_store *s, int64_t id, const char *message, double wall_s, rg_error *err)
 {
     return exec(s, err, "UPDATE runs SET status = 'failed', error = ?, finished_at = " NOW ", wall_s = ? WHERE id = ?",

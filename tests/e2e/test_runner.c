@@ -1,0 +1,444 @@
+/* The experiment runner end to end, through the regain command ($REGAIN_CLI)
+ * on tiny runs (mbv2-tiny, one to three epochs of 256 to 512 Fashion-MNIST
+ * images):
+ *   - dependency order and fine-tuning: a run that starts from another run's
+ *     checkpoint runs after it and starts from its weights;
+ *   - caching: a second `regain run` runs nothing; changing one key re-runs
+ *     that run and its dependents only;
+ *   - kill and resume: `regain run` killed (SIGKILL) in its second epoch
+ *     resumes, and ends bit-identical to an uninterrupted run;
+ *   - a process killed inside the store's final transaction leaves the store
+ *     intact (integrity_check) with the run not done, and the run resumes;
+ *   - two `regain run` processes on one store run every run exactly once.
+ * Run time: about 30 s on two cores. */
+#include "test_support.h"
+
+#include <cjson/cJSON.h>
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "regain/experiment.h"
+#include "regain/safetensors.h"
+
+static char root[512];
+static char out[1 << 17];
+
+static const char *in_root(const char *name)
+{
+    static char buf[8][700];
+    static int next;
+    char *p = buf[next++ % 8];
+    if ((size_t)snprintf(p, sizeof buf[0], "%s/%s", root, name) >= sizeof buf[0]) fail_msg("path too long");
+    return p;
+}
+
+static void write_text(const char *name, const char *text) { rgt_write_file(in_root(name), text, strlen(text)); }
+
+/* "cd ROOT && regain ARGS" must exit 0; its output is in `out`. */
+static void regain_ok(const char *args)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' %s", root, rgt_env("REGAIN_CLI"), args);
+    int code = rgt_run(cmd, out, sizeof out);
+    if (code != 0) fail_msg("regain %s: exit code %d:\n%s", args, code, out);
+}
+
+/* The counts of the summary line "runs: N ran, N resumed, N cached, ...". */
+typedef struct {
+    int ran, resumed, cached, other, failed, skipped;
+} counts;
+
+static counts summary(const char *text)
+{
+    counts c;
+    const char *p = strstr(text, "runs: ");
+    if (!p || sscanf(p, "runs: %d ran, %d resumed, %d cached, %d by another process, %d failed, %d skipped", &c.ran,
+                     &c.resumed, &c.cached, &c.other, &c.failed, &c.skipped) != 6)
+        fail_msg("no summary line in:\n%s", text);
+    return c;
+}
+
+/* Starts "regain ARGV..." in ROOT with output to log; returns the pid. */
+static pid_t spawn(const char *log, const char *a1, const char *a2, const char *a3, const char *a4)
+{
+    const char *cli = rgt_env("REGAIN_CLI");
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) fail_msg("fork failed");
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0 || chdir(root) != 0) _exit(126);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execl(cli, "regain", a1, a2, a3, a4, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+static int wait_exit(pid_t pid)
+{
+    int st;
+    if (waitpid(pid, &st, 0) != pid) fail_msg("waitpid failed");
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* ---- store and checkpoint inspection ------------------------------------------------------------ */
+
+static sqlite3 *open_db(const char *name)
+{
+    sqlite3 *db;
+    if (sqlite3_open_v2(in_root(name), &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) fail_msg("cannot open %s", name);
+    return db;
+}
+
+static int64_t query_int(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+    if (sqlite3_step(st) != SQLITE_ROW) fail_msg("%s: no row", sql);
+    int64_t v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+static void query_text(sqlite3 *db, const char *sql, char *buf, size_t size)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+    if (sqlite3_step(st) != SQLITE_ROW) fail_msg("%s: no row", sql);
+    const unsigned char *t = sqlite3_column_text(st, 0);
+    snprintf(buf, size, "%s", t ? (const char *)t : "");
+    sqlite3_finalize(st);
+}
+
+static void expect_intact(sqlite3 *db)
+{
+    char ok[64];
+    query_text(db, "PRAGMA integrity_check", ok, sizeof ok);
+    assert_string_equal(ok, "ok");
+}
+
+/* `regain runs --json` as {run name -> object} lookups. */
+static cJSON *runs_json(const char *store)
+{
+    char args[700];
+    snprintf(args, sizeof args, "runs --store %s --json", store);
+    regain_ok(args);
+    cJSON *j = cJSON_Parse(out);
+    if (!cJSON_IsArray(j)) fail_msg("regain runs --json is not a JSON array:\n%s", out);
+    return j;
+}
+
+static const char *field(const cJSON *runs, const char *run, const char *key)
+{
+    const cJSON *o;
+    cJSON_ArrayForEach(o, runs)
+    {
+        if (strcmp(cJSON_GetObjectItem(o, "run")->valuestring, run)) continue;
+        const cJSON *v = cJSON_GetObjectItem(o, key);
+        if (!cJSON_IsString(v)) fail_msg("run %s: %s is not a string", run, key);
+        return v->valuestring;
+    }
+    fail_msg("no run %s in the JSON", run);
+    return NULL;
+}
+
+static rg_st_file *open_st(const char *name)
+{
+    rg_error err = {0};
+    rg_st_file *f = NULL;
+    if (rg_st_read(in_root(name), &f, &err) != RG_OK) fail_msg("%s", err.msg);
+    return f;
+}
+
+/* Largest absolute difference of the trainable weights (not BN statistics,
+ * optimizer or EMA tensors) between two checkpoints of one model. */
+static double weight_distance(const char *a_name, const char *b_name)
+{
+    rg_st_file *a = open_st(a_name), *b = open_st(b_name);
+    double worst = 0.0;
+    int compared = 0;
+    for (int32_t i = 0; i < rg_st_count(a); i++) {
+        const rg_st_tensor *ta = rg_st_at(a, i), *tb = rg_st_find(b, ta->name);
+        if (strstr(ta->name, "running_") || !strncmp(ta->name, "optim.", 6) || !strncmp(ta->name, "ema.", 4)) continue;
+        if (!tb || tb->nbytes != ta->nbytes) fail_msg("%s: tensor %s differs in shape", b_name, ta->name);
+        const float *x = (const float *)ta->raw, *y = (const float *)tb->raw;
+        for (size_t k = 0; k < ta->nbytes / sizeof(float); k++) worst = fmax(worst, fabs((double)x[k] - y[k]));
+        compared++;
+    }
+    assert_true(compared > 10);
+    rg_st_free(a);
+    rg_st_free(b);
+    return worst;
+}
+
+/* Every tensor of two checkpoints bit for bit. */
+static void expect_identical(const char *a_name, const char *b_name)
+{
+    rg_st_file *a = open_st(a_name), *b = open_st(b_name);
+    assert_int_equal(rg_st_count(a), rg_st_count(b));
+    for (int32_t i = 0; i < rg_st_count(a); i++) {
+        const rg_st_tensor *ta = rg_st_at(a, i), *tb = rg_st_find(b, ta->name);
+        if (!tb || ta->nbytes != tb->nbytes || memcmp(ta->raw, tb->raw, ta->nbytes))
+            fail_msg("%s and %s differ in tensor %s", a_name, b_name, ta->name);
+    }
+    rg_st_free(a);
+    rg_st_free(b);
+}
+
+#define TINY "model = mbv2-tiny\nepochs = 1\ntrain_limit = 256\ntest_limit = 256\n"
+
+/* ---- dependency order, fine-tuning, caching ---------------------------------------------------------- */
+
+static const char *cache_recipe =
+    "[experiment]\nname = cache\nstore = c.db\n"
+    "[defaults]\n" TINY
+    "[run b]\n"            /* declared first, but needs a */
+    "init = @a\n"
+    "lr = 1e-9\n"          /* so small that b ends with a's weights */
+    "[run a]\n"
+    "lr = %s\n"
+    "%s"
+    "[compare ab]\nbaseline = a\ntreatment = b\n";
+
+static void write_cache_recipe(const char *lr, const char *more)
+{
+    char text[1024];
+    snprintf(text, sizeof text, cache_recipe, lr, more);
+    write_text("cache.ini", text);
+}
+
+static void test_caching_and_dependencies(void **state)
+{
+    (void)state;
+    write_cache_recipe("0.05", "[run c]\n");
+    regain_ok("run cache.ini --dry-run");
+    assert_non_null(strstr(out, "run (after deps)"));
+    assert_non_null(strstr(out, "3 of 3 runs to do"));
+    regain_ok("run cache.ini");
+    counts c = summary(out);
+    assert_int_equal(c.ran, 3);
+    cJSON *first = runs_json("c.db");
+    assert_int_equal(cJSON_GetArraySize(first), 3);
+    /* b ran after a finished, and started from a's best weights */
+    assert_true(strcmp(field(first, "a", "finished_at"), field(first, "b", "started_at")) <= 0);
+    double same = weight_distance("runs/cache/a/seed1/best.safetensors", "runs/cache/b/seed1/last.safetensors");
+    double other = weight_distance("runs/cache/a/seed1/best.safetensors", "runs/cache/c/seed1/last.safetensors");
+    if (!(same < 1e-5) || !(other > 1e-3)) fail_msg("weights: b-a %g (want ~0), c-a %g (want > 0)", same, other);
+    sqlite3 *db = open_db("c.db");
+    assert_int_equal(query_int(db, "SELECT count(*) FROM runs WHERE status = 'done'"), 3);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM comparisons WHERE baseline = 'a' AND treatment = 'b'"), 1);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM artifacts"), 6);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM epoch_metrics WHERE test_top1 BETWEEN 0 AND 1"), 3);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM final_metrics WHERE params = 132938 AND macs = 8762976 AND "
+                                   "model_bytes > 4 * 132938 AND latency_ms > 0 AND confusion LIKE '[[%'"),
+                     3);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM environment WHERE length(cpu_model) > 0 AND seed = 1"), 3);
+    sqlite3_close(db);
+
+    /* the same recipe again: nothing runs */
+    regain_ok("run cache.ini");
+    c = summary(out);
+    assert_int_equal(c.ran + c.resumed, 0);
+    assert_int_equal(c.cached, 3);
+
+    /* one key of a changes: a and b (its dependent) run again, c does not */
+    write_cache_recipe("0.04", "[run c]\n");
+    regain_ok("run cache.ini");
+    c = summary(out);
+    assert_int_equal(c.ran, 2);
+    assert_int_equal(c.cached, 1);
+    cJSON *second = runs_json("c.db");
+    assert_string_not_equal(field(first, "a", "config_hash"), field(second, "a", "config_hash"));
+    assert_string_not_equal(field(first, "b", "config_hash"), field(second, "b", "config_hash"));
+    assert_string_equal(field(first, "c", "config_hash"), field(second, "c", "config_hash"));
+    assert_string_equal(field(first, "c", "finished_at"), field(second, "c", "finished_at"));
+    assert_string_not_equal(field(first, "a", "finished_at"), field(second, "a", "finished_at"));
+    cJSON_Delete(first);
+    cJSON_Delete(second);
+    /* the listing filters */
+    regain_ok("runs --store c.db --name b --status done");
+    assert_non_null(strstr(out, "cache"));
+    assert_null(strstr(out, " c "));
+    /* a run taken out of the recipe leaves the store (nothing runs) */
+    write_cache_recipe("0.04", "");
+    regain_ok("run cache.ini");
+    assert_int_equal(summary(out).cached, 2);
+    db = open_db("c.db");
+    assert_int_equal(query_int(db, "SELECT count(*) FROM runs"), 2);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM final_metrics"), 2);
+    sqlite3_close(db);
+}
+
+/* ---- kill and resume ------------------------------------------------------------------------------------ */
+
+static const char *kill_recipe = "[experiment]\nname = %s\nstore = %s\n"
+                                 "[defaults]\nmodel = mbv2-tiny\nepochs = 3\ntrain_limit = 512\ntest_limit = 128\n"
+                                 "[run a]\n";
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static void test_kill_and_resume(void **state)
+{
+    (void)state;
+    char text[512];
+    snprintf(text, sizeof text, kill_recipe, "killed", "k.db");
+    write_text("kill.ini", text);
+    pid_t pid = spawn(in_root("kill.log"), "run", "kill.ini", NULL, NULL);
+    /* last.safetensors appears when epoch 1 ends: kill in epoch 2 */
+    const char *last = in_root("runs/killed/a/seed1/last.safetensors");
+    struct stat sb;
+    double t0 = now_s();
+    while (stat(last, &sb) != 0) {
+        if (now_s() - t0 > 120) {
+            kill(pid, SIGKILL);
+            fail_msg("no checkpoint after 120 s");
+        }
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) fail_msg("regain run ended before its first checkpoint");
+        struct timespec ts = {0, 5000000};
+        nanosleep(&ts, NULL);
+    }
+    kill(pid, SIGKILL);
+    assert_int_equal(wait_exit(pid), 128 + SIGKILL);
+    sqlite3 *db = open_db("k.db");
+    expect_intact(db);
+    char status[32];
+    query_text(db, "SELECT status FROM runs", status, sizeof status);
+    assert_string_equal(status, "running");
+    sqlite3_close(db);
+
+    regain_ok("run kill.ini");
+    assert_non_null(strstr(out, "resuming after epoch"));
+    counts c = summary(out);
+    assert_int_equal(c.resumed, 1);
+    db = open_db("k.db");
+    assert_int_equal(query_int(db, "SELECT count(*) FROM epoch_metrics"), 3);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM runs WHERE status = 'done' AND wall_s > 0"), 1);
+    sqlite3_close(db);
+
+    /* the same run uninterrupted, elsewhere: the same weights, bit for bit */
+    snprintf(text, sizeof text, kill_recipe, "whole", "w.db");
+    write_text("whole.ini", text);
+    regain_ok("run whole.ini");
+    assert_int_equal(summary(out).ran, 1);
+    expect_identical("runs/killed/a/seed1/last.safetensors", "runs/whole/a/seed1/last.safetensors");
+    expect_identical("runs/killed/a/seed1/best.safetensors", "runs/whole/a/seed1/best.safetensors");
+}
+
+/* ---- a kill inside the store's final transaction ------------------------------------------------------------ */
+
+static void die_inside(const char *point)
+{
+    if (!strcmp(point, "finish:artifacts")) raise(SIGKILL);
+}
+
+static void test_kill_inside_store_write(void **state)
+{
+    (void)state;
+    write_text("fault.ini", "[experiment]\nname = fault\nstore = f.db\n[defaults]\n" TINY "[run a]\n");
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* the runner in this child; the hook kills it between the writes of
+         * the transaction that marks the run done */
+        if (chdir(root) != 0) _exit(126);
+        rg_store_set_fault_hook(die_inside);
+        rg_error err = {0};
+        rg_exp_options o = {.jobs = 1};
+        rg_experiment *x;
+        if (rg_exp_open("fault.ini", &o, &x, &err) || rg_exp_execute(x, NULL, &err)) _exit(2);
+        _exit(0);   /* not reached: the hook kills the process */
+    }
+    assert_int_equal(wait_exit(pid), 128 + SIGKILL);
+    sqlite3 *db = open_db("f.db");
+    expect_intact(db);
+    char status[32];
+    query_text(db, "SELECT status FROM runs", status, sizeof status);
+    assert_string_equal(status, "running");
+    /* nothing of the interrupted transaction is visible */
+    assert_int_equal(query_int(db, "SELECT count(*) FROM final_metrics"), 0);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM artifacts"), 0);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM environment"), 0);
+    sqlite3_close(db);
+    /* the next run completes it from its checkpoint (all epochs were done) */
+    regain_ok("run fault.ini");
+    assert_int_equal(summary(out).resumed, 1);
+    db = open_db("f.db");
+    expect_intact(db);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM runs r JOIN final_metrics f ON f.run_id = r.id "
+                                   "JOIN environment e ON e.run_id = r.id WHERE r.status = 'done'"),
+                     1);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM artifacts"), 2);
+    sqlite3_close(db);
+}
+
+/* ---- two processes, one store ---------------------------------------------------------------------------------- */
+
+static void test_concurrent_runs(void **state)
+{
+    (void)state;
+    write_text("conc.ini", "[experiment]\nname = conc\nstore = two.db\n[defaults]\n" TINY
+                           "[run a]\n[run b]\nlr = 0.05\n[run c]\nlr = 0.02\n[run d]\ninit = @a\n");
+    char log1[700], log2[700];
+    snprintf(log1, sizeof log1, "%s", in_root("one.log"));
+    snprintf(log2, sizeof log2, "%s", in_root("two.log"));
+    pid_t p1 = spawn(log1, "run", "conc.ini", NULL, NULL);
+    pid_t p2 = spawn(log2, "run", "conc.ini", "--jobs", "2");
+    int c1 = wait_exit(p1), c2 = wait_exit(p2);
+    size_t n;
+    char *o1 = rgt_read_file(log1, &n), *o2 = rgt_read_file(log2, &n);
+    if (c1 || c2) fail_msg("exit codes %d and %d:\n%s\n---\n%s", c1, c2, o1, o2);
+    counts a = summary(o1), b = summary(o2);
+    /* every run performed exactly once, by one process or the other */
+    if (a.ran + b.ran != 4 || a.ran + a.cached + a.other != 4 || b.ran + b.cached + b.other != 4)
+        fail_msg("runs performed: %d + %d (want 4 in all):\n%s\n---\n%s", a.ran, b.ran, o1, o2);
+    free(o1);
+    free(o2);
+    sqlite3 *db = open_db("two.db");
+    expect_intact(db);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM runs WHERE status = 'done'"), 4);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM final_metrics"), 4);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM experiments"), 1);
+    sqlite3_close(db);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    rgt_tmpdir(root, sizeof root);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    rgt_rmtree(root);
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_caching_and_dependencies),
+        cmocka_unit_test(test_kill_and_resume),
+        cmocka_unit_test(test_kill_inside_store_write),
+        cmocka_unit_test(test_concurrent_runs),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
