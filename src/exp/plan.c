@@ -302,10 +302,10 @@ static rg_status plan_item(rg_experiment *x, rg_store *s, int64_t experiment, in
 {
     rg_exp_item *it = &x->items[i];
     const int32_t *deps = ((rg_exp_priv *)x->priv)->deps + (size_t)i * RG_RECIPE_MAX_REFS;
+    estimate(x, s, it);
     for (int32_t k = 0; k < RG_RECIPE_MAX_REFS; k++)
         if (deps[k] >= 0 && x->items[deps[k]].plan != RG_PLAN_CACHED) {
             it->plan = RG_PLAN_AFTER_DEPS;
-            estimate(x, s, it);
             return RG_OK;
         }
     rg_train_config cfg;
@@ -324,7 +324,6 @@ static rg_status plan_item(rg_experiment *x, rg_store *s, int64_t experiment, in
     else if (row.id && !strcmp(row.status, "running") && !strcmp(row.hash, it->hash) && access(last, F_OK) == 0)
         it->plan = RG_PLAN_RESUME;
     else it->plan = RG_PLAN_RUN;
-    estimate(x, s, it);
     return RG_OK;
 }
 

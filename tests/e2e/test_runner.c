@@ -59,7 +59,7 @@ typedef struct {
 
 static counts summary(const char *text)
 {
-    counts c;
+    counts c = {0};
     const char *p = strstr(text, "runs: ");
     if (!p || sscanf(p, "runs: %d ran, %d resumed, %d cached, %d by another process, %d failed, %d skipped", &c.ran,
                      &c.resumed, &c.cached, &c.other, &c.failed, &c.skipped) != 6)
