@@ -41,7 +41,8 @@ typedef struct {
     double images_per_s_min, images_per_s_max;
     double step_ms;                 /* median time of one step */
     int32_t steps;
-    size_t arena_bytes;             /* planned activations, gradients, scratch */
+    size_t arena_bytes;             /* planned activations, gradients, scratch (all threads) */
+    int32_t micro_batch;            /* inference: images each thread runs at a time */
     size_t peak_rss_bytes;          /* of the whole process, at the end */
     double macs_per_image;
     /* profile (when asked) */

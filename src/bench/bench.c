@@ -1,6 +1,7 @@
 /* regain bench: timed training and inference steps (regain/bench.h). */
 #include "regain/bench.h"
 #include "regain/cpu.h"
+#include "regain/infer.h"
 #include "regain/rng.h"
 #include "regain/train.h"
 #include "regain/trainer.h"
@@ -102,42 +103,53 @@ rg_status rg_bench_run(const rg_bench_config *cfg, rg_bench_result *res, rg_erro
     rg_graph_init_params(g, cfg->seed);
     rg_optim opt = {0};
     rg_optim_config oc = {.kind = RG_OPTIM_SGD, .momentum = 0.9f, .nesterov = 1, .weight_decay = 5e-4f};
+    rg_infer *session = NULL;
     double *times = NULL, *profile = NULL;
     int32_t *labels = NULL;
-    float *dlogits = NULL;
-    if ((st = rg_graph_plan(g, cfg->batch, cfg->train ? RG_PLAN_TRAIN : RG_PLAN_EVAL, err))) goto done;
+    float *dlogits = NULL, *images = NULL, *logits = NULL;
+    size_t per_image = 28 * 28;
+    /* training: one graph, all threads on every layer; inference: a session
+     * (regain/infer.h), each thread on its own micro-batches */
+    if (cfg->train) st = rg_graph_plan(g, cfg->batch, RG_PLAN_TRAIN, err);
+    else st = rg_infer_create(g, cfg->threads, 0, &session, err);
+    if (st) goto done;
     if (cfg->train && (st = rg_optim_init(&opt, &oc, g, err))) goto done;
     rg_graph_stats gs;
     if ((st = rg_graph_stats_compute(g, &gs, err))) goto done;
     res->macs_per_image = (double)gs.macs;
-    res->arena_bytes = g->arena_floats * sizeof(float);
+    res->arena_bytes = g->arena_floats * sizeof(float) * (cfg->train ? 1 : (size_t)(cfg->threads > 0 ? cfg->threads : 1));
+    res->micro_batch = session ? rg_infer_micro_batch(session) : cfg->batch;
 
     times = rg_calloc((size_t)cfg->steps, sizeof *times, err);
     labels = rg_calloc((size_t)cfg->batch, sizeof *labels, err);
     dlogits = rg_calloc((size_t)cfg->batch * 10, sizeof *dlogits, err);
+    images = rg_calloc((size_t)cfg->batch * per_image, sizeof *images, err);
+    logits = rg_calloc((size_t)cfg->batch * 10, sizeof *logits, err);
     profile = cfg->profile ? rg_calloc((size_t)g->n_nodes * 2, sizeof *profile, err) : NULL;
-    if (!times || !labels || !dlogits || (cfg->profile && !profile)) {
+    if (!times || !labels || !dlogits || !images || !logits || (cfg->profile && !profile)) {
         st = rg_fail(err, RG_ERR_NOMEM, "bench: out of memory");
         goto done;
     }
     /* random images around the normalized data's range, random labels */
     rg_rng rng = rg_rng_keyed(cfg->seed, 7, 0);
-    float *x = rg_graph_input(g);
-    for (size_t i = 0, n = (size_t)cfg->batch * 28 * 28; i < n; i++) x[i] = rg_rng_uniform(&rng) * 2.0f - 1.0f;
+    for (size_t i = 0, n = (size_t)cfg->batch * per_image; i < n; i++) images[i] = rg_rng_uniform(&rng) * 2.0f - 1.0f;
     for (int32_t i = 0; i < cfg->batch; i++) labels[i] = (int32_t)rg_rng_below(&rng, 10);
+    if (cfg->train) memcpy(rg_graph_input(g), images, (size_t)cfg->batch * per_image * sizeof(float));
 
-    rg_exec ctx = {.training = cfg->train, .seed = cfg->seed};
+    rg_exec ctx = {.training = 1, .seed = cfg->seed};
     double loop_s = 0.0;
     for (int32_t s = -cfg->warmup; s < cfg->steps; s++) {
         if (s == 0) g->profile_s = profile;
         double t0 = now_s();
-        ctx.step = (uint64_t)(s + cfg->warmup);
-        rg_graph_forward(g, &ctx);
         if (cfg->train) {
+            ctx.step = (uint64_t)(s + cfg->warmup);
+            rg_graph_forward(g, &ctx);
             rg_xent_forward_backward(rg_graph_output(g), labels, cfg->batch, 10, 0.0f, dlogits, NULL);
             memcpy(rg_graph_output_grad(g), dlogits, (size_t)cfg->batch * 10 * sizeof(float));
             rg_graph_backward(g, &ctx);
             rg_optim_step(&opt, g, 0.01f);
+        } else {
+            rg_infer_run(session, images, cfg->batch, logits);
         }
         double dt = now_s() - t0;
         if (s >= 0) {
@@ -174,7 +186,11 @@ rg_status rg_bench_run(const rg_bench_config *cfg, rg_bench_result *res, rg_erro
                 snprintf(row->kind, sizeof row->kind, "%s", kind);
             }
             double flops, bytes;
-            node_traffic(g, n, cfg->batch, cfg->train, &flops, &bytes);
+            /* inference profiles time the first thread, which ran about
+             * batch / threads of the images */
+            int32_t threads = cfg->threads > 0 ? cfg->threads : 1;
+            int32_t images = cfg->train || cfg->batch <= res->micro_batch ? cfg->batch : (cfg->batch + threads - 1) / threads;
+            node_traffic(g, n, images, cfg->train, &flops, &bytes);
             row->fwd_s += profile[2 * i] / cfg->steps;
             row->bwd_s += profile[2 * i + 1] / cfg->steps;
             row->flops += flops;
@@ -190,6 +206,9 @@ done:
     free(labels);
     free(dlogits);
     free(profile);
+    free(images);
+    free(logits);
+    rg_infer_free(session);
     rg_optim_free(&opt);
     rg_graph_free(g);
     return st;

@@ -12,6 +12,7 @@
 #include "test_support.h"
 
 #include "regain/graph.h"
+#include "regain/infer.h"
 #include "regain/rng.h"
 #include "regain/spec.h"
 #include "regain/zoo.h"
@@ -546,6 +547,55 @@ static void eval_consistency(const char *model)
     rg_graph_free(g);
 }
 
+/* Inference sessions (regain/infer.h): every thread count gives the same
+ * bits for the same micro-batch size, and any cut of the batch gives what
+ * the training plan in evaluation mode gives, up to float rounding. */
+static void test_infer_session(void **state)
+{
+    (void)state;
+    const char *models[] = {"mbv2-tiny", "resnet20", "shufflenetv2-w0.5", "mobilenetv3-small-w0.5"};
+    enum { N = 7 };
+    for (size_t m = 0; m < sizeof models / sizeof models[0]; m++) {
+        rg_graph *g = NULL;
+        CHECK(rg_zoo_build(models[m], 28, 28, 1, 10, &g, &E));
+        random_state(g, 11);
+        float images[N * 28 * 28], want[N * 10], one[N * 10], two[N * 10], autom[N * 10];
+        for (int32_t i = 0; i < N; i++) image(g, i, images + (size_t)i * 28 * 28);
+        CHECK(rg_graph_plan(g, N, RG_PLAN_TRAIN, &E));
+        memcpy(rg_graph_input(g), images, sizeof images);
+        rg_exec ctx = {.training = 0};
+        rg_graph_forward(g, &ctx);
+        memcpy(want, rg_graph_output(g), sizeof want);
+
+        rg_infer *s = NULL;
+        CHECK(rg_infer_create(g, 1, 3, &s, &E));
+        rg_infer_run(s, images, N, one);
+        rg_infer_free(s);
+        CHECK(rg_infer_create(g, 2, 3, &s, &E));
+        rg_infer_run(s, images, N, two);
+        rg_infer_free(s);
+        CHECK(rg_infer_create(g, 2, 0, &s, &E));
+        assert_true(rg_infer_micro_batch(s) >= 1);
+        rg_infer_run(s, images, N, autom);
+        rg_infer_free(s);
+        for (int k = 0; k < N * 10; k++) {
+            if (one[k] != two[k]) fail_msg("%s: logit %d: %.9g on 1 thread, %.9g on 2", models[m], k, one[k], two[k]);
+            if (!(fabsf(one[k] - want[k]) <= 1e-5f * (1.0f + fabsf(want[k]))) ||
+                !(fabsf(autom[k] - want[k]) <= 1e-5f * (1.0f + fabsf(want[k]))))
+                fail_msg("%s: logit %d: session %.9g / %.9g, graph %.9g", models[m], k, one[k], autom[k], want[k]);
+        }
+        rg_graph_free(g);
+    }
+    rg_error e = {0};
+    rg_infer *s = NULL;
+    rg_graph *g = NULL;
+    CHECK(rg_zoo_build("mbv2-tiny", 28, 28, 1, 10, &g, &E));
+    assert_int_equal(rg_infer_create(g, 1, -1, &s, &e), RG_ERR_ARG);
+    assert_null(s);
+    assert_non_null(strstr(e.msg, "micro-batch"));
+    rg_graph_free(g);
+}
+
 static void test_eval_batch_independence(void **state)
 {
     (void)state;
@@ -569,6 +619,7 @@ int main(void)
         cmocka_unit_test(test_benchmark_counts),
         cmocka_unit_test(test_eval_plan_peak),
         cmocka_unit_test(test_eval_batch_independence),
+        cmocka_unit_test(test_infer_session),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
