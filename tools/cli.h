@@ -34,9 +34,9 @@ int cmd_info(int argc, char **argv);
 int cmd_models(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_runs(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 /* Result tables (tables.c). */
-const char *cli_class_name(int32_t classes, int32_t c, char *buf, size_t size);
 void cli_print_eval(FILE *f, const rg_eval_result *r, double wall_s);
 
 /* Progress display (progress.c): a bar on a terminal, plain lines otherwise. */

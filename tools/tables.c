@@ -1,18 +1,9 @@
 /* Result tables: accuracy, per-class accuracy and the confusion matrix. */
 #include "cli.h"
+#include "regain/data.h"
 
 #include <stdio.h>
 #include <string.h>
-
-static const char *const fashion_names[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                                              "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
-
-const char *cli_class_name(int32_t classes, int32_t c, char *buf, size_t size)
-{
-    if (classes == 10) return fashion_names[c];
-    snprintf(buf, size, "class %d", c);
-    return buf;
-}
 
 void cli_print_eval(FILE *f, const rg_eval_result *r, double wall_s)
 {
@@ -28,14 +19,14 @@ void cli_print_eval(FILE *f, const rg_eval_result *r, double wall_s)
         int64_t row = 0;
         for (int32_t k = 0; k < r->classes; k++) row += r->confusion[(size_t)c * r->classes + k];
         if (!row) continue;
-        fprintf(f, "  %-12s %8lld %8.2f\n", cli_class_name(r->classes, c, nb, sizeof nb), (long long)row,
+        fprintf(f, "  %-12s %8lld %8.2f\n", rg_class_name(r->classes, c, nb, sizeof nb), (long long)row,
                 100.0 * (double)r->confusion[(size_t)c * r->classes + c] / (double)row);
     }
     fprintf(f, "\n  confusion matrix (rows: true class, columns: predicted)\n  %-12s", "");
     for (int32_t k = 0; k < r->classes; k++) fprintf(f, " %5d", k);
     fprintf(f, "\n");
     for (int32_t c = 0; c < r->classes; c++) {
-        fprintf(f, "  %d %-10.10s", c, cli_class_name(r->classes, c, nb, sizeof nb));
+        fprintf(f, "  %d %-10.10s", c, rg_class_name(r->classes, c, nb, sizeof nb));
         for (int32_t k = 0; k < r->classes; k++)
             fprintf(f, " %5lld", (long long)r->confusion[(size_t)c * r->classes + k]);
         fprintf(f, "\n");

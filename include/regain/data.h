@@ -115,4 +115,9 @@ size_t rg_dataset_sample_bytes(const rg_dataset *ds);
  * and run records. Not a cryptographic hash. */
 uint32_t rg_dataset_checksum(const rg_dataset *ds);
 
+/* The name of class c (0 <= c < classes) for tables and reports: the
+ * Fashion-MNIST names ("T-shirt/top", ..., "Ankle boot") when there are 10
+ * classes, otherwise "class <c>" written into buf (size bytes). */
+const char *rg_class_name(int32_t classes, int32_t c, char *buf, size_t size);
+
 #endif

@@ -1,0 +1,197 @@
+/* The report end to end: `regain run` on a tiny recipe (2 runs x 2 seeds of
+ * one epoch on 256 Fashion-MNIST images) fills a real experiment store,
+ * `regain report` reads it, and headless Chromium opens report.html:
+ * the page must load without a single console message (it has no script,
+ * so any message is an error: a blocked outside reference, a parse
+ * problem) and render into a screenshot that is not blank.
+ *
+ * So that "no console message" means something, the same Chromium command
+ * first opens a control page with an outside image and an inline script
+ * under the report's Content-Security-Policy and must report both.
+ *
+ * Where chromium is not installed the browser part is skipped (cmocka
+ * skip(); scripts/install-deps installs it). Run time: about 10 s on two
+ * cores. */
+#include "test_support.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static char root[512];
+static char out[1 << 17];
+
+static const char *in_root(const char *name)
+{
+    static char buf[8][700];
+    static int next;
+    char *p = buf[next++ % 8];
+    if ((size_t)snprintf(p, sizeof buf[0], "%s/%s", root, name) >= sizeof buf[0]) fail_msg("path too long");
+    return p;
+}
+
+static void regain_ok(const char *args)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' %s", root, rgt_env("REGAIN_CLI"), args);
+    int code = rgt_run(cmd, out, sizeof out);
+    if (code != 0) fail_msg("regain %s: exit code %d:\n%s", args, code, out);
+}
+
+static const char *recipe =
+    "[experiment]\nname = tiny\nseeds = 1, 2\nstore = runs/regain.db\n"
+    "[defaults]\nmodel = mbv2-tiny\nepochs = 1\ntrain_limit = 256\ntest_limit = 256\n"
+    "[run baseline]\n"
+    "[run smoothed]\nlabel_smoothing = 0.1\n"
+    "[compare smoothing]\nbaseline = baseline\ntreatment = smoothed\n";
+
+static int setup(void **state)
+{
+    (void)state;
+    rgt_tmpdir(root, sizeof root);
+    rgt_write_file(in_root("tiny.ini"), recipe, strlen(recipe));
+    regain_ok("run tiny.ini");
+    regain_ok("report tiny");
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    rgt_rmtree(root);
+    return 0;
+}
+
+/* ---- the report of a real store ----------------------------------------------------- */
+
+static void test_report_of_real_runs(void **state)
+{
+    (void)state;
+    /* The command names the four files it wrote. */
+    regain_ok("report tiny --out rep2");
+    for (const char *f = "report.md\0report.html\0results.json\0results.csv\0"; *f; f += strlen(f) + 1) {
+        char want[64];
+        snprintf(want, sizeof want, "rep2/%s", f);
+        if (!strstr(out, want)) fail_msg("regain report does not name %s:\n%s", want, out);
+        struct stat sb;
+        if (stat(in_root(want), &sb) != 0 || sb.st_size < 100) fail_msg("%s is missing or nearly empty", want);
+    }
+
+    size_t n;
+    char *js = rgt_read_file(in_root("runs/tiny/report/results.json"), &n);
+    cJSON *root_json = cJSON_Parse(js);
+    if (!root_json) fail_msg("results.json does not parse:\n%.400s", js);
+    const cJSON *runs = cJSON_GetObjectItem(root_json, "runs");
+    assert_int_equal(cJSON_GetArraySize(runs), 2);
+    const cJSON *run;
+    cJSON_ArrayForEach(run, runs)
+    {
+        assert_int_equal(cJSON_GetObjectItem(run, "n_seeds")->valueint, 2);
+        double mean = cJSON_GetObjectItem(cJSON_GetObjectItem(run, "test_top1_pct"), "mean")->valuedouble;
+        assert_true(mean > 0 && mean <= 100);
+        /* One epoch recorded per seed, and the final accuracy matches the
+         * last epoch's test accuracy. */
+        const cJSON *epochs = cJSON_GetObjectItem(run, "epochs");
+        assert_int_equal(cJSON_GetArraySize(epochs), 1);
+        const cJSON *e0 = cJSON_GetArrayItem(epochs, 0);
+        assert_int_equal(cJSON_GetObjectItem(e0, "epoch")->valueint, 1);
+        assert_true(fabs(cJSON_GetObjectItem(e0, "test_top1_pct")->valuedouble - mean) < 1e-6);
+        /* The confusion matrix sums the 2 seeds' 256 test images. */
+        const cJSON *m = cJSON_GetObjectItem(run, "confusion");
+        assert_int_equal(cJSON_GetArraySize(m), 10);
+        double total = 0;
+        const cJSON *row, *cell;
+        cJSON_ArrayForEach(row, m) cJSON_ArrayForEach(cell, row) total += cell->valuedouble;
+        assert_true(total == 512);
+        assert_true(cJSON_GetObjectItem(run, "params")->valuedouble > 1000);
+        assert_true(cJSON_GetObjectItem(run, "latency_ms")->valuedouble > 0);
+    }
+    const cJSON *cmp = cJSON_GetArrayItem(cJSON_GetObjectItem(root_json, "comparisons"), 0);
+    assert_string_equal(cJSON_GetObjectItem(cmp, "method")->valuestring, "bootstrap");
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(cmp, "paired_seeds")), 2);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(root_json, "environment")), 1);
+    cJSON_Delete(root_json);
+    free(js);
+}
+
+/* ---- Chromium ------------------------------------------------------------------------- */
+
+/* Loads file in headless Chromium with console logging on stderr and a
+ * screenshot into png; the console lines go into `out`. Returns the number
+ * of console messages. */
+static int chromium(const char *file, const char *png, const char *profile)
+{
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd,
+             "timeout 90 chromium --headless --no-sandbox --disable-gpu --no-first-run "
+             "--disable-background-networking --user-data-dir='%s' --enable-logging=stderr --v=0 "
+             "--hide-scrollbars --window-size=1280,2400 --screenshot='%s' 'file://%s' 2>&1 | grep -a CONSOLE",
+             in_root(profile), png, file);
+    rgt_run(cmd, out, sizeof out);
+    int lines = 0;
+    for (const char *p = out; (p = strstr(p, "CONSOLE")); p++) lines++;
+    return lines;
+}
+
+/* A PNG's width and height (IHDR); fails the test when path is no PNG. */
+static void png_size(const char *path, size_t *bytes, uint32_t *w, uint32_t *h)
+{
+    unsigned char *p = rgt_read_file(path, bytes);
+    if (*bytes < 24 || memcmp(p, "\x89PNG\r\n\x1a\n", 8) || memcmp(p + 12, "IHDR", 4)) fail_msg("%s is not a PNG", path);
+    *w = (uint32_t)p[16] << 24 | (uint32_t)p[17] << 16 | (uint32_t)p[18] << 8 | p[19];
+    *h = (uint32_t)p[20] << 24 | (uint32_t)p[21] << 16 | (uint32_t)p[22] << 8 | p[23];
+    free(p);
+}
+
+static void test_chromium(void **state)
+{
+    (void)state;
+    if (rgt_run("command -v chromium", NULL, 0) != 0) {
+        printf("chromium is not installed: the browser check is skipped (scripts/install-deps installs it)\n");
+        skip();
+    }
+    /* The control: under the report's policy, an outside image and an
+     * inline script are refused, and Chromium says so on the console. */
+    size_t n;
+    char *html = rgt_read_file(in_root("runs/tiny/report/report.html"), &n);
+    const char *csp = strstr(html, "<meta http-equiv=\"Content-Security-Policy\"");
+    assert_non_null(csp);
+    const char *csp_end = strchr(csp, '>');
+    char control[2048];
+    snprintf(control, sizeof control,
+             "<!DOCTYPE html><html><head>%.*s><title>control</title></head><body><p>control</p>"
+             "<img src=\"http://127.0.0.1:9/x.png\" alt=\"\"><script>console.error('control')</script></body></html>",
+             (int)(csp_end - csp), csp);
+    free(html);
+    rgt_write_file(in_root("control.html"), control, strlen(control));
+    int control_lines = chromium(in_root("control.html"), in_root("control.png"), "profile1");
+    if (control_lines < 2) fail_msg("the control page gave %d console messages, expected 2:\n%s", control_lines, out);
+
+    /* The report: no console message at all, and a screenshot with content. */
+    int lines = chromium(in_root("runs/tiny/report/report.html"), in_root("report.png"), "profile2");
+    if (lines) fail_msg("report.html gave %d console messages in Chromium:\n%s", lines, out);
+    uint32_t w, h;
+    size_t bytes, blank;
+    png_size(in_root("report.png"), &bytes, &w, &h);
+    assert_int_equal(w, 1280);
+    assert_int_equal(h, 2400);
+    /* A blank page of this size compresses to a few kilobytes; the control
+     * page (one word) gives the baseline. */
+    png_size(in_root("control.png"), &blank, &w, &h);
+    if (bytes < 8 * blank || bytes < 50000)
+        fail_msg("the screenshot is nearly blank: %zu bytes (the one-word control page: %zu)", bytes, blank);
+    printf("screenshot: %zu bytes, %ux%u\n", bytes, w, h);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_report_of_real_runs),
+        cmocka_unit_test(test_chromium),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

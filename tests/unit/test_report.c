@@ -1,0 +1,424 @@
+/* The report: the store read into memory, the four files written from it,
+ * and the SVG charts on their own. The stores are built here with SQL on
+ * the real schema (tests/support/report_fixture.h).
+ *
+ * Well-formedness is checked with a small tag matcher: every element opened
+ * is closed in order (void elements and "/>" aside), attributes are
+ * name="value" with distinct names, every '&' starts an entity, and nothing
+ * refers to http:// or https://. */
+#include "test_support.h"
+
+#include <cjson/cJSON.h>
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "regain/report.h"
+#include "report/svg.h"
+#include "report_fixture.h"
+
+/* ---- well-formedness ------------------------------------------------------------- */
+
+static int is_void(const char *name, size_t n)
+{
+    static const char *const v[] = {"meta", "br", "hr", "img", "input", "link", "col", "wbr", NULL};
+    for (const char *const *p = v; *p; p++)
+        if (strlen(*p) == n && !strncmp(*p, name, n)) return 1;
+    return 0;
+}
+
+/* Fails the test unless the attributes in [p, end) are name="value" pairs
+ * with distinct names. */
+static void assert_attributes(const char *p, const char *end, const char *what)
+{
+    enum { MAX = 32 };
+    const char *names[MAX];
+    size_t lens[MAX], count = 0;
+    for (;;) {
+        while (p < end && (*p == ' ' || *p == '\n' || *p == '/')) p++;
+        if (p >= end) return;
+        const char *name = p;
+        while (p < end && (isalnum((unsigned char)*p) || *p == '-' || *p == ':' || *p == '_')) p++;
+        size_t n = (size_t)(p - name);
+        if (!n || p >= end || *p != '=' || p[1] != '"')
+            fail_msg("%s: malformed attribute: %.40s", what, name);
+        const char *close = memchr(p + 2, '"', (size_t)(end - p - 2));
+        if (!close) fail_msg("%s: unterminated attribute value: %.40s", what, name);
+        for (size_t i = 0; i < count; i++)
+            if (lens[i] == n && !strncmp(names[i], name, n)) fail_msg("%s: attribute %.*s twice", what, (int)n, name);
+        if (count == MAX) fail_msg("%s: too many attributes", what);
+        names[count] = name, lens[count++] = n;
+        p = close + 1;
+    }
+}
+
+/* Fails the test unless every tag of doc is closed in order and every
+ * '&' starts an entity. Contents of <style> are skipped. */
+static void assert_well_formed(const char *doc, const char *what)
+{
+    enum { DEPTH = 64 };
+    const char *stack[DEPTH];
+    size_t len[DEPTH];
+    int depth = 0;
+    for (const char *p = doc; *p;) {
+        if (*p == '&') {
+            const char *q = p + 1;
+            while (isalnum((unsigned char)*q) || *q == '#') q++;
+            if (q == p + 1 || *q != ';') fail_msg("%s: bare '&' at offset %ld: %.40s", what, (long)(p - doc), p);
+            p = q + 1;
+            continue;
+        }
+        if (*p != '<') {
+            if (*p == '>') fail_msg("%s: bare '>' at offset %ld: %.40s", what, (long)(p - doc), p > doc + 20 ? p - 20 : p);
+            p++;
+            continue;
+        }
+        if (!strncmp(p, "<!", 2)) {
+            p = strchr(p, '>');
+            assert_non_null(p);
+            p++;
+            continue;
+        }
+        const char *end = strchr(p, '>');
+        if (!end) fail_msg("%s: unterminated tag at offset %ld", what, (long)(p - doc));
+        /* No '<' inside a tag: attribute values must be escaped. */
+        const char *lt = memchr(p + 1, '<', (size_t)(end - p - 1));
+        if (lt) fail_msg("%s: '<' inside a tag at offset %ld: %.60s", what, (long)(p - doc), p);
+        int closing = p[1] == '/';
+        const char *name = p + 1 + closing;
+        size_t n = strcspn(name, " \t\n/>");
+        assert_attributes(name + n, end, what);
+        if (closing) {
+            if (!depth) fail_msg("%s: </%.*s> closes nothing", what, (int)n, name);
+            depth--;
+            if (len[depth] != n || strncmp(stack[depth], name, n))
+                fail_msg("%s: </%.*s> closes <%.*s> at offset %ld", what, (int)n, name, (int)len[depth],
+                         stack[depth], (long)(p - doc));
+        } else if (end[-1] != '/' && !is_void(name, n)) {
+            if (depth == DEPTH) fail_msg("%s: nesting deeper than %d", what, DEPTH);
+            stack[depth] = name, len[depth++] = n;
+            if (n == 5 && !strncmp(name, "style", 5)) {
+                end = strstr(end, "</style>");
+                assert_non_null(end);
+                p = end;
+                continue;
+            }
+        }
+        p = end + 1;
+    }
+    if (depth) fail_msg("%s: <%.*s> is never closed", what, (int)len[depth - 1], stack[depth - 1]);
+    if (strstr(doc, "http://") || strstr(doc, "https://")) fail_msg("%s: refers to http(s)://", what);
+}
+
+static size_t count(const char *hay, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle)) n++;
+    return n;
+}
+
+/* ---- files ------------------------------------------------------------------------ */
+
+static char dir[512], store[600], out[600];
+
+static int setup(void **state)
+{
+    (void)state;
+    rgt_tmpdir(dir, sizeof dir);
+    snprintf(store, sizeof store, "%s/regain.db", dir);
+    snprintf(out, sizeof out, "%s/out/report", dir);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    rgt_rmtree(dir);
+    return 0;
+}
+
+static char *read_out(const char *name)
+{
+    char path[800];
+    size_t n;
+    snprintf(path, sizeof path, "%s/%s", out, name);
+    return rgt_read_file(path, &n);
+}
+
+/* ---- loading ---------------------------------------------------------------------- */
+
+static void test_load_demo(void **state)
+{
+    (void)state;
+    rgt_demo_store(store);
+    rg_report r;
+    rg_error err = {0};
+    if (rg_report_load(store, "demo", &r, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(r.n_runs, 2);
+    assert_string_equal(r.runs[0].name, "baseline");
+    assert_string_equal(r.runs[1].name, "distilled");
+    assert_int_equal(r.best, 1);
+    for (int i = 0; i < 2; i++) {
+        const rg_report_run *run = &r.runs[i];
+        assert_int_equal(run->n_seeds, 3);
+        double m = 0;
+        for (int s = 0; s < 3; s++) {
+            assert_int_equal(run->seeds[s].seed, s + 1);
+            assert_true(fabs(run->seeds[s].test_top1 - 100 * rgt_demo_top1(i, s)) < 1e-9);
+            m += 100 * rgt_demo_top1(i, s) / 3;
+        }
+        assert_true(fabs(run->top1.mean - m) < 1e-9);
+        assert_true(run->top1.lo < m && m < run->top1.hi);
+        assert_true(fabs(run->params - 120000) < 1e-9);
+        assert_true(fabs(run->model_bytes - 480000) < 1e-9);
+        assert_true(fabs(run->latency_ms - 1.5) < 1e-9);
+        /* Curves: 4 epochs; the last epoch's mean is the final accuracy. */
+        assert_int_equal(run->n_epochs, 4);
+        assert_int_equal(run->epochs[3].epoch, 4);
+        assert_int_equal(run->epochs[3].n, 3);
+        assert_true(fabs(run->epochs[3].test_top1 - m) < 1e-3);
+        /* Confusion: summed over 3 seeds of 1000 images per class. */
+        assert_int_equal(run->classes, 10);
+        int64_t row = 0;
+        for (int j = 0; j < 10; j++) row += run->confusion[6 * 10 + j];
+        assert_int_equal(row, 3000);
+    }
+    assert_int_equal(r.n_comparisons, 1);
+    const rg_report_comparison *c = &r.comparisons[0];
+    assert_string_equal(c->name, "distillation");
+    assert_int_equal(c->n_pairs, 3);
+    /* Differences 0.89, 0.86, 0.95 pp: with 3 pairs the bootstrap's 2.5 %
+     * and 97.5 % points are the smallest and largest (each extreme resample
+     * has probability 1/27 > 2.5 %), so the interval is [0.86, 0.95]. */
+    assert_int_equal(c->diff.method, RG_PAIRED_BOOTSTRAP);
+    assert_true(fabs(c->diff.mean - 0.9) < 1e-9);
+    assert_true(fabs(c->diff.lo - 0.86) < 1e-9);
+    assert_true(fabs(c->diff.hi - 0.95) < 1e-9);
+    assert_int_equal(c->diff.verdict, RG_VERDICT_GAIN);
+    assert_int_equal(r.n_envs, 1);
+    assert_int_equal(r.envs[0].n_runs, 6);
+    assert_string_equal(r.envs[0].compiler, "gcc 12.2.0");
+    assert_string_equal(r.recipe_path, "recipes/demo.ini");
+    rg_report_free(&r);
+}
+
+/* Unfinished runs are counted and left out; a comparison with a run that
+ * has no finished seed has no pairs and no verdict. */
+static void test_load_unfinished(void **state)
+{
+    (void)state;
+    sqlite3 *db = rgt_store_new(store, "exp");
+    rgt_store_run(db, "a", 1, 0.8, 1000, NAN, 2);
+    rgt_store_run(db, "a", 2, 0.82, 1000, NAN, 2);
+    rgt_sql(db, "INSERT INTO runs(experiment_id, name, seed, config_hash, config_text, status) VALUES"
+                "(1, 'b', 1, 'h', '', 'running'), (1, 'b', 2, 'h', '', 'failed'), (1, 'c', 1, 'h', '', 'pending')");
+    rgt_sql(db, "INSERT INTO comparisons VALUES(1, 'a vs b', 'a', 'b')");
+    sqlite3_close(db);
+    rg_report r;
+    rg_error err = {0};
+    if (rg_report_load(store, "exp", &r, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(r.n_runs, 1);
+    assert_int_equal(r.n_running, 1);
+    assert_int_equal(r.n_failed, 1);
+    assert_int_equal(r.n_pending, 1);
+    assert_true(isnan(r.runs[0].latency_ms));
+    assert_int_equal(r.comparisons[0].n_pairs, 0);
+    assert_int_equal(r.comparisons[0].diff.method, RG_PAIRED_NONE);
+    assert_int_equal(r.comparisons[0].diff.verdict, RG_VERDICT_NONE);
+    /* The report still renders, saying what is missing. */
+    if (rg_report_write(&r, out, &err)) fail_msg("%s", err.msg);
+    char *md = read_out("report.md"), *html = read_out("report.html");
+    assert_non_null(strstr(md, "3 runs of this experiment are not finished (1 pending, 1 running, 1 failed)"));
+    assert_non_null(strstr(md, "too few pairs"));
+    assert_non_null(strstr(html, "No run recorded its latency."));
+    assert_well_formed(html, "report.html");
+    free(md), free(html);
+    rg_report_free(&r);
+}
+
+/* ---- writing ---------------------------------------------------------------------- */
+
+static void test_write_demo(void **state)
+{
+    (void)state;
+    rgt_demo_store(store);
+    rg_report r;
+    rg_error err = {0};
+    if (rg_report_load(store, "demo", &r, &err) || rg_report_write(&r, out, &err)) fail_msg("%s", err.msg);
+
+    char *html = read_out("report.html");
+    assert_well_formed(html, "report.html");
+    assert_null(strstr(html, "<script"));
+    assert_non_null(strstr(html, "Content-Security-Policy"));
+    /* bars, accuracy and loss curves, two trade-offs, heat map */
+    assert_int_equal(count(html, "<svg"), 6);
+    assert_int_equal(count(html, "</svg>"), 6);
+    assert_non_null(strstr(html, "Ankle boot"));
+    assert_non_null(strstr(html, "<span class=\"badge gain\">gain</span>"));
+    assert_non_null(strstr(html, "88.12 \xc2\xb1 "));
+
+    char *md = read_out("report.md");
+    assert_non_null(strstr(md, "| distillation | baseline | distilled | +0.90 | [+0.86, +0.95] |"));
+    assert_non_null(strstr(md, "| bootstrap | 3 | gain |"));
+    assert_non_null(strstr(md, "| **distilled** |"));
+    assert_non_null(strstr(md, "## Confusion matrix of distilled"));
+    assert_non_null(strstr(md, "| T-shirt/top |"));
+
+    /* results.json holds the numbers the report was made from. */
+    char *js = read_out("results.json");
+    cJSON *root = cJSON_Parse(js);
+    assert_non_null(root);
+    assert_string_equal(cJSON_GetObjectItem(root, "best_run")->valuestring, "distilled");
+    const cJSON *runs = cJSON_GetObjectItem(root, "runs");
+    assert_int_equal(cJSON_GetArraySize(runs), 2);
+    const cJSON *base = cJSON_GetArrayItem(runs, 0);
+    const cJSON *t1 = cJSON_GetObjectItem(base, "test_top1_pct");
+    assert_true(fabs(cJSON_GetObjectItem(t1, "mean")->valuedouble - r.runs[0].top1.mean) < 1e-9);
+    assert_true(fabs(cJSON_GetObjectItem(t1, "sd")->valuedouble - r.runs[0].top1.sd) < 1e-9);
+    assert_true(fabs(cJSON_GetArrayItem(cJSON_GetObjectItem(t1, "ci95"), 0)->valuedouble - r.runs[0].top1.lo) < 1e-9);
+    const cJSON *seed2 = cJSON_GetArrayItem(cJSON_GetObjectItem(base, "seeds"), 1);
+    assert_int_equal(cJSON_GetObjectItem(seed2, "seed")->valueint, 2);
+    assert_true(fabs(cJSON_GetObjectItem(seed2, "test_top1_pct")->valuedouble - 87.90) < 1e-9);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(base, "epochs")), 4);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(base, "confusion")), 10);
+    const cJSON *cmp = cJSON_GetArrayItem(cJSON_GetObjectItem(root, "comparisons"), 0);
+    assert_string_equal(cJSON_GetObjectItem(cmp, "verdict")->valuestring, "gain");
+    assert_string_equal(cJSON_GetObjectItem(cmp, "method")->valuestring, "bootstrap");
+    const cJSON *d = cJSON_GetObjectItem(cmp, "difference_pp");
+    assert_true(fabs(cJSON_GetObjectItem(d, "mean")->valuedouble - 0.9) < 1e-9);
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(cmp, "t")));
+    cJSON_Delete(root);
+
+    /* results.csv: a header and one line per (run, seed). */
+    char *csv = read_out("results.csv");
+    assert_int_equal(count(csv, "\n"), 7);
+    assert_non_null(strstr(csv, "demo,baseline,2,87.9,0.31,"));
+    free(html), free(md), free(js), free(csv);
+
+    /* The same store gives the same files, byte for byte. */
+    char *first = read_out("report.html");
+    if (rg_report_write(&r, out, &err)) fail_msg("%s", err.msg);
+    char *second = read_out("report.html");
+    assert_string_equal(first, second);
+    free(first), free(second);
+    rg_report_free(&r);
+}
+
+/* Names with markup characters are escaped in every file. */
+static void test_escaping(void **state)
+{
+    (void)state;
+    const char *name = "a<b>&\"c'|d,e";
+    sqlite3 *db = rgt_store_new(store, "x<y>");
+    rgt_store_run(db, name, 1, 0.7, 5000, 0.2, 2);
+    rgt_store_run(db, "plain", 1, 0.6, 500, 0.1, 2);
+    rgt_sql(db, "INSERT INTO comparisons VALUES(1, %Q, 'plain', %Q)", name, name);
+    sqlite3_close(db);
+    rg_report r;
+    rg_error err = {0};
+    if (rg_report_load(store, "x<y>", &r, &err) || rg_report_write(&r, out, &err)) fail_msg("%s", err.msg);
+    char *html = read_out("report.html"), *md = read_out("report.md"), *csv = read_out("results.csv");
+    assert_well_formed(html, "report.html");
+    assert_null(strstr(html, "<b>"));
+    assert_non_null(strstr(html, "a&lt;b&gt;&amp;&quot;c&#39;|d,e"));
+    assert_non_null(strstr(html, "<h1>x&lt;y&gt;</h1>"));
+    assert_non_null(strstr(md, "a\\<b\\>\\&\"c'\\|d,e"));
+    assert_non_null(strstr(csv, "x<y>,\"a<b>&\"\"c'|d,e\",1,70,"));
+    free(html), free(md), free(csv);
+    rg_report_free(&r);
+}
+
+/* ---- charts ----------------------------------------------------------------------- */
+
+static void test_svg_lines(void **state)
+{
+    (void)state;
+    double x[5] = {1, 2, 3, 4, 5}, y[5] = {50, 60, NAN, 80, 85};
+    rg_svg_series s[2] = {{.x = x, .y = y, .n = 5, .color = 0, .tooltip = "a<b"},
+                          {.x = x, .y = y, .n = 5, .color = 1, .dashed = 1}};
+    rg_svg_legend lg[1] = {{.label = "run & co"}};
+    rg_svg_axes ax = {.aria = "acc \"per\" epoch", .x_label = "epoch", .y_label = "top-1 (%)", .x_integer = 1};
+    rg_text t = {0};
+    rg_svg_lines(&t, &ax, s, 2, lg, 1);
+    assert_false(t.failed);
+    assert_well_formed(t.data, "line chart");
+    assert_non_null(strstr(t.data, "aria-label=\"acc &quot;per&quot; epoch\""));
+    assert_non_null(strstr(t.data, "<title>a&lt;b</title>"));
+    assert_non_null(strstr(t.data, ">run &amp; co</text>"));
+    /* The NaN breaks the line: two pieces, so two M commands per series. */
+    const char *d = strstr(t.data, "<path d=\"M");
+    assert_non_null(d);
+    d = strstr(d + 1, "<path d=\"M");   /* the first path is the axis frame */
+    assert_non_null(d);
+    const char *e = strchr(d + 9, '"');
+    int moves = 0;
+    for (const char *p = d + 9; p < e; p++) moves += *p == 'M';
+    assert_int_equal(moves, 2);
+    /* Ticks: y 50..85 gets nice ticks 50, 60, 70, 80, 90; x whole epochs. */
+    assert_non_null(strstr(t.data, ">50</text>"));
+    assert_non_null(strstr(t.data, ">90</text>"));
+    assert_null(strstr(t.data, ">1.5</text>"));
+    /* 4 dots for the solid series' 4 points, none for the dashed one */
+    assert_int_equal(count(t.data, "<circle"), 4);
+    rg_text_free(&t);
+}
+
+static void test_svg_scatter_bars_heatmap(void **state)
+{
+    (void)state;
+    rg_svg_point p[3] = {{.label = "small", .x = 10, .y = 80, .y_err = 0.5},
+                         {.label = "big", .x = 1000, .y = 90, .y_err = 0.2, .color = 1},
+                         {.label = "bad", .x = 500, .y = 70, .color = 2}};
+    size_t front[2] = {0, 1};
+    rg_svg_axes ax = {.aria = "scatter", .x_label = "size", .y_label = "acc", .x_log = 1};
+    rg_text t = {0};
+    rg_svg_scatter(&t, &ax, p, 3, front, 2);
+    assert_well_formed(t.data, "scatter");
+    /* Rings mark the 2 points on the front; log ticks 10, 100, 1000 */
+    assert_int_equal(count(t.data, "r=\"9\""), 2);
+    assert_non_null(strstr(t.data, ">100</text>"));
+    assert_non_null(strstr(t.data, ">Pareto front</text>"));
+    rg_text_free(&t);
+
+    rg_svg_bar b[3] = {{.label = "kd", .value = 0.9, .lo = 0.4, .hi = 1.3, .tone = 1},
+                       {.label = "qat", .value = -0.5, .lo = -0.9, .hi = -0.1, .tone = -1},
+                       {.label = "none yet", .value = NAN, .lo = NAN, .hi = NAN}};
+    rg_svg_axes bx = {.aria = "gains", .x_label = "pp"};
+    rg_svg_bars(&t, &bx, b, 3);
+    assert_well_formed(t.data, "bars");
+    assert_int_equal(count(t.data, "<rect"), 2);
+    assert_non_null(strstr(t.data, "fill=\"#59a14f\""));
+    assert_non_null(strstr(t.data, "fill=\"#e15759\""));
+    assert_non_null(strstr(t.data, ">+0.90  [+0.40, +1.30]</text>"));
+    assert_non_null(strstr(t.data, ">no pairs</text>"));
+    rg_text_free(&t);
+
+    int64_t m[4] = {90, 10, 0, 100};
+    const char *labels[2] = {"cat & dog", "<bird>"};
+    rg_svg_heatmap(&t, "confusion", m, 2, labels);
+    assert_well_formed(t.data, "heat map");
+    assert_int_equal(count(t.data, "<rect"), 4);
+    assert_non_null(strstr(t.data, ">90.0</text>"));
+    assert_non_null(strstr(t.data, ">100.0</text>"));
+    assert_non_null(strstr(t.data, "true cat &amp; dog, predicted &lt;bird&gt;: 10 (10.0 %)"));
+    /* the full diagonal is darkest, the empty cell white */
+    assert_non_null(strstr(t.data, "fill=\"#084594\""));
+    assert_non_null(strstr(t.data, "fill=\"#f7fbff\""));
+    rg_text_free(&t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_load_demo, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_load_unfinished, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_demo, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_escaping, setup, teardown),
+        cmocka_unit_test(test_svg_lines),
+        cmocka_unit_test(test_svg_scatter_bars_heatmap),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
