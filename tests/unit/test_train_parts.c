@@ -477,6 +477,7 @@ static const struct {
 } every_key[] = {
     {"model", "my model.spec"},
     {"data", "/data/some dir/fmnist"},
+    {"init", "runs/some run/best.safetensors"},
     {"epochs", "7"},
     {"batch", "33"},
     {"optim", "adamw"},
