@@ -11,6 +11,7 @@ const rg_kernel_table rg_kernels_ref = {
     .bn_apply = rg_ref_bn_apply,
     .bn_grad_sums = rg_ref_bn_grad_sums,
     .bn_grad_apply = rg_ref_bn_grad_apply,
+    .gemm_nn = rg_ref_gemm_nn,
     .bias_act = rg_ref_bias_act,
     .dw_forward = rg_ref_dw_forward,
     .dw_backward_data = rg_ref_dw_backward_data,

@@ -50,6 +50,14 @@ typedef struct {
                           const float *k1, const float *k2, const float *k3, size_t rows, int32_t c, float *dx,
                           int store);
 
+    /* C[M, N] (= or, with accumulate, +=) A[M, K] B[K, N], then C = act(C +
+     * bias) (bias may be NULL; the epilogue only when storing). Row-major
+     * with leading dimensions; for the small, skinny products of pointwise
+     * convolutions, where a general BLAS spends its time packing. Every row
+     * of C is computed the same way whatever M is. */
+    void (*gemm_nn)(int32_t M, int32_t N, int32_t K, const float *A, int32_t lda, const float *B, int32_t ldb,
+                    float *C, int32_t ldc, int accumulate, const float *bias, rg_act act);
+
     /* In place: y[r, c] = act(y[r, c] + bias[c]) (bias may be NULL). The
      * epilogue of a convolution with a folded batch norm or a bias. */
     void (*bias_act)(float *y, size_t rows, int32_t c, const float *bias, rg_act act);

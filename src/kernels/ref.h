@@ -14,6 +14,8 @@ void rg_ref_bn_grad_sums(const float *x, const float *dy, const float *y, rg_act
 void rg_ref_bn_grad_apply(const float *x, const float *dy, const float *y, rg_act act, const float *mean,
                           const float *k1, const float *k2, const float *k3, size_t rows, int32_t c, float *dx,
                           int store);
+void rg_ref_gemm_nn(int32_t M, int32_t N, int32_t K, const float *A, int32_t lda, const float *B, int32_t ldb,
+                    float *C, int32_t ldc, int accumulate, const float *bias, rg_act act);
 void rg_ref_bias_act(float *y, size_t rows, int32_t c, const float *bias, rg_act act);
 void rg_ref_dw_forward(const rg_dw_geom *g, const float *x, const float *wt, const float *bias, rg_act act, float *y);
 void rg_ref_dw_backward_data(const rg_dw_geom *g, const float *dy, const float *wt, float *dx, int store);

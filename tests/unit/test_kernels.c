@@ -191,6 +191,40 @@ static void test_depthwise(void **state)
         }
 }
 
+static void test_gemm(void **state)
+{
+    (void)state;
+    const rg_kernel_table *t[2];
+    int nt = fast_tables(t);
+    /* M, N, K: tiles, tails of rows and of columns, K of 1 */
+    static const int32_t cases[][3] = {{784, 64, 16}, {49, 40, 160}, {7, 33, 5}, {1, 10, 256}, {13, 16, 1},
+                                       {6, 48, 24},   {5, 7, 3},     {100, 320, 80}};
+    for (int k = 0; k < nt; k++)
+        for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+            int32_t M = cases[ci][0], N = cases[ci][1], K = cases[ci][2];
+            int32_t lda = K + 3, ldb = N + 5, ldc = N + 2; /* leading dimensions wider than the matrices */
+            size_t cn = (size_t)M * ldc;
+            float *A = random_floats((size_t)M * lda, -1.0f, 1.0f), *B = random_floats((size_t)K * ldb, -1.0f, 1.0f);
+            float *bias = random_floats((size_t)N, -1.0f, 1.0f);
+            char what[64];
+            snprintf(what, sizeof what, "gemm %dx%dx%d", M, N, K);
+            for (int acc = 0; acc < 2; acc++)
+                for (size_t a = 0; a < 4; a++) {
+                    float *c0 = random_floats(cn, -1.0f, 1.0f), *c1 = copy(c0, cn);
+                    rg_kernels_ref.gemm_nn(M, N, K, A, lda, B, ldb, c0, ldc, acc, acc ? NULL : bias, acts[a]);
+                    t[k]->gemm_nn(M, N, K, A, lda, B, ldb, c1, ldc, acc, acc ? NULL : bias, acts[a]);
+                    expect_close(t[k]->name, what, c1, c0, cn); /* the padding columns must stay untouched too */
+                    free(c0), free(c1);
+                }
+            /* a row gives the same bits alone as inside a tile */
+            float *full = calloc(cn, sizeof *full), *row = calloc((size_t)ldc, sizeof *row);
+            t[k]->gemm_nn(M, N, K, A, lda, B, ldb, full, ldc, 0, bias, RG_ACT_NONE);
+            t[k]->gemm_nn(1, N, K, A + (size_t)(M - 1) * lda, lda, B, ldb, row, ldc, 0, bias, RG_ACT_NONE);
+            assert_memory_equal(row, full + (size_t)(M - 1) * ldc, (size_t)N * sizeof(float));
+            free(full), free(row), free(A), free(B), free(bias);
+        }
+}
+
 /* The reference depthwise kernel against the definition in double, so the
  * reference itself is pinned down. */
 static void test_depthwise_reference(void **state)
@@ -238,6 +272,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_activations),        cmocka_unit_test(test_batch_norm),
         cmocka_unit_test(test_depthwise),          cmocka_unit_test(test_depthwise_reference),
+        cmocka_unit_test(test_gemm),
         cmocka_unit_test(test_isa_choice),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
