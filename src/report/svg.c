@@ -210,7 +210,8 @@ static void legend_at(rg_text *t, double x, double y, const rg_svg_legend *l, si
 void rg_svg_lines(rg_text *t, const rg_svg_axes *ax, const rg_svg_series *s, size_t n, const rg_svg_legend *legend,
                   size_t n_legend)
 {
-    const double W = 760, H = 340, L = 70, R = W - 200, T = 16, B = H - 56;
+    /* Tall enough for the legend, which lists every run. */
+    const double W = 760, H = fmax(340, 16 + 20.0 * (double)n_legend + 40), L = 70, R = W - 200, T = 16, B = H - 56;
     double xlo = INFINITY, xhi = -INFINITY, ylo = INFINITY, yhi = -INFINITY;
     for (size_t k = 0; k < n; k++)
         for (size_t i = 0; i < s[k].n; i++) {

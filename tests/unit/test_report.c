@@ -331,6 +331,71 @@ static void test_escaping(void **state)
     rg_report_free(&r);
 }
 
+/* The least a store can hold: one run, one seed, no curves, no confusion
+ * matrix, no latency, no environment, no comparison. Every part of the
+ * report says what is missing instead of drawing an empty chart. */
+static void test_minimal_store(void **state)
+{
+    (void)state;
+    sqlite3 *db = rgt_store_new(store, "bare");
+    rgt_sql(db, "INSERT INTO runs(experiment_id, name, seed, config_hash, config_text, status) "
+                "VALUES(1, 'only', 7, 'h', '', 'done')");
+    rgt_sql(db, "INSERT INTO final_metrics(run_id, test_top1) VALUES(1, 0.5)");
+    sqlite3_close(db);
+    rg_report r;
+    rg_error err = {0};
+    if (rg_report_load(store, "bare", &r, &err) || rg_report_write(&r, out, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(r.n_runs, 1);
+    assert_true(isnan(r.runs[0].top1.sd) && isnan(r.runs[0].params));
+    char *html = read_out("report.html"), *md = read_out("report.md"), *js = read_out("results.json");
+    assert_well_formed(html, "report.html");
+    assert_int_equal(count(html, "<svg"), 0);
+    assert_non_null(strstr(html, "The recipe names no comparisons."));
+    assert_non_null(strstr(html, "The store has no per-epoch metrics for these runs."));
+    assert_non_null(strstr(html, "No run recorded its model size."));
+    assert_null(strstr(html, "Confusion matrix"));
+    assert_non_null(strstr(md, "| **only** | **50.00** | **\xe2\x80\x94** | **1** |"));
+    cJSON *j = cJSON_Parse(js);
+    assert_non_null(j);
+    const cJSON *run = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "runs"), 0);
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetObjectItem(run, "test_top1_pct"), "sd")));
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(run, "confusion")));
+    cJSON_Delete(j);
+    free(html), free(md), free(js);
+    rg_report_free(&r);
+}
+
+/* Many runs: the curves' legend lists them all inside the chart. */
+static void test_many_runs(void **state)
+{
+    (void)state;
+    sqlite3 *db = rgt_store_new(store, "many");
+    for (int i = 0; i < 24; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "run-%02d", i);
+        rgt_store_run(db, name, 1, 0.5 + 0.01 * i, 1000.0 * (i + 1), 0.1 * (i + 1), 2);
+    }
+    sqlite3_close(db);
+    rg_report r;
+    rg_error err = {0};
+    if (rg_report_load(store, "many", &r, &err) || rg_report_write(&r, out, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(r.best, 23);
+    char *html = read_out("report.html");
+    assert_well_formed(html, "report.html");
+    /* 26 legend entries of 20 units from y = 30: the chart is taller than
+     * the default 340 and the last entry lies inside it. */
+    const char *curves = strstr(html, "aria-label=\"top-1 accuracy per epoch\"");
+    assert_non_null(curves);
+    const char *tag = curves;
+    while (tag > html && strncmp(tag, "<svg", 4)) tag--;
+    const char *vb = strstr(tag, "viewBox=\"0 0 760 ");
+    assert_true(vb && vb < curves);
+    int h = atoi(vb + strlen("viewBox=\"0 0 760 "));
+    assert_true(h >= 16 + 20 * 26 + 40);
+    free(html);
+    rg_report_free(&r);
+}
+
 /* ---- charts ----------------------------------------------------------------------- */
 
 static void test_svg_lines(void **state)
@@ -417,6 +482,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_load_unfinished, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_demo, setup, teardown),
         cmocka_unit_test_setup_teardown(test_escaping, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_minimal_store, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_runs, setup, teardown),
         cmocka_unit_test(test_svg_lines),
         cmocka_unit_test(test_svg_scatter_bars_heatmap),
     };
