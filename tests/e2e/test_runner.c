@@ -9,6 +9,8 @@
  *     resumes, and ends bit-identical to an uninterrupted run;
  *   - a process killed inside the store's final transaction leaves the store
  *     intact (integrity_check) with the run not done, and the run resumes;
+ *   - a failing run is recorded with its error, its dependents are skipped,
+ *     the other runs still run;
  *   - two `regain run` processes on one store run every run exactly once.
  * Run time: about 30 s on two cores. */
 #include "test_support.h"
@@ -388,6 +390,34 @@ static void test_kill_inside_store_write(void **state)
     sqlite3_close(db);
 }
 
+/* ---- a run that fails ---------------------------------------------------------------------------------------- */
+
+static void test_failed_run(void **state)
+{
+    (void)state;
+    write_text("broken.spec", "input h=28 w=28 c=1\nconv name=x c=4 k=3 s=1 bn act=sparkle\n");
+    write_text("fail.ini", "[experiment]\nname = fail\nstore = x.db\n[defaults]\n" TINY
+                           "[run broken]\nmodel = broken.spec\n[run after]\ninit = @broken\n[run fine]\n");
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' run fail.ini", root, rgt_env("REGAIN_CLI"));
+    int code = rgt_run(cmd, out, sizeof out);
+    if (code != 1) fail_msg("exit code %d, expected 1:\n%s", code, out);
+    counts c = summary(out);
+    /* the others still run; what depends on the failed run is skipped */
+    assert_int_equal(c.failed, 1);
+    assert_int_equal(c.skipped, 1);
+    assert_int_equal(c.ran, 1);
+    assert_non_null(strstr(out, "broken.spec"));
+    assert_non_null(strstr(out, "needs run broken seed 1"));
+    sqlite3 *db = open_db("x.db");
+    char text[512];
+    query_text(db, "SELECT status || ' ' || error FROM runs WHERE name = 'broken'", text, sizeof text);
+    if (strncmp(text, "failed ", 7) || !strstr(text, "broken.spec")) fail_msg("broken: %s", text);
+    query_text(db, "SELECT status FROM runs WHERE name = 'after'", text, sizeof text);
+    assert_string_equal(text, "pending");
+    sqlite3_close(db);
+}
+
 /* ---- two processes, one store ---------------------------------------------------------------------------------- */
 
 static void test_concurrent_runs(void **state)
@@ -438,6 +468,7 @@ int main(void)
         cmocka_unit_test(test_caching_and_dependencies),
         cmocka_unit_test(test_kill_and_resume),
         cmocka_unit_test(test_kill_inside_store_write),
+        cmocka_unit_test(test_failed_run),
         cmocka_unit_test(test_concurrent_runs),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
