@@ -121,19 +121,21 @@ static void test_report_of_real_runs(void **state)
 /* ---- Chromium ------------------------------------------------------------------------- */
 
 /* Loads file in headless Chromium with console logging on stderr and a
- * screenshot into png; the console lines go into `out`. Returns the number
- * of console messages. */
+ * screenshot into png; Chromium's output goes into `out`. Returns the
+ * number of console messages. Fails the test when no screenshot came. */
 static int chromium(const char *file, const char *png, const char *profile)
 {
     char cmd[4096];
     snprintf(cmd, sizeof cmd,
              "timeout 90 chromium --headless --no-sandbox --disable-gpu --no-first-run "
              "--disable-background-networking --user-data-dir='%s' --enable-logging=stderr --v=0 "
-             "--hide-scrollbars --window-size=1280,2400 --screenshot='%s' 'file://%s' 2>&1 | grep -a CONSOLE",
+             "--hide-scrollbars --window-size=1280,2400 --screenshot='%s' 'file://%s'",
              in_root(profile), png, file);
-    rgt_run(cmd, out, sizeof out);
+    int code = rgt_run(cmd, out, sizeof out);
+    struct stat sb;
+    if (stat(png, &sb) != 0) fail_msg("chromium (exit %d) made no screenshot of %s:\n%s", code, file, out);
     int lines = 0;
-    for (const char *p = out; (p = strstr(p, "CONSOLE")); p++) lines++;
+    for (const char *p = out; (p = strstr(p, ":CONSOLE")); p++) lines++;
     return lines;
 }
 
