@@ -16,6 +16,9 @@ void rg_ref_bn_grad_apply(const float *x, const float *dy, const float *y, rg_ac
                           int store);
 void rg_ref_gemm_nn(int32_t M, int32_t N, int32_t K, const float *A, int32_t lda, const float *B, int32_t ldb,
                     float *C, int32_t ldc, int accumulate, const float *bias, rg_act act);
+void rg_ref_conv_forward(const rg_conv_geom *g, const float *xp, const float *wt, float *y, int accumulate,
+                         const float *bias, rg_act act);
+void rg_ref_conv_weight_grad(const rg_conv_geom *g, const float *xp, const float *dy, float *dwt);
 void rg_ref_bias_act(float *y, size_t rows, int32_t c, const float *bias, rg_act act);
 void rg_ref_dw_forward(const rg_dw_geom *g, const float *x, const float *wt, const float *bias, rg_act act, float *y);
 void rg_ref_dw_backward_data(const rg_dw_geom *g, const float *dy, const float *wt, float *dx, int store);

@@ -26,15 +26,23 @@
 #error "kernels/simd.h is for the per-ISA kernel files only"
 #endif
 
-/* aligned(4): loads and stores may be unaligned; may_alias: they read float
- * arrays. */
-typedef float rg_vf __attribute__((vector_size(RG_VEC * sizeof(float)), aligned(4), may_alias));
+/* A vector value. Values stay plain vector types so the compiler keeps
+ * register tiles in registers; memory is reached through rg_vmem below. */
+typedef float rg_vf __attribute__((vector_size(RG_VEC * sizeof(float))));
 /* Comparison results (all ones or zero per lane), for masking by bits. */
-typedef int32_t rg_vi __attribute__((vector_size(RG_VEC * sizeof(int32_t)), aligned(4), may_alias));
+typedef int32_t rg_vi __attribute__((vector_size(RG_VEC * sizeof(int32_t))));
+/* aligned(4): loads and stores may be unaligned; may_alias: they read and
+ * write float arrays. */
+typedef float rg_vmem __attribute__((vector_size(RG_VEC * sizeof(float)), aligned(4), may_alias));
 
-static inline rg_vf rg_vload(const float *p) { return *(const rg_vf *)p; }
-static inline void rg_vstore(float *p, rg_vf v) { *(rg_vf *)p = v; }
-static inline rg_vf rg_vset1(float x) { return (rg_vf){0} + x; }
+static inline rg_vf rg_vload(const float *p) { return *(const rg_vmem *)p; }
+static inline void rg_vstore(float *p, rg_vf v) { *(rg_vmem *)p = v; }
+/* A broadcast (vbroadcastss, or folded into an FMA as a memory broadcast). */
+#if RG_VEC == 16
+static inline rg_vf rg_vset1(float x) { return (rg_vf)_mm512_set1_ps(x); }
+#else
+static inline rg_vf rg_vset1(float x) { return (rg_vf)_mm256_set1_ps(x); }
+#endif
 /* Lanes of v where mask is set, zero elsewhere. */
 static inline rg_vf rg_vand(rg_vf v, rg_vi mask) { return (rg_vf)((rg_vi)v & mask); }
 /* The first n < RG_VEC lanes (channel tails): masked loads and stores that

@@ -225,6 +225,41 @@ static void test_gemm(void **state)
         }
 }
 
+static void test_dense_conv(void **state)
+{
+    (void)state;
+    const rg_kernel_table *t[2];
+    int nt = fast_tables(t);
+    /* padded h, w, cin, cout, kh, kw */
+    static const int32_t cases[][6] = {{30, 30, 16, 16, 3, 3}, {16, 16, 32, 64, 3, 3}, {9, 9, 1, 16, 3, 3},
+                                       {8, 11, 3, 10, 3, 3},   {9, 9, 17, 33, 5, 5},  {6, 8, 8, 40, 1, 3},
+                                       {4, 4, 7, 5, 3, 3}};
+    for (int k = 0; k < nt; k++)
+        for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+            const int32_t *c = cases[ci];
+            rg_conv_geom g = {c[0], c[1], c[2], c[0] - c[4] + 1, c[1] - c[5] + 1, c[3], c[4], c[5]};
+            size_t xn = (size_t)g.hp * g.wp * g.cin, yn = (size_t)g.ho * g.wo * g.cout;
+            size_t wn = (size_t)g.kh * g.kw * g.cin * g.cout;
+            float *x = random_floats(xn, -1.0f, 1.0f), *w = random_floats(wn, -1.0f, 1.0f);
+            float *bias = random_floats((size_t)g.cout, -1.0f, 1.0f), *dy = random_floats(yn, -1.0f, 1.0f);
+            char what[96];
+            snprintf(what, sizeof what, "conv %dx%dx%d->%d k%dx%d", g.hp, g.wp, g.cin, g.cout, g.kh, g.kw);
+            for (int acc = 0; acc < 2; acc++)
+                for (size_t a = 0; a < 4; a++) {
+                    float *y0 = random_floats(yn, -1.0f, 1.0f), *y1 = copy(y0, yn);
+                    rg_kernels_ref.conv_forward(&g, x, w, y0, acc, acc ? NULL : bias, acts[a]);
+                    t[k]->conv_forward(&g, x, w, y1, acc, acc ? NULL : bias, acts[a]);
+                    expect_close(t[k]->name, what, y1, y0, yn);
+                    free(y0), free(y1);
+                }
+            float *d0 = random_floats(wn, -1.0f, 1.0f), *d1 = copy(d0, wn);
+            rg_kernels_ref.conv_weight_grad(&g, x, dy, d0);
+            t[k]->conv_weight_grad(&g, x, dy, d1);
+            expect_close(t[k]->name, what, d1, d0, wn);
+            free(x), free(w), free(bias), free(dy), free(d0), free(d1);
+        }
+}
+
 /* The reference depthwise kernel against the definition in double, so the
  * reference itself is pinned down. */
 static void test_depthwise_reference(void **state)
@@ -272,7 +307,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_activations),        cmocka_unit_test(test_batch_norm),
         cmocka_unit_test(test_depthwise),          cmocka_unit_test(test_depthwise_reference),
-        cmocka_unit_test(test_gemm),
+        cmocka_unit_test(test_gemm),               cmocka_unit_test(test_dense_conv),
         cmocka_unit_test(test_isa_choice),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
