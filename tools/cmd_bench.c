@@ -1,0 +1,136 @@
+/* regain bench: images/s, latency and memory of training or inference, and
+ * the per-layer profile against the machine's peak. */
+#include "cli.h"
+#include "regain/bench.h"
+#include "regain/cpu.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *help_text =
+    "usage: regain bench train|infer MODEL [options]\n"
+    "\n"
+    "Times training steps (forward, loss, backward, SGD update) or inference\n"
+    "passes of MODEL (a zoo name or a spec file) on random 28x28x1 inputs and\n"
+    "prints the median images/s over the timed steps, the median step time and\n"
+    "the peak memory.\n"
+    "\n"
+    "  --batch N      images per step (default 128 for train, 1 for infer)\n"
+    "  --threads N    compute threads (default: all cores)\n"
+    "  --steps N      timed steps (default 20 for train, 200 for infer)\n"
+    "  --warmup N     untimed steps first (default 3 for train, 20 for infer)\n"
+    "  --isa NAME     ref, avx2 or avx512: use at most these kernels\n"
+    "  --profile      time every layer; print per layer type its share of the\n"
+    "                 step, GFLOP/s and share of the measured FMA peak\n"
+    "  --json         print one JSON line (the format bench/compare.py reads)\n";
+
+static int parse_int(const char *cmd, const char *key, const char *v, int32_t lo, int32_t *out)
+{
+    char *end;
+    long x = strtol(v, &end, 10);
+    if (*v == 0 || *end || x < lo || x > 1 << 24) return cli_usage_error(cmd, "%s: '%s' is not an integer >= %d", key, v, lo);
+    *out = (int32_t)x;
+    return 0;
+}
+
+static void print_profile(const rg_bench_config *cfg, const rg_bench_result *r)
+{
+    double peak = rg_bench_peak_gflops(cfg->threads);
+    double step_s = r->step_ms / 1e3, total = 0.0;
+    for (int32_t k = 0; k < r->n_kinds; k++) total += r->kinds[k].fwd_s + r->kinds[k].bwd_s;
+    total += r->other_s;
+    printf("\nprofile (per step; peak FMA throughput measured now: %.0f GFLOP/s on %d thread%s)\n", peak,
+           cfg->threads, cfg->threads == 1 ? "" : "s");
+    printf("%-18s %6s %9s %9s %7s %9s %8s %8s\n", "layer type", "layers", "fwd ms", "bwd ms", "share", "GFLOP/s",
+           "of peak", "GB/s");
+    printf("%-18s %6s %9s %9s %7s %9s %8s %8s\n", "------------------", "------", "------", "------", "-----",
+           "-------", "-------", "----");
+    for (int32_t k = 0; k < r->n_kinds; k++) {
+        const rg_bench_layer_kind *row = &r->kinds[k];
+        double t = row->fwd_s + row->bwd_s;
+        printf("%-18s %6d %9.2f %9.2f %6.1f%%", row->kind, row->layers, row->fwd_s * 1e3, row->bwd_s * 1e3,
+               100.0 * t / total);
+        if (row->flops > 0 && t > 0)
+            printf(" %9.1f %7.1f%%", row->flops / t / 1e9, 100.0 * row->flops / t / 1e9 / peak);
+        else
+            printf(" %9s %8s", "-", "-");
+        printf(" %8.1f\n", t > 0 ? row->bytes / t / 1e9 : 0.0);
+    }
+    printf("%-18s %6s %9s %9s %6.1f%%\n", cfg->train ? "loss, optimizer" : "other", "", "", "",
+           100.0 * r->other_s / total);
+    double flops = 0.0;
+    for (int32_t k = 0; k < r->n_kinds; k++) flops += r->kinds[k].flops;
+    printf("whole step: %.1f GFLOP/s, %.1f%% of peak (profiled step %.2f ms, median step %.2f ms)\n",
+           flops / step_s / 1e9, 100.0 * flops / step_s / 1e9 / peak, total * 1e3, r->step_ms);
+}
+
+int cmd_bench(int argc, char **argv)
+{
+    rg_bench_config cfg = {.seed = 1, .batch = -1, .steps = -1, .warmup = -1};
+    int json = 0, positional = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(help_text, stdout);
+            return EXIT_OK;
+        }
+        if (!strcmp(a, "--json")) json = 1;
+        else if (!strcmp(a, "--profile")) cfg.profile = 1;
+        else if (a[0] == '-' && a[1] == '-') {
+            if (i + 1 >= argc) return cli_usage_error("bench", "%s needs a value", a);
+            const char *v = argv[++i];
+            int rc = 0;
+            if (!strcmp(a, "--batch")) rc = parse_int("bench", a, v, 1, &cfg.batch);
+            else if (!strcmp(a, "--threads")) rc = parse_int("bench", a, v, 0, &cfg.threads);
+            else if (!strcmp(a, "--steps")) rc = parse_int("bench", a, v, 1, &cfg.steps);
+            else if (!strcmp(a, "--warmup")) rc = parse_int("bench", a, v, 0, &cfg.warmup);
+            else if (!strcmp(a, "--isa")) {
+                int isa = rg_isa_parse(v);
+                if (isa < 0) return cli_usage_error("bench", "--isa: '%s' is not ref, avx2 or avx512", v);
+                rg_cpu_set_isa((rg_isa)isa);
+            } else
+                return cli_usage_error("bench", "unknown option '%s'", a);
+            if (rc) return rc;
+        } else if (positional == 0) {
+            if (strcmp(a, "train") && strcmp(a, "infer"))
+                return cli_usage_error("bench", "first argument must be 'train' or 'infer', not '%s'", a);
+            cfg.train = !strcmp(a, "train");
+            positional++;
+        } else if (positional == 1) {
+            cfg.model = a;
+            positional++;
+        } else
+            return cli_usage_error("bench", "unexpected argument '%s'", a);
+    }
+    if (positional < 2) return cli_usage_error("bench", "needs train|infer and a MODEL");
+    if (cfg.batch < 0) cfg.batch = cfg.train ? 128 : 1;
+    if (cfg.steps < 0) cfg.steps = cfg.train ? 20 : 200;
+    if (cfg.warmup < 0) cfg.warmup = cfg.train ? 3 : 20;
+    if (cfg.threads == 0) cfg.threads = (int32_t)sysconf(_SC_NPROCESSORS_ONLN);
+
+    rg_bench_result r;
+    rg_error err = {0};
+    if (rg_bench_run(&cfg, &r, &err)) return cli_fail(&err);
+    const char *work = cfg.train ? "train" : "infer";
+    if (json) {
+        printf("{\"tool\": \"regain\", \"work\": \"%s\", \"model\": \"%s\", \"batch\": %d, \"threads\": %d, "
+               "\"images_per_s\": %.2f, \"latency_ms\": %.4f, \"windows\": %d, \"peak_rss_mib\": %.1f, "
+               "\"isa\": \"%s\"}\n",
+               work, cfg.model, cfg.batch, cfg.threads, r.images_per_s, r.step_ms, r.steps,
+               (double)r.peak_rss_bytes / (1 << 20), rg_isa_name(rg_cpu_isa()));
+    } else {
+        printf("%s %s, batch %d, %d thread%s, kernels %s, %s\n", work, cfg.model, cfg.batch, cfg.threads,
+               cfg.threads == 1 ? "" : "s", rg_isa_name(rg_cpu_isa()), rg_cpu_description());
+        printf("  images/s   %.1f (median of %d steps; min %.1f, max %.1f)\n", r.images_per_s, r.steps,
+               r.images_per_s_min, r.images_per_s_max);
+        printf("  step       %.3f ms\n", r.step_ms);
+        printf("  arena      %.1f MiB planned\n", (double)r.arena_bytes / (1 << 20));
+        if (!cfg.train) printf("  micro-batch %d images per thread at a time\n", r.micro_batch);
+        printf("  peak RSS   %.1f MiB\n", (double)r.peak_rss_bytes / (1 << 20));
+        if (cfg.profile) print_profile(&cfg, &r);
+    }
+    rg_bench_result_free(&r);
+    return EXIT_OK;
+}
