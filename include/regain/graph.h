@@ -138,6 +138,11 @@ typedef struct rg_graph {
     /* During a backward pass: 1 while a value's gradient holds nothing yet
      * and its first writer may store instead of accumulate (graph/run.c). */
     uint8_t *grad_fresh;
+    /* Batch norms folded into their convolutions once (rg_graph_fold), for
+     * an evaluation plan; folded_at[node] is each convolution's offset. NULL
+     * when the plan folds on every pass. */
+    float *folded;
+    size_t *folded_at;
 } rg_graph;
 
 /* Per-call execution context. */
@@ -200,6 +205,12 @@ float *rg_graph_output_grad(rg_graph *g);
 /* Activation and gradient of a value in the current plan. */
 float *rg_graph_act(rg_graph *g, int32_t value);
 float *rg_graph_grad(rg_graph *g, int32_t value);
+
+/* Folds the batch norms of an evaluation plan into their convolutions now,
+ * once, instead of on every forward pass: a snapshot of the weights, which
+ * later changes to parameters or buffers do not reach until the next
+ * rg_graph_fold or rg_graph_plan. Worth it when the batch is small. */
+rg_status rg_graph_fold(rg_graph *g, rg_error *err);
 
 /* Forward pass over the planned batch (the first `batch` images of the
  * input). An evaluation plan always runs in evaluation mode. */

@@ -15,8 +15,10 @@
  *     rg_infer_run(s, images, n, logits);    // n images of h*w*c floats
  *     rg_infer_free(s);
  *
- * The session reads g's parameters and buffers when it runs; g must outlive
- * it and is re-planned by it (any plan g had is replaced).
+ * The session takes a snapshot of g's weights when it is made (batch norms
+ * folded into the convolutions, rg_graph_fold); after changing them, make a
+ * new session. g must outlive it and is re-planned by it (any plan g had is
+ * replaced).
  */
 #ifndef REGAIN_INFER_H
 #define REGAIN_INFER_H

@@ -63,6 +63,7 @@ void rg_graph_free(rg_graph *g)
     rg_free_aligned(g->buffer_data);
     rg_free_aligned(g->arena);
     free(g->grad_fresh);
+    rg_graph_unfold(g);
     free(g->spec);
     free(g);
 }

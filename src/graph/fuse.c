@@ -12,6 +12,9 @@
  * weights and bias and the activation into its output loop (ops/conv.c).
  */
 #include "graph/fuse.h"
+#include "ops/op.h"
+
+#include <stdlib.h>
 
 #include <string.h>
 
@@ -68,9 +71,43 @@ int32_t rg_graph_value_written_at(const rg_graph *g, int32_t v)
 
 int rg_graph_value_stored(const rg_graph *g, int32_t v) { return g->nodes[g->values[v].producer].fuse_next == 0; }
 
+void rg_graph_unfold(rg_graph *g)
+{
+    free(g->folded);
+    free(g->folded_at);
+    g->folded = NULL;
+    g->folded_at = NULL;
+}
+
+rg_status rg_graph_fold(rg_graph *g, rg_error *err)
+{
+    if (!g->arena || g->mode != RG_PLAN_EVAL) return rg_fail(err, RG_ERR_ARG, "fold: the graph has no evaluation plan");
+    rg_graph_unfold(g);
+    size_t total = 0;
+    size_t *at = rg_calloc((size_t)g->n_nodes, sizeof *at, err);
+    if (!at) return RG_ERR_NOMEM;
+    for (int32_t i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i].op == RG_OP_CONV && g->nodes[i].fuse_next) {
+            at[i] = total;
+            total += rg_conv_folded_floats(g, &g->nodes[i]);
+        }
+    float *folded = rg_malloc((total + 1) * sizeof *folded, err);
+    if (!folded) {
+        free(at);
+        return RG_ERR_NOMEM;
+    }
+    for (int32_t i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i].op == RG_OP_CONV && g->nodes[i].fuse_next) rg_conv_fold(g, &g->nodes[i], folded + at[i]);
+    g->folded = folded;
+    g->folded_at = at;
+    return RG_OK;
+}
+
 rg_status rg_graph_with_eval_fusion(const rg_graph *g, rg_graph *copy, rg_error *err)
 {
     *copy = *g;
+    copy->folded = NULL;
+    copy->folded_at = NULL;
     copy->nodes = rg_malloc((size_t)g->n_nodes * sizeof *g->nodes, err);
     if (!copy->nodes) return RG_ERR_NOMEM;
     memcpy(copy->nodes, g->nodes, (size_t)g->n_nodes * sizeof *g->nodes);

@@ -12,6 +12,8 @@ int32_t rg_graph_chain_head(const rg_graph *g, int32_t node);
 int32_t rg_graph_chain_output(const rg_graph *g, int32_t node);
 /* The node that writes value v: the head of its producer's chain. */
 int32_t rg_graph_value_written_at(const rg_graph *g, int32_t v);
+/* Drops the folded weights of rg_graph_fold. */
+void rg_graph_unfold(rg_graph *g);
 /* A shallow copy of g whose nodes (a fresh array, free copy->nodes) carry
  * the evaluation plan's fusion, for reports on an unplanned graph. */
 rg_status rg_graph_with_eval_fusion(const rg_graph *g, rg_graph *copy, rg_error *err);

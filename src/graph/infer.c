@@ -35,6 +35,7 @@ rg_status rg_infer_create(rg_graph *g, int32_t threads, int32_t micro_batch, rg_
     s->micro_batch = micro_batch;
     s->threads = threads > 0 ? threads : omp_get_max_threads();
     rg_status st = rg_graph_plan(g, micro_batch, RG_PLAN_EVAL, err);
+    if (!st) st = rg_graph_fold(g, err); /* the session's snapshot of the weights */
     if (!st && !(s->replicas = rg_calloc((size_t)s->threads, sizeof *s->replicas, err))) st = RG_ERR_NOMEM;
     for (int32_t t = 0; !st && t < s->threads; t++) {
         /* same plan, own arena: offsets live in the shared values array */

@@ -100,6 +100,7 @@ rg_status rg_graph_plan(rg_graph *g, int32_t batch, rg_plan_mode mode, rg_error 
     g->batch = g->planned_batch = batch;
     g->mode = mode;
     rg_graph_fuse(g, mode);
+    rg_graph_unfold(g);
     free(g->grad_fresh);
     g->grad_fresh = rg_calloc((size_t)g->n_values, 1, err);
     if (!g->grad_fresh) return RG_ERR_NOMEM;

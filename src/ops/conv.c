@@ -273,26 +273,45 @@ static void col2im(const float *dcol, rg_shape xs, int32_t nimg, int32_t c0, int
 /* ---- bias ------------------------------------------------------------------------ */
 
 
+size_t rg_conv_folded_floats(const rg_graph *g, const rg_node *n)
+{
+    return weight_floats(g, n) + (size_t)n->a.conv.cout;
+}
+
+void rg_conv_fold(const rg_graph *g, const rg_node *n, float *folded)
+{
+    const rg_node *bn = &g->nodes[n->fuse_next];
+    const float *w = g->param_data + g->params[n->param[0]].offset;
+    const float *b = n->param[1] >= 0 ? g->param_data + g->params[n->param[1]].offset : NULL;
+    const float *gamma = g->param_data + g->params[bn->param[0]].offset;
+    const float *beta = g->param_data + g->params[bn->param[1]].offset;
+    const float *mean = g->buffer_data + g->buffers[bn->buffer[0]].offset;
+    const float *var = g->buffer_data + g->buffers[bn->buffer[1]].offset;
+    size_t per_out = weight_floats(g, n) / (size_t)n->a.conv.cout;
+    float *wf = folded, *bf = folded + weight_floats(g, n);
+    for (int32_t co = 0; co < n->a.conv.cout; co++) {
+        float scale = gamma[co] / sqrtf(var[co] + bn->a.bn.eps);
+        for (size_t k = 0; k < per_out; k++) wf[co * per_out + k] = w[co * per_out + k] * scale;
+        bf[co] = ((b ? b[co] : 0.0f) - mean[co]) * scale + beta[co];
+    }
+}
+
 static conv_out conv_output(const rg_op_call *call)
 {
     rg_graph *g = call->g;
     const rg_node *n = call->node;
     conv_out o = {rg_param_data(call, 0), n->param[1] >= 0 ? rg_param_data(call, 1) : NULL, RG_ACT_NONE, rg_out(call)};
     if (!n->fuse_next) return o;
-    const rg_node *bn = &g->nodes[n->fuse_next];
-    const float *gamma = g->param_data + g->params[bn->param[0]].offset;
-    const float *beta = g->param_data + g->params[bn->param[1]].offset;
-    const float *mean = g->buffer_data + g->buffers[bn->buffer[0]].offset;
-    const float *var = g->buffer_data + g->buffers[bn->buffer[1]].offset;
-    size_t per_out = weight_floats(g, n) / (size_t)n->a.conv.cout;
-    float *wf = call->scratch + conv_scratch_base(g, n, g->planned_batch), *bf = wf + weight_floats(g, n);
-    for (int32_t co = 0; co < n->a.conv.cout; co++) {
-        float scale = gamma[co] / sqrtf(var[co] + bn->a.bn.eps);
-        for (size_t k = 0; k < per_out; k++) wf[co * per_out + k] = o.w[co * per_out + k] * scale;
-        bf[co] = ((o.bias ? o.bias[co] : 0.0f) - mean[co]) * scale + beta[co];
+    /* folded once by rg_graph_fold (an inference session), or here on every
+     * call, since the weights may have changed since the last */
+    float *folded = g->folded ? g->folded + g->folded_at[call->index] : NULL;
+    if (!folded) {
+        folded = call->scratch + conv_scratch_base(g, n, g->planned_batch);
+        rg_conv_fold(g, n, folded);
     }
-    o.w = wf;
-    o.bias = bf;
+    o.w = folded;
+    o.bias = folded + weight_floats(g, n);
+    const rg_node *bn = &g->nodes[n->fuse_next];
     o.act = rg_fused_act(g, bn);
     o.y = rg_graph_act(g, rg_graph_chain_output(g, call->index));
     return o;

@@ -87,6 +87,11 @@ static inline rg_act rg_fused_act(const rg_graph *g, const rg_node *bn)
     return g->nodes[bn->fuse_next].op == RG_OP_RELU6 ? RG_ACT_RELU6 : RG_ACT_RELU;
 }
 
+/* Convolution n with the batch norm of its evaluation chain folded in
+ * (ops/conv.c): rg_conv_folded_floats floats, the weight then the bias. */
+size_t rg_conv_folded_floats(const rg_graph *g, const rg_node *n);
+void rg_conv_fold(const rg_graph *g, const rg_node *n, float *folded);
+
 /* Op entry points, one file each under src/ops/. */
 extern const rg_op_def rg_op_conv, rg_op_bn, rg_op_relu, rg_op_relu6, rg_op_hswish,
     rg_op_sigmoid, rg_op_add, rg_op_mul, rg_op_concat, rg_op_slice, rg_op_shuffle,

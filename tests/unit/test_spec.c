@@ -586,10 +586,27 @@ static void test_infer_session(void **state)
         }
         rg_graph_free(g);
     }
+    /* a session is a snapshot: later weight changes reach the next session only */
     rg_error e = {0};
     rg_infer *s = NULL;
     rg_graph *g = NULL;
     CHECK(rg_zoo_build("mbv2-tiny", 28, 28, 1, 10, &g, &E));
+    random_state(g, 3);
+    float img[28 * 28], before[10], after[10], fresh[10];
+    image(g, 0, img);
+    CHECK(rg_infer_create(g, 1, 1, &s, &E));
+    rg_infer_run(s, img, 1, before);
+    int32_t gamma = rg_graph_find_param(g, "stem.bn.weight");
+    assert_true(gamma >= 0);
+    for (size_t k = 0; k < g->params[gamma].count; k++) g->param_data[g->params[gamma].offset + k] *= 3.0f;
+    rg_infer_run(s, img, 1, after);
+    assert_memory_equal(before, after, sizeof before);
+    rg_infer_free(s);
+    CHECK(rg_infer_create(g, 1, 1, &s, &E));
+    rg_infer_run(s, img, 1, fresh);
+    assert_true(memcmp(before, fresh, sizeof fresh) != 0);
+    rg_infer_free(s);
+    s = NULL;
     assert_int_equal(rg_infer_create(g, 1, -1, &s, &e), RG_ERR_ARG);
     assert_null(s);
     assert_non_null(strstr(e.msg, "micro-batch"));
