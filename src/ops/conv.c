@@ -158,13 +158,17 @@ static void direct_backward(const rg_op_call *call)
         for (int32_t i = gi * WGRAD_GROUP; i < N && i < (gi + 1) * WGRAD_GROUP; i++)
             k->conv_weight_grad(&d.fwd, xp + i * d.xp, dy + i * yi, pg);
     }
+    /* group 0 collects the others in order (contiguous rows), then the
+     * sum goes back to the OHWI layout */
 #pragma omp parallel for schedule(static)
-    for (int32_t co = 0; co < a->cout; co++)
-        for (int32_t t = 0; t < K; t++) {
-            float s = 0.0f;
-            for (int32_t gi = 0; gi < groups; gi++) s += part[(size_t)gi * d.kc + (size_t)t * a->cout + co];
-            dw[(size_t)co * K + t] += s;
+    for (int32_t t = 0; t < K; t++) {
+        float *row = part + (size_t)t * a->cout;
+        for (int32_t gi = 1; gi < groups; gi++) {
+            const float *other = part + (size_t)gi * d.kc + (size_t)t * a->cout;
+            for (int32_t co = 0; co < a->cout; co++) row[co] += other[co];
         }
+        for (int32_t co = 0; co < a->cout; co++) dw[(size_t)co * K + t] += row[co];
+    }
     if (!dx) return;
     /* input gradient: the padded output gradient convolved with the flipped
      * weight, wf[kh'][kw'][co][ci] = w[co][kh-1-kh'][kw-1-kw'][ci] */
