@@ -17,38 +17,11 @@
 
 #include "regain/safetensors.h"
 
-static char root[512];
 static char data_dir[600], run_dir[600], ckpt[700];
 static char out[1 << 16];
 
-static const char *in_root(const char *name)
-{
-    static char buf[8][700];
-    static int next;
-    char *p = buf[next++ % 8];
-    if ((size_t)snprintf(p, sizeof buf[0], "%s/%s", root, name) >= sizeof buf[0]) fail_msg("path too long");
-    return p;
-}
-
-/* Runs "$REGAIN_CLI_SAN <args>" and checks the exit code, that the output
- * holds each of the non-NULL words, and that no sanitizer spoke. */
-static void expect_cli(int want_code, const char *word1, const char *word2, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void expect_cli(int want_code, const char *word1, const char *word2, const char *fmt, ...)
-{
-    char args[4096], cmd[5000];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "'%s' %s", rgt_env("REGAIN_CLI_SAN"), args);
-    int code = rgt_run(cmd, out, sizeof out);
-    if (strstr(out, "Sanitizer") || strstr(out, "runtime error"))
-        fail_msg("regain %s: a sanitizer reported a problem:\n%s", args, out);
-    if (code != want_code) fail_msg("regain %s: exit code %d, expected %d; output:\n%s", args, code, want_code, out);
-    if (word1 && !strstr(out, word1)) fail_msg("regain %s: output lacks \"%s\":\n%s", args, word1, out);
-    if (word2 && !strstr(out, word2)) fail_msg("regain %s: output lacks \"%s\":\n%s", args, word2, out);
-}
+/* "cd ROOT && regain-san ARGS": exit code, words, no sanitizer report */
+#define expect_cli(...) rgt_expect_cli("REGAIN_CLI_SAN", out, sizeof out, __VA_ARGS__)
 
 /* ---- files --------------------------------------------------------------------------- */
 
@@ -117,9 +90,9 @@ static void copy_file(const char *from, const char *to)
 static int setup(void **state)
 {
     (void)state;
-    rgt_tmpdir(root, sizeof root);
-    snprintf(data_dir, sizeof data_dir, "%s/data", root);
-    snprintf(run_dir, sizeof run_dir, "%s/run", root);
+    rgt_tmpdir(rgt_root, sizeof rgt_root);
+    snprintf(data_dir, sizeof data_dir, "%s/data", rgt_root);
+    snprintf(run_dir, sizeof run_dir, "%s/run", rgt_root);
     snprintf(ckpt, sizeof ckpt, "%s/last.safetensors", run_dir);
     write_dataset(data_dir, 256, 128);
 
@@ -145,22 +118,22 @@ static int setup(void **state)
         return -1;
     }
     /* truncated in the middle of the data section */
-    rgt_write_file(in_root("truncated.safetensors"), b, (size_t)(8 + hlen + (n - 8 - hlen) / 2));
+    rgt_write_file(rgt_in_root("truncated.safetensors"), b, (size_t)(8 + hlen + (n - 8 - hlen) / 2));
     /* truncated in the middle of the header */
-    rgt_write_file(in_root("cut-header.safetensors"), b, (size_t)(8 + hlen / 2));
+    rgt_write_file(rgt_in_root("cut-header.safetensors"), b, (size_t)(8 + hlen / 2));
     /* one byte of a weight flipped: only the crc32 can tell */
     b[8 + hlen + 1000] ^= 0x10;
-    rgt_write_file(in_root("tampered.safetensors"), b, n);
+    rgt_write_file(rgt_in_root("tampered.safetensors"), b, n);
     free(b);
-    rgt_write_file(in_root("empty.safetensors"), "", 0);
-    write_text(in_root("text.safetensors"), "hello, this is not a checkpoint at all\n");
+    rgt_write_file(rgt_in_root("empty.safetensors"), "", 0);
+    write_text(rgt_in_root("text.safetensors"), "hello, this is not a checkpoint at all\n");
 
     /* A valid safetensors file that is not a regain checkpoint. */
     static const float w[6] = {1, 2, 3, 4, 5, 6};
     rg_st_tensor t = {.name = "stem.weight", .ndim = 2, .shape = {2, 3}, .data = w};
     rg_st_meta m = {"format", "pt"};
     rg_error err = {0};
-    if (rg_st_write(in_root("foreign.safetensors"), &t, 1, &m, 1, &err) != RG_OK) {
+    if (rg_st_write(rgt_in_root("foreign.safetensors"), &t, 1, &m, 1, &err) != RG_OK) {
         fprintf(stderr, "setup: %s\n", err.msg);
         return -1;
     }
@@ -170,7 +143,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    rgt_rmtree(root);
+    rgt_rmtree(rgt_root);
     return 0;
 }
 
@@ -218,11 +191,11 @@ static void test_usage_errors(void **state)
 static void test_train_model_errors(void **state)
 {
     (void)state;
-    const char *out_dir = in_root("never");
+    const char *out_dir = rgt_in_root("never");
     expect_cli(5, "no-such-model", NULL, "train --data '%s' --model no-such-model --epochs 1 --out '%s'", data_dir,
                out_dir);
 
-    const char *spec = in_root("bad.spec");
+    const char *spec = rgt_in_root("bad.spec");
     const char *text = "input h=28 w=28 c=1\n"
                        "conv name=stem c=8 k=3 bn act=relu6\n"
                        "ir name=b1 t=2 tt=2 c=8\n"
@@ -235,29 +208,29 @@ static void test_train_model_errors(void **state)
                out_dir);
 
     /* a spec whose input does not match the data */
-    spec = in_root("wide.spec");
+    spec = rgt_in_root("wide.spec");
     text = "input h=32 w=32 c=1\nconv name=stem c=8 k=3 bn act=relu\ngap\nfc n=10\n";
     write_text(spec, text);
     expect_cli(4, spec, "32x32x1", "train --data '%s' --model '%s' --epochs 1 --out '%s'", data_dir, spec, out_dir);
 
     /* a spec that is not there (a path, so not a zoo name) */
-    expect_cli(3, in_root("missing.spec"), NULL, "train --data '%s' --model '%s' --epochs 1 --out '%s'", data_dir,
-               in_root("missing.spec"), out_dir);
+    expect_cli(3, rgt_in_root("missing.spec"), NULL, "train --data '%s' --model '%s' --epochs 1 --out '%s'", data_dir,
+               rgt_in_root("missing.spec"), out_dir);
 
     /* configuration files */
-    const char *cfg = in_root("bad.cfg");
+    const char *cfg = rgt_in_root("bad.cfg");
     write_text(cfg, "epochs = 2\nthis line has no equals sign\n");
     snprintf(where, sizeof where, "%s:2", cfg);
     expect_cli(4, where, "key = value", "train --config '%s'", cfg);
-    cfg = in_root("unknown.cfg");
+    cfg = rgt_in_root("unknown.cfg");
     write_text(cfg, "# comment\nepochs = 2\nlearning_rate = 0.1\n");
     snprintf(where, sizeof where, "%s:3", cfg);
     expect_cli(2, where, "unknown key 'learning_rate'", "train --config '%s'", cfg);
-    expect_cli(3, in_root("no.cfg"), NULL, "train --config '%s'", in_root("no.cfg"));
+    expect_cli(3, rgt_in_root("no.cfg"), NULL, "train --config '%s'", rgt_in_root("no.cfg"));
 
     /* nothing was trained */
     struct stat sb;
-    assert_int_not_equal(stat(in_root("never/last.safetensors"), &sb), 0);
+    assert_int_not_equal(stat(rgt_in_root("never/last.safetensors"), &sb), 0);
 }
 
 /* ---- train: damaged datasets ------------------------------------------------------------------- */
@@ -265,25 +238,25 @@ static void test_train_model_errors(void **state)
 static void test_train_data_errors(void **state)
 {
     (void)state;
-    const char *out_dir = in_root("never");
+    const char *out_dir = rgt_in_root("never");
     char file[800];
 
     /* training images cut short */
-    const char *d = in_root("data-truncated");
+    const char *d = rgt_in_root("data-truncated");
     write_dataset(d, 20, 10);
     write_images(d, "train-images-idx3-ubyte", 20, 20 * 784 - 100);
     snprintf(file, sizeof file, "%s/train-images-idx3-ubyte", d);
     expect_cli(4, file, "truncated", "train --data '%s' --epochs 1 --out '%s'", d, out_dir);
 
     /* test labels cut short */
-    d = in_root("data-truncated-labels");
+    d = rgt_in_root("data-truncated-labels");
     write_dataset(d, 20, 10);
     write_labels(d, "t10k-labels-idx1-ubyte", 10, 7);
     snprintf(file, sizeof file, "%s/t10k-labels-idx1-ubyte", d);
     expect_cli(4, file, "truncated", "train --data '%s' --epochs 1 --out '%s'", d, out_dir);
 
     /* wrong magic: a label file where the images should be */
-    d = in_root("data-magic");
+    d = rgt_in_root("data-magic");
     write_dataset(d, 20, 10);
     snprintf(file, sizeof file, "%s/train-images-idx3-ubyte", d);
     const uint32_t n20 = 20;
@@ -291,27 +264,27 @@ static void test_train_data_errors(void **state)
     expect_cli(4, file, "magic", "train --data '%s' --epochs 1 --out '%s'", d, out_dir);
 
     /* 20 images, 19 labels */
-    d = in_root("data-count");
+    d = rgt_in_root("data-count");
     write_dataset(d, 20, 10);
     write_labels(d, "train-labels-idx1-ubyte", 19, 19);
     expect_cli(4, "20 images", "19 labels", "train --data '%s' --epochs 1 --out '%s'", d, out_dir);
 
     /* a dataset directory without its test files */
-    d = in_root("data-partial");
+    d = rgt_in_root("data-partial");
     write_dataset(d, 20, 10);
     snprintf(file, sizeof file, "%s/t10k-images-idx3-ubyte", d);
     assert_int_equal(remove(file), 0);
     expect_cli(5, d, "t10k-images-idx3-ubyte", "train --data '%s' --epochs 1 --out '%s'", d, out_dir);
 
     /* no such directory */
-    expect_cli(5, in_root("no-data"), NULL, "train --data '%s' --epochs 1 --out '%s'", in_root("no-data"), out_dir);
+    expect_cli(5, rgt_in_root("no-data"), NULL, "train --data '%s' --epochs 1 --out '%s'", rgt_in_root("no-data"), out_dir);
 }
 
 /* ---- eval and info: damaged checkpoints -------------------------------------------------------- */
 
 static void expect_bad_checkpoint(int code, const char *name, const char *word)
 {
-    const char *p = in_root(name);
+    const char *p = rgt_in_root(name);
     expect_cli(code, p, word, "eval '%s' --data '%s'", p, data_dir);
     expect_cli(code, p, word, "info '%s'", p);
 }
@@ -337,30 +310,30 @@ static void test_resume_errors(void **state)
     /* a new run into a directory that holds one is refused, never replaced */
     expect_cli(2, run_dir, "--overwrite", "train --data '%s' --epochs 1 --out '%s'", data_dir, run_dir);
     /* a directory without last.safetensors */
-    const char *d = in_root("empty-run");
+    const char *d = rgt_in_root("empty-run");
     assert_int_equal(mkdir(d, 0777), 0);
     char file[800];
     snprintf(file, sizeof file, "%s/last.safetensors", d);
     expect_cli(3, file, "cannot open", "train --resume '%s'", d);
     /* no such directory */
-    expect_cli(3, "last.safetensors", NULL, "train --resume '%s'", in_root("no-run"));
+    expect_cli(3, "last.safetensors", NULL, "train --resume '%s'", rgt_in_root("no-run"));
 
     /* last.safetensors damaged, or a checkpoint without training state */
-    d = in_root("tampered-run");
+    d = rgt_in_root("tampered-run");
     assert_int_equal(mkdir(d, 0777), 0);
     snprintf(file, sizeof file, "%s/last.safetensors", d);
-    copy_file(in_root("tampered.safetensors"), file);
+    copy_file(rgt_in_root("tampered.safetensors"), file);
     expect_cli(4, file, "checksum mismatch", "train --resume '%s'", d);
 
-    d = in_root("foreign-run");
+    d = rgt_in_root("foreign-run");
     assert_int_equal(mkdir(d, 0777), 0);
     snprintf(file, sizeof file, "%s/last.safetensors", d);
-    copy_file(in_root("foreign.safetensors"), file);
+    copy_file(rgt_in_root("foreign.safetensors"), file);
     expect_cli(4, file, "not a training checkpoint", "train --resume '%s'", d);
 
     /* best.safetensors holds the weights only, without the optimizer state:
      * not resumable */
-    d = in_root("weights-run");
+    d = rgt_in_root("weights-run");
     assert_int_equal(mkdir(d, 0777), 0);
     snprintf(file, sizeof file, "%s/last.safetensors", d);
     char best[800];

@@ -13,75 +13,32 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static char root[512];
 static char out[1 << 16];
 
-static const char *in_root(const char *name)
-{
-    static char buf[8][700];
-    static int next;
-    char *p = buf[next++ % 8];
-    if ((size_t)snprintf(p, sizeof buf[0], "%s/%s", root, name) >= sizeof buf[0]) fail_msg("path too long");
-    return p;
-}
-
-/* Runs "cd ROOT && $REGAIN_CLI_SAN <args>"; checks the exit code, the words,
- * and that no sanitizer spoke. */
-static void expect_cli(int want_code, const char *word1, const char *word2, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void expect_cli(int want_code, const char *word1, const char *word2, const char *fmt, ...)
-{
-    char args[4096], cmd[5000];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' %s", root, rgt_env("REGAIN_CLI_SAN"), args);
-    int code = rgt_run(cmd, out, sizeof out);
-    if (strstr(out, "Sanitizer") || strstr(out, "runtime error"))
-        fail_msg("regain %s: a sanitizer reported a problem:\n%s", args, out);
-    if (code != want_code) fail_msg("regain %s: exit code %d, expected %d; output:\n%s", args, code, want_code, out);
-    if (word1 && !strstr(out, word1)) fail_msg("regain %s: output lacks \"%s\":\n%s", args, word1, out);
-    if (word2 && !strstr(out, word2)) fail_msg("regain %s: output lacks \"%s\":\n%s", args, word2, out);
-}
-
-static void write_text(const char *name, const char *text) { rgt_write_file(in_root(name), text, strlen(text)); }
-
-static int setup(void **state)
-{
-    (void)state;
-    rgt_tmpdir(root, sizeof root);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    rgt_rmtree(root);
-    return 0;
-}
+/* "cd ROOT && regain-san ARGS": exit code, words, no sanitizer report */
+#define expect_cli(...) rgt_expect_cli("REGAIN_CLI_SAN", out, sizeof out, __VA_ARGS__)
 
 #define EXP "[experiment]\nname = e\nstore = s.db\n"   /* lines 1-3 */
 
 static void test_malformed_recipes(void **state)
 {
     (void)state;
-    write_text("r1.ini", EXP "[run a]\nlrr = 0.1\n");
+    rgt_write_text("r1.ini", EXP "[run a]\nlrr = 0.1\n");
     expect_cli(4, "r1.ini:5:", "unknown key 'lrr'", "run r1.ini");
-    write_text("r2.ini", EXP "[run a]\nlr = fast\n");
+    rgt_write_text("r2.ini", EXP "[run a]\nlr = fast\n");
     expect_cli(4, "r2.ini:5: lr: 'fast' is not a number", NULL, "run r2.ini --dry-run");
-    write_text("r3.ini", EXP "[run a]\ninit = @b\n[run b]\ninit = @a\n");
+    rgt_write_text("r3.ini", EXP "[run a]\ninit = @b\n[run b]\ninit = @a\n");
     expect_cli(4, "r3.ini:", "dependency cycle", "run r3.ini");
-    write_text("r4.ini", EXP "[run a]\nextends = nobody\n");
+    rgt_write_text("r4.ini", EXP "[run a]\nextends = nobody\n");
     expect_cli(4, "r4.ini:5: extends:", "no [run nobody]", "run r4.ini");
-    write_text("r5.ini", EXP "[run a]\ninit = @ghost:last\n");
+    rgt_write_text("r5.ini", EXP "[run a]\ninit = @ghost:last\n");
     expect_cli(4, "r5.ini:5: init:", "ghost", "run r5.ini");
-    write_text("r6.ini", EXP "[sweep a]\n");
+    rgt_write_text("r6.ini", EXP "[sweep a]\n");
     expect_cli(4, "r6.ini:4:", "unknown section [sweep]", "run r6.ini");
-    write_text("empty.ini", "");
+    rgt_write_text("empty.ini", "");
     expect_cli(4, "empty.ini", "no [experiment] section", "run empty.ini");
     /* a NUL byte, a line of 200 000 characters, a file over 1 MiB */
-    rgt_write_file(in_root("nul.ini"), "[experiment]\n\0name = x\n", 24);
+    rgt_write_file(rgt_in_root("nul.ini"), "[experiment]\n\0name = x\n", 24);
     expect_cli(4, "nul.ini", "NUL byte", "run nul.ini");
     size_t n = 200000;
     char *big = malloc(2 * 1024 * 1024);
@@ -89,10 +46,10 @@ static void test_malformed_recipes(void **state)
     int len = snprintf(big, 64, "%s[run a]\nmodel = ", EXP);
     memset(big + len, 'm', n);
     big[len + (int)n] = '\n';
-    rgt_write_file(in_root("long.ini"), big, (size_t)len + n + 1);
+    rgt_write_file(rgt_in_root("long.ini"), big, (size_t)len + n + 1);
     expect_cli(4, "long.ini:5: model:", "longer than", "run long.ini");
     memset(big, ';', 2 * 1024 * 1024);
-    rgt_write_file(in_root("huge.ini"), big, 2 * 1024 * 1024);
+    rgt_write_file(rgt_in_root("huge.ini"), big, 2 * 1024 * 1024);
     expect_cli(4, "huge.ini", NULL, "run huge.ini");
     free(big);
     expect_cli(3, "missing.ini", NULL, "run missing.ini");
@@ -101,7 +58,7 @@ static void test_malformed_recipes(void **state)
 static void test_bad_options(void **state)
 {
     (void)state;
-    write_text("ok.ini", EXP "[run a]\nepochs = 1\n[profile quick]\nepochs = 1\n");
+    rgt_write_text("ok.ini", EXP "[run a]\nepochs = 1\n[profile quick]\nepochs = 1\n");
     expect_cli(2, "missing the recipe", NULL, "run");
     expect_cli(2, "one recipe only", NULL, "run ok.ini ok.ini");
     expect_cli(2, "unknown option '--fast'", NULL, "run ok.ini --fast 1");
@@ -114,16 +71,16 @@ static void test_bad_options(void **state)
     expect_cli(2, "--status", "'finished'", "runs --status finished");
     expect_cli(2, "unexpected argument", NULL, "runs extra");
     /* inputs that do not exist are found before anything runs */
-    write_text("nodata.ini", EXP "[run a]\ndata = no/such/dir\n");
+    rgt_write_text("nodata.ini", EXP "[run a]\ndata = no/such/dir\n");
     expect_cli(5, "no/such/dir", NULL, "run nodata.ini --dry-run");
-    write_text("noinit.ini", EXP "[run a]\ninit = no/such.safetensors\n");
+    rgt_write_text("noinit.ini", EXP "[run a]\ninit = no/such.safetensors\n");
     expect_cli(5, "run a: init:", "no/such.safetensors", "run noinit.ini --dry-run");
 }
 
 static void make_db(const char *name, const char *sql)
 {
     sqlite3 *db;
-    assert_int_equal(sqlite3_open(in_root(name), &db), SQLITE_OK);
+    assert_int_equal(sqlite3_open(rgt_in_root(name), &db), SQLITE_OK);
     char *msg = NULL;
     if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) fail_msg("%s", msg);
     sqlite3_close(db);
@@ -132,8 +89,8 @@ static void make_db(const char *name, const char *sql)
 static void test_bad_stores(void **state)
 {
     (void)state;
-    write_text("ok.ini", EXP "[run a]\nepochs = 1\n");
-    write_text("garbage.db", "this is not an SQLite database, not at all; it is long enough to have a header..........");
+    rgt_write_text("ok.ini", EXP "[run a]\nepochs = 1\n");
+    rgt_write_text("garbage.db", "this is not an SQLite database, not at all; it is long enough to have a header..........");
     expect_cli(4, "garbage.db", "not a database", "runs --store garbage.db");
     expect_cli(4, "garbage.db", "not a database", "run ok.ini --store garbage.db --dry-run");
     make_db("other.db", "CREATE TABLE t(x);");
@@ -142,12 +99,12 @@ static void test_bad_stores(void **state)
     make_db("future.db", "CREATE TABLE t(x); PRAGMA user_version = 99;");
     expect_cli(4, "future.db", "newer than this regain's", "runs --store future.db --json");
     expect_cli(5, "none.db", "no experiment store", "runs --store none.db");
-    mkdir(in_root("dir.db"), 0777);
+    mkdir(rgt_in_root("dir.db"), 0777);
     expect_cli(3, "dir.db", "not a regular file", "runs --store dir.db");
     /* a new store (created by a dry run? no: a dry run writes nothing) */
     expect_cli(0, "1 of 1 runs to do", NULL, "run ok.ini --store fresh.db --dry-run");
     struct stat sb;
-    assert_int_not_equal(stat(in_root("fresh.db"), &sb), 0);
+    assert_int_not_equal(stat(rgt_in_root("fresh.db"), &sb), 0);
 }
 
 int main(void)
@@ -157,5 +114,5 @@ int main(void)
         cmocka_unit_test(test_bad_options),
         cmocka_unit_test(test_bad_stores),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, rgt_root_setup, rgt_root_teardown);
 }

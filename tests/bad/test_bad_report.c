@@ -16,17 +16,7 @@
 
 #include "report_fixture.h"
 
-static char root[512];
 static char out[1 << 16];
-
-static const char *in_root(const char *name)
-{
-    static char buf[8][700];
-    static int next;
-    char *p = buf[next++ % 8];
-    if ((size_t)snprintf(p, sizeof buf[0], "%s/%s", root, name) >= sizeof buf[0]) fail_msg("path too long");
-    return p;
-}
 
 /* Runs "cd ROOT && $REGAIN_CLI_SAN report <args>" and checks the exit
  * code, that the output holds each non-NULL word, that no sanitizer spoke,
@@ -35,43 +25,22 @@ static void expect_report(int want_code, const char *word1, const char *word2, c
     __attribute__((format(printf, 4, 5)));
 static void expect_report(int want_code, const char *word1, const char *word2, const char *fmt, ...)
 {
-    char args[2048], cmd[3000];
+    char args[2048];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(args, sizeof args, fmt, ap);
     va_end(ap);
-    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' report %s", root, rgt_env("REGAIN_CLI_SAN"), args);
-    int code = rgt_run(cmd, out, sizeof out);
-    if (strstr(out, "Sanitizer") || strstr(out, "runtime error"))
-        fail_msg("regain report %s: a sanitizer reported a problem:\n%s", args, out);
-    if (code != want_code)
-        fail_msg("regain report %s: exit code %d, expected %d; output:\n%s", args, code, want_code, out);
-    if (word1 && !strstr(out, word1)) fail_msg("regain report %s: output lacks \"%s\":\n%s", args, word1, out);
-    if (word2 && !strstr(out, word2)) fail_msg("regain report %s: output lacks \"%s\":\n%s", args, word2, out);
+    rgt_expect_cli("REGAIN_CLI_SAN", out, sizeof out, want_code, word1, word2, "report %s", args);
     struct stat sb;
-    if (stat(in_root("out/report.html"), &sb) == 0) fail_msg("regain report %s: wrote a report anyway", args);
-}
-
-static int setup(void **state)
-{
-    (void)state;
-    rgt_tmpdir(root, sizeof root);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    rgt_rmtree(root);
-    return 0;
+    if (stat(rgt_in_root("out/report.html"), &sb) == 0) fail_msg("regain report %s: wrote a report anyway", args);
 }
 
 /* A demo store whose one row is then damaged by `sql`. */
 static void damaged_store(const char *name, const char *sql)
 {
-    rgt_demo_store(in_root(name));
+    rgt_demo_store(rgt_in_root(name));
     sqlite3 *db;
-    if (sqlite3_open(in_root(name), &db) != SQLITE_OK) fail_msg("cannot open %s", name);
+    if (sqlite3_open(rgt_in_root(name), &db) != SQLITE_OK) fail_msg("cannot open %s", name);
     rgt_sql(db, "%s", sql);
     sqlite3_close(db);
 }
@@ -82,13 +51,13 @@ static void test_missing_and_foreign_stores(void **state)
     expect_report(5, "nothing.db", "no experiment store", "demo --store nothing.db --out out");
     expect_report(5, "runs/regain.db", NULL, "demo --out out");   /* the default store */
 
-    rgt_write_file(in_root("junk.db"), "this is not a database, just text that is long enough to look like one",
+    rgt_write_file(rgt_in_root("junk.db"), "this is not a database, just text that is long enough to look like one",
                    71);
     expect_report(4, "junk.db", "not a readable SQLite database", "demo --store junk.db --out out");
 
     /* A SQLite database that is not a store (no schema version). */
     sqlite3 *db;
-    assert_int_equal(sqlite3_open(in_root("other.db"), &db), SQLITE_OK);
+    assert_int_equal(sqlite3_open(rgt_in_root("other.db"), &db), SQLITE_OK);
     rgt_sql(db, "CREATE TABLE t(x)");
     sqlite3_close(db);
     expect_report(4, "other.db", "not a regain experiment store", "demo --store other.db --out out");
@@ -101,24 +70,24 @@ static void test_missing_and_foreign_stores(void **state)
     damaged_store("notable.db", "DROP TABLE comparisons");
     expect_report(4, "notable.db", "comparisons", "demo --store notable.db --out out");
 
-    mkdir(in_root("dir.db"), 0755);
+    mkdir(rgt_in_root("dir.db"), 0755);
     expect_report(3, "dir.db", "not a regular file", "demo --store dir.db --out out");
 }
 
 static void test_experiments(void **state)
 {
     (void)state;
-    rgt_demo_store(in_root("s.db"));
+    rgt_demo_store(rgt_in_root("s.db"));
     expect_report(5, "no experiment 'nope'", "it has: demo", "nope --store s.db --out out");
 
     /* An experiment whose runs are all pending, running or failed. */
-    sqlite3 *db = rgt_store_new(in_root("idle.db"), "idle");
+    sqlite3 *db = rgt_store_new(rgt_in_root("idle.db"), "idle");
     rgt_sql(db, "INSERT INTO runs(experiment_id, name, seed, config_hash, config_text, status) VALUES"
                 "(1, 'a', 1, 'h', '', 'pending'), (1, 'a', 2, 'h', '', 'failed')");
     sqlite3_close(db);
     expect_report(5, "experiment 'idle' has no finished run yet", "1 pending, 0 running, 1 failed",
                   "idle --store idle.db --out out");
-    db = rgt_store_new(in_root("empty.db"), "empty");
+    db = rgt_store_new(rgt_in_root("empty.db"), "empty");
     sqlite3_close(db);
     expect_report(5, "empty.db", "no finished run", "empty --store empty.db --out out");
 }
@@ -159,9 +128,9 @@ static void test_damaged_values(void **state)
 static void test_output_and_command_line(void **state)
 {
     (void)state;
-    rgt_demo_store(in_root("s.db"));
+    rgt_demo_store(rgt_in_root("s.db"));
     /* A file where a directory of the output path should be. */
-    rgt_write_file(in_root("file"), "x", 1);
+    rgt_write_file(rgt_in_root("file"), "x", 1);
     expect_report(3, "file", "cannot create directory", "demo --store s.db --out file/report");
     expect_report(3, "file", NULL, "demo --store s.db --out file");
 
@@ -174,7 +143,7 @@ static void test_output_and_command_line(void **state)
     /* And the same store does give a report: the failures above were the
      * mistakes, not the store. */
     char cmd[1400];
-    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' report demo --store s.db --out good", root, rgt_env("REGAIN_CLI_SAN"));
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' report demo --store s.db --out good", rgt_root, rgt_env("REGAIN_CLI_SAN"));
     int code = rgt_run(cmd, out, sizeof out);
     if (code != 0 || strstr(out, "Sanitizer")) fail_msg("regain report on a good store: exit %d\n%s", code, out);
     assert_non_null(strstr(out, "good/report.html"));
@@ -183,10 +152,10 @@ static void test_output_and_command_line(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_missing_and_foreign_stores, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_experiments, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_damaged_values, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_output_and_command_line, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_missing_and_foreign_stores, rgt_root_setup, rgt_root_teardown),
+        cmocka_unit_test_setup_teardown(test_experiments, rgt_root_setup, rgt_root_teardown),
+        cmocka_unit_test_setup_teardown(test_damaged_values, rgt_root_setup, rgt_root_teardown),
+        cmocka_unit_test_setup_teardown(test_output_and_command_line, rgt_root_setup, rgt_root_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -22,25 +22,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static char root[512];
 static char out[1 << 17];
 
-static const char *in_root(const char *name)
-{
-    static char buf[8][700];
-    static int next;
-    char *p = buf[next++ % 8];
-    if ((size_t)snprintf(p, sizeof buf[0], "%s/%s", root, name) >= sizeof buf[0]) fail_msg("path too long");
-    return p;
-}
-
-static void regain_ok(const char *args)
-{
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' %s", root, rgt_env("REGAIN_CLI"), args);
-    int code = rgt_run(cmd, out, sizeof out);
-    if (code != 0) fail_msg("regain %s: exit code %d:\n%s", args, code, out);
-}
+static void regain_ok(const char *args) { rgt_expect_cli("REGAIN_CLI", out, sizeof out, 0, NULL, NULL, "%s", args); }
 
 static const char *recipe =
     "[experiment]\nname = tiny\nseeds = 1, 2\nstore = runs/regain.db\n"
@@ -51,18 +35,10 @@ static const char *recipe =
 
 static int setup(void **state)
 {
-    (void)state;
-    rgt_tmpdir(root, sizeof root);
-    rgt_write_file(in_root("tiny.ini"), recipe, strlen(recipe));
+    rgt_root_setup(state);
+    rgt_write_text("tiny.ini", recipe);
     regain_ok("run tiny.ini");
     regain_ok("report tiny");
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    rgt_rmtree(root);
     return 0;
 }
 
@@ -78,11 +54,11 @@ static void test_report_of_real_runs(void **state)
         snprintf(want, sizeof want, "rep2/%s", f);
         if (!strstr(out, want)) fail_msg("regain report does not name %s:\n%s", want, out);
         struct stat sb;
-        if (stat(in_root(want), &sb) != 0 || sb.st_size < 100) fail_msg("%s is missing or nearly empty", want);
+        if (stat(rgt_in_root(want), &sb) != 0 || sb.st_size < 100) fail_msg("%s is missing or nearly empty", want);
     }
 
     size_t n;
-    char *js = rgt_read_file(in_root("runs/tiny/report/results.json"), &n);
+    char *js = rgt_read_file(rgt_in_root("runs/tiny/report/results.json"), &n);
     cJSON *root_json = cJSON_Parse(js);
     if (!root_json) fail_msg("results.json does not parse:\n%.400s", js);
     const cJSON *runs = cJSON_GetObjectItem(root_json, "runs");
@@ -130,7 +106,7 @@ static int chromium(const char *file, const char *png, const char *profile)
              "timeout 90 chromium --headless --no-sandbox --disable-gpu --no-first-run "
              "--disable-background-networking --user-data-dir='%s' --enable-logging=stderr --v=0 "
              "--hide-scrollbars --window-size=1280,2400 --screenshot='%s' 'file://%s'",
-             in_root(profile), png, file);
+             rgt_in_root(profile), png, file);
     int code = rgt_run(cmd, out, sizeof out);
     struct stat sb;
     if (stat(png, &sb) != 0) fail_msg("chromium (exit %d) made no screenshot of %s:\n%s", code, file, out);
@@ -159,7 +135,7 @@ static void test_chromium(void **state)
     /* The control: under the report's policy, an outside image and an
      * inline script are refused, and Chromium says so on the console. */
     size_t n;
-    char *html = rgt_read_file(in_root("runs/tiny/report/report.html"), &n);
+    char *html = rgt_read_file(rgt_in_root("runs/tiny/report/report.html"), &n);
     const char *csp = strstr(html, "<meta http-equiv=\"Content-Security-Policy\"");
     assert_non_null(csp);
     const char *csp_end = strchr(csp, '>');
@@ -169,21 +145,21 @@ static void test_chromium(void **state)
              "<img src=\"http://127.0.0.1:9/x.png\" alt=\"\"><script>console.error('control')</script></body></html>",
              (int)(csp_end - csp), csp);
     free(html);
-    rgt_write_file(in_root("control.html"), control, strlen(control));
-    int control_lines = chromium(in_root("control.html"), in_root("control.png"), "profile1");
+    rgt_write_file(rgt_in_root("control.html"), control, strlen(control));
+    int control_lines = chromium(rgt_in_root("control.html"), rgt_in_root("control.png"), "profile1");
     if (control_lines < 2) fail_msg("the control page gave %d console messages, expected 2:\n%s", control_lines, out);
 
     /* The report: no console message at all, and a screenshot with content. */
-    int lines = chromium(in_root("runs/tiny/report/report.html"), in_root("report.png"), "profile2");
+    int lines = chromium(rgt_in_root("runs/tiny/report/report.html"), rgt_in_root("report.png"), "profile2");
     if (lines) fail_msg("report.html gave %d console messages in Chromium:\n%s", lines, out);
     uint32_t w, h;
     size_t bytes, blank;
-    png_size(in_root("report.png"), &bytes, &w, &h);
+    png_size(rgt_in_root("report.png"), &bytes, &w, &h);
     assert_int_equal(w, 1280);
     assert_int_equal(h, 2400);
     /* A blank page of this size compresses to a few kilobytes; the control
      * page (one word) gives the baseline. */
-    png_size(in_root("control.png"), &blank, &w, &h);
+    png_size(rgt_in_root("control.png"), &blank, &w, &h);
     if (bytes < 8 * blank || bytes < 50000)
         fail_msg("the screenshot is nearly blank: %zu bytes (the one-word control page: %zu)", bytes, blank);
     printf("screenshot: %zu bytes, %ux%u\n", bytes, w, h);
@@ -195,5 +171,5 @@ int main(void)
         cmocka_unit_test(test_report_of_real_runs),
         cmocka_unit_test(test_chromium),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, rgt_root_teardown);
 }

@@ -31,28 +31,10 @@
 #include "regain/experiment.h"
 #include "regain/safetensors.h"
 
-static char root[512];
 static char out[1 << 17];
 
-static const char *in_root(const char *name)
-{
-    static char buf[8][700];
-    static int next;
-    char *p = buf[next++ % 8];
-    if ((size_t)snprintf(p, sizeof buf[0], "%s/%s", root, name) >= sizeof buf[0]) fail_msg("path too long");
-    return p;
-}
-
-static void write_text(const char *name, const char *text) { rgt_write_file(in_root(name), text, strlen(text)); }
-
 /* "cd ROOT && regain ARGS" must exit 0; its output is in `out`. */
-static void regain_ok(const char *args)
-{
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' %s", root, rgt_env("REGAIN_CLI"), args);
-    int code = rgt_run(cmd, out, sizeof out);
-    if (code != 0) fail_msg("regain %s: exit code %d:\n%s", args, code, out);
-}
+static void regain_ok(const char *args) { rgt_expect_cli("REGAIN_CLI", out, sizeof out, 0, NULL, NULL, "%s", args); }
 
 /* The counts of the summary line "runs: N ran, N resumed, N cached, ...". */
 typedef struct {
@@ -78,7 +60,7 @@ static pid_t spawn(const char *log, const char *a1, const char *a2, const char *
     if (pid < 0) fail_msg("fork failed");
     if (pid == 0) {
         int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd < 0 || chdir(root) != 0) _exit(126);
+        if (fd < 0 || chdir(rgt_root) != 0) _exit(126);
         dup2(fd, 1);
         dup2(fd, 2);
         execl(cli, "regain", a1, a2, a3, a4, (char *)NULL);
@@ -99,7 +81,7 @@ static int wait_exit(pid_t pid)
 static sqlite3 *open_db(const char *name)
 {
     sqlite3 *db;
-    if (sqlite3_open_v2(in_root(name), &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) fail_msg("cannot open %s", name);
+    if (sqlite3_open_v2(rgt_in_root(name), &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) fail_msg("cannot open %s", name);
     return db;
 }
 
@@ -159,7 +141,7 @@ static rg_st_file *open_st(const char *name)
 {
     rg_error err = {0};
     rg_st_file *f = NULL;
-    if (rg_st_read(in_root(name), &f, &err) != RG_OK) fail_msg("%s", err.msg);
+    if (rg_st_read(rgt_in_root(name), &f, &err) != RG_OK) fail_msg("%s", err.msg);
     return f;
 }
 
@@ -217,7 +199,7 @@ static void write_cache_recipe(const char *lr, const char *more)
 {
     char text[1024];
     snprintf(text, sizeof text, cache_recipe, lr, more);
-    write_text("cache.ini", text);
+    rgt_write_text("cache.ini", text);
 }
 
 static void test_caching_and_dependencies(void **state)
@@ -300,10 +282,10 @@ static void test_kill_and_resume(void **state)
     (void)state;
     char text[512];
     snprintf(text, sizeof text, kill_recipe, "killed", "k.db");
-    write_text("kill.ini", text);
-    pid_t pid = spawn(in_root("kill.log"), "run", "kill.ini", NULL, NULL);
+    rgt_write_text("kill.ini", text);
+    pid_t pid = spawn(rgt_in_root("kill.log"), "run", "kill.ini", NULL, NULL);
     /* last.safetensors appears when epoch 1 ends: kill in epoch 2 */
-    const char *last = in_root("runs/killed/a/seed1/last.safetensors");
+    const char *last = rgt_in_root("runs/killed/a/seed1/last.safetensors");
     struct stat sb;
     double t0 = now_s();
     while (stat(last, &sb) != 0) {
@@ -336,7 +318,7 @@ static void test_kill_and_resume(void **state)
 
     /* the same run uninterrupted, elsewhere: the same weights, bit for bit */
     snprintf(text, sizeof text, kill_recipe, "whole", "w.db");
-    write_text("whole.ini", text);
+    rgt_write_text("whole.ini", text);
     regain_ok("run whole.ini");
     assert_int_equal(summary(out).ran, 1);
     expect_identical("runs/killed/a/seed1/last.safetensors", "runs/whole/a/seed1/last.safetensors");
@@ -353,13 +335,13 @@ static void die_inside(const char *point)
 static void test_kill_inside_store_write(void **state)
 {
     (void)state;
-    write_text("fault.ini", "[experiment]\nname = fault\nstore = f.db\n[defaults]\n" TINY "[run a]\n");
+    rgt_write_text("fault.ini", "[experiment]\nname = fault\nstore = f.db\n[defaults]\n" TINY "[run a]\n");
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
         /* the runner in this child; the hook kills it between the writes of
          * the transaction that marks the run done */
-        if (chdir(root) != 0) _exit(126);
+        if (chdir(rgt_root) != 0) _exit(126);
         rg_store_set_fault_hook(die_inside);
         rg_error err = {0};
         rg_exp_options o = {.jobs = 1};
@@ -395,11 +377,11 @@ static void test_kill_inside_store_write(void **state)
 static void test_failed_run(void **state)
 {
     (void)state;
-    write_text("broken.spec", "input h=28 w=28 c=1\nconv name=x c=4 k=3 s=1 bn act=sparkle\n");
-    write_text("fail.ini", "[experiment]\nname = fail\nstore = x.db\n[defaults]\n" TINY
+    rgt_write_text("broken.spec", "input h=28 w=28 c=1\nconv name=x c=4 k=3 s=1 bn act=sparkle\n");
+    rgt_write_text("fail.ini", "[experiment]\nname = fail\nstore = x.db\n[defaults]\n" TINY
                            "[run broken]\nmodel = broken.spec\n[run after]\ninit = @broken\n[run fine]\n");
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' run fail.ini", root, rgt_env("REGAIN_CLI"));
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' run fail.ini", rgt_root, rgt_env("REGAIN_CLI"));
     int code = rgt_run(cmd, out, sizeof out);
     if (code != 1) fail_msg("exit code %d, expected 1:\n%s", code, out);
     counts c = summary(out);
@@ -423,11 +405,11 @@ static void test_failed_run(void **state)
 static void test_concurrent_runs(void **state)
 {
     (void)state;
-    write_text("conc.ini", "[experiment]\nname = conc\nstore = two.db\n[defaults]\n" TINY
+    rgt_write_text("conc.ini", "[experiment]\nname = conc\nstore = two.db\n[defaults]\n" TINY
                            "[run a]\n[run b]\nlr = 0.05\n[run c]\nlr = 0.02\n[run d]\ninit = @a\n");
     char log1[700], log2[700];
-    snprintf(log1, sizeof log1, "%s", in_root("one.log"));
-    snprintf(log2, sizeof log2, "%s", in_root("two.log"));
+    snprintf(log1, sizeof log1, "%s", rgt_in_root("one.log"));
+    snprintf(log2, sizeof log2, "%s", rgt_in_root("two.log"));
     pid_t p1 = spawn(log1, "run", "conc.ini", NULL, NULL);
     pid_t p2 = spawn(log2, "run", "conc.ini", "--jobs", "2");
     int c1 = wait_exit(p1), c2 = wait_exit(p2);
@@ -448,20 +430,6 @@ static void test_concurrent_runs(void **state)
     sqlite3_close(db);
 }
 
-static int setup(void **state)
-{
-    (void)state;
-    rgt_tmpdir(root, sizeof root);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    rgt_rmtree(root);
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -471,5 +439,5 @@ int main(void)
         cmocka_unit_test(test_failed_run),
         cmocka_unit_test(test_concurrent_runs),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, rgt_root_setup, rgt_root_teardown);
 }

@@ -23,11 +23,10 @@
 #include "regain/safetensors.h"
 #include "regain/trainer.h"
 
-static char root[512];
 
 static void in_root(char *buf, size_t size, const char *name)
 {
-    if ((size_t)snprintf(buf, size, "%s/%s", root, name) >= size) fail_msg("path too long");
+    if ((size_t)snprintf(buf, size, "%s/%s", rgt_root, name) >= size) fail_msg("path too long");
 }
 
 static int file_exists(const char *path)
@@ -593,19 +592,10 @@ static void test_resume_adamw(void **state)
 
 /* ---- fixture ---------------------------------------------------------------------------- */
 
-static int setup(void **state)
-{
-    (void)state;
-    rgt_tmpdir(root, sizeof root);
-    return 0;
-}
-
 static int teardown(void **state)
 {
-    (void)state;
     rg_train_result_free(&acc_res);
-    rgt_rmtree(root);
-    return 0;
+    return rgt_root_teardown(state);
 }
 
 int main(int argc, char **argv)
@@ -619,5 +609,5 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_resume_sgd_ema_mid_epoch),
         cmocka_unit_test(test_resume_adamw),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, rgt_root_setup, teardown);
 }

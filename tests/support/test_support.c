@@ -1,5 +1,6 @@
 #include "test_support.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,4 +72,66 @@ const char *rgt_env(const char *name)
     const char *v = getenv(name);
     if (!v || !*v) fail_msg("environment variable %s is not set (run the tests through ctest)", name);
     return v;
+}
+
+char rgt_root[512];
+
+int rgt_root_setup(void **state)
+{
+    (void)state;
+    rgt_tmpdir(rgt_root, sizeof rgt_root);
+    return 0;
+}
+
+int rgt_root_teardown(void **state)
+{
+    (void)state;
+    rgt_rmtree(rgt_root);
+    return 0;
+}
+
+const char *rgt_in_root(const char *name)
+{
+    static char buf[8][700];
+    static int next;
+    char *p = buf[next++ % 8];
+    if ((size_t)snprintf(p, sizeof buf[0], "%s/%s", rgt_root, name) >= sizeof buf[0]) fail_msg("path too long");
+    return p;
+}
+
+void rgt_write_text(const char *name, const char *text) { rgt_write_file(rgt_in_root(name), text, strlen(text)); }
+
+static int run_cli(const char *cli_env, char *out, size_t out_size, char *args, size_t args_size, const char *fmt,
+                   va_list ap)
+{
+    vsnprintf(args, args_size, fmt, ap);
+    char cmd[5000];
+    if ((size_t)snprintf(cmd, sizeof cmd, "cd '%s' && '%s' %s", rgt_root, rgt_env(cli_env), args) >= sizeof cmd)
+        fail_msg("command too long");
+    return rgt_run(cmd, out, out_size);
+}
+
+int rgt_cli(const char *cli_env, char *out, size_t out_size, const char *fmt, ...)
+{
+    char args[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    int code = run_cli(cli_env, out, out_size, args, sizeof args, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+void rgt_expect_cli(const char *cli_env, char *out, size_t out_size, int want_code, const char *word1,
+                    const char *word2, const char *fmt, ...)
+{
+    char args[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    int code = run_cli(cli_env, out, out_size, args, sizeof args, fmt, ap);
+    va_end(ap);
+    if (strstr(out, "Sanitizer") || strstr(out, "runtime error"))
+        fail_msg("regain %s: a sanitizer reported a problem:\n%s", args, out);
+    if (code != want_code) fail_msg("regain %s: exit code %d, expected %d; output:\n%s", args, code, want_code, out);
+    if (word1 && !strstr(out, word1)) fail_msg("regain %s: output lacks \"%s\":\n%s", args, word1, out);
+    if (word2 && !strstr(out, word2)) fail_msg("regain %s: output lacks \"%s\":\n%s", args, word2, out);
 }

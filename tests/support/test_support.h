@@ -23,4 +23,25 @@ int rgt_run(const char *cmd, char *out, size_t out_size);
 /* Path of a directory given by an environment variable set by ctest. */
 const char *rgt_env(const char *name);
 
+/* The test program's scratch directory: made by rgt_root_setup, removed by
+ * rgt_root_teardown (cmocka group fixtures, or called from the program's
+ * own). */
+extern char rgt_root[512];
+int rgt_root_setup(void **state);
+int rgt_root_teardown(void **state);
+/* "rgt_root/name", in one of 8 rotating buffers (valid for 7 more calls). */
+const char *rgt_in_root(const char *name);
+/* Writes a text file rgt_root/name. */
+void rgt_write_text(const char *name, const char *text);
+
+/* Runs the regain command named by the environment variable cli_env
+ * (REGAIN_CLI, or REGAIN_CLI_SAN for the sanitizer build) with the printf-
+ * formatted arguments, in the directory rgt_root; its output goes to out.
+ * Returns the exit status. */
+int rgt_cli(const char *cli_env, char *out, size_t out_size, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* The same, then fails the test unless the exit status is want_code, the
+ * output holds word1 and word2 (each when not NULL) and no sanitizer spoke. */
+void rgt_expect_cli(const char *cli_env, char *out, size_t out_size, int want_code, const char *word1,
+                    const char *word2, const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+
 #endif
