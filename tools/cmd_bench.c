@@ -22,6 +22,8 @@ static const char *help_text =
     "  --steps N      timed steps (default 20 for train, 200 for infer)\n"
     "  --warmup N     untimed steps first (default 3 for train, 20 for infer)\n"
     "  --isa NAME     ref, avx2 or avx512: use at most these kernels\n"
+    "  --micro-batch N  inference: images each thread runs at a time (default:\n"
+    "                 as many as keep a pass in about 1 MiB of cache)\n"
     "  --profile      time every layer; print per layer type its share of the\n"
     "                 step, GFLOP/s and share of the measured FMA peak\n"
     "  --json         print one JSON line (the format bench/compare.py reads)\n";
@@ -86,6 +88,7 @@ int cmd_bench(int argc, char **argv)
             else if (!strcmp(a, "--threads")) rc = parse_int("bench", a, v, 0, &cfg.threads);
             else if (!strcmp(a, "--steps")) rc = parse_int("bench", a, v, 1, &cfg.steps);
             else if (!strcmp(a, "--warmup")) rc = parse_int("bench", a, v, 0, &cfg.warmup);
+            else if (!strcmp(a, "--micro-batch")) rc = parse_int("bench", a, v, 1, &cfg.micro_batch);
             else if (!strcmp(a, "--isa")) {
                 int isa = rg_isa_parse(v);
                 if (isa < 0) return cli_usage_error("bench", "--isa: '%s' is not ref, avx2 or avx512", v);

@@ -24,6 +24,7 @@ typedef struct {
     int32_t batch, threads; /* threads 0 = all cores */
     int32_t steps, warmup;  /* timed steps, untimed steps before them */
     int profile;
+    int32_t micro_batch;    /* inference: images per thread at a time (0 = chosen by the session) */
     uint64_t seed;
 } rg_bench_config;
 

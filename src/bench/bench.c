@@ -111,7 +111,7 @@ rg_status rg_bench_run(const rg_bench_config *cfg, rg_bench_result *res, rg_erro
     /* training: one graph, all threads on every layer; inference: a session
      * (regain/infer.h), each thread on its own micro-batches */
     if (cfg->train) st = rg_graph_plan(g, cfg->batch, RG_PLAN_TRAIN, err);
-    else st = rg_infer_create(g, cfg->threads, 0, &session, err);
+    else st = rg_infer_create(g, cfg->threads, cfg->micro_batch, &session, err);
     if (st) goto done;
     if (cfg->train && (st = rg_optim_init(&opt, &oc, g, err))) goto done;
     rg_graph_stats gs;
