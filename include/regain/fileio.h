@@ -46,6 +46,10 @@ rg_status rg_atomic_commit(rg_atomic_file *f, rg_error *err);
 void rg_atomic_abort(rg_atomic_file *f);
 
 /* Replaces path with the size bytes at data, atomically (open, write, commit). */
+/* Creates path and the directories above it that are missing (mkdir -p);
+ * an error names the directory that could not be made. */
+rg_status rg_make_dirs(const char *path, rg_error *err);
+
 rg_status rg_write_file_atomic(const char *path, const void *data, size_t size, rg_error *err);
 
 /* Reads the whole of path into a new buffer *data (caller frees with free();

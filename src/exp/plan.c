@@ -27,24 +27,6 @@
 
 /* ---- files and locks ------------------------------------------------------------------------ */
 
-rg_status rg_exp_make_dirs(const char *path, rg_error *err)
-{
-    char buf[1024];
-    if (strlen(path) >= sizeof buf) return rg_fail(err, RG_ERR_ARG, "%s: path is too long", path);
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1;; p++) {
-        if (*p == '/' || !*p) {
-            char c = *p;
-            *p = 0;
-            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-                return rg_fail(err, RG_ERR_IO, "%s: cannot create directory: %s", buf, strerror(errno));
-            *p = c;
-            if (!c) break;
-        }
-    }
-    return RG_OK;
-}
-
 int rg_exp_lock(const char *run_dir, int *busy, rg_error *err)
 {
     *busy = 0;

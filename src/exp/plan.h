@@ -27,8 +27,6 @@ rg_status rg_exp_item_hash(rg_experiment *x, rg_store *s, int64_t experiment, in
  * hash, and its checkpoints on disk with the recorded size and SHA-256. */
 int rg_exp_run_reusable(rg_store *s, const rg_store_run *row, const char *hash);
 
-/* Creates a directory and its parents. */
-rg_status rg_exp_make_dirs(const char *path, rg_error *err);
 
 /* The run directory's lock (RUN_DIR/.lock, flock): -1 with *busy set when
  * another process holds it, -1 with an error otherwise; the descriptor

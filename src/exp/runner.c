@@ -3,6 +3,7 @@
  * each through its run directory's lock and the store. */
 #include "exp/kinds.h"
 #include "exp/plan.h"
+#include "regain/fileio.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -191,7 +192,7 @@ static rg_status try_item(runner *r, int32_t i, try_result *res, rg_error *err)
         finish(r, i, r->seen_busy[i] ? RG_OUT_ELSEWHERE : RG_OUT_CACHED, NULL);
         return RG_OK;
     }
-    if (rg_exp_make_dirs(it->run_dir, &e)) {
+    if (rg_make_dirs(it->run_dir, &e)) {
         finish(r, i, RG_OUT_FAILED, e.msg);
         return RG_OK;
     }
@@ -364,7 +365,7 @@ rg_status rg_exp_execute(rg_experiment *x, const rg_exp_hooks *hooks, rg_error *
     char *slash = strrchr(dir, '/');
     if (!st && slash && slash != dir) {
         *slash = 0;
-        st = rg_exp_make_dirs(dir, err);
+        st = rg_make_dirs(dir, err);
     }
     if (!st) st = rg_store_open(x->store_path, 0, &r.store, err);
     if (!st) st = record_experiment(&r, err);

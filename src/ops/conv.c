@@ -108,13 +108,21 @@ static size_t direct_scratch(const rg_graph *g, const rg_node *n, int32_t batch)
 static void pad_images(const float *src, int32_t n, int32_t h, int32_t w, int32_t c, int32_t hp, int32_t wp,
                        int32_t top, int32_t left, float *dst)
 {
+    int32_t right = wp - w - left, bottom = hp - h - top;
 #pragma omp parallel for schedule(static)
     for (int32_t i = 0; i < n; i++) {
         float *d = dst + (size_t)i * hp * wp * c;
         const float *s = src + (size_t)i * h * w * c;
-        memset(d, 0, (size_t)hp * wp * c * sizeof(float));
-        for (int32_t r = 0; r < h; r++)
-            memcpy(d + ((size_t)(r + top) * wp + left) * c, s + (size_t)r * w * c, (size_t)w * c * sizeof(float));
+        /* zeros only where the image is not: whole rows above and below,
+         * the columns left and right of each row */
+        memset(d, 0, (size_t)top * wp * c * sizeof(float));
+        memset(d + (size_t)(top + h) * wp * c, 0, (size_t)bottom * wp * c * sizeof(float));
+        for (int32_t r = 0; r < h; r++) {
+            float *row = d + (size_t)(r + top) * wp * c;
+            memset(row, 0, (size_t)left * c * sizeof(float));
+            memcpy(row + (size_t)left * c, s + (size_t)r * w * c, (size_t)w * c * sizeof(float));
+            memset(row + (size_t)(left + w) * c, 0, (size_t)right * c * sizeof(float));
+        }
     }
 }
 

@@ -12,31 +12,6 @@
 
 const char *const rg_report_files[] = {"report.md", "report.html", "results.json", "results.csv", NULL};
 
-/* mkdir -p. (src/train/trainer.c has the same loop for run directories; a
- * shared one in fileio.h would serve both.) */
-static rg_status make_dirs(const char *path, rg_error *err)
-{
-    size_t n = strlen(path);
-    char *buf = rg_malloc(n + 1, err);
-    if (!buf) return RG_ERR_NOMEM;
-    memcpy(buf, path, n + 1);
-    rg_status st = RG_OK;
-    for (char *p = buf + 1; !st; p++) {
-        if (*p != '/' && *p) continue;
-        char c = *p;
-        *p = 0;
-        struct stat sb;
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-            st = rg_fail(err, RG_ERR_IO, "%s: cannot create directory: %s", buf, strerror(errno));
-        else if (stat(buf, &sb) != 0 || !S_ISDIR(sb.st_mode))
-            st = rg_fail(err, RG_ERR_IO, "%s: cannot create directory: a file of that name is in the way", buf);
-        *p = c;
-        if (!c) break;
-    }
-    free(buf);
-    return st;
-}
-
 static rg_status write_one(const char *dir, const char *name, const char *data, size_t size, int failed,
                            rg_error *err)
 {
@@ -53,7 +28,7 @@ static rg_status write_one(const char *dir, const char *name, const char *data, 
 rg_status rg_report_write(const rg_report *r, const char *out_dir, rg_error *err)
 {
     if (!r->n_runs) return rg_fail(err, RG_ERR_ARG, "report of '%s': no finished runs to report", r->experiment);
-    rg_status st = make_dirs(out_dir, err);
+    rg_status st = rg_make_dirs(out_dir, err);
     if (st) return st;
     rg_text t = {0};
     rg_report_markdown(r, &t);

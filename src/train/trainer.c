@@ -29,24 +29,6 @@ static double now_s(void)
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-static rg_status make_dirs(const char *path, rg_error *err)
-{
-    char buf[1024];
-    if (strlen(path) >= sizeof buf) return rg_fail(err, RG_ERR_ARG, "run directory path is too long");
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1;; p++) {
-        if (*p == '/' || !*p) {
-            char c = *p;
-            *p = 0;
-            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-                return rg_fail(err, RG_ERR_IO, "%s: cannot create directory: %s", buf, strerror(errno));
-            *p = c;
-            if (!c) break;
-        }
-    }
-    return RG_OK;
-}
-
 rg_status rg_model_build(const char *model, int32_t h, int32_t w, int32_t c, int32_t classes, rg_graph **out,
                          rg_error *err)
 {
@@ -362,7 +344,7 @@ rg_status rg_train_run(const rg_train_config *cfg, const char *run_dir, int resu
     double start = now_s();
     rg_status st = RG_OK;
     if (resume) st = load_resume_config(&r, cfg, &ck, err);
-    else st = make_dirs(run_dir, err);
+    else st = rg_make_dirs(run_dir, err);
     if (!st) st = rg_train_config_validate(&r.cfg, err);
     if (!st) {
         rg_set_threads(r.cfg.threads);
