@@ -48,14 +48,16 @@ typedef struct {
     /* y = act(x * scale + shift) per channel. */
     void (*bn_apply)(const float *x, const float *scale, const float *shift, size_t rows, int32_t c, rg_act act,
                      float *y);
-    /* With g = dy * act'(y) (act relu/relu6, y the fused output; or g = dy
-     * when act is none): s0[c] = sum g, s1[c] = sum g * (x - mean). */
-    void (*bn_grad_sums)(const float *x, const float *dy, const float *y, rg_act act, const float *mean,
-                         size_t rows, int32_t c, float *s0, float *s1);
+    /* With g = dy * act'(x * scale + shift) (act relu/relu6 fused after the
+     * batch norm, scale and shift those of bn_apply, so the mask is the
+     * forward's bit for bit without reading its output; g = dy when act is
+     * none): s0[c] = sum g, s1[c] = sum g * (x - mean). */
+    void (*bn_grad_sums)(const float *x, const float *dy, const float *scale, const float *shift, rg_act act,
+                         const float *mean, size_t rows, int32_t c, float *s0, float *s1);
     /* dx += k1 * (g - k2 - (x - mean) * k3), g as above (= with store). */
-    void (*bn_grad_apply)(const float *x, const float *dy, const float *y, rg_act act, const float *mean,
-                          const float *k1, const float *k2, const float *k3, size_t rows, int32_t c, float *dx,
-                          int store);
+    void (*bn_grad_apply)(const float *x, const float *dy, const float *scale, const float *shift, rg_act act,
+                          const float *mean, const float *k1, const float *k2, const float *k3, size_t rows,
+                          int32_t c, float *dx, int store);
 
     /* C[M, N] (= or, with accumulate, +=) A[M, K] B[K, N], then C = act(C +
      * bias) (bias may be NULL; the epilogue only when storing). Row-major

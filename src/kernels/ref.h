@@ -9,11 +9,11 @@ void rg_ref_act_backward(rg_act act, const float *x, const float *dy, float *dx,
 void rg_ref_bn_sums(const float *x, const float *mean, size_t rows, int32_t c, float *s0, float *s1);
 void rg_ref_bn_apply(const float *x, const float *scale, const float *shift, size_t rows, int32_t c, rg_act act,
                      float *y);
-void rg_ref_bn_grad_sums(const float *x, const float *dy, const float *y, rg_act act, const float *mean, size_t rows,
-                         int32_t c, float *s0, float *s1);
-void rg_ref_bn_grad_apply(const float *x, const float *dy, const float *y, rg_act act, const float *mean,
-                          const float *k1, const float *k2, const float *k3, size_t rows, int32_t c, float *dx,
-                          int store);
+void rg_ref_bn_grad_sums(const float *x, const float *dy, const float *scale, const float *shift, rg_act act,
+                         const float *mean, size_t rows, int32_t c, float *s0, float *s1);
+void rg_ref_bn_grad_apply(const float *x, const float *dy, const float *scale, const float *shift, rg_act act,
+                          const float *mean, const float *k1, const float *k2, const float *k3, size_t rows,
+                          int32_t c, float *dx, int store);
 void rg_ref_gemm_nn(int32_t M, int32_t N, int32_t K, const float *A, int32_t lda, const float *B, int32_t ldb,
                     float *C, int32_t ldc, int accumulate, const float *bias, rg_act act);
 void rg_ref_conv_forward(const rg_conv_geom *g, const float *xp, const float *wt, float *y, int accumulate,

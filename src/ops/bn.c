@@ -11,7 +11,7 @@
  *
  * When fused with the relu/relu6 that follows (graph/fuse.c), the forward
  * pass writes act(y) into the activation's output and the backward pass
- * takes dy * act'(output) as its incoming gradient.
+ * takes dy * act'(y) as its incoming gradient, y recomputed from x.
  *
  * Statistics are summed per image (in parallel, float within an image of at
  * most a few thousand positions) and then over images in order in double,
@@ -47,8 +47,8 @@ static rg_act fused_act(const rg_op_call *call, int32_t *value)
 
 /* Per-image channel sums into p0[n*C + c], p1[n*C + c] (see kernels.h:
  * bn_sums without dy, bn_grad_sums with it). */
-static void per_image_sums(const rg_kernel_table *k, const float *x, const float *dy, const float *y, rg_act act,
-                           const float *mean, rg_shape s, double *p0, double *p1)
+static void per_image_sums(const rg_kernel_table *k, const float *x, const float *dy, const float *scale,
+                           const float *shift, rg_act act, const float *mean, rg_shape s, double *p0, double *p1)
 {
     size_t hw = (size_t)s.h * s.w;
     int32_t C = s.c;
@@ -56,12 +56,25 @@ static void per_image_sums(const rg_kernel_table *k, const float *x, const float
     for (int32_t n = 0; n < s.n; n++) {
         float f0[C], f1[C];
         size_t off = (size_t)n * hw * C;
-        if (dy) k->bn_grad_sums(x + off, dy + off, y + off, act, mean, hw, C, f0, f1);
+        if (dy) k->bn_grad_sums(x + off, dy + off, scale, shift, act, mean, hw, C, f0, f1);
         else k->bn_sums(x + off, mean, hw, C, f0, f1);
         for (int32_t c = 0; c < C; c++) {
             p0[(size_t)n * C + c] = f0[c];
             p1[(size_t)n * C + c] = f1[c];
         }
+    }
+}
+
+/* The affine map batch norm applies: y = x * scale + shift. The backward
+ * pass recomputes it with the same operations, so a fused activation's
+ * mask is the forward's bit for bit. */
+static void affine(const rg_op_call *call, int32_t C, float *scale, float *shift)
+{
+    const float *gamma = rg_param_data(call, 0), *beta = rg_param_data(call, 1);
+    const float *mean = call->saved, *invstd = call->saved + C;
+    for (int32_t c = 0; c < C; c++) {
+        scale[c] = gamma[c] * invstd[c];
+        shift[c] = beta[c] - mean[c] * scale[c];
     }
 }
 
@@ -78,7 +91,7 @@ static void bn_forward(const rg_op_call *call)
     rg_shape s = rg_out_shape(call);
     int32_t C = s.c, yv;
     rg_act act = fused_act(call, &yv);
-    const float *x = rg_in(call, 0), *gamma = rg_param_data(call, 0), *beta = rg_param_data(call, 1);
+    const float *x = rg_in(call, 0);
     float *y = rg_graph_act(call->g, yv), *rmean = rg_buffer_data(call, 0), *rvar = rg_buffer_data(call, 1);
     float *mean = call->saved, *invstd = call->saved + C;
     float eps = call->node->a.bn.eps;
@@ -92,10 +105,10 @@ static void bn_forward(const rg_op_call *call)
         memset(zero_mean, 0, sizeof zero_mean);
         /* First the mean, then squared deviations from it (two passes keep the
          * variance accurate when |mean| >> std). The first pass's s1 is unused. */
-        per_image_sums(k, x, NULL, x, RG_ACT_NONE, zero_mean, s, p0, p1);
+        per_image_sums(k, x, NULL, NULL, NULL, RG_ACT_NONE, zero_mean, s, p0, p1);
         reduce_images(p0, s.n, C, sum);
         for (int32_t c = 0; c < C; c++) mean[c] = (float)(sum[c] / (double)M);
-        per_image_sums(k, x, NULL, x, RG_ACT_NONE, mean, s, p0, p1);
+        per_image_sums(k, x, NULL, NULL, NULL, RG_ACT_NONE, mean, s, p0, p1);
         reduce_images(p0, s.n, C, sum);
         reduce_images(p1, s.n, C, sq);
         float m = call->node->a.bn.momentum;
@@ -115,10 +128,7 @@ static void bn_forward(const rg_op_call *call)
             invstd[c] = 1.0f / sqrtf(rvar[c] + eps);
         }
     }
-    for (int32_t c = 0; c < C; c++) {
-        scale[c] = gamma[c] * invstd[c];
-        shift[c] = beta[c] - mean[c] * scale[c];
-    }
+    affine(call, C, scale, shift);
     size_t pieces = (M + ROWS_PER_PIECE - 1) / ROWS_PER_PIECE;
 #pragma omp parallel for schedule(static)
     for (size_t p = 0; p < pieces; p++) {
@@ -134,14 +144,17 @@ static void bn_backward(const rg_op_call *call)
     int32_t C = s.c, yv;
     rg_act act = fused_act(call, &yv);
     const float *x = rg_in(call, 0), *gamma = rg_param_data(call, 0);
-    /* y is read only through a fused activation; dy stands in otherwise */
-    const float *dy = rg_graph_grad(call->g, yv), *y = act == RG_ACT_NONE ? dy : rg_graph_act(call->g, yv);
+    const float *dy = rg_graph_grad(call->g, yv);
     float *dx = rg_din(call, 0), *dgamma = rg_param_grad(call, 0), *dbeta = rg_param_grad(call, 1);
     const float *mean = call->saved, *invstd = call->saved + C;
+    /* a fused activation's mask comes from the forward's pre-activation,
+     * recomputed from x: its output need not be read */
+    float scale[C > 0 ? C : 1], shift[C > 0 ? C : 1];
+    affine(call, C, scale, shift);
     size_t M = (size_t)s.n * s.h * s.w;
     double *p0 = (double *)call->scratch, *p1 = p0 + (size_t)s.n * C;
     double sdy[C > 0 ? C : 1], sdyx[C > 0 ? C : 1];
-    per_image_sums(k, x, dy, y, act, mean, s, p0, p1);
+    per_image_sums(k, x, dy, scale, shift, act, mean, s, p0, p1);
     reduce_images(p0, s.n, C, sdy);
     reduce_images(p1, s.n, C, sdyx);
     float k1[C > 0 ? C : 1], k2[C > 0 ? C : 1], k3[C > 0 ? C : 1];
@@ -161,7 +174,7 @@ static void bn_backward(const rg_op_call *call)
 #pragma omp parallel for schedule(static)
     for (size_t p = 0; p < pieces; p++) {
         size_t r0 = p * ROWS_PER_PIECE, rows = M - r0 < ROWS_PER_PIECE ? M - r0 : ROWS_PER_PIECE;
-        k->bn_grad_apply(x + r0 * C, dy + r0 * C, y + r0 * C, act, mean, k1, k2, k3, rows, C, dx + r0 * C, store);
+        k->bn_grad_apply(x + r0 * C, dy + r0 * C, scale, shift, act, mean, k1, k2, k3, rows, C, dx + r0 * C, store);
     }
 }
 

@@ -128,14 +128,15 @@ static void test_batch_norm(void **state)
                     t[k]->bn_apply(x, scale, shift, rows, C, acts[a], y1);
                     expect_close(t[k]->name, "bn_apply", y1, y0, n);
                     if (acts[a] != RG_ACT_HSWISH) { /* only relu/relu6 are fused into the backward */
-                        rg_kernels_ref.bn_grad_sums(x, dy, y0, acts[a], mean, rows, C, s0, s1);
-                        t[k]->bn_grad_sums(x, dy, y0, acts[a], mean, rows, C, f0, f1);
+                        rg_kernels_ref.bn_grad_sums(x, dy, scale, shift, acts[a], mean, rows, C, s0, s1);
+                        t[k]->bn_grad_sums(x, dy, scale, shift, acts[a], mean, rows, C, f0, f1);
                         expect_close(t[k]->name, "bn_grad_sums s0", f0, s0, (size_t)C);
                         expect_close(t[k]->name, "bn_grad_sums s1", f1, s1, (size_t)C);
                         for (int store = 0; store < 2; store++) {
                             float *dx0 = random_floats(n, -1.0f, 1.0f), *dx1 = copy(dx0, n);
-                            rg_kernels_ref.bn_grad_apply(x, dy, y0, acts[a], mean, k1, k2, k3, rows, C, dx0, store);
-                            t[k]->bn_grad_apply(x, dy, y0, acts[a], mean, k1, k2, k3, rows, C, dx1, store);
+                            rg_kernels_ref.bn_grad_apply(x, dy, scale, shift, acts[a], mean, k1, k2, k3, rows, C, dx0,
+                                                         store);
+                            t[k]->bn_grad_apply(x, dy, scale, shift, acts[a], mean, k1, k2, k3, rows, C, dx1, store);
                             expect_close(t[k]->name, "bn_grad_apply", dx1, dx0, n);
                             free(dx0), free(dx1);
                         }
