@@ -12,7 +12,11 @@
  * feeds only into another training-mode BN) and hold only rounding noise.
  * resnet20 has pre-activations within float32 noise of the ReLU kink, where
  * float32 and float64 can take different sides, so its tolerance is looser
- * (see tests/golden/README.md for the measured effect). */
+ * (see tests/golden/README.md for the measured effect). mbv2-tiny can meet
+ * a ReLU6 kink the same way depending on the order in which the batch
+ * statistics are summed (seen: 5.6e-4 with the reference kernels, 7e-6 with
+ * AVX-512), hence 1e-3; a wrong gradient errs by order 1 (seen when a
+ * planner bug freed a gradient too early). */
 #include "test_support.h"
 
 #include <math.h>
@@ -156,7 +160,7 @@ static void check_model(const char *model, const char *file, double grad_tol)
 static void test_mbv2_tiny(void **state)
 {
     (void)state;
-    check_model("mbv2-tiny", "mbv2_tiny.safetensors", 1e-4);
+    check_model("mbv2-tiny", "mbv2_tiny.safetensors", 1e-3);
 }
 
 static void test_resnet20(void **state)
