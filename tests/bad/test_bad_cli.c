@@ -186,6 +186,24 @@ static void test_usage_errors(void **state)
     expect_cli(2, "unknown argument", NULL, "models --bogus");
 }
 
+/* regain bench: a short run of each kind works and prints what it measured;
+ * bad arguments are refused with the option named. */
+static void test_bench(void **state)
+{
+    (void)state;
+    expect_cli(0, "usage: regain bench", "--profile", "bench --help");
+    expect_cli(0, "\"tool\": \"regain\"", "\"work\": \"infer\"", "bench infer mbv2-tiny --steps 2 --warmup 0 --json");
+    expect_cli(0, "layer type", "depthwise 3x3", "bench train mbv2-tiny --batch 4 --steps 1 --warmup 0 --profile");
+    expect_cli(0, "kernels ref", NULL, "bench infer mbv2-tiny --steps 1 --warmup 0 --isa ref");
+    expect_cli(2, "train' or 'infer", NULL, "bench fly mbv2-tiny");
+    expect_cli(2, "needs train|infer and a MODEL", NULL, "bench train");
+    expect_cli(2, "--batch", "integer", "bench train mbv2-tiny --batch 0");
+    expect_cli(2, "--steps", "integer", "bench infer mbv2-tiny --steps x");
+    expect_cli(2, "--isa", "sse9", "bench infer mbv2-tiny --isa sse9");
+    expect_cli(2, "unknown option '--bogus'", NULL, "bench infer mbv2-tiny --bogus 1");
+    expect_cli(5, "nosuchnet", NULL, "bench infer nosuchnet");
+}
+
 /* ---- train: models, specs, configuration files ---------------------------------------------- */
 
 static void test_train_model_errors(void **state)
@@ -347,6 +365,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_help_and_models),
         cmocka_unit_test(test_usage_errors),
+        cmocka_unit_test(test_bench),
         cmocka_unit_test(test_train_model_errors),
         cmocka_unit_test(test_train_data_errors),
         cmocka_unit_test(test_bad_checkpoints),
