@@ -11,6 +11,7 @@
 
 static const char *help_text =
     "usage: regain bench train|infer MODEL [options]\n"
+    "       regain bench loader [--data NAME|DIR] [--batch N] [--workers N] [--seconds S]\n"
     "\n"
     "Times training steps (forward, loss, backward, SGD update) or inference\n"
     "passes of MODEL (a zoo name or a spec file) on random 28x28x1 inputs and\n"
@@ -26,7 +27,12 @@ static const char *help_text =
     "                 as many as keep a pass in about 1 MiB of cache)\n"
     "  --profile      time every layer; print per layer type its share of the\n"
     "                 step, GFLOP/s and share of the measured FMA peak\n"
-    "  --json         print one JSON line (the format bench/compare.py reads)\n";
+    "  --json         print one JSON line (the format bench/compare.py reads)\n"
+    "\n"
+    "'bench loader' times the data loader alone: shuffled training images with\n"
+    "random crop and flip, normalized, from --workers threads (default 2), for\n"
+    "--seconds (default 3), on --data (default fashion-mnist). Its images/s\n"
+    "must stay well above the training step's.\n";
 
 static int parse_int(const char *cmd, const char *key, const char *v, int32_t lo, int32_t *out)
 {
@@ -68,8 +74,32 @@ static void print_profile(const rg_bench_config *cfg, const rg_bench_result *r)
            flops / step_s / 1e9, 100.0 * flops / step_s / 1e9 / peak, total * 1e3, r->step_ms);
 }
 
+static int bench_loader(int argc, char **argv)
+{
+    const char *data = "fashion-mnist";
+    int32_t batch = 128, workers = 2, seconds = 3;
+    for (int i = 2; i < argc; i++) {
+        if (i + 1 >= argc) return cli_usage_error("bench", "%s needs a value", argv[i]);
+        const char *a = argv[i], *v = argv[++i];
+        int rc = 0;
+        if (!strcmp(a, "--data")) data = v;
+        else if (!strcmp(a, "--batch")) rc = parse_int("bench", a, v, 1, &batch);
+        else if (!strcmp(a, "--workers")) rc = parse_int("bench", a, v, 0, &workers);
+        else if (!strcmp(a, "--seconds")) rc = parse_int("bench", a, v, 1, &seconds);
+        else return cli_usage_error("bench", "unknown option '%s'", a);
+        if (rc) return rc;
+    }
+    double rate;
+    rg_error err = {0};
+    if (rg_bench_loader(data, batch, workers, seconds, &rate, &err)) return cli_fail(&err);
+    printf("loader %s, batch %d, %d worker%s, crop 2 + flip: %.0f images/s\n", data, batch, workers,
+           workers == 1 ? "" : "s", rate);
+    return EXIT_OK;
+}
+
 int cmd_bench(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "loader")) return bench_loader(argc, argv);
     rg_bench_config cfg = {.seed = 1, .batch = -1, .steps = -1, .warmup = -1};
     int json = 0, positional = 0;
     for (int i = 1; i < argc; i++) {
@@ -98,7 +128,7 @@ int cmd_bench(int argc, char **argv)
             if (rc) return rc;
         } else if (positional == 0) {
             if (strcmp(a, "train") && strcmp(a, "infer"))
-                return cli_usage_error("bench", "first argument must be 'train' or 'infer', not '%s'", a);
+                return cli_usage_error("bench", "first argument must be 'train', 'infer' or 'loader', not '%s'", a);
             cfg.train = !strcmp(a, "train");
             positional++;
         } else if (positional == 1) {

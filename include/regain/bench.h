@@ -55,6 +55,14 @@ typedef struct {
 rg_status rg_bench_run(const rg_bench_config *cfg, rg_bench_result *res, rg_error *err);
 void rg_bench_result_free(rg_bench_result *res);
 
+/* The loader alone (regain/loader.h): batches of `batch` training images of
+ * the data set `data` (a name or an IDX directory), shuffled, with random
+ * crop (pad 2) and flip, normalized, produced by `workers` threads, as fast
+ * as they come for `seconds`; images/s over the whole time. The training
+ * step must never wait for it: compare with rg_bench_run's images/s. */
+rg_status rg_bench_loader(const char *data, int32_t batch, int32_t workers, double seconds, double *images_per_s,
+                          rg_error *err);
+
 /* Peak fused multiply-add throughput of this machine with the kernels'
  * instruction set, in GFLOP/s, measured with `threads` threads (about 0.1 s). */
 double rg_bench_peak_gflops(int32_t threads);

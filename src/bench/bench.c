@@ -2,6 +2,7 @@
 #include "regain/bench.h"
 #include "regain/cpu.h"
 #include "regain/infer.h"
+#include "regain/loader.h"
 #include "regain/rng.h"
 #include "regain/train.h"
 #include "regain/trainer.h"
@@ -219,4 +220,33 @@ void rg_bench_result_free(rg_bench_result *res)
     free(res->kinds);
     res->kinds = NULL;
     res->n_kinds = 0;
+}
+
+rg_status rg_bench_loader(const char *data, int32_t batch, int32_t workers, double seconds, double *images_per_s,
+                          rg_error *err)
+{
+    *images_per_s = 0.0;
+    rg_dataset ds;
+    rg_status st = rg_dataset_load(data, "train", &ds, err);
+    if (st) return st;
+    rg_loader_config lc = {.batch = batch, .shuffle = 1, .drop_last = 1, .mean = 0.286f, .std = 0.353f,
+                           .aug = {.crop_pad = 2, .hflip = 1}, .augment = 1, .seed = 1, .workers = workers};
+    rg_loader *ld = NULL;
+    if ((st = rg_loader_create(&ds, &lc, &ld, err))) {
+        rg_dataset_free(&ds);
+        return st;
+    }
+    double t0 = now_s(), t = t0;
+    int64_t images = 0;
+    for (int32_t epoch = 0; t - t0 < seconds; epoch++) {
+        rg_loader_start_epoch(ld, epoch);
+        const float *x;
+        const int32_t *y;
+        int32_t count;
+        while ((t = now_s()) - t0 < seconds && rg_loader_next(ld, &x, &y, NULL, &count)) images += count;
+    }
+    *images_per_s = (double)images / (t - t0);
+    rg_loader_free(ld);
+    rg_dataset_free(&ds);
+    return RG_OK;
 }
