@@ -3,21 +3,24 @@
  *   x: (N, H, W, Cin)   w: (Cout, KH, KW, Cin/groups) "OHWI"   y: (N, Ho, Wo, Cout)
  *   y[n,oh,ow,co] = sum_{kh,kw,ci} x[n, oh*s-p+kh, ow*s-p+kw, g*Cg+ci] * w[co,kh,kw,ci]
  *
- * Three paths, chosen by shape:
- * - pointwise (1x1, stride 1, no padding, one group): one sgemm over
- *   (N*H*W, Cin) x (Cin, Cout), no copy at all;
- * - depthwise (groups = Cin = Cout): the kernel table's direct kernels, one
- *   image per call (kernels/kernels.h);
- * - everything else: im2col over a chunk of images, then one sgemm per group.
- *   The im2col row layout (kh, kw, ci) matches the OHWI weight layout, so the
- *   weight needs no transposition. Chunks bound the scratch size; weight
- *   gradients are accumulated chunk after chunk in a fixed order.
+ * Four paths, chosen by shape:
+ * - pointwise (1x1, stride 1, no padding, one group): one matrix product over
+ *   (N*H*W, Cin) x (Cin, Cout), no copy at all (here);
+ * - depthwise (groups = Cin = Cout): the kernel table's direct kernels
+ *   (ops/conv_depthwise.c);
+ * - dense stride 1: direct, an implicit GEMM over the padded input
+ *   (ops/conv_direct.c);
+ * - everything else (strided, grouped): im2col over a chunk of images, then
+ *   one sgemm per group (here). The im2col row layout (kh, kw, ci) matches
+ *   the OHWI weight layout, so the weight needs no transposition. Chunks
+ *   bound the scratch size; weight gradients are accumulated chunk after
+ *   chunk in a fixed order.
  * In an evaluation plan a convolution followed by batch norm (and relu/
- * relu6) runs as one, the batch norm folded into its weights (conv_output).
- * Matrix products go through kernels/gemm.h, whose results do not depend on
- * the number of threads.
+ * relu6) runs as one, the batch norm folded into its weights
+ * (rg_conv_output). Matrix products go through kernels/gemm.h or the kernel
+ * table, whose results do not depend on the number of threads.
  */
-#include "ops/op.h"
+#include "ops/conv.h"
 #include "kernels/gemm.h"
 #include "kernels/kernels.h"
 
@@ -29,20 +32,6 @@
 static int is_pointwise(const rg_conv_attr *a)
 {
     return a->kh == 1 && a->kw == 1 && a->stride == 1 && a->pad == 0 && a->groups == 1;
-}
-
-/* Dense stride-1 convolutions run direct (kernels' conv_forward), without a
- * column buffer; the input gradient is the same convolution of the padded
- * output gradient with the flipped weight, which needs pad <= k - 1. */
-static int is_direct(const rg_conv_attr *a)
-{
-    return a->groups == 1 && a->stride == 1 && a->kh * a->kw > 1 && a->pad <= a->kh - 1 && a->pad <= a->kw - 1;
-}
-
-static int is_depthwise(const rg_graph *g, const rg_node *n)
-{
-    int32_t cin = g->values[n->in[0]].shape.c;
-    return n->a.conv.groups == cin && n->a.conv.cout == cin && cin > 1;
 }
 
 /* Images per im2col chunk: as many as fit the column budget, at least one. */
@@ -58,148 +47,14 @@ static int32_t chunk_images(const rg_graph *g, const rg_node *n, int32_t batch)
     return (int32_t)k;
 }
 
-/* What a convolution's forward pass uses and writes. Alone: its weight and
- * bias, into its output. At the head of an evaluation chain (graph/fuse.c):
- * the batch norm's running statistics folded in,
- *     w' = w * scale,  b' = (b - mean) * scale + beta,  scale = gamma / sqrt(var + eps),
- * the chain's activation, and the chain's output. */
-typedef struct {
-    const float *w, *bias; /* bias may be NULL */
-    rg_act act;
-    float *y;
-} conv_out;
-
-/* ---- direct (dense, stride 1) -------------------------------------------------------- */
-
-#define WGRAD_GROUP 8 /* images summed into one weight-gradient partial */
-
-typedef struct {
-    rg_conv_geom fwd, bwd; /* forward; input gradient (padded output gradient in) */
-    int32_t n;
-    size_t xp, dyp, kc;    /* floats: padded input, padded output gradient (per image), weight */
-} direct_plan;
-
-static direct_plan direct_geometry(const rg_graph *g, const rg_node *n, int32_t batch)
-{
-    const rg_conv_attr *a = &n->a.conv;
-    rg_shape x = g->values[n->in[0]].shape, y = g->values[n->out].shape;
-    int32_t ph = a->kh - 1 - a->pad, pw = a->kw - 1 - a->pad; /* padding of the output gradient */
-    direct_plan d;
-    d.n = batch;
-    d.fwd = (rg_conv_geom){x.h + 2 * a->pad, x.w + 2 * a->pad, x.c, y.h, y.w, a->cout, a->kh, a->kw};
-    d.bwd = (rg_conv_geom){y.h + 2 * ph, y.w + 2 * pw, a->cout, x.h, x.w, x.c, a->kh, a->kw};
-    d.xp = (size_t)d.fwd.hp * d.fwd.wp * x.c;
-    d.dyp = (size_t)d.bwd.hp * d.bwd.wp * a->cout;
-    d.kc = (size_t)a->kh * a->kw * x.c * a->cout;
-    return d;
-}
-
-/* padded input | weight [kh][kw][ci][co] | padded output gradient | flipped
- * weight | weight-gradient partials */
-static size_t direct_scratch(const rg_graph *g, const rg_node *n, int32_t batch)
-{
-    direct_plan d = direct_geometry(g, n, batch);
-    size_t groups = (size_t)(batch + WGRAD_GROUP - 1) / WGRAD_GROUP;
-    return (size_t)batch * d.xp + d.kc + (size_t)batch * d.dyp + d.kc + groups * d.kc;
-}
-
-/* dst[n] = src[n] with `top` and `left` rows/columns of zeros before and
- * the rest of the padded size after, every image in parallel. */
-static void pad_images(const float *src, int32_t n, int32_t h, int32_t w, int32_t c, int32_t hp, int32_t wp,
-                       int32_t top, int32_t left, float *dst)
-{
-    int32_t right = wp - w - left, bottom = hp - h - top;
-#pragma omp parallel for schedule(static)
-    for (int32_t i = 0; i < n; i++) {
-        float *d = dst + (size_t)i * hp * wp * c;
-        const float *s = src + (size_t)i * h * w * c;
-        /* zeros only where the image is not: whole rows above and below,
-         * the columns left and right of each row */
-        memset(d, 0, (size_t)top * wp * c * sizeof(float));
-        memset(d + (size_t)(top + h) * wp * c, 0, (size_t)bottom * wp * c * sizeof(float));
-        for (int32_t r = 0; r < h; r++) {
-            float *row = d + (size_t)(r + top) * wp * c;
-            memset(row, 0, (size_t)left * c * sizeof(float));
-            memcpy(row + (size_t)left * c, s + (size_t)r * w * c, (size_t)w * c * sizeof(float));
-            memset(row + (size_t)(left + w) * c, 0, (size_t)right * c * sizeof(float));
-        }
-    }
-}
-
-static void direct_forward(const rg_op_call *call, const conv_out *o)
-{
-    const rg_conv_attr *a = &call->node->a.conv;
-    const rg_kernel_table *k = rg_kernels();
-    rg_shape xs = rg_in_shape(call, 0), ys = rg_out_shape(call);
-    direct_plan d = direct_geometry(call->g, call->node, call->g->planned_batch);
-    float *xp = call->scratch, *wt = xp + (size_t)d.n * d.xp;
-    int32_t K = a->kh * a->kw * xs.c;
-    /* OHWI [co][kh][kw][ci] -> [kh][kw][ci][co] */
-    for (int32_t co = 0; co < a->cout; co++)
-        for (int32_t t = 0; t < K; t++) wt[(size_t)t * a->cout + co] = o->w[(size_t)co * K + t];
-    pad_images(rg_in(call, 0), xs.n, xs.h, xs.w, xs.c, d.fwd.hp, d.fwd.wp, a->pad, a->pad, xp);
-    size_t yi = (size_t)ys.h * ys.w * ys.c;
-#pragma omp parallel for schedule(static)
-    for (int32_t i = 0; i < xs.n; i++) k->conv_forward(&d.fwd, xp + i * d.xp, wt, o->y + i * yi, 0, o->bias, o->act);
-}
-
-static void direct_backward(const rg_op_call *call)
-{
-    const rg_conv_attr *a = &call->node->a.conv;
-    const rg_kernel_table *k = rg_kernels();
-    rg_shape xs = rg_in_shape(call, 0), ys = rg_out_shape(call);
-    direct_plan d = direct_geometry(call->g, call->node, call->g->planned_batch);
-    float *xp = call->scratch, *dyp = xp + (size_t)d.n * d.xp + d.kc, *wf = dyp + (size_t)d.n * d.dyp,
-          *part = wf + d.kc;
-    const float *w = rg_param_data(call, 0), *dy = rg_dout(call);
-    float *dx = rg_din(call, 0), *dw = rg_param_grad(call, 0);
-    int32_t K = a->kh * a->kw * xs.c, N = xs.n, KK = a->kh * a->kw;
-    size_t xi = (size_t)xs.h * xs.w * xs.c, yi = (size_t)ys.h * ys.w * ys.c;
-
-    /* weight gradient: per group of images, then the groups in order */
-    pad_images(rg_in(call, 0), N, xs.h, xs.w, xs.c, d.fwd.hp, d.fwd.wp, a->pad, a->pad, xp);
-    int32_t groups = (N + WGRAD_GROUP - 1) / WGRAD_GROUP;
-#pragma omp parallel for schedule(static)
-    for (int32_t gi = 0; gi < groups; gi++) {
-        float *pg = part + (size_t)gi * d.kc;
-        memset(pg, 0, d.kc * sizeof(float));
-        for (int32_t i = gi * WGRAD_GROUP; i < N && i < (gi + 1) * WGRAD_GROUP; i++)
-            k->conv_weight_grad(&d.fwd, xp + i * d.xp, dy + i * yi, pg);
-    }
-    /* group 0 collects the others in order (contiguous rows), then the
-     * sum goes back to the OHWI layout */
-#pragma omp parallel for schedule(static)
-    for (int32_t t = 0; t < K; t++) {
-        float *row = part + (size_t)t * a->cout;
-        for (int32_t gi = 1; gi < groups; gi++) {
-            const float *other = part + (size_t)gi * d.kc + (size_t)t * a->cout;
-            for (int32_t co = 0; co < a->cout; co++) row[co] += other[co];
-        }
-        for (int32_t co = 0; co < a->cout; co++) dw[(size_t)co * K + t] += row[co];
-    }
-    if (!dx) return;
-    /* input gradient: the padded output gradient convolved with the flipped
-     * weight, wf[kh'][kw'][co][ci] = w[co][kh-1-kh'][kw-1-kw'][ci] */
-    for (int32_t co = 0; co < a->cout; co++)
-        for (int32_t t = 0; t < KK; t++) {
-            int32_t kh = t / a->kw, kw = t % a->kw, f = (a->kh - 1 - kh) * a->kw + (a->kw - 1 - kw);
-            for (int32_t ci = 0; ci < xs.c; ci++)
-                wf[((size_t)f * a->cout + co) * xs.c + ci] = w[((size_t)co * KK + t) * xs.c + ci];
-        }
-    pad_images(dy, N, ys.h, ys.w, ys.c, d.bwd.hp, d.bwd.wp, a->kh - 1 - a->pad, a->kw - 1 - a->pad, dyp);
-    int accumulate = !rg_din_fresh(call, 0);
-#pragma omp parallel for schedule(static)
-    for (int32_t i = 0; i < N; i++) k->conv_forward(&d.bwd, dyp + i * d.dyp, wf, dx + i * xi, accumulate, NULL, RG_ACT_NONE);
-}
-
 static size_t conv_scratch_base(const rg_graph *g, const rg_node *n, int32_t batch)
 {
     const rg_conv_attr *a = &n->a.conv;
     rg_shape y = g->values[n->out].shape;
     int32_t cin = g->values[n->in[0]].shape.c;
     if (is_pointwise(a)) return rg_gemm_tn_acc_scratch(a->cout, cin, batch * y.h * y.w);
-    if (is_direct(a) && !is_depthwise(g, n)) return direct_scratch(g, n, batch);
-    if (is_depthwise(g, n)) {
+    if (rg_conv_is_direct(a) && !rg_conv_is_depthwise(g, n)) return rg_conv_direct_scratch(g, n, batch);
+    if (rg_conv_is_depthwise(g, n)) {
         /* transposed weight (KH*KW*C) + per-image weight-gradient partials */
         size_t kc = (size_t)a->kh * a->kw * a->cout;
         return kc + (size_t)batch * kc;
@@ -282,7 +137,7 @@ static void col2im(const float *dcol, rg_shape xs, int32_t nimg, int32_t c0, int
     }
 }
 
-/* ---- bias ------------------------------------------------------------------------ */
+/* ---- batch norm folded into the weights ----------------------------------------- */
 
 
 size_t rg_conv_folded_floats(const rg_graph *g, const rg_node *n)
@@ -316,7 +171,7 @@ void rg_conv_fold(const rg_graph *g, const rg_node *n, float *folded)
         for (int32_t ci = 0; ci < cin; ci++) wt[(size_t)ci * cout + co] = wf[(size_t)co * cin + ci];
 }
 
-static conv_out conv_output(const rg_op_call *call)
+conv_out rg_conv_output(const rg_op_call *call)
 {
     rg_graph *g = call->g;
     const rg_node *n = call->node;
@@ -338,7 +193,7 @@ static conv_out conv_output(const rg_op_call *call)
 }
 
 /* db[k] += sum_r dy[r, k], rows summed in order for determinism. */
-static void bias_grad(const float *dy, size_t rows, int32_t c, float *db)
+void rg_conv_bias_grad(const float *dy, size_t rows, int32_t c, float *db)
 {
 #pragma omp parallel for schedule(static)
     for (int32_t k = 0; k < c; k++) {
@@ -346,65 +201,6 @@ static void bias_grad(const float *dy, size_t rows, int32_t c, float *db)
         for (size_t r = 0; r < rows; r++) s += dy[r * c + k];
         db[k] += (float)s;
     }
-}
-
-/* ---- depthwise -------------------------------------------------------------------- */
-
-/* wt[(kh, kw), c] = w[c, kh, kw]: channels innermost, as the kernels want. */
-static void transpose_dw_weight(const float *w, int32_t c, int32_t kk, float *wt)
-{
-    for (int32_t ch = 0; ch < c; ch++)
-        for (int32_t k = 0; k < kk; k++) wt[(size_t)k * c + ch] = w[(size_t)ch * kk + k];
-}
-
-static rg_dw_geom dw_geom(const rg_op_call *call)
-{
-    const rg_conv_attr *a = &call->node->a.conv;
-    rg_shape xs = rg_in_shape(call, 0), ys = rg_out_shape(call);
-    return (rg_dw_geom){xs.h, xs.w, xs.c, ys.h, ys.w, a->kh, a->kw, a->stride, a->pad};
-}
-
-/* One image per kernel call, images in parallel. */
-static void dw_forward(const rg_op_call *call)
-{
-    const rg_kernel_table *k = rg_kernels();
-    rg_dw_geom geo = dw_geom(call);
-    int32_t N = call->g->batch;
-    size_t xi = (size_t)geo.h * geo.w * geo.c, yi = (size_t)geo.ho * geo.wo * geo.c;
-    const float *x = rg_in(call, 0);
-    conv_out o = conv_output(call);
-    float *wt = call->scratch;
-    transpose_dw_weight(o.w, geo.c, geo.kh * geo.kw, wt);
-#pragma omp parallel for schedule(static)
-    for (int32_t n = 0; n < N; n++) k->dw_forward(&geo, x + n * xi, wt, o.bias, o.act, o.y + n * yi);
-}
-
-static void dw_backward(const rg_op_call *call)
-{
-    const rg_kernel_table *k = rg_kernels();
-    rg_dw_geom geo = dw_geom(call);
-    int32_t N = call->g->batch, C = geo.c, KK = geo.kh * geo.kw;
-    size_t xi = (size_t)geo.h * geo.w * C, yi = (size_t)geo.ho * geo.wo * C, kc = (size_t)KK * C;
-    const float *x = rg_in(call, 0), *dy = rg_dout(call);
-    float *dx = rg_din(call, 0), *wt = call->scratch, *part = call->scratch + kc;
-    transpose_dw_weight(rg_param_data(call, 0), C, KK, wt);
-    int store = dx && rg_din_fresh(call, 0);
-    /* Per image: input gradient and this image's share of the weight gradient. */
-#pragma omp parallel for schedule(static)
-    for (int32_t n = 0; n < N; n++) {
-        if (dx) k->dw_backward_data(&geo, dy + n * yi, wt, dx + n * xi, store);
-        k->dw_backward_weight(&geo, dy + n * yi, x + n * xi, part + n * kc);
-    }
-    /* Reduce the per-image partials in image order (thread-count independent). */
-    float *dw = rg_param_grad(call, 0);
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < kc; i++) {
-        float s = 0.0f;
-        for (int32_t n = 0; n < N; n++) s += part[(size_t)n * kc + i];
-        int32_t ch = (int32_t)(i % (size_t)C), kk = (int32_t)(i / (size_t)C);
-        dw[(size_t)ch * KK + kk] += s;
-    }
-    if (call->node->param[1] >= 0) bias_grad(dy, (size_t)N * geo.ho * geo.wo, C, rg_param_grad(call, 1));
 }
 
 /* ---- pointwise ------------------------------------------------------------------------ */
@@ -431,16 +227,16 @@ static void conv_forward(const rg_op_call *call)
 {
     const rg_node *n = call->node;
     const rg_conv_attr *a = &n->a.conv;
-    if (is_depthwise(call->g, n)) {
-        dw_forward(call);
+    if (rg_conv_is_depthwise(call->g, n)) {
+        rg_conv_dw_forward(call);
         return;
     }
     rg_shape xs = rg_in_shape(call, 0), ys = rg_out_shape(call);
     const float *x = rg_in(call, 0);
-    conv_out o = conv_output(call);
+    conv_out o = rg_conv_output(call);
     int epilogue = o.bias || o.act != RG_ACT_NONE;
-    if (is_direct(a)) {
-        direct_forward(call, &o);
+    if (rg_conv_is_direct(a)) {
+        rg_conv_direct_forward(call, &o);
         return;
     }
     if (is_pointwise(a)) {
@@ -486,15 +282,15 @@ static void conv_backward(const rg_op_call *call)
 {
     const rg_node *n = call->node;
     const rg_conv_attr *a = &n->a.conv;
-    if (is_depthwise(call->g, n)) {
-        dw_backward(call);
+    if (rg_conv_is_depthwise(call->g, n)) {
+        rg_conv_dw_backward(call);
         return;
     }
     rg_shape xs = rg_in_shape(call, 0), ys = rg_out_shape(call);
     const float *x = rg_in(call, 0), *w = rg_param_data(call, 0), *dy = rg_dout(call);
     float *dx = rg_din(call, 0), *dw = rg_param_grad(call, 0);
-    if (is_direct(a)) {
-        direct_backward(call);
+    if (rg_conv_is_direct(a)) {
+        rg_conv_direct_backward(call);
     } else if (is_pointwise(a)) {
         int32_t rows = ys.n * ys.h * ys.w;
         /* dW[Cout, Cin] += dY^T X ; dX[rows, Cin] += dY W */
@@ -522,7 +318,7 @@ static void conv_backward(const rg_op_call *call)
             }
         }
     }
-    if (n->param[1] >= 0) bias_grad(dy, (size_t)ys.n * ys.h * ys.w, ys.c, rg_param_grad(call, 1));
+    if (n->param[1] >= 0) rg_conv_bias_grad(dy, (size_t)ys.n * ys.h * ys.w, ys.c, rg_param_grad(call, 1));
 }
 
 const rg_op_def rg_op_conv = {"conv", conv_forward, conv_backward, conv_scratch, NULL, conv_macs, 1};

@@ -1,0 +1,49 @@
+/* The convolution op's parts (ops/conv.c dispatches; conv_direct.c and
+ * conv_depthwise.c hold the two direct paths). */
+#ifndef REGAIN_OPS_CONV_H
+#define REGAIN_OPS_CONV_H
+
+#include "ops/op.h"
+
+/* What a convolution's forward pass uses and writes. Alone: its weight and
+ * bias, into its output. At the head of an evaluation chain (graph/fuse.c):
+ * the batch norm's running statistics folded in,
+ *     w' = w * scale,  b' = (b - mean) * scale + beta,  scale = gamma / sqrt(var + eps),
+ * the chain's activation, and the chain's output. */
+typedef struct {
+    const float *w, *bias; /* bias may be NULL */
+    rg_act act;
+    float *y;
+} conv_out;
+
+/* The weight, bias, activation and output of this call (folding the batch
+ * norm of an evaluation chain in, ops/conv.c). */
+conv_out rg_conv_output(const rg_op_call *call);
+/* db[k] += sum over rows of dy[r, k], rows in order. */
+void rg_conv_bias_grad(const float *dy, size_t rows, int32_t c, float *db);
+
+/* Dense stride-1 convolutions run direct (kernels' conv_forward), without a
+ * column buffer; the input gradient is the same convolution of the padded
+ * output gradient with the flipped weight, which needs pad <= k - 1. */
+static inline int rg_conv_is_direct(const rg_conv_attr *a)
+{
+    return a->groups == 1 && a->stride == 1 && a->kh * a->kw > 1 && a->pad <= a->kh - 1 && a->pad <= a->kw - 1;
+}
+
+/* Depthwise: one filter per channel. */
+static inline int rg_conv_is_depthwise(const rg_graph *g, const rg_node *n)
+{
+    int32_t cin = g->values[n->in[0]].shape.c;
+    return n->a.conv.groups == cin && n->a.conv.cout == cin && cin > 1;
+}
+
+/* Direct dense stride-1 convolution (ops/conv_direct.c). */
+size_t rg_conv_direct_scratch(const rg_graph *g, const rg_node *n, int32_t batch);
+void rg_conv_direct_forward(const rg_op_call *call, const conv_out *o);
+void rg_conv_direct_backward(const rg_op_call *call);
+
+/* Depthwise convolution (ops/conv_depthwise.c). */
+void rg_conv_dw_forward(const rg_op_call *call);
+void rg_conv_dw_backward(const rg_op_call *call);
+
+#endif

@@ -1,0 +1,64 @@
+/* Depthwise convolutions: the kernel table's direct kernels
+ * (kernels/dwconv.inc), one image per call, images in parallel; the weight
+ * gradient is summed per image and then over images in order. */
+#include "ops/conv.h"
+
+#include <string.h>
+
+/* wt[(kh, kw), c] = w[c, kh, kw]: channels innermost, as the kernels want. */
+static void transpose_dw_weight(const float *w, int32_t c, int32_t kk, float *wt)
+{
+    for (int32_t ch = 0; ch < c; ch++)
+        for (int32_t k = 0; k < kk; k++) wt[(size_t)k * c + ch] = w[(size_t)ch * kk + k];
+}
+
+static rg_dw_geom dw_geom(const rg_op_call *call)
+{
+    const rg_conv_attr *a = &call->node->a.conv;
+    rg_shape xs = rg_in_shape(call, 0), ys = rg_out_shape(call);
+    return (rg_dw_geom){xs.h, xs.w, xs.c, ys.h, ys.w, a->kh, a->kw, a->stride, a->pad};
+}
+
+/* One image per kernel call, images in parallel. */
+void rg_conv_dw_forward(const rg_op_call *call)
+{
+    const rg_kernel_table *k = rg_kernels();
+    rg_dw_geom geo = dw_geom(call);
+    int32_t N = call->g->batch;
+    size_t xi = (size_t)geo.h * geo.w * geo.c, yi = (size_t)geo.ho * geo.wo * geo.c;
+    const float *x = rg_in(call, 0);
+    conv_out o = rg_conv_output(call);
+    float *wt = call->scratch;
+    transpose_dw_weight(o.w, geo.c, geo.kh * geo.kw, wt);
+#pragma omp parallel for schedule(static)
+    for (int32_t n = 0; n < N; n++) k->dw_forward(&geo, x + n * xi, wt, o.bias, o.act, o.y + n * yi);
+}
+
+void rg_conv_dw_backward(const rg_op_call *call)
+{
+    const rg_kernel_table *k = rg_kernels();
+    rg_dw_geom geo = dw_geom(call);
+    int32_t N = call->g->batch, C = geo.c, KK = geo.kh * geo.kw;
+    size_t xi = (size_t)geo.h * geo.w * C, yi = (size_t)geo.ho * geo.wo * C, kc = (size_t)KK * C;
+    const float *x = rg_in(call, 0), *dy = rg_dout(call);
+    float *dx = rg_din(call, 0), *wt = call->scratch, *part = call->scratch + kc;
+    transpose_dw_weight(rg_param_data(call, 0), C, KK, wt);
+    int store = dx && rg_din_fresh(call, 0);
+    /* Per image: input gradient and this image's share of the weight gradient. */
+#pragma omp parallel for schedule(static)
+    for (int32_t n = 0; n < N; n++) {
+        if (dx) k->dw_backward_data(&geo, dy + n * yi, wt, dx + n * xi, store);
+        k->dw_backward_weight(&geo, dy + n * yi, x + n * xi, part + n * kc);
+    }
+    /* Reduce the per-image partials in image order (thread-count independent). */
+    float *dw = rg_param_grad(call, 0);
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < kc; i++) {
+        float s = 0.0f;
+        for (int32_t n = 0; n < N; n++) s += part[(size_t)n * kc + i];
+        int32_t ch = (int32_t)(i % (size_t)C), kk = (int32_t)(i / (size_t)C);
+        dw[(size_t)ch * KK + kk] += s;
+    }
+    if (call->node->param[1] >= 0) rg_conv_bias_grad(dy, (size_t)N * geo.ho * geo.wo, C, rg_param_grad(call, 1));
+}
+
