@@ -86,18 +86,22 @@ rg_status rg_graph_fold(rg_graph *g, rg_error *err)
     size_t total = 0;
     size_t *at = rg_calloc((size_t)g->n_nodes, sizeof *at, err);
     if (!at) return RG_ERR_NOMEM;
-    for (int32_t i = 0; i < g->n_nodes; i++)
-        if (g->nodes[i].op == RG_OP_CONV && g->nodes[i].fuse_next) {
+    for (int32_t i = 0; i < g->n_nodes; i++) {
+        const rg_op_def *d = rg_op_def_get(g->nodes[i].op);
+        if (d->fold && g->nodes[i].fuse_next) {
             at[i] = total;
-            total += rg_conv_folded_floats(g, &g->nodes[i]);
+            total += d->folded_floats(g, &g->nodes[i]);
         }
+    }
     float *folded = rg_malloc((total + 1) * sizeof *folded, err);
     if (!folded) {
         free(at);
         return RG_ERR_NOMEM;
     }
-    for (int32_t i = 0; i < g->n_nodes; i++)
-        if (g->nodes[i].op == RG_OP_CONV && g->nodes[i].fuse_next) rg_conv_fold(g, &g->nodes[i], folded + at[i]);
+    for (int32_t i = 0; i < g->n_nodes; i++) {
+        const rg_op_def *d = rg_op_def_get(g->nodes[i].op);
+        if (d->fold && g->nodes[i].fuse_next) d->fold(g, &g->nodes[i], folded + at[i]);
+    }
     g->folded = folded;
     g->folded_at = at;
     return RG_OK;

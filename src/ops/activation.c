@@ -60,9 +60,11 @@ static void act_backward(const rg_op_call *c)
     }
 }
 
-const rg_op_def rg_op_relu = {"relu", act_forward, act_backward, NULL, NULL, NULL, 1};
-const rg_op_def rg_op_relu6 = {"relu6", act_forward, act_backward, NULL, NULL, NULL, 1};
-const rg_op_def rg_op_hswish = {"hswish", act_forward, act_backward, NULL, NULL, NULL, 1};
+const rg_op_def rg_op_relu = {.name = "relu", .forward = act_forward, .backward = act_backward, .stores_fresh_din = 1};
+const rg_op_def rg_op_relu6 = {.name = "relu6", .forward = act_forward, .backward = act_backward,
+                               .stores_fresh_din = 1};
+const rg_op_def rg_op_hswish = {.name = "hswish", .forward = act_forward, .backward = act_backward,
+                                .stores_fresh_din = 1};
 
 static void sigmoid_forward(const rg_op_call *c)
 {
@@ -83,4 +85,4 @@ static void sigmoid_backward(const rg_op_call *c)
     for (size_t i = 0; i < count; i++) dx[i] += dy[i] * y[i] * (1.0f - y[i]);
 }
 
-const rg_op_def rg_op_sigmoid = {"sigmoid", sigmoid_forward, sigmoid_backward, NULL, NULL, NULL, 0};
+const rg_op_def rg_op_sigmoid = {.name = "sigmoid", .forward = sigmoid_forward, .backward = sigmoid_backward};

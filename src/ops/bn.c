@@ -205,4 +205,5 @@ static void bn_backward(const rg_op_call *call)
     }
 }
 
-const rg_op_def rg_op_bn = {"bn", bn_forward, bn_backward, bn_scratch, bn_saved, NULL, 1};
+const rg_op_def rg_op_bn = {.name = "bn", .forward = bn_forward, .backward = bn_backward,
+                            .scratch_floats = bn_scratch, .saved_floats = bn_saved, .stores_fresh_din = 1};

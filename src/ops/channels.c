@@ -84,6 +84,6 @@ static void shuffle_backward(const rg_op_call *c)
             for (int32_t j = 0; j < k; j++) dx[r * C + i * k + j] += dy[r * C + j * g + i];
 }
 
-const rg_op_def rg_op_concat = {"concat", concat_forward, concat_backward, NULL, NULL, NULL, 0};
-const rg_op_def rg_op_slice = {"slice", slice_forward, slice_backward, NULL, NULL, NULL, 0};
-const rg_op_def rg_op_shuffle = {"shuffle", shuffle_forward, shuffle_backward, NULL, NULL, NULL, 0};
+const rg_op_def rg_op_concat = {.name = "concat", .forward = concat_forward, .backward = concat_backward};
+const rg_op_def rg_op_slice = {.name = "slice", .forward = slice_forward, .backward = slice_backward};
+const rg_op_def rg_op_shuffle = {.name = "shuffle", .forward = shuffle_forward, .backward = shuffle_backward};

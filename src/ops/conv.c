@@ -321,4 +321,6 @@ static void conv_backward(const rg_op_call *call)
     if (n->param[1] >= 0) rg_conv_bias_grad(dy, (size_t)ys.n * ys.h * ys.w, ys.c, rg_param_grad(call, 1));
 }
 
-const rg_op_def rg_op_conv = {"conv", conv_forward, conv_backward, conv_scratch, NULL, conv_macs, 1};
+const rg_op_def rg_op_conv = {.name = "conv", .forward = conv_forward, .backward = conv_backward,
+                              .scratch_floats = conv_scratch, .macs = conv_macs, .stores_fresh_din = 1,
+                              .folded_floats = rg_conv_folded_floats, .fold = rg_conv_fold};

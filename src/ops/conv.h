@@ -19,6 +19,11 @@ typedef struct {
 /* The weight, bias, activation and output of this call (folding the batch
  * norm of an evaluation chain in, ops/conv.c). */
 conv_out rg_conv_output(const rg_op_call *call);
+/* The convolution with the batch norm of its evaluation chain folded in:
+ * rg_conv_folded_floats floats, the weight, then the bias (and for a
+ * pointwise convolution the weight again, transposed). */
+size_t rg_conv_folded_floats(const rg_graph *g, const rg_node *n);
+void rg_conv_fold(const rg_graph *g, const rg_node *n, float *folded);
 /* db[k] += sum over rows of dy[r, k], rows in order. */
 void rg_conv_bias_grad(const float *dy, size_t rows, int32_t c, float *db);
 

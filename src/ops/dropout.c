@@ -38,4 +38,4 @@ static void apply(const rg_op_call *c, const float *src, float *dst, int accumul
 static void dropout_forward(const rg_op_call *c) { apply(c, rg_in(c, 0), rg_out(c), 0); }
 static void dropout_backward(const rg_op_call *c) { apply(c, rg_dout(c), rg_din(c, 0), 1); }
 
-const rg_op_def rg_op_dropout = {"dropout", dropout_forward, dropout_backward, NULL, NULL, NULL, 0};
+const rg_op_def rg_op_dropout = {.name = "dropout", .forward = dropout_forward, .backward = dropout_backward};

@@ -88,5 +88,5 @@ static void mul_backward(const rg_op_call *c)
     }
 }
 
-const rg_op_def rg_op_add = {"add", add_forward, add_backward, NULL, NULL, NULL, 1};
-const rg_op_def rg_op_mul = {"mul", mul_forward, mul_backward, NULL, NULL, NULL, 0};
+const rg_op_def rg_op_add = {.name = "add", .forward = add_forward, .backward = add_backward, .stores_fresh_din = 1};
+const rg_op_def rg_op_mul = {.name = "mul", .forward = mul_forward, .backward = mul_backward};

@@ -44,4 +44,5 @@ static void linear_backward(const rg_op_call *c)
     }
 }
 
-const rg_op_def rg_op_linear = {"linear", linear_forward, linear_backward, linear_scratch, NULL, linear_macs, 1};
+const rg_op_def rg_op_linear = {.name = "linear", .forward = linear_forward, .backward = linear_backward,
+                                .scratch_floats = linear_scratch, .macs = linear_macs, .stores_fresh_din = 1};

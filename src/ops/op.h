@@ -43,6 +43,10 @@ typedef struct {
      * (rg_din_fresh) instead of adding to it, so the graph need not zero it
      * first: a write and a read of the whole gradient saved. */
     int stores_fresh_din;
+    /* For ops that head an evaluation chain (graph/fuse.c): floats of their
+     * weights with the chain folded in, and the folding (NULL: none). */
+    size_t (*folded_floats)(const rg_graph *g, const rg_node *n);
+    void (*fold)(const rg_graph *g, const rg_node *n, float *folded);
 } rg_op_def;
 
 const rg_op_def *rg_op_def_get(rg_op_type op);
@@ -86,11 +90,6 @@ static inline rg_act rg_fused_act(const rg_graph *g, const rg_node *bn)
     if (!bn->fuse_next) return RG_ACT_NONE;
     return g->nodes[bn->fuse_next].op == RG_OP_RELU6 ? RG_ACT_RELU6 : RG_ACT_RELU;
 }
-
-/* Convolution n with the batch norm of its evaluation chain folded in
- * (ops/conv.c): rg_conv_folded_floats floats, the weight then the bias. */
-size_t rg_conv_folded_floats(const rg_graph *g, const rg_node *n);
-void rg_conv_fold(const rg_graph *g, const rg_node *n, float *folded);
 
 /* Op entry points, one file each under src/ops/. */
 extern const rg_op_def rg_op_conv, rg_op_bn, rg_op_relu, rg_op_relu6, rg_op_hswish,

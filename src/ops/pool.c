@@ -148,6 +148,6 @@ static void gap_backward(const rg_op_call *c)
         }
 }
 
-const rg_op_def rg_op_maxpool = {"maxpool", maxpool_forward, maxpool_backward, NULL, NULL, NULL, 0};
-const rg_op_def rg_op_avgpool = {"avgpool", avgpool_forward, avgpool_backward, NULL, NULL, NULL, 0};
-const rg_op_def rg_op_gap = {"gap", gap_forward, gap_backward, NULL, NULL, NULL, 0};
+const rg_op_def rg_op_maxpool = {.name = "maxpool", .forward = maxpool_forward, .backward = maxpool_backward};
+const rg_op_def rg_op_avgpool = {.name = "avgpool", .forward = avgpool_forward, .backward = avgpool_backward};
+const rg_op_def rg_op_gap = {.name = "gap", .forward = gap_forward, .backward = gap_backward};

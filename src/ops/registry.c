@@ -3,7 +3,7 @@
 
 #include <stddef.h>
 
-static const rg_op_def rg_op_input = {"input", NULL, NULL, NULL, NULL, NULL, 0};
+static const rg_op_def rg_op_input = {.name = "input"};
 
 const rg_op_def *rg_op_def_get(rg_op_type op)
 {
