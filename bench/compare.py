@@ -48,11 +48,10 @@ TOOLS = ("regain", "pytorch", "onnxruntime")
 TOOL_NAMES = {"regain": "regain", "pytorch": "PyTorch", "onnxruntime": "ONNX Runtime"}
 MALLOC_TUNABLES = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=4294967295"
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-# The default regain command line. regain's --steps is its number of timed
-# steps (it times them one by one), so it gets as many as a peer times in
-# all its windows, and the same warm-up.
+# The default regain command line: the same timed windows of the same number
+# of steps as the peers (the median of windows), and the same warm-up.
 REGAIN_ARGS = ("bench {work} {model} --batch {batch} --threads {threads} "
-               "--steps {total_steps} --warmup {warmup} --json")
+               "--steps {windows} --window {steps} --warmup {warmup} --json")
 
 # The table: (work, model, batch, threads, steps per window). Steps
 # per window are sized so that one window of the slowest tool lasts about a

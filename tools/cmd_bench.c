@@ -20,7 +20,8 @@ static const char *help_text =
     "\n"
     "  --batch N      images per step (default 128 for train, 1 for infer)\n"
     "  --threads N    compute threads (default: all cores)\n"
-    "  --steps N      timed steps (default 20 for train, 200 for infer)\n"
+    "  --steps N      timed windows (default 20 for train, 200 for infer)\n"
+    "  --window N     steps per timed window (default 1: every step timed alone)\n"
     "  --warmup N     untimed steps first (default 3 for train, 20 for infer)\n"
     "  --isa NAME     ref, avx2 or avx512: use at most these kernels\n"
     "  --micro-batch N  inference: images each thread runs at a time (default:\n"
@@ -118,6 +119,7 @@ int cmd_bench(int argc, char **argv)
             else if (!strcmp(a, "--threads")) rc = parse_int("bench", a, v, 0, &cfg.threads);
             else if (!strcmp(a, "--steps")) rc = parse_int("bench", a, v, 1, &cfg.steps);
             else if (!strcmp(a, "--warmup")) rc = parse_int("bench", a, v, 0, &cfg.warmup);
+            else if (!strcmp(a, "--window")) rc = parse_int("bench", a, v, 1, &cfg.window);
             else if (!strcmp(a, "--micro-batch")) rc = parse_int("bench", a, v, 1, &cfg.micro_batch);
             else if (!strcmp(a, "--isa")) {
                 int isa = rg_isa_parse(v);
@@ -156,7 +158,8 @@ int cmd_bench(int argc, char **argv)
     } else {
         printf("%s %s, batch %d, %d thread%s, kernels %s, %s\n", work, cfg.model, cfg.batch, cfg.threads,
                cfg.threads == 1 ? "" : "s", rg_isa_name(rg_cpu_isa()), rg_cpu_description());
-        printf("  images/s   %.1f (median of %d steps; min %.1f, max %.1f)\n", r.images_per_s, r.steps,
+        printf("  images/s   %.1f (median of %d %s; min %.1f, max %.1f)\n", r.images_per_s, r.steps,
+               cfg.window > 1 ? "windows" : "steps",
                r.images_per_s_min, r.images_per_s_max);
         printf("  step       %.3f ms\n", r.step_ms);
         printf("  arena      %.1f MiB planned\n", (double)r.arena_bytes / (1 << 20));

@@ -1,10 +1,11 @@
 /* regain — speed and memory benchmarks of a model (regain bench).
  *
  * A benchmark builds the model, plans it for the batch, runs warm-up steps
- * and then times `steps` steps one by one on random inputs: a training step
- * is forward, softmax cross-entropy, backward and an SGD update; an
- * inference step is one eval-mode forward pass. Throughput and latency are
- * medians over the timed steps, so a noisy neighbour moves them little.
+ * and then times `steps` windows of `window` steps each on random inputs: a
+ * training step is forward, softmax cross-entropy, backward and an SGD
+ * update; an inference step is one eval-mode forward pass. Throughput and
+ * latency are medians over the windows, so a noisy neighbour moves them
+ * little.
  *
  * With profile set, every node's forward and backward time is recorded and
  * summed per layer type, with the arithmetic each did, so the report can say
@@ -22,7 +23,8 @@ typedef struct {
     const char *model;      /* zoo name or spec path */
     int train;              /* 1: training step, 0: inference */
     int32_t batch, threads; /* threads 0 = all cores */
-    int32_t steps, warmup;  /* timed steps, untimed steps before them */
+    int32_t steps, warmup;  /* timed windows, untimed steps before them */
+    int32_t window;         /* steps per timed window (0 or 1: each step timed alone) */
     int profile;
     int32_t micro_batch;    /* inference: images per thread at a time (0 = chosen by the session) */
     uint64_t seed;

@@ -138,21 +138,26 @@ rg_status rg_bench_run(const rg_bench_config *cfg, rg_bench_result *res, rg_erro
     if (cfg->train) memcpy(rg_graph_input(g), images, (size_t)cfg->batch * per_image * sizeof(float));
 
     rg_exec ctx = {.training = 1, .seed = cfg->seed};
+    int32_t window = cfg->window > 1 ? cfg->window : 1;
     double loop_s = 0.0;
+    uint64_t step = 0;
     for (int32_t s = -cfg->warmup; s < cfg->steps; s++) {
         if (s == 0) g->profile_s = profile;
         double t0 = now_s();
-        if (cfg->train) {
-            ctx.step = (uint64_t)(s + cfg->warmup);
-            rg_graph_forward(g, &ctx);
-            rg_xent_forward_backward(rg_graph_output(g), labels, cfg->batch, 10, 0.0f, dlogits, NULL);
-            memcpy(rg_graph_output_grad(g), dlogits, (size_t)cfg->batch * 10 * sizeof(float));
-            rg_graph_backward(g, &ctx);
-            rg_optim_step(&opt, g, 0.01f);
-        } else {
-            rg_infer_run(session, images, cfg->batch, logits);
+        /* warm-up is counted in steps, the timed part in windows of steps */
+        for (int32_t k = 0; k < (s < 0 ? 1 : window); k++, step++) {
+            if (cfg->train) {
+                ctx.step = step;
+                rg_graph_forward(g, &ctx);
+                rg_xent_forward_backward(rg_graph_output(g), labels, cfg->batch, 10, 0.0f, dlogits, NULL);
+                memcpy(rg_graph_output_grad(g), dlogits, (size_t)cfg->batch * 10 * sizeof(float));
+                rg_graph_backward(g, &ctx);
+                rg_optim_step(&opt, g, 0.01f);
+            } else {
+                rg_infer_run(session, images, cfg->batch, logits);
+            }
         }
-        double dt = now_s() - t0;
+        double dt = (now_s() - t0) / (s < 0 ? 1 : window);
         if (s >= 0) {
             times[s] = dt;
             loop_s += dt;
@@ -192,14 +197,15 @@ rg_status rg_bench_run(const rg_bench_config *cfg, rg_bench_result *res, rg_erro
             int32_t threads = cfg->threads > 0 ? cfg->threads : 1;
             int32_t images = cfg->train || cfg->batch <= res->micro_batch ? cfg->batch : (cfg->batch + threads - 1) / threads;
             node_traffic(g, n, images, cfg->train, &flops, &bytes);
-            row->fwd_s += profile[2 * i] / cfg->steps;
-            row->bwd_s += profile[2 * i + 1] / cfg->steps;
+            row->fwd_s += profile[2 * i] / ((double)cfg->steps * window);
+            row->bwd_s += profile[2 * i + 1] / ((double)cfg->steps * window);
             row->flops += flops;
             row->bytes += bytes;
             row->layers++;
             nodes_s += profile[2 * i] + profile[2 * i + 1];
         }
-        res->other_s = (loop_s - nodes_s) / cfg->steps;
+        /* loop_s sums the windows' per-step times; nodes_s every step's */
+        res->other_s = loop_s / cfg->steps - nodes_s / ((double)cfg->steps * window);
     }
     res->peak_rss_bytes = rg_peak_rss_bytes();
 done:

@@ -203,6 +203,8 @@ static void test_bench(void **state)
     expect_cli(2, "needs train|infer and a MODEL", NULL, "bench train");
     expect_cli(2, "--batch", "integer", "bench train mbv2-tiny --batch 0");
     expect_cli(2, "--steps", "integer", "bench infer mbv2-tiny --steps x");
+    expect_cli(2, "--window", "integer", "bench infer mbv2-tiny --window 0");
+    expect_cli(0, "median of 2 windows", NULL, "bench infer mbv2-tiny --steps 2 --window 3 --warmup 0");
     expect_cli(2, "--isa", "sse9", "bench infer mbv2-tiny --isa sse9");
     expect_cli(2, "unknown option '--bogus'", NULL, "bench infer mbv2-tiny --bogus 1");
     expect_cli(5, "nosuchnet", NULL, "bench infer nosuchnet");
