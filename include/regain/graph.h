@@ -78,6 +78,7 @@ typedef struct {
         struct { float p; } dropout;
     } a;
     size_t scratch_floats;     /* per-node scratch, sized by the plan */
+    size_t saved_off;          /* arena offset of the node's saved state, set by the plan */
     /* Fusion (graph/fuse.c, at planning). A chain of nodes, each the only
      * reader of the one before, runs as one: its head computes the whole
      * chain and writes the last node's output; the others do nothing, and

@@ -134,7 +134,7 @@ rg_status rg_graph_plan(rg_graph *g, int32_t batch, rg_plan_mode mode, rg_error 
         g->act_floats = total;
     }
 
-    /* Per-node saved state (training only) and the shared scratch. */
+    /* The shared scratch, then each node's saved state. */
     size_t scratch = 0;
     for (int32_t i = 0; i < g->n_nodes; i++) {
         rg_node *n = &g->nodes[i];
@@ -145,14 +145,11 @@ rg_status rg_graph_plan(rg_graph *g, int32_t batch, rg_plan_mode mode, rg_error 
     g->scratch_off = total;
     g->scratch_floats = align_up(scratch);
     total += g->scratch_floats;
-    /* Saved state lives after the scratch; its offsets are recomputed in the
-     * same node order by rg_graph_saved(). */
-    size_t saved = 0;
     for (int32_t i = 0; i < g->n_nodes; i++) {
         const rg_op_def *d = rg_op_def_get(g->nodes[i].op);
-        if (d->saved_floats) saved += align_up(d->saved_floats(g, &g->nodes[i], batch));
+        g->nodes[i].saved_off = total;
+        if (d->saved_floats) total += align_up(d->saved_floats(g, &g->nodes[i], batch));
     }
-    total += saved;
 
     g->arena = rg_alloc_aligned((total + ALIGN_FLOATS) * sizeof(float), err);
     if (!g->arena) {

@@ -14,8 +14,6 @@ static double now_s(void)
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-static size_t align_up(size_t x) { return (x + 15) & ~(size_t)15; }
-
 static void zero_gradient(rg_graph *g, int32_t v)
 {
     rg_shape s = g->values[v].shape;
@@ -51,23 +49,14 @@ static void end_gradients(rg_graph *g, const rg_node *n)
     for (int32_t k = 0; k < n->n_in; k++) g->grad_fresh[n->in[k]] = 0;
 }
 
-/* Builds the call record of every node; saved-state offsets follow the order
- * used by rg_graph_plan. */
 static void run(rg_graph *g, const rg_exec *ctx, int backward)
 {
-    float *saved = g->arena + g->scratch_off + g->scratch_floats;
-    float *saved_at[g->n_nodes > 0 ? g->n_nodes : 1];
-    for (int32_t i = 0; i < g->n_nodes; i++) {
-        const rg_op_def *d = rg_op_def_get(g->nodes[i].op);
-        saved_at[i] = saved;
-        if (d->saved_floats) saved += align_up(d->saved_floats(g, &g->nodes[i], g->planned_batch));
-    }
     for (int32_t k = 0; k < g->n_nodes; k++) {
         int32_t i = backward ? g->n_nodes - 1 - k : k;
         rg_node *n = &g->nodes[i];
         if (n->fuse_prev) continue; /* computed by the head of its chain (graph/fuse.c) */
         const rg_op_def *d = rg_op_def_get(n->op);
-        rg_op_call c = {g, n, i, ctx, g->arena + g->scratch_off, saved_at[i]};
+        rg_op_call c = {g, n, i, ctx, g->arena + g->scratch_off, g->arena + n->saved_off};
         double t0 = g->profile_s ? now_s() : 0.0;
         if (backward) {
             start_gradients(g, n, d, i);

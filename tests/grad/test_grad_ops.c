@@ -81,13 +81,6 @@
 #define RTOL 1e-2
 #define ATOL 1e-2
 
-static rg_error E;
-
-#define CHECK(call)                                                                                          \
-    do {                                                                                                     \
-        memset(&E, 0, sizeof E);                                                                             \
-        if ((call) != RG_OK) fail_msg("%s failed: %s", #call, E.msg);                                        \
-    } while (0)
 
 /* ---- the graph under test ------------------------------------------------- */
 

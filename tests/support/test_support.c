@@ -75,6 +75,7 @@ const char *rgt_env(const char *name)
 }
 
 char rgt_root[512];
+rg_error E;
 
 int rgt_root_setup(void **state)
 {

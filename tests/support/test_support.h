@@ -8,6 +8,17 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "regain/status.h"
+
+/* The error record of CHECK: CHECK(call) fails the test, with the call and
+ * its message, unless call (which reports into &E) returns RG_OK. */
+extern rg_error E;
+#define CHECK(call)                                                                                          \
+    do {                                                                                                     \
+        memset(&E, 0, sizeof E);                                                                             \
+        if ((call) != RG_OK) fail_msg("%s failed: %s", #call, E.msg);                                        \
+    } while (0)
+
 /* A fresh empty directory under $TMPDIR (or /tmp) for this test; the path is
  * written into buf. Fails the test if it cannot be made. */
 void rgt_tmpdir(char *buf, size_t size);

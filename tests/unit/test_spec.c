@@ -22,13 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static rg_error E;
-
-#define CHECK(call)                                                                                          \
-    do {                                                                                                     \
-        memset(&E, 0, sizeof E);                                                                             \
-        if ((call) != RG_OK) fail_msg("%s failed: %s", #call, E.msg);                                        \
-    } while (0)
 
 static rg_graph *build(const char *text)
 {
