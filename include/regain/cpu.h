@@ -24,7 +24,11 @@ void rg_cpu_set_isa(rg_isa isa);
 const char *rg_isa_name(rg_isa isa);
 /* Parses "ref", "avx2", "avx512"; -1 if none of these. */
 int rg_isa_parse(const char *name);
-/* "AMD EPYC 9R14 (avx2 fma avx512f avx512vnni)" or similar, for reports. */
+/* The CPU's model name, and the flags of /proc/cpuinfo that matter for the
+ * kernels ("sse4_2 avx avx2 fma ... avx512_vnni"), read once; for reports. */
+const char *rg_cpu_model(void);
+const char *rg_cpu_features(void);
+/* "MODEL (FEATURES)". */
 const char *rg_cpu_description(void);
 
 #endif

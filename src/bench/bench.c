@@ -107,7 +107,7 @@ rg_status rg_bench_run(const rg_bench_config *cfg, rg_bench_result *res, rg_erro
     rg_infer *session = NULL;
     double *times = NULL, *profile = NULL;
     int32_t *labels = NULL;
-    float *dlogits = NULL, *images = NULL, *logits = NULL;
+    float *images = NULL, *logits = NULL;
     size_t per_image = 28 * 28;
     /* training: one graph, all threads on every layer; inference: a session
      * (regain/infer.h), each thread on its own micro-batches */
@@ -118,16 +118,17 @@ rg_status rg_bench_run(const rg_bench_config *cfg, rg_bench_result *res, rg_erro
     rg_graph_stats gs;
     if ((st = rg_graph_stats_compute(g, &gs, err))) goto done;
     res->macs_per_image = (double)gs.macs;
-    res->arena_bytes = g->arena_floats * sizeof(float) * (cfg->train ? 1 : (size_t)(cfg->threads > 0 ? cfg->threads : 1));
+    /* an inference session gives every thread an arena of the plan's size */
+    size_t arenas = cfg->train ? 1 : (size_t)(cfg->threads > 0 ? cfg->threads : omp_get_max_threads());
+    res->arena_bytes = g->arena_floats * sizeof(float) * arenas;
     res->micro_batch = session ? rg_infer_micro_batch(session) : cfg->batch;
 
     times = rg_calloc((size_t)cfg->steps, sizeof *times, err);
     labels = rg_calloc((size_t)cfg->batch, sizeof *labels, err);
-    dlogits = rg_calloc((size_t)cfg->batch * 10, sizeof *dlogits, err);
     images = rg_calloc((size_t)cfg->batch * per_image, sizeof *images, err);
     logits = rg_calloc((size_t)cfg->batch * 10, sizeof *logits, err);
     profile = cfg->profile ? rg_calloc((size_t)g->n_nodes * 2, sizeof *profile, err) : NULL;
-    if (!times || !labels || !dlogits || !images || !logits || (cfg->profile && !profile)) {
+    if (!times || !labels || !images || !logits || (cfg->profile && !profile)) {
         st = rg_fail(err, RG_ERR_NOMEM, "bench: out of memory");
         goto done;
     }
@@ -149,8 +150,8 @@ rg_status rg_bench_run(const rg_bench_config *cfg, rg_bench_result *res, rg_erro
             if (cfg->train) {
                 ctx.step = step;
                 rg_graph_forward(g, &ctx);
-                rg_xent_forward_backward(rg_graph_output(g), labels, cfg->batch, 10, 0.0f, dlogits, NULL);
-                memcpy(rg_graph_output_grad(g), dlogits, (size_t)cfg->batch * 10 * sizeof(float));
+                rg_xent_forward_backward(rg_graph_output(g), labels, cfg->batch, 10, 0.0f, rg_graph_output_grad(g),
+                                         NULL);
                 rg_graph_backward(g, &ctx);
                 rg_optim_step(&opt, g, 0.01f);
             } else {
@@ -211,7 +212,6 @@ rg_status rg_bench_run(const rg_bench_config *cfg, rg_bench_result *res, rg_erro
 done:
     free(times);
     free(labels);
-    free(dlogits);
     free(profile);
     free(images);
     free(logits);

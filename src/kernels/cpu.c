@@ -60,43 +60,65 @@ rg_isa rg_cpu_isa(void)
     return (rg_isa)chosen;
 }
 
+/* The flags that change which kernels run or how fast. */
+static const char *const interesting[] = {"sse4_2",      "avx",      "avx2",     "fma",      "f16c",     "avx512f",
+                                          "avx512dq",    "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16",
+                                          "avx_vnni",    "amx_tile", "amx_int8", "amx_bf16", "asimd",
+                                          "asimddp",     "sve",      NULL};
+
+static char model[128], features[256];
+
+/* Reads the model name and the interesting flags of /proc/cpuinfo, once. */
+static void read_cpuinfo(void)
+{
+    if (model[0]) return;
+    snprintf(model, sizeof model, "unknown CPU");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return;
+    char line[8192];
+    int have_model = 0, have_flags = 0;
+    while ((!have_model || !have_flags) && fgets(line, sizeof line, f)) {
+        char *colon = strchr(line, ':');
+        if (!colon) continue;
+        char *v = colon + 1;
+        while (*v == ' ' || *v == '\t') v++;
+        v[strcspn(v, "\n")] = 0;
+        if (!have_model && !strncmp(line, "model name", 10)) {
+            snprintf(model, sizeof model, "%s", v);
+            have_model = 1;
+        } else if (!have_flags && (!strncmp(line, "flags", 5) || !strncmp(line, "Features", 8))) {
+            size_t len = 0;
+            for (const char *const *w = interesting; *w && len < sizeof features; w++) {
+                /* whole words only: "avx" must not match inside "avx2" */
+                size_t wl = strlen(*w);
+                for (const char *p = v; (p = strstr(p, *w)); p += wl)
+                    if ((p == v || p[-1] == ' ') && (p[wl] == ' ' || p[wl] == 0)) {
+                        len += (size_t)snprintf(features + len, sizeof features - len, "%s%s", len ? " " : "", *w);
+                        break;
+                    }
+            }
+            have_flags = 1;
+        }
+    }
+    fclose(f);
+}
+
+const char *rg_cpu_model(void)
+{
+    read_cpuinfo();
+    return model;
+}
+
+const char *rg_cpu_features(void)
+{
+    read_cpuinfo();
+    return features;
+}
+
 const char *rg_cpu_description(void)
 {
-    static char desc[256];
-    if (desc[0]) return desc;
-    char model[128] = "unknown CPU";
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (f) {
-        char line[512];
-        while (fgets(line, sizeof line, f)) {
-            if (strncmp(line, "model name", 10)) continue;
-            char *colon = strchr(line, ':');
-            if (!colon) break;
-            colon++;
-            while (*colon == ' ') colon++;
-            colon[strcspn(colon, "\n")] = 0;
-            snprintf(model, sizeof model, "%s", colon);
-            break;
-        }
-        fclose(f);
-    }
-    char feats[96] = "";
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_cpu_init();
-    static const char *names[] = {"avx2", "fma", "avx512f", "avx512vnni"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        int has = 0;
-        switch (i) {
-        case 0: has = __builtin_cpu_supports("avx2"); break;
-        case 1: has = __builtin_cpu_supports("fma"); break;
-        case 2: has = __builtin_cpu_supports("avx512f"); break;
-        case 3: has = __builtin_cpu_supports("avx512vnni"); break;
-        }
-        if (!has) continue;
-        size_t len = strlen(feats);
-        snprintf(feats + len, sizeof feats - len, "%s%s", len ? " " : "", names[i]);
-    }
-#endif
-    snprintf(desc, sizeof desc, "%s (%s)", model, feats[0] ? feats : "baseline x86-64");
+    static char desc[sizeof model + sizeof features + 4];
+    read_cpuinfo();
+    snprintf(desc, sizeof desc, "%s (%s)", model, features[0] ? features : "no vector extensions listed");
     return desc;
 }
