@@ -20,6 +20,24 @@
 rg_status rg_checkpoint_save(const char *path, const rg_graph *g, const rg_optim *opt, const rg_ema *ema,
                              const rg_st_meta *meta, int32_t n_meta, rg_error *err);
 
+/* A further network saved beside the model under a name prefix, with its
+ * optimizer's moments: the distiller's hint adapters, which training needs
+ * to resume but a deployed model does not ("distill.hint0.adapter.weight",
+ * "distill.hint0.optim.m.adapter.weight"). */
+typedef struct {
+    const char *prefix;
+    const rg_graph *g;
+    rg_optim *opt;           /* NULL: weights only */
+} rg_checkpoint_part;
+
+/* rg_checkpoint_save with further parts. */
+rg_status rg_checkpoint_save_parts(const char *path, const rg_graph *g, const rg_optim *opt, const rg_ema *ema,
+                                   const rg_checkpoint_part *parts, int32_t n_parts, const rg_st_meta *meta,
+                                   int32_t n_meta, rg_error *err);
+/* Restores one part's weights and optimizer state (steps: the model's) from
+ * an open checkpoint; a missing or mis-shaped tensor is an error naming it. */
+rg_status rg_checkpoint_load_part(const rg_st_file *f, const rg_checkpoint_part *part, rg_error *err);
+
 /* Opens a checkpoint, rebuilds its graph from "regain.spec" and loads the
  * weights: the EMA weights when prefer_ema is set and the file has them,
  * otherwise the raw ones. *file (optional) receives the open file for reading

@@ -144,6 +144,11 @@ typedef struct rg_graph {
      * when the plan folds on every pass. */
     float *folded;
     size_t *folded_at;
+    /* Tapped values (rg_graph_tap): per value, 1 when a loss outside the
+     * graph reads it (distillation hints); extra_grad[v], when set, is added
+     * into v's gradient during the backward pass. NULL until the first tap. */
+    uint8_t *tapped;
+    const float **extra_grad;
 } rg_graph;
 
 /* Per-call execution context. */
@@ -186,6 +191,25 @@ void rg_graph_init_params(rg_graph *g, uint64_t seed);
 int32_t rg_graph_find_param(const rg_graph *g, const char *name);   /* -1 if none */
 int32_t rg_graph_find_buffer(const rg_graph *g, const char *name);  /* -1 if none */
 int32_t rg_graph_find_node(const rg_graph *g, const char *name);    /* -1 if none */
+/* The value a layer name stands for: the output of the last node named
+ * `name` or "name.<anything>", so a block's name ("b3", "l2.1") gives the
+ * block's output and a convolution's name ("b3.dw") its output after batch
+ * norm and activation; a full node name with nothing below it ("b3.dw.bn")
+ * that node's output. -1 if no node matches. */
+int32_t rg_graph_find_layer(const rg_graph *g, const char *name);
+
+/* ---- taps: losses on inner values -------------------------------------------------- */
+
+/* Marks value v as read by a loss outside the graph, before planning (the
+ * next rg_graph_plan honours it): every plan then stores v whole, never
+ * fuses it away, and keeps it valid after the forward pass until the next
+ * one; a training plan gives it a gradient. */
+rg_status rg_graph_tap(rg_graph *g, int32_t v, rg_error *err);
+/* During the next backward passes, adds grad (batch x per-image size floats,
+ * owned by the caller, read during rg_graph_backward) into the gradient of
+ * the tapped value v: the loss's dL/dv, on top of what flows from the
+ * graph's output. NULL stops it. */
+void rg_graph_set_extra_grad(rg_graph *g, int32_t v, const float *grad);
 
 /* ---- planning and running ---------------------------------------------------- */
 

@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "regain/data.h"
+#include "regain/distill.h"
 #include "regain/graph.h"
 #include "regain/train.h"
 
@@ -47,6 +48,15 @@ typedef struct {
     int32_t hflip;          /* random horizontal flip */
     float mean, std;        /* input normalization */
     int64_t seed;
+    /* distillation (distill.h, docs/distillation.md) */
+    char teacher[512], teacher2[512], teacher3[512]; /* teacher checkpoints; several: an ensemble */
+    float kd_alpha, kd_temperature;
+    float dkd_alpha, dkd_beta;
+    int32_t dkd_warmup;
+    char hints[256];        /* "student_layer:teacher_layer,..." */
+    float hint_weight;
+    char at[256];           /* attention transfer pairs, same form */
+    float at_weight;
     int32_t threads;        /* 0 = all cores; does not change results */
     int32_t workers;        /* loader threads; does not change results */
 } rg_train_config;
@@ -63,6 +73,8 @@ char *rg_train_config_format(const rg_train_config *c);
 /* Reads "key = value" lines (as written by rg_train_config_format) on top of
  * *c; origin names the text in errors ("origin:line: ..."). */
 rg_status rg_train_config_parse(rg_train_config *c, const char *text, const char *origin, rg_error *err);
+/* The distillation part of a configuration. */
+void rg_train_config_distill(const rg_train_config *c, rg_distill_config *d);
 /* Help text of every key: name, default, meaning; NULL-terminated array of
  * {key, help} pairs. */
 typedef struct {
@@ -98,6 +110,7 @@ typedef struct {
     int32_t epoch;          /* 1-based for display */
     double lr, train_loss, train_top1, test_loss, test_top1, val_top1; /* val_top1 < 0 without a split */
     double seconds, images_per_s;
+    double teacher_s;       /* of seconds, in the teachers' forward passes (distillation) */
     int is_best;
 } rg_epoch_metrics;
 
@@ -111,6 +124,7 @@ typedef struct {
 typedef struct {
     int32_t epochs_run;     /* in this call (fewer than epochs after a resume) */
     double best_top1;       /* selection accuracy of best.safetensors */
+    double teacher_top1;    /* distillation: the teachers' selection accuracy (-1 without) */
     int32_t best_epoch;
     double wall_s;          /* this call */
     rg_eval_result final;   /* test-set evaluation of the final weights (EMA when on) */

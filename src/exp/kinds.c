@@ -3,7 +3,7 @@
 
 #include <string.h>
 
-static const char *const train_artifact_keys[] = {"init", NULL};
+static const char *const train_artifact_keys[] = {"init", "teacher", "teacher2", "teacher3", NULL};
 
 static const rg_exp_kind kinds[] = {
     {"train", train_artifact_keys, rg_exp_run_train},

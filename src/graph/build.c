@@ -63,6 +63,8 @@ void rg_graph_free(rg_graph *g)
     rg_free_aligned(g->buffer_data);
     rg_free_aligned(g->arena);
     free(g->grad_fresh);
+    free(g->tapped);
+    free(g->extra_grad);
     rg_graph_unfold(g);
     free(g->spec);
     free(g);
@@ -73,6 +75,34 @@ int32_t rg_graph_find_node(const rg_graph *g, const char *name)
     for (int32_t i = 0; i < g->n_nodes; i++)
         if (strcmp(g->nodes[i].name, name) == 0) return i;
     return -1;
+}
+
+int32_t rg_graph_find_layer(const rg_graph *g, const char *name)
+{
+    size_t len = strlen(name);
+    int32_t found = -1;
+    for (int32_t i = 1; i < g->n_nodes; i++) {
+        const char *n = g->nodes[i].name;
+        if (!strncmp(n, name, len) && (n[len] == 0 || n[len] == '.')) found = g->nodes[i].out;
+    }
+    return found;
+}
+
+rg_status rg_graph_tap(rg_graph *g, int32_t v, rg_error *err)
+{
+    if (v < 0 || v >= g->n_values) return rg_fail(err, RG_ERR_ARG, "tap: value %d does not exist", v);
+    if (!g->tapped) {
+        g->tapped = rg_calloc((size_t)g->n_values, 1, err);
+        g->extra_grad = rg_calloc((size_t)g->n_values, sizeof *g->extra_grad, err);
+        if (!g->tapped || !g->extra_grad) return RG_ERR_NOMEM;
+    }
+    g->tapped[v] = 1;
+    return RG_OK;
+}
+
+void rg_graph_set_extra_grad(rg_graph *g, int32_t v, const float *grad)
+{
+    if (g->extra_grad && v >= 0 && v < g->n_values && g->tapped[v]) g->extra_grad[v] = grad;
 }
 
 static int32_t find_in(const rg_param *arr, int32_t n, const char *name)

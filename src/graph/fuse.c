@@ -22,7 +22,7 @@
  * is the graph's output. */
 static int32_t sole_reader(const rg_graph *g, int32_t v)
 {
-    if (v == g->output) return -1;
+    if (v == g->output || (g->tapped && g->tapped[v])) return -1;
     int32_t reader = -1;
     for (int32_t j = 1; j < g->n_nodes; j++)
         for (int32_t k = 0; k < g->nodes[j].n_in; k++)

@@ -123,7 +123,9 @@ rg_status rg_graph_plan(rg_graph *g, int32_t batch, rg_plan_mode mode, rg_error 
             rg_shape s = g->values[v].shape;
             s.n = batch;
             size_t size = rg_graph_value_stored(g, v) ? align_up(rg_shape_count(s)) : 0;
-            p[v] = (placement){v, size, rg_graph_value_written_at(g, v), g->values[v].last_use, 0};
+            /* a tapped value outlives the pass: the caller reads it after */
+            int32_t last = g->tapped && g->tapped[v] ? g->n_nodes : g->values[v].last_use;
+            p[v] = (placement){v, size, rg_graph_value_written_at(g, v), last, 0};
         }
         total = place_by_liveness(p, g->n_values);
         for (int32_t i = 0; i < g->n_values; i++) {

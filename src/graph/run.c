@@ -49,6 +49,21 @@ static void end_gradients(rg_graph *g, const rg_node *n)
     for (int32_t k = 0; k < n->n_in; k++) g->grad_fresh[n->in[k]] = 0;
 }
 
+/* A tapped value's extra gradient joins it once all its readers have added
+ * theirs: just before the backward of the node that wrote it. */
+static void add_extra_gradients(rg_graph *g, int32_t node)
+{
+    for (int32_t v = 0; v < g->n_values; v++) {
+        const float *e = g->extra_grad[v];
+        if (!e || rg_graph_value_written_at(g, v) != node) continue;
+        rg_shape s = g->values[v].shape;
+        s.n = g->batch;
+        float *dv = rg_graph_grad(g, v);
+        size_t count = rg_shape_count(s);
+        for (size_t i = 0; i < count; i++) dv[i] += e[i];
+    }
+}
+
 static void run(rg_graph *g, const rg_exec *ctx, int backward)
 {
     for (int32_t k = 0; k < g->n_nodes; k++) {
@@ -59,6 +74,7 @@ static void run(rg_graph *g, const rg_exec *ctx, int backward)
         rg_op_call c = {g, n, i, ctx, g->arena + g->scratch_off, g->arena + n->saved_off};
         double t0 = g->profile_s ? now_s() : 0.0;
         if (backward) {
+            if (g->extra_grad) add_extra_gradients(g, i);
             start_gradients(g, n, d, i);
             if (d->backward) d->backward(&c);
             end_gradients(g, n);

@@ -14,10 +14,10 @@ typedef struct {
     int32_t n, cap;
 } tensor_list;
 
-static void push(tensor_list *l, const char *prefix, const rg_param *p, const float *data)
+static void push2(tensor_list *l, const char *part, const char *prefix, const rg_param *p, const float *data)
 {
     rg_st_tensor *t = &l->t[l->n];
-    snprintf(l->names[l->n], sizeof l->names[0], "%s%s", prefix, p->name);
+    snprintf(l->names[l->n], sizeof l->names[0], "%s%s%s", part, prefix, p->name);
     memset(t, 0, sizeof *t);
     t->name = l->names[l->n];
     t->ndim = p->ndim;
@@ -27,12 +27,25 @@ static void push(tensor_list *l, const char *prefix, const rg_param *p, const fl
     l->n++;
 }
 
+static void push(tensor_list *l, const char *prefix, const rg_param *p, const float *data)
+{
+    push2(l, "", prefix, p, data);
+}
+
 rg_status rg_checkpoint_save(const char *path, const rg_graph *g, const rg_optim *opt, const rg_ema *ema,
                              const rg_st_meta *meta, int32_t n_meta, rg_error *err)
+{
+    return rg_checkpoint_save_parts(path, g, opt, ema, NULL, 0, meta, n_meta, err);
+}
+
+rg_status rg_checkpoint_save_parts(const char *path, const rg_graph *g, const rg_optim *opt, const rg_ema *ema,
+                                   const rg_checkpoint_part *parts, int32_t n_parts, const rg_st_meta *meta,
+                                   int32_t n_meta, rg_error *err)
 {
     int32_t per = g->n_params + g->n_buffers;
     tensor_list l = {0};
     l.cap = per * 4;
+    for (int32_t k = 0; k < n_parts; k++) l.cap += 3 * parts[k].g->n_params + parts[k].g->n_buffers;
     l.t = rg_calloc((size_t)l.cap, sizeof *l.t, err);
     l.names = rg_calloc((size_t)l.cap, sizeof *l.names, err);
     rg_st_meta *all = rg_calloc((size_t)n_meta + 4, sizeof *all, err);
@@ -49,6 +62,14 @@ rg_status rg_checkpoint_save(const char *path, const rg_graph *g, const rg_optim
         for (int32_t i = 0; i < g->n_params; i++) push(&l, "ema.", &g->params[i], ema->params);
         for (int32_t i = 0; i < g->n_buffers; i++) push(&l, "ema.", &g->buffers[i], ema->buffers);
     }
+    for (int32_t k = 0; k < n_parts; k++) {
+        const rg_checkpoint_part *q = &parts[k];
+        for (int32_t i = 0; i < q->g->n_params; i++) push2(&l, q->prefix, "", &q->g->params[i], q->g->param_data);
+        for (int32_t i = 0; i < q->g->n_buffers; i++) push2(&l, q->prefix, "", &q->g->buffers[i], q->g->buffer_data);
+        for (int32_t i = 0; q->opt && i < q->g->n_params; i++) push2(&l, q->prefix, "optim.m.", &q->g->params[i], q->opt->m);
+        for (int32_t i = 0; q->opt && q->opt->v && i < q->g->n_params; i++)
+            push2(&l, q->prefix, "optim.v.", &q->g->params[i], q->opt->v);
+    }
     char steps[32];
     snprintf(steps, sizeof steps, "%llu", opt ? (unsigned long long)opt->t : 0ull);
     int32_t k = 0;
@@ -64,14 +85,20 @@ done:
     return st;
 }
 
-/* Copies tensor prefix+p->name of f into dst + p->offset after checking its shape. */
-static rg_status load_tensor(const rg_st_file *f, const char *prefix, const rg_param *p, float *dst, rg_error *err)
+/* Copies tensor part+prefix+p->name of f into dst + p->offset after checking its shape. */
+static rg_status load_tensor2(const rg_st_file *f, const char *part, const char *prefix, const rg_param *p, float *dst,
+                              rg_error *err)
 {
-    char name[RG_NAME_MAX + 16];
-    snprintf(name, sizeof name, "%s%s", prefix, p->name);
+    char name[2 * RG_NAME_MAX + 16];
+    snprintf(name, sizeof name, "%s%s%s", part, prefix, p->name);
     int64_t shape[4];
     for (int32_t i = 0; i < p->ndim; i++) shape[i] = p->dims[i];
     return rg_st_copy(f, name, p->ndim, shape, dst + p->offset, err);
+}
+
+static rg_status load_tensor(const rg_st_file *f, const char *prefix, const rg_param *p, float *dst, rg_error *err)
+{
+    return load_tensor2(f, "", prefix, p, dst, err);
 }
 
 rg_status rg_checkpoint_load_weights(const rg_st_file *f, rg_graph *g, int ema, rg_error *err)
@@ -143,4 +170,23 @@ rg_status rg_checkpoint_load_state(const rg_st_file *f, const char *path, const 
             st = load_tensor(f, "ema.", &g->buffers[i], ema->buffers, err);
     }
     return st;
+}
+
+rg_status rg_checkpoint_load_part(const rg_st_file *f, const rg_checkpoint_part *part, rg_error *err)
+{
+    const rg_graph *g = part->g;
+    rg_status st = RG_OK;
+    for (int32_t i = 0; i < g->n_params && !st; i++)
+        st = load_tensor2(f, part->prefix, "", &g->params[i], g->param_data, err);
+    for (int32_t i = 0; i < g->n_buffers && !st; i++)
+        st = load_tensor2(f, part->prefix, "", &g->buffers[i], g->buffer_data, err);
+    for (int32_t i = 0; part->opt && i < g->n_params && !st; i++)
+        st = load_tensor2(f, part->prefix, "optim.m.", &g->params[i], part->opt->m, err);
+    for (int32_t i = 0; part->opt && part->opt->v && i < g->n_params && !st; i++)
+        st = load_tensor2(f, part->prefix, "optim.v.", &g->params[i], part->opt->v, err);
+    if (st) return st;
+    /* the part's optimizer took exactly the model's steps */
+    const char *steps = rg_st_meta_get(f, "regain.optim_steps");
+    if (part->opt && steps) part->opt->t = strtoull(steps, NULL, 10);
+    return RG_OK;
 }

@@ -51,6 +51,18 @@ static const key_def keys[] = {
     {"mean", K_FLOAT, F(mean), -1000, 1000, "input normalization mean (pixels in [0, 1])"},
     {"std", K_FLOAT, F(std), 1e-6, 1000, "input normalization standard deviation"},
     {"seed", K_I64, F(seed), 0, 9007199254740991.0, "random seed"},
+    {"teacher", K_STR, F(teacher), 0, 0, "distillation: teacher checkpoint (its EMA weights when it has them); empty = no distillation"},
+    {"teacher2", K_STR, F(teacher2), 0, 0, "distillation: a second teacher; the ensemble averages the teachers' probabilities"},
+    {"teacher3", K_STR, F(teacher3), 0, 0, "distillation: a third teacher of the ensemble"},
+    {"kd_alpha", K_FLOAT, F(kd_alpha), 0, 1, "logit distillation weight; the hard-label loss gets 1 - kd_alpha"},
+    {"kd_temperature", K_FLOAT, F(kd_temperature), 0.01, 100, "temperature of logit and decoupled distillation"},
+    {"dkd_alpha", K_FLOAT, F(dkd_alpha), 0, 1000, "decoupled distillation: target-class (TCKD) weight"},
+    {"dkd_beta", K_FLOAT, F(dkd_beta), 0, 1000, "decoupled distillation: non-target-class (NCKD) weight"},
+    {"dkd_warmup", K_INT, F(dkd_warmup), 0, 100000, "decoupled distillation: epochs over which its weight ramps up"},
+    {"hints", K_STR, F(hints), 0, 0, "feature hints: student_layer:teacher_layer pairs, comma separated"},
+    {"hint_weight", K_FLOAT, F(hint_weight), 0, 1e6, "weight of the feature-hint loss (mean squared error)"},
+    {"at", K_STR, F(at), 0, 0, "attention transfer: student_layer:teacher_layer pairs, comma separated"},
+    {"at_weight", K_FLOAT, F(at_weight), 0, 1e7, "attention transfer beta (the loss is beta/2 times the sum over pairs)"},
     {"threads", K_INT, F(threads), 0, 1024, "compute threads (0 = all cores); results do not depend on it"},
     {"workers", K_INT, F(workers), 0, 64, "data loader threads; results do not depend on it"},
 };
@@ -76,6 +88,9 @@ void rg_train_config_default(rg_train_config *c)
     c->gamma = 0.1f;
     c->crop_pad = 2;
     c->hflip = 1;
+    c->kd_temperature = 4.0f;
+    c->hint_weight = 100.0f;
+    c->at_weight = 1000.0f;
     c->mean = 0.2860f;
     c->std = 0.3530f;
     c->seed = 1;
@@ -150,7 +165,26 @@ rg_status rg_train_config_validate(const rg_train_config *c, rg_error *err)
     if (!c->data[0]) return rg_fail(err, RG_ERR_ARG, "data: missing");
     if (c->warmup_epochs > (float)c->epochs)
         return rg_fail(err, RG_ERR_ARG, "warmup_epochs (%g) exceeds epochs (%d)", c->warmup_epochs, c->epochs);
-    return RG_OK;
+    rg_distill_config d;
+    rg_train_config_distill(c, &d);
+    return rg_distill_validate(&d, err);
+}
+
+void rg_train_config_distill(const rg_train_config *c, rg_distill_config *d)
+{
+    memset(d, 0, sizeof *d);
+    snprintf(d->teachers[0], sizeof d->teachers[0], "%s", c->teacher);
+    snprintf(d->teachers[1], sizeof d->teachers[1], "%s", c->teacher2);
+    snprintf(d->teachers[2], sizeof d->teachers[2], "%s", c->teacher3);
+    d->T = c->kd_temperature;
+    d->kd_alpha = c->kd_alpha;
+    d->dkd_alpha = c->dkd_alpha;
+    d->dkd_beta = c->dkd_beta;
+    d->dkd_warmup = c->dkd_warmup;
+    snprintf(d->hints, sizeof d->hints, "%s", c->hints);
+    d->hint_weight = c->hint_weight;
+    snprintf(d->at, sizeof d->at, "%s", c->at);
+    d->at_weight = c->at_weight;
 }
 
 char *rg_train_config_format(const rg_train_config *c)
@@ -169,6 +203,15 @@ char *rg_train_config_format(const rg_train_config *c)
         case K_I64: snprintf(val, sizeof val, "%lld", (long long)*(const int64_t *)p); break;
         /* %.9g round-trips every float exactly */
         case K_FLOAT: snprintf(val, sizeof val, "%.9g", (double)*(const float *)p); break;
+        }
+        size_t need = strlen(keys[i].name) + strlen(val) + 5;
+        if (len + need > cap) {
+            char *bigger = realloc(out, cap = 2 * cap + need);
+            if (!bigger) {
+                free(out);
+                return NULL;
+            }
+            out = bigger;
         }
         len += (size_t)snprintf(out + len, cap - len, "%s = %s\n", keys[i].name, val);
     }

@@ -1,6 +1,7 @@
 /* The trainer: data, model, loop, evaluation, checkpoints, resume. */
 #include "regain/trainer.h"
 #include "regain/checkpoint.h"
+#include "regain/distill.h"
 #include "regain/fileio.h"
 #include "regain/loader.h"
 #include "regain/spec.h"
@@ -66,11 +67,14 @@ typedef struct {
     double best;
     char *metrics;      /* metrics.csv text so far */
     float *dlogits;
+    rg_distiller *distill;  /* NULL without a teacher */
+    double teacher_top1;    /* the teachers' selection accuracy, -1 without */
 } run_state;
 
 static void run_free(run_state *r)
 {
     rg_loader_free(r->loader);
+    rg_distiller_free(r->distill);
     rg_optim_free(&r->opt);
     rg_ema_free(&r->ema);
     rg_graph_free(r->g);
@@ -167,6 +171,37 @@ static rg_status load_init(run_state *r, rg_error *err)
     return st ? rg_error_prefix(err, "init %s", r->cfg.init) : RG_OK;
 }
 
+/* ---- distillation ------------------------------------------------------------------ */
+
+static rg_status setup_distillation(run_state *r, const rg_optim_config *oc, rg_error *err)
+{
+    rg_distill_config dc;
+    rg_train_config_distill(&r->cfg, &dc);
+    r->teacher_top1 = -1.0;
+    if (!rg_distill_enabled(&dc)) return RG_OK;
+    rg_shape out = r->g->values[r->g->output].shape;
+    rg_status st = rg_distiller_create(&dc, r->g, r->cfg.batch, out.h * out.w * out.c, oc, (uint64_t)r->cfg.seed,
+                                       &r->distill, err);
+    if (st) return st;
+    /* measured on the data that selects the student's weights, for the
+     * warning when the teacher is no better than the student */
+    return rg_distiller_teacher_top1(r->distill, r->has_val ? &r->val : &r->test, r->cfg.mean, r->cfg.std,
+                                     &r->teacher_top1, err);
+}
+
+/* The hint adapters, saved under "distill.hint<k>." in training-state checkpoints only. */
+static int32_t distill_parts(run_state *r, rg_checkpoint_part *parts)
+{
+    static const char *const prefixes[RG_DISTILL_MAX_PAIRS] = {"distill.hint0.", "distill.hint1.", "distill.hint2.",
+                                                               "distill.hint3."};
+    if (!r->distill) return 0;
+    rg_graph *g[RG_DISTILL_MAX_PAIRS];
+    rg_optim *o[RG_DISTILL_MAX_PAIRS];
+    int32_t n = rg_distiller_parts(r->distill, g, o, RG_DISTILL_MAX_PAIRS);
+    for (int32_t k = 0; k < n; k++) parts[k] = (rg_checkpoint_part){prefixes[k], g[k], o[k]};
+    return n;
+}
+
 static rg_status setup(run_state *r, int resume, rg_st_file *ck, rg_error *err)
 {
     rg_train_config *c = &r->cfg;
@@ -183,10 +218,12 @@ static rg_status setup(run_state *r, int resume, rg_st_file *ck, rg_error *err)
      * every weight from its own checkpoint below, so it never reads init
      * again (the file may have changed or gone since). */
     if (!resume && c->init[0] && (st = load_init(r, err))) return st;
-    if ((st = rg_graph_plan(r->g, c->batch, RG_PLAN_TRAIN, err))) return st;
     rg_optim_config oc = {.kind = strcmp(c->optim, "adamw") == 0 ? RG_OPTIM_ADAMW : RG_OPTIM_SGD,
                           .momentum = c->momentum, .nesterov = c->nesterov, .beta1 = c->beta1, .beta2 = c->beta2,
                           .eps = c->adam_eps, .weight_decay = c->wd, .decay_all = c->decay_all};
+    /* the distiller taps student layers, so it comes before the plan */
+    if ((st = setup_distillation(r, &oc, err))) return st;
+    if ((st = rg_graph_plan(r->g, c->batch, RG_PLAN_TRAIN, err))) return st;
     if ((st = rg_optim_init(&r->opt, &oc, r->g, err))) return st;
     r->use_ema = c->ema > 0.0f;
     if (r->use_ema && (st = rg_ema_init(&r->ema, c->ema, r->g, err))) return st;
@@ -197,8 +234,12 @@ static rg_status setup(run_state *r, int resume, rg_st_file *ck, rg_error *err)
         if ((st = rg_checkpoint_load_weights(ck, r->g, 0, err)) ||
             (st = rg_checkpoint_load_state(ck, path, r->g, &r->opt, r->use_ema ? &r->ema : NULL, err)))
             return st;
+        rg_checkpoint_part parts[RG_DISTILL_MAX_PAIRS];
+        int32_t n_parts = distill_parts(r, parts);
+        for (int32_t k = 0; k < n_parts; k++)
+            if ((st = rg_checkpoint_load_part(ck, &parts[k], err))) return st;
     } else {
-        r->metrics = strdup("epoch,lr,train_loss,train_top1,test_loss,test_top1,val_top1,seconds,images_per_s\n");
+        r->metrics = strdup("epoch,lr,train_loss,train_top1,test_loss,test_top1,val_top1,seconds,images_per_s,teacher_s\n");
         if (!r->metrics) return rg_fail(err, RG_ERR_NOMEM, "out of memory");
         r->best = -1.0;
     }
@@ -207,6 +248,9 @@ static rg_status setup(run_state *r, int resume, rg_st_file *ck, rg_error *err)
                            .augment = c->crop_pad > 0 || c->hflip, .seed = (uint64_t)c->seed,
                            .workers = c->workers, .prefetch = 0};
     if ((st = rg_loader_create(&r->train, &lc, &r->loader, err))) return st;
+    /* unaugmented images: the teachers' outputs are the same every epoch */
+    if (r->distill && !lc.augment && (st = rg_distiller_cache_logits(r->distill, &r->train, c->mean, c->std, err)))
+        return st;
     r->batches = rg_loader_batches(r->loader);
     int64_t total = (int64_t)r->batches * c->epochs;
     r->sched = (rg_schedule){.kind = !strcmp(c->schedule, "cosine") ? RG_SCHED_COSINE
@@ -223,9 +267,9 @@ static rg_status setup(run_state *r, int resume, rg_st_file *ck, rg_error *err)
 static rg_status append_metrics(run_state *r, const rg_epoch_metrics *m, rg_error *err)
 {
     char line[512];
-    int n = snprintf(line, sizeof line, "%d,%.6g,%.6f,%.6f,%.6f,%.6f,%.6f,%.3f,%.1f\n", m->epoch, m->lr,
+    int n = snprintf(line, sizeof line, "%d,%.6g,%.6f,%.6f,%.6f,%.6f,%.6f,%.3f,%.1f,%.3f\n", m->epoch, m->lr,
                      m->train_loss, m->train_top1, m->test_loss, m->test_top1, m->val_top1, m->seconds,
-                     m->images_per_s);
+                     m->images_per_s, m->teacher_s);
     size_t old = strlen(r->metrics);
     char *p = realloc(r->metrics, old + (size_t)n + 1);
     if (!p) return rg_fail(err, RG_ERR_NOMEM, "out of memory");
@@ -258,8 +302,11 @@ static rg_status save(run_state *r, const char *file, int32_t epochs_done, int w
     char norm[64];
     snprintf(norm, sizeof norm, "%.9g,%.9g", (double)r->cfg.mean, (double)r->cfg.std);
     meta[8].value = norm;
-    st = rg_checkpoint_save(path, r->g, with_state ? &r->opt : NULL, with_state && r->use_ema ? &r->ema : NULL,
-                            meta, (int32_t)(sizeof meta / sizeof meta[0]), err);
+    rg_checkpoint_part parts[RG_DISTILL_MAX_PAIRS];
+    int32_t n_parts = with_state ? distill_parts(r, parts) : 0;
+    st = rg_checkpoint_save_parts(path, r->g, with_state ? &r->opt : NULL,
+                                  with_state && r->use_ema ? &r->ema : NULL, parts, n_parts, meta,
+                                  (int32_t)(sizeof meta / sizeof meta[0]), err);
     free(config);
     return st;
 }
@@ -288,25 +335,32 @@ static rg_status train_epoch(run_state *r, int32_t epoch, const rg_train_hooks *
     size_t per = rg_shape_count(g->values[g->input].shape);
     rg_loader_start_epoch(r->loader, epoch);
     int64_t step = (int64_t)epoch * r->batches;
-    double t0 = now_s(), loss_sum = 0.0;
+    double t0 = now_s(), loss_sum = 0.0, teacher_s = 0.0;
     int64_t seen = 0, correct = 0;
     const float *x;
-    const int32_t *y;
+    const int32_t *y, *idx;
     int32_t count, b = 0;
     float lr = 0.0f;
     rg_status st;
-    while (rg_loader_next(r->loader, &x, &y, NULL, &count)) {
+    while (rg_loader_next(r->loader, &x, &y, &idx, &count)) {
         if ((st = rg_graph_set_batch(g, count, err))) return st;
         memcpy(rg_graph_input(g), x, (size_t)count * per * sizeof(float));
         rg_exec ctx = {.training = 1, .seed = (uint64_t)r->cfg.seed, .step = (uint64_t)step};
         rg_graph_forward(g, &ctx);
         const float *logits = rg_graph_output(g);
         float loss = rg_xent_forward_backward(logits, y, count, classes, r->cfg.label_smoothing, r->dlogits, NULL);
+        if (r->distill) {
+            rg_distill_parts parts;
+            rg_distiller_loss(r->distill, x, y, idx, count, epoch, logits, r->dlogits, loss, &parts);
+            loss = (float)parts.total;
+            teacher_s += parts.teacher_s;
+        }
         correct += rg_count_correct(logits, y, count, classes);
         memcpy(rg_graph_output_grad(g), r->dlogits, (size_t)count * classes * sizeof(float));
         rg_graph_backward(g, &ctx);
         lr = rg_schedule_lr(&r->sched, step);
         rg_optim_step(&r->opt, g, lr);
+        if (r->distill) rg_distiller_update(r->distill, lr);
         if (r->use_ema) rg_ema_update(&r->ema, g);
         loss_sum += (double)loss * count;
         seen += count;
@@ -329,6 +383,7 @@ static rg_status train_epoch(run_state *r, int32_t epoch, const rg_train_hooks *
     m->train_top1 = seen ? (double)correct / (double)seen : 0.0;
     m->seconds = now_s() - t0;
     m->images_per_s = m->seconds > 0 ? (double)seen / m->seconds : 0.0;
+    m->teacher_s = teacher_s;
     return RG_OK;
 }
 
@@ -357,6 +412,12 @@ rg_status rg_train_run(const rg_train_config *cfg, const char *run_dir, int resu
         if (!st) st = path_in(&r, "config.txt", path, sizeof path, err);
         if (!st) st = rg_write_file_atomic(path, text, strlen(text), err);
         free(text);
+    }
+    if (!st && r.distill && hooks && hooks->note) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "teacher: %.2f%% top-1 on the %s set", 100.0 * r.teacher_top1,
+                 r.has_val ? "validation" : "test");
+        hooks->note(hooks->user, msg);
     }
     if (!st && resume && hooks && hooks->note) {
         char msg[256];
@@ -394,6 +455,15 @@ rg_status rg_train_run(const rg_train_config *cfg, const char *run_dir, int resu
         st = evaluate_epoch(&r, &res->final, &val, err);
         res->best_top1 = r.best;
         res->best_epoch = r.best_epoch;
+        res->teacher_top1 = r.teacher_top1;
+        if (r.distill && r.teacher_top1 <= r.best && hooks && hooks->note) {
+            char msg[256];
+            snprintf(msg, sizeof msg,
+                     "warning: the teacher (%.2f%%) is not better than the student (%.2f%%) on the %s set: "
+                     "distillation has nothing to pass on",
+                     100.0 * r.teacher_top1, 100.0 * r.best, r.has_val ? "validation" : "test");
+            hooks->note(hooks->user, msg);
+        }
     }
     res->wall_s = now_s() - start;
     run_free(&r);
