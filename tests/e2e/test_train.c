@@ -20,6 +20,7 @@
 
 #include "regain/checkpoint.h"
 #include "regain/data.h"
+#include "regain/distill.h"
 #include "regain/safetensors.h"
 #include "regain/trainer.h"
 
@@ -138,7 +139,7 @@ typedef struct {
     int kill_after_epoch;  /* _exit from epoch_end after this 1-based epoch (0: never) */
     int kill_in_epoch;     /* _exit from progress in this 0-based epoch ... */
     int kill_at_batch;     /* ... after this many batches */
-    char note[256];
+    char note[1024];       /* every note, one per line */
 } hook_state;
 
 #define KILLED 42
@@ -159,7 +160,8 @@ static void on_progress(void *user, const rg_train_progress *p)
 static void on_note(void *user, const char *msg)
 {
     hook_state *h = user;
-    snprintf(h->note, sizeof h->note, "%s", msg);
+    size_t len = strlen(h->note);
+    snprintf(h->note + len, sizeof h->note - len, "%s\n", msg);
 }
 
 static void train_ok(const rg_train_config *c, const char *dir, int resume, hook_state *h, rg_train_result *res)
@@ -590,6 +592,108 @@ static void test_resume_adamw(void **state)
     check_resume("adamw", c, (hook_state){.kill_after_epoch = 2}, 2);
 }
 
+/* ---- d: distillation: resumable, adapters trained and left out of deployment ------------ */
+
+/* A teacher of the tiny network trained for one epoch, then a student taught
+ * by it with every loss on: logit KD, DKD, a feature hint (through its
+ * adapter) and attention transfer. Killed after epoch 1 and resumed, it
+ * must end bit-identical, adapters and their moments included. */
+static void test_resume_distill(void **state)
+{
+    (void)state;
+    require_dataset();
+    char tdir[400];
+    in_root(tdir, sizeof tdir, "distill-teacher");
+    rg_train_config t = resume_config("sgd");
+    t.epochs = 1;
+    t.seed = 5;
+    rg_train_result res;
+    hook_state h = {0};
+    train_ok(&t, tdir, 0, &h, &res);
+    rg_train_result_free(&res);
+
+    rg_train_config c = resume_config("sgd");
+    snprintf(c.teacher, sizeof c.teacher, "%s/best.safetensors", tdir);
+    c.kd_alpha = 0.5f;
+    c.dkd_alpha = 1.0f;
+    c.dkd_beta = 2.0f;
+    c.dkd_warmup = 2;
+    snprintf(c.hints, sizeof c.hints, "b1:b1");
+    snprintf(c.at, sizeof c.at, "stem:b1");
+    check_resume("distill", c, (hook_state){.kill_after_epoch = 1}, 1);
+    /* logit losses only, unaugmented: the teacher's outputs come from the
+     * cache filled once, in a fresh run and in a resumed one alike */
+    rg_train_config k = c;
+    k.hints[0] = k.at[0] = 0;
+    k.crop_pad = k.hflip = 0;
+    check_resume("distill-cached", k, (hook_state){.kill_in_epoch = 1, .kill_at_batch = 2}, 1);
+    char metrics[700];
+    in_root(metrics, sizeof metrics, "distill-cached-a/metrics.csv");
+    size_t n;
+    char *text = rgt_read_file(metrics, &n);
+    assert_non_null(strstr(text, ",teacher_s\n"));
+    free(text);
+
+    /* the adapter trained: its weights moved from where they started */
+    char pa[700];
+    in_root(pa, sizeof pa, "distill-a/last.safetensors");
+    rg_st_file *last = open_st(pa);
+    const rg_st_tensor *w = rg_st_find(last, "distill.hint0.adapter.weight");
+    assert_non_null(w);
+    assert_non_null(rg_st_find(last, "distill.hint0.optim.m.adapter.weight"));
+    rg_graph *g;
+    rg_error err = {0};
+    assert_int_equal(rg_model_build(c.model, 28, 28, 1, 10, &g, &err), RG_OK);
+    rg_distill_config dc;
+    rg_train_config_distill(&c, &dc);
+    rg_optim_config oc = {.kind = RG_OPTIM_SGD, .momentum = 0.9f};
+    rg_distiller *d;
+    if (rg_distiller_create(&dc, g, c.batch, 10, &oc, (uint64_t)c.seed, &d, &err)) fail_msg("%s", err.msg);
+    rg_graph *adapters[RG_DISTILL_MAX_PAIRS];
+    rg_optim *optims[RG_DISTILL_MAX_PAIRS];
+    assert_int_equal(rg_distiller_parts(d, adapters, optims, RG_DISTILL_MAX_PAIRS), 1);
+    const rg_param *wp = &adapters[0]->params[rg_graph_find_param(adapters[0], "adapter.weight")];
+    assert_int_equal(w->nbytes, wp->count * sizeof(float));
+    assert_true(memcmp(w->raw, adapters[0]->param_data + wp->offset, w->nbytes) != 0);
+    rg_distiller_free(d);
+    rg_graph_free(g);
+    rg_st_free(last);
+
+    /* the deployable checkpoint holds the student alone */
+    in_root(pa, sizeof pa, "distill-a/best.safetensors");
+    rg_st_file *best = open_st(pa);
+    assert_int_equal(count_prefix(best, "distill."), 0);
+    assert_int_equal(count_prefix(best, "optim."), 0);
+    rg_st_free(best);
+}
+
+/* A teacher no better than its student gets a warning at the end. */
+static void test_distill_weak_teacher_warns(void **state)
+{
+    (void)state;
+    require_dataset();
+    char tdir[400], sdir[600];
+    in_root(tdir, sizeof tdir, "weak-teacher");
+    in_root(sdir, sizeof sdir, "weak-student");
+    rg_train_config t = resume_config("sgd");
+    t.epochs = 1;
+    t.lr = 1e-6f; /* learns nothing: about chance */
+    t.warmup_epochs = 0;
+    rg_train_result res;
+    hook_state h = {0};
+    train_ok(&t, tdir, 0, &h, &res);
+    rg_train_result_free(&res);
+    rg_train_config c = resume_config("sgd");
+    c.epochs = 2;
+    snprintf(c.teacher, sizeof c.teacher, "%s/best.safetensors", tdir);
+    c.kd_alpha = 0.1f;
+    h = (hook_state){0};
+    train_ok(&c, sdir, 0, &h, &res);
+    assert_true(res.teacher_top1 >= 0.0 && res.teacher_top1 < res.best_top1);
+    rg_train_result_free(&res);
+    if (!strstr(h.note, "warning: the teacher")) fail_msg("no warning about the weak teacher; last note: %s", h.note);
+}
+
 /* ---- fixture ---------------------------------------------------------------------------- */
 
 static int teardown(void **state)
@@ -608,6 +712,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_resume_sgd),
         cmocka_unit_test(test_resume_sgd_ema_mid_epoch),
         cmocka_unit_test(test_resume_adamw),
+        cmocka_unit_test(test_resume_distill),
+        cmocka_unit_test(test_distill_weak_teacher_warns),
     };
     return cmocka_run_group_tests(tests, rgt_root_setup, teardown);
 }
