@@ -366,6 +366,34 @@ static void test_resume_errors(void **state)
     expect_cli(4, file, "weights only", "train --resume '%s'", d);
 }
 
+/* ---- train: distillation -------------------------------------------------------------------------- */
+
+static void test_distill_errors(void **state)
+{
+    (void)state;
+    const char *o = rgt_in_root("never-distilled");
+#define TRAIN "train --data '%s' --epochs 1 --out '%s' "
+    expect_cli(3, "teacher: ", "cannot open", TRAIN "--teacher '%s' --kd-alpha 0.5", data_dir, o,
+               rgt_in_root("missing.safetensors"));
+    expect_cli(4, "teacher: ", "checksum mismatch", TRAIN "--teacher '%s' --kd-alpha 0.5", data_dir, o,
+               rgt_in_root("tampered.safetensors"));
+    expect_cli(4, "teacher: ", "not a regain checkpoint", TRAIN "--teacher '%s' --kd-alpha 0.5", data_dir, o,
+               rgt_in_root("foreign.safetensors"));
+    expect_cli(2, "teacher: ", "no teacher checkpoint", TRAIN "--kd-alpha 0.5", data_dir, o);
+    expect_cli(2, "teacher: ", "no distillation loss", TRAIN "--teacher '%s'", data_dir, o, ckpt);
+    expect_cli(2, "teacher2: ", "without teacher", TRAIN "--teacher2 '%s' --kd-alpha 0.5", data_dir, o, ckpt);
+    expect_cli(2, "kd_alpha", NULL, TRAIN "--teacher '%s' --kd-alpha 1.5", data_dir, o, ckpt);
+    expect_cli(2, "hints: 'b3'", "not a layer pair", TRAIN "--teacher '%s' --hints b3", data_dir, o, ckpt);
+    expect_cli(2, "hints: ", "::", TRAIN "--teacher '%s' --hints b3:b3,::", data_dir, o, ckpt);
+    expect_cli(2, "at: ", "ends with a comma", TRAIN "--teacher '%s' --at b3:b3,", data_dir, o, ckpt);
+    expect_cli(2, "at: ", "more than 4", TRAIN "--teacher '%s' --at a:a,b:b,c:c,d:d,e:e", data_dir, o, ckpt);
+    expect_cli(2, "hints: ", "student has no layer 'zz'", TRAIN "--teacher '%s' --hints zz:b3", data_dir, o, ckpt);
+    expect_cli(2, "at: ", "has no layer 'zz'", TRAIN "--teacher '%s' --at b3:zz", data_dir, o, ckpt);
+#undef TRAIN
+    struct stat sb;
+    assert_int_not_equal(stat(rgt_in_root("never-distilled/last.safetensors"), &sb), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -376,6 +404,7 @@ int main(void)
         cmocka_unit_test(test_train_data_errors),
         cmocka_unit_test(test_bad_checkpoints),
         cmocka_unit_test(test_resume_errors),
+        cmocka_unit_test(test_distill_errors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
