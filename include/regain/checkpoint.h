@@ -20,6 +20,12 @@
 rg_status rg_checkpoint_save(const char *path, const rg_graph *g, const rg_optim *opt, const rg_ema *ema,
                              const rg_st_meta *meta, int32_t n_meta, rg_error *err);
 
+/* The same, plus n_extra caller tensors (F32, names not clashing with the
+ * graph's: e.g. the trainer's per-sample curriculum state "sample.loss"). */
+rg_status rg_checkpoint_save_with(const char *path, const rg_graph *g, const rg_optim *opt, const rg_ema *ema,
+                                  const rg_st_tensor *extra, int32_t n_extra, const rg_st_meta *meta, int32_t n_meta,
+                                  rg_error *err);
+
 /* Opens a checkpoint, rebuilds its graph from "regain.spec" and loads the
  * weights: the EMA weights when prefer_ema is set and the file has them,
  * otherwise the raw ones. *file (optional) receives the open file for reading

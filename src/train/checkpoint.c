@@ -30,9 +30,16 @@ static void push(tensor_list *l, const char *prefix, const rg_param *p, const fl
 rg_status rg_checkpoint_save(const char *path, const rg_graph *g, const rg_optim *opt, const rg_ema *ema,
                              const rg_st_meta *meta, int32_t n_meta, rg_error *err)
 {
+    return rg_checkpoint_save_with(path, g, opt, ema, NULL, 0, meta, n_meta, err);
+}
+
+rg_status rg_checkpoint_save_with(const char *path, const rg_graph *g, const rg_optim *opt, const rg_ema *ema,
+                                  const rg_st_tensor *extra, int32_t n_extra, const rg_st_meta *meta, int32_t n_meta,
+                                  rg_error *err)
+{
     int32_t per = g->n_params + g->n_buffers;
     tensor_list l = {0};
-    l.cap = per * 4;
+    l.cap = per * 4 + n_extra;
     l.t = rg_calloc((size_t)l.cap, sizeof *l.t, err);
     l.names = rg_calloc((size_t)l.cap, sizeof *l.names, err);
     rg_st_meta *all = rg_calloc((size_t)n_meta + 4, sizeof *all, err);
@@ -49,6 +56,7 @@ rg_status rg_checkpoint_save(const char *path, const rg_graph *g, const rg_optim
         for (int32_t i = 0; i < g->n_params; i++) push(&l, "ema.", &g->params[i], ema->params);
         for (int32_t i = 0; i < g->n_buffers; i++) push(&l, "ema.", &g->buffers[i], ema->buffers);
     }
+    for (int32_t i = 0; i < n_extra; i++) l.t[l.n++] = extra[i];
     char steps[32];
     snprintf(steps, sizeof steps, "%llu", opt ? (unsigned long long)opt->t : 0ull);
     int32_t k = 0;
