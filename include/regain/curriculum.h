@@ -113,6 +113,10 @@ rg_status rg_curriculum_teacher_scores(const char *path, const rg_dataset *ds, r
 
 typedef struct rg_sampler rg_sampler;
 
+/* Batch of the sampler's teacher pass (a forward pass is bit-identical across
+ * thread counts, not across batch sizes). */
+#define RG_SAMPLER_TEACHER_BATCH 256
+
 /* Checks the curriculum, label-noise and selection keys of c against each
  * other (called by rg_train_config_validate); errors name the key. */
 rg_status rg_sampler_check_config(const rg_train_config *c, rg_error *err);

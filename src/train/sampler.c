@@ -172,7 +172,8 @@ rg_status rg_sampler_create(const rg_train_config *c, rg_dataset *train, const r
         if (s->score) st = restore(resume, "sample.score", s->n, s->score, err);
         if (!st && s->loss) st = restore(resume, "sample.loss", s->n, s->loss, err);
     } else if (!st && s->score && src == CUR_TEACHER) {
-        st = rg_curriculum_teacher_scores(c->curriculum_teacher, train, s->score_kind, c->mean, c->std, 256, s->score,
+        st = rg_curriculum_teacher_scores(c->curriculum_teacher, train, s->score_kind, c->mean, c->std, RG_SAMPLER_TEACHER_BATCH,
+                                          s->score,
                                           err);
     } else if (!st && s->score && src == CUR_FILE) {
         st = rg_curriculum_read_scores(c->curriculum_scores, s->n, s->score, err);
