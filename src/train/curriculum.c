@@ -169,6 +169,7 @@ rg_status rg_curriculum_read_scores(const char *path, int32_t n, float *scores, 
             st = rg_fail(err, RG_ERR_FORMAT, "%s:%d: line is longer than %zu characters", path, lineno, sizeof line - 2);
             break;
         }
+        while (len > 0 && isspace((unsigned char)line[len - 1])) line[--len] = 0;
         char *p = line;
         while (isspace((unsigned char)*p)) p++;
         if (!*p || *p == '#') continue;
