@@ -28,7 +28,7 @@ static void help(void)
     for (; k->key && line && *line; k++) {
         const char *eq = strstr(line, " = "), *nl = strchr(line, '\n');
         if (!eq || !nl) break;
-        printf("  --%-16s %s (default %.*s)\n", k->key, k->help, (int)(nl - eq - 3), eq + 3);
+        printf("  --%-20s %s (default %.*s)\n", k->key, k->help, (int)(nl - eq - 3), eq + 3);
         line = nl + 1;
     }
     free(defaults);

@@ -30,10 +30,20 @@ typedef struct {
     rg_optim *opt;           /* NULL: weights only */
 } rg_checkpoint_part;
 
-/* rg_checkpoint_save with further parts. */
-rg_status rg_checkpoint_save_parts(const char *path, const rg_graph *g, const rg_optim *opt, const rg_ema *ema,
-                                   const rg_checkpoint_part *parts, int32_t n_parts, const rg_st_meta *meta,
-                                   int32_t n_meta, rg_error *err);
+/* What a training-state checkpoint holds besides the model: further
+ * networks (parts), and caller tensors (F32, names not clashing with the
+ * graph's: e.g. the trainer's per-sample curriculum state "sample.loss"). */
+typedef struct {
+    const rg_checkpoint_part *parts;
+    int32_t n_parts;
+    const rg_st_tensor *tensors;
+    int32_t n_tensors;
+} rg_checkpoint_extras;
+
+/* rg_checkpoint_save plus the extras (NULL: none). */
+rg_status rg_checkpoint_save_with(const char *path, const rg_graph *g, const rg_optim *opt, const rg_ema *ema,
+                                  const rg_checkpoint_extras *extras, const rg_st_meta *meta, int32_t n_meta,
+                                  rg_error *err);
 /* Restores one part's weights and optimizer state (steps: the model's) from
  * an open checkpoint; a missing or mis-shaped tensor is an error naming it. */
 rg_status rg_checkpoint_load_part(const rg_st_file *f, const rg_checkpoint_part *part, rg_error *err);

@@ -75,6 +75,19 @@ rg_status rg_loader_create(const rg_dataset *ds, const rg_loader_config *cfg, rg
  * same epoch again yields the same batches. */
 void rg_loader_start_epoch(rg_loader *ld, int32_t epoch);
 
+/* Starts epoch `epoch` over the m samples indices[0..m) (dataset indices in
+ * [0, n), copied; repeats allowed, 0 <= m <= n) instead of the whole dataset,
+ * with rg_loader_start_epoch's semantics otherwise. The order is the keyed
+ * permutation of (seed, epoch, 0x5348) over positions 0..m-1 of the list, so
+ * batches are bit-identical whatever the number of workers, and the subset
+ * 0..n-1 in ascending order gives exactly the batches of
+ * rg_loader_start_epoch. The epoch has ceil(m / batch) batches (m / batch
+ * with drop_last): rg_loader_batches reports it. indices NULL = the whole
+ * dataset. An index outside [0, n) or m outside [0, n] is RG_ERR_ARG, and
+ * the loader is then unchanged. */
+rg_status rg_loader_start_epoch_subset(rg_loader *ld, int32_t epoch, const int32_t *indices, int32_t m,
+                                       rg_error *err);
+
 /* Next batch of the epoch: *x points to count*h*w*c floats NHWC, *y to count
  * int32 labels, *indices (may be NULL) to the dataset indices of the samples.
  * Pointers stay valid until the next call (of rg_loader_next,
@@ -85,7 +98,9 @@ void rg_loader_start_epoch(rg_loader *ld, int32_t epoch);
 int rg_loader_next(rg_loader *ld, const float **x, const int32_t **y, const int32_t **indices,
                    int32_t *count);
 
-/* Batches per epoch: n / batch with drop_last, ceil(n / batch) otherwise. */
+/* Batches in the current epoch (before the first one: of the whole dataset):
+ * count / batch with drop_last, ceil(count / batch) otherwise, count being n
+ * or the size of the epoch's subset. */
 int32_t rg_loader_batches(const rg_loader *ld);
 
 /* Stops the workers (a batch being produced is finished first), joins them

@@ -59,6 +59,22 @@ typedef struct {
     float at_weight;
     int32_t threads;        /* 0 = all cores; does not change results */
     int32_t workers;        /* loader threads; does not change results */
+    /* label noise, curriculum and loss-based selection (curriculum.h, docs/curriculum.md) */
+    float label_noise;          /* fraction of training labels corrupted, 0 = off */
+    char label_noise_kind[16];  /* symmetric | asymmetric */
+    char label_noise_map[256];  /* asymmetric: "FROM:TO,..."; "" = Fashion-MNIST pairs */
+    char curriculum[16];        /* none | teacher | self | file */
+    char curriculum_teacher[512];   /* checkpoint scoring the training set (curriculum = teacher) */
+    char curriculum_scores[512];    /* scores file (curriculum = file) */
+    char curriculum_score[16];  /* teacher score: loss | confidence */
+    char curriculum_order[16];  /* easy | hard | random */
+    char pacing[16];            /* linear | root | geometric | step */
+    float pacing_start;         /* fraction of the data in epoch 1 */
+    int32_t pacing_full_epoch;  /* 1-based epoch from which all data is in; 0 = ceil(epochs / 2) */
+    int32_t pacing_steps;       /* step pacing: increments */
+    float select_keep;          /* final keep fraction of small-loss selection; 1 = off */
+    int32_t select_warmup;      /* epochs on all data before selecting */
+    int32_t select_ramp_epochs; /* epochs over which the keep fraction falls from 1 to select_keep */
 } rg_train_config;
 
 /* The defaults (the benchmark recipe: SGD 0.1 Nesterov, wd 5e-4, cosine,
@@ -112,6 +128,8 @@ typedef struct {
     double seconds, images_per_s;
     double teacher_s;       /* of seconds, in the teachers' forward passes (distillation) */
     int is_best;
+    int64_t samples;        /* training samples used this epoch (curriculum, selection) */
+    double noisy_kept;      /* fraction of them with a label corrupted by label_noise */
 } rg_epoch_metrics;
 
 typedef struct {

@@ -42,9 +42,12 @@ struct rg_loader {
     const rg_dataset *ds; /* borrowed */
     rg_loader_config cfg;
     size_t sample;        /* bytes (= floats) per image */
-    int32_t nb;           /* batches per epoch */
+    int32_t nb;           /* batches in the current epoch */
     float lut[256];       /* pixel byte -> normalized value */
-    uint32_t *perm;       /* epoch order, n entries; NULL without shuffle */
+    uint32_t *perm;       /* epoch order, count entries; NULL without shuffle */
+    int32_t *subset;      /* the epoch's samples (n capacity) when use_subset */
+    int use_subset;
+    int32_t count;        /* samples in the current epoch: n, or the subset's size */
     int32_t epoch;
     int32_t nslots;
     loader_slot *slots;
@@ -76,12 +79,13 @@ static void produce(const rg_loader *ld, int32_t b, loader_slot *s)
 {
     const rg_dataset *ds = ld->ds;
     const int64_t start = (int64_t)b * ld->cfg.batch;
-    const int64_t left = ds->n - start;
+    const int64_t left = ld->count - start;
     const int32_t count = (int32_t)(left < ld->cfg.batch ? left : ld->cfg.batch);
     const size_t sb = ld->sample;
     for (int32_t j = 0; j < count; j++) {
         const int64_t pos = start + j;
-        const int32_t i = ld->perm ? (int32_t)ld->perm[pos] : (int32_t)pos;
+        const int64_t at = ld->perm ? (int64_t)ld->perm[pos] : pos;
+        const int32_t i = ld->use_subset ? ld->subset[at] : (int32_t)at;
         const uint8_t *pix = ds->pixels + (size_t)i * sb;
         if (ld->cfg.augment) {
             memcpy(s->img, pix, sb);
@@ -97,13 +101,25 @@ static void produce(const rg_loader *ld, int32_t b, loader_slot *s)
     s->count = count;
 }
 
-/* Sets the order of epoch e (perm is only touched with no worker active). */
-static void set_epoch(rg_loader *ld, int32_t epoch)
+static int32_t batches_of(const rg_loader *ld, int32_t count)
+{
+    return ld->cfg.drop_last ? count / ld->cfg.batch
+                             : (int32_t)(((int64_t)count + ld->cfg.batch - 1) / ld->cfg.batch);
+}
+
+/* Sets the samples and order of epoch e (only with no worker active). The
+ * order is a keyed permutation of positions in the sample list, so an epoch
+ * over the subset 0..n-1 is the same as one over the whole dataset. */
+static void set_epoch(rg_loader *ld, int32_t epoch, const int32_t *indices, int32_t m)
 {
     ld->epoch = epoch;
+    ld->use_subset = indices != NULL;
+    ld->count = indices ? m : ld->ds->n;
+    if (indices && m > 0) memcpy(ld->subset, indices, (size_t)m * sizeof *indices);
+    ld->nb = batches_of(ld, ld->count);
     if (ld->perm) {
         rg_rng r = rg_rng_keyed(ld->cfg.seed, (uint64_t)epoch, SHUFFLE_KEY);
-        rg_rng_permutation(&r, ld->perm, (uint32_t)ld->ds->n);
+        rg_rng_permutation(&r, ld->perm, (uint32_t)ld->count);
     }
 }
 
@@ -238,8 +254,8 @@ rg_status rg_loader_create(const rg_dataset *ds, const rg_loader_config *cfg, rg
     ld->cfg.augment = cfg->augment != 0;
     if (ld->cfg.prefetch == 0) ld->cfg.prefetch = 2;
     ld->sample = rg_dataset_sample_bytes(ds);
-    ld->nb = ld->cfg.drop_last ? ds->n / cfg->batch
-                               : (int32_t)(((int64_t)ds->n + cfg->batch - 1) / cfg->batch);
+    ld->count = ds->n;
+    ld->nb = batches_of(ld, ds->n);
     /* The table is the definition of the normalization: one float
      * expression per byte value, the same on every path. */
     for (int v = 0; v < 256; v++) ld->lut[v] = ((float)v / 255.0f - cfg->mean) / cfg->std;
@@ -247,6 +263,10 @@ rg_status rg_loader_create(const rg_dataset *ds, const rg_loader_config *cfg, rg
     ld->epoch = -1;
 
     if (ld->cfg.shuffle && !(ld->perm = rg_malloc(sizeof *ld->perm * (size_t)ds->n, err))) {
+        st = RG_ERR_NOMEM;
+        goto fail_mem;
+    }
+    if (!(ld->subset = rg_malloc(sizeof *ld->subset * (size_t)ds->n, err))) {
         st = RG_ERR_NOMEM;
         goto fail_mem;
     }
@@ -294,6 +314,7 @@ fail_cv0:
     pthread_mutex_destroy(&ld->mu);
 fail_mem:
     free_slots(ld);
+    free(ld->subset);
     free(ld->perm);
     free(ld);
     return st;
@@ -311,6 +332,7 @@ void rg_loader_free(rg_loader *ld)
         pthread_mutex_destroy(&ld->mu);
     }
     free_slots(ld);
+    free(ld->subset);
     free(ld->perm);
     free(ld);
 }
@@ -319,24 +341,35 @@ int32_t rg_loader_batches(const rg_loader *ld) { return ld ? ld->nb : 0; }
 
 /* ---- Epochs and batches ------------------------------------------------ */
 
-void rg_loader_start_epoch(rg_loader *ld, int32_t epoch)
+void rg_loader_start_epoch(rg_loader *ld, int32_t epoch) { rg_loader_start_epoch_subset(ld, epoch, NULL, 0, NULL); }
+
+rg_status rg_loader_start_epoch_subset(rg_loader *ld, int32_t epoch, const int32_t *indices, int32_t m, rg_error *err)
 {
-    if (!ld) return;
+    if (!ld) return rg_fail(err, RG_ERR_ARG, "loader: NULL loader");
+    if (indices) {
+        if (m < 0 || m > ld->ds->n)
+            return rg_fail(err, RG_ERR_ARG, "loader: subset of %d samples is outside [0, %d]", m, ld->ds->n);
+        for (int32_t j = 0; j < m; j++)
+            if (indices[j] < 0 || indices[j] >= ld->ds->n)
+                return rg_fail(err, RG_ERR_ARG, "loader: subset entry %d is sample %d, outside [0, %d)", j, indices[j],
+                               ld->ds->n);
+    }
     if (ld->cfg.workers == 0) {
-        set_epoch(ld, epoch);
+        set_epoch(ld, epoch, indices, m);
         ld->sync_next = 0;
         ld->sync_started = 1;
-        return;
+        return RG_OK;
     }
     pthread_mutex_lock(&ld->mu);
     ld->running = 0; /* no new claims; drain the ones in progress */
     while (ld->active > 0) pthread_cond_wait(&ld->idle_cv, &ld->mu);
-    set_epoch(ld, epoch);
+    set_epoch(ld, epoch, indices, m);
     for (int32_t i = 0; i < ld->nslots; i++) ld->slots[i].ready = -1;
     ld->next_claim = ld->next_consume = ld->released = 0;
     ld->running = 1;
     pthread_cond_broadcast(&ld->work_cv);
     pthread_mutex_unlock(&ld->mu);
+    return RG_OK;
 }
 
 static int hand_out(const loader_slot *s, const float **x, const int32_t **y,

@@ -3,10 +3,13 @@
 
 #include <string.h>
 
-static const char *const train_artifact_keys[] = {"init", "teacher", "teacher2", "teacher3", NULL};
+/* teacher..teacher3: distillation (distill.h); curriculum_teacher: a
+ * checkpoint scoring the training set (curriculum.h) */
+static const char *const train_artifact_keys[] = {"init", "teacher", "teacher2", "teacher3", "curriculum_teacher", NULL};
+static const char *const train_file_keys[] = {"curriculum_scores", NULL};
 
 static const rg_exp_kind kinds[] = {
-    {"train", train_artifact_keys, rg_exp_run_train},
+    {"train", train_artifact_keys, rg_exp_run_train, train_file_keys},
 };
 
 const rg_exp_kind *rg_exp_kind_find(const char *name)

@@ -28,6 +28,9 @@ typedef struct {
     /* Performs the run and records it as done in the store (or returns an
      * error; the caller then marks it failed). */
     rg_status (*run)(rg_exp_job *job, rg_error *err);
+    /* NULL-terminated keys naming other input files (not checkpoints, so no
+     * references): hashed by content like the data */
+    const char *const *file_keys;
 } rg_exp_kind;
 
 /* The kind called name, or NULL. */

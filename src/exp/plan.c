@@ -162,6 +162,13 @@ rg_status rg_exp_item_hash(rg_experiment *x, rg_store *s, int64_t experiment, in
             if (rg_train_config_set(cfg, *k, a.path, &e)) st = rg_fail(err, RG_ERR_ARG, "run %s: %s", it->name, e.msg);
         }
     }
+    /* other input files count by their content */
+    for (const char *const *k = kind->file_keys; !st && k && *k; k++) {
+        char value[1024];
+        if (!config_value(it->config_text, *k, value, sizeof value) || !value[0]) continue;
+        if (!(st = rg_exp_file_sha256(s, value, sum, NULL, err))) add_line(h, *k, value, sum);
+        else rg_error_prefix(err, "run %s: %s", it->name, *k);
+    }
     rg_sha256_final(h, hex);
     return st;
 }

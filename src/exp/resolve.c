@@ -260,8 +260,9 @@ static rg_status resolve_run(const rg_recipe *r, int32_t index, const rg_recipe_
         }
         if (!is_artifact_key(k, kv->key)) {
             char keys[256] = "";
-            for (const char *const *a = k->artifact_keys; a && *a; a++)
-                snprintf(keys + strlen(keys), sizeof keys - strlen(keys), "%s%s", a == k->artifact_keys ? "" : ", ", *a);
+            size_t len = 0;
+            for (const char *const *a = k->artifact_keys; a && *a && len < sizeof keys; a++)
+                len += (size_t)snprintf(keys + len, sizeof keys - len, "%s%s", a == k->artifact_keys ? "" : ", ", *a);
             st = rg_fail(err, RG_ERR_FORMAT, "%s:%d: %s: '%s': only a checkpoint key (%s) takes another run's artifact",
                          r->origin, kv->line, kv->key, kv->value, keys);
             continue;

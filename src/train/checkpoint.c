@@ -35,17 +35,19 @@ static void push(tensor_list *l, const char *prefix, const rg_param *p, const fl
 rg_status rg_checkpoint_save(const char *path, const rg_graph *g, const rg_optim *opt, const rg_ema *ema,
                              const rg_st_meta *meta, int32_t n_meta, rg_error *err)
 {
-    return rg_checkpoint_save_parts(path, g, opt, ema, NULL, 0, meta, n_meta, err);
+    return rg_checkpoint_save_with(path, g, opt, ema, NULL, meta, n_meta, err);
 }
 
-rg_status rg_checkpoint_save_parts(const char *path, const rg_graph *g, const rg_optim *opt, const rg_ema *ema,
-                                   const rg_checkpoint_part *parts, int32_t n_parts, const rg_st_meta *meta,
-                                   int32_t n_meta, rg_error *err)
+rg_status rg_checkpoint_save_with(const char *path, const rg_graph *g, const rg_optim *opt, const rg_ema *ema,
+                                  const rg_checkpoint_extras *extras, const rg_st_meta *meta, int32_t n_meta,
+                                  rg_error *err)
 {
+    static const rg_checkpoint_extras none = {0};
+    const rg_checkpoint_extras *x = extras ? extras : &none;
     int32_t per = g->n_params + g->n_buffers;
     tensor_list l = {0};
-    l.cap = per * 4;
-    for (int32_t k = 0; k < n_parts; k++) l.cap += 3 * parts[k].g->n_params + parts[k].g->n_buffers;
+    l.cap = per * 4 + x->n_tensors;
+    for (int32_t k = 0; k < x->n_parts; k++) l.cap += 3 * x->parts[k].g->n_params + x->parts[k].g->n_buffers;
     l.t = rg_calloc((size_t)l.cap, sizeof *l.t, err);
     l.names = rg_calloc((size_t)l.cap, sizeof *l.names, err);
     rg_st_meta *all = rg_calloc((size_t)n_meta + 4, sizeof *all, err);
@@ -62,14 +64,16 @@ rg_status rg_checkpoint_save_parts(const char *path, const rg_graph *g, const rg
         for (int32_t i = 0; i < g->n_params; i++) push(&l, "ema.", &g->params[i], ema->params);
         for (int32_t i = 0; i < g->n_buffers; i++) push(&l, "ema.", &g->buffers[i], ema->buffers);
     }
-    for (int32_t k = 0; k < n_parts; k++) {
-        const rg_checkpoint_part *q = &parts[k];
+    for (int32_t k = 0; k < x->n_parts; k++) {
+        const rg_checkpoint_part *q = &x->parts[k];
         for (int32_t i = 0; i < q->g->n_params; i++) push2(&l, q->prefix, "", &q->g->params[i], q->g->param_data);
         for (int32_t i = 0; i < q->g->n_buffers; i++) push2(&l, q->prefix, "", &q->g->buffers[i], q->g->buffer_data);
-        for (int32_t i = 0; q->opt && i < q->g->n_params; i++) push2(&l, q->prefix, "optim.m.", &q->g->params[i], q->opt->m);
+        for (int32_t i = 0; q->opt && i < q->g->n_params; i++)
+            push2(&l, q->prefix, "optim.m.", &q->g->params[i], q->opt->m);
         for (int32_t i = 0; q->opt && q->opt->v && i < q->g->n_params; i++)
             push2(&l, q->prefix, "optim.v.", &q->g->params[i], q->opt->v);
     }
+    for (int32_t i = 0; i < x->n_tensors; i++) l.t[l.n++] = x->tensors[i];
     char steps[32];
     snprintf(steps, sizeof steps, "%llu", opt ? (unsigned long long)opt->t : 0ull);
     int32_t k = 0;

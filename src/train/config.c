@@ -1,6 +1,7 @@
 /* Training configuration: one table describes every key (name, type, place,
  * range, help), and parsing, formatting and help all read that table. */
 #include "regain/trainer.h"
+#include "regain/curriculum.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -65,6 +66,22 @@ static const key_def keys[] = {
     {"at_weight", K_FLOAT, F(at_weight), 0, 1e7, "attention transfer beta (the loss is beta/2 times the sum over pairs)"},
     {"threads", K_INT, F(threads), 0, 1024, "compute threads (0 = all cores); results do not depend on it"},
     {"workers", K_INT, F(workers), 0, 64, "data loader threads; results do not depend on it"},
+    /* docs/curriculum.md; cross-key checks in rg_sampler_check_config */
+    {"label_noise", K_FLOAT, F(label_noise), 0, 1, "fraction of training labels corrupted (0 = off)"},
+    {"label_noise_kind", K_STR, F(label_noise_kind), 0, 0, "symmetric (to any other class) or asymmetric (class map)"},
+    {"label_noise_map", K_STR, F(label_noise_map), 0, 0, "asymmetric map FROM:TO,...; empty = Fashion-MNIST pairs 0<->6, 2<->4, 5<->7"},
+    {"curriculum", K_STR, F(curriculum), 0, 0, "difficulty source: none, teacher, self (own loss) or file"},
+    {"curriculum_teacher", K_STR, F(curriculum_teacher), 0, 0, "checkpoint scoring the training set (curriculum = teacher)"},
+    {"curriculum_scores", K_STR, F(curriculum_scores), 0, 0, "scores file, one per line or 'index score' (curriculum = file)"},
+    {"curriculum_score", K_STR, F(curriculum_score), 0, 0, "teacher score: loss or confidence (1 - p of the label)"},
+    {"curriculum_order", K_STR, F(curriculum_order), 0, 0, "easy (curriculum), hard (anti-curriculum) or random (control)"},
+    {"pacing", K_STR, F(pacing), 0, 0, "data growth: linear, root, geometric or step"},
+    {"pacing_start", K_FLOAT, F(pacing_start), 0, 1, "fraction of the data in epoch 1"},
+    {"pacing_full_epoch", K_INT, F(pacing_full_epoch), 0, 100000, "epoch (1-based) from which all data is used; 0 = half the epochs"},
+    {"pacing_steps", K_INT, F(pacing_steps), 1, 10000, "step pacing: number of increments"},
+    {"select_keep", K_FLOAT, F(select_keep), 0, 1, "small-loss selection: final fraction of samples kept (1 = off)"},
+    {"select_warmup", K_INT, F(select_warmup), 0, 100000, "small-loss selection: epochs on all data first"},
+    {"select_ramp_epochs", K_INT, F(select_ramp_epochs), 0, 100000, "small-loss selection: epochs for the keep fraction to fall from 1"},
 };
 #define N_KEYS (sizeof keys / sizeof keys[0])
 
@@ -95,6 +112,15 @@ void rg_train_config_default(rg_train_config *c)
     c->std = 0.3530f;
     c->seed = 1;
     c->workers = 2;
+    snprintf(c->label_noise_kind, sizeof c->label_noise_kind, "symmetric");
+    snprintf(c->curriculum, sizeof c->curriculum, "none");
+    snprintf(c->curriculum_score, sizeof c->curriculum_score, "loss");
+    snprintf(c->curriculum_order, sizeof c->curriculum_order, "easy");
+    snprintf(c->pacing, sizeof c->pacing, "linear");
+    c->pacing_start = 0.25f;
+    c->pacing_steps = 2;
+    c->select_keep = 1.0f;
+    c->select_warmup = 1;
 }
 
 static const key_def *find(const char *name)
@@ -167,7 +193,8 @@ rg_status rg_train_config_validate(const rg_train_config *c, rg_error *err)
         return rg_fail(err, RG_ERR_ARG, "warmup_epochs (%g) exceeds epochs (%d)", c->warmup_epochs, c->epochs);
     rg_distill_config d;
     rg_train_config_distill(c, &d);
-    return rg_distill_validate(&d, err);
+    rg_status st = rg_distill_validate(&d, err);
+    return st ? st : rg_sampler_check_config(c, err);
 }
 
 void rg_train_config_distill(const rg_train_config *c, rg_distill_config *d)

@@ -2,6 +2,7 @@
 #include "regain/trainer.h"
 #include "regain/checkpoint.h"
 #include "regain/distill.h"
+#include "regain/curriculum.h"
 #include "regain/fileio.h"
 #include "regain/loader.h"
 #include "regain/spec.h"
@@ -69,6 +70,8 @@ typedef struct {
     float *dlogits;
     rg_distiller *distill;  /* NULL without a teacher */
     double teacher_top1;    /* the teachers' selection accuracy, -1 without */
+    rg_sampler *sampler;    /* label noise, curriculum, selection; NULL when off */
+    float *sample_loss;     /* per-sample losses of a batch, when the sampler records them */
 } run_state;
 
 static void run_free(run_state *r)
@@ -84,6 +87,8 @@ static void run_free(run_state *r)
     rg_dataset_free(&r->test);
     free(r->metrics);
     free(r->dlogits);
+    rg_sampler_free(r->sampler);
+    free(r->sample_loss);
 }
 
 static rg_status path_in(const run_state *r, const char *file, char *buf, size_t size, rg_error *err)
@@ -207,6 +212,7 @@ static rg_status setup(run_state *r, int resume, rg_st_file *ck, rg_error *err)
     rg_train_config *c = &r->cfg;
     rg_status st;
     if ((st = load_data(r, err))) return st;
+    if ((st = rg_sampler_create(c, &r->train, resume ? ck : NULL, &r->sampler, err))) return st;
     if ((st = rg_model_build(c->model, r->train.h, r->train.w, r->train.c, r->train_full.n_classes, &r->g, err)))
         return st;
     rg_shape out = r->g->values[r->g->output].shape;
@@ -239,7 +245,8 @@ static rg_status setup(run_state *r, int resume, rg_st_file *ck, rg_error *err)
         for (int32_t k = 0; k < n_parts; k++)
             if ((st = rg_checkpoint_load_part(ck, &parts[k], err))) return st;
     } else {
-        r->metrics = strdup("epoch,lr,train_loss,train_top1,test_loss,test_top1,val_top1,seconds,images_per_s,teacher_s\n");
+        r->metrics = strdup("epoch,lr,train_loss,train_top1,test_loss,test_top1,val_top1,seconds,images_per_s,"
+                            "samples,noisy_kept,teacher_s\n");
         if (!r->metrics) return rg_fail(err, RG_ERR_NOMEM, "out of memory");
         r->best = -1.0;
     }
@@ -261,15 +268,17 @@ static rg_status setup(run_state *r, int resume, rg_st_file *ck, rg_error *err)
                              .min_lr = c->min_lr, .step_every = (int64_t)c->step_epochs * r->batches,
                              .gamma = c->gamma};
     r->dlogits = rg_calloc((size_t)c->batch * (size_t)(out.h * out.w * out.c), sizeof(float), err);
+    if (rg_sampler_wants_losses(r->sampler) && !(r->sample_loss = rg_calloc((size_t)c->batch, sizeof(float), err)))
+        return RG_ERR_NOMEM;
     return r->dlogits ? RG_OK : RG_ERR_NOMEM;
 }
 
 static rg_status append_metrics(run_state *r, const rg_epoch_metrics *m, rg_error *err)
 {
     char line[512];
-    int n = snprintf(line, sizeof line, "%d,%.6g,%.6f,%.6f,%.6f,%.6f,%.6f,%.3f,%.1f,%.3f\n", m->epoch, m->lr,
-                     m->train_loss, m->train_top1, m->test_loss, m->test_top1, m->val_top1, m->seconds,
-                     m->images_per_s, m->teacher_s);
+    int n = snprintf(line, sizeof line, "%d,%.6g,%.6f,%.6f,%.6f,%.6f,%.6f,%.3f,%.1f,%lld,%.6f,%.3f\n", m->epoch,
+                     m->lr, m->train_loss, m->train_top1, m->test_loss, m->test_top1, m->val_top1, m->seconds,
+                     m->images_per_s, (long long)m->samples, m->noisy_kept, m->teacher_s);
     size_t old = strlen(r->metrics);
     char *p = realloc(r->metrics, old + (size_t)n + 1);
     if (!p) return rg_fail(err, RG_ERR_NOMEM, "out of memory");
@@ -302,11 +311,13 @@ static rg_status save(run_state *r, const char *file, int32_t epochs_done, int w
     char norm[64];
     snprintf(norm, sizeof norm, "%.9g,%.9g", (double)r->cfg.mean, (double)r->cfg.std);
     meta[8].value = norm;
+    /* the hint adapters and the sampler's per-sample state travel with the training state */
     rg_checkpoint_part parts[RG_DISTILL_MAX_PAIRS];
-    int32_t n_parts = with_state ? distill_parts(r, parts) : 0;
-    st = rg_checkpoint_save_parts(path, r->g, with_state ? &r->opt : NULL,
-                                  with_state && r->use_ema ? &r->ema : NULL, parts, n_parts, meta,
-                                  (int32_t)(sizeof meta / sizeof meta[0]), err);
+    rg_st_tensor extra[2];
+    rg_checkpoint_extras x = {parts, with_state ? distill_parts(r, parts) : 0, extra,
+                              with_state ? rg_sampler_tensors(r->sampler, extra, 2) : 0};
+    st = rg_checkpoint_save_with(path, r->g, with_state ? &r->opt : NULL, with_state && r->use_ema ? &r->ema : NULL,
+                                 &x, meta, (int32_t)(sizeof meta / sizeof meta[0]), err);
     free(config);
     return st;
 }
@@ -326,6 +337,29 @@ static rg_status evaluate_epoch(run_state *r, rg_eval_result *test, double *val_
     return st;
 }
 
+/* Starts the loader on the epoch's samples (all, or the sampler's subset);
+ * *nb receives the epoch's batch count. */
+static rg_status start_epoch(run_state *r, int32_t epoch, int32_t *nb, rg_error *err)
+{
+    const int32_t *subset;
+    int32_t m;
+    rg_status st = rg_sampler_epoch(r->sampler, epoch, &subset, &m, err);
+    if (!st) st = rg_loader_start_epoch_subset(r->loader, epoch, subset, m, err);
+    *nb = rg_loader_batches(r->loader);
+    return st;
+}
+
+/* The schedule's step for batch b of nb in epoch e. The schedule is laid
+ * out over full-data epochs of r->batches steps; an epoch of fewer batches
+ * (a curriculum or selection subset) walks the same per-epoch stretch of the
+ * curve at its own pace, so the learning rate at a given fraction of an
+ * epoch, and at the end of training, does not depend on the subset size.
+ * With nb = r->batches this is e * r->batches + b exactly. */
+static int64_t schedule_step(const run_state *r, int32_t epoch, int32_t b, int32_t nb)
+{
+    return (int64_t)epoch * r->batches + (nb > 0 ? (int64_t)b * r->batches / nb : 0);
+}
+
 static rg_status train_epoch(run_state *r, int32_t epoch, const rg_train_hooks *hooks, double run_start,
                              int32_t first_epoch, rg_epoch_metrics *m, rg_error *err)
 {
@@ -333,7 +367,10 @@ static rg_status train_epoch(run_state *r, int32_t epoch, const rg_train_hooks *
     rg_shape out = g->values[g->output].shape;
     int32_t classes = out.h * out.w * out.c;
     size_t per = rg_shape_count(g->values[g->input].shape);
-    rg_loader_start_epoch(r->loader, epoch);
+    int32_t nb;
+    rg_status st = start_epoch(r, epoch, &nb, err);
+    if (st) return st;
+    /* keys dropout masks: unique per step since nb <= r->batches */
     int64_t step = (int64_t)epoch * r->batches;
     double t0 = now_s(), loss_sum = 0.0, teacher_s = 0.0;
     int64_t seen = 0, correct = 0;
@@ -341,14 +378,15 @@ static rg_status train_epoch(run_state *r, int32_t epoch, const rg_train_hooks *
     const int32_t *y, *idx;
     int32_t count, b = 0;
     float lr = 0.0f;
-    rg_status st;
     while (rg_loader_next(r->loader, &x, &y, &idx, &count)) {
         if ((st = rg_graph_set_batch(g, count, err))) return st;
         memcpy(rg_graph_input(g), x, (size_t)count * per * sizeof(float));
         rg_exec ctx = {.training = 1, .seed = (uint64_t)r->cfg.seed, .step = (uint64_t)step};
         rg_graph_forward(g, &ctx);
         const float *logits = rg_graph_output(g);
-        float loss = rg_xent_forward_backward(logits, y, count, classes, r->cfg.label_smoothing, r->dlogits, NULL);
+        float loss = rg_xent_forward_backward(logits, y, count, classes, r->cfg.label_smoothing, r->dlogits,
+                                              r->sample_loss);
+        rg_sampler_record(r->sampler, idx, r->sample_loss, count);
         if (r->distill) {
             rg_distill_parts parts;
             rg_distiller_loss(r->distill, x, y, idx, count, epoch, logits, r->dlogits, loss, &parts);
@@ -358,7 +396,7 @@ static rg_status train_epoch(run_state *r, int32_t epoch, const rg_train_hooks *
         correct += rg_count_correct(logits, y, count, classes);
         memcpy(rg_graph_output_grad(g), r->dlogits, (size_t)count * classes * sizeof(float));
         rg_graph_backward(g, &ctx);
-        lr = rg_schedule_lr(&r->sched, step);
+        lr = rg_schedule_lr(&r->sched, schedule_step(r, epoch, b, nb));
         rg_optim_step(&r->opt, g, lr);
         if (r->distill) rg_distiller_update(r->distill, lr);
         if (r->use_ema) rg_ema_update(&r->ema, g);
@@ -368,9 +406,9 @@ static rg_status train_epoch(run_state *r, int32_t epoch, const rg_train_hooks *
         b++;
         if (hooks && hooks->progress) {
             double t = now_s(), el = t - t0;
-            double done_frac = (double)(epoch - first_epoch) + (double)b / r->batches;
+            double done_frac = (double)(epoch - first_epoch) + (double)b / nb;
             double total = (double)(r->cfg.epochs - first_epoch);
-            rg_train_progress p = {epoch, r->cfg.epochs, b, r->batches, loss_sum / (double)seen,
+            rg_train_progress p = {epoch, r->cfg.epochs, b, nb, loss_sum / (double)seen,
                                    el > 0 ? (double)seen / el : 0.0, t - run_start,
                                    done_frac > 0 ? (t - run_start) * (total - done_frac) / done_frac : 0.0};
             hooks->progress(hooks->user, &p);
@@ -384,6 +422,8 @@ static rg_status train_epoch(run_state *r, int32_t epoch, const rg_train_hooks *
     m->seconds = now_s() - t0;
     m->images_per_s = m->seconds > 0 ? (double)seen / m->seconds : 0.0;
     m->teacher_s = teacher_s;
+    m->samples = seen;
+    if (r->sampler) rg_sampler_stats(r->sampler, &m->samples, &m->noisy_kept);
     return RG_OK;
 }
 

@@ -518,6 +518,21 @@ static const struct {
     {"at_weight", "0"},
     {"threads", "3"},
     {"workers", "5"},
+    {"label_noise", "0.4"},
+    {"label_noise_kind", "asymmetric"},
+    {"label_noise_map", "0:6, 6:0"},
+    {"curriculum", "teacher"},
+    {"curriculum_teacher", "runs/some run/best.safetensors"},
+    {"curriculum_scores", "scores file.txt"},
+    {"curriculum_score", "confidence"},
+    {"curriculum_order", "hard"},
+    {"pacing", "root"},
+    {"pacing_start", "0.3"},
+    {"pacing_full_epoch", "4"},
+    {"pacing_steps", "3"},
+    {"select_keep", "0.6"},
+    {"select_warmup", "2"},
+    {"select_ramp_epochs", "5"},
 };
 #define N_EVERY (sizeof every_key / sizeof every_key[0])
 

@@ -1,0 +1,308 @@
+/* End to end through the library: training with label noise, a self-paced
+ * curriculum and small-loss selection uses the samples the pacing and the
+ * selection say (metrics.csv), keeps its per-sample state in
+ * last.safetensors, and a run killed after epoch 1 and resumed ends
+ * bit-identical to an uninterrupted one (weights, optimizer, per-sample
+ * losses, metrics); a teacher-scored curriculum from the first run's
+ * checkpoint and a file-scored one train and report their subsets.
+ *
+ * Needs the Fashion-MNIST files at RG_FASHION_MNIST_DIR. A tiny network on
+ * 300 images: a few seconds per run. */
+#include "test_support.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "regain/curriculum.h"
+#include "regain/data.h"
+#include "regain/safetensors.h"
+#include "regain/trainer.h"
+
+#define KILLED 42
+
+static const char tiny_spec[] = "input h=28 w=28 c=1\n"
+                                "conv name=stem c=8 k=3 s=2 bn act=relu6\n"
+                                "ir name=b1 t=2 c=8 s=1\n"
+                                "conv name=head c=32 k=1 bn act=relu6\n"
+                                "gap\n"
+                                "dropout p=0.2\n"
+                                "fc name=fc n=10\n";
+
+static void require_dataset(void)
+{
+    char p[600];
+    struct stat sb;
+    snprintf(p, sizeof p, "%s/train-images-idx3-ubyte.gz", RG_FASHION_MNIST_DIR);
+    if (stat(p, &sb) != 0) fail_msg("%s is missing: install the fashion-mnist package (scripts/install-deps)", p);
+}
+
+/* 300 images in batches of 64; 40% symmetric noise; self-paced curriculum
+ * from half the data to all of it at epoch 3; after one epoch of warm-up,
+ * keep the small-loss 60% (at once: no ramp). */
+static rg_train_config noisy_config(void)
+{
+    rg_train_config c;
+    rg_train_config_default(&c);
+    snprintf(c.model, sizeof c.model, "%s", rgt_in_root("tiny.spec"));
+    c.train_limit = 300;
+    c.test_limit = 200;
+    c.epochs = 3;
+    c.batch = 64;
+    c.warmup_epochs = 0.5f;
+    c.label_smoothing = 0.1f;
+    c.seed = 5;
+    c.threads = 2;
+    c.workers = 2;
+    c.label_noise = 0.4f;
+    snprintf(c.curriculum, sizeof c.curriculum, "self");
+    c.pacing_start = 0.5f;
+    c.pacing_full_epoch = 3;
+    c.select_keep = 0.6f;
+    c.select_warmup = 1;
+    c.select_ramp_epochs = 0;
+    return c;
+}
+
+static void train_ok(const rg_train_config *c, const char *dir, int resume, const rg_train_hooks *hooks,
+                     rg_train_result *res)
+{
+    rg_error err = {0};
+    if (rg_train_run(c, dir, resume, hooks, res, &err) != RG_OK) fail_msg("training into %s: %s", dir, err.msg);
+}
+
+/* metrics.csv: the samples and noisy_kept columns of each epoch */
+static int read_subset_columns(const char *dir, long long *samples, double *noisy, int max)
+{
+    char p[700];
+    snprintf(p, sizeof p, "%s/metrics.csv", dir);
+    size_t n;
+    char *text = rgt_read_file(p, &n);
+    assert_non_null(strstr(text, "images_per_s,samples,noisy_kept,teacher_s\n"));
+    int rows = 0;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        if (!strncmp(line, "epoch", 5)) continue;
+        const char *c = line;
+        for (int k = 0; k < 9; k++) c = strchr(c, ',') + 1;
+        assert_true(rows < max);
+        assert_int_equal(sscanf(c, "%lld,%lf", &samples[rows], &noisy[rows]), 2);
+        rows++;
+    }
+    free(text);
+    return rows;
+}
+
+/* Every tensor bit for bit, and the same metrics but for the timing columns. */
+static void expect_same_run(const char *da, const char *db)
+{
+    char pa[700], pb[700];
+    rg_error err = {0};
+    snprintf(pa, sizeof pa, "%s/last.safetensors", da);
+    snprintf(pb, sizeof pb, "%s/last.safetensors", db);
+    rg_st_file *a = NULL, *b = NULL;
+    if (rg_st_read(pa, &a, &err) || rg_st_read(pb, &b, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(rg_st_count(a), rg_st_count(b));
+    for (int32_t i = 0; i < rg_st_count(a); i++) {
+        const rg_st_tensor *ta = rg_st_at(a, i), *tb = rg_st_find(b, ta->name);
+        if (!tb) fail_msg("tensor %s is missing from %s", ta->name, pb);
+        if (ta->nbytes != tb->nbytes || memcmp(ta->raw, tb->raw, ta->nbytes))
+            fail_msg("tensor %s differs between %s and %s", ta->name, pa, pb);
+    }
+    assert_string_equal(rg_st_meta_get(a, "regain.optim_steps"), rg_st_meta_get(b, "regain.optim_steps"));
+    rg_st_free(a);
+    rg_st_free(b);
+    long long sa[8], sb[8];
+    double na[8], nb[8];
+    int ra = read_subset_columns(da, sa, na, 8), rb = read_subset_columns(db, sb, nb, 8);
+    assert_int_equal(ra, rb);
+    for (int i = 0; i < ra; i++) {
+        assert_true(sa[i] == sb[i]);
+        assert_true(na[i] == nb[i]);
+    }
+}
+
+/* ---- the killed child ------------------------------------------------------------------- */
+
+static void kill_after_epoch1(void *user, const rg_epoch_metrics *m)
+{
+    (void)user;
+    if (m->epoch == 1) _exit(KILLED);
+}
+
+static int child_main(char **argv)
+{
+    size_t n;
+    char *text = rgt_read_file(argv[2], &n);
+    rg_train_config c;
+    rg_error err = {0};
+    rg_train_config_default(&c);
+    if (rg_train_config_parse(&c, text, argv[2], &err) != RG_OK) {
+        fprintf(stderr, "child: %s\n", err.msg);
+        return 2;
+    }
+    rg_train_hooks hooks = {NULL, NULL, kill_after_epoch1, NULL};
+    rg_train_result res;
+    if (rg_train_run(&c, argv[3], 0, &hooks, &res, &err) != RG_OK) fprintf(stderr, "child: %s\n", err.msg);
+    return 1;
+}
+
+/* Trains c into dir in a child process (exec of this program: libgomp does
+ * not survive a bare fork) that _exits after epoch 1. */
+static void run_killed(const rg_train_config *c, const char *dir)
+{
+    char *text = rg_train_config_format(c);
+    const char *cfg = rgt_in_root("killed.cfg");
+    rgt_write_file(cfg, text, strlen(text));
+    free(text);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        execl("/proc/self/exe", "e2e_test_curriculum", "--killed-run", cfg, dir, (char *)NULL);
+        _exit(127);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != KILLED)
+        fail_msg("the child training run was not killed from its hook (status 0x%x)", status);
+}
+
+/* ---- tests -------------------------------------------------------------------------------- */
+
+static char dir_a[400];
+
+static void test_noisy_self_paced_selection_resumes(void **state)
+{
+    (void)state;
+    require_dataset();
+    rgt_write_text("tiny.spec", tiny_spec);
+    rg_train_config c = noisy_config();
+    snprintf(dir_a, sizeof dir_a, "%s", rgt_in_root("noisy-a"));
+    char dir_b[600];
+    snprintf(dir_b, sizeof dir_b, "%s", rgt_in_root("noisy-b"));
+    rg_train_result res;
+    train_ok(&c, dir_a, 0, NULL, &res);
+    assert_int_equal(res.epochs_run, 3);
+    rg_train_result_free(&res);
+
+    /* epoch 1: pacing 50% = 150, warm-up; epoch 2: pacing 75% = 225, keep
+     * 60% = 135; epoch 3: all 300, keep 60% = 180 */
+    long long samples[8];
+    double noisy[8];
+    assert_int_equal(read_subset_columns(dir_a, samples, noisy, 8), 3);
+    assert_true(samples[0] == 150 && samples[1] == 135 && samples[2] == 180);
+    for (int i = 0; i < 3; i++) assert_true(noisy[i] >= 0.0 && noisy[i] <= 1.0);
+    /* a random half of 40%-noisy data is about 40% noisy */
+    assert_true(noisy[0] > 0.25 && noisy[0] < 0.55);
+
+    /* the per-sample losses are in the training state */
+    char p[700];
+    rg_error err = {0};
+    snprintf(p, sizeof p, "%s/last.safetensors", dir_a);
+    rg_st_file *f = NULL;
+    if (rg_st_read(p, &f, &err)) fail_msg("%s", err.msg);
+    const rg_st_tensor *t = rg_st_find(f, "sample.loss");
+    assert_non_null(t);
+    assert_int_equal(t->ndim, 1);
+    assert_int_equal(t->shape[0], 300);
+    int finite = 0;
+    for (int i = 0; i < 300; i++) finite += isfinite(((const float *)t->raw)[i]);
+    assert_int_equal(finite, 300); /* epoch 3 paced in every sample, or an earlier one did */
+    assert_null(rg_st_find(f, "sample.score"));
+    rg_st_free(f);
+    snprintf(p, sizeof p, "%s/best.safetensors", dir_a);
+    if (rg_st_read(p, &f, &err)) fail_msg("%s", err.msg);
+    assert_null(rg_st_find(f, "sample.loss"));
+    rg_st_free(f);
+
+    /* killed after epoch 1, resumed with other thread and worker counts */
+    run_killed(&c, dir_b);
+    rg_train_config other;
+    rg_train_config_default(&other);
+    other.threads = 1;
+    other.workers = 0;
+    train_ok(&other, dir_b, 1, NULL, &res);
+    assert_int_equal(res.epochs_run, 2);
+    rg_train_result_free(&res);
+    expect_same_run(dir_a, dir_b);
+}
+
+static void test_teacher_and_file_scores(void **state)
+{
+    (void)state;
+    require_dataset();
+    if (!dir_a[0]) skip();
+    rg_train_config c;
+    rg_train_config_default(&c);
+    snprintf(c.model, sizeof c.model, "%s", rgt_in_root("tiny.spec"));
+    c.train_limit = 300;
+    c.test_limit = 100;
+    c.epochs = 2;
+    c.batch = 64;
+    c.crop_pad = 0;
+    c.hflip = 0;
+    c.threads = 2;
+    c.workers = 1;
+    snprintf(c.curriculum, sizeof c.curriculum, "teacher");
+    snprintf(c.curriculum_teacher, sizeof c.curriculum_teacher, "%s/best.safetensors", dir_a);
+    snprintf(c.curriculum_score, sizeof c.curriculum_score, "confidence");
+    c.pacing_start = 0.4f;
+    c.pacing_full_epoch = 2;
+    rg_train_result res;
+    train_ok(&c, rgt_in_root("teacher"), 0, NULL, &res);
+    rg_train_result_free(&res);
+    long long samples[4];
+    double noisy[4];
+    assert_int_equal(read_subset_columns(rgt_in_root("teacher"), samples, noisy, 4), 2);
+    assert_true(samples[0] == 120 && samples[1] == 300);
+    assert_true(noisy[0] == 0.0);
+    /* the scores went into the training state, so a resume never needs the teacher */
+    char p[700];
+    rg_error err = {0};
+    snprintf(p, sizeof p, "%s/last.safetensors", rgt_in_root("teacher"));
+    rg_st_file *f = NULL;
+    if (rg_st_read(p, &f, &err)) fail_msg("%s", err.msg);
+    const rg_st_tensor *t = rg_st_find(f, "sample.score");
+    assert_non_null(t);
+    /* confidence scores: 1 - p in [0, 1], as rg_curriculum_teacher_scores gives them in the
+     * sampler's batches of 256 (a forward pass is not bit-identical across batch sizes) */
+    rg_dataset full = {0}, train = {0};
+    CHECK(rg_dataset_load("fashion-mnist", "train", &full, &E));
+    CHECK(rg_dataset_head(&full, 300, &train, &E));
+    rg_dataset_free(&full);
+    float *want = malloc(300 * sizeof *want);
+    CHECK(rg_curriculum_teacher_scores(c.curriculum_teacher, &train, RG_SCORE_CONFIDENCE, c.mean, c.std, RG_SAMPLER_TEACHER_BATCH, want,
+                                       &E));
+    assert_memory_equal(t->raw, want, 300 * sizeof *want);
+    for (int i = 0; i < 300; i++) assert_true(want[i] >= 0.0f && want[i] <= 1.0f);
+    rg_st_free(f);
+
+    /* a scores file ("index score" form) */
+    char text[8000];
+    size_t len = 0;
+    for (int i = 0; i < 300; i++) len += (size_t)snprintf(text + len, sizeof text - len, "%d %d\n", i, 300 - i);
+    rgt_write_text("scores.txt", text);
+    snprintf(c.curriculum, sizeof c.curriculum, "file");
+    c.curriculum_teacher[0] = 0;
+    snprintf(c.curriculum_scores, sizeof c.curriculum_scores, "%s", rgt_in_root("scores.txt"));
+    train_ok(&c, rgt_in_root("file"), 0, NULL, &res);
+    rg_train_result_free(&res);
+    assert_int_equal(read_subset_columns(rgt_in_root("file"), samples, noisy, 4), 2);
+    assert_true(samples[0] == 120 && samples[1] == 300);
+    rg_dataset_free(&train);
+    free(want);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 4 && !strcmp(argv[1], "--killed-run")) return child_main(argv);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_noisy_self_paced_selection_resumes),
+        cmocka_unit_test(test_teacher_and_file_scores),
+    };
+    return cmocka_run_group_tests(tests, rgt_root_setup, rgt_root_teardown);
+}

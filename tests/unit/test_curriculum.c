@@ -1,0 +1,482 @@
+/* Curriculum pieces: pacing values at known epochs, the selection ramp,
+ * orders (easy/hard/random) and picks, label noise (exact counts,
+ * determinism, the asymmetric map), scores files, the sampler's epochs, and
+ * loader epochs over a subset (bit-identical across worker counts, and equal
+ * to a plain epoch for the whole set). */
+#include "test_support.h"
+
+#include "regain/curriculum.h"
+#include "regain/label_noise.h"
+#include "regain/loader.h"
+#include "regain/rng.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+
+static void near(double got, double want, const char *what)
+{
+    if (fabs(got - want) > 1e-6) fail_msg("%s: %.9f, expected %.9f", what, got, want);
+}
+
+/* ---- pacing ---------------------------------------------------------------------- */
+
+static void test_pacing_values(void **state)
+{
+    (void)state;
+    /* start 0.2, all data from epoch 5 (1-based): t = e / 4 */
+    rg_pacing p = {RG_PACE_LINEAR, 0.2f, 5, 2};
+    const double s = 0.2;
+    near(rg_pacing_fraction(&p, 0), s, "linear e0");
+    near(rg_pacing_fraction(&p, 1), s + (1 - s) * 0.25, "linear e1");
+    near(rg_pacing_fraction(&p, 2), s + (1 - s) * 0.5, "linear e2");
+    near(rg_pacing_fraction(&p, 4), 1.0, "linear e4");
+    near(rg_pacing_fraction(&p, 9), 1.0, "linear e9");
+    assert_int_equal(rg_pacing_count(&p, 1, 100), 40);
+    assert_int_equal(rg_pacing_count(&p, 0, 100), 20);
+    assert_int_equal(rg_pacing_count(&p, 4, 100), 100);
+    assert_int_equal(rg_pacing_count(&p, 0, 3), 1);   /* ceil(0.6) */
+    assert_int_equal(rg_pacing_count(&p, 0, 0), 0);
+    p.kind = RG_PACE_ROOT;
+    near(rg_pacing_fraction(&p, 0), s, "root e0");
+    near(rg_pacing_fraction(&p, 2), sqrt(s * s + (1 - s * s) * 0.5), "root e2");
+    near(rg_pacing_fraction(&p, 2), 0.7211102551, "root e2 value");
+    assert_int_equal(rg_pacing_count(&p, 2, 100), 73);
+    near(rg_pacing_fraction(&p, 4), 1.0, "root e4");
+    p.kind = RG_PACE_GEOMETRIC;
+    near(rg_pacing_fraction(&p, 0), s, "geometric e0");
+    near(rg_pacing_fraction(&p, 2), sqrt(s), "geometric e2");
+    near(rg_pacing_fraction(&p, 3), pow(s, 0.25), "geometric e3");
+    assert_int_equal(rg_pacing_count(&p, 2, 100), 45);
+    near(rg_pacing_fraction(&p, 4), 1.0, "geometric e4");
+    p.kind = RG_PACE_STEP; /* 2 steps: 0.2, 0.2, 0.6, 0.6, 1 */
+    near(rg_pacing_fraction(&p, 0), s, "step e0");
+    near(rg_pacing_fraction(&p, 1), s, "step e1");
+    near(rg_pacing_fraction(&p, 2), s + (1 - s) * 0.5, "step e2");
+    near(rg_pacing_fraction(&p, 3), s + (1 - s) * 0.5, "step e3");
+    near(rg_pacing_fraction(&p, 4), 1.0, "step e4");
+    /* every kind: non-decreasing, in [s, 1] */
+    for (int k = 0; k < 4; k++) {
+        p.kind = (rg_pacing_kind)k;
+        double last = 0;
+        for (int32_t e = 0; e < 8; e++) {
+            double f = rg_pacing_fraction(&p, e);
+            assert_true(f >= last && f >= s && f <= 1.0);
+            last = f;
+        }
+    }
+    /* all data at once when full_epoch is 1 */
+    p = (rg_pacing){RG_PACE_LINEAR, 0.1f, 1, 1};
+    near(rg_pacing_fraction(&p, 0), 1.0, "full_epoch 1");
+    rg_error err = {0};
+    p.start = 0.0f;
+    assert_int_equal(rg_pacing_check(&p, &err), RG_ERR_ARG);
+    assert_non_null(strstr(err.msg, "pacing_start"));
+}
+
+static void test_select_ramp(void **state)
+{
+    (void)state;
+    /* keep 0.6 (forget rate 0.4), warm-up 2 epochs, ramp over 4 */
+    near(rg_select_keep_fraction(0.6f, 2, 4, 0), 1.0, "warm-up e0");
+    near(rg_select_keep_fraction(0.6f, 2, 4, 1), 1.0, "warm-up e1");
+    near(rg_select_keep_fraction(0.6f, 2, 4, 2), 1 - (1 - 0.6) * 0.25, "ramp e2");
+    near(rg_select_keep_fraction(0.6f, 2, 4, 3), 1 - (1 - 0.6) * 0.5, "ramp e3");
+    near(rg_select_keep_fraction(0.6f, 2, 4, 5), 0.6, "ramp end");
+    near(rg_select_keep_fraction(0.6f, 2, 4, 50), 0.6, "after");
+    near(rg_select_keep_fraction(0.6f, 2, 0, 2), 0.6, "no ramp");
+    near(rg_select_keep_fraction(1.0f, 0, 0, 5), 1.0, "off");
+}
+
+/* ---- orders ------------------------------------------------------------------------ */
+
+static void test_orders(void **state)
+{
+    (void)state;
+    const float scores[6] = {3.0f, 1.0f, 4.0f, 1.5f, 9.0f, 2.0f};
+    int32_t rank[6], sub[6];
+    CHECK(rg_curriculum_rank(scores, 6, RG_ORDER_EASY, 1, rank, &E));
+    const int32_t easy[6] = {1, 3, 5, 0, 2, 4};
+    assert_memory_equal(rank, easy, sizeof easy);
+    rg_curriculum_pick(rank, 3, sub);
+    const int32_t easy3[3] = {1, 3, 5};
+    assert_memory_equal(sub, easy3, sizeof easy3);
+    CHECK(rg_curriculum_rank(scores, 6, RG_ORDER_HARD, 1, rank, &E));
+    const int32_t hard[6] = {4, 2, 0, 5, 3, 1};
+    assert_memory_equal(rank, hard, sizeof hard);
+    rg_curriculum_pick(rank, 2, sub);
+    assert_int_equal(sub[0], 2);
+    assert_int_equal(sub[1], 4);
+
+    /* random: a permutation, the same for a seed, ignoring the scores */
+    enum { N = 200 };
+    float sc[N];
+    int32_t r1[N], r2[N], r3[N], r4[N];
+    for (int i = 0; i < N; i++) sc[i] = (float)i;
+    CHECK(rg_curriculum_rank(NULL, N, RG_ORDER_RANDOM, 5, r1, &E));
+    CHECK(rg_curriculum_rank(sc, N, RG_ORDER_RANDOM, 5, r2, &E));
+    CHECK(rg_curriculum_rank(NULL, N, RG_ORDER_RANDOM, 6, r3, &E));
+    assert_memory_equal(r1, r2, sizeof r1);
+    assert_memory_not_equal(r1, r3, sizeof r1);
+    int seen[N] = {0};
+    for (int i = 0; i < N; i++) seen[r1[i]]++;
+    for (int i = 0; i < N; i++) assert_int_equal(seen[i], 1);
+    /* not the identity nor easy order */
+    int in_place = 0;
+    for (int i = 0; i < N; i++) in_place += r1[i] == i;
+    assert_true(in_place < 20);
+
+    /* equal scores keep the random order; NaN is the hardest */
+    for (int i = 0; i < N; i++) sc[i] = 1.0f;
+    sc[17] = 0.5f;
+    sc[3] = NAN;
+    CHECK(rg_curriculum_rank(sc, N, RG_ORDER_EASY, 5, r4, &E));
+    assert_int_equal(r4[0], 17);
+    assert_int_equal(r4[N - 1], 3);
+    int32_t j = 1;
+    for (int i = 0; i < N; i++)
+        if (r1[i] != 17 && r1[i] != 3) assert_int_equal(r4[j++], r1[i]);
+
+    rg_error err = {0};
+    assert_int_equal(rg_curriculum_rank(NULL, N, RG_ORDER_EASY, 5, r4, &err), RG_ERR_ARG);
+    assert_non_null(strstr(err.msg, "curriculum_order"));
+}
+
+/* ---- label noise -------------------------------------------------------------------- */
+
+static rg_dataset labels_only(int32_t n, int32_t classes)
+{
+    rg_dataset ds = {0};
+    ds.n = n, ds.h = 1, ds.w = 1, ds.c = 1, ds.n_classes = classes;
+    ds.pixels = calloc((size_t)n, 1);
+    ds.labels = malloc((size_t)n);
+    for (int32_t i = 0; i < n; i++) ds.labels[i] = (uint8_t)(i % classes);
+    strcpy(ds.source, "labels");
+    return ds;
+}
+
+static void test_label_noise_symmetric(void **state)
+{
+    (void)state;
+    rg_dataset a = labels_only(1000, 10), b = labels_only(1000, 10), c = labels_only(1000, 10);
+    uint8_t clean[1000];
+    int32_t flipped;
+    rg_label_noise_config nc = {.kind = RG_NOISE_SYMMETRIC, .fraction = 0.4f, .seed = 3};
+    CHECK(rg_label_noise_apply(&a, &nc, clean, &flipped, &E));
+    assert_int_equal(flipped, 400);
+    int differ = 0, to[10] = {0};
+    for (int i = 0; i < 1000; i++) {
+        assert_int_equal(clean[i], i % 10);
+        if (a.labels[i] != clean[i]) {
+            differ++;
+            to[a.labels[i]]++;
+        }
+        assert_true(a.labels[i] < 10);
+    }
+    assert_int_equal(differ, 400);
+    /* spread over the other classes: about 40 each */
+    for (int k = 0; k < 10; k++) assert_in_range(to[k], 15, 70);
+    /* the same seed, the same labels; another seed, another set */
+    CHECK(rg_label_noise_apply(&b, &nc, NULL, NULL, &E));
+    assert_memory_equal(a.labels, b.labels, 1000);
+    nc.seed = 4;
+    CHECK(rg_label_noise_apply(&c, &nc, NULL, &flipped, &E));
+    assert_int_equal(flipped, 400);
+    assert_memory_not_equal(a.labels, c.labels, 1000);
+    rg_dataset_free(&a);
+    rg_dataset_free(&b);
+    rg_dataset_free(&c);
+
+    /* round(fraction * n): 0.5 * 7 = 3.5 -> 4; fraction 0 and 1 */
+    rg_dataset d = labels_only(7, 3);
+    nc = (rg_label_noise_config){.kind = RG_NOISE_SYMMETRIC, .fraction = 0.5f, .seed = 1};
+    CHECK(rg_label_noise_apply(&d, &nc, NULL, &flipped, &E));
+    assert_int_equal(flipped, 4);
+    rg_dataset_free(&d);
+    d = labels_only(50, 2);
+    nc.fraction = 1.0f;
+    CHECK(rg_label_noise_apply(&d, &nc, NULL, &flipped, &E));
+    assert_int_equal(flipped, 50);
+    for (int i = 0; i < 50; i++) assert_int_equal(d.labels[i], 1 - i % 2);
+    rg_dataset_free(&d);
+}
+
+static void test_label_noise_asymmetric(void **state)
+{
+    (void)state;
+    rg_dataset a = labels_only(1000, 10);
+    uint8_t clean[1000];
+    int32_t flipped;
+    rg_label_noise_config nc = {.kind = RG_NOISE_ASYMMETRIC, .fraction = 0.4f, .seed = 9};
+    CHECK(rg_label_noise_apply(&a, &nc, clean, &flipped, &E));
+    /* classes 0, 2, 4, 5, 6, 7 are paired: 40 of each 100 flip */
+    assert_int_equal(flipped, 240);
+    const int32_t *map = rg_label_noise_default_map();
+    const int32_t want_map[10] = {6, 1, 4, 3, 2, 7, 0, 5, 8, 9};
+    assert_memory_equal(map, want_map, sizeof want_map);
+    int per[10] = {0};
+    for (int i = 0; i < 1000; i++)
+        if (a.labels[i] != clean[i]) {
+            assert_int_equal(a.labels[i], map[clean[i]]);
+            per[clean[i]]++;
+        }
+    const int want[10] = {40, 0, 40, 0, 40, 40, 40, 40, 0, 0};
+    assert_memory_equal(per, want, sizeof want);
+    rg_dataset_free(&a);
+
+    /* a user map: 3 -> 8 only */
+    int32_t m[10];
+    CHECK(rg_label_noise_parse_map(" 3 : 8 ", 10, m, &E));
+    for (int k = 0; k < 10; k++) assert_int_equal(m[k], k == 3 ? 8 : k);
+    CHECK(rg_label_noise_parse_map("0:6,6:0, 2:4 ,4:2", 10, m, &E));
+    assert_int_equal(m[6], 0);
+    assert_int_equal(m[2], 4);
+    a = labels_only(1000, 10);
+    CHECK(rg_label_noise_parse_map("3:8", 10, m, &E));
+    nc.map = m;
+    nc.fraction = 0.25f;
+    CHECK(rg_label_noise_apply(&a, &nc, clean, &flipped, &E));
+    assert_int_equal(flipped, 25);
+    for (int i = 0; i < 1000; i++) assert_true(a.labels[i] == clean[i] || (clean[i] == 3 && a.labels[i] == 8));
+    rg_dataset_free(&a);
+
+    /* bad maps and configurations */
+    rg_error err = {0};
+    assert_int_equal(rg_label_noise_parse_map("0:6,0:5", 10, m, &err), RG_ERR_ARG);
+    assert_non_null(strstr(err.msg, "class 0 is mapped twice"));
+    assert_int_equal(rg_label_noise_parse_map("0-6", 10, m, &err), RG_ERR_ARG);
+    assert_non_null(strstr(err.msg, "FROM:TO"));
+    assert_int_equal(rg_label_noise_parse_map("0:12", 10, m, &err), RG_ERR_ARG);
+    assert_non_null(strstr(err.msg, "outside [0, 10)"));
+    assert_int_equal(rg_label_noise_parse_map("0:6;", 10, m, &err), RG_ERR_ARG);
+    assert_non_null(strstr(err.msg, "expected ','"));
+    a = labels_only(30, 3);
+    nc = (rg_label_noise_config){.kind = RG_NOISE_ASYMMETRIC, .fraction = 0.4f, .seed = 9};
+    assert_int_equal(rg_label_noise_apply(&a, &nc, NULL, NULL, &err), RG_ERR_ARG);
+    assert_non_null(strstr(err.msg, "10 classes"));
+    nc.kind = RG_NOISE_SYMMETRIC;
+    nc.fraction = 1.5f;
+    assert_int_equal(rg_label_noise_apply(&a, &nc, NULL, NULL, &err), RG_ERR_ARG);
+    for (int i = 0; i < 30; i++) assert_int_equal(a.labels[i], i % 3); /* unchanged */
+    rg_dataset_free(&a);
+}
+
+/* ---- scores files ------------------------------------------------------------------------ */
+
+static void test_scores_file(void **state)
+{
+    (void)state;
+    float s[4];
+    rgt_write_text("plain.txt", "# difficulty\n0.5\n1e-3\n\n  2\n-1.25\n");
+    CHECK(rg_curriculum_read_scores(rgt_in_root("plain.txt"), 4, s, &E));
+    const float want[4] = {0.5f, 1e-3f, 2.0f, -1.25f};
+    assert_memory_equal(s, want, sizeof want);
+    rgt_write_text("pairs.txt", "3 -1.25\n0 0.5\n2 2\n1 0.001\n");
+    memset(s, 0, sizeof s);
+    CHECK(rg_curriculum_read_scores(rgt_in_root("pairs.txt"), 4, s, &E));
+    assert_memory_equal(s, want, sizeof want);
+}
+
+/* ---- the sampler ---------------------------------------------------------------------------- */
+
+static void test_sampler(void **state)
+{
+    (void)state;
+    rg_train_config c;
+    rg_train_config_default(&c);
+    c.epochs = 4;
+    snprintf(c.curriculum, sizeof c.curriculum, "file");
+    snprintf(c.curriculum_scores, sizeof c.curriculum_scores, "%s", rgt_in_root("s100.txt"));
+    char text[2000] = "";
+    size_t len = 0;
+    for (int i = 0; i < 100; i++) len += (size_t)snprintf(text + len, sizeof text - len, "%d\n", (i * 37) % 100);
+    rgt_write_text("s100.txt", text);
+    c.pacing_start = 0.3f;
+    c.pacing_full_epoch = 3; /* 30, 65, 100, 100 samples */
+    rg_dataset ds = labels_only(100, 10);
+    rg_sampler *s = NULL;
+    CHECK(rg_sampler_create(&c, &ds, NULL, &s, &E));
+    assert_non_null(s);
+    assert_int_equal(rg_sampler_wants_losses(s), 0);
+    const int32_t *sub;
+    int32_t m;
+    CHECK(rg_sampler_epoch(s, 0, &sub, &m, &E));
+    assert_int_equal(m, 30);
+    assert_non_null(sub);
+    /* the easiest 30: scores 0..29 */
+    for (int32_t j = 0; j < m; j++) {
+        assert_true((sub[j] * 37) % 100 < 30);
+        if (j) assert_true(sub[j] > sub[j - 1]);
+    }
+    CHECK(rg_sampler_epoch(s, 1, &sub, &m, &E));
+    assert_int_equal(m, 65);
+    CHECK(rg_sampler_epoch(s, 2, &sub, &m, &E));
+    assert_int_equal(m, 100);
+    assert_null(sub);
+    rg_sampler_free(s);
+
+    /* anti-curriculum: the hardest */
+    snprintf(c.curriculum_order, sizeof c.curriculum_order, "hard");
+    CHECK(rg_sampler_create(&c, &ds, NULL, &s, &E));
+    CHECK(rg_sampler_epoch(s, 0, &sub, &m, &E));
+    for (int32_t j = 0; j < m; j++) assert_true((sub[j] * 37) % 100 >= 70);
+    rg_sampler_free(s);
+
+    /* selection with label noise: after the warm-up the small-loss half; losses
+     * recorded as "noisy samples have large loss" keep only clean ones */
+    rg_train_config_default(&c);
+    c.epochs = 4;
+    c.label_noise = 0.3f;
+    c.select_keep = 0.5f;
+    c.select_warmup = 1;
+    c.select_ramp_epochs = 2;
+    CHECK(rg_sampler_create(&c, &ds, NULL, &s, &E));
+    assert_int_equal(rg_sampler_wants_losses(s), 1);
+    int64_t used;
+    double noisy;
+    CHECK(rg_sampler_epoch(s, 0, &sub, &m, &E));
+    assert_null(sub);
+    assert_int_equal(m, 100);
+    rg_sampler_stats(s, &used, &noisy);
+    assert_int_equal(used, 100);
+    near(noisy, 0.3, "noisy fraction of all");
+    int32_t idx[100];
+    float loss[100];
+    for (int i = 0; i < 100; i++) {
+        idx[i] = i;
+        loss[i] = ds.labels[i] != i % 10 ? 5.0f + (float)i : (float)i * 0.01f;
+    }
+    rg_sampler_record(s, idx, loss, 100);
+    CHECK(rg_sampler_epoch(s, 1, &sub, &m, &E));
+    assert_int_equal(m, 75); /* keep 1 - 0.5 * 1/2 */
+    rg_sampler_stats(s, &used, &noisy);
+    assert_int_equal(used, 75);
+    near(noisy, 5.0 / 75.0, "noisy kept at 75%"); /* all 70 clean plus the 5 least-lossy noisy */
+    CHECK(rg_sampler_epoch(s, 2, &sub, &m, &E));
+    assert_int_equal(m, 50);
+    rg_sampler_stats(s, &used, &noisy);
+    near(noisy, 0.0, "noisy kept at 50%");
+    for (int32_t j = 0; j < m; j++) assert_true(loss[sub[j]] < 1.0f);
+    /* its state for the checkpoint */
+    rg_st_tensor t[2];
+    assert_int_equal(rg_sampler_tensors(s, t, 2), 1);
+    assert_string_equal(t[0].name, "sample.loss");
+    assert_int_equal(t[0].shape[0], 100);
+    rg_sampler_free(s);
+    rg_dataset_free(&ds);
+
+    /* nothing on: no sampler */
+    rg_train_config_default(&c);
+    ds = labels_only(10, 10);
+    CHECK(rg_sampler_create(&c, &ds, NULL, &s, &E));
+    assert_null(s);
+    rg_dataset_free(&ds);
+}
+
+/* ---- loader subsets ---------------------------------------------------------------------- */
+
+static rg_dataset pixels_dataset(int32_t n)
+{
+    rg_dataset ds = labels_only(n, 10);
+    free(ds.pixels);
+    ds.h = 3, ds.w = 3;
+    ds.pixels = malloc((size_t)n * 9);
+    rg_rng r = rg_rng_keyed(77, 0, 0);
+    for (int32_t i = 0; i < n * 9; i++) ds.pixels[i] = (uint8_t)rg_rng_u64(&r);
+    return ds;
+}
+
+/* Concatenated (x, y, idx) of one epoch over a subset; returns samples. */
+static int32_t run_subset(rg_dataset *ds, int32_t workers, int32_t epoch, const int32_t *subset, int32_t m, float *x,
+                          int32_t *y, int32_t *idx, int32_t *batches)
+{
+    rg_loader_config lc = {.batch = 8, .shuffle = 1, .mean = 0.5f, .std = 0.25f, .augment = 1,
+                           .aug = {.crop_pad = 1, .hflip = 1}, .seed = 5, .workers = workers, .prefetch = 3};
+    rg_loader *ld = NULL;
+    CHECK(rg_loader_create(ds, &lc, &ld, &E));
+    /* an earlier full epoch and a restart must not matter */
+    rg_loader_start_epoch(ld, epoch + 1);
+    CHECK(rg_loader_start_epoch_subset(ld, epoch, subset, m, &E));
+    const float *bx;
+    const int32_t *by, *bi;
+    int32_t count, total = 0;
+    *batches = 0;
+    while (rg_loader_next(ld, &bx, &by, &bi, &count)) {
+        memcpy(x + (size_t)total * 9, bx, (size_t)count * 9 * sizeof(float));
+        memcpy(y + total, by, (size_t)count * sizeof(int32_t));
+        memcpy(idx + total, bi, (size_t)count * sizeof(int32_t));
+        total += count;
+        (*batches)++;
+    }
+    assert_int_equal(*batches, rg_loader_batches(ld));
+    rg_loader_free(ld);
+    return total;
+}
+
+static void test_loader_subset(void **state)
+{
+    (void)state;
+    enum { N = 60 };
+    rg_dataset ds = pixels_dataset(N);
+    int32_t subset[23];
+    for (int32_t j = 0; j < 23; j++) subset[j] = (j * 7 + 3) % N;
+    static float x0[N * 9], x1[N * 9];
+    int32_t y0[N], y1[N], i0[N], i1[N], nb0, nb1;
+    int32_t m0 = run_subset(&ds, 0, 2, subset, 23, x0, y0, i0, &nb0);
+    assert_int_equal(m0, 23);
+    assert_int_equal(nb0, 3); /* ceil(23 / 8) */
+    /* each subset sample once */
+    int seen[N] = {0};
+    for (int32_t j = 0; j < 23; j++) seen[i0[j]]++;
+    for (int32_t j = 0; j < 23; j++) assert_int_equal(seen[subset[j]], 1);
+    for (int32_t j = 0; j < 23; j++) assert_int_equal(y0[j], ds.labels[i0[j]]);
+    for (int32_t w = 1; w <= 4; w += 3) {
+        int32_t m1 = run_subset(&ds, w, 2, subset, 23, x1, y1, i1, &nb1);
+        assert_int_equal(m1, 23);
+        assert_int_equal(nb1, nb0);
+        assert_memory_equal(x0, x1, sizeof(float) * 23 * 9);
+        assert_memory_equal(i0, i1, sizeof(int32_t) * 23);
+        assert_memory_equal(y0, y1, sizeof(int32_t) * 23);
+    }
+    /* the subset is shuffled, and differently in another epoch */
+    int32_t m2 = run_subset(&ds, 2, 3, subset, 23, x1, y1, i1, &nb1);
+    assert_int_equal(m2, 23);
+    assert_memory_not_equal(i0, i1, sizeof(int32_t) * 23);
+
+    /* the whole dataset as a subset = a plain epoch */
+    int32_t all[N];
+    for (int32_t j = 0; j < N; j++) all[j] = j;
+    int32_t mf = run_subset(&ds, 3, 4, all, N, x0, y0, i0, &nb0);
+    int32_t mn = run_subset(&ds, 0, 4, NULL, 0, x1, y1, i1, &nb1);
+    assert_int_equal(mf, N);
+    assert_int_equal(mn, N);
+    assert_int_equal(nb0, 8);
+    assert_memory_equal(x0, x1, sizeof x0);
+    assert_memory_equal(i0, i1, sizeof i0);
+
+    /* bad subsets leave the loader as it was */
+    rg_loader_config lc = {.batch = 8, .shuffle = 1, .mean = 0.5f, .std = 0.25f, .seed = 5, .workers = 2};
+    rg_loader *ld = NULL;
+    CHECK(rg_loader_create(&ds, &lc, &ld, &E));
+    rg_error err = {0};
+    int32_t bad[2] = {3, N};
+    assert_int_equal(rg_loader_start_epoch_subset(ld, 0, bad, 2, &err), RG_ERR_ARG);
+    assert_non_null(strstr(err.msg, "outside [0, 60)"));
+    assert_int_equal(rg_loader_start_epoch_subset(ld, 0, bad, N + 1, &err), RG_ERR_ARG);
+    assert_int_equal(rg_loader_batches(ld), 8);
+    rg_loader_free(ld);
+    rg_dataset_free(&ds);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pacing_values),     cmocka_unit_test(test_select_ramp),
+        cmocka_unit_test(test_orders),            cmocka_unit_test(test_label_noise_symmetric),
+        cmocka_unit_test(test_label_noise_asymmetric), cmocka_unit_test(test_scores_file),
+        cmocka_unit_test(test_sampler),           cmocka_unit_test(test_loader_subset),
+    };
+    return cmocka_run_group_tests(tests, rgt_root_setup, rgt_root_teardown);
+}
