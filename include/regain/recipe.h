@@ -36,7 +36,7 @@
 #include "regain/trainer.h"
 
 #define RG_RECIPE_NAME_MAX 64
-#define RG_RECIPE_MAX_REFS 4
+#define RG_RECIPE_MAX_REFS 8
 
 typedef struct {
     char *key, *value;

@@ -376,6 +376,86 @@ static rg_status resolve_compare(const rg_recipe *r, const rg_recipe_section *s,
     return RG_OK;
 }
 
+/* ---- distillation twins -------------------------------------------------------------------------- */
+
+/* A distillation run is only worth what it gains over the same training
+ * without the teacher. Each one is paired with its twin: the run of the
+ * recipe whose configuration is the same but for the distillation keys, or,
+ * when the recipe has none, one added here ("NAME-no-kd", run right before
+ * it). A comparison twin -> run is added unless the recipe has it. */
+static void without_distillation(rg_train_config *c)
+{
+    rg_train_config d;
+    rg_train_config_default(&d);
+    memcpy(c->teacher, d.teacher, sizeof c->teacher);
+    memcpy(c->teacher2, d.teacher2, sizeof c->teacher2);
+    memcpy(c->teacher3, d.teacher3, sizeof c->teacher3);
+    memcpy(c->hints, d.hints, sizeof c->hints);
+    memcpy(c->at, d.at, sizeof c->at);
+    c->kd_alpha = d.kd_alpha;
+    c->kd_temperature = d.kd_temperature;
+    c->dkd_alpha = d.dkd_alpha;
+    c->dkd_beta = d.dkd_beta;
+    c->dkd_warmup = d.dkd_warmup;
+    c->hint_weight = d.hint_weight;
+    c->at_weight = d.at_weight;
+}
+
+static int is_teacher_key(const char *key) { return !strncmp(key, "teacher", 7); }
+
+static rg_status add_twins(rg_resolved_recipe *x, rg_error *err)
+{
+    rg_status st = RG_OK;
+    for (int32_t i = 0; !st && i < x->n_runs; i++) {
+        if (!x->runs[i].cfg.teacher[0]) continue;
+        rg_resolved_run twin = x->runs[i];
+        without_distillation(&twin.cfg);
+        twin.n_refs = 0;
+        for (int32_t k = 0; k < x->runs[i].n_refs; k++)
+            if (!is_teacher_key(x->runs[i].refs[k].key)) twin.refs[twin.n_refs++] = x->runs[i].refs[k];
+        char *want = rg_resolved_config_text(&twin, 0);
+        if (!want) return rg_fail(err, RG_ERR_NOMEM, "out of memory");
+        int32_t found = -1;
+        for (int32_t j = 0; found < 0 && j < x->n_runs; j++) {
+            char *text = j == i ? NULL : rg_resolved_config_text(&x->runs[j], 0);
+            if (text && !strcmp(text, want)) found = j;
+            free(text);
+        }
+        free(want);
+        if (found < 0) {
+            /* a new run right before i: it needs only what i needs */
+            rg_resolved_run *runs = realloc(x->runs, (size_t)(x->n_runs + 1) * sizeof *runs);
+            if (!runs) return rg_fail(err, RG_ERR_NOMEM, "out of memory");
+            x->runs = runs;
+            snprintf(twin.name, sizeof twin.name, "%.*s-no-kd", (int)sizeof twin.name - 7, x->runs[i].name);
+            if (rg_resolved_find(x, twin.name) >= 0)
+                return rg_fail(err, RG_ERR_FORMAT, "%s:%d: run %s: its twin without distillation would be named %s, "
+                               "which another run already is", x->recipe->origin, x->runs[i].line, x->runs[i].name,
+                               twin.name);
+            memmove(&x->runs[i + 1], &x->runs[i], (size_t)(x->n_runs - i) * sizeof *runs);
+            x->runs[i] = twin;
+            x->n_runs++;
+            for (int32_t j = 0; j < x->n_runs; j++)
+                for (int32_t k = 0; k < x->runs[j].n_refs; k++)
+                    if (x->runs[j].refs[k].run >= i && !(j == i)) x->runs[j].refs[k].run++;
+            found = i++;
+        }
+        const char *base = x->runs[found].name, *treat = x->runs[i].name;
+        int have = 0;
+        for (int32_t c = 0; c < x->n_compares; c++)
+            have |= !strcmp(x->compares[c].baseline, base) && !strcmp(x->compares[c].treatment, treat);
+        if (have) continue;
+        rg_resolved_compare *cs = realloc(x->compares, (size_t)(x->n_compares + 1) * sizeof *cs);
+        if (!cs) return rg_fail(err, RG_ERR_NOMEM, "out of memory");
+        x->compares = cs;
+        rg_resolved_compare *c = &cs[x->n_compares++];
+        snprintf(c->name, sizeof c->name, "%.*s-distillation", (int)sizeof c->name - 14, treat);
+        snprintf(c->baseline, sizeof c->baseline, "%s", base);
+        snprintf(c->treatment, sizeof c->treatment, "%s", treat);
+    }
+    return st;
+}
+
 /* A profile that is not selected is still checked, so that a mistake shows
  * before the run that would use it. */
 static rg_status check_profile(const rg_recipe *r, const rg_recipe_section *p, rg_error *err)
@@ -467,6 +547,7 @@ rg_status rg_recipe_resolve(const rg_recipe *r, const char *profile, rg_resolved
     for (int32_t i = 0; !st && i < r->n_compares; i++) {
         if (!(st = resolve_compare(r, &r->compares[i], &x->compares[i], err))) x->n_compares++;
     }
+    if (!st) st = add_twins(x, err);
     if (st) {
         rg_resolved_free(x);
         return st;

@@ -281,6 +281,54 @@ static void test_profile_errors(void **state)
     expect_error(EXP "[run a]\n[profile quick]\nseeds = one\n", "quick", "t.ini:5: seeds:", "not a list");
 }
 
+/* ---- distillation twins ------------------------------------------------------------------- */
+
+/* Each distillation run is compared with its twin: the recipe's run with the
+ * same configuration but for the distillation keys, or a run added for it. */
+static void test_distillation_twins(void **state)
+{
+    (void)state;
+    rg_recipe *r = parse_ok(EXP "[defaults]\nepochs = 3\n"
+                                "[run base]\n"
+                                "[run teacher]\nmodel = resnet20\n"
+                                "[run kd]\nteacher = @teacher\nkd_alpha = 0.9\nkd_temperature = 2\n"
+                                "[run long-kd]\nepochs = 5\nteacher = @teacher\nteacher2 = @base\nkd_alpha = 0.5\n"
+                                "[run ft]\ninit = @base\nlr = 0.01\n"
+                                "[run ft-kd]\nextends = ft\nteacher = @teacher\nhints = b3:l2\n"
+                                "[compare mine]\nbaseline = ft\ntreatment = ft-kd\n");
+    rg_resolved_recipe *x = resolve_ok(r, NULL);
+    /* base, teacher, kd, long-kd-no-kd, long-kd, ft, ft-kd */
+    assert_int_equal(x->n_runs, 7);
+    int32_t twin = rg_resolved_find(x, "long-kd-no-kd"), lk = rg_resolved_find(x, "long-kd");
+    assert_true(twin >= 0 && twin == lk - 1);
+    assert_int_equal(x->runs[twin].cfg.epochs, 5);
+    assert_string_equal(x->runs[twin].cfg.teacher, "");
+    assert_string_equal(x->runs[twin].cfg.teacher2, "");
+    assert_float_equal(x->runs[twin].cfg.kd_alpha, 0.0f, 0.0);
+    assert_int_equal(x->runs[twin].n_refs, 0);
+    /* references still point at the right runs after the insertion */
+    int32_t ftkd = rg_resolved_find(x, "ft-kd");
+    for (int32_t k = 0; k < x->runs[ftkd].n_refs; k++) {
+        const char *to = x->runs[x->runs[ftkd].refs[k].run].name;
+        assert_string_equal(to, !strcmp(x->runs[ftkd].refs[k].key, "init") ? "base" : "teacher");
+    }
+    assert_string_equal(x->runs[x->runs[lk].refs[1].run].name, "base");
+    /* comparisons: the recipe's own, then one per distillation run without one */
+    assert_int_equal(x->n_compares, 3);
+    assert_string_equal(x->compares[0].name, "mine");
+    assert_string_equal(x->compares[1].name, "kd-distillation");
+    assert_string_equal(x->compares[1].baseline, "base");
+    assert_string_equal(x->compares[1].treatment, "kd");
+    assert_string_equal(x->compares[2].baseline, "long-kd-no-kd");
+    assert_string_equal(x->compares[2].treatment, "long-kd");
+    rg_resolved_free(x);
+    rg_recipe_free(r);
+
+    /* a twin's name taken by a run that is not the twin */
+    expect_error(EXP "[run t]\n[run a]\nteacher = @t\nkd_alpha = 1\nepochs = 2\n[run a-no-kd]\nepochs = 3\n", NULL,
+                 "t.ini:4: run a:", "would be named a-no-kd");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -289,7 +337,7 @@ int main(void)
         cmocka_unit_test(test_syntax_errors),    cmocka_unit_test(test_experiment_errors),
         cmocka_unit_test(test_run_key_errors),   cmocka_unit_test(test_extends_errors),
         cmocka_unit_test(test_reference_errors), cmocka_unit_test(test_compare_errors),
-        cmocka_unit_test(test_profile_errors),
+        cmocka_unit_test(test_profile_errors),   cmocka_unit_test(test_distillation_twins),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
