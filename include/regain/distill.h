@@ -119,6 +119,9 @@ void rg_distiller_free(rg_distiller *d);
  * hint or attention pair needs teacher features. */
 rg_status rg_distiller_cache_logits(rg_distiller *d, const rg_dataset *ds, float mean, float std, rg_error *err);
 
+/* Whether the teachers' outputs come from that cache. */
+int rg_distiller_cached(const rg_distiller *d);
+
 /* Top-1 of the teacher (ensemble) on ds, for the warning when it is not
  * better than the student. */
 rg_status rg_distiller_teacher_top1(rg_distiller *d, const rg_dataset *ds, float mean, float std, double *top1,

@@ -276,6 +276,8 @@ rg_status rg_distiller_cache_logits(rg_distiller *d, const rg_dataset *ds, float
     return st;
 }
 
+int rg_distiller_cached(const rg_distiller *d) { return d->cache != NULL; }
+
 static void count_correct(rg_distiller *d, const float *p, const int32_t *y, const int32_t *idx, int32_t n, void *u)
 {
     (void)idx;

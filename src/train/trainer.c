@@ -70,6 +70,7 @@ typedef struct {
     float *dlogits;
     rg_distiller *distill;  /* NULL without a teacher */
     double teacher_top1;    /* the teachers' selection accuracy, -1 without */
+    double teacher_s, train_s;  /* this call: time in the teachers' forward passes, in training steps */
     rg_sampler *sampler;    /* label noise, curriculum, selection; NULL when off */
     float *sample_loss;     /* per-sample losses of a batch, when the sampler records them */
 } run_state;
@@ -488,6 +489,8 @@ rg_status rg_train_run(const rg_train_config *cfg, const char *run_dir, int resu
         }
         if ((st = save(&r, "last.safetensors", e + 1, 1, err))) break;
         res->epochs_run++;
+        r.teacher_s += m.teacher_s;
+        r.train_s += m.seconds;
         if (hooks && hooks->epoch_end) hooks->epoch_end(hooks->user, &m);
     }
     if (!st) {
@@ -496,6 +499,12 @@ rg_status rg_train_run(const rg_train_config *cfg, const char *run_dir, int resu
         res->best_top1 = r.best;
         res->best_epoch = r.best_epoch;
         res->teacher_top1 = r.teacher_top1;
+        if (r.distill && r.train_s > 0 && hooks && hooks->note) {
+            char msg[256];
+            snprintf(msg, sizeof msg, "teacher forward passes: %.0f%% of the training time%s", 100.0 * r.teacher_s / r.train_s,
+                     rg_distiller_cached(r.distill) ? " (outputs cached: unaugmented images)" : "");
+            hooks->note(hooks->user, msg);
+        }
         if (r.distill && r.teacher_top1 <= r.best && hooks && hooks->note) {
             char msg[256];
             snprintf(msg, sizeof msg,
