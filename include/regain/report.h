@@ -65,6 +65,12 @@ typedef struct {
     int32_t n_pairs;
     int64_t *seeds;         /* the seeds both finished, ascending */
     rg_paired diff;         /* treatment - baseline, percentage points */
+    /* When the treatment is distilled from a teacher run of this experiment
+     * (its `teacher` key refers to it): that run, and the fraction of the
+     * teacher-baseline gap the treatment closes, diff.mean / (teacher mean -
+     * baseline mean). NULL and NaN otherwise. */
+    char *teacher;
+    double gap_recovered;
 } rg_report_comparison;
 
 /* One distinct environment the runs were recorded in. */

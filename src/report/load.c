@@ -467,6 +467,35 @@ static rg_status compare(loader *L, rg_report *r, rg_report_comparison *c)
     return st;
 }
 
+/* The run named by the treatment's `teacher` key ("teacher = @NAME:best" in
+ * its configuration text), then the share of the teacher-baseline gap the
+ * treatment closes. */
+static rg_status gap_recovered(loader *L, rg_report *r, rg_report_comparison *c, int64_t exp_id)
+{
+    c->gap_recovered = NAN;
+    sqlite3_stmt *s;
+    rg_status st = prepare(L, "SELECT config_text FROM runs WHERE experiment_id = ? AND name = ? LIMIT 1", &s,
+                           "reading a configuration");
+    if (st) return st;
+    sqlite3_bind_int64(s, 1, exp_id);
+    sqlite3_bind_text(s, 2, c->treatment, -1, SQLITE_STATIC);
+    if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0)) {
+        const char *text = (const char *)sqlite3_column_text(s, 0), *p = strstr(text, "\nteacher = @");
+        if (p) {
+            p += strlen("\nteacher = @");
+            size_t len = strcspn(p, ":\n");
+            c->teacher = rg_malloc(len + 1, L->err);
+            if (!c->teacher) st = RG_ERR_NOMEM;
+            else memcpy(c->teacher, p, len), c->teacher[len] = 0;
+        }
+    }
+    sqlite3_finalize(s);
+    const rg_report_run *t = c->teacher ? find_run(r, c->teacher) : NULL, *b = find_run(r, c->baseline);
+    if (t && b && t->n_seeds && b->n_seeds && t->top1.mean != b->top1.mean)
+        c->gap_recovered = c->diff.mean / (t->top1.mean - b->top1.mean);
+    return st;
+}
+
 static rg_status load_comparisons(loader *L, rg_report *r, int64_t exp_id)
 {
     sqlite3_stmt *s;
@@ -493,6 +522,7 @@ static rg_status load_comparisons(loader *L, rg_report *r, int64_t exp_id)
             st = rg_fail(L->err, RG_ERR_FORMAT, "%s: experiment '%s': a comparison has a NULL name", L->path,
                          L->experiment);
         else st = compare(L, r, c);
+        if (!st) st = gap_recovered(L, r, c, exp_id);
     }
     if (!st && rc != SQLITE_DONE) st = sql_fail(L, "reading the comparisons");
     sqlite3_finalize(s);
@@ -579,6 +609,7 @@ void rg_report_free(rg_report *r)
         free(r->comparisons[i].baseline);
         free(r->comparisons[i].treatment);
         free(r->comparisons[i].seeds);
+        free(r->comparisons[i].teacher);
     }
     for (int32_t i = 0; i < r->n_envs; i++) {
         rg_report_env *e = &r->envs[i];

@@ -119,6 +119,10 @@ static void add_comparison(int *f, cJSON *cmps, const rg_report_comparison *c)
     num(f, o, "p_value", c->diff.p);
     str(f, o, "method", rg_paired_method_name(c->diff.method));
     str(f, o, "verdict", rg_verdict_name(c->diff.verdict));
+    if (c->teacher) {
+        str(f, o, "teacher", c->teacher);
+        num(f, o, "teacher_gap_recovered", c->gap_recovered);
+    }
 }
 
 char *rg_report_json(const rg_report *r)

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 
 #include "regain/report.h"
+#include "report/render.h"
 #include "report/svg.h"
 #include "report_fixture.h"
 
@@ -202,6 +203,41 @@ static void test_load_demo(void **state)
     assert_int_equal(r.envs[0].n_runs, 6);
     assert_string_equal(r.envs[0].compiler, "gcc 12.2.0");
     assert_string_equal(r.recipe_path, "recipes/demo.ini");
+    rg_report_free(&r);
+}
+
+/* A distilled treatment whose teacher is a run of the experiment: the share
+ * of the teacher-baseline gap it closes, in the table and in the JSON. */
+static void test_teacher_gap(void **state)
+{
+    (void)state;
+    sqlite3 *db = rgt_store_new(store, "kd");
+    for (int s = 1; s <= 2; s++) {
+        rgt_store_run(db, "base", s, 0.90, 1000, NAN, 2);
+        rgt_store_run(db, "teacher", s, 0.94, 4000, NAN, 2);
+        rgt_store_run(db, "kd", s, s == 1 ? 0.91 : 0.93, 1000, NAN, 2);
+    }
+    rgt_sql(db, "UPDATE runs SET config_text = 'kind = train\nmodel = x\nteacher = @teacher:best\nkd_alpha = 0.9\n' "
+                "WHERE name = 'kd'");
+    rgt_sql(db, "INSERT INTO comparisons VALUES(1, 'kd-distillation', 'base', 'kd'), (1, 'other', 'teacher', 'base')");
+    sqlite3_close(db);
+    rg_report r;
+    rg_error err = {0};
+    if (rg_report_load(store, "kd", &r, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(r.n_comparisons, 2);
+    /* gain 2 pp of a 4 pp gap */
+    assert_string_equal(r.comparisons[0].teacher, "teacher");
+    assert_true(fabs(r.comparisons[0].gap_recovered - 0.5) < 1e-9);
+    assert_null(r.comparisons[1].teacher);
+    assert_true(isnan(r.comparisons[1].gap_recovered));
+    rg_table t;
+    rg_table_comparisons(&r, &t);
+    assert_string_equal(t.cell[0 * t.cols + 9], "50 % of teacher");
+    assert_string_equal(t.cell[1 * t.cols + 9], RG_NA);
+    rg_table_free(&t);
+    char *json = rg_report_json(&r);
+    assert_non_null(strstr(json, "\"teacher_gap_recovered\":\t0.5"));
+    free(json);
     rg_report_free(&r);
 }
 
@@ -480,6 +516,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_load_demo, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_unfinished, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_teacher_gap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_demo, setup, teardown),
         cmocka_unit_test_setup_teardown(test_escaping, setup, teardown),
         cmocka_unit_test_setup_teardown(test_minimal_store, setup, teardown),
