@@ -25,6 +25,10 @@
 float rg_xent_forward_backward(const float *logits, const int32_t *labels, int32_t n, int32_t classes,
                                float smoothing, float *dlogits, float *per_sample);
 
+/* The same with soft targets (n x classes, rows summing to 1: mixup and
+ * CutMix mix two labels): q = (1 - eps) * targets + eps / classes. */
+float rg_xent_soft_forward_backward(const float *logits, const float *targets, int32_t n, int32_t classes,
+                                    float smoothing, float *dlogits, float *per_sample);
 /* Number of samples whose arg-max logit equals the label. */
 int32_t rg_count_correct(const float *logits, const int32_t *labels, int32_t n, int32_t classes);
 

@@ -94,6 +94,18 @@ static void test_xent_by_hand(void **state)
     expect_near(d[0], 1.0, 1e-6, 0, "huge dlogits", 0);
     expect_near(d[1], -1.0, 1e-6, 0, "huge dlogits", 1);
 
+    /* Soft targets (mixup): t = (0.3, 0, 0.7) with smoothing 0.3 gives
+     * q = 0.7 t + 0.1 = (0.31, 0.1, 0.59); one-hot targets give the hard loss. */
+    const float t[3] = {0.3f, 0.0f, 0.7f}, onehot[3] = {0, 0, 1};
+    loss = rg_xent_soft_forward_backward(z, t, 1, 3, 0.3f, d, per);
+    want = -(0.31 * log(1.0 / 6) + 0.1 * log(2.0 / 6) + 0.59 * log(3.0 / 6));
+    expect_near(loss, want, 1e-6, 0, "soft loss", 0);
+    expect_near(per[0], want, 1e-6, 0, "soft per_sample", 0);
+    expect_near(d[0], p[0] - 0.31, 1e-6, 0, "soft dlogits", 0);
+    expect_near(d[2], p[2] - 0.59, 1e-6, 0, "soft dlogits", 2);
+    expect_near(rg_xent_soft_forward_backward(z2, onehot, 1, 3, 0.0f, NULL, NULL),
+                rg_xent_forward_backward(z2, &y2, 1, 3, 0.0f, NULL, NULL), 1e-7, 0, "one-hot soft", 0);
+
     /* n = 0: loss 0, nothing written. */
     d[0] = 123.0f;
     assert_true(rg_xent_forward_backward(z, &y2, 0, 3, 0.1f, d, NULL) == 0.0f);
