@@ -232,6 +232,19 @@ static void test_fc(void **state)
 static void test_add(void **state)
 {
     (void)state;
+    /* the worked example of docs/quantization.md */
+    rg_q_add_params ex;
+    CHECK(rg_q_add_prepare((rg_qparams){0.02f, -10}, (rg_qparams){0.05f, 5}, (rg_qparams){0.06f, 3}, RG_Q_ACT_NONE,
+                           &ex, &E));
+    assert_int_equal(ex.in1_multiplier, 1717986854);
+    assert_int_equal(ex.in1_shift, -2);
+    assert_int_equal(ex.in2_multiplier, 1 << 30);
+    assert_int_equal(ex.in2_shift, 0);
+    assert_int_equal(ex.out_multiplier, 1789569773);
+    assert_int_equal(ex.out_shift, -19);
+    int8_t ea = 50, eb = 20, ey;
+    CHECK(rg_q_add_s8(&ex, &ea, &eb, 1, &ey, &E));
+    assert_int_equal(ey, 36);
     rg_rng r = rg_rng_keyed(6, 0, 0);
     enum { N = 4096 };
     int8_t a[N], b[N], y[N];
