@@ -30,7 +30,7 @@ static int32_t ref_rdbpot(int32_t x, int32_t e)
 
 static int32_t ref_mul(int32_t x, int32_t m, int32_t s)
 {
-    int64_t y = (int64_t)x << (s > 0 ? s : 0);
+    int64_t y = (int64_t)x * ((int64_t)1 << (s > 0 ? s : 0));
     if (y > INT32_MAX) y = INT32_MAX;
     if (y < INT32_MIN) y = INT32_MIN;
     return ref_rdbpot(ref_srdhm((int32_t)y, m), s > 0 ? 0 : -s);

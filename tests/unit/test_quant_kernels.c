@@ -267,8 +267,8 @@ static void test_add(void **state)
         CHECK(rg_q_add_s8(&p, a, b, N, y, &E));
         for (int i = 0; i < N; i++) {
             /* TFLite's formula, re-derived */
-            int32_t s1 = ref_mul((int64_t)(a[i] - p1.zero_point) << 20, p.in1_multiplier, p.in1_shift);
-            int32_t s2 = ref_mul((int64_t)(b[i] - p2.zero_point) << 20, p.in2_multiplier, p.in2_shift);
+            int32_t s1 = ref_mul((int64_t)(a[i] - p1.zero_point) * (1 << 20), p.in1_multiplier, p.in1_shift);
+            int32_t s2 = ref_mul((int64_t)(b[i] - p2.zero_point) * (1 << 20), p.in2_multiplier, p.in2_shift);
             int32_t want = clampi((int64_t)ref_mul((int64_t)s1 + s2, p.out_multiplier, p.out_shift) + out.zero_point,
                                   p.act_min, p.act_max);
             if (y[i] != want) fail_msg("add %d: %d, TFLite formula %d", i, y[i], want);
