@@ -83,6 +83,52 @@ def per_tensor_case(t, name, x):
     t[name + ".dq"] = q.dequantize()
 
 
+def entropy_threshold(x, bins=2048, num_bits=8):
+    """TensorRT-style KL calibration as docs/quantization.md states it, on
+    one batch: histogram of |x| without exact zeros on bins [j w, (j+1) w),
+    w = max|x| / (bins - 1); P = the first i bins with the tail added to the
+    last; Q = them merged into `levels` groups, spread over P's non-empty
+    bins; both normalized and smoothed (1e-4 on empty bins); the i of least
+    KL(P || Q) (first on ties); threshold i * w, at most max|x|. Written from
+    the description, independently of observer.c."""
+    x = x.double().numpy()
+    amax = max(abs(float(np.float32(x.min()))), abs(float(np.float32(x.max()))))
+    w = amax / (bins - 1)
+    a = np.abs(x[x != 0.0])
+    idx = np.clip(np.floor(a / w).astype(np.int64), 0, bins - 1)
+    h = np.bincount(idx, minlength=bins).astype(np.float64)
+    levels = 2 ** (num_bits - 1) if x.min() < 0 else 2 ** num_bits
+    top = int(np.nonzero(h)[0].max()) + 1
+    total = h.sum()
+    eps = 1e-4
+
+    def smooth(d):
+        d = d / d.sum()
+        zeros = int((d == 0).sum())
+        if zeros == 0 or zeros == len(d):
+            return d
+        take = eps * zeros / (len(d) - zeros)
+        return np.where(d == 0, eps, np.maximum(d - take, eps * 1e-3))
+
+    best, best_i = np.inf, top
+    for i in range(levels, top + 1):
+        p = h[:i].copy()
+        p[i - 1] += total - h[:i].sum()
+        q = np.zeros(i)
+        for g in range(levels):
+            b0, b1 = g * i // levels, (g + 1) * i // levels
+            nz = int((p[b0:b1] != 0).sum())
+            if nz:
+                q[b0:b1] = np.where(p[b0:b1] != 0, h[b0:b1].sum() / nz, 0.0)
+        if h[:i].sum() <= 0:
+            continue
+        p, q = smooth(p), smooth(q)
+        kl = np.cumsum(p * np.log(p / q))[-1]
+        if kl < best:
+            best, best_i = kl, i
+    return min(float(np.float32(best_i * w)), amax)
+
+
 def main():
     torch.manual_seed(20261129)
     t = collections.OrderedDict()
@@ -173,6 +219,15 @@ def main():
     t["lsqc.dw"] = wr.grad
     t["lsqc.dscales"] = s_t.grad
     t["lsqc.grad_factor"] = torch.tensor([gw], dtype=torch.float32)
+
+    # entropy (KL) thresholds from an independent implementation
+    ent = []
+    for name, x in [("normal", torch.cat([torch.randn(20000), torch.tensor([40.0, -25.0])])),
+                    ("relu", torch.cat([torch.clamp(torch.randn(20000), min=0.0), torch.tensor([30.0])])),
+                    ("laplace", torch.distributions.Laplace(0.0, 1.0).sample((20000,)))]:
+        t["ent." + name + ".x"] = x
+        ent.append(entropy_threshold(x))
+    t["ent.thresholds"] = torch.tensor(ent, dtype=torch.float32)
 
     meta = {"generator": "scripts/golden/quant_goldens.py", "torch_version": torch.__version__,
             "python": sys.version.split()[0], "seed": "20261129"}

@@ -212,6 +212,34 @@ static void test_fake_quant(void **state)
     free(dw);
 }
 
+/* The entropy observer against an independent numpy implementation of the
+ * algorithm as docs/quantization.md states it (same histogram grid, one
+ * batch): the same threshold, to float rounding. */
+static void test_entropy_threshold(void **state)
+{
+    (void)state;
+    const char *cases[] = {"normal", "relu", "laplace"};
+    size_t k;
+    const float *want = f32("ent.thresholds", &k);
+    assert_int_equal(k, 3);
+    for (int c = 0; c < 3; c++) {
+        char name[64];
+        size_t n;
+        snprintf(name, sizeof name, "ent.%s.x", cases[c]);
+        const float *x = f32(name, &n);
+        rg_obs_config cfg = rg_obs_default(RG_OBS_ENTROPY);
+        rg_observer *o;
+        CHECK(rg_obs_create(&cfg, &o, &E));
+        CHECK(rg_obs_observe(o, x, n, &E));
+        float lo, hi;
+        CHECK(rg_obs_range(o, &lo, &hi, &E));
+        rg_obs_free(o);
+        print_message("entropy %s: [%g, %g], numpy threshold %g\n", cases[c], lo, hi, want[c]);
+        if (fabsf(hi - want[c]) > 1e-6f * want[c]) fail_msg("entropy %s: threshold %.9g, numpy %.9g", cases[c], hi, want[c]);
+        assert_true(c == 1 ? lo == 0.0f : lo == -hi);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -219,6 +247,7 @@ int main(void)
         cmocka_unit_test(test_per_channel_weights),
         cmocka_unit_test(test_moving_average),
         cmocka_unit_test(test_fake_quant),
+        cmocka_unit_test(test_entropy_threshold),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
