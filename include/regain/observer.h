@@ -72,10 +72,11 @@ rg_status rg_obs_create(const rg_obs_config *cfg, rg_observer **out, rg_error *e
  * n = 0 is a no-op. */
 rg_status rg_obs_observe(rg_observer *o, const float *x, size_t n, rg_error *err);
 
-/* The range chosen from everything observed so far, lo <= 0 <= hi is NOT
- * implied (rg_q_params_from_range widens it to contain 0). ENTROPY returns
- * [-T, T], or [0, T] when no negative value was seen. Errors: nothing
- * observed yet (RG_ERR_ARG). */
+/* The range chosen from everything observed so far. It need not contain 0
+ * (rg_q_params_from_range widens it). ENTROPY returns [-T, T], or [0, T]
+ * when no negative value was seen (its histogram of |x| leaves exact zeros
+ * out: they are always representable). Only zeros observed: [0, 0] for the
+ * histogram kinds. Errors: nothing observed yet (RG_ERR_ARG). */
 rg_status rg_obs_range(const rg_observer *o, float *lo, float *hi, rg_error *err);
 
 /* Number of values observed so far. */
