@@ -14,7 +14,6 @@
 #include "regain/quant_model.h"
 #include "ops/conv.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
