@@ -1,0 +1,28 @@
+/* Validation shared by the integer reference kernels (internal). */
+#ifndef REGAIN_QUANT_REF_CHECK_H
+#define REGAIN_QUANT_REF_CHECK_H
+
+#include "regain/quant_kernels.h"
+
+/* Each returns RG_OK or fails err with a message "<op>: <field> ..." */
+rg_status rg_qref_check_dim(const char *op, const char *field, int32_t v, rg_error *err);
+rg_status rg_qref_check_zp(const char *op, const char *field, int32_t zp, rg_error *err);
+rg_status rg_qref_check_act(const char *op, int32_t lo, int32_t hi, rg_error *err);
+rg_status rg_qref_check_requant(const char *op, const int32_t *m, const int32_t *s, int32_t n, rg_error *err);
+
+/* clamp(v, lo, hi); 64-bit so that "requantized + zero point" cannot
+ * overflow on the way (TFLite's int32 sum would, at saturation) */
+static inline int32_t rg_qref_clamp(int64_t v, int32_t lo, int32_t hi)
+{
+    return v < lo ? lo : v > hi ? hi : (int32_t)v;
+}
+
+/* An int64 accumulator saturated to int32. TFLite accumulates in int32;
+ * the two agree whenever TFLite's sum does not overflow (always, for
+ * reductions up to 65536 terms and reasonable biases). */
+static inline int32_t rg_qref_sat32(int64_t v)
+{
+    return v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : (int32_t)v;
+}
+
+#endif
