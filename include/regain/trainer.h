@@ -22,8 +22,10 @@
 
 #include <stdint.h>
 
+#include "regain/augment.h"
 #include "regain/data.h"
 #include "regain/graph.h"
+#include "regain/mix.h"
 #include "regain/train.h"
 
 typedef struct {
@@ -49,6 +51,10 @@ typedef struct {
     int64_t seed;
     int32_t threads;        /* 0 = all cores; does not change results */
     int32_t workers;        /* loader threads; does not change results */
+    /* augmentation beyond crop_pad/hflip (docs/augmentation.md) */
+    char augment[256];      /* augmentation spec, e.g. "randaugment:n=2,m=9"; "" = none */
+    float erasing;          /* random erasing probability (torchvision defaults otherwise); 0 = off */
+    float mixup, cutmix;    /* Beta(alpha, alpha) of batch mixup / CutMix; 0 = off */
 } rg_train_config;
 
 /* The defaults (the benchmark recipe: SGD 0.1 Nesterov, wd 5e-4, cosine,
@@ -63,6 +69,11 @@ char *rg_train_config_format(const rg_train_config *c);
 /* Reads "key = value" lines (as written by rg_train_config_format) on top of
  * *c; origin names the text in errors ("origin:line: ..."). */
 rg_status rg_train_config_parse(rg_train_config *c, const char *text, const char *origin, rg_error *err);
+/* The loader's augmentation and mixing from c: crop_pad and hflip, then the
+ * augment spec on top, then erasing (an error when the spec has erasing
+ * too); errors name the key ("augment: ...", "erasing: ..."). */
+rg_status rg_train_augment_config(const rg_train_config *c, rg_augment_config *aug, rg_mix_config *mix,
+                                  rg_error *err);
 /* Help text of every key: name, default, meaning; NULL-terminated array of
  * {key, help} pairs. */
 typedef struct {

@@ -34,6 +34,8 @@ typedef struct {
     int32_t *idx;      /* batch dataset indices */
     uint8_t *img;      /* one image being augmented */
     uint8_t *scratch;  /* scratch for rg_augment_image */
+    float *targets;    /* batch x classes soft targets (mixing only) */
+    float *mix_scratch;/* one sample of floats (mixing only) */
     int32_t count;     /* samples in the batch */
     int32_t ready;     /* batch index held, -1 when none */
 } loader_slot;
@@ -44,6 +46,7 @@ struct rg_loader {
     size_t sample;        /* bytes (= floats) per image */
     int32_t nb;           /* batches per epoch */
     float lut[256];       /* pixel byte -> normalized value */
+    int mixing;           /* cfg.mix active */
     uint32_t *perm;       /* epoch order, n entries; NULL without shuffle */
     int32_t epoch;
     int32_t nslots;
@@ -95,6 +98,13 @@ static void produce(const rg_loader *ld, int32_t b, loader_slot *s)
         s->idx[j] = i;
     }
     s->count = count;
+    if (ld->mixing) {
+        rg_mix_params mp;
+        rg_mix_draw(&ld->cfg.mix, ld->cfg.seed, ld->epoch, b, ds->h, ds->w, &mp);
+        /* labels were checked against n_classes at creation: cannot fail */
+        (void)rg_mix_apply(&mp, s->x, s->mix_scratch, count, ds->h, ds->w, ds->c, s->y, ds->n_classes, s->targets,
+                           NULL);
+    }
 }
 
 /* Sets the order of epoch e (perm is only touched with no worker active). */
@@ -164,6 +174,15 @@ static rg_status check_config(const rg_dataset *ds, const rg_loader_config *cfg,
         rg_status st = rg_augment_validate(&cfg->aug, err);
         if (st != RG_OK) return rg_error_prefix(err, "loader");
     }
+    if (rg_mix_validate(&cfg->mix, err) != RG_OK) return rg_error_prefix(err, "loader");
+    if (rg_mix_active(&cfg->mix)) {
+        if (ds->n_classes < 1)
+            return rg_fail(err, RG_ERR_ARG, "loader: mixing needs the number of classes of %s", ds->source);
+        for (int32_t i = 0; i < ds->n; i++)
+            if (ds->labels[i] >= ds->n_classes)
+                return rg_fail(err, RG_ERR_ARG, "loader: label %d of sample %d in %s is not below n_classes %d",
+                               ds->labels[i], i, ds->source, ds->n_classes);
+    }
     if (cfg->drop_last && ds->n < cfg->batch)
         return rg_fail(err, RG_ERR_ARG,
                        "loader: dataset %s has %d samples, fewer than one batch of %d (drop_last)",
@@ -186,6 +205,8 @@ static void free_slots(rg_loader *ld)
         free(s->idx);
         free(s->img);
         free(s->scratch);
+        rg_free_aligned(s->targets);
+        free(s->mix_scratch);
     }
     free(ld->slots);
     ld->slots = NULL;
@@ -205,6 +226,10 @@ static rg_status alloc_slots(rg_loader *ld, rg_error *err)
             return RG_ERR_NOMEM;
         if (ld->cfg.augment && (!(s->img = rg_malloc(ld->sample, err)) ||
                                 !(s->scratch = rg_malloc(ld->sample, err))))
+            return RG_ERR_NOMEM;
+        if (ld->mixing &&
+            (!(s->targets = rg_alloc_aligned(batch * (size_t)ld->ds->n_classes * sizeof(float), err)) ||
+             !(s->mix_scratch = rg_malloc(ld->sample * sizeof(float), err))))
             return RG_ERR_NOMEM;
     }
     return RG_OK;
@@ -236,6 +261,7 @@ rg_status rg_loader_create(const rg_dataset *ds, const rg_loader_config *cfg, rg
     ld->cfg.shuffle = cfg->shuffle != 0;
     ld->cfg.drop_last = cfg->drop_last != 0;
     ld->cfg.augment = cfg->augment != 0;
+    ld->mixing = rg_mix_active(&cfg->mix);
     if (ld->cfg.prefetch == 0) ld->cfg.prefetch = 2;
     ld->sample = rg_dataset_sample_bytes(ds);
     ld->nb = ld->cfg.drop_last ? ds->n / cfg->batch
@@ -317,6 +343,8 @@ void rg_loader_free(rg_loader *ld)
 
 int32_t rg_loader_batches(const rg_loader *ld) { return ld ? ld->nb : 0; }
 
+int32_t rg_loader_classes(const rg_loader *ld) { return ld ? ld->ds->n_classes : 0; }
+
 /* ---- Epochs and batches ------------------------------------------------ */
 
 void rg_loader_start_epoch(rg_loader *ld, int32_t epoch)
@@ -339,10 +367,11 @@ void rg_loader_start_epoch(rg_loader *ld, int32_t epoch)
     pthread_mutex_unlock(&ld->mu);
 }
 
-static int hand_out(const loader_slot *s, const float **x, const int32_t **y,
+static int hand_out(const loader_slot *s, const float **x, const int32_t **y, const float **targets,
                     const int32_t **indices, int32_t *count)
 {
     if (x) *x = s->x;
+    if (targets) *targets = s->targets;
     if (y) *y = s->y;
     if (indices) *indices = s->idx;
     if (count) *count = s->count;
@@ -352,13 +381,20 @@ static int hand_out(const loader_slot *s, const float **x, const int32_t **y,
 int rg_loader_next(rg_loader *ld, const float **x, const int32_t **y, const int32_t **indices,
                    int32_t *count)
 {
+    return rg_loader_next_soft(ld, x, y, NULL, indices, count);
+}
+
+int rg_loader_next_soft(rg_loader *ld, const float **x, const int32_t **y, const float **targets,
+                        const int32_t **indices, int32_t *count)
+{
     if (count) *count = 0;
+    if (targets) *targets = NULL;
     if (!ld) return 0;
     if (ld->cfg.workers == 0) {
         if (!ld->sync_started || ld->sync_next >= ld->nb) return 0;
         produce(ld, ld->sync_next, &ld->slots[0]);
         ld->sync_next++;
-        return hand_out(&ld->slots[0], x, y, indices, count);
+        return hand_out(&ld->slots[0], x, y, targets, indices, count);
     }
     pthread_mutex_lock(&ld->mu);
     if (!ld->running || ld->next_consume >= ld->nb) {
@@ -373,5 +409,5 @@ int rg_loader_next(rg_loader *ld, const float **x, const int32_t **y, const int3
     while (s->ready != b) pthread_cond_wait(&ld->ready_cv, &ld->mu);
     ld->next_consume = b + 1;
     pthread_mutex_unlock(&ld->mu);
-    return hand_out(s, x, y, indices, count);
+    return hand_out(s, x, y, targets, indices, count);
 }

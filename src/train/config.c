@@ -53,6 +53,10 @@ static const key_def keys[] = {
     {"seed", K_I64, F(seed), 0, 9007199254740991.0, "random seed"},
     {"threads", K_INT, F(threads), 0, 1024, "compute threads (0 = all cores); results do not depend on it"},
     {"workers", K_INT, F(workers), 0, 64, "data loader threads; results do not depend on it"},
+    {"augment", K_STR, F(augment), 0, 0, "augmentation spec on top of crop_pad/hflip, e.g. randaugment:n=2,m=9 (docs/augmentation.md)"},
+    {"erasing", K_FLOAT, F(erasing), 0, 1, "random erasing probability (0 = off)"},
+    {"mixup", K_FLOAT, F(mixup), 0, 100, "mixup Beta alpha (0 = off)"},
+    {"cutmix", K_FLOAT, F(cutmix), 0, 100, "CutMix Beta alpha (0 = off)"},
 };
 #define N_KEYS (sizeof keys / sizeof keys[0])
 
@@ -148,6 +152,13 @@ rg_status rg_train_config_validate(const rg_train_config *c, rg_error *err)
     if (!(c->lr > 0.0f)) return rg_fail(err, RG_ERR_ARG, "lr: must be > 0");
     if (!c->model[0]) return rg_fail(err, RG_ERR_ARG, "model: missing");
     if (!c->data[0]) return rg_fail(err, RG_ERR_ARG, "data: missing");
+    rg_augment_config aug;
+    rg_mix_config mix;
+    rg_status st = rg_train_augment_config(c, &aug, &mix, err);
+    if (st) return st;
+    if (rg_mix_active(&mix)) /* remove when the loss takes the loader's soft targets */
+        return rg_fail(err, RG_ERR_UNSUPPORTED, "%s: soft targets are not yet wired into the training loss",
+                       c->mixup > 0.0f ? "mixup" : "cutmix");
     if (c->warmup_epochs > (float)c->epochs)
         return rg_fail(err, RG_ERR_ARG, "warmup_epochs (%g) exceeds epochs (%d)", c->warmup_epochs, c->epochs);
     return RG_OK;

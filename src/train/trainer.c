@@ -203,9 +203,9 @@ static rg_status setup(run_state *r, int resume, rg_st_file *ck, rg_error *err)
         r->best = -1.0;
     }
     rg_loader_config lc = {.batch = c->batch, .shuffle = 1, .drop_last = 0, .mean = c->mean, .std = c->std,
-                           .aug = {.crop_pad = c->crop_pad, .hflip = c->hflip},
-                           .augment = c->crop_pad > 0 || c->hflip, .seed = (uint64_t)c->seed,
-                           .workers = c->workers, .prefetch = 0};
+                           .seed = (uint64_t)c->seed, .workers = c->workers, .prefetch = 0};
+    if ((st = rg_train_augment_config(c, &lc.aug, &lc.mix, err))) return st;
+    lc.augment = rg_augment_active(&lc.aug);
     if ((st = rg_loader_create(&r->train, &lc, &r->loader, err))) return st;
     r->batches = rg_loader_batches(r->loader);
     int64_t total = (int64_t)r->batches * c->epochs;
