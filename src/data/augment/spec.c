@@ -224,11 +224,16 @@ static rg_status parse_item(char *item, rg_augment_config *c, seen_items *seen, 
     rg_status st = item_begin(name, c, seen, err);
     if (st) return st;
     if (opts) {
-        char *save = NULL;
         int any = 0;
-        for (char *o = strtok_r(opts, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
+        /* split at ',' by hand: strtok would skip empty options silently */
+        for (char *o = opts;;) {
+            char *comma = strchr(o, ',');
+            if (comma) *comma = 0;
             char *opt = trim(o);
-            if (!*opt) return rg_fail(err, RG_ERR_ARG, "augment: %s: empty option", name);
+            if (!*opt) {
+                if (!comma && !any) break; /* "name:" alone: reported below */
+                return rg_fail(err, RG_ERR_ARG, "augment: %s: empty option", name);
+            }
             char *eq = strchr(opt, '=');
             char *value = NULL;
             if (eq) {
@@ -237,6 +242,8 @@ static rg_status parse_item(char *item, rg_augment_config *c, seen_items *seen, 
             }
             if ((st = item_option(name, trim(opt), value, c, err))) return st;
             any = 1;
+            if (!comma) break;
+            o = comma + 1;
         }
         if (!any) return rg_fail(err, RG_ERR_ARG, "augment: %s: ':' without options", name);
     }
