@@ -288,18 +288,30 @@ static void put(char *buf, size_t size, size_t *len, const char *fmt, ...)
     if (n > 0) *len += (size_t)n;
 }
 
+/* The shortest "%g" text that reads back as the same float. */
+static const char *shortest(float v, char *buf, size_t size)
+{
+    for (int prec = 6; prec <= 9; prec++) {
+        snprintf(buf, size, "%.*g", prec, (double)v);
+        if (strtof(buf, NULL) == v) break;
+    }
+    return buf;
+}
+
 size_t rg_augment_format(const rg_augment_config *c, char *buf, size_t size)
 {
     size_t len = 0;
     const char *sep = "";
+    char f[4][32];
     if (size) buf[0] = 0;
 #define SEP() (put(buf, size, &len, "%s", sep), sep = " + ")
     if (c->crop_pad > 0) SEP(), put(buf, size, &len, "crop:pad=%d", c->crop_pad);
     if (c->hflip) SEP(), put(buf, size, &len, "hflip");
     if (c->vflip) SEP(), put(buf, size, &len, "vflip");
     if (c->resized_crop)
-        SEP(), put(buf, size, &len, "resizedcrop:scale=%.9g..%.9g,ratio=%.9g..%.9g", (double)c->rrc_scale[0],
-                   (double)c->rrc_scale[1], (double)c->rrc_ratio[0], (double)c->rrc_ratio[1]);
+        SEP(), put(buf, size, &len, "resizedcrop:scale=%s..%s,ratio=%s..%s", shortest(c->rrc_scale[0], f[0], 32),
+                   shortest(c->rrc_scale[1], f[1], 32), shortest(c->rrc_ratio[0], f[2], 32),
+                   shortest(c->rrc_ratio[1], f[3], 32));
     if (c->policy == RG_AUG_POLICY_RANDAUGMENT)
         SEP(), put(buf, size, &len, "randaugment:n=%d,m=%d,fill=%d", c->ra_n, c->ra_m, c->fill);
     else if (c->policy == RG_AUG_POLICY_TRIVIALAUGMENT)
@@ -308,11 +320,12 @@ size_t rg_augment_format(const rg_augment_config *c, char *buf, size_t size)
         SEP(), put(buf, size, &len, "autoaugment:policy=%s,fill=%d",
                    c->autoaugment >= 0 && c->autoaugment < 3 ? table_names[c->autoaugment] : "?", c->fill);
     if (c->cutout_p > 0.0f)
-        SEP(), put(buf, size, &len, "cutout:size=%d,p=%.9g", c->cutout_size, (double)c->cutout_p);
+        SEP(), put(buf, size, &len, "cutout:size=%d,p=%s", c->cutout_size, shortest(c->cutout_p, f[0], 32));
     if (c->erase_p > 0.0f) {
-        SEP(), put(buf, size, &len, "erasing:p=%.9g,scale=%.9g..%.9g,ratio=%.9g..%.9g,value=", (double)c->erase_p,
-                   (double)c->erase_scale[0], (double)c->erase_scale[1], (double)c->erase_ratio[0],
-                   (double)c->erase_ratio[1]);
+        SEP(), put(buf, size, &len, "erasing:p=%s,scale=", shortest(c->erase_p, f[0], 32));
+        put(buf, size, &len, "%s..%s,ratio=%s..%s,value=", shortest(c->erase_scale[0], f[0], 32),
+            shortest(c->erase_scale[1], f[1], 32), shortest(c->erase_ratio[0], f[2], 32),
+            shortest(c->erase_ratio[1], f[3], 32));
         if (c->erase_random) put(buf, size, &len, "random");
         else put(buf, size, &len, "%d", c->erase_value);
     }
