@@ -105,7 +105,7 @@ static int bench_loader(int argc, char **argv)
     double rate;
     if (rg_bench_loader(data, batch, workers, seconds, &aug, &rate, &err)) return cli_fail(&err);
     printf("loader %s, batch %d, %d worker%s, %s: %.0f images/s\n", data, batch, workers, workers == 1 ? "" : "s",
-           text, rate);
+           spec ? text : "crop 2 + flip", rate);
     if (spec) {
         if (rg_bench_augment(data, &aug, seconds, &rate, &err)) return cli_fail(&err);
         printf("augmentation alone, 1 thread, %s: %.0f images/s\n", text, rate);

@@ -506,6 +506,10 @@ static const struct {
     {"seed", "9007199254740991"},
     {"threads", "3"},
     {"workers", "5"},
+    {"augment", "trivialaugment + cutout:size=4"},
+    {"erasing", "1"},
+    {"mixup", "100"},
+    {"cutmix", "0.5"},
 };
 #define N_EVERY (sizeof every_key / sizeof every_key[0])
 
