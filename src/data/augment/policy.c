@@ -67,20 +67,22 @@ void rg_aug_op_apply(rg_aug_op op, float magnitude, uint8_t *img, uint8_t *scrat
                      int32_t c, uint8_t fill)
 {
     const int32_t n = h * w;
+    /* integer magnitudes are cast below: keep the cast defined for any float */
+    const float imag = magnitude != magnitude ? 0.0f : magnitude > 1e6f ? 1e6f : magnitude < -1e6f ? -1e6f : magnitude;
     /* 1.0 + magnitude in double, as Python computes it (see photometric.c) */
     double factor = 1.0 + (double)magnitude;
     if (factor < 0.0) factor = 0.0;
     switch (op) {
     case RG_AUG_SHEAR_X: rg_aug_shear_x(img, scratch, h, w, c, magnitude, fill); break;
     case RG_AUG_SHEAR_Y: rg_aug_shear_y(img, scratch, h, w, c, magnitude, fill); break;
-    case RG_AUG_TRANSLATE_X: rg_aug_translate_x(img, scratch, h, w, c, (int32_t)magnitude, fill); break;
-    case RG_AUG_TRANSLATE_Y: rg_aug_translate_y(img, scratch, h, w, c, (int32_t)magnitude, fill); break;
+    case RG_AUG_TRANSLATE_X: rg_aug_translate_x(img, scratch, h, w, c, (int32_t)imag, fill); break;
+    case RG_AUG_TRANSLATE_Y: rg_aug_translate_y(img, scratch, h, w, c, (int32_t)imag, fill); break;
     case RG_AUG_ROTATE: rg_aug_rotate(img, scratch, h, w, c, magnitude, fill); break;
     case RG_AUG_BRIGHTNESS: rg_aug_brightness(img, n, c, factor); break;
     case RG_AUG_COLOR: rg_aug_color(img, n, c, factor); break;
     case RG_AUG_CONTRAST: rg_aug_contrast(img, n, c, factor); break;
     case RG_AUG_SHARPNESS: rg_aug_sharpness(img, scratch, h, w, c, factor); break;
-    case RG_AUG_POSTERIZE: rg_aug_posterize(img, n, c, (int32_t)magnitude); break;
+    case RG_AUG_POSTERIZE: rg_aug_posterize(img, n, c, (int32_t)imag); break;
     case RG_AUG_SOLARIZE: rg_aug_solarize(img, n, c, magnitude); break;
     case RG_AUG_AUTOCONTRAST: rg_aug_autocontrast(img, n, c); break;
     case RG_AUG_EQUALIZE: rg_aug_equalize(img, n, c); break;
