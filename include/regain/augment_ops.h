@@ -143,6 +143,11 @@ typedef enum {
  * bins) in the given space for an h x w image, computed like torch.linspace
  * in float32; 0 for ops without a magnitude. */
 float rg_aug_magnitude(rg_aug_space space, rg_aug_op op, int32_t bin, int32_t bins, int32_t h, int32_t w);
+/* Step k (0 or 1) of sub-policy `sub` (0..24) of AutoAugment table `table`
+ * (rg_autoaugment_table in augment.h): its op, probability and bin of the
+ * 10-bin space (-1 = no magnitude). Returns 0, or -1 when out of range. */
+int rg_aug_autoaugment_step(int32_t table, int32_t sub, int32_t k, rg_aug_op *op, float *p, int32_t *bin);
+
 /* 1 when op has a magnitude table in the space, 0 otherwise. */
 int rg_aug_op_has_magnitude(rg_aug_op op);
 /* 1 when the magnitude's sign is drawn (shear, translate, rotate, enhancements). */

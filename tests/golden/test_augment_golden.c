@@ -6,7 +6,8 @@
  * flips and the bilinear resized crop are applied with fixed parameters to a
  * grayscale 28x28 and an RGB 16x16 image and compared with torchvision's
  * output. The tolerance of each kind is stated in `tolerances` below and
- * explained in docs/augmentation.md; the magnitude tables are compared too.
+ * explained in docs/augmentation.md; the magnitude tables and AutoAugment's
+ * policy tables are compared too.
  */
 #include <math.h>
 #include <stdio.h>
@@ -230,10 +231,49 @@ static void test_magnitude_tables(void **state)
     free(text);
 }
 
+/* AutoAugment's tables, stored as data in policy.c, against torchvision's. */
+static void test_autoaugment_tables(void **state)
+{
+    (void)state;
+    char *text = read_golden("autoaugment.txt");
+    char *save = NULL;
+    int lines = 0;
+    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (line[0] == '#') continue;
+        char table[16], name[2][32];
+        int sub, bin[2];
+        float prob[2];
+        if (sscanf(line, "%15s %d %31s %f %d %31s %f %d", table, &sub, name[0], &prob[0], &bin[0], name[1], &prob[1],
+                   &bin[1]) != 8)
+            fail_msg("bad autoaugment line: %.60s", line);
+        const int32_t t = !strcmp(table, "cifar10") ? RG_AUTOAUG_CIFAR10
+                          : !strcmp(table, "svhn")  ? RG_AUTOAUG_SVHN
+                                                    : RG_AUTOAUG_IMAGENET;
+        for (int k = 0; k < 2; k++) {
+            rg_aug_op op;
+            float p;
+            int32_t b;
+            assert_int_equal(rg_aug_autoaugment_step(t, sub, k, &op, &p, &b), 0);
+            if (strcmp(rg_aug_op_name(op), name[k]) || p != prob[k] || b != bin[k])
+                fail_msg("%s sub-policy %d step %d: %s %g %d, torchvision %s %g %d", table, sub, k, rg_aug_op_name(op),
+                         (double)p, b, name[k], (double)prob[k], bin[k]);
+        }
+        lines++;
+    }
+    assert_int_equal(lines, 75);
+    rg_aug_op op;
+    float p;
+    int32_t b;
+    assert_int_equal(rg_aug_autoaugment_step(3, 0, 0, &op, &p, &b), -1);
+    assert_int_equal(rg_aug_autoaugment_step(0, 25, 0, &op, &p, &b), -1);
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_magnitude_tables),
+        cmocka_unit_test(test_autoaugment_tables),
         cmocka_unit_test(test_ops_match_torchvision),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -10,6 +10,7 @@ and RGB 16x16, made here from a fixed integer recipe), and writes:
 
   tests/golden/augment/ops.txt         one line per image and per case
   tests/golden/augment/magnitudes.txt  the magnitude tables of the three spaces
+  tests/golden/augment/autoaugment.txt AutoAugment's three published policy tables
 
 Run with Debian's python3-torchvision (0.14.1) and python3-torch (1.13):
     /usr/bin/python3 tools/golden/gen_augment_golden.py
@@ -118,6 +119,17 @@ def main():
                 mlines.append("%s %s %d %d %d %d %s" % (tag, name, nb, h, w, 1 if signed else 0, vals))
     with open(os.path.join(OUT, "magnitudes.txt"), "w") as fh:
         fh.write("\n".join(mlines) + "\n")
+    # AutoAugment's sub-policies as torchvision stores them.
+    alines = ["# torchvision %s AutoAugment policies: table index op p bin op p bin (bin -1 = None)" % torchvision.__version__]
+    for tag, pol in [("cifar10", AA.AutoAugmentPolicy.CIFAR10), ("svhn", AA.AutoAugmentPolicy.SVHN),
+                     ("imagenet", AA.AutoAugmentPolicy.IMAGENET)]:
+        for i, sub in enumerate(AA.AutoAugment(pol).policies):
+            parts = []
+            for name, p, b in sub:
+                parts.append("%s %.9g %d" % (name, p, -1 if b is None else b))
+            alines.append("%s %d %s" % (tag, i, " ".join(parts)))
+    with open(os.path.join(OUT, "autoaugment.txt"), "w") as fh:
+        fh.write("\n".join(alines) + "\n")
     print("wrote %d op lines, %d magnitude lines to %s" % (len(lines), len(mlines), OUT), file=sys.stderr)
 
 

@@ -161,6 +161,22 @@ static const aa_step aa_svhn[25][2] = {
 #define AA_BINS 10
 #define AA_POLICIES 25
 
+static const aa_step (*aa_table(int32_t table))[2]
+{
+    return table == RG_AUTOAUG_SVHN ? aa_svhn : table == RG_AUTOAUG_IMAGENET ? aa_imagenet : aa_cifar10;
+}
+
+int rg_aug_autoaugment_step(int32_t table, int32_t sub, int32_t k, rg_aug_op *op, float *p, int32_t *bin)
+{
+    if (table < RG_AUTOAUG_CIFAR10 || table > RG_AUTOAUG_IMAGENET || sub < 0 || sub >= AA_POLICIES || k < 0 || k > 1)
+        return -1;
+    const aa_step *st = &aa_table(table)[sub][k];
+    *op = (rg_aug_op)st->op;
+    *p = st->p;
+    *bin = st->bin;
+    return 0;
+}
+
 /* ---- Draws ----------------------------------------------------------------- */
 
 /* Appends op with magnitude bin `bin` (-1 = none) to p, the sign negated
@@ -199,9 +215,7 @@ void aug_draw_policy(const rg_augment_config *cfg, int32_t h, int32_t w, rg_rng 
     case RG_AUG_POLICY_AUTOAUGMENT: {
         /* as torchvision's get_params: sub-policy index, two uniforms, two
          * sign bits (0 negates), all drawn whether used or not */
-        const aa_step(*table)[2] = cfg->autoaugment == RG_AUTOAUG_SVHN       ? aa_svhn
-                                   : cfg->autoaugment == RG_AUTOAUG_IMAGENET ? aa_imagenet
-                                                                             : aa_cifar10;
+        const aa_step(*table)[2] = aa_table(cfg->autoaugment);
         const uint32_t id = rg_rng_below(rng, AA_POLICIES);
         float u[2];
         uint32_t s[2];
