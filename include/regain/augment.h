@@ -25,9 +25,10 @@
  * Spec text (rg_augment_parse), items joined by '+', each "name" or
  * "name:key=value,key=value"; see docs/augmentation.md:
  *     randaugment[:n=2,m=9]     trivialaugment     autoaugment[:cifar10|svhn|imagenet]
- *     resizedcrop[:scale=0.08..1,ratio=0.75..1.333]  crop:pad=4  hflip  vflip
- *     cutout:size=8[,p=1]       erasing[:p=0.5,scale=0.02..0.33,ratio=0.3..3.3,value=0|random]
- *     fill:value=0
+ *     (each policy also takes fill=0..255, the value geometric ops bring in)
+ *     resizedcrop[:scale=0.08..1,ratio=0.75..1.333]  crop[:pad=4]  hflip  vflip
+ *     cutout:size=8[,p=1]       erasing[:p=0.5,scale=0.02..0.33,ratio=0.3..3.3,value=0..255|random]
+ *     none
  */
 #ifndef REGAIN_AUGMENT_H
 #define REGAIN_AUGMENT_H
