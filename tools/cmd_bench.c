@@ -12,6 +12,7 @@
 static const char *help_text =
     "usage: regain bench train|infer MODEL [options]\n"
     "       regain bench loader [--data NAME|DIR] [--batch N] [--workers N] [--seconds S]\n"
+    "                           [--augment SPEC] [--model MODEL]\n"
     "\n"
     "Times training steps (forward, loss, backward, SGD update) or inference\n"
     "passes of MODEL (a zoo name or a spec file) on random 28x28x1 inputs and\n"
@@ -33,7 +34,11 @@ static const char *help_text =
     "'bench loader' times the data loader alone: shuffled training images with\n"
     "random crop and flip, normalized, from --workers threads (default 2), for\n"
     "--seconds (default 3), on --data (default fashion-mnist). Its images/s\n"
-    "must stay well above the training step's.\n";
+    "must stay well above the training step's. --augment SPEC adds an\n"
+    "augmentation spec on top of crop and flip (docs/augmentation.md); the\n"
+    "augmentation alone is then timed on one thread too. --model MODEL also\n"
+    "times a few training steps of MODEL (batch --batch, all cores), so the\n"
+    "three rates stand side by side.\n";
 
 static int parse_int(const char *cmd, const char *key, const char *v, int32_t lo, int32_t *out)
 {
@@ -77,7 +82,7 @@ static void print_profile(const rg_bench_config *cfg, const rg_bench_result *r)
 
 static int bench_loader(int argc, char **argv)
 {
-    const char *data = "fashion-mnist";
+    const char *data = "fashion-mnist", *spec = NULL, *model = NULL;
     int32_t batch = 128, workers = 2, seconds = 3;
     for (int i = 2; i < argc; i++) {
         if (i + 1 >= argc) return cli_usage_error("bench", "%s needs a value", argv[i]);
@@ -87,14 +92,33 @@ static int bench_loader(int argc, char **argv)
         else if (!strcmp(a, "--batch")) rc = parse_int("bench", a, v, 1, &batch);
         else if (!strcmp(a, "--workers")) rc = parse_int("bench", a, v, 0, &workers);
         else if (!strcmp(a, "--seconds")) rc = parse_int("bench", a, v, 1, &seconds);
+        else if (!strcmp(a, "--augment")) spec = v;
+        else if (!strcmp(a, "--model")) model = v;
         else return cli_usage_error("bench", "unknown option '%s'", a);
         if (rc) return rc;
     }
-    double rate;
     rg_error err = {0};
-    if (rg_bench_loader(data, batch, workers, seconds, &rate, &err)) return cli_fail(&err);
-    printf("loader %s, batch %d, %d worker%s, crop 2 + flip: %.0f images/s\n", data, batch, workers,
-           workers == 1 ? "" : "s", rate);
+    rg_augment_config aug = {.crop_pad = 2, .hflip = 1};
+    if (spec && rg_augment_parse(spec, &aug, &err)) return cli_usage_error("bench", "--augment: %s", err.msg);
+    char text[512];
+    rg_augment_format(&aug, text, sizeof text);
+    double rate;
+    if (rg_bench_loader(data, batch, workers, seconds, &aug, &rate, &err)) return cli_fail(&err);
+    printf("loader %s, batch %d, %d worker%s, %s: %.0f images/s\n", data, batch, workers, workers == 1 ? "" : "s",
+           spec ? text : "crop 2 + flip", rate);
+    if (spec) {
+        if (rg_bench_augment(data, &aug, seconds, &rate, &err)) return cli_fail(&err);
+        printf("augmentation alone, 1 thread, %s: %.0f images/s\n", text, rate);
+    }
+    if (model) {
+        rg_bench_config cfg = {.model = model, .train = 1, .batch = batch, .steps = 5, .warmup = 1, .seed = 1,
+                               .threads = (int32_t)sysconf(_SC_NPROCESSORS_ONLN)};
+        rg_bench_result r;
+        if (rg_bench_run(&cfg, &r, &err)) return cli_fail(&err);
+        printf("training %s, batch %d, %d threads: %.0f images/s (median of %d steps)\n", model, batch, cfg.threads,
+               r.images_per_s, r.steps);
+        rg_bench_result_free(&r);
+    }
     return EXIT_OK;
 }
 

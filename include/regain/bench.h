@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "regain/augment.h"
 #include "regain/status.h"
 
 typedef struct {
@@ -58,12 +59,19 @@ rg_status rg_bench_run(const rg_bench_config *cfg, rg_bench_result *res, rg_erro
 void rg_bench_result_free(rg_bench_result *res);
 
 /* The loader alone (regain/loader.h): batches of `batch` training images of
- * the data set `data` (a name or an IDX directory), shuffled, with random
- * crop (pad 2) and flip, normalized, produced by `workers` threads, as fast
- * as they come for `seconds`; images/s over the whole time. The training
- * step must never wait for it: compare with rg_bench_run's images/s. */
-rg_status rg_bench_loader(const char *data, int32_t batch, int32_t workers, double seconds, double *images_per_s,
-                          rg_error *err);
+ * the data set `data` (a name or an IDX directory), shuffled, augmented by
+ * *aug (NULL: random crop with pad 2 and flip), normalized, produced by
+ * `workers` threads, as fast as they come for `seconds`; images/s over the
+ * whole time. The training step must never wait for it: compare with
+ * rg_bench_run's images/s. */
+rg_status rg_bench_loader(const char *data, int32_t batch, int32_t workers, double seconds,
+                          const rg_augment_config *aug, double *images_per_s, rg_error *err);
+
+/* Augmentation alone: rg_augment_image with *aug over the training images of
+ * `data` in order, on the calling thread, for `seconds`; images/s. A
+ * loader with W workers augments at most about W times as fast. */
+rg_status rg_bench_augment(const char *data, const rg_augment_config *aug, double seconds, double *images_per_s,
+                           rg_error *err);
 
 /* Peak fused multiply-add throughput of this machine with the kernels'
  * instruction set, in GFLOP/s, measured with `threads` threads (about 0.1 s). */

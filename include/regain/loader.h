@@ -4,8 +4,10 @@
  * produce the next batches while the caller runs its training step; the
  * batches come back strictly in order, and their contents are bit-identical
  * whatever the number of workers: the epoch's order is a permutation keyed
- * by (seed, epoch, 0x5348) and the augmentation of sample i in epoch e draws
- * from rg_rng_keyed(seed, e, i), so no random number depends on scheduling.
+ * by (seed, epoch, 0x5348), the augmentation of sample i in epoch e draws
+ * from rg_rng_keyed(seed, e, i), and the mixup / CutMix of batch b from
+ * rg_rng_keyed(seed, e, RG_MIX_KEY + b) (mix.h), so no random number depends
+ * on scheduling.
  *
  *     rg_loader_config cfg = {.batch = 64, .shuffle = 1, .mean = 0.2860f,
  *                             .std = 0.3530f, .augment = 1,
@@ -31,6 +33,7 @@
 
 #include "regain/augment.h"
 #include "regain/data.h"
+#include "regain/mix.h"
 #include "regain/status.h"
 
 typedef struct {
@@ -43,6 +46,7 @@ typedef struct {
     uint64_t seed;
     int32_t workers;        /* 0 = produce batches synchronously on the caller's thread */
     int32_t prefetch;       /* batches in flight, default 2 when 0 */
+    rg_mix_config mix;      /* batch mixup / CutMix (off when zeroed): soft targets from rg_loader_next_soft */
 } rg_loader_config;
 
 /* Largest accepted workers and prefetch. */
@@ -56,7 +60,8 @@ typedef struct rg_loader rg_loader;
  *
  * Checks: ds well formed with n > 0; batch > 0; mean finite; std finite and
  * > 0; 0 <= workers <= RG_LOADER_MAX_WORKERS; 0 <= prefetch <=
- * RG_LOADER_MAX_PREFETCH; aug valid when augment; at least one batch per
+ * RG_LOADER_MAX_PREFETCH; aug valid when augment; mix valid (mixing needs
+ * ds->n_classes >= 1 and every label below it); at least one batch per
  * epoch (drop_last with n < batch is an error). Workers are started here and
  * wait for rg_loader_start_epoch. At most `prefetch` batches are produced at
  * once beyond the one the caller holds, so workers beyond prefetch idle.
@@ -97,6 +102,16 @@ rg_status rg_loader_start_epoch_subset(rg_loader *ld, int32_t epoch, const int32
  * otherwise. Blocks until the batch is ready. */
 int rg_loader_next(rg_loader *ld, const float **x, const int32_t **y, const int32_t **indices,
                    int32_t *count);
+
+/* rg_loader_next, plus *targets (may be NULL): with mixing on (cfg.mix),
+ * count x rg_loader_classes(ld) soft-target floats whose rows sum to 1
+ * (the labels in *y are then each sample's own label, the one with weight
+ * lambda); with mixing off, *targets is set to NULL. Same lifetime as *x. */
+int rg_loader_next_soft(rg_loader *ld, const float **x, const int32_t **y, const float **targets,
+                        const int32_t **indices, int32_t *count);
+
+/* Width of a soft-target row: the dataset's n_classes. */
+int32_t rg_loader_classes(const rg_loader *ld);
 
 /* Batches in the current epoch (before the first one: of the whole dataset):
  * count / batch with drop_last, ceil(count / batch) otherwise, count being n

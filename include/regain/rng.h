@@ -30,5 +30,10 @@ uint32_t rg_rng_below(rg_rng *r, uint32_t n);
 float rg_rng_normal(rg_rng *r);
 /* Fisher–Yates permutation of 0..n-1 into perm. */
 void rg_rng_permutation(rg_rng *r, uint32_t *perm, uint32_t n);
+/* Gamma(shape, 1), shape > 0, by Marsaglia and Tsang (2000): a normal and a
+ * uniform per try (shape < 1 via Gamma(shape + 1) * U^(1/shape)). */
+double rg_rng_gamma(rg_rng *r, double shape);
+/* Beta(a, b), a, b > 0, as X / (X + Y) with X ~ Gamma(a), Y ~ Gamma(b). */
+double rg_rng_beta(rg_rng *r, double a, double b);
 
 #endif

@@ -22,9 +22,11 @@
 
 #include <stdint.h>
 
+#include "regain/augment.h"
 #include "regain/data.h"
 #include "regain/distill.h"
 #include "regain/graph.h"
+#include "regain/mix.h"
 #include "regain/train.h"
 
 typedef struct {
@@ -75,6 +77,10 @@ typedef struct {
     float select_keep;          /* final keep fraction of small-loss selection; 1 = off */
     int32_t select_warmup;      /* epochs on all data before selecting */
     int32_t select_ramp_epochs; /* epochs over which the keep fraction falls from 1 to select_keep */
+    /* augmentation beyond crop_pad/hflip (docs/augmentation.md) */
+    char augment[256];      /* augmentation spec, e.g. "randaugment:n=2,m=9"; "" = none */
+    float erasing;          /* random erasing probability (torchvision defaults otherwise); 0 = off */
+    float mixup, cutmix;    /* Beta(alpha, alpha) of batch mixup / CutMix; 0 = off */
 } rg_train_config;
 
 /* The defaults (the benchmark recipe: SGD 0.1 Nesterov, wd 5e-4, cosine,
@@ -91,6 +97,11 @@ char *rg_train_config_format(const rg_train_config *c);
 rg_status rg_train_config_parse(rg_train_config *c, const char *text, const char *origin, rg_error *err);
 /* The distillation part of a configuration. */
 void rg_train_config_distill(const rg_train_config *c, rg_distill_config *d);
+/* The loader's augmentation and mixing from c: crop_pad and hflip, then the
+ * augment spec on top, then erasing (an error when the spec has erasing
+ * too); errors name the key ("augment: ...", "erasing: ..."). */
+rg_status rg_train_augment_config(const rg_train_config *c, rg_augment_config *aug, rg_mix_config *mix,
+                                  rg_error *err);
 /* Help text of every key: name, default, meaning; NULL-terminated array of
  * {key, help} pairs. */
 typedef struct {

@@ -228,8 +228,8 @@ void rg_bench_result_free(rg_bench_result *res)
     res->n_kinds = 0;
 }
 
-rg_status rg_bench_loader(const char *data, int32_t batch, int32_t workers, double seconds, double *images_per_s,
-                          rg_error *err)
+rg_status rg_bench_loader(const char *data, int32_t batch, int32_t workers, double seconds,
+                          const rg_augment_config *aug, double *images_per_s, rg_error *err)
 {
     *images_per_s = 0.0;
     rg_dataset ds;
@@ -237,6 +237,8 @@ rg_status rg_bench_loader(const char *data, int32_t batch, int32_t workers, doub
     if (st) return st;
     rg_loader_config lc = {.batch = batch, .shuffle = 1, .drop_last = 1, .mean = 0.286f, .std = 0.353f,
                            .aug = {.crop_pad = 2, .hflip = 1}, .augment = 1, .seed = 1, .workers = workers};
+    if (aug) lc.aug = *aug;
+    lc.augment = rg_augment_active(&lc.aug);
     rg_loader *ld = NULL;
     if ((st = rg_loader_create(&ds, &lc, &ld, err))) {
         rg_dataset_free(&ds);
@@ -253,6 +255,41 @@ rg_status rg_bench_loader(const char *data, int32_t batch, int32_t workers, doub
     }
     *images_per_s = (double)images / (t - t0);
     rg_loader_free(ld);
+    rg_dataset_free(&ds);
+    return RG_OK;
+}
+
+rg_status rg_bench_augment(const char *data, const rg_augment_config *aug, double seconds, double *images_per_s,
+                           rg_error *err)
+{
+    *images_per_s = 0.0;
+    rg_status st = rg_augment_validate(aug, err);
+    if (st) return st;
+    rg_dataset ds;
+    if ((st = rg_dataset_load(data, "train", &ds, err))) return st;
+    const size_t sb = rg_dataset_sample_bytes(&ds);
+    uint8_t *img = rg_malloc(sb, err), *scratch = rg_malloc(sb, err);
+    if (!img || !scratch) {
+        free(img);
+        free(scratch);
+        rg_dataset_free(&ds);
+        return RG_ERR_NOMEM;
+    }
+    double t0 = now_s(), t = t0;
+    int64_t images = 0;
+    /* the clock is read every 64 images: it costs about as much as a flip */
+    while (t - t0 < seconds) {
+        for (int k = 0; k < 64; k++, images++) {
+            const int32_t i = (int32_t)(images % ds.n);
+            memcpy(img, ds.pixels + (size_t)i * sb, sb);
+            rg_rng r = rg_rng_keyed(1, (uint64_t)(images / ds.n), (uint64_t)i);
+            rg_augment_image(aug, img, scratch, ds.h, ds.w, ds.c, &r);
+        }
+        t = now_s();
+    }
+    *images_per_s = (double)images / (t - t0);
+    free(img);
+    free(scratch);
     rg_dataset_free(&ds);
     return RG_OK;
 }

@@ -74,3 +74,41 @@ void rg_rng_permutation(rg_rng *r, uint32_t *perm, uint32_t n)
         perm[j] = t;
     }
 }
+
+/* Uniform in (0, 1], 53 bits: never 0, so its logarithm is finite. */
+static double uniform_open0(rg_rng *r) { return ((double)(rg_rng_u64(r) >> 11) + 1.0) * (1.0 / 9007199254740992.0); }
+
+static double normal_d(rg_rng *r)
+{
+    double u1 = uniform_open0(r);
+    double u2 = (double)(rg_rng_u64(r) >> 11) * (1.0 / 9007199254740992.0);
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+double rg_rng_gamma(rg_rng *r, double shape)
+{
+    if (!(shape > 0.0)) return 0.0;
+    if (shape < 1.0) {
+        /* Gamma(a) = Gamma(a + 1) * U^(1/a) */
+        double g = rg_rng_gamma(r, shape + 1.0);
+        return g * pow(uniform_open0(r), 1.0 / shape);
+    }
+    const double d = shape - 1.0 / 3.0, c = 1.0 / sqrt(9.0 * d);
+    for (;;) {
+        double x = normal_d(r), v = 1.0 + c * x;
+        if (v <= 0.0) continue;
+        v = v * v * v;
+        double u = uniform_open0(r);
+        if (u < 1.0 - 0.0331 * (x * x) * (x * x)) return d * v;
+        if (log(u) < 0.5 * x * x + d * (1.0 - v + log(v))) return d * v;
+    }
+}
+
+double rg_rng_beta(rg_rng *r, double a, double b)
+{
+    double x = rg_rng_gamma(r, a), y = rg_rng_gamma(r, b);
+    /* Both can underflow to 0 for tiny shapes: the limit is a coin with
+     * P(1) = a / (a + b). */
+    if (!(x + y > 0.0)) return uniform_open0(r) <= a / (a + b) ? 1.0 : 0.0;
+    return x / (x + y);
+}

@@ -34,6 +34,8 @@ typedef struct {
     int32_t *idx;      /* batch dataset indices */
     uint8_t *img;      /* one image being augmented */
     uint8_t *scratch;  /* scratch for rg_augment_image */
+    float *targets;    /* batch x classes soft targets (mixing only) */
+    float *mix_scratch;/* one sample of floats (mixing only) */
     int32_t count;     /* samples in the batch */
     int32_t ready;     /* batch index held, -1 when none */
 } loader_slot;
@@ -48,6 +50,7 @@ struct rg_loader {
     int32_t *subset;      /* the epoch's samples (n capacity) when use_subset */
     int use_subset;
     int32_t count;        /* samples in the current epoch: n, or the subset's size */
+    int mixing;           /* cfg.mix active */
     int32_t epoch;
     int32_t nslots;
     loader_slot *slots;
@@ -99,6 +102,13 @@ static void produce(const rg_loader *ld, int32_t b, loader_slot *s)
         s->idx[j] = i;
     }
     s->count = count;
+    if (ld->mixing) {
+        rg_mix_params mp;
+        rg_mix_draw(&ld->cfg.mix, ld->cfg.seed, ld->epoch, b, ds->h, ds->w, &mp);
+        /* labels were checked against n_classes at creation: cannot fail */
+        (void)rg_mix_apply(&mp, s->x, s->mix_scratch, count, ds->h, ds->w, ds->c, s->y, ds->n_classes, s->targets,
+                           NULL);
+    }
 }
 
 static int32_t batches_of(const rg_loader *ld, int32_t count)
@@ -180,6 +190,15 @@ static rg_status check_config(const rg_dataset *ds, const rg_loader_config *cfg,
         rg_status st = rg_augment_validate(&cfg->aug, err);
         if (st != RG_OK) return rg_error_prefix(err, "loader");
     }
+    if (rg_mix_validate(&cfg->mix, err) != RG_OK) return rg_error_prefix(err, "loader");
+    if (rg_mix_active(&cfg->mix)) {
+        if (ds->n_classes < 1)
+            return rg_fail(err, RG_ERR_ARG, "loader: mixing needs the number of classes of %s", ds->source);
+        for (int32_t i = 0; i < ds->n; i++)
+            if (ds->labels[i] >= ds->n_classes)
+                return rg_fail(err, RG_ERR_ARG, "loader: label %d of sample %d in %s is not below n_classes %d",
+                               ds->labels[i], i, ds->source, ds->n_classes);
+    }
     if (cfg->drop_last && ds->n < cfg->batch)
         return rg_fail(err, RG_ERR_ARG,
                        "loader: dataset %s has %d samples, fewer than one batch of %d (drop_last)",
@@ -202,6 +221,8 @@ static void free_slots(rg_loader *ld)
         free(s->idx);
         free(s->img);
         free(s->scratch);
+        rg_free_aligned(s->targets);
+        free(s->mix_scratch);
     }
     free(ld->slots);
     ld->slots = NULL;
@@ -221,6 +242,10 @@ static rg_status alloc_slots(rg_loader *ld, rg_error *err)
             return RG_ERR_NOMEM;
         if (ld->cfg.augment && (!(s->img = rg_malloc(ld->sample, err)) ||
                                 !(s->scratch = rg_malloc(ld->sample, err))))
+            return RG_ERR_NOMEM;
+        if (ld->mixing &&
+            (!(s->targets = rg_alloc_aligned(batch * (size_t)ld->ds->n_classes * sizeof(float), err)) ||
+             !(s->mix_scratch = rg_malloc(ld->sample * sizeof(float), err))))
             return RG_ERR_NOMEM;
     }
     return RG_OK;
@@ -252,6 +277,7 @@ rg_status rg_loader_create(const rg_dataset *ds, const rg_loader_config *cfg, rg
     ld->cfg.shuffle = cfg->shuffle != 0;
     ld->cfg.drop_last = cfg->drop_last != 0;
     ld->cfg.augment = cfg->augment != 0;
+    ld->mixing = rg_mix_active(&cfg->mix);
     if (ld->cfg.prefetch == 0) ld->cfg.prefetch = 2;
     ld->sample = rg_dataset_sample_bytes(ds);
     ld->count = ds->n;
@@ -339,6 +365,8 @@ void rg_loader_free(rg_loader *ld)
 
 int32_t rg_loader_batches(const rg_loader *ld) { return ld ? ld->nb : 0; }
 
+int32_t rg_loader_classes(const rg_loader *ld) { return ld ? ld->ds->n_classes : 0; }
+
 /* ---- Epochs and batches ------------------------------------------------ */
 
 void rg_loader_start_epoch(rg_loader *ld, int32_t epoch) { rg_loader_start_epoch_subset(ld, epoch, NULL, 0, NULL); }
@@ -372,10 +400,11 @@ rg_status rg_loader_start_epoch_subset(rg_loader *ld, int32_t epoch, const int32
     return RG_OK;
 }
 
-static int hand_out(const loader_slot *s, const float **x, const int32_t **y,
+static int hand_out(const loader_slot *s, const float **x, const int32_t **y, const float **targets,
                     const int32_t **indices, int32_t *count)
 {
     if (x) *x = s->x;
+    if (targets) *targets = s->targets;
     if (y) *y = s->y;
     if (indices) *indices = s->idx;
     if (count) *count = s->count;
@@ -385,13 +414,20 @@ static int hand_out(const loader_slot *s, const float **x, const int32_t **y,
 int rg_loader_next(rg_loader *ld, const float **x, const int32_t **y, const int32_t **indices,
                    int32_t *count)
 {
+    return rg_loader_next_soft(ld, x, y, NULL, indices, count);
+}
+
+int rg_loader_next_soft(rg_loader *ld, const float **x, const int32_t **y, const float **targets,
+                        const int32_t **indices, int32_t *count)
+{
     if (count) *count = 0;
+    if (targets) *targets = NULL;
     if (!ld) return 0;
     if (ld->cfg.workers == 0) {
         if (!ld->sync_started || ld->sync_next >= ld->nb) return 0;
         produce(ld, ld->sync_next, &ld->slots[0]);
         ld->sync_next++;
-        return hand_out(&ld->slots[0], x, y, indices, count);
+        return hand_out(&ld->slots[0], x, y, targets, indices, count);
     }
     pthread_mutex_lock(&ld->mu);
     if (!ld->running || ld->next_consume >= ld->nb) {
@@ -406,5 +442,5 @@ int rg_loader_next(rg_loader *ld, const float **x, const int32_t **y, const int3
     while (s->ready != b) pthread_cond_wait(&ld->ready_cv, &ld->mu);
     ld->next_consume = b + 1;
     pthread_mutex_unlock(&ld->mu);
-    return hand_out(s, x, y, indices, count);
+    return hand_out(s, x, y, targets, indices, count);
 }

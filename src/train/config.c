@@ -82,6 +82,10 @@ static const key_def keys[] = {
     {"select_keep", K_FLOAT, F(select_keep), 0, 1, "small-loss selection: final fraction of samples kept (1 = off)"},
     {"select_warmup", K_INT, F(select_warmup), 0, 100000, "small-loss selection: epochs on all data first"},
     {"select_ramp_epochs", K_INT, F(select_ramp_epochs), 0, 100000, "small-loss selection: epochs for the keep fraction to fall from 1"},
+    {"augment", K_STR, F(augment), 0, 0, "augmentation spec on top of crop_pad/hflip, e.g. randaugment:n=2,m=9 (docs/augmentation.md)"},
+    {"erasing", K_FLOAT, F(erasing), 0, 1, "random erasing probability (0 = off)"},
+    {"mixup", K_FLOAT, F(mixup), 0, 100, "mixup Beta alpha (0 = off)"},
+    {"cutmix", K_FLOAT, F(cutmix), 0, 100, "CutMix Beta alpha (0 = off)"},
 };
 #define N_KEYS (sizeof keys / sizeof keys[0])
 
@@ -189,11 +193,15 @@ rg_status rg_train_config_validate(const rg_train_config *c, rg_error *err)
     if (!(c->lr > 0.0f)) return rg_fail(err, RG_ERR_ARG, "lr: must be > 0");
     if (!c->model[0]) return rg_fail(err, RG_ERR_ARG, "model: missing");
     if (!c->data[0]) return rg_fail(err, RG_ERR_ARG, "data: missing");
+    rg_augment_config aug;
+    rg_mix_config mix;
+    rg_status st = rg_train_augment_config(c, &aug, &mix, err);
+    if (st) return st;
     if (c->warmup_epochs > (float)c->epochs)
         return rg_fail(err, RG_ERR_ARG, "warmup_epochs (%g) exceeds epochs (%d)", c->warmup_epochs, c->epochs);
     rg_distill_config d;
     rg_train_config_distill(c, &d);
-    rg_status st = rg_distill_validate(&d, err);
+    st = rg_distill_validate(&d, err);
     return st ? st : rg_sampler_check_config(c, err);
 }
 

@@ -69,6 +69,8 @@ typedef struct {
     char *metrics;      /* metrics.csv text so far */
     float *dlogits;
     rg_distiller *distill;  /* NULL without a teacher */
+    int mixing;             /* mixup or CutMix: soft targets */
+    float *soft;            /* batch x classes soft targets */
     double teacher_top1;    /* the teachers' selection accuracy, -1 without */
     double teacher_s, train_s;  /* this call: time in the teachers' forward passes, in training steps */
     rg_sampler *sampler;    /* label noise, curriculum, selection; NULL when off */
@@ -88,6 +90,7 @@ static void run_free(run_state *r)
     rg_dataset_free(&r->test);
     free(r->metrics);
     free(r->dlogits);
+    free(r->soft);
     rg_sampler_free(r->sampler);
     free(r->sample_loss);
 }
@@ -252,12 +255,13 @@ static rg_status setup(run_state *r, int resume, rg_st_file *ck, rg_error *err)
         r->best = -1.0;
     }
     rg_loader_config lc = {.batch = c->batch, .shuffle = 1, .drop_last = 0, .mean = c->mean, .std = c->std,
-                           .aug = {.crop_pad = c->crop_pad, .hflip = c->hflip},
-                           .augment = c->crop_pad > 0 || c->hflip, .seed = (uint64_t)c->seed,
-                           .workers = c->workers, .prefetch = 0};
+                           .seed = (uint64_t)c->seed, .workers = c->workers, .prefetch = 0};
+    if ((st = rg_train_augment_config(c, &lc.aug, &lc.mix, err))) return st;
+    lc.augment = rg_augment_active(&lc.aug);
     if ((st = rg_loader_create(&r->train, &lc, &r->loader, err))) return st;
     /* unaugmented images: the teachers' outputs are the same every epoch */
-    if (r->distill && !lc.augment && (st = rg_distiller_cache_logits(r->distill, &r->train, c->mean, c->std, err)))
+    r->mixing = rg_mix_active(&lc.mix);
+    if (r->distill && !lc.augment && !r->mixing && (st = rg_distiller_cache_logits(r->distill, &r->train, c->mean, c->std, err)))
         return st;
     r->batches = rg_loader_batches(r->loader);
     int64_t total = (int64_t)r->batches * c->epochs;
@@ -269,6 +273,8 @@ static rg_status setup(run_state *r, int resume, rg_st_file *ck, rg_error *err)
                              .min_lr = c->min_lr, .step_every = (int64_t)c->step_epochs * r->batches,
                              .gamma = c->gamma};
     r->dlogits = rg_calloc((size_t)c->batch * (size_t)(out.h * out.w * out.c), sizeof(float), err);
+    if (r->mixing && !(r->soft = rg_calloc((size_t)c->batch * (size_t)(out.h * out.w * out.c), sizeof(float), err)))
+        return RG_ERR_NOMEM;
     if (rg_sampler_wants_losses(r->sampler) && !(r->sample_loss = rg_calloc((size_t)c->batch, sizeof(float), err)))
         return RG_ERR_NOMEM;
     return r->dlogits ? RG_OK : RG_ERR_NOMEM;
@@ -377,16 +383,27 @@ static rg_status train_epoch(run_state *r, int32_t epoch, const rg_train_hooks *
     int64_t seen = 0, correct = 0;
     const float *x;
     const int32_t *y, *idx;
-    int32_t count, b = 0;
+    const float *mixed;
+    int32_t count, b = 0, mixed_classes = rg_loader_classes(r->loader);
     float lr = 0.0f;
-    while (rg_loader_next(r->loader, &x, &y, &idx, &count)) {
+    while (rg_loader_next_soft(r->loader, &x, &y, &mixed, &idx, &count)) {
         if ((st = rg_graph_set_batch(g, count, err))) return st;
         memcpy(rg_graph_input(g), x, (size_t)count * per * sizeof(float));
         rg_exec ctx = {.training = 1, .seed = (uint64_t)r->cfg.seed, .step = (uint64_t)step};
         rg_graph_forward(g, &ctx);
         const float *logits = rg_graph_output(g);
-        float loss = rg_xent_forward_backward(logits, y, count, classes, r->cfg.label_smoothing, r->dlogits,
-                                              r->sample_loss);
+        float loss;
+        if (mixed) {
+            /* mixup / CutMix: soft targets, padded to the model's outputs */
+            memset(r->soft, 0, (size_t)count * classes * sizeof(float));
+            for (int32_t i = 0; i < count; i++)
+                memcpy(r->soft + (size_t)i * classes, mixed + (size_t)i * mixed_classes, mixed_classes * sizeof(float));
+            loss = rg_xent_soft_forward_backward(logits, r->soft, count, classes, r->cfg.label_smoothing, r->dlogits,
+                                                 r->sample_loss);
+        } else {
+            loss = rg_xent_forward_backward(logits, y, count, classes, r->cfg.label_smoothing, r->dlogits,
+                                            r->sample_loss);
+        }
         rg_sampler_record(r->sampler, idx, r->sample_loss, count);
         if (r->distill) {
             rg_distill_parts parts;

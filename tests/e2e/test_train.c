@@ -592,6 +592,19 @@ static void test_resume_adamw(void **state)
     check_resume("adamw", c, (hook_state){.kill_after_epoch = 2}, 2);
 }
 
+/* Mixup and CutMix train on soft targets; with a teacher, which then sees the
+ * mixed images, and with a policy, a killed run resumes bit-identically. */
+static void test_resume_mixing(void **state)
+{
+    (void)state;
+    require_dataset();
+    rg_train_config c = resume_config("sgd");
+    c.mixup = 0.4f;
+    c.cutmix = 1.0f;
+    snprintf(c.augment, sizeof c.augment, "trivialaugment");
+    check_resume("mixing", c, (hook_state){.kill_in_epoch = 1, .kill_at_batch = 2}, 1);
+}
+
 /* ---- d: distillation: resumable, adapters trained and left out of deployment ------------ */
 
 /* A teacher of the tiny network trained for one epoch, then a student taught
@@ -712,6 +725,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_resume_sgd),
         cmocka_unit_test(test_resume_sgd_ema_mid_epoch),
         cmocka_unit_test(test_resume_adamw),
+        cmocka_unit_test(test_resume_mixing),
         cmocka_unit_test(test_resume_distill),
         cmocka_unit_test(test_distill_weak_teacher_warns),
     };

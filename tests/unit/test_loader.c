@@ -446,7 +446,7 @@ static void test_augment_draws(void **state)
         memcpy(img, IMG3, 9);
         rg_augment_image(&cfg, img, scratch, 3, 3, 1, &r);
         rg_augment_params p;
-        rg_augment_draw(&cfg, &again, &p);
+        rg_augment_draw(&cfg, 3, 3, &again, &p);
         assert_in_range(p.dy + 1, 0, 2);
         assert_in_range(p.dx + 1, 0, 2);
         assert_in_range(p.flip, 0, 1);

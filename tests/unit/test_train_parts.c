@@ -545,6 +545,10 @@ static const struct {
     {"select_keep", "0.6"},
     {"select_warmup", "2"},
     {"select_ramp_epochs", "5"},
+    {"augment", "trivialaugment + cutout:size=4"},
+    {"erasing", "1"},
+    {"mixup", "100"},
+    {"cutmix", "0.5"},
 };
 #define N_EVERY (sizeof every_key / sizeof every_key[0])
 
