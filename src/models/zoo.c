@@ -29,7 +29,8 @@ static void emit(sbuf *s, const char *fmt, ...)
     for (;;) {
         va_list ap;
         va_start(ap, fmt);
-        int n = vsnprintf(s->buf + s->len, s->cap - s->len, fmt, ap);
+        /* before the first allocation buf is NULL: size 0, no pointer arithmetic on it */
+        int n = vsnprintf(s->buf ? s->buf + s->len : NULL, s->cap - s->len, fmt, ap);
         va_end(ap);
         if (n >= 0 && (size_t)n < s->cap - s->len) {
             s->len += (size_t)n;
