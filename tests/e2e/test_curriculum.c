@@ -25,21 +25,7 @@
 
 #define KILLED 42
 
-static const char tiny_spec[] = "input h=28 w=28 c=1\n"
-                                "conv name=stem c=8 k=3 s=2 bn act=relu6\n"
-                                "ir name=b1 t=2 c=8 s=1\n"
-                                "conv name=head c=32 k=1 bn act=relu6\n"
-                                "gap\n"
-                                "dropout p=0.2\n"
-                                "fc name=fc n=10\n";
 
-static void require_dataset(void)
-{
-    char p[600];
-    struct stat sb;
-    snprintf(p, sizeof p, "%s/train-images-idx3-ubyte.gz", RG_FASHION_MNIST_DIR);
-    if (stat(p, &sb) != 0) fail_msg("%s is missing: install the fashion-mnist package (scripts/install-deps)", p);
-}
 
 /* 300 images in batches of 64; 40% symmetric noise; self-paced curriculum
  * from half the data to all of it at epoch 3; after one epoch of warm-up,
@@ -178,8 +164,8 @@ static char dir_a[400];
 static void test_noisy_self_paced_selection_resumes(void **state)
 {
     (void)state;
-    require_dataset();
-    rgt_write_text("tiny.spec", tiny_spec);
+    rgt_require_fashion_mnist();
+    rgt_write_text("tiny.spec", rgt_tiny_spec);
     rg_train_config c = noisy_config();
     snprintf(dir_a, sizeof dir_a, "%s", rgt_in_root("noisy-a"));
     char dir_b[600];
@@ -234,7 +220,7 @@ static void test_noisy_self_paced_selection_resumes(void **state)
 static void test_teacher_and_file_scores(void **state)
 {
     (void)state;
-    require_dataset();
+    rgt_require_fashion_mnist();
     if (!dir_a[0]) skip();
     rg_train_config c;
     rg_train_config_default(&c);

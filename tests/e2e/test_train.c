@@ -171,12 +171,6 @@ static void train_ok(const rg_train_config *c, const char *dir, int resume, hook
     if (rg_train_run(c, dir, resume, &hooks, res, &err) != RG_OK) fail_msg("training into %s: %s", dir, err.msg);
 }
 
-static void require_dataset(void)
-{
-    char p[600];
-    snprintf(p, sizeof p, "%s/train-images-idx3-ubyte.gz", RG_FASHION_MNIST_DIR);
-    if (!file_exists(p)) fail_msg("%s is missing: install the fashion-mnist package (scripts/install-deps)", p);
-}
 
 /* ---- a: accuracy of a short run, and the run directory ------------------------------- */
 
@@ -210,7 +204,7 @@ static int acc_done;
 static void run_accuracy(void)
 {
     if (acc_done) return;
-    require_dataset();
+    rgt_require_fashion_mnist();
     in_root(acc_dir, sizeof acc_dir, "accuracy");
     rg_train_config c = accuracy_config();
     hook_state h = {0};
@@ -347,7 +341,7 @@ static void test_best_reevaluated(void **state)
 static void test_threads_deterministic(void **state)
 {
     (void)state;
-    require_dataset();
+    rgt_require_fashion_mnist();
     rg_train_config c;
     rg_train_config_default(&c);
     /* 300 images in batches of 64: the last batch is short, so weight-gradient
@@ -409,23 +403,15 @@ static void test_threads_deterministic(void **state)
 
 /* ---- c: killed and resumed equals uninterrupted --------------------------------------- */
 
-/* A small network (stem, one inverted residual block, head, dropout) keeps
- * these runs to a few seconds; dropout masks are keyed by the global step, so
- * a resume that got the step wrong would show. */
-static const char tiny_spec[] = "input h=28 w=28 c=1\n"
-                                "conv name=stem c=8 k=3 s=2 bn act=relu6\n"
-                                "ir name=b1 t=2 c=8 s=1\n"
-                                "conv name=head c=32 k=1 bn act=relu6\n"
-                                "gap\n"
-                                "dropout p=0.2\n"
-                                "fc name=fc n=10\n";
-
+/* The small network of rgt_tiny_spec keeps these runs to a few seconds; its
+ * dropout masks are keyed by the global step, so a resume that got the step
+ * wrong would show. */
 static rg_train_config resume_config(const char *optim)
 {
     rg_train_config c;
     rg_train_config_default(&c);
     in_root(c.model, sizeof c.model, "tiny.spec");
-    if (!file_exists(c.model)) rgt_write_file(c.model, tiny_spec, strlen(tiny_spec));
+    if (!file_exists(c.model)) rgt_write_file(c.model, rgt_tiny_spec, strlen(rgt_tiny_spec));
     c.train_limit = 300; /* 5 batches of 64, the last one short */
     c.test_limit = 200;
     c.epochs = 3;
@@ -566,7 +552,7 @@ static void check_resume(const char *name, rg_train_config c, hook_state kill, i
 static void test_resume_sgd(void **state)
 {
     (void)state;
-    require_dataset();
+    rgt_require_fashion_mnist();
     /* killed right after epoch 1 was saved */
     check_resume("sgd", resume_config("sgd"), (hook_state){.kill_after_epoch = 1}, 1);
 }
@@ -574,7 +560,7 @@ static void test_resume_sgd(void **state)
 static void test_resume_sgd_ema_mid_epoch(void **state)
 {
     (void)state;
-    require_dataset();
+    rgt_require_fashion_mnist();
     rg_train_config c = resume_config("sgd");
     c.ema = 0.9f;
     c.val_split = 500; /* selection on held-out images */
@@ -585,7 +571,7 @@ static void test_resume_sgd_ema_mid_epoch(void **state)
 static void test_resume_adamw(void **state)
 {
     (void)state;
-    require_dataset();
+    rgt_require_fashion_mnist();
     rg_train_config c = resume_config("adamw");
     c.ema = 0.9f;
     /* killed after epoch 2: one epoch left */
@@ -597,7 +583,7 @@ static void test_resume_adamw(void **state)
 static void test_resume_mixing(void **state)
 {
     (void)state;
-    require_dataset();
+    rgt_require_fashion_mnist();
     rg_train_config c = resume_config("sgd");
     c.mixup = 0.4f;
     c.cutmix = 1.0f;
@@ -614,7 +600,7 @@ static void test_resume_mixing(void **state)
 static void test_resume_distill(void **state)
 {
     (void)state;
-    require_dataset();
+    rgt_require_fashion_mnist();
     char tdir[400];
     in_root(tdir, sizeof tdir, "distill-teacher");
     rg_train_config t = resume_config("sgd");
@@ -684,7 +670,7 @@ static void test_resume_distill(void **state)
 static void test_distill_weak_teacher_warns(void **state)
 {
     (void)state;
-    require_dataset();
+    rgt_require_fashion_mnist();
     char tdir[400], sdir[600];
     in_root(tdir, sizeof tdir, "weak-teacher");
     in_root(sdir, sizeof sdir, "weak-student");

@@ -1,4 +1,6 @@
 #include "test_support.h"
+#include <sys/stat.h>
+#include "regain/data.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -136,3 +138,19 @@ void rgt_expect_cli(const char *cli_env, char *out, size_t out_size, int want_co
     if (word1 && !strstr(out, word1)) fail_msg("regain %s: output lacks \"%s\":\n%s", args, word1, out);
     if (word2 && !strstr(out, word2)) fail_msg("regain %s: output lacks \"%s\":\n%s", args, word2, out);
 }
+
+void rgt_require_fashion_mnist(void)
+{
+    char p[600];
+    struct stat sb;
+    snprintf(p, sizeof p, "%s/train-images-idx3-ubyte.gz", RG_FASHION_MNIST_DIR);
+    if (stat(p, &sb) != 0) fail_msg("%s is missing: install the fashion-mnist package (scripts/install-deps)", p);
+}
+
+const char rgt_tiny_spec[] = "input h=28 w=28 c=1\n"
+                             "conv name=stem c=8 k=3 s=2 bn act=relu6\n"
+                             "ir name=b1 t=2 c=8 s=1\n"
+                             "conv name=head c=32 k=1 bn act=relu6\n"
+                             "gap\n"
+                             "dropout p=0.2\n"
+                             "fc name=fc n=10\n";

@@ -55,4 +55,11 @@ int rgt_cli(const char *cli_env, char *out, size_t out_size, const char *fmt, ..
 void rgt_expect_cli(const char *cli_env, char *out, size_t out_size, int want_code, const char *word1,
                     const char *word2, const char *fmt, ...) __attribute__((format(printf, 7, 8)));
 
+/* Fails the test, saying how to install it, unless the Fashion-MNIST
+ * package's files are there. */
+void rgt_require_fashion_mnist(void);
+/* A small network (stem, one inverted residual block, head, dropout, fc) on
+ * 28x28x1 that trains in seconds: a model spec text. */
+extern const char rgt_tiny_spec[];
+
 #endif
