@@ -147,7 +147,7 @@ int cmd_bench(int argc, char **argv)
             else if (!strcmp(a, "--micro-batch")) rc = parse_int("bench", a, v, 1, &cfg.micro_batch);
             else if (!strcmp(a, "--isa")) {
                 int isa = rg_isa_parse(v);
-                if (isa < 0) return cli_usage_error("bench", "--isa: '%s' is not ref, avx2 or avx512", v);
+                if (isa < 0) return cli_usage_error("bench", "--isa: '%s' is not ref, avx2, avx512 or avx512vnni", v);
                 rg_cpu_set_isa((rg_isa)isa);
             } else
                 return cli_usage_error("bench", "unknown option '%s'", a);
