@@ -68,6 +68,8 @@ typedef struct {
     const void *wpack;                      /* the table's weight layout */
     const int32_t *qbias;                   /* [npad] bias - (128 + in_zp) sum w */
     const int32_t *qmult, *qlsh, *qrsh;     /* [npad] multiplier, max(shift, 0), max(-shift, 0) */
+    const int32_t *qmask, *qhalf;           /* [npad] 2^rsh - 1 and its half: the rounding test */
+    int lsh_any;                            /* some channel shifts left (else that step is skipped) */
 } rg_qk_gemm;
 
 /* A prepared depthwise convolution (channel multiplier 1, any kernel size,
@@ -80,7 +82,9 @@ typedef struct {
     int fast;
     int32_t cpad;
     const int32_t *wtap;                    /* [k_h*k_w][cpad] weights in the low 16 bits */
-    const int32_t *qbias, *qmult, *qlsh, *qrsh; /* [cpad] */
+    const int32_t *qbias, *qmult, *qlsh, *qrsh, *qmask, *qhalf; /* [cpad], as rg_qk_gemm's */
+    const int32_t *qbias_zp;                /* [cpad] bias - in_zp * sum w: windows inside the input */
+    int lsh_any;
 } rg_qk_dw;
 
 /* A prepared dense convolution: im2col of a block of output pixels into

@@ -66,19 +66,27 @@ static int32_t round_up(int32_t v, int32_t m) { return m > 1 ? (v + m - 1) / m *
 /* Offsets in a prepared buffer are kept multiples of 64 bytes from its start. */
 static size_t align64(size_t v) { return (v + 63) & ~(size_t)63; }
 
-/* The four per-channel int32 vectors (bias, multiplier, left and right
- * shift) of npad channels. */
-static size_t requant_bytes(int32_t npad) { return align64((size_t)4 * (size_t)npad * sizeof(int32_t)); }
+/* The six per-channel int32 vectors (bias, multiplier, left and right
+ * shift, rounding mask and half mask) of npad channels. */
+#define NQ 6
+static size_t requant_bytes(int32_t npad) { return align64((size_t)NQ * (size_t)npad * sizeof(int32_t)); }
 
-/* Fills the requantization vectors; channels >= n are padding (all zero). */
-static void fill_requant(int32_t *q, int32_t n, int32_t npad, const int32_t *m, const int32_t *s)
+/* Fills the requantization vectors (but the bias); channels >= n are
+ * padding (all zero). Returns whether some channel shifts left. */
+static int fill_requant(int32_t *q, int32_t n, int32_t npad, const int32_t *m, const int32_t *s)
 {
-    memset(q, 0, (size_t)4 * (size_t)npad * sizeof *q);
+    int lsh_any = 0;
+    memset(q, 0, (size_t)NQ * (size_t)npad * sizeof *q);
     for (int32_t c = 0; c < n; c++) {
+        int32_t right = s[c] > 0 ? 0 : -s[c];
         q[npad + c] = m[c];
         q[2 * npad + c] = s[c] > 0 ? s[c] : 0;
-        q[3 * npad + c] = s[c] > 0 ? 0 : -s[c];
+        q[3 * npad + c] = right;
+        q[4 * npad + c] = (int32_t)((INT64_C(1) << right) - 1); /* as rg_q_rdbpot */
+        q[5 * npad + c] = q[4 * npad + c] >> 1;
+        lsh_any |= s[c] > 0;
     }
+    return lsh_any;
 }
 
 /* Whether no accumulator of a channel can leave int32: |bias| + 255 sum |w|
@@ -136,7 +144,7 @@ rg_status rg_qk_gemm_prepare(const rg_qk_table *t, const rg_q_fc_params *p, cons
     L->kpad = kpad;
     L->npad = npad;
     int32_t *q = buf;
-    fill_requant(q, n, npad, p->multipliers, p->shifts);
+    L->lsh_any = fill_requant(q, n, npad, p->multipliers, p->shifts);
     L->fast = 1;
     for (int32_t o = 0; o < n; o++) {
         int64_t sum = 0, sum_abs = 0;
@@ -153,6 +161,8 @@ rg_status rg_qk_gemm_prepare(const rg_qk_table *t, const rg_q_fc_params *p, cons
     L->qmult = q + npad;
     L->qlsh = q + 2 * npad;
     L->qrsh = q + 3 * npad;
+    L->qmask = q + 4 * npad;
+    L->qhalf = q + 5 * npad;
     char *pack = (char *)buf + requant_bytes(npad);
     memset(pack, 0, (size_t)npad * (size_t)kpad * (size_t)t->wbytes);
     const int32_t groups = kpad / kr;
@@ -196,7 +206,8 @@ size_t rg_qk_dw_size(const rg_qk_table *t, const rg_q_conv_params *p)
 {
     if (t->nr == 0 || p->in_c < 1 || p->k_h < 1 || p->k_w < 1) return 64;
     int32_t cpad = round_up(p->in_c, t->cvec);
-    return requant_bytes(cpad) + align64((size_t)p->k_h * (size_t)p->k_w * (size_t)cpad * sizeof(int32_t));
+    return requant_bytes(cpad) + align64((size_t)p->k_h * (size_t)p->k_w * (size_t)cpad * sizeof(int32_t)) +
+           align64((size_t)cpad * sizeof(int32_t));
 }
 
 rg_status rg_qk_dw_prepare(const rg_qk_table *t, const rg_q_conv_params *p, const int8_t *w, const int32_t *bias,
@@ -218,15 +229,18 @@ rg_status rg_qk_dw_prepare(const rg_qk_table *t, const rg_q_conv_params *p, cons
     const int32_t c = p->in_c, cpad = round_up(c, t->cvec), taps = p->k_h * p->k_w;
     L->cpad = cpad;
     int32_t *q = buf;
-    fill_requant(q, c, cpad, p->multipliers, p->shifts);
+    L->lsh_any = fill_requant(q, c, cpad, p->multipliers, p->shifts);
     L->fast = 1;
     int32_t *wt = (int32_t *)(void *)((char *)buf + requant_bytes(cpad));
     memset(wt, 0, (size_t)taps * (size_t)cpad * sizeof *wt);
+    int32_t *bzp = (int32_t *)(void *)((char *)wt + align64((size_t)taps * (size_t)cpad * sizeof *wt));
+    memset(bzp, 0, (size_t)cpad * sizeof *bzp);
     for (int32_t ch = 0; ch < c; ch++) {
-        int64_t sum_abs = 0;
+        int64_t sum_abs = 0, sum = 0;
         for (int32_t tp = 0; tp < taps; tp++) {
             int32_t v = w[(int64_t)ch * taps + tp];
             sum_abs += v < 0 ? -v : v;
+            sum += v;
             /* the low 16 bits hold the weight, the high 16 zero: vpmaddwd of
              * an int32 lane x (|x| < 2^15) with it is exactly x * w */
             wt[(int64_t)tp * cpad + ch] = (int32_t)(uint16_t)(int16_t)v;
@@ -234,11 +248,18 @@ rg_status rg_qk_dw_prepare(const rg_qk_table *t, const rg_q_conv_params *p, cons
         int64_t b = bias ? bias[ch] : 0;
         if (!channel_fits(b, sum_abs)) L->fast = 0;
         q[ch] = (int32_t)b;
+        /* where every tap is inside the input, sum (x - zp) w = sum x w -
+         * zp sum w; |bias - zp sum w| <= |bias| + 128 sum |w| fits when the
+         * channel does */
+        bzp[ch] = (int32_t)(b - (int64_t)p->in_zp * sum);
     }
+    L->qbias_zp = bzp;
     L->qbias = q;
     L->qmult = q + cpad;
     L->qlsh = q + 2 * cpad;
     L->qrsh = q + 3 * cpad;
+    L->qmask = q + 4 * cpad;
+    L->qhalf = q + 5 * cpad;
     L->wtap = wt;
     return RG_OK;
 }
@@ -308,8 +329,12 @@ static void im2col(const rg_q_conv_params *p, const int8_t *x, int64_t pix0, int
             int32_t ih = oh * p->stride_h - p->pad_top + kh * p->dilation_h;
             for (int32_t kw = 0; kw < p->k_w; kw++, dst += ci) {
                 int32_t iw = ow * p->stride_w - p->pad_left + kw * p->dilation_w;
-                if (ih < 0 || ih >= p->in_h || iw < 0 || iw >= p->in_w) memset(dst, p->in_zp, (size_t)ci);
-                else memcpy(dst, x + ((n * p->in_h + ih) * p->in_w + iw) * ci, (size_t)ci);
+                int inside = ih >= 0 && ih < p->in_h && iw >= 0 && iw < p->in_w;
+                const int8_t *src = inside ? x + ((n * p->in_h + ih) * p->in_w + iw) * ci : x;
+                if (ci < 16) /* the stem's few channels: no library call per tap */
+                    for (int32_t c = 0; c < ci; c++) dst[c] = inside ? src[c] : (int8_t)p->in_zp;
+                else if (inside) memcpy(dst, src, (size_t)ci);
+                else memset(dst, p->in_zp, (size_t)ci);
             }
         }
     }

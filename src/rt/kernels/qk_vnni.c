@@ -4,24 +4,28 @@
 #include "rt/kernels/qk.h"
 
 #include <immintrin.h>
+#include <stddef.h>
 #include <string.h>
 
 #define MR 6 /* activation rows a tile: 6 x 4 accumulators + 4 weights < 32 zmm */
 #define NP 4 /* panels of 16 channels a tile */
 
-/* rg_q_mul_by_multiplier on 16 lanes, then clamp to [lo, hi] (bounds minus
- * the output zero point) and add the zero point. */
-static inline __m512i requant(__m512i acc, __m512i m, __m512i lsh, __m512i rsh, __m512i lo, __m512i hi,
-                              __m512i zp)
+/* rg_q_mul_by_multiplier on 16 lanes: lsh, rsh the left and right shifts,
+ * mask = 2^rsh - 1, half = mask >> 1 (per channel, from prepare). With
+ * lsh_any 0 (a constant at each call) the left shift is known to be 0. */
+static inline __attribute__((always_inline)) __m512i mbm(__m512i x, __m512i m, __m512i lsh, __m512i rsh,
+                                                        __m512i mask, __m512i half, const int lsh_any)
 {
-    const __m512i one = _mm512_set1_epi32(1);
-    /* x * 2^left saturated to int32: the shift is exact iff shifting back
-     * gives x; otherwise saturate toward x's sign */
-    __m512i s = _mm512_sllv_epi32(acc, lsh);
-    __mmask16 exact = _mm512_cmpeq_epi32_mask(_mm512_srav_epi32(s, lsh), acc);
-    __mmask16 neg = _mm512_cmplt_epi32_mask(acc, _mm512_setzero_si512());
-    __m512i sat = _mm512_mask_blend_epi32(neg, _mm512_set1_epi32(INT32_MAX), _mm512_set1_epi32(INT32_MIN));
-    s = _mm512_mask_blend_epi32(exact, sat, s);
+    __m512i s = x;
+    if (lsh_any) {
+        /* x * 2^left saturated to int32: the shift is exact iff shifting
+         * back gives x; otherwise saturate toward x's sign */
+        s = _mm512_sllv_epi32(x, lsh);
+        __mmask16 exact = _mm512_cmpeq_epi32_mask(_mm512_srav_epi32(s, lsh), x);
+        __mmask16 neg = _mm512_movepi32_mask(x);
+        __m512i sat = _mm512_mask_blend_epi32(neg, _mm512_set1_epi32(INT32_MAX), _mm512_set1_epi32(INT32_MIN));
+        s = _mm512_mask_blend_epi32(exact, sat, s);
+    }
     /* srdhm(s, m) = floor((s*m + 2^30) / 2^31): equal to gemmlowp's signed
      * nudge then truncation for every product (m >= 0 rules out the one
      * saturating case). Even lanes and odd lanes as 64-bit products. */
@@ -31,78 +35,109 @@ static inline __m512i requant(__m512i acc, __m512i m, __m512i lsh, __m512i rsh, 
     ev = _mm512_srli_epi64(ev, 31); /* bits 31..62 into the low half */
     od = _mm512_slli_epi64(od, 1);  /* bits 31..62 into the high half */
     __m512i r = _mm512_mask_blend_epi32(0xAAAA, ev, od);
-    /* rdbpot(r, rsh): arithmetic shift, plus one when the remainder is
-     * above half (half + 1 for negatives: ties away from zero) */
-    __m512i mask = _mm512_sub_epi32(_mm512_sllv_epi32(one, rsh), one);
-    __m512i rem = _mm512_and_si512(r, mask);
-    __m512i thr = _mm512_add_epi32(_mm512_srai_epi32(mask, 1), _mm512_srli_epi32(r, 31));
-    __mmask16 up = _mm512_cmpgt_epi32_mask(rem, thr);
+    /* rdbpot(r, rsh): arithmetic shift, plus one when the remainder is above
+     * half the divisor (above half + 1 for negatives: ties away from zero);
+     * rem - [r < 0] > half is that test */
+    __m512i rem = _mm512_add_epi32(_mm512_and_si512(r, mask), _mm512_srai_epi32(r, 31));
+    __mmask16 up = _mm512_cmpgt_epi32_mask(rem, half);
     r = _mm512_srav_epi32(r, rsh);
-    r = _mm512_mask_add_epi32(r, up, r, one);
-    r = _mm512_min_epi32(_mm512_max_epi32(r, lo), hi);
-    return _mm512_add_epi32(r, zp);
+    return _mm512_mask_add_epi32(r, up, r, _mm512_set1_epi32(1));
+}
+
+/* mbm, clamped to [lo, hi] (the bounds minus the output zero point), plus
+ * the zero point: the order in which nothing can overflow. */
+static inline __attribute__((always_inline)) __m512i requant(__m512i acc, __m512i m, __m512i lsh, __m512i rsh,
+                                                            __m512i mask, __m512i half, const int lsh_any,
+                                                            __m512i lo, __m512i hi, __m512i zp)
+{
+    __m512i r = mbm(acc, m, lsh, rsh, mask, half, lsh_any);
+    return _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(r, lo), hi), zp);
 }
 
 static inline __mmask16 lanes(int32_t n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u); }
 
-/* One tile: MR rows (of xs, u8 = x + 128, rows past `rows` zero) times np
- * panels of 16 channels starting at panel p0. np is a constant at each call
- * so the accumulators stay in registers. */
-static inline __attribute__((always_inline)) void tile(const rg_qk_gemm *L, const uint8_t *xs, int32_t rows,
-                                                      int32_t p0, const int np, int8_t *y)
+#define LD(p) _mm512_loadu_si512((const void *)(p))
+
+/* One tile: MR activation rows (xr[i], read 4 bytes at a time and flipped
+ * to u8 = x + 128; rows past `rows` repeat a valid row and are not stored)
+ * times np panels of 16 channels from panel p0. np and lsh_any are
+ * constants at each call so the accumulators stay in registers. */
+static inline __attribute__((always_inline)) void tile(const rg_qk_gemm *L, const uint8_t *const *xr,
+                                                      int32_t rows, int32_t p0, const int np, const int lsh_any,
+                                                      int8_t *y)
 {
-    const int32_t kpad = L->kpad, groups = kpad / 4, n = L->n;
+    const int32_t groups = L->kpad / 4, n = L->n;
     const int8_t *wp = (const int8_t *)L->wpack + (size_t)p0 * (size_t)groups * 64;
     __m512i acc[MR][NP];
     for (int i = 0; i < MR; i++)
         for (int j = 0; j < np; j++) acc[i][j] = _mm512_setzero_si512();
     for (int32_t g = 0; g < groups; g++) {
         __m512i b[NP];
-        for (int j = 0; j < np; j++) b[j] = _mm512_loadu_si512(wp + ((size_t)j * groups + g) * 64);
+        for (int j = 0; j < np; j++) b[j] = LD(wp + ((size_t)j * groups + g) * 64);
         for (int i = 0; i < MR; i++) {
-            int32_t a4;
-            memcpy(&a4, xs + (size_t)i * kpad + 4 * (size_t)g, 4);
-            __m512i a = _mm512_set1_epi32(a4);
+            uint32_t a4;
+            memcpy(&a4, xr[i] + 4 * (size_t)g, 4);
+            __m512i a = _mm512_set1_epi32((int32_t)(a4 ^ 0x80808080u));
             for (int j = 0; j < np; j++) acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], a, b[j]);
         }
     }
-    const __m512i lo = _mm512_set1_epi32(L->act_min - L->out_zp), hi = _mm512_set1_epi32(L->act_max - L->out_zp);
-    const __m512i zp = _mm512_set1_epi32(L->out_zp);
-    for (int j = 0; j < np; j++) {
-        int32_t c0 = (p0 + j) * 16;
-        __mmask16 keep = lanes(n - c0);
-        __m512i bias = _mm512_loadu_si512(L->qbias + c0), m = _mm512_loadu_si512(L->qmult + c0);
-        __m512i lsh = _mm512_loadu_si512(L->qlsh + c0), rsh = _mm512_loadu_si512(L->qrsh + c0);
-        for (int i = 0; i < MR; i++) {
-            if (i >= rows) break;
-            __m512i r = requant(_mm512_add_epi32(acc[i][j], bias), m, lsh, rsh, lo, hi, zp);
-            _mm512_mask_cvtepi32_storeu_epi8(y + (size_t)i * n + c0, keep, r);
+    /* Epilogue: requantize, then narrow four vectors at once: saturating
+     * packs to int16, + zero point (saturating), packs to int8, clamp. The
+     * saturations cannot change a result: anything they touch is far
+     * outside [act_min, act_max]. vpackssdw/vpacksswb work per 128-bit
+     * lane, so a dword transpose restores the channel order. */
+    const int32_t c0 = p0 * 16, valid = n - c0 < np * 16 ? n - c0 : np * 16;
+    const __mmask64 keep = valid >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << valid) - 1);
+    const __m512i zp16 = _mm512_set1_epi16((short)L->out_zp);
+    const __m512i lo8 = _mm512_set1_epi8((char)L->act_min), hi8 = _mm512_set1_epi8((char)L->act_max);
+    const __m512i perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    for (int i = 0; i < MR; i++) {
+        if (i >= rows) break;
+        __m512i r[4];
+        for (int j = 0; j < 4; j++) {
+            if (j >= np) {
+                r[j] = _mm512_setzero_si512();
+                continue;
+            }
+            int32_t c = c0 + 16 * j;
+            r[j] = mbm(_mm512_add_epi32(acc[i][j], LD(L->qbias + c)), LD(L->qmult + c), LD(L->qlsh + c),
+                       LD(L->qrsh + c), LD(L->qmask + c), LD(L->qhalf + c), lsh_any);
         }
+        __m512i a = _mm512_adds_epi16(_mm512_packs_epi32(r[0], r[1]), zp16);
+        __m512i b = _mm512_adds_epi16(_mm512_packs_epi32(r[2], r[3]), zp16);
+        __m512i v = _mm512_min_epi8(_mm512_max_epi8(_mm512_packs_epi16(a, b), lo8), hi8);
+        _mm512_mask_storeu_epi8(y + (size_t)i * n + c0, keep, _mm512_permutexvar_epi32(perm, v));
     }
 }
 
-static void gemm(const rg_qk_gemm *L, int32_t rows, const int8_t *x, int8_t *y, void *scratch)
+static void gemm(const rg_qk_gemm *Lp, int32_t rows, const int8_t *x, int8_t *y, void *scratch)
 {
+    const rg_qk_gemm Lc = *Lp, *L = &Lc; /* a local copy: int8 stores cannot alias it */
     const int32_t k = L->k, kpad = L->kpad, n = L->n, panels = L->npad / 16;
     uint8_t *xs = scratch;
     for (int32_t r0 = 0; r0 < rows; r0 += MR) {
         int32_t mr = rows - r0 < MR ? rows - r0 : MR;
-        /* x + 128 as u8 (flipping the sign bit); the k padding and missing
-         * rows are 0 (their weights, or their stores, are absent) */
-        for (int32_t i = 0; i < MR; i++) {
-            uint8_t *d = xs + (size_t)i * kpad;
-            if (i < mr) {
-                const uint8_t *s = (const uint8_t *)x + (size_t)(r0 + i) * k;
-                for (int32_t c = 0; c < k; c++) d[c] = (uint8_t)(s[c] ^ 0x80u);
-                for (int32_t c = k; c < kpad; c++) d[c] = 0;
-            } else
-                memset(d, 0, (size_t)kpad);
-        }
+        const uint8_t *xr[MR];
+        if (k == kpad) /* rows read in place */
+            for (int32_t i = 0; i < MR; i++) xr[i] = (const uint8_t *)x + (size_t)(r0 + (i < mr ? i : 0)) * k;
+        else /* k padded with 0 (zero weights there): copies in scratch */
+            for (int32_t i = 0; i < MR; i++) {
+                uint8_t *d = xs + (size_t)i * kpad;
+                memcpy(d, x + (size_t)(r0 + (i < mr ? i : 0)) * k, (size_t)k);
+                memset(d + k, 0, (size_t)(kpad - k));
+                xr[i] = d;
+            }
         int8_t *yr = y + (size_t)r0 * n;
         int32_t p = 0;
-        for (; p + NP <= panels; p += NP) tile(L, xs, mr, p, NP, yr);
-        for (; p + 2 <= panels; p += 2) tile(L, xs, mr, p, 2, yr);
-        for (; p < panels; p++) tile(L, xs, mr, p, 1, yr);
+        if (L->lsh_any) {
+            for (; p + NP <= panels; p += NP) tile(L, xr, mr, p, NP, 1, yr);
+            for (; p + 2 <= panels; p += 2) tile(L, xr, mr, p, 2, 1, yr);
+            for (; p < panels; p++) tile(L, xr, mr, p, 1, 1, yr);
+        } else {
+            for (; p + NP <= panels; p += NP) tile(L, xr, mr, p, NP, 0, yr);
+            for (; p + 2 <= panels; p += 2) tile(L, xr, mr, p, 2, 0, yr);
+            for (; p < panels; p++) tile(L, xr, mr, p, 1, 0, yr);
+        }
     }
 }
 
@@ -112,39 +147,71 @@ static inline __m512i load_x(const int8_t *p, __mmask16 keep, __m512i zp)
     return _mm512_sub_epi32(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(keep, p)), zp);
 }
 
-static void depthwise(const rg_qk_dw *L, const int8_t *x, int8_t *y)
+/* One output pixel's 16 channels from c0. A window inside the input sums
+ * x w from the bias with the zero point folded in (no subtraction per tap);
+ * a window over the border sums (x - zp) w over its valid taps only, as
+ * the reference. vpdpwssd multiplies the int32 lane's low 16 bits (x, or
+ * x - zp: |.| <= 255) by the weight and its high 16 (the sign) by the
+ * weight's zero high half: exactly x * w, accumulated. KH, KW (3, 3) are
+ * constants for the common kernel, 0 for any other (then read from L). */
+static inline __attribute__((always_inline)) void dw_pixel(const rg_qk_dw *L, const int8_t *xn, int32_t ih0,
+                                                          int32_t iw0, int32_t c0, __mmask16 keep,
+                                                          const int inside, const int KH, const int KW,
+                                                          int8_t *yp, __m512i xzp, __m512i lo, __m512i hi,
+                                                          __m512i zp)
 {
-    const rg_q_conv_params *p = &L->p;
-    const int32_t c = p->in_c, cpad = L->cpad;
+    const int32_t c = L->p.in_c, cpad = L->cpad, in_w = L->p.in_w, in_h = L->p.in_h;
+    const int32_t kh_n = KH ? KH : L->p.k_h, kw_n = KW ? KW : L->p.k_w;
+    const int32_t dh = KH ? 1 : L->p.dilation_h, dw = KW ? 1 : L->p.dilation_w;
+    __m512i acc = LD((inside ? L->qbias_zp : L->qbias) + c0);
+    for (int32_t kh = 0; kh < kh_n; kh++) {
+        int32_t ih = ih0 + kh * dh;
+        if (!inside && (ih < 0 || ih >= in_h)) continue; /* padding reads real 0 */
+        const int8_t *xr = xn + (size_t)ih * in_w * c + c0;
+        const int32_t *wr = L->wtap + (size_t)kh * kw_n * cpad + c0;
+        for (int32_t kw = 0; kw < kw_n; kw++) {
+            int32_t iw = iw0 + kw * dw;
+            if (!inside && (iw < 0 || iw >= in_w)) continue;
+            __m512i xv = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(keep, xr + (ptrdiff_t)iw * c));
+            if (!inside) xv = _mm512_sub_epi32(xv, xzp);
+            acc = _mm512_dpwssd_epi32(acc, xv, LD(wr + (size_t)kw * cpad));
+        }
+    }
+    __m512i r = requant(acc, LD(L->qmult + c0), LD(L->qlsh + c0), LD(L->qrsh + c0), LD(L->qmask + c0),
+                        LD(L->qhalf + c0), 1, lo, hi, zp);
+    _mm512_mask_cvtepi32_storeu_epi8(yp + c0, keep, r);
+}
+
+static inline __attribute__((always_inline)) void dw_impl(const rg_qk_dw *Lp, const int8_t *x, int8_t *y,
+                                                         const int KH, const int KW)
+{
+    const rg_qk_dw L = *Lp; /* a local copy: int8 stores cannot alias it */
+    const rg_q_conv_params *p = &L.p;
+    const int32_t c = p->in_c;
+    const int32_t span_h = (p->k_h - 1) * p->dilation_h, span_w = (p->k_w - 1) * p->dilation_w;
     const __m512i xzp = _mm512_set1_epi32(p->in_zp), zp = _mm512_set1_epi32(p->out_zp);
     const __m512i lo = _mm512_set1_epi32(p->act_min - p->out_zp), hi = _mm512_set1_epi32(p->act_max - p->out_zp);
-    for (int32_t n = 0; n < p->batch; n++)
+    for (int32_t n = 0; n < p->batch; n++) {
+        const int8_t *xn = x + (size_t)n * p->in_h * p->in_w * c;
         for (int32_t oh = 0; oh < p->out_h; oh++)
             for (int32_t ow = 0; ow < p->out_w; ow++) {
                 int8_t *yp = y + (((size_t)n * p->out_h + oh) * p->out_w + ow) * c;
                 int32_t ih0 = oh * p->stride_h - p->pad_top, iw0 = ow * p->stride_w - p->pad_left;
-                for (int32_t c0 = 0; c0 < c; c0 += 16) {
-                    __mmask16 keep = lanes(c - c0);
-                    __m512i acc = _mm512_loadu_si512(L->qbias + c0);
-                    for (int32_t kh = 0; kh < p->k_h; kh++) {
-                        int32_t ih = ih0 + kh * p->dilation_h;
-                        if (ih < 0 || ih >= p->in_h) continue; /* padding reads real 0 */
-                        const int8_t *xr = x + ((size_t)n * p->in_h + ih) * p->in_w * c + c0;
-                        const int32_t *wr = L->wtap + (size_t)kh * p->k_w * cpad + c0;
-                        for (int32_t kw = 0; kw < p->k_w; kw++) {
-                            int32_t iw = iw0 + kw * p->dilation_w;
-                            if (iw < 0 || iw >= p->in_w) continue;
-                            __m512i xv = load_x(xr + (size_t)iw * c, keep, xzp);
-                            /* |x - zp| <= 255 in the low 16 bits, sign in the
-                             * high ones times the weight's zero high half */
-                            acc = _mm512_add_epi32(acc, _mm512_madd_epi16(xv, _mm512_loadu_si512(wr + (size_t)kw * cpad)));
-                        }
-                    }
-                    __m512i r = requant(acc, _mm512_loadu_si512(L->qmult + c0), _mm512_loadu_si512(L->qlsh + c0),
-                                        _mm512_loadu_si512(L->qrsh + c0), lo, hi, zp);
-                    _mm512_mask_cvtepi32_storeu_epi8(yp + c0, keep, r);
-                }
+                int inside = ih0 >= 0 && ih0 + span_h < p->in_h && iw0 >= 0 && iw0 + span_w < p->in_w;
+                if (inside)
+                    for (int32_t c0 = 0; c0 < c; c0 += 16)
+                        dw_pixel(&L, xn, ih0, iw0, c0, lanes(c - c0), 1, KH, KW, yp, xzp, lo, hi, zp);
+                else
+                    for (int32_t c0 = 0; c0 < c; c0 += 16)
+                        dw_pixel(&L, xn, ih0, iw0, c0, lanes(c - c0), 0, KH, KW, yp, xzp, lo, hi, zp);
             }
+    }
+}
+
+static void depthwise(const rg_qk_dw *L, const int8_t *x, int8_t *y)
+{
+    if (L->p.k_h == 3 && L->p.k_w == 3 && L->p.dilation_h == 1 && L->p.dilation_w == 1) dw_impl(L, x, y, 3, 3);
+    else dw_impl(L, x, y, 0, 0);
 }
 
 /* int32 a + b saturated (overflow iff both operands' signs differ from the
@@ -158,31 +225,44 @@ static inline __m512i adds32(__m512i a, __m512i b)
     return _mm512_mask_blend_epi32(ovf, s, sat);
 }
 
-static void add(const rg_q_add_params *p, const int8_t *a, const int8_t *b, int64_t n, int8_t *y)
+/* The requantization vectors of one per-tensor (multiplier, shift). */
+typedef struct {
+    __m512i m, lsh, rsh, mask, half;
+} qvec;
+
+static qvec qvec_of(int32_t m, int32_t shift)
+{
+    int32_t right = shift > 0 ? 0 : -shift, mask = (int32_t)((INT64_C(1) << right) - 1);
+    return (qvec){_mm512_set1_epi32(m), _mm512_set1_epi32(shift > 0 ? shift : 0), _mm512_set1_epi32(right),
+                  _mm512_set1_epi32(mask), _mm512_set1_epi32(mask >> 1)};
+}
+
+static inline __attribute__((always_inline)) void add_impl(const rg_q_add_params *p, const int8_t *a,
+                                                           const int8_t *b, int64_t n, int8_t *y, const int lsh_any)
 {
     const __m512i z1 = _mm512_set1_epi32(p->in1_zp), z2 = _mm512_set1_epi32(p->in2_zp);
-    const __m512i ls = _mm512_set1_epi32(p->left_shift), zero = _mm512_setzero_si512();
-    const __m512i m1 = _mm512_set1_epi32(p->in1_multiplier), m2 = _mm512_set1_epi32(p->in2_multiplier);
-    const __m512i mo = _mm512_set1_epi32(p->out_multiplier);
-    const __m512i l1 = _mm512_set1_epi32(p->in1_shift > 0 ? p->in1_shift : 0),
-                  r1 = _mm512_set1_epi32(p->in1_shift > 0 ? 0 : -p->in1_shift);
-    const __m512i l2 = _mm512_set1_epi32(p->in2_shift > 0 ? p->in2_shift : 0),
-                  r2 = _mm512_set1_epi32(p->in2_shift > 0 ? 0 : -p->in2_shift);
-    const __m512i lo_ = _mm512_set1_epi32(p->out_shift > 0 ? p->out_shift : 0),
-                  ro = _mm512_set1_epi32(p->out_shift > 0 ? 0 : -p->out_shift);
-    /* intermediate requantizations are not clamped: bounds of the int32 range */
-    const __m512i nlo = _mm512_set1_epi32(INT32_MIN), nhi = _mm512_set1_epi32(INT32_MAX);
+    const __m512i ls = _mm512_set1_epi32(p->left_shift);
+    const qvec q1 = qvec_of(p->in1_multiplier, p->in1_shift), q2 = qvec_of(p->in2_multiplier, p->in2_shift);
+    const qvec qo = qvec_of(p->out_multiplier, p->out_shift);
     const __m512i lo = _mm512_set1_epi32(p->act_min - p->out_zp), hi = _mm512_set1_epi32(p->act_max - p->out_zp);
     const __m512i zp = _mm512_set1_epi32(p->out_zp);
     for (int64_t i = 0; i < n; i += 16) {
         __mmask16 keep = lanes((int32_t)(n - i < 16 ? n - i : 16));
+        /* |x - zp| <= 255, << at most 22: no overflow, as the reference */
         __m512i va = _mm512_sllv_epi32(load_x(a + i, keep, z1), ls);
         __m512i vb = _mm512_sllv_epi32(load_x(b + i, keep, z2), ls);
-        __m512i s1 = requant(va, m1, l1, r1, nlo, nhi, zero);
-        __m512i s2 = requant(vb, m2, l2, r2, nlo, nhi, zero);
-        __m512i r = requant(adds32(s1, s2), mo, lo_, ro, lo, hi, zp);
+        __m512i s1 = mbm(va, q1.m, q1.lsh, q1.rsh, q1.mask, q1.half, lsh_any);
+        __m512i s2 = mbm(vb, q2.m, q2.lsh, q2.rsh, q2.mask, q2.half, lsh_any);
+        __m512i r = requant(adds32(s1, s2), qo.m, qo.lsh, qo.rsh, qo.mask, qo.half, lsh_any, lo, hi, zp);
         _mm512_mask_cvtepi32_storeu_epi8(y + i, keep, r);
     }
+}
+
+static void add(const rg_q_add_params *p, const int8_t *a, const int8_t *b, int64_t n, int8_t *y)
+{
+    /* prepared adds shift right only (input multipliers < 1) */
+    if (p->in1_shift > 0 || p->in2_shift > 0 || p->out_shift > 0) add_impl(p, a, b, n, y, 1);
+    else add_impl(p, a, b, n, y, 0);
 }
 
 static void gap(const rg_q_gap_params *p, const int8_t *x, int8_t *y)
