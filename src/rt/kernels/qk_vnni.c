@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <string.h>
 
-#define MR 6 /* activation rows a tile: 6 x 4 accumulators + 4 weights < 32 zmm */
+#define MR 4 /* activation rows a tile: 4 x 4 accumulators (more make GCC spill in the loop) */
 #define NP 4 /* panels of 16 channels a tile */
 
 /* rg_q_mul_by_multiplier on 16 lanes: lsh, rsh the left and right shifts,
