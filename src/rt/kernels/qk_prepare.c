@@ -325,10 +325,24 @@ static void im2col(const rg_q_conv_params *p, const int8_t *x, int64_t pix0, int
         int32_t ow = (int32_t)(pix % p->out_w), oh = (int32_t)(pix / p->out_w % p->out_h);
         int64_t n = pix / ((int64_t)p->out_w * p->out_h);
         int8_t *dst = col + r * k;
+        const int32_t iw0 = ow * p->stride_w - p->pad_left;
+        /* a kernel row inside the input (dilation 1) is one contiguous run
+         * of k_w * in_c bytes */
+        const int row_inside = p->dilation_w == 1 && iw0 >= 0 && iw0 + p->k_w <= p->in_w;
         for (int32_t kh = 0; kh < p->k_h; kh++) {
             int32_t ih = oh * p->stride_h - p->pad_top + kh * p->dilation_h;
+            if (ih >= 0 && ih < p->in_h && row_inside) {
+                const int8_t *src = x + ((n * p->in_h + ih) * p->in_w + iw0) * ci;
+                int32_t len = p->k_w * ci;
+                if (len < 32)
+                    for (int32_t c = 0; c < len; c++) dst[c] = src[c];
+                else
+                    memcpy(dst, src, (size_t)len);
+                dst += len;
+                continue;
+            }
             for (int32_t kw = 0; kw < p->k_w; kw++, dst += ci) {
-                int32_t iw = ow * p->stride_w - p->pad_left + kw * p->dilation_w;
+                int32_t iw = iw0 + kw * p->dilation_w;
                 int inside = ih >= 0 && ih < p->in_h && iw >= 0 && iw < p->in_w;
                 const int8_t *src = inside ? x + ((n * p->in_h + ih) * p->in_w + iw) * ci : x;
                 if (ci < 16) /* the stem's few channels: no library call per tap */
