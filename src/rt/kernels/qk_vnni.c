@@ -163,23 +163,73 @@ static inline __attribute__((always_inline)) void dw_pixel(const rg_qk_dw *L, co
     const int32_t c = L->p.in_c, cpad = L->cpad, in_w = L->p.in_w, in_h = L->p.in_h;
     const int32_t kh_n = KH ? KH : L->p.k_h, kw_n = KW ? KW : L->p.k_w;
     const int32_t dh = KH ? 1 : L->p.dilation_h, dw = KW ? 1 : L->p.dilation_w;
-    __m512i acc = LD((inside ? L->qbias_zp : L->qbias) + c0);
+    /* one accumulator per kernel row (up to 3): vpdpwssd's latency would
+     * otherwise chain all the taps of a pixel */
+    __m512i part[3] = {LD((inside ? L->qbias_zp : L->qbias) + c0), _mm512_setzero_si512(), _mm512_setzero_si512()};
     for (int32_t kh = 0; kh < kh_n; kh++) {
         int32_t ih = ih0 + kh * dh;
         if (!inside && (ih < 0 || ih >= in_h)) continue; /* padding reads real 0 */
         const int8_t *xr = xn + (size_t)ih * in_w * c + c0;
         const int32_t *wr = L->wtap + (size_t)kh * kw_n * cpad + c0;
+        __m512i a = part[kh % 3];
         for (int32_t kw = 0; kw < kw_n; kw++) {
             int32_t iw = iw0 + kw * dw;
             if (!inside && (iw < 0 || iw >= in_w)) continue;
             __m512i xv = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(keep, xr + (ptrdiff_t)iw * c));
             if (!inside) xv = _mm512_sub_epi32(xv, xzp);
-            acc = _mm512_dpwssd_epi32(acc, xv, LD(wr + (size_t)kw * cpad));
+            a = _mm512_dpwssd_epi32(a, xv, LD(wr + (size_t)kw * cpad));
         }
+        part[kh % 3] = a;
     }
+    /* int32 sums wrap, so the order of the partial sums does not matter */
+    __m512i acc = _mm512_add_epi32(_mm512_add_epi32(part[0], part[1]), part[2]);
     __m512i r = requant(acc, LD(L->qmult + c0), LD(L->qlsh + c0), LD(L->qrsh + c0), LD(L->qmask + c0),
                         LD(L->qhalf + c0), 1, lo, hi, zp);
     _mm512_mask_cvtepi32_storeu_epi8(yp + c0, keep, r);
+}
+
+/* 64 full channels of one output pixel from c0: four independent chains,
+ * unmasked loads, and the matrix product's narrowing epilogue (one store
+ * for 64 outputs). */
+static inline __attribute__((always_inline)) void dw_quad(const rg_qk_dw *L, const int8_t *xn, int32_t ih0,
+                                                         int32_t iw0, int32_t c0, const int inside, const int KH,
+                                                         const int KW, int8_t *yp, __m512i xzp)
+{
+    const int32_t c = L->p.in_c, cpad = L->cpad, in_w = L->p.in_w, in_h = L->p.in_h;
+    const int32_t kh_n = KH ? KH : L->p.k_h, kw_n = KW ? KW : L->p.k_w;
+    const int32_t dh = KH ? 1 : L->p.dilation_h, dw = KW ? 1 : L->p.dilation_w;
+    const int32_t *b0 = (inside ? L->qbias_zp : L->qbias) + c0;
+    __m512i acc[4] = {LD(b0), LD(b0 + 16), LD(b0 + 32), LD(b0 + 48)};
+    for (int32_t kh = 0; kh < kh_n; kh++) {
+        int32_t ih = ih0 + kh * dh;
+        if (!inside && (ih < 0 || ih >= in_h)) continue;
+        const int8_t *xr = xn + (size_t)ih * in_w * c + c0;
+        const int32_t *wr = L->wtap + (size_t)kh * kw_n * cpad + c0;
+        for (int32_t kw = 0; kw < kw_n; kw++) {
+            int32_t iw = iw0 + kw * dw;
+            if (!inside && (iw < 0 || iw >= in_w)) continue;
+            const int8_t *xp = xr + (ptrdiff_t)iw * c;
+            const int32_t *wp = wr + (size_t)kw * cpad;
+            for (int j = 0; j < 4; j++) {
+                __m512i xv = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(xp + 16 * j)));
+                if (!inside) xv = _mm512_sub_epi32(xv, xzp);
+                acc[j] = _mm512_dpwssd_epi32(acc[j], xv, LD(wp + 16 * j));
+            }
+        }
+    }
+    __m512i r[4];
+    for (int j = 0; j < 4; j++) {
+        int32_t cc = c0 + 16 * j;
+        r[j] = mbm(acc[j], LD(L->qmult + cc), LD(L->qlsh + cc), LD(L->qrsh + cc), LD(L->qmask + cc),
+                   LD(L->qhalf + cc), 1);
+    }
+    const __m512i zp16 = _mm512_set1_epi16((short)L->p.out_zp);
+    const __m512i lo8 = _mm512_set1_epi8((char)L->p.act_min), hi8 = _mm512_set1_epi8((char)L->p.act_max);
+    const __m512i perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    __m512i a = _mm512_adds_epi16(_mm512_packs_epi32(r[0], r[1]), zp16);
+    __m512i b = _mm512_adds_epi16(_mm512_packs_epi32(r[2], r[3]), zp16);
+    __m512i v = _mm512_min_epi8(_mm512_max_epi8(_mm512_packs_epi16(a, b), lo8), hi8);
+    _mm512_storeu_si512((void *)(yp + c0), _mm512_permutexvar_epi32(perm, v));
 }
 
 static inline __attribute__((always_inline)) void dw_impl(const rg_qk_dw *Lp, const int8_t *x, int8_t *y,
@@ -198,12 +248,16 @@ static inline __attribute__((always_inline)) void dw_impl(const rg_qk_dw *Lp, co
                 int8_t *yp = y + (((size_t)n * p->out_h + oh) * p->out_w + ow) * c;
                 int32_t ih0 = oh * p->stride_h - p->pad_top, iw0 = ow * p->stride_w - p->pad_left;
                 int inside = ih0 >= 0 && ih0 + span_h < p->in_h && iw0 >= 0 && iw0 + span_w < p->in_w;
-                if (inside)
-                    for (int32_t c0 = 0; c0 < c; c0 += 16)
+                int32_t c0 = 0;
+                if (inside) {
+                    for (; c0 + 64 <= c; c0 += 64) dw_quad(&L, xn, ih0, iw0, c0, 1, KH, KW, yp, xzp);
+                    for (; c0 < c; c0 += 16)
                         dw_pixel(&L, xn, ih0, iw0, c0, lanes(c - c0), 1, KH, KW, yp, xzp, lo, hi, zp);
-                else
-                    for (int32_t c0 = 0; c0 < c; c0 += 16)
+                } else {
+                    for (; c0 + 64 <= c; c0 += 64) dw_quad(&L, xn, ih0, iw0, c0, 0, KH, KW, yp, xzp);
+                    for (; c0 < c; c0 += 16)
                         dw_pixel(&L, xn, ih0, iw0, c0, lanes(c - c0), 0, KH, KW, yp, xzp, lo, hi, zp);
+                }
             }
     }
 }
