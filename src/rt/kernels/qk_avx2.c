@@ -156,8 +156,8 @@ static void gemm(const rg_qk_gemm *Lp, int32_t rows, const int8_t *x, int8_t *y,
  * vpmaddwd + vpaddd in place of vpdpwssd). */
 static inline __attribute__((always_inline)) void dw_pixel(const rg_qk_dw *L, const int8_t *xn, int32_t ih0,
                                                           int32_t iw0, int32_t c0, const int inside, const int KH,
-                                                          const int KW, int8_t *yp, __m256i xzp, __m256i lo,
-                                                          __m256i hi, __m256i zp)
+                                                          const int KW, const int lsh_any, int8_t *yp, __m256i xzp,
+                                                          __m256i lo, __m256i hi, __m256i zp)
 {
     const int32_t c = L->p.in_c, cpad = L->cpad, in_w = L->p.in_w, in_h = L->p.in_h, cn = c - c0;
     const int32_t kh_n = KH ? KH : L->p.k_h, kw_n = KW ? KW : L->p.k_w;
@@ -177,12 +177,12 @@ static inline __attribute__((always_inline)) void dw_pixel(const rg_qk_dw *L, co
         }
     }
     __m256i r = requant(acc, LD(L->qmult + c0), LD(L->qlsh + c0), LD(L->qrsh + c0), LD(L->qmask + c0),
-                        LD(L->qhalf + c0), 1, lo, hi, zp);
+                        LD(L->qhalf + c0), lsh_any, lo, hi, zp);
     store8(yp + c0, r, cn);
 }
 
 static inline __attribute__((always_inline)) void dw_impl(const rg_qk_dw *Lp, const int8_t *x, int8_t *y,
-                                                         const int KH, const int KW)
+                                                         const int KH, const int KW, const int lsh_any)
 {
     const rg_qk_dw L = *Lp; /* a local copy: int8 stores cannot alias it */
     const rg_q_conv_params *p = &L.p;
@@ -198,17 +198,19 @@ static inline __attribute__((always_inline)) void dw_impl(const rg_qk_dw *Lp, co
                 int32_t ih0 = oh * p->stride_h - p->pad_top, iw0 = ow * p->stride_w - p->pad_left;
                 int inside = ih0 >= 0 && ih0 + span_h < p->in_h && iw0 >= 0 && iw0 + span_w < p->in_w;
                 if (inside)
-                    for (int32_t c0 = 0; c0 < c; c0 += 8) dw_pixel(&L, xn, ih0, iw0, c0, 1, KH, KW, yp, xzp, lo, hi, zp);
+                    for (int32_t c0 = 0; c0 < c; c0 += 8) dw_pixel(&L, xn, ih0, iw0, c0, 1, KH, KW, lsh_any, yp, xzp, lo, hi, zp);
                 else
-                    for (int32_t c0 = 0; c0 < c; c0 += 8) dw_pixel(&L, xn, ih0, iw0, c0, 0, KH, KW, yp, xzp, lo, hi, zp);
+                    for (int32_t c0 = 0; c0 < c; c0 += 8) dw_pixel(&L, xn, ih0, iw0, c0, 0, KH, KW, lsh_any, yp, xzp, lo, hi, zp);
             }
     }
 }
 
 static void depthwise(const rg_qk_dw *L, const int8_t *x, int8_t *y)
 {
-    if (L->p.k_h == 3 && L->p.k_w == 3 && L->p.dilation_h == 1 && L->p.dilation_w == 1) dw_impl(L, x, y, 3, 3);
-    else dw_impl(L, x, y, 0, 0);
+    int k33 = L->p.k_h == 3 && L->p.k_w == 3 && L->p.dilation_h == 1 && L->p.dilation_w == 1;
+    if (k33 && !L->lsh_any) dw_impl(L, x, y, 3, 3, 0);
+    else if (k33) dw_impl(L, x, y, 3, 3, 1);
+    else dw_impl(L, x, y, 0, 0, 1); /* other kernels: the general code */
 }
 
 static inline __m256i adds32(__m256i a, __m256i b)

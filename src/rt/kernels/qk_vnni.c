@@ -157,8 +157,8 @@ static inline __m512i load_x(const int8_t *p, __mmask16 keep, __m512i zp)
 static inline __attribute__((always_inline)) void dw_pixel(const rg_qk_dw *L, const int8_t *xn, int32_t ih0,
                                                           int32_t iw0, int32_t c0, __mmask16 keep,
                                                           const int inside, const int KH, const int KW,
-                                                          int8_t *yp, __m512i xzp, __m512i lo, __m512i hi,
-                                                          __m512i zp)
+                                                          const int lsh_any, int8_t *yp, __m512i xzp, __m512i lo,
+                                                          __m512i hi, __m512i zp)
 {
     const int32_t c = L->p.in_c, cpad = L->cpad, in_w = L->p.in_w, in_h = L->p.in_h;
     const int32_t kh_n = KH ? KH : L->p.k_h, kw_n = KW ? KW : L->p.k_w;
@@ -184,7 +184,7 @@ static inline __attribute__((always_inline)) void dw_pixel(const rg_qk_dw *L, co
     /* int32 sums wrap, so the order of the partial sums does not matter */
     __m512i acc = _mm512_add_epi32(_mm512_add_epi32(part[0], part[1]), part[2]);
     __m512i r = requant(acc, LD(L->qmult + c0), LD(L->qlsh + c0), LD(L->qrsh + c0), LD(L->qmask + c0),
-                        LD(L->qhalf + c0), 1, lo, hi, zp);
+                        LD(L->qhalf + c0), lsh_any, lo, hi, zp);
     _mm512_mask_cvtepi32_storeu_epi8(yp + c0, keep, r);
 }
 
@@ -193,7 +193,7 @@ static inline __attribute__((always_inline)) void dw_pixel(const rg_qk_dw *L, co
  * for 64 outputs). */
 static inline __attribute__((always_inline)) void dw_quad(const rg_qk_dw *L, const int8_t *xn, int32_t ih0,
                                                          int32_t iw0, int32_t c0, const int inside, const int KH,
-                                                         const int KW, int8_t *yp, __m512i xzp)
+                                                         const int KW, const int lsh_any, int8_t *yp, __m512i xzp)
 {
     const int32_t c = L->p.in_c, cpad = L->cpad, in_w = L->p.in_w, in_h = L->p.in_h;
     const int32_t kh_n = KH ? KH : L->p.k_h, kw_n = KW ? KW : L->p.k_w;
@@ -221,7 +221,7 @@ static inline __attribute__((always_inline)) void dw_quad(const rg_qk_dw *L, con
     for (int j = 0; j < 4; j++) {
         int32_t cc = c0 + 16 * j;
         r[j] = mbm(acc[j], LD(L->qmult + cc), LD(L->qlsh + cc), LD(L->qrsh + cc), LD(L->qmask + cc),
-                   LD(L->qhalf + cc), 1);
+                   LD(L->qhalf + cc), lsh_any);
     }
     const __m512i zp16 = _mm512_set1_epi16((short)L->p.out_zp);
     const __m512i lo8 = _mm512_set1_epi8((char)L->p.act_min), hi8 = _mm512_set1_epi8((char)L->p.act_max);
@@ -233,7 +233,7 @@ static inline __attribute__((always_inline)) void dw_quad(const rg_qk_dw *L, con
 }
 
 static inline __attribute__((always_inline)) void dw_impl(const rg_qk_dw *Lp, const int8_t *x, int8_t *y,
-                                                         const int KH, const int KW)
+                                                         const int KH, const int KW, const int lsh_any)
 {
     const rg_qk_dw L = *Lp; /* a local copy: int8 stores cannot alias it */
     const rg_q_conv_params *p = &L.p;
@@ -250,13 +250,13 @@ static inline __attribute__((always_inline)) void dw_impl(const rg_qk_dw *Lp, co
                 int inside = ih0 >= 0 && ih0 + span_h < p->in_h && iw0 >= 0 && iw0 + span_w < p->in_w;
                 int32_t c0 = 0;
                 if (inside) {
-                    for (; c0 + 64 <= c; c0 += 64) dw_quad(&L, xn, ih0, iw0, c0, 1, KH, KW, yp, xzp);
+                    for (; c0 + 64 <= c; c0 += 64) dw_quad(&L, xn, ih0, iw0, c0, 1, KH, KW, lsh_any, yp, xzp);
                     for (; c0 < c; c0 += 16)
-                        dw_pixel(&L, xn, ih0, iw0, c0, lanes(c - c0), 1, KH, KW, yp, xzp, lo, hi, zp);
+                        dw_pixel(&L, xn, ih0, iw0, c0, lanes(c - c0), 1, KH, KW, lsh_any, yp, xzp, lo, hi, zp);
                 } else {
-                    for (; c0 + 64 <= c; c0 += 64) dw_quad(&L, xn, ih0, iw0, c0, 0, KH, KW, yp, xzp);
+                    for (; c0 + 64 <= c; c0 += 64) dw_quad(&L, xn, ih0, iw0, c0, 0, KH, KW, lsh_any, yp, xzp);
                     for (; c0 < c; c0 += 16)
-                        dw_pixel(&L, xn, ih0, iw0, c0, lanes(c - c0), 0, KH, KW, yp, xzp, lo, hi, zp);
+                        dw_pixel(&L, xn, ih0, iw0, c0, lanes(c - c0), 0, KH, KW, lsh_any, yp, xzp, lo, hi, zp);
                 }
             }
     }
@@ -264,8 +264,10 @@ static inline __attribute__((always_inline)) void dw_impl(const rg_qk_dw *Lp, co
 
 static void depthwise(const rg_qk_dw *L, const int8_t *x, int8_t *y)
 {
-    if (L->p.k_h == 3 && L->p.k_w == 3 && L->p.dilation_h == 1 && L->p.dilation_w == 1) dw_impl(L, x, y, 3, 3);
-    else dw_impl(L, x, y, 0, 0);
+    int k33 = L->p.k_h == 3 && L->p.k_w == 3 && L->p.dilation_h == 1 && L->p.dilation_w == 1;
+    if (k33 && !L->lsh_any) dw_impl(L, x, y, 3, 3, 0);
+    else if (k33) dw_impl(L, x, y, 3, 3, 1);
+    else dw_impl(L, x, y, 0, 0, 1); /* other kernels: the general code */
 }
 
 /* int32 a + b saturated (overflow iff both operands' signs differ from the
