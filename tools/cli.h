@@ -36,6 +36,8 @@ int cmd_run(int argc, char **argv);
 int cmd_runs(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+/* regain bench int8 (tools/cmd_bench_int8.c); argv[1] is "int8" */
+int cmd_bench_int8(int argc, char **argv);
 int cmd_augment_preview(int argc, char **argv);
 
 /* Result tables (tables.c). */

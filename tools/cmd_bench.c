@@ -13,6 +13,7 @@ static const char *help_text =
     "usage: regain bench train|infer MODEL [options]\n"
     "       regain bench loader [--data NAME|DIR] [--batch N] [--workers N] [--seconds S]\n"
     "                           [--augment SPEC] [--model MODEL]\n"
+    "       regain bench int8 [--batch N] [--seconds S]   (int8 kernels; see --help there)\n"
     "\n"
     "Times training steps (forward, loss, backward, SGD update) or inference\n"
     "passes of MODEL (a zoo name or a spec file) on random 28x28x1 inputs and\n"
@@ -24,7 +25,7 @@ static const char *help_text =
     "  --steps N      timed windows (default 20 for train, 200 for infer)\n"
     "  --window N     steps per timed window (default 1: every step timed alone)\n"
     "  --warmup N     untimed steps first (default 3 for train, 20 for infer)\n"
-    "  --isa NAME     ref, avx2 or avx512: use at most these kernels\n"
+    "  --isa NAME     ref, avx2, avx512 or avx512vnni: use at most these kernels\n"
     "  --micro-batch N  inference: images each thread runs at a time (default:\n"
     "                 as many as keep a pass in about 1 MiB of cache)\n"
     "  --profile      time every layer; print per layer type its share of the\n"
@@ -125,6 +126,7 @@ static int bench_loader(int argc, char **argv)
 int cmd_bench(int argc, char **argv)
 {
     if (argc > 1 && !strcmp(argv[1], "loader")) return bench_loader(argc, argv);
+    if (argc > 1 && !strcmp(argv[1], "int8")) return cmd_bench_int8(argc, argv);
     rg_bench_config cfg = {.seed = 1, .batch = -1, .steps = -1, .warmup = -1};
     int json = 0, positional = 0;
     for (int i = 1; i < argc; i++) {
@@ -147,14 +149,14 @@ int cmd_bench(int argc, char **argv)
             else if (!strcmp(a, "--micro-batch")) rc = parse_int("bench", a, v, 1, &cfg.micro_batch);
             else if (!strcmp(a, "--isa")) {
                 int isa = rg_isa_parse(v);
-                if (isa < 0) return cli_usage_error("bench", "--isa: '%s' is not ref, avx2 or avx512", v);
+                if (isa < 0) return cli_usage_error("bench", "--isa: '%s' is not ref, avx2, avx512 or avx512vnni", v);
                 rg_cpu_set_isa((rg_isa)isa);
             } else
                 return cli_usage_error("bench", "unknown option '%s'", a);
             if (rc) return rc;
         } else if (positional == 0) {
             if (strcmp(a, "train") && strcmp(a, "infer"))
-                return cli_usage_error("bench", "first argument must be 'train', 'infer' or 'loader', not '%s'", a);
+                return cli_usage_error("bench", "first argument must be 'train', 'infer', 'loader' or 'int8', not '%s'", a);
             cfg.train = !strcmp(a, "train");
             positional++;
         } else if (positional == 1) {

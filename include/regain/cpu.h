@@ -2,9 +2,13 @@
  *
  * The CPU is asked once (cpuid, through the compiler's builtins) and every
  * fast kernel is chosen from the answer. The environment variable
- * REGAIN_ISA=ref|avx2|avx512 lowers the choice (never above what the CPU
- * has), so the tests can run every path on any machine and a user can rule
- * out a fast kernel when chasing a difference.
+ * REGAIN_ISA=ref|avx2|avx512|avx512vnni lowers the choice (never above what
+ * the CPU has), so the tests can run every path on any machine and a user can
+ * rule out a fast kernel when chasing a difference.
+ *
+ * The levels are ordered: each includes the ones below. The float kernels
+ * use AVX-512 at both AVX-512 levels; the int8 kernels (src/rt/kernels/qk.h)
+ * use vpdpbusd at RG_ISA_AVX512_VNNI and their AVX2 code below it.
  */
 #ifndef REGAIN_CPU_H
 #define REGAIN_CPU_H
@@ -13,6 +17,7 @@ typedef enum {
     RG_ISA_REF = 0,    /* portable C, the reference every fast kernel is tested against */
     RG_ISA_AVX2 = 1,   /* AVX2 + FMA, 8 floats a vector */
     RG_ISA_AVX512 = 2, /* AVX-512 F/BW/DQ/VL, 16 floats a vector */
+    RG_ISA_AVX512_VNNI = 3, /* AVX-512 + VNNI (vpdpbusd: u8 x s8 dot products of 4) */
 } rg_isa;
 
 /* The instruction set in use: the best the CPU has, capped by REGAIN_ISA. */
@@ -22,7 +27,7 @@ rg_isa rg_cpu_isa_supported(void);
 /* Forces an instruction set (clamped to what the CPU has); for tests. */
 void rg_cpu_set_isa(rg_isa isa);
 const char *rg_isa_name(rg_isa isa);
-/* Parses "ref", "avx2", "avx512"; -1 if none of these. */
+/* Parses "ref", "avx2", "avx512", "avx512vnni"; -1 if none of these. */
 int rg_isa_parse(const char *name);
 /* The CPU's model name, and the flags of /proc/cpuinfo that matter for the
  * kernels ("sse4_2 avx avx2 fma ... avx512_vnni"), read once; for reports. */

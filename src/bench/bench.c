@@ -35,6 +35,7 @@ double rg_bench_peak_gflops(int32_t threads)
 {
     double (*fma)(long) = rg_peak_fma_ref;
     switch (rg_cpu_isa()) {
+    case RG_ISA_AVX512_VNNI:
     case RG_ISA_AVX512: fma = rg_peak_fma_avx512; break;
     case RG_ISA_AVX2: fma = rg_peak_fma_avx2; break;
     case RG_ISA_REF: break;

@@ -13,7 +13,7 @@ rg_isa rg_cpu_isa_supported(void)
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
-        return RG_ISA_AVX512;
+        return __builtin_cpu_supports("avx512vnni") ? RG_ISA_AVX512_VNNI : RG_ISA_AVX512;
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return RG_ISA_AVX2;
 #endif
     return RG_ISA_REF;
@@ -21,8 +21,8 @@ rg_isa rg_cpu_isa_supported(void)
 
 int rg_isa_parse(const char *name)
 {
-    static const char *names[] = {"ref", "avx2", "avx512"};
-    for (int i = 0; i < 3; i++)
+    static const char *names[] = {"ref", "avx2", "avx512", "avx512vnni"};
+    for (int i = 0; i < 4; i++)
         if (!strcmp(name, names[i])) return i;
     return -1;
 }
@@ -33,6 +33,7 @@ const char *rg_isa_name(rg_isa isa)
     case RG_ISA_REF: return "ref";
     case RG_ISA_AVX2: return "avx2";
     case RG_ISA_AVX512: return "avx512";
+    case RG_ISA_AVX512_VNNI: return "avx512vnni";
     }
     return "?";
 }

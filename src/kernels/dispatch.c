@@ -23,6 +23,7 @@ const rg_kernel_table rg_kernels_ref = {
 const rg_kernel_table *rg_kernels(void)
 {
     switch (rg_cpu_isa()) {
+    case RG_ISA_AVX512_VNNI: /* the float kernels have no use for VNNI */
     case RG_ISA_AVX512: return &rg_kernels_avx512;
     case RG_ISA_AVX2: return &rg_kernels_avx2;
     case RG_ISA_REF: break;

@@ -9,6 +9,9 @@ rg_status rg_qref_check_dim(const char *op, const char *field, int32_t v, rg_err
 rg_status rg_qref_check_zp(const char *op, const char *field, int32_t zp, rg_error *err);
 rg_status rg_qref_check_act(const char *op, int32_t lo, int32_t hi, rg_error *err);
 rg_status rg_qref_check_requant(const char *op, const int32_t *m, const int32_t *s, int32_t n, rg_error *err);
+/* Everything rg_q_conv2d_s8 checks (depthwise adds out_c == in_c); shared
+ * with the int8 runtime's kernels, which validate once at prepare time. */
+rg_status rg_qref_check_conv(const char *op, const rg_q_conv_params *p, rg_error *err);
 
 /* clamp(v, lo, hi); 64-bit so that "requantized + zero point" cannot
  * overflow on the way (TFLite's int32 sum would, at saturation) */

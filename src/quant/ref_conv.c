@@ -3,7 +3,7 @@
  * formulas in include/regain/quant_kernels.h and docs/quantization.md. */
 #include "quant/ref_check.h"
 
-static rg_status check_conv(const char *op, const rg_q_conv_params *p, rg_error *err)
+rg_status rg_qref_check_conv(const char *op, const rg_q_conv_params *p, rg_error *err)
 {
     rg_status st;
     if ((st = rg_qref_check_dim(op, "batch", p->batch, err)) || (st = rg_qref_check_dim(op, "in_h", p->in_h, err)) ||
@@ -37,7 +37,7 @@ static rg_status check_conv(const char *op, const rg_q_conv_params *p, rg_error 
 rg_status rg_q_conv2d_s8(const rg_q_conv_params *p, const int8_t *x, const int8_t *w, const int32_t *bias,
                          int8_t *y, rg_error *err)
 {
-    rg_status st = check_conv("conv2d_s8", p, err);
+    rg_status st = rg_qref_check_conv("conv2d_s8", p, err);
     if (st) return st;
     const int32_t ci = p->in_c, co = p->out_c;
     for (int32_t n = 0; n < p->batch; n++)
@@ -66,7 +66,7 @@ rg_status rg_q_conv2d_s8(const rg_q_conv_params *p, const int8_t *x, const int8_
 rg_status rg_q_depthwise_s8(const rg_q_conv_params *p, const int8_t *x, const int8_t *w, const int32_t *bias,
                             int8_t *y, rg_error *err)
 {
-    rg_status st = check_conv("depthwise_s8", p, err);
+    rg_status st = rg_qref_check_conv("depthwise_s8", p, err);
     if (st) return st;
     if (p->out_c != p->in_c)
         return rg_fail(err, RG_ERR_SHAPE, "depthwise_s8: out_c %d must equal in_c %d (channel multiplier 1)",

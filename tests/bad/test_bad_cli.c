@@ -195,7 +195,12 @@ static void test_bench(void **state)
     expect_cli(0, "\"tool\": \"regain\"", "\"work\": \"infer\"", "bench infer mbv2-tiny --steps 2 --warmup 0 --json");
     expect_cli(0, "layer type", "depthwise 3x3", "bench train mbv2-tiny --batch 4 --steps 1 --warmup 0 --profile");
     expect_cli(0, "kernels ref", NULL, "bench infer mbv2-tiny --steps 1 --warmup 0 --isa ref");
-    expect_cli(2, "'train', 'infer' or 'loader'", NULL, "bench fly mbv2-tiny");
+    expect_cli(2, "'train', 'infer', 'loader' or 'int8'", NULL, "bench fly mbv2-tiny");
+    /* the int8 kernels under the sanitizers, each table compared with the
+     * reference inside the command (exit 1 if one differs) */
+    expect_cli(0, "total", "dw3x3", "bench int8 --seconds 0.001");
+    expect_cli(2, "--batch", "integer", "bench int8 --batch 0");
+    expect_cli(2, "unknown option '--bogus'", NULL, "bench int8 --bogus 1");
     expect_cli(0, "images/s", "crop 2 + flip", "bench loader --data '%s' --seconds 1 --batch 8", data_dir);
     expect_cli(5, "no/such/dir", NULL, "bench loader --data no/such/dir --seconds 1");
     expect_cli(2, "unknown option '--bogus'", NULL, "bench loader --bogus 1");

@@ -297,6 +297,8 @@ static void test_isa_choice(void **state)
     assert_int_equal(rg_cpu_isa(), RG_ISA_REF);
     assert_ptr_equal(rg_kernels(), &rg_kernels_ref);
     rg_cpu_set_isa(RG_ISA_AVX512); /* clamped to what the CPU has */
+    assert_int_equal(rg_cpu_isa(), best < RG_ISA_AVX512 ? best : RG_ISA_AVX512);
+    rg_cpu_set_isa(RG_ISA_AVX512_VNNI);
     assert_int_equal(rg_cpu_isa(), best);
     assert_int_equal(rg_isa_parse("avx2"), RG_ISA_AVX2);
     assert_int_equal(rg_isa_parse("sse9"), -1);

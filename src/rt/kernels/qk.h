@@ -1,0 +1,159 @@
+/* The int8 kernels of the integer runtime, one table per instruction set.
+ *
+ * The integer reference kernels (regain/quant_kernels.h, src/quant/) are the
+ * specification; every kernel here computes the same bits, for every input
+ * and every valid parameter (tests/unit/test_int8_kernels.c holds each table
+ * to the reference with tolerance 0). Three tables:
+ *
+ *   rg_qk_ref    the reference kernels themselves (portable C);
+ *   rg_qk_avx2   AVX2: activations + 128 widened to int16, vpmaddwd;
+ *   rg_qk_vnni   AVX-512 VNNI: vpdpbusd on (activation + 128) as u8 x s8.
+ *
+ * rg_qk_kernels() picks one from rg_cpu_isa() (regain/cpu.h; REGAIN_ISA
+ * lowers it): RG_ISA_AVX512_VNNI -> vnni, AVX2 or AVX-512 without VNNI ->
+ * avx2, otherwise ref.
+ *
+ * Layers are prepared once, at load time, for one table: the weights are
+ * packed into that table's layout and the requantization parameters laid
+ * out per channel, into a buffer the caller provides (rg_qk_*_size). Running
+ * a prepared layer allocates nothing; the matrix product and the dense
+ * convolution need scratch memory of the size rg_qk_*_scratch reports.
+ *
+ * How exactness is kept (details in docs/performance.md):
+ *   - sum (x - zp) w = sum (x + 128) w - (128 + zp) sum w: the second term
+ *     is folded into the bias at prepare time, so the fast products run on
+ *     x + 128 in [0, 255] (vpdpbusd's unsigned operand; for AVX2, int16
+ *     whose pairwise products cannot overflow vpmaddwd's int32 sums);
+ *   - the reference accumulates in 64 bits and saturates to int32; the fast
+ *     kernels accumulate in int32, which gives the same bits whenever
+ *     |bias| + 255 * sum |w| <= INT32_MAX for every channel (no sum can
+ *     leave int32). Prepare checks that bound and a layer that fails it
+ *     (never a real model) runs the reference kernel instead;
+ *   - requantization is rg_q_mul_by_multiplier in SIMD: a saturating left
+ *     shift, the rounding doubling high multiply as (a*m + 2^30) >> 31 in
+ *     64-bit lanes (the same value as gemmlowp's nudge-and-truncate), the
+ *     rounding right shift with gemmlowp's remainder test; the clamp is done
+ *     before adding the output zero point, so nothing overflows.
+ *
+ *     const rg_qk_table *t = rg_qk_kernels();
+ *     rg_qk_gemm L;
+ *     void *buf = malloc(rg_qk_gemm_size(t, k, n));           // at load
+ *     rg_qk_gemm_prepare(t, &fc_params, w, bias, buf, rg_qk_gemm_size(t, k, n), &L, &err);
+ *     void *scratch = malloc(rg_qk_gemm_scratch(&L));
+ *     rg_qk_gemm_run(&L, rows, x, y, scratch);                // per inference
+ */
+#ifndef REGAIN_RT_KERNELS_QK_H
+#define REGAIN_RT_KERNELS_QK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "regain/cpu.h"
+#include "regain/quant_kernels.h"
+
+typedef struct rg_qk_table rg_qk_table;
+
+/* A prepared matrix product: y[r, o] = requant(bias[o] + sum_i (x[r, i] -
+ * in_zp) w[o, i]) for r < rows, o < n: a pointwise convolution (rows =
+ * pixels), a fully connected layer (rows = batch) or the product inside a
+ * dense convolution. Fields are filled by rg_qk_gemm_prepare. */
+typedef struct {
+    int32_t k, n;                           /* in features, out channels */
+    int32_t in_zp, out_zp, act_min, act_max;
+    const int8_t *w;                        /* the specification's arrays, borrowed: */
+    const int32_t *bias, *multipliers, *shifts; /* the reference runs on them */
+    const rg_qk_table *table;
+    int fast;                               /* 0: the bound above fails, the reference runs */
+    int32_t kpad, npad;                     /* k, n rounded up to the table's groups */
+    const void *wpack;                      /* the table's weight layout */
+    const int32_t *qbias;                   /* [npad] bias - (128 + in_zp) sum w */
+    const int32_t *qmult, *qlsh, *qrsh;     /* [npad] multiplier, max(shift, 0), max(-shift, 0) */
+    const int32_t *qmask, *qhalf;           /* [npad] 2^rsh - 1 and its half: the rounding test */
+    int lsh_any;                            /* some channel shifts left (else that step is skipped) */
+} rg_qk_gemm;
+
+/* A prepared depthwise convolution (channel multiplier 1, any kernel size,
+ * stride, padding and dilation), all p.batch images. */
+typedef struct {
+    rg_q_conv_params p;                     /* copy; p.multipliers/shifts borrowed */
+    const int8_t *w;                        /* [c, k_h, k_w] */
+    const int32_t *bias;                    /* [c] or NULL */
+    const rg_qk_table *table;
+    int fast;
+    int32_t cpad;
+    const int32_t *wtap;                    /* [k_h*k_w][cpad] weights in the low 16 bits */
+    const int32_t *qbias, *qmult, *qlsh, *qrsh, *qmask, *qhalf; /* [cpad], as rg_qk_gemm's */
+    const int32_t *qbias_zp;                /* [cpad] bias - in_zp * sum w: windows inside the input */
+    int lsh_any;
+} rg_qk_dw;
+
+/* A prepared dense convolution: im2col of a block of output pixels into
+ * scratch, then the matrix product over k = k_h*k_w*in_c. */
+typedef struct {
+    rg_q_conv_params p;
+    const int8_t *w;
+    const int32_t *bias;
+    rg_qk_gemm gemm;
+} rg_qk_conv;
+
+struct rg_qk_table {
+    const char *name;
+    /* Weight packing of the matrix product: panels of nr output channels,
+     * groups of kr consecutive k, wbytes bytes a weight (1: int8, 2: int16);
+     * element (o, i) at ((o/nr * kpad/kr + i/kr) * nr + o%nr) * kr + i%kr.
+     * nr = 0: no packing (the reference). */
+    int32_t nr, kr, wbytes;
+    /* Rows of activations the product converts at a time (its scratch holds
+     * mr rows of kpad values of wbytes bytes). */
+    int32_t mr;
+    /* Vector width for channels in the depthwise layout (cpad multiple). */
+    int32_t cvec;
+    void (*gemm)(const rg_qk_gemm *L, int32_t rows, const int8_t *x, int8_t *y, void *scratch);
+    void (*depthwise)(const rg_qk_dw *L, const int8_t *x, int8_t *y);
+    void (*add)(const rg_q_add_params *p, const int8_t *a, const int8_t *b, int64_t n, int8_t *y);
+    void (*gap)(const rg_q_gap_params *p, const int8_t *x, int8_t *y);
+    void (*clamp)(const int8_t *x, int64_t n, int32_t lo, int32_t hi, int8_t *y);
+};
+
+extern const rg_qk_table rg_qk_ref, rg_qk_avx2, rg_qk_vnni;
+
+/* The table for the instruction set in use (rg_cpu_isa()). */
+const rg_qk_table *rg_qk_kernels(void);
+/* The table for a given level (the best table not above it). */
+const rg_qk_table *rg_qk_table_for(rg_isa isa);
+
+/* Bytes of the buffer a prepared k x n product needs with table t. */
+size_t rg_qk_gemm_size(const rg_qk_table *t, int32_t k, int32_t n);
+/* Validates p (in_features = k, out_features = n; batch is ignored) as the
+ * reference does, packs w [n, k] and folds bias [n] (or NULL) into buf
+ * (size >= rg_qk_gemm_size; any alignment). w, bias, p->multipliers and
+ * p->shifts are borrowed: they must outlive L. Errors: RG_ERR_ARG /
+ * RG_ERR_SHAPE naming the field, RG_ERR_ARG when size is too small. */
+rg_status rg_qk_gemm_prepare(const rg_qk_table *t, const rg_q_fc_params *p, const int8_t *w, const int32_t *bias,
+                             void *buf, size_t size, rg_qk_gemm *L, rg_error *err);
+/* Bytes of scratch rg_qk_gemm_run needs (0 is possible; NULL is then fine). */
+size_t rg_qk_gemm_scratch(const rg_qk_gemm *L);
+/* y [rows, n] from x [rows, k]; rows >= 0. Same bits as rg_q_fc_s8. */
+void rg_qk_gemm_run(const rg_qk_gemm *L, int32_t rows, const int8_t *x, int8_t *y, void *scratch);
+
+size_t rg_qk_dw_size(const rg_qk_table *t, const rg_q_conv_params *p);
+/* Validates p as rg_q_depthwise_s8 does and prepares w [c, k_h, k_w]. */
+rg_status rg_qk_dw_prepare(const rg_qk_table *t, const rg_q_conv_params *p, const int8_t *w, const int32_t *bias,
+                           void *buf, size_t size, rg_qk_dw *L, rg_error *err);
+/* Same bits as rg_q_depthwise_s8; needs no scratch. */
+void rg_qk_dw_run(const rg_qk_dw *L, const int8_t *x, int8_t *y);
+
+size_t rg_qk_conv_size(const rg_qk_table *t, const rg_q_conv_params *p);
+/* Validates p as rg_q_conv2d_s8 does and prepares w [out_c, k_h, k_w, in_c]. */
+rg_status rg_qk_conv_prepare(const rg_qk_table *t, const rg_q_conv_params *p, const int8_t *w, const int32_t *bias,
+                             void *buf, size_t size, rg_qk_conv *L, rg_error *err);
+size_t rg_qk_conv_scratch(const rg_qk_conv *L);
+/* Same bits as rg_q_conv2d_s8. */
+void rg_qk_conv_run(const rg_qk_conv *L, const int8_t *x, int8_t *y, void *scratch);
+
+/* Elementwise kernels: the parameters are validated once (at load) with
+ * rg_qk_check_add / rg_qk_check_gap, the calls themselves check nothing. */
+rg_status rg_qk_check_add(const rg_q_add_params *p, rg_error *err);
+rg_status rg_qk_check_gap(const rg_q_gap_params *p, rg_error *err);
+
+#endif

@@ -1,0 +1,362 @@
+/* int8 kernels with AVX-512 VNNI (vpdpbusd), bit-exact with the integer
+ * reference (rt/kernels/qk.h explains how). Compiled with -mavx512vnni
+ * (CMakeLists.txt, *_vnni.c); only called when the CPU has it. */
+#include "rt/kernels/qk.h"
+
+#include <immintrin.h>
+#include <stddef.h>
+#include <string.h>
+
+#define MR 4 /* activation rows a tile: 4 x 4 accumulators (more make GCC spill in the loop) */
+#define NP 4 /* panels of 16 channels a tile */
+
+/* rg_q_mul_by_multiplier on 16 lanes: lsh, rsh the left and right shifts,
+ * mask = 2^rsh - 1, half = mask >> 1 (per channel, from prepare). With
+ * lsh_any 0 (a constant at each call) the left shift is known to be 0. */
+static inline __attribute__((always_inline)) __m512i mbm(__m512i x, __m512i m, __m512i lsh, __m512i rsh,
+                                                        __m512i mask, __m512i half, const int lsh_any)
+{
+    __m512i s = x;
+    if (lsh_any) {
+        /* x * 2^left saturated to int32: the shift is exact iff shifting
+         * back gives x; otherwise saturate toward x's sign */
+        s = _mm512_sllv_epi32(x, lsh);
+        __mmask16 exact = _mm512_cmpeq_epi32_mask(_mm512_srav_epi32(s, lsh), x);
+        __mmask16 neg = _mm512_movepi32_mask(x);
+        __m512i sat = _mm512_mask_blend_epi32(neg, _mm512_set1_epi32(INT32_MAX), _mm512_set1_epi32(INT32_MIN));
+        s = _mm512_mask_blend_epi32(exact, sat, s);
+    }
+    /* srdhm(s, m) = floor((s*m + 2^30) / 2^31): equal to gemmlowp's signed
+     * nudge then truncation for every product (m >= 0 rules out the one
+     * saturating case). Even lanes and odd lanes as 64-bit products. */
+    const __m512i nudge = _mm512_set1_epi64(INT64_C(1) << 30);
+    __m512i ev = _mm512_add_epi64(_mm512_mul_epi32(s, m), nudge);
+    __m512i od = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(s, 32), _mm512_srli_epi64(m, 32)), nudge);
+    ev = _mm512_srli_epi64(ev, 31); /* bits 31..62 into the low half */
+    od = _mm512_slli_epi64(od, 1);  /* bits 31..62 into the high half */
+    __m512i r = _mm512_mask_blend_epi32(0xAAAA, ev, od);
+    /* rdbpot(r, rsh): arithmetic shift, plus one when the remainder is above
+     * half the divisor (above half + 1 for negatives: ties away from zero);
+     * rem - [r < 0] > half is that test */
+    __m512i rem = _mm512_add_epi32(_mm512_and_si512(r, mask), _mm512_srai_epi32(r, 31));
+    __mmask16 up = _mm512_cmpgt_epi32_mask(rem, half);
+    r = _mm512_srav_epi32(r, rsh);
+    return _mm512_mask_add_epi32(r, up, r, _mm512_set1_epi32(1));
+}
+
+/* mbm, clamped to [lo, hi] (the bounds minus the output zero point), plus
+ * the zero point: the order in which nothing can overflow. */
+static inline __attribute__((always_inline)) __m512i requant(__m512i acc, __m512i m, __m512i lsh, __m512i rsh,
+                                                            __m512i mask, __m512i half, const int lsh_any,
+                                                            __m512i lo, __m512i hi, __m512i zp)
+{
+    __m512i r = mbm(acc, m, lsh, rsh, mask, half, lsh_any);
+    return _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(r, lo), hi), zp);
+}
+
+static inline __mmask16 lanes(int32_t n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u); }
+
+#define LD(p) _mm512_loadu_si512((const void *)(p))
+
+/* One tile: MR activation rows (xr[i], read 4 bytes at a time and flipped
+ * to u8 = x + 128; rows past `rows` repeat a valid row and are not stored)
+ * times np panels of 16 channels from panel p0. np and lsh_any are
+ * constants at each call so the accumulators stay in registers. */
+static inline __attribute__((always_inline)) void tile(const rg_qk_gemm *L, const uint8_t *const *xr,
+                                                      int32_t rows, int32_t p0, const int np, const int lsh_any,
+                                                      int8_t *y)
+{
+    const int32_t groups = L->kpad / 4, n = L->n;
+    const int8_t *wp = (const int8_t *)L->wpack + (size_t)p0 * (size_t)groups * 64;
+    __m512i acc[MR][NP];
+    for (int i = 0; i < MR; i++)
+        for (int j = 0; j < np; j++) acc[i][j] = _mm512_setzero_si512();
+    for (int32_t g = 0; g < groups; g++) {
+        __m512i b[NP];
+        for (int j = 0; j < np; j++) b[j] = LD(wp + ((size_t)j * groups + g) * 64);
+        for (int i = 0; i < MR; i++) {
+            uint32_t a4;
+            memcpy(&a4, xr[i] + 4 * (size_t)g, 4);
+            __m512i a = _mm512_set1_epi32((int32_t)(a4 ^ 0x80808080u));
+            for (int j = 0; j < np; j++) acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], a, b[j]);
+        }
+    }
+    /* Epilogue: requantize, then narrow four vectors at once: saturating
+     * packs to int16, + zero point (saturating), packs to int8, clamp. The
+     * saturations cannot change a result: anything they touch is far
+     * outside [act_min, act_max]. vpackssdw/vpacksswb work per 128-bit
+     * lane, so a dword transpose restores the channel order. */
+    const int32_t c0 = p0 * 16, valid = n - c0 < np * 16 ? n - c0 : np * 16;
+    const __mmask64 keep = valid >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << valid) - 1);
+    const __m512i zp16 = _mm512_set1_epi16((short)L->out_zp);
+    const __m512i lo8 = _mm512_set1_epi8((char)L->act_min), hi8 = _mm512_set1_epi8((char)L->act_max);
+    const __m512i perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    for (int i = 0; i < MR; i++) {
+        if (i >= rows) break;
+        __m512i r[4];
+        for (int j = 0; j < 4; j++) {
+            if (j >= np) {
+                r[j] = _mm512_setzero_si512();
+                continue;
+            }
+            int32_t c = c0 + 16 * j;
+            r[j] = mbm(_mm512_add_epi32(acc[i][j], LD(L->qbias + c)), LD(L->qmult + c), LD(L->qlsh + c),
+                       LD(L->qrsh + c), LD(L->qmask + c), LD(L->qhalf + c), lsh_any);
+        }
+        __m512i a = _mm512_adds_epi16(_mm512_packs_epi32(r[0], r[1]), zp16);
+        __m512i b = _mm512_adds_epi16(_mm512_packs_epi32(r[2], r[3]), zp16);
+        __m512i v = _mm512_min_epi8(_mm512_max_epi8(_mm512_packs_epi16(a, b), lo8), hi8);
+        _mm512_mask_storeu_epi8(y + (size_t)i * n + c0, keep, _mm512_permutexvar_epi32(perm, v));
+    }
+}
+
+static void gemm(const rg_qk_gemm *Lp, int32_t rows, const int8_t *x, int8_t *y, void *scratch)
+{
+    const rg_qk_gemm Lc = *Lp, *L = &Lc; /* a local copy: int8 stores cannot alias it */
+    const int32_t k = L->k, kpad = L->kpad, n = L->n, panels = L->npad / 16;
+    uint8_t *xs = scratch;
+    for (int32_t r0 = 0; r0 < rows; r0 += MR) {
+        int32_t mr = rows - r0 < MR ? rows - r0 : MR;
+        const uint8_t *xr[MR];
+        if (k == kpad) /* rows read in place */
+            for (int32_t i = 0; i < MR; i++) xr[i] = (const uint8_t *)x + (size_t)(r0 + (i < mr ? i : 0)) * k;
+        else /* k padded with 0 (zero weights there): copies in scratch */
+            for (int32_t i = 0; i < MR; i++) {
+                uint8_t *d = xs + (size_t)i * kpad;
+                memcpy(d, x + (size_t)(r0 + (i < mr ? i : 0)) * k, (size_t)k);
+                memset(d + k, 0, (size_t)(kpad - k));
+                xr[i] = d;
+            }
+        int8_t *yr = y + (size_t)r0 * n;
+        int32_t p = 0;
+        if (L->lsh_any) {
+            for (; p + NP <= panels; p += NP) tile(L, xr, mr, p, NP, 1, yr);
+            for (; p + 2 <= panels; p += 2) tile(L, xr, mr, p, 2, 1, yr);
+            for (; p < panels; p++) tile(L, xr, mr, p, 1, 1, yr);
+        } else {
+            for (; p + NP <= panels; p += NP) tile(L, xr, mr, p, NP, 0, yr);
+            for (; p + 2 <= panels; p += 2) tile(L, xr, mr, p, 2, 0, yr);
+            for (; p < panels; p++) tile(L, xr, mr, p, 1, 0, yr);
+        }
+    }
+}
+
+/* 16 channels of one pixel as int32 lanes, x - zp (masked past c). */
+static inline __m512i load_x(const int8_t *p, __mmask16 keep, __m512i zp)
+{
+    return _mm512_sub_epi32(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(keep, p)), zp);
+}
+
+/* One output pixel's 16 channels from c0. A window inside the input sums
+ * x w from the bias with the zero point folded in (no subtraction per tap);
+ * a window over the border sums (x - zp) w over its valid taps only, as
+ * the reference. vpdpwssd multiplies the int32 lane's low 16 bits (x, or
+ * x - zp: |.| <= 255) by the weight and its high 16 (the sign) by the
+ * weight's zero high half: exactly x * w, accumulated. KH, KW (3, 3) are
+ * constants for the common kernel, 0 for any other (then read from L). */
+static inline __attribute__((always_inline)) void dw_pixel(const rg_qk_dw *L, const int8_t *xn, int32_t ih0,
+                                                          int32_t iw0, int32_t c0, __mmask16 keep,
+                                                          const int inside, const int KH, const int KW,
+                                                          const int lsh_any, int8_t *yp, __m512i xzp, __m512i lo,
+                                                          __m512i hi, __m512i zp)
+{
+    const int32_t c = L->p.in_c, cpad = L->cpad, in_w = L->p.in_w, in_h = L->p.in_h;
+    const int32_t kh_n = KH ? KH : L->p.k_h, kw_n = KW ? KW : L->p.k_w;
+    const int32_t dh = KH ? 1 : L->p.dilation_h, dw = KW ? 1 : L->p.dilation_w;
+    /* one accumulator per kernel row (up to 3): vpdpwssd's latency would
+     * otherwise chain all the taps of a pixel */
+    __m512i part[3] = {LD((inside ? L->qbias_zp : L->qbias) + c0), _mm512_setzero_si512(), _mm512_setzero_si512()};
+    for (int32_t kh = 0; kh < kh_n; kh++) {
+        int32_t ih = ih0 + kh * dh;
+        if (!inside && (ih < 0 || ih >= in_h)) continue; /* padding reads real 0 */
+        const int8_t *xr = xn + (size_t)ih * in_w * c + c0;
+        const int32_t *wr = L->wtap + (size_t)kh * kw_n * cpad + c0;
+        __m512i a = part[kh % 3];
+        for (int32_t kw = 0; kw < kw_n; kw++) {
+            int32_t iw = iw0 + kw * dw;
+            if (!inside && (iw < 0 || iw >= in_w)) continue;
+            __m512i xv = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(keep, xr + (ptrdiff_t)iw * c));
+            if (!inside) xv = _mm512_sub_epi32(xv, xzp);
+            a = _mm512_dpwssd_epi32(a, xv, LD(wr + (size_t)kw * cpad));
+        }
+        part[kh % 3] = a;
+    }
+    /* int32 sums wrap, so the order of the partial sums does not matter */
+    __m512i acc = _mm512_add_epi32(_mm512_add_epi32(part[0], part[1]), part[2]);
+    __m512i r = requant(acc, LD(L->qmult + c0), LD(L->qlsh + c0), LD(L->qrsh + c0), LD(L->qmask + c0),
+                        LD(L->qhalf + c0), lsh_any, lo, hi, zp);
+    _mm512_mask_cvtepi32_storeu_epi8(yp + c0, keep, r);
+}
+
+/* 64 full channels of one output pixel from c0: four independent chains,
+ * unmasked loads, and the matrix product's narrowing epilogue (one store
+ * for 64 outputs). */
+static inline __attribute__((always_inline)) void dw_quad(const rg_qk_dw *L, const int8_t *xn, int32_t ih0,
+                                                         int32_t iw0, int32_t c0, const int inside, const int KH,
+                                                         const int KW, const int lsh_any, int8_t *yp, __m512i xzp)
+{
+    const int32_t c = L->p.in_c, cpad = L->cpad, in_w = L->p.in_w, in_h = L->p.in_h;
+    const int32_t kh_n = KH ? KH : L->p.k_h, kw_n = KW ? KW : L->p.k_w;
+    const int32_t dh = KH ? 1 : L->p.dilation_h, dw = KW ? 1 : L->p.dilation_w;
+    const int32_t *b0 = (inside ? L->qbias_zp : L->qbias) + c0;
+    __m512i acc[4] = {LD(b0), LD(b0 + 16), LD(b0 + 32), LD(b0 + 48)};
+    for (int32_t kh = 0; kh < kh_n; kh++) {
+        int32_t ih = ih0 + kh * dh;
+        if (!inside && (ih < 0 || ih >= in_h)) continue;
+        const int8_t *xr = xn + (size_t)ih * in_w * c + c0;
+        const int32_t *wr = L->wtap + (size_t)kh * kw_n * cpad + c0;
+        for (int32_t kw = 0; kw < kw_n; kw++) {
+            int32_t iw = iw0 + kw * dw;
+            if (!inside && (iw < 0 || iw >= in_w)) continue;
+            const int8_t *xp = xr + (ptrdiff_t)iw * c;
+            const int32_t *wp = wr + (size_t)kw * cpad;
+            for (int j = 0; j < 4; j++) {
+                __m512i xv = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(xp + 16 * j)));
+                if (!inside) xv = _mm512_sub_epi32(xv, xzp);
+                acc[j] = _mm512_dpwssd_epi32(acc[j], xv, LD(wp + 16 * j));
+            }
+        }
+    }
+    __m512i r[4];
+    for (int j = 0; j < 4; j++) {
+        int32_t cc = c0 + 16 * j;
+        r[j] = mbm(acc[j], LD(L->qmult + cc), LD(L->qlsh + cc), LD(L->qrsh + cc), LD(L->qmask + cc),
+                   LD(L->qhalf + cc), lsh_any);
+    }
+    const __m512i zp16 = _mm512_set1_epi16((short)L->p.out_zp);
+    const __m512i lo8 = _mm512_set1_epi8((char)L->p.act_min), hi8 = _mm512_set1_epi8((char)L->p.act_max);
+    const __m512i perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    __m512i a = _mm512_adds_epi16(_mm512_packs_epi32(r[0], r[1]), zp16);
+    __m512i b = _mm512_adds_epi16(_mm512_packs_epi32(r[2], r[3]), zp16);
+    __m512i v = _mm512_min_epi8(_mm512_max_epi8(_mm512_packs_epi16(a, b), lo8), hi8);
+    _mm512_storeu_si512((void *)(yp + c0), _mm512_permutexvar_epi32(perm, v));
+}
+
+static inline __attribute__((always_inline)) void dw_impl(const rg_qk_dw *Lp, const int8_t *x, int8_t *y,
+                                                         const int KH, const int KW, const int lsh_any)
+{
+    const rg_qk_dw L = *Lp; /* a local copy: int8 stores cannot alias it */
+    const rg_q_conv_params *p = &L.p;
+    const int32_t c = p->in_c;
+    const int32_t span_h = (p->k_h - 1) * p->dilation_h, span_w = (p->k_w - 1) * p->dilation_w;
+    const __m512i xzp = _mm512_set1_epi32(p->in_zp), zp = _mm512_set1_epi32(p->out_zp);
+    const __m512i lo = _mm512_set1_epi32(p->act_min - p->out_zp), hi = _mm512_set1_epi32(p->act_max - p->out_zp);
+    for (int32_t n = 0; n < p->batch; n++) {
+        const int8_t *xn = x + (size_t)n * p->in_h * p->in_w * c;
+        for (int32_t oh = 0; oh < p->out_h; oh++)
+            for (int32_t ow = 0; ow < p->out_w; ow++) {
+                int8_t *yp = y + (((size_t)n * p->out_h + oh) * p->out_w + ow) * c;
+                int32_t ih0 = oh * p->stride_h - p->pad_top, iw0 = ow * p->stride_w - p->pad_left;
+                int inside = ih0 >= 0 && ih0 + span_h < p->in_h && iw0 >= 0 && iw0 + span_w < p->in_w;
+                int32_t c0 = 0;
+                if (inside) {
+                    for (; c0 + 64 <= c; c0 += 64) dw_quad(&L, xn, ih0, iw0, c0, 1, KH, KW, lsh_any, yp, xzp);
+                    for (; c0 < c; c0 += 16)
+                        dw_pixel(&L, xn, ih0, iw0, c0, lanes(c - c0), 1, KH, KW, lsh_any, yp, xzp, lo, hi, zp);
+                } else {
+                    for (; c0 + 64 <= c; c0 += 64) dw_quad(&L, xn, ih0, iw0, c0, 0, KH, KW, lsh_any, yp, xzp);
+                    for (; c0 < c; c0 += 16)
+                        dw_pixel(&L, xn, ih0, iw0, c0, lanes(c - c0), 0, KH, KW, lsh_any, yp, xzp, lo, hi, zp);
+                }
+            }
+    }
+}
+
+static void depthwise(const rg_qk_dw *L, const int8_t *x, int8_t *y)
+{
+    int k33 = L->p.k_h == 3 && L->p.k_w == 3 && L->p.dilation_h == 1 && L->p.dilation_w == 1;
+    if (k33 && !L->lsh_any) dw_impl(L, x, y, 3, 3, 0);
+    else if (k33) dw_impl(L, x, y, 3, 3, 1);
+    else dw_impl(L, x, y, 0, 0, 1); /* other kernels: the general code */
+}
+
+/* int32 a + b saturated (overflow iff both operands' signs differ from the
+ * wrapped sum's) */
+static inline __m512i adds32(__m512i a, __m512i b)
+{
+    __m512i s = _mm512_add_epi32(a, b);
+    __mmask16 ovf = _mm512_movepi32_mask(_mm512_and_si512(_mm512_xor_si512(a, s), _mm512_xor_si512(b, s)));
+    __mmask16 neg = _mm512_movepi32_mask(a);
+    __m512i sat = _mm512_mask_blend_epi32(neg, _mm512_set1_epi32(INT32_MAX), _mm512_set1_epi32(INT32_MIN));
+    return _mm512_mask_blend_epi32(ovf, s, sat);
+}
+
+/* The requantization vectors of one per-tensor (multiplier, shift). */
+typedef struct {
+    __m512i m, lsh, rsh, mask, half;
+} qvec;
+
+static qvec qvec_of(int32_t m, int32_t shift)
+{
+    int32_t right = shift > 0 ? 0 : -shift, mask = (int32_t)((INT64_C(1) << right) - 1);
+    return (qvec){_mm512_set1_epi32(m), _mm512_set1_epi32(shift > 0 ? shift : 0), _mm512_set1_epi32(right),
+                  _mm512_set1_epi32(mask), _mm512_set1_epi32(mask >> 1)};
+}
+
+static inline __attribute__((always_inline)) void add_impl(const rg_q_add_params *p, const int8_t *a,
+                                                           const int8_t *b, int64_t n, int8_t *y, const int lsh_any)
+{
+    const __m512i z1 = _mm512_set1_epi32(p->in1_zp), z2 = _mm512_set1_epi32(p->in2_zp);
+    const __m512i ls = _mm512_set1_epi32(p->left_shift);
+    const qvec q1 = qvec_of(p->in1_multiplier, p->in1_shift), q2 = qvec_of(p->in2_multiplier, p->in2_shift);
+    const qvec qo = qvec_of(p->out_multiplier, p->out_shift);
+    const __m512i lo = _mm512_set1_epi32(p->act_min - p->out_zp), hi = _mm512_set1_epi32(p->act_max - p->out_zp);
+    const __m512i zp = _mm512_set1_epi32(p->out_zp);
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 keep = lanes((int32_t)(n - i < 16 ? n - i : 16));
+        /* |x - zp| <= 255, << at most 22: no overflow, as the reference */
+        __m512i va = _mm512_sllv_epi32(load_x(a + i, keep, z1), ls);
+        __m512i vb = _mm512_sllv_epi32(load_x(b + i, keep, z2), ls);
+        __m512i s1 = mbm(va, q1.m, q1.lsh, q1.rsh, q1.mask, q1.half, lsh_any);
+        __m512i s2 = mbm(vb, q2.m, q2.lsh, q2.rsh, q2.mask, q2.half, lsh_any);
+        __m512i r = requant(adds32(s1, s2), qo.m, qo.lsh, qo.rsh, qo.mask, qo.half, lsh_any, lo, hi, zp);
+        _mm512_mask_cvtepi32_storeu_epi8(y + i, keep, r);
+    }
+}
+
+static void add(const rg_q_add_params *p, const int8_t *a, const int8_t *b, int64_t n, int8_t *y)
+{
+    /* prepared adds shift right only (input multipliers < 1) */
+    if (p->in1_shift > 0 || p->in2_shift > 0 || p->out_shift > 0) add_impl(p, a, b, n, y, 1);
+    else add_impl(p, a, b, n, y, 0);
+}
+
+static void gap(const rg_q_gap_params *p, const int8_t *x, int8_t *y)
+{
+    const int64_t hw = (int64_t)p->h * p->w;
+    const __m512i zp = _mm512_set1_epi32(p->in_zp);
+    for (int32_t n = 0; n < p->batch; n++)
+        for (int32_t c0 = 0; c0 < p->c; c0 += 16) {
+            __mmask16 keep = lanes(p->c - c0);
+            __m512i acc = _mm512_setzero_si512();
+            const int8_t *xp = x + (size_t)n * hw * p->c + c0;
+            for (int64_t i = 0; i < hw; i++) acc = _mm512_add_epi32(acc, load_x(xp + i * p->c, keep, zp));
+            int32_t sums[16];
+            _mm512_storeu_si512(sums, acc);
+            /* per channel: the rescale and the rounded division, as the
+             * reference (c values per image: not worth vectorizing) */
+            int32_t cn = p->c - c0 < 16 ? p->c - c0 : 16;
+            for (int32_t j = 0; j < cn; j++) {
+                int32_t v = rg_q_mul_by_multiplier(sums[j], p->multiplier, p->shift);
+                v = (int32_t)(v > 0 ? (v + hw / 2) / hw : (v - hw / 2) / hw);
+                int64_t o = (int64_t)v + p->out_zp;
+                y[(size_t)n * p->c + c0 + j] = (int8_t)(o < p->act_min ? p->act_min : o > p->act_max ? p->act_max : o);
+            }
+        }
+}
+
+static void clamp(const int8_t *x, int64_t n, int32_t lo, int32_t hi, int8_t *y)
+{
+    const __m512i vlo = _mm512_set1_epi8((char)lo), vhi = _mm512_set1_epi8((char)hi);
+    for (int64_t i = 0; i < n; i += 64) {
+        int64_t m = n - i < 64 ? n - i : 64;
+        __mmask64 keep = m == 64 ? ~(__mmask64)0 : (((__mmask64)1 << m) - 1);
+        __m512i v = _mm512_maskz_loadu_epi8(keep, x + i);
+        _mm512_mask_storeu_epi8(y + i, keep, _mm512_min_epi8(_mm512_max_epi8(v, vlo), vhi));
+    }
+}
+
+const rg_qk_table rg_qk_vnni = {
+    .name = "avx512vnni", .nr = 16, .kr = 4, .wbytes = 1, .mr = MR, .cvec = 16,
+    .gemm = gemm, .depthwise = depthwise, .add = add, .gap = gap, .clamp = clamp,
+};
