@@ -68,7 +68,8 @@ typedef struct {
     /* When the treatment is distilled from a teacher run of this experiment
      * (its `teacher` key refers to it): that run, and the fraction of the
      * teacher-baseline gap the treatment closes, diff.mean / (teacher mean -
-     * baseline mean). NULL and NaN otherwise. */
+     * baseline mean); NaN when the teacher is not better than the
+     * baseline. NULL and NaN otherwise. */
     char *teacher;
     double gap_recovered;
 } rg_report_comparison;

@@ -491,7 +491,8 @@ static rg_status gap_recovered(loader *L, rg_report *r, rg_report_comparison *c,
     }
     sqlite3_finalize(s);
     const rg_report_run *t = c->teacher ? find_run(r, c->teacher) : NULL, *b = find_run(r, c->baseline);
-    if (t && b && t->n_seeds && b->n_seeds && t->top1.mean != b->top1.mean)
+    /* a teacher no better than the baseline leaves no gap to close */
+    if (t && b && t->n_seeds && b->n_seeds && t->top1.mean > b->top1.mean)
         c->gap_recovered = c->diff.mean / (t->top1.mean - b->top1.mean);
     return st;
 }

@@ -230,6 +230,16 @@ static void test_teacher_gap(void **state)
     assert_true(fabs(r.comparisons[0].gap_recovered - 0.5) < 1e-9);
     assert_null(r.comparisons[1].teacher);
     assert_true(isnan(r.comparisons[1].gap_recovered));
+    /* a teacher worse than the baseline: no gap, no fraction */
+    sqlite3 *db2;
+    assert_int_equal(sqlite3_open(store, &db2), SQLITE_OK);
+    rgt_sql(db2, "UPDATE final_metrics SET test_top1 = 0.85 WHERE run_id IN (SELECT id FROM runs WHERE name = 'teacher')");
+    sqlite3_close(db2);
+    rg_report r2;
+    if (rg_report_load(store, "kd", &r2, &err)) fail_msg("%s", err.msg);
+    assert_string_equal(r2.comparisons[0].teacher, "teacher");
+    assert_true(isnan(r2.comparisons[0].gap_recovered));
+    rg_report_free(&r2);
     rg_table t;
     rg_table_comparisons(&r, &t);
     assert_string_equal(t.cell[0 * t.cols + 9], "50 % of teacher");
