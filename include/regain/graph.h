@@ -81,8 +81,11 @@ typedef struct {
         struct { float p; } dropout;
         /* fake quantization (regain/qat.h): integers [qmin, qmax]; tie >= 0:
          * the parameters of fake-quant node `tie` (pools, clamps); observe:
-         * moving-average min/max updated in training; lsq: learned scale */
-        struct { int32_t qmin, qmax, tie, observe, lsq; float momentum; } fq;
+         * moving-average min/max updated in training; lsq: learned scale;
+         * in_fq >= 0: the output of a convolution or linear layer whose
+         * input is quantized by node in_fq, requantized as the integer
+         * model does (buffer[1]: the layer's weight scales) */
+        struct { int32_t qmin, qmax, tie, observe, lsq, in_fq; float momentum; } fq;
     } a;
     size_t scratch_floats;     /* per-node scratch, sized by the plan */
     size_t saved_off;          /* arena offset of the node's saved state, set by the plan */

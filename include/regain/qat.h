@@ -134,7 +134,9 @@ int32_t rg_qat_weight_qmax(const rg_qat *q);
  * prototype lowering's structure pass; its ranges are replaced. Errors as
  * rg_quant_lower, plus RG_ERR_ARG when a quantization point has no range
  * yet (never trained). g is left as it is (a copy without its fake-quant
- * nodes is lowered), with its master weights in place. */
+ * nodes is lowered), with its master weights in place. The model's
+ * tensors' `value` fields name values of g: the fake-quant nodes' outputs
+ * (a max pool's own output), so the two can be compared point by point. */
 rg_status rg_qat_lower(rg_qat *q, rg_graph *g, const float *calib, int32_t n_calib, rg_qmodel **out,
                        rg_error *err);
 

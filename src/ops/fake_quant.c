@@ -11,9 +11,20 @@
  * Backward: straight-through (dx += dy where not clipped); LSQ adds the
  * step-size gradient times 1 / sqrt(N * qmax), N the values per image.
  * A tied node (pools, clamps) uses the parameters of the node it is tied
- * to and never observes. */
+ * to and never observes.
+ *
+ * Integer-exact requantization (a.fq.in_fq >= 0, after a convolution or
+ * linear chain): the integer model computes its output code as
+ * MBQM(acc, M[c]) + z with acc the int32 accumulator and M[c] = s_in s_w[c]
+ * / s, which rounds twice and can differ from round(x / s) + z by one code
+ * even far from a tie when M is coarse (4-bit weights). Since the float
+ * value is x = s_in s_w[c] acc up to float rounding (weights, bias and
+ * input are on their grids), the node recovers acc = round(x / (s_in
+ * s_w[c])) and applies the very same fixed-point multiplier and the fused
+ * activation's clamp, so its codes are the integer model's. */
 #include "ops/op.h"
 #include "regain/fake_quant.h"
+#include "regain/quant.h"
 #include "regain/qat.h"
 
 #include <math.h>
@@ -52,6 +63,78 @@ static void observe(const rg_op_call *c, const float *x, size_t n)
     }
 }
 
+/* The integer model's requantization of a convolution or linear output
+ * (see the top). Returns 0 when it does not apply (no input range or
+ * weight scales yet), leaving y to plain fake quantization. */
+static int integer_exact(const rg_op_call *c, rg_qparams p, int32_t C, float *y)
+{
+    const rg_graph *g = c->g;
+    const rg_node *node = c->node;
+    rg_qparams in;
+    if (node->a.fq.in_fq < 0 || node->buffer[1] < 0 || !rg_qat_node_params(g, node->a.fq.in_fq, &in)) return 0;
+    const float *ws = g->buffer_data + g->buffers[node->buffer[1]].offset;
+    if (!(ws[0] > 0.0f)) return 0;
+    int32_t mult[C], shift[C], lo, hi;
+    float acc_scale[C];
+    rg_error e;
+    if (rg_q_requant_params(in.scale, ws, C, p.scale, C, mult, shift, &e)) return 0;
+    for (int32_t k = 0; k < C; k++) acc_scale[k] = in.scale * ws[k]; /* float product, as the int32 bias */
+    rg_op_type prod = g->nodes[g->values[node->in[0]].producer].op;
+    rg_q_activation act = prod == RG_OP_RELU6 ? RG_Q_ACT_RELU6 : prod == RG_OP_RELU ? RG_Q_ACT_RELU : RG_Q_ACT_NONE;
+    if (rg_q_activation_range(act, p, &lo, &hi, &e)) return 0;
+    const float *x = rg_in(c, 0);
+    size_t rows = rg_shape_count(rg_out_shape(c)) / (size_t)C;
+#pragma omp parallel for schedule(static)
+    for (size_t r = 0; r < rows; r++)
+        for (int32_t k = 0; k < C; k++) {
+            size_t i = r * (size_t)C + (size_t)k;
+            double a = round((double)x[i] / (double)acc_scale[k]);
+            a = a > 2147483647.0 ? 2147483647.0 : a < -2147483647.0 ? -2147483647.0 : a;
+            int64_t q = (int64_t)rg_q_mul_by_multiplier((int32_t)a, mult[k], shift[k]) + p.zero_point;
+            q = q < lo ? lo : q > hi ? hi : q;
+            y[i] = p.scale * (float)(q - p.zero_point);
+        }
+    return 1;
+}
+
+/* a / b rounded half away from zero (b > 0), as the integer pooling */
+static int64_t div_round(int64_t a, int64_t b) { return a > 0 ? (a + b / 2) / b : (a - b / 2) / b; }
+
+/* After an average pool (a tied node), the integer model rounds the mean of
+ * the raw int8 codes, half away from zero: at exact halves that differs from
+ * round(mean(q - z)) + z whenever z moves the sign. The window's sum of
+ * codes is recovered exactly from the float mean (its inputs are on the
+ * grid) and rounded the integer way. Returns 0 when the producer is not an
+ * average pool. */
+static int avgpool_exact(const rg_op_call *c, rg_qparams p, float *y)
+{
+    const rg_graph *g = c->g;
+    const rg_node *pool = &g->nodes[g->values[c->node->in[0]].producer];
+    if (pool->op != RG_OP_AVGPOOL) return 0;
+    rg_shape in = g->values[pool->in[0]].shape, out = rg_out_shape(c);
+    int32_t k = pool->a.pool.k, st = pool->a.pool.stride, pad = pool->a.pool.pad;
+    int32_t qmin = c->node->a.fq.qmin, qmax = c->node->a.fq.qmax;
+    const float *x = rg_in(c, 0);
+#pragma omp parallel for schedule(static)
+    for (int32_t n = 0; n < out.n; n++)
+        for (int32_t oh = 0; oh < out.h; oh++)
+            for (int32_t ow = 0; ow < out.w; ow++) {
+                int32_t hs = oh * st - pad, ws = ow * st - pad;
+                int32_t h0 = hs < 0 ? 0 : hs, w0 = ws < 0 ? 0 : ws;
+                int32_t h1 = hs + k > in.h ? in.h : hs + k, w1 = ws + k > in.w ? in.w : ws + k;
+                int64_t count = (int64_t)(h1 - h0) * (w1 - w0);
+                size_t at = (((size_t)n * out.h + oh) * out.w + ow) * (size_t)out.c;
+                for (int32_t ch = 0; ch < out.c; ch++) {
+                    int64_t sum = (int64_t)llround((double)x[at + ch] / (double)p.scale * (double)count) +
+                                  (int64_t)p.zero_point * count;
+                    int64_t q = count > 0 ? div_round(sum, count) : p.zero_point;
+                    q = q < qmin ? qmin : q > qmax ? qmax : q;
+                    y[at + ch] = p.scale * (float)(q - p.zero_point);
+                }
+            }
+    return 1;
+}
+
 static void fq_forward(const rg_op_call *c)
 {
     rg_shape s = rg_out_shape(c);
@@ -65,6 +148,8 @@ static void fq_forward(const rg_op_call *c)
         return;
     }
     int32_t qmin = c->node->a.fq.qmin, qmax = c->node->a.fq.qmax;
+    if (integer_exact(c, p, s.c, y)) return;
+    if (c->node->a.fq.tie >= 0 && avgpool_exact(c, p, y)) return;
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) y[i] = p.scale * (float)(rg_q_quantize_value(x[i], p, qmin, qmax) - p.zero_point);
 }

@@ -154,6 +154,12 @@ static rg_status apply_params(const rg_qat *q, const rg_graph *g, const rg_graph
         }
         if (st) return rg_error_prefix(err, "qat lower: %s", o->name);
     }
+    /* tensors name the QAT graph's values: fake-quant outputs (max pool and dropout outputs) */
+    for (int32_t t = 0; t < m->n_tensors; t++) {
+        const rg_node *prod = &c->nodes[c->values[m->tensors[t].value].producer];
+        int32_t fq = rg_qat_fq_after(g, prod->name), node = rg_graph_find_node(g, prod->name);
+        m->tensors[t].value = fq >= 0 ? g->nodes[fq].out : g->nodes[node].out;
+    }
     return RG_OK;
 }
 

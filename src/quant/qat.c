@@ -26,6 +26,10 @@ typedef struct {
     int32_t scale_param; /* LSQ: "<node>.qscale", -1 otherwise */
     int32_t cout;
     size_t per, master_off;
+    int32_t in_fq;       /* the fake-quant node of the layer's input (-1: none) */
+    int32_t out_fq;      /* the fake-quant node after its chain (-1: none) */
+    int32_t bias_param;  /* the bias the folded bias is fake-quantized through: BN beta, else the layer's bias */
+    size_t bias_off;     /* its master copy, after the weights' */
 } wlayer;
 
 struct rg_qat {
@@ -232,6 +236,7 @@ static rg_status insert_nodes(rg_graph *g, const rg_qat_config *cfg, const uint8
         f->a.fq.lsq = cfg->lsq && point[v] == PT_OBSERVED;
         f->a.fq.momentum = cfg->momentum;
         f->a.fq.tie = -1;
+        f->a.fq.in_fq = -1;
         if (point[v] == PT_TIED) {
             int32_t t = fq_of[tie_src[v]];
             if (t >= 0 && nodes[t].a.fq.tie >= 0) t = nodes[t].a.fq.tie;
@@ -353,8 +358,24 @@ static rg_status find_layers(rg_qat *q, rg_error *err)
             int32_t r = sole_reader(g, n->out);
             if (r > 0 && g->nodes[r].op == RG_OP_BN) L->bn = r;
         }
+        L->out_fq = -1;
+        { /* the chain conv [+ bn] [+ relu/relu6] (or linear) ends in a fake-quant node */
+            int32_t at = L->bn >= 0 ? L->bn : i, r = sole_reader(g, g->nodes[at].out);
+            if (r > 0 && (g->nodes[r].op == RG_OP_RELU || g->nodes[r].op == RG_OP_RELU6)) r = sole_reader(g, g->nodes[r].out);
+            if (r > 0 && g->nodes[r].op == RG_OP_FAKE_QUANT && g->nodes[r].a.fq.tie < 0) L->out_fq = r;
+        }
+        L->bias_param = L->bn >= 0 ? g->nodes[L->bn].param[1] : n->param[1];
+        L->in_fq = -1;
+        for (int32_t v = n->in[0]; v >= 0;) { /* through max pools and dropout to a fake-quant node */
+            const rg_node *p = &g->nodes[g->values[v].producer];
+            if (p->op == RG_OP_FAKE_QUANT) L->in_fq = g->values[v].producer;
+            v = (p->op == RG_OP_MAXPOOL || p->op == RG_OP_DROPOUT) ? p->in[0] : -1;
+        }
+        if (L->out_fq >= 0) g->nodes[L->out_fq].a.fq.in_fq = L->in_fq;
         L->master_off = total;
         total += L->per * (size_t)L->cout;
+        L->bias_off = total;
+        total += (size_t)L->cout;
         largest = L->per * (size_t)L->cout > largest ? L->per * (size_t)L->cout : largest;
         widest = L->cout > widest ? L->cout : widest;
     }
@@ -383,6 +404,13 @@ static rg_status add_state(rg_qat *q, rg_error *err)
             snprintf(name, sizeof name, "%s.qscale", n->name);
             st = add_tensor(&g->params, &g->n_params, &g->cap_params, &g->param_floats, name, 1, &n->param[0], err);
         }
+    }
+    for (int32_t k = 0; k < q->n_w && !st; k++) {
+        wlayer *L = &q->w[k];
+        if (L->out_fq < 0 || L->in_fq < 0) continue;
+        rg_node *f = &g->nodes[L->out_fq];
+        snprintf(name, sizeof name, "%s.wscale", f->name);
+        st = add_tensor(&g->buffers, &g->n_buffers, &g->cap_buffers, &g->buffer_floats, name, L->cout, &f->buffer[1], err);
     }
     for (int32_t k = 0; k < q->n_w && !st && q->cfg.lsq; k++) {
         wlayer *L = &q->w[k];
@@ -497,6 +525,38 @@ rg_status rg_qat_weight_scales(const rg_qat *q, int32_t node, float *scales, rg_
     return rg_fail(err, RG_ERR_ARG, "qat: node %d is not a quantized weight layer", (int)node);
 }
 
+/* The folded bias b' = (b - mean) f + beta (as rg_conv_fold computes it) is
+ * held at the int32 grid s_in * s_w[c] of the integer model: the bias (or,
+ * with a batch norm, beta) moves by round(b' / (s_in s_w)) s_in s_w - b', so
+ * that the frozen graph adds exactly the bias the int8 model adds. This
+ * matters with 4-bit weights, whose scales make that grid coarse. */
+static void fake_quant_bias(rg_qat *q, const wlayer *L)
+{
+    rg_graph *g = q->g;
+    if (L->bias_param < 0) return;
+    float *b = g->param_data + g->params[L->bias_param].offset;
+    memcpy(q->master + L->bias_off, b, sizeof(float) * (size_t)L->cout);
+    rg_qparams in;
+    if (L->in_fq < 0 || !rg_qat_node_params(g, L->in_fq, &in)) return;
+    const rg_node *n = &g->nodes[L->node];
+    const float *cb = L->bn >= 0 && n->param[1] >= 0 ? g->param_data + g->params[n->param[1]].offset : NULL;
+    for (int32_t c = 0; c < L->cout; c++) {
+        float folded_b = b[c];
+        if (L->bn >= 0) {
+            const rg_node *bn = &g->nodes[L->bn];
+            float mean = g->buffer_data[g->buffers[bn->buffer[0]].offset + (size_t)c];
+            float var = g->buffer_data[g->buffers[bn->buffer[1]].offset + (size_t)c];
+            float gamma = g->param_data[g->params[bn->param[0]].offset + (size_t)c];
+            folded_b = ((cb ? cb[c] : 0.0f) - mean) * (gamma / sqrtf(var + bn->a.bn.eps)) + b[c];
+        }
+        float s = in.scale * q->scales[c]; /* float product, as rg_q_quantize_bias */
+        if (!(s > 0.0f) || !isfinite(s)) continue;
+        double r = round((double)folded_b / (double)s);
+        if (fabs(r) > (double)INT32_MAX) continue;
+        b[c] += (float)(r * (double)s - (double)folded_b);
+    }
+}
+
 void rg_qat_begin(rg_qat *q)
 {
     if (q->active) return;
@@ -518,6 +578,10 @@ void rg_qat_begin(rg_qat *q)
                 w[at] = L->bn >= 0 ? y / f : y;
             }
         }
+        fake_quant_bias(q, L);
+        if (L->out_fq >= 0 && g->nodes[L->out_fq].buffer[1] >= 0)
+            memcpy(g->buffer_data + g->buffers[g->nodes[L->out_fq].buffer[1]].offset, q->scales,
+                   sizeof(float) * (size_t)L->cout);
     }
     q->active = 1;
 }
@@ -533,6 +597,9 @@ void rg_qat_end(rg_qat *q, int grads)
         float *w = g->param_data + g->params[n->param[0]].offset;
         size_t cnt = L->per * (size_t)L->cout;
         memcpy(w, q->master + L->master_off, cnt * sizeof(float));
+        if (L->bias_param >= 0)
+            memcpy(g->param_data + g->params[L->bias_param].offset, q->master + L->bias_off,
+                   sizeof(float) * (size_t)L->cout);
         if (!grads) continue;
         float *dw = g->grad_data + g->params[n->param[0]].offset;
         folded(q, L, w, q->tmp);
