@@ -150,38 +150,8 @@ static void compare_ops(rg_graph *g, const rg_qmodel *m, int32_t batch, tally *t
             t->mismatched++;
             long d = labs((long)got[j] - (long)want[j]);
             t->max_diff = d > t->max_diff ? d : t->max_diff;
-            if (getenv("QAT_DEBUG2")) print_message("tie %s\n", o->name);
             if (!pre || !near_tie(pre[j], ot->q)) {
                 t->off_tie++;
-                if (getenv("QAT_DEBUG") && (o->kind == RG_QOP_CONV)) {
-                    size_t oc = j % (size_t)ot->c;
-                    print_message("M %g mult %d shift %d bias %d ws %g in_s %g\n",
-                                  (double)m->tensors[o->in[0]].q.scale * o->w_scales[oc] / ot->q.scale,
-                                  o->multipliers[oc], o->shifts[oc], o->bias[oc], (double)o->w_scales[oc],
-                                  (double)m->tensors[o->in[0]].q.scale);
-                    if (!strcmp(o->name, "c1")) {
-                        const rg_qtensor *it = &m->tensors[o->in[0]];
-                        const int8_t *xin = rg_qmodel_tensor(m, codes, batch, o->in[0]);
-                        size_t pix = j / (size_t)ot->c, b = pix / (size_t)(ot->h * ot->w), yx = pix % (size_t)(ot->h * ot->w);
-                        int yy = (int)(yx / (size_t)ot->w), xx = (int)(yx % (size_t)ot->w);
-                        long acc = o->bias[oc];
-                        double fl = 0;
-                        const float *xf = rg_graph_act(g, it->value);
-                        int32_t cn = rg_graph_find_node(g, "c1");
-                        const float *wf = g->param_data + g->params[g->nodes[cn].param[0]].offset;
-                        for (int ky = 0; ky < 3; ky++) for (int kx = 0; kx < 3; kx++) for (int ci = 0; ci < it->c; ci++) {
-                            int iy = yy + ky - 1, ix = xx + kx - 1;
-                            if (iy < 0 || ix < 0 || iy >= it->h || ix >= it->w) continue;
-                            size_t xi = ((b * (size_t)it->h + (size_t)iy) * (size_t)it->w + (size_t)ix) * (size_t)it->c + (size_t)ci;
-                            size_t wi = ((oc * 3 + (size_t)ky) * 3 + (size_t)kx) * (size_t)it->c + (size_t)ci;
-                            acc += (long)(xin[xi] - it->q.zero_point) * o->weights[wi];
-                            fl += (double)xf[xi] * wf[wi];
-                        }
-                        print_message("mbqm %d got %d ", rg_q_mul_by_multiplier((int32_t)acc, o->multipliers[oc], o->shifts[oc]), got[j]);
-                        print_message("acc %ld real %g  float conv (active? W) %g\n", acc,
-                                      (double)acc * it->q.scale * o->w_scales[oc], fl);
-                    }
-                }
                 print_message("%s: element %zu int8 %d fake-quant %d (x %g, s %g, z %d)\n", o->name, j, got[j],
                               want[j], pre ? pre[j] : 0.0, (double)ot->q.scale, ot->q.zero_point);
             }
