@@ -85,7 +85,7 @@ typedef struct rg_qat rg_qat;
 rg_qat_config rg_qat_default(void);
 
 /* Checks a configuration. Errors (RG_ERR_ARG) name the field (qat_weight_bits,
- * qat_freeze_bn, qat_freeze_observers, momentum). */
+ * qat_freeze_bn, qat_freeze_observers, qat_momentum). */
 rg_status rg_qat_check_config(const rg_qat_config *cfg, rg_error *err);
 
 /* Inserts the quantization points into g (finished, not yet planned; a plan

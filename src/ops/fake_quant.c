@@ -25,6 +25,7 @@
 #include "ops/op.h"
 #include "regain/fake_quant.h"
 #include "regain/quant.h"
+#include "regain/quant_kernels.h"
 #include "regain/qat.h"
 
 #include <math.h>
@@ -135,6 +136,78 @@ static int avgpool_exact(const rg_op_call *c, rg_qparams p, float *y)
     return 1;
 }
 
+/* The parameters of the fake-quant node that value v comes from (through
+ * max pools and dropout); 0 if none. */
+static int source_params(const rg_graph *g, int32_t v, rg_qparams *p)
+{
+    while (v >= 0) {
+        int32_t node = g->values[v].producer;
+        const rg_node *n = &g->nodes[node];
+        if (n->op == RG_OP_FAKE_QUANT) return rg_qat_node_params(g, node, p);
+        if (n->op != RG_OP_MAXPOOL && n->op != RG_OP_DROPOUT) return 0;
+        v = n->in[0];
+    }
+    return 0;
+}
+
+/* After a global average pool, the integer model computes
+ * div_round(MBQM(sum(q - z_in), s_in / s), H*W) + z: two roundings. The sum
+ * is recovered exactly from the float mean and rounded the same way.
+ * Returns 0 when the producer is not a global average pool. */
+static int gap_exact(const rg_op_call *c, rg_qparams p, float *y)
+{
+    const rg_graph *g = c->g;
+    const rg_node *gap = &g->nodes[g->values[c->node->in[0]].producer];
+    if (gap->op != RG_OP_GAP) return 0;
+    rg_qparams in;
+    int32_t mult, shift;
+    rg_error e;
+    if (!source_params(g, gap->in[0], &in) ||
+        rg_q_multiplier((double)in.scale / (double)p.scale, &mult, &shift, &e) != RG_OK)
+        return 0;
+    rg_shape is = g->values[gap->in[0]].shape, out = rg_out_shape(c);
+    int64_t hw = (int64_t)is.h * is.w;
+    int32_t qmin = c->node->a.fq.qmin, qmax = c->node->a.fq.qmax;
+    const float *x = rg_in(c, 0);
+    size_t n = rg_shape_count(out);
+    for (size_t i = 0; i < n; i++) {
+        double sum = round((double)x[i] / (double)in.scale * (double)hw);
+        sum = sum > 2147483647.0 ? 2147483647.0 : sum < -2147483647.0 ? -2147483647.0 : sum;
+        int64_t a = div_round(rg_q_mul_by_multiplier((int32_t)sum, mult, shift), hw) + p.zero_point;
+        a = a < qmin ? qmin : a > qmax ? qmax : a;
+        y[i] = p.scale * (float)(a - p.zero_point);
+    }
+    return 1;
+}
+
+/* After an add, the integer model rescales both inputs with 20 bits of
+ * headroom and rounds three times (regain/quant_kernels.h). The inputs are
+ * on their grids, so their codes are exact: the node runs the integer add
+ * itself on them (int8 in the node's scratch). Returns 0 when the producer
+ * is not an add or an input has no parameters yet. */
+static int add_exact(const rg_op_call *c, rg_qparams p, float *y)
+{
+    const rg_graph *g = c->g;
+    const rg_node *add = &g->nodes[g->values[c->node->in[0]].producer];
+    if (add->op != RG_OP_ADD) return 0;
+    rg_qparams a, b;
+    rg_q_add_params ap;
+    rg_error e;
+    if (!source_params(g, add->in[0], &a) || !source_params(g, add->in[1], &b) ||
+        rg_q_add_prepare(a, b, p, RG_Q_ACT_NONE, &ap, &e) != RG_OK)
+        return 0;
+    size_t n = rg_shape_count(rg_out_shape(c));
+    int8_t *qa = (int8_t *)c->scratch, *qb = qa + n, *qy = qb + n;
+    const float *xa = rg_graph_act(c->g, add->in[0]), *xb = rg_graph_act(c->g, add->in[1]);
+    for (size_t i = 0; i < n; i++) {
+        qa[i] = (int8_t)rg_q_quantize_value(xa[i], a, RG_Q_ACT_MIN, RG_Q_ACT_MAX);
+        qb[i] = (int8_t)rg_q_quantize_value(xb[i], b, RG_Q_ACT_MIN, RG_Q_ACT_MAX);
+    }
+    if (rg_q_add_s8(&ap, qa, qb, (int64_t)n, qy, &e) != RG_OK) return 0;
+    for (size_t i = 0; i < n; i++) y[i] = p.scale * (float)(qy[i] - p.zero_point);
+    return 1;
+}
+
 static void fq_forward(const rg_op_call *c)
 {
     rg_shape s = rg_out_shape(c);
@@ -150,6 +223,7 @@ static void fq_forward(const rg_op_call *c)
     int32_t qmin = c->node->a.fq.qmin, qmax = c->node->a.fq.qmax;
     if (integer_exact(c, p, s.c, y)) return;
     if (c->node->a.fq.tie >= 0 && avgpool_exact(c, p, y)) return;
+    if (c->node->a.fq.tie < 0 && (gap_exact(c, p, y) || add_exact(c, p, y))) return;
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) y[i] = p.scale * (float)(rg_q_quantize_value(x[i], p, qmin, qmax) - p.zero_point);
 }

@@ -61,7 +61,7 @@ rg_status rg_qat_check_config(const rg_qat_config *c, rg_error *err)
         return rg_fail(err, RG_ERR_ARG, "qat_freeze_observers: %d must be an epoch >= 0, or -1 (never)",
                        (int)c->freeze_observers);
     if (!(c->momentum > 0.0f && c->momentum <= 1.0f))
-        return rg_fail(err, RG_ERR_ARG, "qat momentum: %g must be in (0, 1]", (double)c->momentum);
+        return rg_fail(err, RG_ERR_ARG, "qat_momentum: %g must be in (0, 1]", (double)c->momentum);
     return RG_OK;
 }
 
