@@ -1,14 +1,17 @@
 /* Quantization-aware training through the trainer (qat = 1, init = a float
  * checkpoint), on a slice of Fashion-MNIST with a tiny network:
- *   - QAT int8 and W4A8 (with self-distillation from the float model)
- *     reach accuracy close to the float model's;
+ *   - QAT int8 and W4A8 (LSQ) fine-tuned for 2 epochs reach the float
+ *     model's accuracy (within 2 and 3 points; measured: float 62.4 %,
+ *     int8 64.6 %, W4A8 LSQ 64.6 % on 1000 test images: the float model is
+ *     short-trained, so the extra epochs help);
  *   - the checkpoint carries the quantization state, and the int8 model
  *     lowered from it (rg_qat_lower) scores exactly the test accuracy the
  *     trainer reported for the fake-quantized model (integer-exact QAT);
- *   - a QAT run killed after an epoch and resumed ends bit-identical to an
- *     uninterrupted one (ranges, LSQ scales, frozen batch norms);
+ *   - a QAT run (LSQ, self-distillation from the float model) killed after
+ *     an epoch and resumed ends bit-identical to an uninterrupted one
+ *     (ranges, LSQ scales, frozen batch norms);
  *   - bad QAT keys are rejected with errors naming them.
- * Needs Fashion-MNIST at RG_FASHION_MNIST_DIR. Run time: about 30 s. */
+ * Needs Fashion-MNIST at RG_FASHION_MNIST_DIR. Run time: about 2 minutes on two shared cores. */
 #include "test_support.h"
 
 #include <math.h>
@@ -82,7 +85,7 @@ static rg_train_config base_config(void)
 }
 
 /* The float model: 4 epochs. */
-static char float_dir[600], float_ck[700];
+static char float_dir[400], float_ck[512];
 static double float_top1 = -1.0;
 
 static void run_float(void)
@@ -179,9 +182,8 @@ static int count_suffix(const char *path, const char *suffix)
 static void test_qat_int8(void **state)
 {
     (void)state;
-    if (getenv("QX_ONLY")) skip();
     run_float();
-    char dir[600], ck[700];
+    char dir[600], ck[1100];
     in_root(dir, sizeof dir, "qat8");
     rg_train_config c = qat_config();
     rg_train_result res;
@@ -197,30 +199,25 @@ static void test_qat_int8(void **state)
     assert_true(i8 == top1); /* the int8 model is the fake-quantized one */
 }
 
-static void test_qat_w4a8_lsq_self_distill(void **state)
+static void test_qat_w4a8_lsq(void **state)
 {
     (void)state;
     run_float();
-    char dir[600], ck[700];
+    char dir[600], ck[1100];
     in_root(dir, sizeof dir, "qat4");
     rg_train_config c = qat_config();
     c.qat_weight_bits = 4;
-    c.qat_lsq = getenv("QX_LSQ") ? atoi(getenv("QX_LSQ")) : 1;
-    if (!getenv("QX_NOKD")) {
-        snprintf(c.teacher, sizeof c.teacher, "%s", float_ck);
-        c.kd_alpha = 0.5f;
-    }
-    if (getenv("QX_LR")) c.lr = (float)atof(getenv("QX_LR"));
+    c.qat_lsq = 1;
     rg_train_result res;
     train_ok(&c, dir, 0, &res);
     double top1 = res.final.top1;
     rg_train_result_free(&res);
     snprintf(ck, sizeof ck, "%s/last.safetensors", dir);
     double i8 = int8_top1(ck, &c);
-    print_message("QAT W4A8 LSQ + self-distillation: fake-quant %.2f%%, lowered %.2f%% (float %.2f%%)\n", 100 * top1,
+    print_message("QAT W4A8 LSQ: fake-quant %.2f%%, lowered %.2f%% (float %.2f%%)\n", 100 * top1,
                   100 * i8, 100 * float_top1);
     assert_true(count_suffix(ck, ".qscale") >= 6); /* learned scales */
-    assert_true(top1 >= float_top1 - 0.06);
+    assert_true(top1 >= float_top1 - 0.03);
     assert_true(i8 == top1);
 }
 
@@ -269,6 +266,9 @@ static void test_qat_resume(void **state)
     c.qat_lsq = 1;
     c.qat_freeze_bn = 1;
     c.qat_freeze_observers = 2;
+    /* self-distillation from the float model rides along */
+    snprintf(c.teacher, sizeof c.teacher, "%s", float_ck);
+    c.kd_alpha = 0.5f;
     char da[600], db[600], cfg[600], pa[700], pb[700];
     in_root(da, sizeof da, "resume-a");
     in_root(db, sizeof db, "resume-b");
@@ -341,7 +341,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_keys),
         cmocka_unit_test(test_qat_int8),
-        cmocka_unit_test(test_qat_w4a8_lsq_self_distill),
+        cmocka_unit_test(test_qat_w4a8_lsq),
         cmocka_unit_test(test_qat_resume),
     };
     return cmocka_run_group_tests(tests, rgt_root_setup, rgt_root_teardown);
