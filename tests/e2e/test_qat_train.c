@@ -301,6 +301,40 @@ static void test_qat_resume(void **state)
     expect_same_tensors(pa, pb);
 }
 
+/* ---- the command line ---- */
+
+static void test_cli(void **state)
+{
+    (void)state;
+    run_float();
+    const char *cli = rgt_env("REGAIN_CLI");
+    char cmd[3000], out[8192], dir[600];
+    in_root(dir, sizeof dir, "cli-qat");
+    snprintf(cmd, sizeof cmd,
+             "'%s' qat '%s' --epochs 1 --train-limit 300 --test-limit 200 --threads 2 --workers 0 --lsq --out '%s'",
+             cli, float_ck, dir);
+    int code = rgt_run(cmd, out, sizeof out);
+    if (code != 0) fail_msg("%s: exit %d\n%s", cmd, code, out);
+    assert_non_null(strstr(out, "int8"));
+    snprintf(cmd, sizeof cmd, "%s/last.safetensors", dir);
+    assert_true(count_suffix(cmd, ".qscale") > 0);
+    /* bad uses: exit 2 (usage) or 3 (I/O), with the reason */
+    snprintf(cmd, sizeof cmd, "'%s' qat", cli);
+    assert_int_equal(rgt_run(cmd, out, sizeof out), 2);
+    assert_non_null(strstr(out, "CHECKPOINT"));
+    snprintf(cmd, sizeof cmd, "'%s' qat '%s' --bits 6 --out '%s'", cli, float_ck, dir);
+    assert_int_equal(rgt_run(cmd, out, sizeof out), 2);
+    assert_non_null(strstr(out, "qat_weight_bits"));
+    snprintf(cmd, sizeof cmd, "'%s' qat '%s'", cli, float_ck);
+    assert_int_equal(rgt_run(cmd, out, sizeof out), 2);
+    assert_non_null(strstr(out, "--out"));
+    snprintf(cmd, sizeof cmd, "'%s' qat '%s/missing.safetensors' --out '%s'", cli, rgt_root, dir);
+    assert_int_equal(rgt_run(cmd, out, sizeof out), 3);
+    snprintf(cmd, sizeof cmd, "'%s' qat '%s/last.safetensors' --out '%s'", cli, dir, dir);
+    assert_int_equal(rgt_run(cmd, out, sizeof out), 2);
+    assert_non_null(strstr(out, "already a QAT run"));
+}
+
 /* ---- bad keys ---- */
 
 static void expect_bad(const char *key, const char *value, const char *want)
@@ -343,6 +377,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_qat_int8),
         cmocka_unit_test(test_qat_w4a8_lsq),
         cmocka_unit_test(test_qat_resume),
+        cmocka_unit_test(test_cli),
     };
     return cmocka_run_group_tests(tests, rgt_root_setup, rgt_root_teardown);
 }
