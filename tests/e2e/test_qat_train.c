@@ -144,6 +144,15 @@ static double int8_top1(const char *ck, const rg_train_config *c)
     for (size_t i = 0; i < (size_t)n * per; i++) x[i] = ((float)test.pixels[i] / 255.0f - c->mean) / c->std;
     rg_qmodel *m;
     CHECK(rg_qat_lower(q, g, x, 64, &m, &E));
+    /* the weights are on the trained grid: [-7, 7] for W4A8 */
+    int32_t qmax = c->qat_weight_bits == 4 ? 7 : 127, largest = 0;
+    for (int32_t i = 0; i < m->n_ops; i++) {
+        const rg_qop *o = &m->ops[i];
+        if (o->kind != RG_QOP_CONV && o->kind != RG_QOP_DEPTHWISE && o->kind != RG_QOP_FC) continue;
+        size_t nw = g->params[g->nodes[rg_graph_find_node(g, o->name)].param[0]].count;
+        for (size_t k = 0; k < nw; k++) largest = abs(o->weights[k]) > largest ? abs(o->weights[k]) : largest;
+    }
+    assert_int_equal(largest, qmax);
     int8_t *arena = malloc(rg_qmodel_arena_bytes(m, 50));
     float logits[50 * 10];
     int32_t correct = 0;
