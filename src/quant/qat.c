@@ -25,7 +25,7 @@ typedef struct {
     int32_t bn;          /* the batch norm folded into it, -1 none */
     int32_t scale_param; /* LSQ: "<node>.qscale", -1 otherwise */
     int32_t cout;
-    size_t per, master_off;
+    size_t per, master_off, factor_off;
     int32_t in_fq;       /* the fake-quant node of the layer's input (-1: none) */
     int32_t out_fq;      /* the fake-quant node after its chain (-1: none) */
     int32_t bias_param;  /* the bias the folded bias is fake-quantized through: BN beta, else the layer's bias */
@@ -40,6 +40,7 @@ struct rg_qat {
     float *master;         /* the float weights while the fake-quantized ones are in the block */
     float *tmp, *tmp2;     /* one layer */
     float *scales;         /* one layer's scales */
+    float *factors;        /* every layer's fold factors f[c] as rg_qat_begin used them */
     double *dscales;
     int active;
 };
@@ -343,7 +344,7 @@ static rg_status find_layers(rg_qat *q, rg_error *err)
     rg_graph *g = q->g;
     q->w = rg_calloc((size_t)g->n_nodes, sizeof *q->w, err);
     if (!q->w) return RG_ERR_NOMEM;
-    size_t total = 0, largest = 1;
+    size_t total = 0, largest = 1, n_factors = 0;
     int32_t widest = 1;
     for (int32_t i = 1; i < g->n_nodes; i++) {
         const rg_node *n = &g->nodes[i];
@@ -376,6 +377,8 @@ static rg_status find_layers(rg_qat *q, rg_error *err)
         total += L->per * (size_t)L->cout;
         L->bias_off = total;
         total += (size_t)L->cout;
+        L->factor_off = n_factors;
+        n_factors += (size_t)L->cout;
         largest = L->per * (size_t)L->cout > largest ? L->per * (size_t)L->cout : largest;
         widest = L->cout > widest ? L->cout : widest;
     }
@@ -383,8 +386,9 @@ static rg_status find_layers(rg_qat *q, rg_error *err)
     q->tmp = rg_malloc(sizeof(float) * largest, err);
     q->tmp2 = rg_malloc(sizeof(float) * largest, err);
     q->scales = rg_malloc(sizeof(float) * (size_t)widest, err);
+    q->factors = rg_malloc(sizeof(float) * (n_factors ? n_factors : 1), err);
     q->dscales = rg_malloc(sizeof(double) * (size_t)widest, err);
-    if (!q->master || !q->tmp || !q->tmp2 || !q->scales || !q->dscales) return RG_ERR_NOMEM;
+    if (!q->master || !q->tmp || !q->tmp2 || !q->scales || !q->dscales || !q->factors) return RG_ERR_NOMEM;
     return RG_OK;
 }
 
@@ -479,6 +483,7 @@ void rg_qat_free(rg_qat *q)
     free(q->tmp);
     free(q->tmp2);
     free(q->scales);
+    free(q->factors);
     free(q->dscales);
     free(q);
 }
@@ -572,6 +577,7 @@ void rg_qat_begin(rg_qat *q)
         for (int32_t c = 0; c < L->cout; c++) {
             rg_qparams p = {q->scales[c], 0};
             float f = fold_factor(g, L->bn, c);
+            q->factors[L->factor_off + (size_t)c] = f;
             for (size_t i = 0; i < L->per; i++) {
                 size_t at = (size_t)c * L->per + i;
                 float y = p.scale * (float)rg_q_quantize_value(q->tmp[at], p, -qmax, qmax);
@@ -602,13 +608,17 @@ void rg_qat_end(rg_qat *q, int grads)
                    sizeof(float) * (size_t)L->cout);
         if (!grads) continue;
         float *dw = g->grad_data + g->params[n->param[0]].offset;
-        folded(q, L, w, q->tmp);
+        /* the fold factors of rg_qat_begin: a training pass has moved the
+         * running statistics since */
+        const float *fs = q->factors + L->factor_off;
+        for (int32_t c = 0; c < L->cout; c++)
+            for (size_t i = 0; i < L->per; i++) q->tmp[(size_t)c * L->per + i] = w[(size_t)c * L->per + i] * fs[c];
         layer_scales(q, L, q->tmp, q->scales);
         /* W'' = fq(W f) / f: dL/dW = dL/dW'' where W f was not clipped, and
          * dL/ds = sum dL/dW'' / f * dfq/ds */
         if (L->scale_param >= 0) {
             for (int32_t c = 0; c < L->cout; c++) {
-                float f = fold_factor(g, L->bn, c);
+                float f = fs[c];
                 for (size_t i = 0; i < L->per; i++) q->tmp2[(size_t)c * L->per + i] = dw[(size_t)c * L->per + i] / f;
                 q->dscales[c] = 0.0;
             }
