@@ -39,6 +39,7 @@ int cmd_bench(int argc, char **argv);
 /* regain bench int8 (tools/cmd_bench_int8.c); argv[1] is "int8" */
 int cmd_bench_int8(int argc, char **argv);
 int cmd_augment_preview(int argc, char **argv);
+int cmd_qat(int argc, char **argv);
 
 /* Result tables (tables.c). */
 void cli_print_eval(FILE *f, const rg_eval_result *r, double wall_s);

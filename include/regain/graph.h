@@ -53,6 +53,7 @@ typedef enum {
     RG_OP_GAP,       /* global average pool: (n,h,w,c) -> (n,1,1,c) */
     RG_OP_LINEAR,    /* (n,1,1,in) or flattened (n,h,w,c) -> (n,1,1,out); weight [out, in] */
     RG_OP_DROPOUT,   /* inverted dropout, mask keyed by (seed, step, node) */
+    RG_OP_FAKE_QUANT, /* QAT quantize-dequantize of an activation (regain/qat.h) */
     RG_OP_COUNT
 } rg_op_type;
 
@@ -70,12 +71,21 @@ typedef struct {
     int32_t buffer[2];         /* buffer ids (running mean, running var), -1 if none */
     union {
         rg_conv_attr conv;
-        struct { float eps, momentum; } bn;
+        /* frozen (QAT, regain/qat.h): running statistics normalize in
+         * training too and are not updated */
+        struct { float eps, momentum; int32_t frozen; } bn;
         struct { int32_t offset, count; } slice;
         struct { int32_t groups; } shuffle;
         struct { int32_t k, stride, pad; } pool;
         struct { int32_t out_features; } linear;
         struct { float p; } dropout;
+        /* fake quantization (regain/qat.h): integers [qmin, qmax]; tie >= 0:
+         * the parameters of fake-quant node `tie` (pools, clamps); observe:
+         * moving-average min/max updated in training; lsq: learned scale;
+         * in_fq >= 0: the output of a convolution or linear layer whose
+         * input is quantized by node in_fq, requantized as the integer
+         * model does (buffer[1]: the layer's weight scales) */
+        struct { int32_t qmin, qmax, tie, observe, lsq, in_fq; float momentum; } fq;
     } a;
     size_t scratch_floats;     /* per-node scratch, sized by the plan */
     size_t saved_off;          /* arena offset of the node's saved state, set by the plan */

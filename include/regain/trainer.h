@@ -27,6 +27,7 @@
 #include "regain/distill.h"
 #include "regain/graph.h"
 #include "regain/mix.h"
+#include "regain/qat.h"
 #include "regain/train.h"
 
 typedef struct {
@@ -81,6 +82,14 @@ typedef struct {
     char augment[256];      /* augmentation spec, e.g. "randaugment:n=2,m=9"; "" = none */
     float erasing;          /* random erasing probability (torchvision defaults otherwise); 0 = off */
     float mixup, cutmix;    /* Beta(alpha, alpha) of batch mixup / CutMix; 0 = off */
+    /* quantization-aware training (regain/qat.h, docs/quantization.md section 9) */
+    int32_t qat;                /* 1: fake-quantize the model (usually with init = a float checkpoint) */
+    int32_t qat_weight_bits;    /* 8, or 4 (W4A8) */
+    int32_t qat_per_tensor;     /* one weight scale per tensor instead of per output channel */
+    int32_t qat_lsq;            /* learned step sizes */
+    int32_t qat_freeze_bn;      /* epoch (0-based) from which batch norms use running statistics; -1 never */
+    int32_t qat_freeze_observers; /* epoch from which activation ranges are frozen; -1 never */
+    float qat_momentum;         /* the range observers' averaging constant */
 } rg_train_config;
 
 /* The defaults (the benchmark recipe: SGD 0.1 Nesterov, wd 5e-4, cosine,
@@ -95,6 +104,8 @@ char *rg_train_config_format(const rg_train_config *c);
 /* Reads "key = value" lines (as written by rg_train_config_format) on top of
  * *c; origin names the text in errors ("origin:line: ..."). */
 rg_status rg_train_config_parse(rg_train_config *c, const char *text, const char *origin, rg_error *err);
+/* The QAT part of a configuration. */
+void rg_train_config_qat(const rg_train_config *c, rg_qat_config *q);
 /* The distillation part of a configuration. */
 void rg_train_config_distill(const rg_train_config *c, rg_distill_config *d);
 /* The loader's augmentation and mixing from c: crop_pad and hflip, then the

@@ -106,6 +106,10 @@ static void affine(const rg_op_call *call, int32_t C, float *scale, float *shift
     }
 }
 
+/* Batch statistics normalize in training, unless QAT froze this batch norm
+ * (then the running statistics do, as in inference, and stay as they are). */
+static int batch_stats(const rg_op_call *call) { return call->ctx->training && !call->node->a.bn.frozen; }
+
 static void reduce_images(const double *part, int32_t N, int32_t C, double *out)
 {
     for (int32_t c = 0; c < C; c++) out[c] = 0.0;
@@ -126,7 +130,7 @@ static void bn_forward(const rg_op_call *call)
     size_t M = (size_t)s.n * s.h * s.w;
     float scale[C > 0 ? C : 1], shift[C > 0 ? C : 1];
 
-    if (call->ctx->training) {
+    if (batch_stats(call)) {
         double *pm = (double *)call->scratch, *pq = pm + (size_t)s.n * C;
         double hw = (double)s.h * s.w;
         per_image_moments(k, x, s, pm, pq);
@@ -192,8 +196,8 @@ static void bn_backward(const rg_op_call *call)
         /* dx = gamma*invstd*(dy - dbeta/M - xhat*dgamma/M), xhat = (x-mean)*invstd;
          * in eval mode the statistics are constants and only the first term stays */
         k1[c] = gamma[c] * invstd[c];
-        k2[c] = call->ctx->training ? (float)(sdy[c] / (double)M) : 0.0f;
-        k3[c] = call->ctx->training ? (float)(dg / (double)M) * invstd[c] : 0.0f;
+        k2[c] = batch_stats(call) ? (float)(sdy[c] / (double)M) : 0.0f;
+        k3[c] = batch_stats(call) ? (float)(dg / (double)M) * invstd[c] : 0.0f;
     }
     if (!dx) return;
     int store = rg_din_fresh(call, 0);

@@ -94,6 +94,7 @@ static inline rg_act rg_fused_act(const rg_graph *g, const rg_node *bn)
 /* Op entry points, one file each under src/ops/. */
 extern const rg_op_def rg_op_conv, rg_op_bn, rg_op_relu, rg_op_relu6, rg_op_hswish,
     rg_op_sigmoid, rg_op_add, rg_op_mul, rg_op_concat, rg_op_slice, rg_op_shuffle,
-    rg_op_maxpool, rg_op_avgpool, rg_op_gap, rg_op_linear, rg_op_dropout;
+    rg_op_maxpool, rg_op_avgpool, rg_op_gap, rg_op_linear, rg_op_dropout,
+    rg_op_fake_quant;
 
 #endif

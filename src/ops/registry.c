@@ -16,7 +16,7 @@ const rg_op_def *rg_op_def_get(rg_op_type op)
         [RG_OP_SLICE] = &rg_op_slice,   [RG_OP_SHUFFLE] = &rg_op_shuffle,
         [RG_OP_MAXPOOL] = &rg_op_maxpool, [RG_OP_AVGPOOL] = &rg_op_avgpool,
         [RG_OP_GAP] = &rg_op_gap,       [RG_OP_LINEAR] = &rg_op_linear,
-        [RG_OP_DROPOUT] = &rg_op_dropout,
+        [RG_OP_DROPOUT] = &rg_op_dropout, [RG_OP_FAKE_QUANT] = &rg_op_fake_quant,
     };
     if ((int)op < 0 || op >= RG_OP_COUNT) return NULL;
     return table[op];

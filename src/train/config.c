@@ -86,6 +86,13 @@ static const key_def keys[] = {
     {"erasing", K_FLOAT, F(erasing), 0, 1, "random erasing probability (0 = off)"},
     {"mixup", K_FLOAT, F(mixup), 0, 100, "mixup Beta alpha (0 = off)"},
     {"cutmix", K_FLOAT, F(cutmix), 0, 100, "CutMix Beta alpha (0 = off)"},
+    {"qat", K_BOOL, F(qat), 0, 1, "quantization-aware training: fake-quantize weights and activations (docs/quantization.md)"},
+    {"qat_weight_bits", K_INT, F(qat_weight_bits), 4, 8, "QAT weight bits: 8, or 4 (W4A8: 4-bit weights, 8-bit activations)"},
+    {"qat_per_tensor", K_BOOL, F(qat_per_tensor), 0, 1, "QAT: one weight scale per tensor instead of per output channel"},
+    {"qat_lsq", K_BOOL, F(qat_lsq), 0, 1, "QAT: learned step sizes (LSQ) for weights and activations"},
+    {"qat_freeze_bn", K_INT, F(qat_freeze_bn), -1, 100000, "QAT: epoch (0-based) from which batch norms use running statistics (-1 = never)"},
+    {"qat_freeze_observers", K_INT, F(qat_freeze_observers), -1, 100000, "QAT: epoch (0-based) from which activation ranges stop moving (-1 = never)"},
+    {"qat_momentum", K_FLOAT, F(qat_momentum), 1e-6, 1, "QAT: averaging constant of the moving-average range observers"},
 };
 #define N_KEYS (sizeof keys / sizeof keys[0])
 
@@ -110,6 +117,11 @@ void rg_train_config_default(rg_train_config *c)
     c->crop_pad = 2;
     c->hflip = 1;
     c->kd_temperature = 4.0f;
+    rg_qat_config q = rg_qat_default();
+    c->qat_weight_bits = q.weight_bits;
+    c->qat_freeze_bn = q.freeze_bn;
+    c->qat_freeze_observers = q.freeze_observers;
+    c->qat_momentum = q.momentum;
     c->hint_weight = 100.0f;
     c->at_weight = 1000.0f;
     c->mean = 0.2860f;
@@ -199,10 +211,29 @@ rg_status rg_train_config_validate(const rg_train_config *c, rg_error *err)
     if (st) return st;
     if (c->warmup_epochs > (float)c->epochs)
         return rg_fail(err, RG_ERR_ARG, "warmup_epochs (%g) exceeds epochs (%d)", c->warmup_epochs, c->epochs);
+    if (c->qat) {
+        rg_qat_config q;
+        rg_train_config_qat(c, &q);
+        if ((st = rg_qat_check_config(&q, err))) return st;
+    } else if (c->qat_lsq || c->qat_per_tensor || c->qat_weight_bits != 8) {
+        return rg_fail(err, RG_ERR_ARG, "%s: set without qat = 1", c->qat_lsq ? "qat_lsq"
+                       : c->qat_per_tensor ? "qat_per_tensor" : "qat_weight_bits");
+    }
     rg_distill_config d;
     rg_train_config_distill(c, &d);
     st = rg_distill_validate(&d, err);
     return st ? st : rg_sampler_check_config(c, err);
+}
+
+void rg_train_config_qat(const rg_train_config *c, rg_qat_config *q)
+{
+    *q = rg_qat_default();
+    q->weight_bits = c->qat_weight_bits;
+    q->per_tensor = c->qat_per_tensor;
+    q->lsq = c->qat_lsq;
+    q->freeze_bn = c->qat_freeze_bn;
+    q->freeze_observers = c->qat_freeze_observers;
+    q->momentum = c->qat_momentum;
 }
 
 void rg_train_config_distill(const rg_train_config *c, rg_distill_config *d)

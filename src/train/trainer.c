@@ -69,6 +69,7 @@ typedef struct {
     char *metrics;      /* metrics.csv text so far */
     float *dlogits;
     rg_distiller *distill;  /* NULL without a teacher */
+    rg_qat *qat;            /* NULL without qat = 1 */
     int mixing;             /* mixup or CutMix: soft targets */
     float *soft;            /* batch x classes soft targets */
     double teacher_top1;    /* the teachers' selection accuracy, -1 without */
@@ -81,6 +82,7 @@ static void run_free(run_state *r)
 {
     rg_loader_free(r->loader);
     rg_distiller_free(r->distill);
+    rg_qat_free(r->qat);
     rg_optim_free(&r->opt);
     rg_ema_free(&r->ema);
     rg_graph_free(r->g);
@@ -228,6 +230,14 @@ static rg_status setup(run_state *r, int resume, rg_st_file *ck, rg_error *err)
      * every weight from its own checkpoint below, so it never reads init
      * again (the file may have changed or gone since). */
     if (!resume && c->init[0] && (st = load_init(r, err))) return st;
+    /* QAT inserts its quantization points after the float weights are in
+     * (a float checkpoint has no ranges), before a resumed run's state,
+     * which holds them */
+    if (c->qat) {
+        rg_qat_config qc;
+        rg_train_config_qat(c, &qc);
+        if ((st = rg_qat_prepare(r->g, &qc, &r->qat, err))) return st;
+    }
     rg_optim_config oc = {.kind = strcmp(c->optim, "adamw") == 0 ? RG_OPTIM_ADAMW : RG_OPTIM_SGD,
                           .momentum = c->momentum, .nesterov = c->nesterov, .beta1 = c->beta1, .beta2 = c->beta2,
                           .eps = c->adam_eps, .weight_decay = c->wd, .decay_all = c->decay_all};
@@ -333,6 +343,7 @@ static rg_status save(run_state *r, const char *file, int32_t epochs_done, int w
 static rg_status evaluate_epoch(run_state *r, rg_eval_result *test, double *val_top1, rg_error *err)
 {
     if (r->use_ema) rg_ema_swap(&r->ema, r->g);
+    if (r->qat) rg_qat_begin(r->qat); /* the accuracy of the fake-quantized (= int8) model */
     rg_status st = rg_evaluate(r->g, &r->test, r->cfg.mean, r->cfg.std, test, err);
     *val_top1 = -1.0;
     if (!st && r->has_val) {
@@ -340,6 +351,7 @@ static rg_status evaluate_epoch(run_state *r, rg_eval_result *test, double *val_
         if (!(st = rg_evaluate(r->g, &r->val, r->cfg.mean, r->cfg.std, &v, err))) *val_top1 = v.top1;
         rg_eval_result_free(&v);
     }
+    if (r->qat) rg_qat_end(r->qat, 0);
     if (r->use_ema) rg_ema_swap(&r->ema, r->g);
     return st;
 }
@@ -377,6 +389,7 @@ static rg_status train_epoch(run_state *r, int32_t epoch, const rg_train_hooks *
     int32_t nb;
     rg_status st = start_epoch(r, epoch, &nb, err);
     if (st) return st;
+    if (r->qat) rg_qat_set_epoch(r->qat, epoch);
     /* keys dropout masks: unique per step since nb <= r->batches */
     int64_t step = (int64_t)epoch * r->batches;
     double t0 = now_s(), loss_sum = 0.0, teacher_s = 0.0;
@@ -390,6 +403,7 @@ static rg_status train_epoch(run_state *r, int32_t epoch, const rg_train_hooks *
         if ((st = rg_graph_set_batch(g, count, err))) return st;
         memcpy(rg_graph_input(g), x, (size_t)count * per * sizeof(float));
         rg_exec ctx = {.training = 1, .seed = (uint64_t)r->cfg.seed, .step = (uint64_t)step};
+        if (r->qat) rg_qat_begin(r->qat);
         rg_graph_forward(g, &ctx);
         const float *logits = rg_graph_output(g);
         float loss;
@@ -414,6 +428,7 @@ static rg_status train_epoch(run_state *r, int32_t epoch, const rg_train_hooks *
         correct += rg_count_correct(logits, y, count, classes);
         memcpy(rg_graph_output_grad(g), r->dlogits, (size_t)count * classes * sizeof(float));
         rg_graph_backward(g, &ctx);
+        if (r->qat) rg_qat_end(r->qat, 1); /* master weights back, gradients straight through */
         lr = rg_schedule_lr(&r->sched, schedule_step(r, epoch, b, nb));
         rg_optim_step(&r->opt, g, lr);
         if (r->distill) rg_distiller_update(r->distill, lr);

@@ -549,6 +549,13 @@ static const struct {
     {"erasing", "1"},
     {"mixup", "100"},
     {"cutmix", "0.5"},
+    {"qat", "1"},
+    {"qat_weight_bits", "4"},
+    {"qat_per_tensor", "on"},
+    {"qat_lsq", "yes"},
+    {"qat_freeze_bn", "-1"},
+    {"qat_freeze_observers", "7"},
+    {"qat_momentum", "0.25"},
 };
 #define N_EVERY (sizeof every_key / sizeof every_key[0])
 
