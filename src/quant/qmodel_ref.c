@@ -102,6 +102,8 @@ rg_status rg_qmodel_run_ref_op(const rg_qmodel *m, int32_t op, float *farena, in
     float *y = rg_qmodel_ftensor(m, farena, batch, o->out);
     size_t rows = (size_t)batch * out->h * out->w, n = rows * (size_t)out->c;
     if (!w) w = o->fw;
+    if (!w && (o->kind == RG_QOP_CONV || o->kind == RG_QOP_DEPTHWISE || o->kind == RG_QOP_FC))
+        return rg_fail(err, RG_ERR_ARG, "qmodel: %s has no float weights (a model loaded from a file)", o->name);
     switch (o->kind) {
     case RG_QOP_CONV:
     case RG_QOP_DEPTHWISE:
