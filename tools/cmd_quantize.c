@@ -42,6 +42,7 @@ const char *const cli_quant_options_help =
     "  --per-tensor        one weight scale per layer (default: one per output channel)\n"
     "  --equalize          cross-layer equalization (ReLU6-safe) before calibration\n"
     "  --bias-correct      empirical bias correction of the weight quantization error\n"
+    "  --adaround          learned weight rounding (AdaRound) on the calibration images\n"
     "  --data DIR          dataset (default fashion-mnist)\n"
     "  --seed N            seed of the calibration subset (default 0)\n"
     "  --batch N           images per pass (default 64)\n"
@@ -65,8 +66,7 @@ int cli_quant_parse(const char *cmd, int argc, char **argv, cli_quant_opts *o, c
         if (!strcmp(a, "--per-tensor")) o->lower.per_channel = 0;
         else if (!strcmp(a, "--equalize")) o->lower.equalize = 1;
         else if (!strcmp(a, "--bias-correct")) o->lower.bias_correct = 1;
-        else if (!strcmp(a, "--adaround"))
-            return cli_usage_error(cmd, "--adaround is not implemented yet (see docs/quantization.md)");
+        else if (!strcmp(a, "--adaround")) o->lower.adaround = 1;
         else if (strncmp(a, "--", 2) != 0) {
             if (o->ckpt) return cli_usage_error(cmd, "only one checkpoint, got '%s' and '%s'", o->ckpt, a);
             o->ckpt = a;
@@ -115,7 +115,8 @@ static void progress(void *user, const char *stage, int32_t done, int32_t total)
     int32_t *last = user;
     int32_t quarter = (int32_t)(4LL * done / (total > 0 ? total : 1));
     if (done == total || quarter > *last) {
-        fprintf(stderr, "  %-13s %6d / %d images\n", stage, (int)done, (int)total);
+        fprintf(stderr, "  %-13s %6d / %d %s\n", stage, (int)done, (int)total,
+                strcmp(stage, "adaround") ? "images" : "layers");
         *last = done == total ? -1 : quarter;
     }
 }
@@ -182,9 +183,10 @@ rg_status cli_quant_lower(const cli_quant_opts *o, cli_quant_ctx *c, rg_error *e
     int32_t last = -1;
     cfg.progress = progress;
     cfg.progress_user = &last;
-    fprintf(stderr, "quantizing %s: %d calibration images, observer %s, %s weights%s%s\n", o->ckpt, (int)c->n_calib,
-            cli_quant_observer_name(cfg.observer.kind), cfg.per_channel ? "per-channel" : "per-tensor",
-            cfg.equalize ? ", equalization" : "", cfg.bias_correct ? ", bias correction" : "");
+    fprintf(stderr, "quantizing %s: %d calibration images, observer %s, %s weights%s%s%s\n", o->ckpt,
+            (int)c->n_calib, cli_quant_observer_name(cfg.observer.kind), cfg.per_channel ? "per-channel" : "per-tensor",
+            cfg.equalize ? ", equalization" : "", cfg.adaround ? ", AdaRound" : "",
+            cfg.bias_correct ? ", bias correction" : "");
     return rg_quant_lower(c->g, c->calib, c->n_calib, &cfg, &c->m, err);
 }
 
@@ -222,7 +224,7 @@ int cmd_quantize(int argc, char **argv)
 {
     static const char *const usage_head =
         "usage: regain quantize CHECKPOINT [--calib N] [--observer KIND] [--per-tensor] [--equalize]\n"
-        "                       [--bias-correct] [--data DIR] [--limit N] [--out FILE] [...]\n"
+        "                       [--bias-correct] [--adaround] [--data DIR] [--limit N] [--out FILE] [...]\n"
         "\n"
         "Post-training quantization to int8: calibrates activation ranges on a seeded subset of\n"
         "the training set, lowers the model (batch norms folded, activations fused), evaluates\n"
@@ -269,8 +271,9 @@ int cmd_quantize(int argc, char **argv)
         printf("%s on %s (test split, %d images)\n\n", o.ckpt, test.source, (int)test.n);
         printf("  calibration   %d images (seed %llu), observer %s\n", (int)c.n_calib, (unsigned long long)o.seed,
                cli_quant_observer_name(o.lower.observer.kind));
-        printf("  weights       %s%s%s\n", o.lower.per_channel ? "per-channel" : "per-tensor",
-               o.lower.equalize ? ", equalized" : "", o.lower.bias_correct ? ", bias-corrected" : "");
+        printf("  weights       %s%s%s%s\n", o.lower.per_channel ? "per-channel" : "per-tensor",
+               o.lower.equalize ? ", equalized" : "", o.lower.adaround ? ", AdaRound" : "",
+               o.lower.bias_correct ? ", bias-corrected" : "");
         printf("  int8 arena    %zu bytes per image (liveness plan; %zu unplanned)\n\n", c.m->image_bytes,
                c.m->tensor_bytes);
         printf("  %-8s %9s\n", "model", "top-1 %");

@@ -116,6 +116,7 @@ typedef struct {
     int equalize;               /* cross-layer equalization before calibration (default 0) */
     int32_t equalize_iters;     /* sweeps over the layer pairs (default 8) */
     int bias_correct;           /* empirical bias correction on the calibration images (default 0) */
+    int adaround;               /* learned weight rounding (regain/adaround.h defaults) (default 0) */
     int all_tensors;            /* arena: one slot per tensor instead of liveness (default 0) */
     /* Progress (optional): called after each calibration batch with the
      * stage ("calibrate", "bias-correct"), images done and total. */

@@ -11,12 +11,13 @@
  *   3. optional cross-layer equalization of fw/fb (equalize.c);
  *   4. calibration: run the float model over the images and feed each
  *      observed tensor to its observer;
- *   5. parameters: ranges to (scale, zero point); optional bias correction
- *      (bias_correct.c); weights per channel or per tensor, biases at
+ *   5. parameters: ranges to (scale, zero point); optional AdaRound
+ *      (adaround.c) and bias correction (bias_correct.c); weights per channel or per tensor, biases at
  *      s_in * s_w, multipliers, clamps; the arena planned by liveness.
  */
 #include "regain/quant_model.h"
 #include "ops/conv.h"
+#include "regain/adaround.h"
 #include "regain/bias_correct.h"
 #include "regain/equalize.h"
 
@@ -475,6 +476,12 @@ rg_status rg_quant_lower(rg_graph *g, const float *calib, int32_t n_calib, const
         st = obs ? calibrate(&b, calib, n_calib, cfg, obs, err) : RG_ERR_NOMEM;
     }
     if (!st) st = tensor_params(&b, obs, err);
+    if (!st && cfg->adaround) {
+        rg_adaround_config ac = rg_adaround_default();
+        ac.progress = cfg->progress;
+        ac.progress_user = cfg->progress_user;
+        st = rg_quant_adaround(m, calib, n_calib, &ac, err);
+    }
     if (!st && cfg->bias_correct) {
         rg_bias_correct_config bc = {.batch = cfg->batch, .progress = cfg->progress, .progress_user = cfg->progress_user};
         st = rg_quant_bias_correct(m, calib, n_calib, &bc, err);

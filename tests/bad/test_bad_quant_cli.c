@@ -93,7 +93,6 @@ static void test_command_line(void **state)
     expect_cli(2, "unknown observer 'kl'", "entropy", "quantize '%s' --observer kl", ckpt);
     expect_cli(2, "--percentile", "needs --observer percentile", "quantize '%s' --percentile 99.9", ckpt);
     expect_cli(2, "--percentile", "(50, 100]", "quantize '%s' --observer percentile --percentile 40", ckpt);
-    expect_cli(2, "--adaround", "not implemented", "quantize '%s' --adaround", ckpt);
     expect_cli(2, "needs a value", "--observer", "quantize '%s' --observer", ckpt);
     expect_cli(2, "unknown option or bad value", "--bogus", "quantize '%s' --bogus 1", ckpt);
     expect_cli(2, "only one checkpoint", NULL, "quantize '%s' '%s'", ckpt, ckpt);

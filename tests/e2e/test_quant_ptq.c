@@ -78,7 +78,7 @@ static void test_written_model(void **state)
 {
     (void)state;
     const char *path = rgt_in_root("q.safetensors");
-    expect_cli(0, "wrote", NULL, "quantize '%s' --calib 64 --limit 200 --equalize --out '%s'", ckpt, path);
+    expect_cli(0, "wrote", "AdaRound", "quantize '%s' --calib 64 --limit 200 --equalize --adaround --out '%s'", ckpt, path);
     rg_qmodel *m;
     rg_error err = {0};
     assert_int_equal(rg_qmodel_load(path, &m, &err), RG_OK);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "regain/adaround.h"
 #include "regain/bias_correct.h"
 #include "regain/equalize.h"
 #include "regain/graph.h"
@@ -500,6 +501,71 @@ static void test_bias_correction(void **state)
     free(x);
 }
 
+/* AdaRound on a fully connected layer with correlated inputs: the learned
+ * rounding reconstructs the layer's output (held-out inputs, float
+ * activations) better than rounding to nearest, and every weight stays on
+ * the grid of the unchanged scales. */
+static void test_adaround(void **state)
+{
+    (void)state;
+    enum { IN = 32, OUT = 8, N = 256 };
+    rg_graph *g;
+    CHECK(rg_graph_create(1, 1, IN, &g, &E));
+    int32_t v;
+    CHECK(rg_graph_add_linear(g, "fc", g->input, OUT, 1, &v, &E));
+    CHECK(rg_graph_finish(g, v, &E));
+    const rg_param *w = &g->params[rg_graph_find_param(g, "fc.weight")];
+    rg_rng r = rg_rng_keyed(12, 0, 0);
+    for (size_t k = 0; k < w->count; k++) g->param_data[w->offset + k] = 0.1f * rg_rng_normal(&r);
+    float *x = malloc(sizeof(float) * N * IN);
+    for (int32_t s = 0; s < N; s++) {
+        float z1 = rg_rng_normal(&r), z2 = rg_rng_normal(&r);
+        for (int32_t i = 0; i < IN; i++)
+            x[(size_t)s * IN + i] = 1.0f + z1 * (i % 2 ? 1.0f : 0.5f) + z2 * (i < IN / 2 ? 0.8f : -0.3f) +
+                                    0.2f * rg_rng_normal(&r);
+    }
+    double mse[2];
+    float scales[2][OUT];
+    for (int ar = 0; ar < 2; ar++) {
+        rg_lower_config cfg = rg_lower_default();
+        cfg.adaround = ar;
+        cfg.per_channel = 1;
+        rg_qmodel *m;
+        CHECK(rg_quant_lower(g, x, N / 2, &cfg, &m, &E));
+        float wq[IN * OUT];
+        CHECK(rg_qmodel_dequantized_weights(m, 0, wq, &E));
+        memcpy(scales[ar], m->ops[0].w_scales, sizeof scales[ar]);
+        for (int32_t c = 0; ar && c < OUT; c++)
+            for (int32_t i = 0; i < IN; i++) {
+                float q = m->ops[0].fw[c * IN + i] / scales[ar][c];
+                assert_true(fabsf(q - roundf(q)) < 1e-3f); /* on the grid */
+            }
+        double e = 0;
+        for (int32_t s = N / 2; s < N; s++)
+            for (int32_t c = 0; c < OUT; c++) {
+                double d = 0;
+                for (int32_t i = 0; i < IN; i++)
+                    d += ((double)wq[c * IN + i] - g->param_data[w->offset + (size_t)c * IN + i]) * x[(size_t)s * IN + i];
+                e += d * d;
+            }
+        mse[ar] = e / (N / 2 * OUT);
+        rg_qmodel_free(m);
+    }
+    print_message("output MSE of the weight quantization: nearest %.3g, AdaRound %.3g\n", mse[0], mse[1]);
+    for (int32_t c = 0; c < OUT; c++) assert_true(fabsf(scales[0][c] - scales[1][c]) <= 1e-6f * scales[0][c]);
+    assert_true(mse[1] < 0.7 * mse[0]);
+    rg_adaround_config bad = rg_adaround_default();
+    bad.iters = 0;
+    rg_qmodel *m;
+    rg_lower_config cfg = rg_lower_default();
+    CHECK(rg_quant_lower(g, x, N, &cfg, &m, &E));
+    assert_int_equal(rg_quant_adaround(m, x, N, &bad, &E), RG_ERR_ARG);
+    assert_non_null(strstr(E.msg, "iters 0"));
+    rg_qmodel_free(m);
+    rg_graph_free(g);
+    free(x);
+}
+
 /* The doctor: one row per op, finite SQNR, the depthwise layer's channel
  * spread flagged, and per-tensor weights recommended against. */
 static void test_doctor(void **state)
@@ -579,7 +645,7 @@ int main(void)
         cmocka_unit_test(test_float_model_matches_graph), cmocka_unit_test(test_observers_selectable),
         cmocka_unit_test(test_per_channel_beats_per_tensor), cmocka_unit_test(test_liveness_arena),
         cmocka_unit_test(test_concat_rescaled), cmocka_unit_test(test_equalize_float_equivalence),
-        cmocka_unit_test(test_bias_correction), cmocka_unit_test(test_doctor),
+        cmocka_unit_test(test_bias_correction), cmocka_unit_test(test_adaround), cmocka_unit_test(test_doctor),
         cmocka_unit_test(test_save_load),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
