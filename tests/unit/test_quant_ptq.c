@@ -639,6 +639,36 @@ static void test_save_load(void **state)
     rgt_rmtree(dir);
 }
 
+/* The safetensors writer's non-F32 tensors (I8 new, I32), from raw bytes,
+ * read back with their dtypes; a non-F32 tensor without raw is refused. */
+static void test_safetensors_int_dtypes(void **state)
+{
+    (void)state;
+    char dir[512], path[600];
+    rgt_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/i.safetensors", dir);
+    static const int8_t q[5] = {-127, -1, 0, 1, 127};
+    static const int32_t b[3] = {-70000, 0, 123456};
+    rg_st_tensor t[3] = {{.name = "q", .ndim = 1, .shape = {5}, .dtype = RG_ST_I8, .raw = q},
+                         {.name = "b", .ndim = 2, .shape = {1, 3}, .dtype = RG_ST_I32, .raw = b},
+                         {.name = "f", .ndim = 1, .shape = {1}, .data = (const float[]){0.5f}}};
+    CHECK(rg_st_write(path, t, 3, NULL, 0, &E));
+    rg_st_file *f;
+    CHECK(rg_st_read(path, &f, &E));
+    const rg_st_tensor *rq = rg_st_find(f, "q"), *rb = rg_st_find(f, "b"), *rf = rg_st_find(f, "f");
+    assert_int_equal(rq->dtype, RG_ST_I8);
+    assert_int_equal(rq->nbytes, 5);
+    assert_memory_equal(rq->raw, q, 5);
+    assert_int_equal(rb->dtype, RG_ST_I32);
+    assert_memory_equal(rb->raw, b, sizeof b);
+    assert_true(rf->data[0] == 0.5f);
+    rg_st_free(f);
+    t[0].raw = NULL;
+    assert_int_equal(rg_st_write(path, t, 3, NULL, 0, &E), RG_ERR_UNSUPPORTED);
+    assert_non_null(strstr(E.msg, "'q'"));
+    rgt_rmtree(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -646,7 +676,7 @@ int main(void)
         cmocka_unit_test(test_per_channel_beats_per_tensor), cmocka_unit_test(test_liveness_arena),
         cmocka_unit_test(test_concat_rescaled), cmocka_unit_test(test_equalize_float_equivalence),
         cmocka_unit_test(test_bias_correction), cmocka_unit_test(test_adaround), cmocka_unit_test(test_doctor),
-        cmocka_unit_test(test_save_load),
+        cmocka_unit_test(test_save_load), cmocka_unit_test(test_safetensors_int_dtypes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
