@@ -163,6 +163,38 @@ static int in_range(int v, int lo, int hi)
     return v >= lo && v <= hi;
 }
 
+/* The shapes an op's kernel relies on, so that a malformed file cannot make
+ * a kernel read or write outside a tensor. */
+static int shapes_ok(const rg_qmodel *m, const rg_qop *o)
+{
+    const rg_qtensor *in = &m->tensors[o->in[0]], *out = &m->tensors[o->out];
+    switch (o->kind) {
+    case RG_QOP_CONV: return o->out_c == out->c && o->k_h >= 1 && o->k_w >= 1 && o->stride >= 1 && o->pad >= 0;
+    case RG_QOP_DEPTHWISE:
+        return o->out_c == out->c && in->c == out->c && o->k_h >= 1 && o->k_w >= 1 && o->stride >= 1 && o->pad >= 0;
+    case RG_QOP_FC: return out->h == 1 && out->w == 1 && out->c == o->out_c;
+    case RG_QOP_ADD: {
+        const rg_qtensor *b = &m->tensors[o->in[1]];
+        return o->n_in == 2 && in->h == out->h && in->w == out->w && in->c == out->c && b->h == out->h &&
+               b->w == out->w && b->c == out->c;
+    }
+    case RG_QOP_CLAMP: return in->h == out->h && in->w == out->w && in->c == out->c;
+    case RG_QOP_AVGPOOL:
+    case RG_QOP_MAXPOOL: return in->c == out->c && o->k_h >= 1 && o->k_w >= 1 && o->stride >= 1 && o->pad >= 0;
+    case RG_QOP_GAP: return out->h == 1 && out->w == 1 && out->c == in->c;
+    case RG_QOP_CONCAT: {
+        int32_t c = 0;
+        for (int32_t k = 0; k < o->n_in; k++) {
+            const rg_qtensor *t = &m->tensors[o->in[k]];
+            if (t->h != out->h || t->w != out->w) return 0;
+            c += t->c;
+        }
+        return o->n_in >= 2 && c == out->c;
+    }
+    }
+    return 0;
+}
+
 rg_status rg_qmodel_load(const char *path, rg_qmodel **out, rg_error *err)
 {
     *out = NULL;
@@ -171,14 +203,17 @@ rg_status rg_qmodel_load(const char *path, rg_qmodel **out, rg_error *err)
     if (st) return st;
     const char *kind = rg_st_meta_get(f, "regain.kind"), *ver = rg_st_meta_get(f, "regain.qmodel_version");
     const char *text = rg_st_meta_get(f, "regain.qmodel");
+    /* the messages quote the file's metadata: format them before freeing it */
     if (!kind || strcmp(kind, "int8-model") || !text) {
+        st = rg_fail(err, RG_ERR_FORMAT, "%s: not an int8 model (regain.kind is %.40s)", path, kind ? kind : "missing");
         rg_st_free(f);
-        return rg_fail(err, RG_ERR_FORMAT, "%s: not an int8 model (regain.kind is %s)", path, kind ? kind : "missing");
+        return st;
     }
     if (!ver || strcmp(ver, QMODEL_VERSION)) {
+        st = rg_fail(err, RG_ERR_UNSUPPORTED, "%s: int8 model version %.20s (this regain reads %s)", path,
+                     ver ? ver : "missing", QMODEL_VERSION);
         rg_st_free(f);
-        return rg_fail(err, RG_ERR_UNSUPPORTED, "%s: int8 model version %s (this regain reads %s)", path,
-                       ver ? ver : "missing", QMODEL_VERSION);
+        return st;
     }
     rg_qmodel *m = rg_calloc(1, sizeof *m, err);
     if (!m) {
@@ -254,6 +289,11 @@ rg_status rg_qmodel_load(const char *path, rg_qmodel **out, rg_error *err)
         o->out_c = oc;
         o->act_min = amin;
         o->act_max = amax;
+        if (!shapes_ok(m, o)) {
+            st = rg_fail(err, RG_ERR_FORMAT, "%s: int8 model: op %d (%s): shapes of its tensors do not fit", path,
+                         (int)i, o->name);
+            goto done;
+        }
         rg_q_add_params *a = &o->add;
         rg_q_gap_params *g = &o->gap;
         int v[12];

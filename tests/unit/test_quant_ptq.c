@@ -595,6 +595,41 @@ static void test_doctor(void **state)
     free(calib);
 }
 
+/* Rewrites the file at path with metadata key's value passed through
+ * replacing the first `from` by `to` (tensors unchanged). */
+static void rewrite_meta(const char *path, const char *key, const char *from, const char *to)
+{
+    rg_st_file *f;
+    CHECK(rg_st_read(path, &f, &E));
+    int32_t n = rg_st_count(f), nm = rg_st_meta_count(f);
+    rg_st_tensor *t = calloc((size_t)n, sizeof *t);
+    rg_st_meta *m = calloc((size_t)nm, sizeof *m);
+    char *changed = NULL;
+    for (int32_t i = 0; i < n; i++) t[i] = *rg_st_at(f, i);
+    int32_t k = 0;
+    for (int32_t i = 0; i < nm; i++) {
+        const rg_st_meta *e = rg_st_meta_at(f, i);
+        if (!strcmp(e->key, "regain.crc32")) continue;
+        m[k] = *e;
+        if (!strcmp(e->key, key)) {
+            const char *at = strstr(e->value, from);
+            assert_non_null(at);
+            changed = malloc(strlen(e->value) + strlen(to) + 1);
+            memcpy(changed, e->value, (size_t)(at - e->value));
+            strcpy(changed + (at - e->value), to);
+            strcat(changed, at + strlen(from));
+            m[k].value = changed;
+        }
+        k++;
+    }
+    assert_non_null(changed);
+    CHECK(rg_st_write(path, t, n, m, k, &E));
+    free(changed);
+    free(t);
+    free(m);
+    rg_st_free(f);
+}
+
 /* Save, load: the same int8 outputs; a damaged file is refused. */
 static void test_save_load(void **state)
 {
@@ -618,6 +653,28 @@ static void test_save_load(void **state)
     float *fa = malloc(sizeof(float) * rg_qmodel_float_arena_floats(l, 1));
     assert_int_equal(rg_qmodel_run_ref(l, fa, test, 1, &E), RG_ERR_ARG);
     free(fa);
+    rg_qmodel_free(l);
+    /* another version; a description that does not fit the tensors */
+    rg_st_file *orig;
+    CHECK(rg_st_read(path, &orig, &E));
+    rg_st_free(orig);
+    size_t size0;
+    unsigned char *good = rgt_read_file(path, &size0);
+    rewrite_meta(path, "regain.qmodel_version", "1", "2");
+    assert_int_equal(rg_qmodel_load(path, &l, &E), RG_ERR_UNSUPPORTED);
+    print_message("other version: %s\n", E.msg);
+    assert_non_null(strstr(E.msg, "version 2"));
+    rgt_write_file(path, good, size0);
+    rewrite_meta(path, "regain.qmodel", "tensor 0 8 8 3 ", "tensor 0 8 8 4 ");
+    assert_int_equal(rg_qmodel_load(path, &l, &E), RG_ERR_FORMAT);
+    print_message("malformed description: %s\n", E.msg);
+    rgt_write_file(path, good, size0);
+    rewrite_meta(path, "regain.qmodel", "\nop 0 ", "\nop 7 ");
+    assert_int_equal(rg_qmodel_load(path, &l, &E), RG_ERR_FORMAT);
+    assert_non_null(strstr(E.msg, "bad op line"));
+    rgt_write_file(path, good, size0);
+    free(good);
+    CHECK(rg_qmodel_load(path, &l, &E));
     rg_qmodel_free(l);
     /* one flipped byte in the data: the checksum catches it */
     size_t size;
