@@ -9,8 +9,8 @@
 
 static void flags_text(unsigned f, char *buf, size_t size)
 {
-    snprintf(buf, size, "%s%s%s%s", f & RG_QDOC_LOW_SQNR ? "L" : ".", f & RG_QDOC_BIG_DROP ? "D" : ".",
-             f & RG_QDOC_WIDE_CHANNELS ? "W" : ".", f & RG_QDOC_BIASED ? "B" : ".");
+    snprintf(buf, size, "%s%s%s%s%s", f & RG_QDOC_LOW_SQNR ? "L" : ".", f & RG_QDOC_BIG_DROP ? "D" : ".",
+             f & RG_QDOC_WIDE_CHANNELS ? "W" : ".", f & RG_QDOC_BIASED ? "B" : ".", f & RG_QDOC_CLIPPED ? "C" : ".");
 }
 
 int cmd_quant_report(int argc, char **argv)
@@ -48,10 +48,10 @@ int cmd_quant_report(int argc, char **argv)
                c.m->per_channel ? "per-channel" : "per-tensor", o.lower.equalize ? ", equalized" : "",
                o.lower.bias_correct ? ", bias-corrected" : "", cli_quant_observer_name(o.lower.observer.kind),
                (int)c.n_calib);
-        printf("  %-22s %-9s %8s %7s %6s %9s %9s %8s %5s  %s\n", "layer", "op", "SQNR dB", "drop", "bias", "w min",
-               "w max", "w ratio", "flags", "remedy");
-        printf("  %-22s %-9s %8s %7s %6s %9s %9s %8s %5s  %s\n", "----------------------", "---------", "-------",
-               "------", "-----", "--------", "--------", "-------", "-----", "------");
+        printf("  %-22s %-9s %8s %7s %6s %7s %9s %9s %8s %6s  %s\n", "layer", "op", "SQNR dB", "drop", "bias",
+               "clip %", "w min", "w max", "w ratio", "flags", "remedy");
+        printf("  %-22s %-9s %8s %7s %6s %7s %9s %9s %8s %6s  %s\n", "----------------------", "---------",
+               "-------", "------", "-----", "------", "--------", "--------", "-------", "-----", "------");
         int flagged = 0;
         int32_t worst = -1;
         for (int32_t i = 0; i < n_rows; i++) {
@@ -63,15 +63,17 @@ int cmd_quant_report(int argc, char **argv)
                 snprintf(wmax, sizeof wmax, "%.3g", (double)r->w_range_max);
                 snprintf(wr, sizeof wr, "%.1f", (double)r->w_range_ratio);
             }
-            printf("  %-22.22s %-9s %8.1f %7.1f %6.2f %9s %9s %8s %5s  %s\n", r->name, rg_qop_kind_name(r->kind),
-                   r->sqnr_db, r->drop_db, r->err_bias, wmin, wmax, wr, fl, r->remedy);
+            printf("  %-22.22s %-9s %8.1f %7.1f %6.2f %7.2f %9s %9s %8s %6s  %s\n", r->name,
+                   r->op < 0 ? "input" : rg_qop_kind_name(r->kind), r->sqnr_db, r->drop_db, r->err_bias,
+                   100.0 * r->clipped, wmin, wmax, wr, fl, r->remedy);
             if (r->flags) flagged++;
-            if (worst < 0 || r->drop_db > rows[worst].drop_db) worst = i;
+            if (r->op >= 0 && (worst < 0 || r->drop_db > rows[worst].drop_db)) worst = i;
         }
         printf("\n  flags: L SQNR below %.0f dB, D loses more than %.0f dB against its inputs,\n"
-               "         W weight channel ranges spread over %.0fx, B error biased (|mean| > %.1f RMS)\n",
-               dc.low_sqnr_db, dc.drop_db, dc.wide_ratio, dc.biased_ratio);
-        printf("  %d of %d layers flagged", flagged, (int)n_rows);
+               "         W weight channel ranges spread over %.0fx, B error biased (|mean| > %.1f RMS),\n"
+               "         C more than %.1f %% of the float values beyond the int8 range (clipped)\n",
+               dc.low_sqnr_db, dc.drop_db, dc.wide_ratio, dc.biased_ratio, 100.0 * dc.clipped_ratio);
+        printf("  %d of %d rows flagged", flagged, (int)n_rows);
         if (worst >= 0)
             printf("; the largest loss is %s (%.1f dB): %s", rows[worst].name, rows[worst].drop_db,
                    rows[worst].remedy);

@@ -27,7 +27,8 @@ enum {
     RG_QDOC_LOW_SQNR = 1,      /* SQNR below low_sqnr_db */
     RG_QDOC_BIG_DROP = 2,      /* loses more than drop_db against its inputs, ending below low_sqnr_db + 10 */
     RG_QDOC_WIDE_CHANNELS = 4, /* weight channel ranges spread beyond wide_ratio */
-    RG_QDOC_BIASED = 8         /* |mean error| above biased_ratio of the RMS error */
+    RG_QDOC_BIASED = 8,        /* |mean error| above biased_ratio of the RMS error */
+    RG_QDOC_CLIPPED = 16       /* more than clipped_ratio of the float values outside the int8 range */
 };
 
 typedef struct {
@@ -35,6 +36,7 @@ typedef struct {
     double drop_db;         /* default 6 */
     double wide_ratio;      /* default 20 (largest / smallest nonzero channel range) */
     double biased_ratio;    /* default 0.3 */
+    double clipped_ratio;   /* default 0.005 */
     int32_t batch;          /* default 32 */
 } rg_qdoc_config;
 
@@ -43,10 +45,11 @@ rg_qdoc_config rg_qdoc_default(void);
 typedef struct {
     char name[RG_NAME_MAX];
     rg_qop_kind kind;
-    int32_t op, tensor;
+    int32_t op, tensor;         /* op -1: the model's input */
     double sqnr_db;             /* float vs int8 output, over all images */
     double drop_db;             /* lowest input SQNR minus sqnr_db (input image: quantized input's SQNR) */
     double err_bias;            /* |mean error| / RMS error */
+    double clipped;             /* fraction of float values beyond the int8 range (half a step wider) */
     int has_weights;
     float w_range_min, w_range_max;  /* smallest nonzero / largest max|W[c]| over output channels */
     float w_range_ratio;        /* w_range_max / w_range_min (0 without weights) */
@@ -56,7 +59,8 @@ typedef struct {
 } rg_qdoc_layer;
 
 /* Diagnoses m on n images (NHWC floats of the model's input shape, already
- * normalized). *rows (one per op, in op order, caller frees) and *n_rows.
+ * normalized). *rows (caller frees) and *n_rows = m->n_ops + 1: row 0 is
+ * the quantized input (op -1, no weights), row i + 1 op i.
  * m's arena plan is left as it was (the doctor reads every tensor, so it
  * plans one slot per tensor while it runs). Errors: RG_ERR_ARG (n < 1, bad
  * config), RG_ERR_NOMEM. */

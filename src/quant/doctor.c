@@ -2,12 +2,14 @@
 #include "regain/quant_doctor.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 rg_qdoc_config rg_qdoc_default(void)
 {
-    rg_qdoc_config c = {.low_sqnr_db = 20.0, .drop_db = 6.0, .wide_ratio = 20.0, .biased_ratio = 0.3, .batch = 32};
+    rg_qdoc_config c = {.low_sqnr_db = 20.0, .drop_db = 6.0, .wide_ratio = 20.0, .biased_ratio = 0.3,
+                        .clipped_ratio = 0.005, .batch = 32};
     return c;
 }
 
@@ -24,6 +26,7 @@ static const char *remedy(const rg_qmodel *m, const rg_qdoc_layer *r)
 {
     int weak = (r->flags & (RG_QDOC_LOW_SQNR | RG_QDOC_BIG_DROP)) != 0;
     if (!weak && !(r->flags & (RG_QDOC_WIDE_CHANNELS | RG_QDOC_BIASED))) return "-";
+    if (weak && (r->flags & RG_QDOC_CLIPPED)) return "less clipping: --observer minmax or mse";
     if (r->has_weights && (r->flags & RG_QDOC_WIDE_CHANNELS) && !m->per_channel)
         return "per-channel weights (drop --per-tensor)";
     if (r->has_weights && (r->flags & RG_QDOC_WIDE_CHANNELS)) return "cross-layer equalization (--equalize)";
@@ -45,8 +48,8 @@ rg_status rg_quant_doctor(rg_qmodel *m, const float *images, int32_t n, const rg
     const int32_t batch = cfg->batch, nt = m->n_tensors;
     size_t *saved = rg_malloc(sizeof(size_t) * (size_t)nt, err);
     double *acc = rg_calloc((size_t)nt * 3, sizeof(double), err); /* signal, noise, error sum */
-    uint64_t *cnt = rg_calloc((size_t)nt, sizeof(uint64_t), err);
-    rg_qdoc_layer *out = rg_calloc((size_t)(m->n_ops > 0 ? m->n_ops : 1), sizeof *out, err);
+    uint64_t *cnt = rg_calloc((size_t)nt * 2, sizeof(uint64_t), err); /* values, values clipped */
+    rg_qdoc_layer *out = rg_calloc((size_t)m->n_ops + 1, sizeof *out, err);
     if (!saved || !acc || !cnt || !out) {
         free(saved);
         free(acc);
@@ -80,7 +83,11 @@ rg_status rg_quant_doctor(rg_qmodel *m, const float *images, int32_t n, const rg
             size_t count = (size_t)nb * q->h * q->w * q->c;
             rg_q_dequantize(rg_qmodel_tensor(m, arena, nb, t), count, q->q, deq);
             const float *ref = rg_qmodel_ftensor(m, farena, nb, t);
+            /* the representable range, half a step wider: beyond it, clipped */
+            const float lo = q->q.scale * ((float)(RG_Q_ACT_MIN - q->q.zero_point) - 0.5f),
+                        hi = q->q.scale * ((float)(RG_Q_ACT_MAX - q->q.zero_point) + 0.5f);
             for (size_t i = 0; i < count; i++) {
+                cnt[nt + t] += ref[i] < lo || ref[i] > hi;
                 double e = (double)deq[i] - ref[i];
                 acc[3 * t] += (double)ref[i] * ref[i];
                 acc[3 * t + 1] += e * e;
@@ -89,9 +96,24 @@ rg_status rg_quant_doctor(rg_qmodel *m, const float *images, int32_t n, const rg
             cnt[t] += count;
         }
     }
+    if (!st) { /* row 0: the quantized input */
+        rg_qdoc_layer *r = &out[0];
+        int32_t t = m->input;
+        snprintf(r->name, sizeof r->name, "input");
+        r->kind = RG_QOP_CLAMP;
+        r->op = -1;
+        r->tensor = t;
+        r->sqnr_db = db(acc[3 * t], acc[3 * t + 1]);
+        double rms = sqrt(acc[3 * t + 1] / (double)(cnt[t] ? cnt[t] : 1));
+        r->err_bias = rms > 0 ? fabs(acc[3 * t + 2] / (double)(cnt[t] ? cnt[t] : 1)) / rms : 0.0;
+        r->out_scale = m->tensors[t].q.scale;
+        r->clipped = cnt[t] ? (double)cnt[nt + t] / (double)cnt[t] : 0.0;
+        if (r->sqnr_db < cfg->low_sqnr_db) r->flags |= RG_QDOC_LOW_SQNR;
+        r->remedy = r->flags ? "a wider input range (the input is observed with min/max)" : "-";
+    }
     for (int32_t i = 0; i < m->n_ops && !st; i++) {
         const rg_qop *o = &m->ops[i];
-        rg_qdoc_layer *r = &out[i];
+        rg_qdoc_layer *r = &out[i + 1];
         int32_t t = o->out;
         memcpy(r->name, o->name, sizeof r->name);
         r->kind = o->kind;
@@ -107,6 +129,8 @@ rg_status rg_quant_doctor(rg_qmodel *m, const float *images, int32_t n, const rg
         double rms = sqrt(acc[3 * t + 1] / (double)(cnt[t] ? cnt[t] : 1));
         r->err_bias = rms > 0 ? fabs(acc[3 * t + 2] / (double)(cnt[t] ? cnt[t] : 1)) / rms : 0.0;
         r->out_scale = m->tensors[t].q.scale;
+        r->clipped = cnt[t] ? (double)cnt[nt + t] / (double)cnt[t] : 0.0;
+        if (r->clipped > cfg->clipped_ratio) r->flags |= RG_QDOC_CLIPPED;
         size_t count = rg_qmodel_weight_count(m, i);
         if (count && o->fw) {
             r->has_weights = 1;
@@ -144,6 +168,6 @@ rg_status rg_quant_doctor(rg_qmodel *m, const float *images, int32_t n, const rg
         return st;
     }
     *rows = out;
-    *n_rows = m->n_ops;
+    *n_rows = m->n_ops + 1;
     return RG_OK;
 }

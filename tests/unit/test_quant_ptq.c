@@ -581,12 +581,36 @@ static void test_doctor(void **state)
     rg_qdoc_layer *rows;
     int32_t n;
     CHECK(rg_quant_doctor(m, calib, N_CALIB, &dc, &rows, &n, &E));
-    assert_int_equal(n, m->n_ops);
+    assert_int_equal(n, m->n_ops + 1);
     assert_int_equal(m->image_bytes, bytes); /* plan restored */
-    int32_t dw = op_named(m, "dw");
+    assert_int_equal(rows[0].op, -1);
+    assert_string_equal(rows[0].name, "input");
+    assert_true(rows[0].sqnr_db > 35.0); /* 8 bits over the input's range */
+    int32_t dw = op_named(m, "dw") + 1;
     assert_true(rows[dw].flags & RG_QDOC_WIDE_CHANNELS);
     assert_string_equal(rows[dw].remedy, "per-channel weights (drop --per-tensor)");
-    for (int32_t i = 0; i < n; i++) assert_true(isfinite(rows[i].sqnr_db));
+    /* min/max on the images it calibrated on never clips them */
+    for (int32_t i = 0; i < n; i++) {
+        assert_true(isfinite(rows[i].sqnr_db));
+        assert_true(rows[i].clipped == 0.0);
+    }
+    free(rows);
+    /* a percentile observer at 99 % clips: the doctor sees it and says so */
+    rg_qmodel_free(m);
+    cfg.observer = rg_obs_default(RG_OBS_PERCENTILE);
+    cfg.observer.percentile = 99.0;
+    m = lower(g, calib, cfg);
+    CHECK(rg_quant_doctor(m, calib, N_CALIB, &dc, &rows, &n, &E));
+    int clipped = 0;
+    for (int32_t i = 0; i < n; i++)
+        if (rows[i].flags & RG_QDOC_CLIPPED) {
+            clipped++;
+            assert_true(rows[i].clipped > dc.clipped_ratio);
+            if (rows[i].flags & (RG_QDOC_LOW_SQNR | RG_QDOC_BIG_DROP))
+                assert_string_equal(rows[i].remedy, "less clipping: --observer minmax or mse");
+        }
+    print_message("percentile 99: %d rows clipped\n", clipped);
+    assert_true(clipped > 0);
     free(rows);
     dc.batch = 0;
     assert_int_equal(rg_quant_doctor(m, calib, N_CALIB, &dc, &rows, &n, &E), RG_ERR_ARG);
