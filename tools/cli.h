@@ -40,6 +40,8 @@ int cmd_bench(int argc, char **argv);
 int cmd_bench_int8(int argc, char **argv);
 int cmd_augment_preview(int argc, char **argv);
 int cmd_qat(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
+int cmd_quant_report(int argc, char **argv);
 
 /* Result tables (tables.c). */
 void cli_print_eval(FILE *f, const rg_eval_result *r, double wall_s);

@@ -1,7 +1,7 @@
 /* regain qat: quantization-aware fine-tuning of a float checkpoint. The
  * float run's configuration (model, data, normalization, batch, ...) is read
  * from the checkpoint, the QAT options are put on top, and the trainer runs
- * with init = the checkpoint (docs/quantization.md, section 9). */
+ * with init = the checkpoint (docs/quantization.md, section 13). */
 #include "cli.h"
 
 #include <stdio.h>

@@ -24,6 +24,8 @@ static const char *usage_text =
     "  bench    images/s, latency, memory and per-layer profile of a model\n"
     "  augment-preview  a PNG of one training batch before and after augmentation\n"
     "  qat      quantization-aware fine-tuning of a float checkpoint (int8, W4A8)\n"
+    "  quantize      post-training int8 quantization: float vs int8 top-1 (--out: the int8 model)\n"
+    "  quant-report  the quantization doctor: per-layer SQNR, weight ranges, remedies\n"
     "\n"
     "'regain <command> --help' describes each command. Exit codes: 0 success,\n"
     "1 other failure, 2 bad command line, 3 I/O error, 4 malformed input file,\n"
@@ -106,7 +108,18 @@ int main(int argc, char **argv)
     static const struct {
         const char *name;
         int (*fn)(int, char **);
-    } cmds[] = {{"train", cmd_train}, {"eval", cmd_eval}, {"info", cmd_info}, {"models", cmd_models}, {"run", cmd_run}, {"runs", cmd_runs}, {"report", cmd_report}, {"bench", cmd_bench}, {"augment-preview", cmd_augment_preview}, {"qat", cmd_qat}};
+    } cmds[] = {{"train", cmd_train},
+                {"eval", cmd_eval},
+                {"info", cmd_info},
+                {"models", cmd_models},
+                {"run", cmd_run},
+                {"runs", cmd_runs},
+                {"report", cmd_report},
+                {"bench", cmd_bench},
+                {"augment-preview", cmd_augment_preview},
+                {"qat", cmd_qat},
+                {"quantize", cmd_quantize},
+                {"quant-report", cmd_quant_report}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(argv[1], cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);
     fprintf(stderr, "regain: unknown command '%s'\n\n%s", argv[1], usage_text);

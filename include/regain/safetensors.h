@@ -49,7 +49,8 @@ typedef enum {
     RG_ST_F32 = 0,
     RG_ST_I32 = 1,
     RG_ST_I64 = 2,
-    RG_ST_U8 = 3
+    RG_ST_U8 = 3,
+    RG_ST_I8 = 4
 } rg_st_dtype;
 
 typedef struct {
@@ -57,8 +58,9 @@ typedef struct {
     int32_t ndim;               /* 0..8; 0 is a scalar (one element) */
     int64_t shape[RG_ST_MAX_DIMS];
     const float *data;          /* F32: product(shape) elements; NULL for other dtypes */
-    rg_st_dtype dtype;          /* read: the file's dtype; write: must be RG_ST_F32 */
-    const void *raw;            /* read only: the tensor's bytes for any dtype (aligned to 64) */
+    rg_st_dtype dtype;          /* read: the file's dtype; write: F32 from data, the others from raw */
+    const void *raw;            /* read: the tensor's bytes for any dtype (aligned to 64); write: the
+                                 * bytes of a non-F32 tensor (little-endian) */
     size_t nbytes;              /* read only: size of raw in bytes */
 } rg_st_tensor;
 
@@ -73,8 +75,8 @@ typedef struct {
  * must be non-empty, unique, valid UTF-8 and not "__metadata__"; metadata keys
  * must be unique, valid UTF-8 and not "regain.crc32"; values valid UTF-8.
  * Returns RG_ERR_ARG for a bad argument (the message names the tensor or
- * key), RG_ERR_UNSUPPORTED for a dtype other than F32, RG_ERR_IO for a file
- * system error. */
+ * key), RG_ERR_UNSUPPORTED for a non-F32 tensor without raw bytes, RG_ERR_IO
+ * for a file system error. */
 rg_status rg_st_write(const char *path, const rg_st_tensor *tensors, int32_t n,
                       const rg_st_meta *meta, int32_t n_meta, rg_error *err);
 
@@ -86,7 +88,7 @@ typedef struct rg_st_file rg_st_file;
  * length; the header length is at most RG_ST_MAX_HEADER and fits in the file;
  * the header is valid UTF-8 JSON (no raw control characters, no "\u0000") and
  * an object, optionally followed by whitespace padding; every tensor has a
- * non-empty unique name, a known dtype (F32, I32, I64, U8), a shape of at most
+ * non-empty unique name, a known dtype (F32, I32, I64, U8, I8), a shape of at most
  * 8 non-negative integers, data_offsets [begin, end] with begin <= end <= data
  * size and end - begin == product(shape) * dtype size (overflow-checked);
  * the tensors neither overlap nor leave gaps and cover the data section

@@ -82,7 +82,7 @@ typedef struct {
     char augment[256];      /* augmentation spec, e.g. "randaugment:n=2,m=9"; "" = none */
     float erasing;          /* random erasing probability (torchvision defaults otherwise); 0 = off */
     float mixup, cutmix;    /* Beta(alpha, alpha) of batch mixup / CutMix; 0 = off */
-    /* quantization-aware training (regain/qat.h, docs/quantization.md section 9) */
+    /* quantization-aware training (regain/qat.h, docs/quantization.md section 13) */
     int32_t qat;                /* 1: fake-quantize the model (usually with init = a float checkpoint) */
     int32_t qat_weight_bits;    /* 8, or 4 (W4A8) */
     int32_t qat_per_tensor;     /* one weight scale per tensor instead of per output channel */

@@ -51,12 +51,13 @@ static const struct {
     {"I32", RG_ST_I32, 4},
     {"I64", RG_ST_I64, 8},
     {"U8", RG_ST_U8, 1},
+    {"I8", RG_ST_I8, 1},
 };
 
 /* Valid safetensors dtypes that regain does not read: reported as
  * "unsupported" rather than "unknown" so the user knows the file is fine. */
 static const char *const other_dtypes[] = {
-    "F64", "F16", "BF16", "I8", "I16", "U16", "U32", "U64", "BOOL",
+    "F64", "F16", "BF16", "I16", "U16", "U32", "U64", "BOOL",
     "F8_E4M3", "F8_E5M2", "F8_E8M0", "F6_E2M3", "F6_E3M2", "F4", "C64",
 };
 
@@ -212,6 +213,20 @@ static cJSON *json_int(int64_t v)
 
 /* Checks every argument of rg_st_write; *data_size receives the total size
  * of the data section. */
+/* Bytes of a tensor to write and where they are: F32 from data, the other
+ * dtypes from raw. The dtype is checked by check_write_args. */
+static size_t write_elem_size(const rg_st_tensor *t)
+{
+    for (size_t k = 0; k < sizeof dtypes / sizeof dtypes[0]; k++)
+        if (dtypes[k].dtype == t->dtype) return dtypes[k].size;
+    return 4;
+}
+
+static const void *write_ptr(const rg_st_tensor *t)
+{
+    return t->dtype == RG_ST_F32 ? (const void *)t->data : t->raw;
+}
+
 static rg_status check_write_args(const char *path, const rg_st_tensor *tensors, int32_t n,
                                   const rg_st_meta *meta, int32_t n_meta, uint64_t *data_size,
                                   rg_error *err)
@@ -226,8 +241,14 @@ static rg_status check_write_args(const char *path, const rg_st_tensor *tensors,
             return fail_at(err, RG_ERR_ARG, path, "tensor %d: name is not valid UTF-8", i);
         if (strcmp(t->name, META_KEY) == 0)
             return fail_at(err, RG_ERR_ARG, path, "tensor %d: the name \"" META_KEY "\" is reserved", i);
-        if (t->dtype != RG_ST_F32)
-            return fail_at(err, RG_ERR_UNSUPPORTED, path, "tensor '%.80s': only F32 tensors can be written", t->name);
+        int di = -1;
+        for (size_t k = 0; k < sizeof dtypes / sizeof dtypes[0]; k++)
+            if (dtypes[k].dtype == t->dtype) di = (int)k;
+        if (di < 0) return fail_at(err, RG_ERR_ARG, path, "tensor '%.80s': unknown dtype %d", t->name, (int)t->dtype);
+        if (t->dtype != RG_ST_F32 && !t->raw)
+            return fail_at(err, RG_ERR_UNSUPPORTED, path,
+                           "tensor '%.80s': a %s tensor is written from raw (data is for F32 only)", t->name,
+                           dtypes[di].name);
         if (t->ndim < 0 || t->ndim > RG_ST_MAX_DIMS)
             return fail_at(err, RG_ERR_ARG, path, "tensor '%.80s': ndim %d is outside 0..%d", t->name, t->ndim,
                            RG_ST_MAX_DIMS);
@@ -240,9 +261,9 @@ static rg_status check_write_args(const char *path, const rg_st_tensor *tensors,
                                t->name, d, t->shape[d]);
         }
         uint64_t bytes;
-        if (!tensor_bytes(t->ndim, t->shape, 4, &bytes) || bytes > SIZE_MAX || total > UINT64_MAX - bytes)
+        if (!tensor_bytes(t->ndim, t->shape, dtypes[di].size, &bytes) || bytes > SIZE_MAX || total > UINT64_MAX - bytes)
             return fail_at(err, RG_ERR_ARG, path, "tensor '%.80s': shape is too large", t->name);
-        if (bytes > 0 && !t->data) return fail_at(err, RG_ERR_ARG, path, "tensor '%.80s': data is NULL", t->name);
+        if (bytes > 0 && !write_ptr(t)) return fail_at(err, RG_ERR_ARG, path, "tensor '%.80s': data is NULL", t->name);
         total += bytes;
     }
     for (int32_t i = 0; i < n_meta; i++) {
@@ -302,7 +323,7 @@ static rg_status build_header(const char *path, const rg_st_tensor *tensors, int
     for (int32_t i = 0; ok && i < n; i++) {
         const rg_st_tensor *t = &tensors[i];
         uint64_t bytes = 0;
-        tensor_bytes(t->ndim, t->shape, 4, &bytes); /* checked in check_write_args */
+        tensor_bytes(t->ndim, t->shape, write_elem_size(t), &bytes); /* checked in check_write_args */
         cJSON *e = cJSON_CreateObject();
         ok = e && cJSON_AddItemToObject(root, t->name, e);
         if (!ok) {
@@ -311,7 +332,7 @@ static rg_status build_header(const char *path, const rg_st_tensor *tensors, int
         }
         /* Field order as other writers use it: dtype, shape, data_offsets. */
         cJSON *shape = NULL, *offs = NULL;
-        ok = cJSON_AddStringToObject(e, "dtype", "F32") != NULL && (shape = cJSON_AddArrayToObject(e, "shape")) &&
+        ok = cJSON_AddStringToObject(e, "dtype", dtype_name(t->dtype)) != NULL && (shape = cJSON_AddArrayToObject(e, "shape")) &&
              (offs = cJSON_AddArrayToObject(e, "data_offsets"));
         for (int32_t d = 0; ok && d < t->ndim; d++) {
             cJSON *v = json_int(t->shape[d]);
@@ -344,8 +365,8 @@ rg_status rg_st_write(const char *path, const rg_st_tensor *tensors, int32_t n,
     uLong crc = crc32(0L, Z_NULL, 0);
     for (int32_t i = 0; i < n; i++) {
         uint64_t bytes = 0;
-        tensor_bytes(tensors[i].ndim, tensors[i].shape, 4, &bytes);
-        crc = crc_update(crc, tensors[i].data, (size_t)bytes);
+        tensor_bytes(tensors[i].ndim, tensors[i].shape, write_elem_size(&tensors[i]), &bytes);
+        crc = crc_update(crc, write_ptr(&tensors[i]), (size_t)bytes);
     }
 
     char *text = NULL;
@@ -367,8 +388,8 @@ rg_status rg_st_write(const char *path, const rg_st_tensor *tensors, int32_t n,
     if (st == RG_OK) st = rg_atomic_write(f, spaces, padded - len, err);
     for (int32_t i = 0; st == RG_OK && i < n; i++) {
         uint64_t bytes = 0;
-        tensor_bytes(tensors[i].ndim, tensors[i].shape, 4, &bytes);
-        st = rg_atomic_write(f, tensors[i].data, (size_t)bytes, err);
+        tensor_bytes(tensors[i].ndim, tensors[i].shape, write_elem_size(&tensors[i]), &bytes);
+        st = rg_atomic_write(f, write_ptr(&tensors[i]), (size_t)bytes, err);
     }
     cJSON_free(text);
     if (st != RG_OK) {
@@ -461,7 +482,7 @@ static rg_status parse_tensor(const char *path, const cJSON *e, uint64_t data_si
     int di = find_dtype(dtype->valuestring);
     if (di < 0 && is_other_dtype(dtype->valuestring))
         return fail_at(err, RG_ERR_UNSUPPORTED, path,
-                       "tensor '%.80s': dtype %s is not supported (regain reads F32, I32, I64, U8)", name,
+                       "tensor '%.80s': dtype %s is not supported (regain reads F32, I32, I64, U8, I8)", name,
                        dtype->valuestring);
     if (di < 0)
         return fail_at(err, RG_ERR_FORMAT, path, "tensor '%.80s': unknown dtype '%.20s'", name, dtype->valuestring);

@@ -1,18 +1,27 @@
-/* Lowering a float graph to an int8 model (PROTOTYPE; contract in
+/* Lowering a float graph to an int8 model (contract in
  * include/regain/quant_model.h).
  *
- * Three passes:
+ * Passes:
  *   1. structure: walk the nodes in order; a convolution absorbs the batch
  *      norm and the ReLU/ReLU6 that are its sole readers; every op output
  *      becomes an int8 tensor, observed unless its parameters are inherited
  *      (pools, clamps keep their input's) or aliased (dropout);
- *   2. calibration: run the float graph (evaluation mode) over the images
- *      and feed each observed value to its observer;
- *   3. parameters: ranges to (scale, zero point), weights per channel,
- *      biases at s_in * s_w, multipliers, clamps.
+ *   2. float weights: each weight op gets its folded float weights and bias
+ *      (fw, fb): the float model that the int8 one approximates;
+ *   3. optional cross-layer equalization of fw/fb (equalize.c);
+ *   4. calibration: run the float model over the images and feed each
+ *      observed tensor to its observer;
+ *   5. parameters: ranges to (scale, zero point); optional AdaRound
+ *      (adaround.c) and bias correction (bias_correct.c); weights per channel or per tensor, biases at
+ *      s_in * s_w, multipliers, clamps; the arena planned by liveness.
  */
 #include "regain/quant_model.h"
 #include "ops/conv.h"
+#include "regain/adaround.h"
+#include "regain/bias_correct.h"
+#include "regain/equalize.h"
+
+#include <math.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,8 +29,16 @@
 
 rg_lower_config rg_lower_default(void)
 {
-    rg_lower_config c = {.observer = rg_obs_default(RG_OBS_MINMAX), .per_channel = 1, .batch = 32};
+    rg_lower_config c = {.observer = rg_obs_default(RG_OBS_MINMAX), .per_channel = 1, .batch = 32,
+                         .equalize_iters = 8};
     return c;
+}
+
+const char *rg_qop_kind_name(rg_qop_kind kind)
+{
+    static const char *const names[] = {"conv", "depthwise", "fc", "add", "avgpool", "maxpool", "gap", "clamp",
+                                        "concat"};
+    return (unsigned)kind < sizeof names / sizeof names[0] ? names[kind] : "?";
 }
 
 void rg_qmodel_free(rg_qmodel *m)
@@ -34,6 +51,10 @@ void rg_qmodel_free(rg_qmodel *m)
         free(o->w_scales);
         free(o->multipliers);
         free(o->shifts);
+        free(o->fw);
+        free(o->fb);
+        free(o->clip);
+        free(o->act_max_c);
     }
     free(m->ops);
     free(m->tensors);
@@ -105,7 +126,11 @@ static rg_status add_op(builder *b, rg_qop_kind kind, const rg_node *n, rg_qop *
     memset(o, 0, sizeof *o);
     o->kind = kind;
     snprintf(o->name, sizeof o->name, "%s", n->name);
-    o->in[0] = o->in[1] = o->out = -1;
+    for (int k = 0; k < RG_MAX_INPUTS; k++) o->in[k] = -1;
+    o->out = -1;
+    o->n_in = 1;
+    o->f_lo = -INFINITY;
+    o->f_hi = INFINITY;
     o->act_min = RG_Q_ACT_MIN;
     o->act_max = RG_Q_ACT_MAX;
     b->fused[2 * m->n_ops] = b->fused[2 * m->n_ops + 1] = -1;
@@ -156,6 +181,8 @@ static rg_status build(builder *b, rg_error *err)
                 b->fused[2 * idx + 1] = r;
                 done[r] = 1;
                 last = r;
+                o->f_lo = 0.0f;
+                if (g->nodes[r].op == RG_OP_RELU6) o->f_hi = 6.0f;
             }
             o->k_h = n->a.conv.kh;
             o->k_w = n->a.conv.kw;
@@ -174,13 +201,22 @@ static rg_status build(builder *b, rg_error *err)
             break;
         case RG_OP_ADD:
             if ((st = add_op(b, RG_QOP_ADD, n, &o, err))) break;
+            o->n_in = 2;
             if ((st = input_tensor(b, n, 0, &o->in[0], err)) || (st = input_tensor(b, n, 1, &o->in[1], err))) break;
             st = add_tensor(b, n->out, -1, &o->out, err);
+            break;
+        case RG_OP_CONCAT:
+            if ((st = add_op(b, RG_QOP_CONCAT, n, &o, err))) break;
+            o->n_in = n->n_in;
+            for (int32_t k = 0; k < n->n_in && !st; k++) st = input_tensor(b, n, k, &o->in[k], err);
+            if (!st) st = add_tensor(b, n->out, -1, &o->out, err);
             break;
         case RG_OP_RELU:
         case RG_OP_RELU6:
             if ((st = add_op(b, RG_QOP_CLAMP, n, &o, err))) break;
             b->fused[2 * (b->m->n_ops - 1) + 1] = i;
+            o->f_lo = 0.0f;
+            if (n->op == RG_OP_RELU6) o->f_hi = 6.0f;
             if ((st = input_tensor(b, n, 0, &o->in[0], err))) break;
             st = add_tensor(b, n->out, o->in[0], &o->out, err);
             break;
@@ -213,88 +249,181 @@ static rg_status build(builder *b, rg_error *err)
     return RG_OK;
 }
 
-/* ---- pass 2: calibration ---- */
-
-static rg_status calibrate(builder *b, rg_graph *g, const float *calib, int32_t n_calib, const rg_lower_config *cfg,
-                           rg_observer **obs, rg_error *err)
-{
-    rg_qmodel *m = b->m;
-    rg_status st = rg_graph_plan(g, cfg->batch, RG_PLAN_TRAIN, err);
-    if (st) return st;
-    for (int32_t t = 0; t < m->n_tensors; t++) {
-        if (b->inherit[t] >= 0) continue;
-        if (!rg_graph_value_stored(g, m->tensors[t].value))
-            return rg_fail(err, RG_ERR_UNSUPPORTED, "lower: value %d is not stored by the plan", (int)m->tensors[t].value);
-        if ((st = rg_obs_create(&cfg->observer, &obs[t], err))) return st;
-    }
-    const rg_shape in = g->values[g->input].shape;
-    size_t image = (size_t)in.h * in.w * in.c;
-    rg_exec ctx = {.training = 0};
-    for (int32_t at = 0; at < n_calib; at += cfg->batch) {
-        int32_t nb = n_calib - at < cfg->batch ? n_calib - at : cfg->batch;
-        if ((st = rg_graph_set_batch(g, nb, err))) return st;
-        memcpy(rg_graph_input(g), calib + (size_t)at * image, sizeof(float) * image * (size_t)nb);
-        rg_graph_forward(g, &ctx);
-        for (int32_t t = 0; t < m->n_tensors; t++) {
-            if (!obs[t]) continue;
-            const rg_qtensor *q = &m->tensors[t];
-            size_t count = (size_t)nb * q->h * q->w * q->c;
-            if ((st = rg_obs_observe(obs[t], rg_graph_act(g, q->value), count, err)))
-                return rg_error_prefix(err, "lower: calibrating value %d", (int)q->value);
-        }
-    }
-    return RG_OK;
-}
-
-/* ---- pass 3: parameters ---- */
+/* ---- pass 2: float weights ---- */
 
 static const float *param(const rg_graph *g, int32_t id)
 {
     return id >= 0 ? g->param_data + g->params[id].offset : NULL;
 }
 
-static rg_status weights_op(const rg_graph *g, rg_qop *o, const rg_node *n, int32_t bn, const rg_lower_config *cfg,
-                            rg_qmodel *m, rg_error *err)
+size_t rg_qmodel_weight_count(const rg_qmodel *m, int32_t op)
 {
-    int32_t cout = o->out_c;
-    size_t per = (size_t)g->params[n->param[0]].count / (size_t)cout;
-    float *folded = NULL;
+    const rg_qop *o = &m->ops[op];
+    const rg_qtensor *in = &m->tensors[o->in[0]];
+    switch (o->kind) {
+    case RG_QOP_CONV: return (size_t)o->out_c * o->k_h * o->k_w * in->c;
+    case RG_QOP_DEPTHWISE: return (size_t)o->out_c * o->k_h * o->k_w;
+    case RG_QOP_FC: return (size_t)o->out_c * in->h * in->w * in->c;
+    default: return 0;
+    }
+}
+
+/* fw, fb of a weight op: the node's parameters with its batch norm folded
+ * exactly as the float inference plan folds it. */
+static rg_status float_weights(const rg_graph *g, rg_qmodel *m, int32_t i, int32_t bn, rg_error *err)
+{
+    rg_qop *o = &m->ops[i];
+    const rg_node *n = &g->nodes[rg_graph_find_node(g, o->name)];
+    size_t count = rg_qmodel_weight_count(m, i);
+    if ((size_t)g->params[n->param[0]].count != count)
+        return rg_fail(err, RG_ERR_UNSUPPORTED, "lower: %s: weight has %zu floats, expected %zu", o->name,
+                       (size_t)g->params[n->param[0]].count, count);
+    o->fw = rg_malloc(sizeof(float) * count, err);
+    o->fb = rg_calloc((size_t)o->out_c, sizeof(float), err);
+    if (!o->fw || !o->fb) return RG_ERR_NOMEM;
     const float *w = param(g, n->param[0]), *bias = param(g, n->param[1]);
-    if (bn >= 0) { /* the batch norm folded exactly as the float inference plan folds it */
+    float *folded = NULL;
+    if (bn >= 0) {
         rg_node copy = *n;
         copy.fuse_next = bn;
         folded = rg_malloc(sizeof(float) * rg_conv_folded_floats(g, &copy), err);
         if (!folded) return RG_ERR_NOMEM;
         rg_conv_fold(g, &copy, folded);
         w = folded;
-        bias = folded + per * (size_t)cout;
+        bias = folded + count;
     }
-    rg_status st = RG_OK;
-    o->weights = rg_malloc(per * (size_t)cout, err);
-    o->bias = rg_calloc((size_t)cout, sizeof(int32_t), err);
-    o->w_scales = rg_malloc(sizeof(float) * (size_t)cout, err);
-    o->multipliers = rg_malloc(sizeof(int32_t) * (size_t)cout, err);
-    o->shifts = rg_malloc(sizeof(int32_t) * (size_t)cout, err);
-    if (!o->weights || !o->bias || !o->w_scales || !o->multipliers || !o->shifts) st = RG_ERR_NOMEM;
-    if (!st) st = rg_q_quantize_weights(w, cout, per, cfg->per_channel, o->weights, o->w_scales, err);
-    if (!st && !cfg->per_channel)
-        for (int32_t c = 1; c < cout; c++) o->w_scales[c] = o->w_scales[0];
-    const rg_qparams in = m->tensors[o->in[0]].q, out = m->tensors[o->out].q;
-    if (!st && bias) st = rg_q_quantize_bias(bias, cout, in.scale, o->w_scales, 1, o->bias, NULL, err);
-    if (!st) st = rg_q_requant_params(in.scale, o->w_scales, cout, out.scale, cout, o->multipliers, o->shifts, err);
+    memcpy(o->fw, w, sizeof(float) * count);
+    if (bias) memcpy(o->fb, bias, sizeof(float) * (size_t)o->out_c);
     free(folded);
+    return RG_OK;
+}
+
+/* ---- calibration ---- */
+
+static void progress(const rg_lower_config *cfg, const char *stage, int32_t done, int32_t total)
+{
+    if (cfg->progress) cfg->progress(cfg->progress_user, stage, done, total);
+}
+
+static rg_status calibrate(builder *b, const float *calib, int32_t n_calib, const rg_lower_config *cfg,
+                           rg_observer **obs, rg_error *err)
+{
+    rg_qmodel *m = b->m;
+    rg_status st;
+    /* The network's input keeps its whole range (min/max), whatever the
+     * observer: its range is the data's, known and bounded, and a clipping
+     * observer on images with a large uniform background clips the objects
+     * (the entropy observer did, on Fashion-MNIST: -33 points). */
+    const rg_obs_config input_obs = rg_obs_default(RG_OBS_MINMAX);
+    for (int32_t t = 0; t < m->n_tensors; t++) {
+        if (b->inherit[t] >= 0) continue;
+        if ((st = rg_obs_create(t == m->input ? &input_obs : &cfg->observer, &obs[t], err))) return st;
+    }
+    const rg_qtensor *ti = &m->tensors[m->input];
+    size_t image = (size_t)ti->h * ti->w * ti->c;
+    float *farena = rg_malloc(sizeof(float) * rg_qmodel_float_arena_floats(m, cfg->batch), err);
+    if (!farena) return RG_ERR_NOMEM;
+    st = RG_OK;
+    for (int32_t at = 0; at < n_calib && !st; at += cfg->batch) {
+        int32_t nb = n_calib - at < cfg->batch ? n_calib - at : cfg->batch;
+        if ((st = rg_qmodel_run_ref(m, farena, calib + (size_t)at * image, nb, err))) break;
+        for (int32_t t = 0; t < m->n_tensors && !st; t++) {
+            if (!obs[t]) continue;
+            const rg_qtensor *q = &m->tensors[t];
+            size_t count = (size_t)nb * q->h * q->w * q->c;
+            if ((st = rg_obs_observe(obs[t], rg_qmodel_ftensor(m, farena, nb, t), count, err)))
+                st = rg_error_prefix(err, "lower: calibrating value %d", (int)q->value);
+        }
+        progress(cfg, "calibrate", at + nb, n_calib);
+    }
+    free(farena);
+    return st;
+}
+
+/* ---- parameters ---- */
+
+rg_status rg_qmodel_dequantized_weights(const rg_qmodel *m, int32_t op, float *out, rg_error *err)
+{
+    const rg_qop *o = &m->ops[op];
+    size_t count = rg_qmodel_weight_count(m, op);
+    if (!count || !o->fw) return rg_fail(err, RG_ERR_ARG, "qmodel: %s has no weights", o->name);
+    size_t per = count / (size_t)o->out_c;
+    int8_t *q = rg_malloc(count, err);
+    float *scales = rg_malloc(sizeof(float) * (size_t)o->out_c, err);
+    rg_status st = q && scales ? RG_OK : RG_ERR_NOMEM;
+    if (!st) st = rg_q_quantize_weights(o->fw, o->out_c, per, m->per_channel, q, scales, err);
+    if (!st)
+        for (int32_t c = 0; c < o->out_c; c++) {
+            float s = scales[m->per_channel ? c : 0];
+            for (size_t k = 0; k < per; k++) out[(size_t)c * per + k] = s * (float)q[(size_t)c * per + k];
+        }
+    free(q);
+    free(scales);
+    return st;
+}
+
+rg_status rg_qmodel_requantize_op(rg_qmodel *m, int32_t i, rg_error *err)
+{
+    rg_qop *o = &m->ops[i];
+    const rg_qtensor *in = &m->tensors[o->in[0]], *out = &m->tensors[o->out];
+    rg_status st = RG_OK;
+    rg_q_activation act = o->f_lo == 0.0f ? (o->f_hi == 6.0f ? RG_Q_ACT_RELU6 : RG_Q_ACT_RELU) : RG_Q_ACT_NONE;
+    switch (o->kind) {
+    case RG_QOP_CONV:
+    case RG_QOP_DEPTHWISE:
+    case RG_QOP_FC: {
+        int32_t cout = o->out_c;
+        size_t count = rg_qmodel_weight_count(m, i), per = count / (size_t)cout;
+        if (!o->weights) {
+            o->weights = rg_malloc(count, err);
+            o->bias = rg_calloc((size_t)cout, sizeof(int32_t), err);
+            o->w_scales = rg_malloc(sizeof(float) * (size_t)cout, err);
+            o->multipliers = rg_malloc(sizeof(int32_t) * (size_t)cout, err);
+            o->shifts = rg_malloc(sizeof(int32_t) * (size_t)cout, err);
+            if (!o->weights || !o->bias || !o->w_scales || !o->multipliers || !o->shifts) return RG_ERR_NOMEM;
+        }
+        st = rg_q_quantize_weights(o->fw, cout, per, m->per_channel, o->weights, o->w_scales, err);
+        if (!st && !m->per_channel)
+            for (int32_t c = 1; c < cout; c++) o->w_scales[c] = o->w_scales[0];
+        if (!st) st = rg_q_quantize_bias(o->fb, cout, in->q.scale, o->w_scales, 1, o->bias, NULL, err);
+        if (!st)
+            st = rg_q_requant_params(in->q.scale, o->w_scales, cout, out->q.scale, cout, o->multipliers, o->shifts,
+                                     err);
+        if (!st) st = rg_q_activation_range(act, out->q, &o->act_min, &o->act_max, err);
+        if (!st && o->clip) {
+            /* the per-channel upper clamp of an equalized ReLU6 layer (see
+             * docs/quantization.md, "ReLU6-safe equalization") */
+            if (!o->act_max_c && !(o->act_max_c = rg_malloc(sizeof(int32_t) * (size_t)cout, err)))
+                return RG_ERR_NOMEM;
+            for (int32_t c = 0; c < cout; c++) {
+                double q = (double)out->q.zero_point + round((double)o->clip[c] / out->q.scale);
+                o->act_max_c[c] = q > o->act_max ? o->act_max : q < o->act_min ? o->act_min : (int32_t)q;
+            }
+        }
+        break;
+    }
+    case RG_QOP_ADD:
+        st = rg_q_add_prepare(in->q, m->tensors[o->in[1]].q, out->q, RG_Q_ACT_NONE, &o->add, err);
+        break;
+    case RG_QOP_CONCAT:
+        for (int32_t k = 0; k < o->n_in && !st; k++)
+            st = rg_q_multiplier((double)m->tensors[o->in[k]].q.scale / out->q.scale, &o->cat_multipliers[k],
+                                 &o->cat_shifts[k], err);
+        break;
+    case RG_QOP_CLAMP:
+        st = rg_q_activation_range(act, out->q, &o->act_min, &o->act_max, err);
+        break;
+    case RG_QOP_GAP:
+        st = rg_q_gap_prepare(1, in->h, in->w, in->c, in->q, out->q, &o->gap, err);
+        break;
+    case RG_QOP_AVGPOOL:
+    case RG_QOP_MAXPOOL: break;
+    }
     if (st) return rg_error_prefix(err, "lower: %s", o->name);
     return RG_OK;
 }
 
-static rg_q_activation act_of(const rg_graph *g, int32_t node)
-{
-    if (node < 0) return RG_Q_ACT_NONE;
-    return g->nodes[node].op == RG_OP_RELU6 ? RG_Q_ACT_RELU6 : RG_Q_ACT_RELU;
-}
-
-static rg_status parameters(builder *b, const rg_graph *g, const rg_lower_config *cfg, rg_observer **obs,
-                            rg_error *err)
+static rg_status tensor_params(builder *b, rg_observer **obs, rg_error *err)
 {
     rg_qmodel *m = b->m;
     rg_status st;
@@ -308,39 +437,6 @@ static rg_status parameters(builder *b, const rg_graph *g, const rg_lower_config
             (st = rg_q_params_from_range(lo, hi, RG_Q_ACT_MIN, RG_Q_ACT_MAX, &m->tensors[t].q, err)))
             return rg_error_prefix(err, "lower: value %d", (int)m->tensors[t].value);
     }
-    size_t off = 0;
-    for (int32_t t = 0; t < m->n_tensors; t++) {
-        m->tensors[t].offset = off;
-        off += ((size_t)m->tensors[t].h * m->tensors[t].w * m->tensors[t].c + 63) & ~(size_t)63;
-    }
-    m->image_bytes = off;
-    for (int32_t i = 0; i < m->n_ops; i++) {
-        rg_qop *o = &m->ops[i];
-        const rg_node *n = &g->nodes[rg_graph_find_node(g, o->name)];
-        const rg_qtensor *in = &m->tensors[o->in[0]], *out = &m->tensors[o->out];
-        int32_t act = b->fused[2 * i + 1];
-        switch (o->kind) {
-        case RG_QOP_CONV:
-        case RG_QOP_DEPTHWISE:
-        case RG_QOP_FC:
-            if ((st = weights_op(g, o, n, b->fused[2 * i], cfg, m, err))) return st;
-            if ((st = rg_q_activation_range(act_of(g, act), out->q, &o->act_min, &o->act_max, err))) return st;
-            break;
-        case RG_QOP_ADD:
-            if ((st = rg_q_add_prepare(in->q, m->tensors[o->in[1]].q, out->q, RG_Q_ACT_NONE, &o->add, err)))
-                return rg_error_prefix(err, "lower: %s", o->name);
-            break;
-        case RG_QOP_CLAMP:
-            if ((st = rg_q_activation_range(act_of(g, act), out->q, &o->act_min, &o->act_max, err))) return st;
-            break;
-        case RG_QOP_GAP:
-            if ((st = rg_q_gap_prepare(1, in->h, in->w, in->c, in->q, out->q, &o->gap, err)))
-                return rg_error_prefix(err, "lower: %s", o->name);
-            break;
-        case RG_QOP_AVGPOOL:
-        case RG_QOP_MAXPOOL: break;
-        }
-    }
     return RG_OK;
 }
 
@@ -350,6 +446,8 @@ rg_status rg_quant_lower(rg_graph *g, const float *calib, int32_t n_calib, const
     *out = NULL;
     if (n_calib < 1) return rg_fail(err, RG_ERR_ARG, "lower: n_calib %d must be >= 1", (int)n_calib);
     if (cfg->batch < 1) return rg_fail(err, RG_ERR_ARG, "lower: batch %d must be >= 1", (int)cfg->batch);
+    if (cfg->equalize && cfg->equalize_iters < 1)
+        return rg_fail(err, RG_ERR_ARG, "lower: equalize_iters %d must be >= 1", (int)cfg->equalize_iters);
     builder b = {.g = g};
     b.m = rg_calloc(1, sizeof *b.m, err);
     b.tensor_of = rg_malloc(sizeof(int32_t) * (size_t)g->n_values, err);
@@ -358,24 +456,53 @@ rg_status rg_quant_lower(rg_graph *g, const float *calib, int32_t n_calib, const
         free(b.tensor_of);
         return RG_ERR_NOMEM;
     }
+    b.m->per_channel = cfg->per_channel != 0;
     for (int32_t v = 0; v < g->n_values; v++) b.tensor_of[v] = -1;
     rg_observer **obs = NULL;
-    rg_status st = build(&b, err);
+    /* the graph keeps every value (callers compare inner values with the
+     * int8 tensors), as before */
+    rg_status st = rg_graph_plan(g, cfg->batch, RG_PLAN_TRAIN, err);
+    if (!st) st = build(&b, err);
+    rg_qmodel *m = b.m;
     if (!st) {
-        obs = rg_calloc((size_t)b.m->n_tensors, sizeof *obs, err);
-        st = obs ? calibrate(&b, g, calib, n_calib, cfg, obs, err) : RG_ERR_NOMEM;
+        size_t off = 0;
+        for (int32_t t = 0; t < m->n_tensors; t++) {
+            m->tensors[t].foffset = off;
+            off += (size_t)m->tensors[t].h * m->tensors[t].w * m->tensors[t].c;
+        }
+        m->image_floats = off;
     }
-    if (!st) st = parameters(&b, g, cfg, obs, err);
+    for (int32_t i = 0; i < m->n_ops && !st; i++)
+        if (m->ops[i].kind == RG_QOP_CONV || m->ops[i].kind == RG_QOP_DEPTHWISE || m->ops[i].kind == RG_QOP_FC)
+            st = float_weights(g, m, i, b.fused[2 * i], err);
+    if (!st && cfg->equalize) st = rg_quant_equalize(m, cfg->equalize_iters, NULL, err);
+    if (!st) {
+        obs = rg_calloc((size_t)m->n_tensors, sizeof *obs, err);
+        st = obs ? calibrate(&b, calib, n_calib, cfg, obs, err) : RG_ERR_NOMEM;
+    }
+    if (!st) st = tensor_params(&b, obs, err);
+    if (!st && cfg->adaround) {
+        rg_adaround_config ac = rg_adaround_default();
+        ac.progress = cfg->progress;
+        ac.progress_user = cfg->progress_user;
+        st = rg_quant_adaround(m, calib, n_calib, &ac, err);
+    }
+    if (!st && cfg->bias_correct) {
+        rg_bias_correct_config bc = {.batch = cfg->batch, .progress = cfg->progress, .progress_user = cfg->progress_user};
+        st = rg_quant_bias_correct(m, calib, n_calib, &bc, err);
+    }
+    for (int32_t i = 0; i < m->n_ops && !st; i++) st = rg_qmodel_requantize_op(m, i, err);
+    if (!st) rg_qmodel_plan_arena(m, cfg->all_tensors);
     if (obs)
-        for (int32_t t = 0; t < b.m->n_tensors; t++) rg_obs_free(obs[t]);
+        for (int32_t t = 0; t < m->n_tensors; t++) rg_obs_free(obs[t]);
     free(obs);
     free(b.tensor_of);
     free(b.inherit);
     free(b.fused);
     if (st) {
-        rg_qmodel_free(b.m);
+        rg_qmodel_free(m);
         return st;
     }
-    *out = b.m;
+    *out = m;
     return RG_OK;
 }

@@ -151,6 +151,9 @@ static rg_status apply_params(const rg_qat *q, const rg_graph *g, const rg_graph
             break;
         case RG_QOP_AVGPOOL:
         case RG_QOP_MAXPOOL: out->q = in->q; break;
+        case RG_QOP_CONCAT:
+            st = rg_fail(err, RG_ERR_UNSUPPORTED, "concat: quantization-aware training does not rescale concat inputs yet");
+            break;
         }
         if (st) return rg_error_prefix(err, "qat lower: %s", o->name);
     }

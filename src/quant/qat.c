@@ -1,7 +1,7 @@
 /* Quantization-aware training: the graph transform that inserts the
  * quantization points, and the per-step weight fake quantization with
  * batch-norm folding (contract and design in include/regain/qat.h;
- * docs/quantization.md, section 9).
+ * docs/quantization.md, section 13).
  *
  * The transform rebuilds the node list with a fake-quant node after each
  * quantization point, re-pointing the point's readers to it, then grows the

@@ -1,9 +1,86 @@
-/* Executing a lowered int8 model with the integer reference kernels
- * (PROTOTYPE; contract in include/regain/quant_model.h). Each tensor has
- * its own slot of batch * size bytes in the caller's arena. */
+/* Executing a lowered int8 model with the integer reference kernels, and
+ * planning its arena (contract in include/regain/quant_model.h). */
 #include "regain/quant_model.h"
 
+#include <stdlib.h>
 #include <string.h>
+
+static size_t tensor_size(const rg_qtensor *t)
+{
+    return (size_t)t->h * t->w * t->c;
+}
+
+/* Greedy by size, as src/graph/plan.c does for floats: a tensor lives from
+ * the op that writes it (the input: from before the first op) to the last op
+ * that reads it (the output: to the end). Tensors are taken largest first
+ * (ties by id, so the plan is deterministic) and each goes to the lowest
+ * 64-byte aligned offset where it overlaps no placed tensor whose lifetime
+ * meets its own. An op's inputs live through the op, so its output never
+ * lands on them. */
+void rg_qmodel_plan_arena(rg_qmodel *m, int all_tensors)
+{
+    const int32_t nt = m->n_tensors;
+    size_t total = 0;
+    for (int32_t t = 0; t < nt; t++) total += (tensor_size(&m->tensors[t]) + 63) & ~(size_t)63;
+    m->tensor_bytes = total;
+    int32_t *first = malloc(sizeof(int32_t) * (size_t)nt * 3);
+    if (all_tensors || !first) { /* one slot each (also the fallback without memory) */
+        free(first);
+        size_t off = 0;
+        for (int32_t t = 0; t < nt; t++) {
+            m->tensors[t].offset = off;
+            off += (tensor_size(&m->tensors[t]) + 63) & ~(size_t)63;
+        }
+        m->image_bytes = off;
+        return;
+    }
+    int32_t *last = first + nt, *order = first + 2 * nt;
+    for (int32_t t = 0; t < nt; t++) {
+        first[t] = m->n_ops;
+        last[t] = -1;
+        order[t] = t;
+    }
+    first[m->input] = -1;
+    for (int32_t i = 0; i < m->n_ops; i++) {
+        const rg_qop *o = &m->ops[i];
+        if (first[o->out] > i) first[o->out] = i;
+        if (last[o->out] < i) last[o->out] = i;
+        for (int32_t k = 0; k < o->n_in; k++)
+            if (o->in[k] >= 0 && last[o->in[k]] < i) last[o->in[k]] = i;
+    }
+    last[m->output] = m->n_ops;
+    for (int32_t a = 1; a < nt; a++) { /* insertion sort: size descending, id ascending */
+        int32_t t = order[a], j = a;
+        size_t st = tensor_size(&m->tensors[t]);
+        while (j > 0 && tensor_size(&m->tensors[order[j - 1]]) < st) {
+            order[j] = order[j - 1];
+            j--;
+        }
+        order[j] = t;
+    }
+    size_t peak = 0;
+    for (int32_t a = 0; a < nt; a++) {
+        int32_t t = order[a];
+        size_t size = (tensor_size(&m->tensors[t]) + 63) & ~(size_t)63, off = 0;
+        int moved = 1;
+        while (moved) { /* first fit: move past every conflicting placed tensor */
+            moved = 0;
+            for (int32_t b = 0; b < a; b++) {
+                int32_t u = order[b];
+                if (last[u] < first[t] || last[t] < first[u]) continue;
+                size_t uo = m->tensors[u].offset, us = (tensor_size(&m->tensors[u]) + 63) & ~(size_t)63;
+                if (off < uo + us && uo < off + size) {
+                    off = uo + us;
+                    moved = 1;
+                }
+            }
+        }
+        m->tensors[t].offset = off;
+        if (off + size > peak) peak = off + size;
+    }
+    m->image_bytes = peak;
+    free(first);
+}
 
 size_t rg_qmodel_arena_bytes(const rg_qmodel *m, int32_t batch)
 {
@@ -29,8 +106,38 @@ static rg_status run_op(const rg_qmodel *m, const rg_qop *o, int8_t *arena, int3
                               .pad_left = o->pad, .in_zp = in->q.zero_point, .out_zp = out->q.zero_point,
                               .act_min = o->act_min, .act_max = o->act_max, .multipliers = o->multipliers,
                               .shifts = o->shifts};
-        return o->kind == RG_QOP_CONV ? rg_q_conv2d_s8(&p, x, o->weights, o->bias, y, err)
-                                      : rg_q_depthwise_s8(&p, x, o->weights, o->bias, y, err);
+        rg_status st = o->kind == RG_QOP_CONV ? rg_q_conv2d_s8(&p, x, o->weights, o->bias, y, err)
+                                              : rg_q_depthwise_s8(&p, x, o->weights, o->bias, y, err);
+        if (!st && o->act_max_c) { /* per-channel upper clamp after equalization */
+            size_t rows = (size_t)batch * out->h * out->w;
+            for (size_t r = 0; r < rows; r++)
+                for (int32_t c = 0; c < out->c; c++)
+                    if (y[r * (size_t)out->c + c] > o->act_max_c[c]) y[r * (size_t)out->c + c] = (int8_t)o->act_max_c[c];
+        }
+        return st;
+    }
+    case RG_QOP_CONCAT: {
+        /* each input rescaled to the output's parameters:
+         * q = clamp(z_out + MBQM(q_i - z_i, s_i / s_out)); a copy when equal */
+        size_t rows = (size_t)batch * out->h * out->w;
+        int32_t at = 0;
+        for (int32_t k = 0; k < o->n_in; k++) {
+            const rg_qtensor *ti = &m->tensors[o->in[k]];
+            const int8_t *xi = rg_qmodel_tensor(m, arena, batch, o->in[k]);
+            int same = ti->q.scale == out->q.scale && ti->q.zero_point == out->q.zero_point;
+            for (size_t r = 0; r < rows; r++)
+                for (int32_t c = 0; c < ti->c; c++) {
+                    int32_t v = xi[r * (size_t)ti->c + c];
+                    if (!same) {
+                        v = out->q.zero_point +
+                            rg_q_mul_by_multiplier(v - ti->q.zero_point, o->cat_multipliers[k], o->cat_shifts[k]);
+                        v = v < RG_Q_ACT_MIN ? RG_Q_ACT_MIN : v > RG_Q_ACT_MAX ? RG_Q_ACT_MAX : v;
+                    }
+                    y[r * (size_t)out->c + at + c] = (int8_t)v;
+                }
+            at += ti->c;
+        }
+        return RG_OK;
     }
     case RG_QOP_FC: {
         rg_q_fc_params p = {.batch = batch, .in_features = in->h * in->w * in->c, .out_features = o->out_c,

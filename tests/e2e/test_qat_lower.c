@@ -1,5 +1,5 @@
 /* The fake-quantized graph and its lowered int8 model agree exactly
- * (regain/qat.h, docs/quantization.md section 9, "exactness"): at every
+ * (regain/qat.h, docs/quantization.md section 13, "exactness"): at every
  * quantization point, the fake-quant graph's value y (evaluation mode)
  * gives the code q = round(y / s) + z, and the integer model holds the same
  * int8 code, both op by op given the same int8 inputs (teacher forcing: the
@@ -187,6 +187,7 @@ static void check_graph(rg_graph *g, int32_t bits, int per_tensor, int lsq, cons
     rg_graph_forward(g, &ev);
     rg_qmodel *m;
     CHECK(rg_qat_lower(q, g, imgs, 32, &m, &E));
+    rg_qmodel_plan_arena(m, 1); /* every tensor its own slot: all of them are compared */
     tally t = {0};
     compare_ops(g, m, BATCH, &t);
     /* end to end */

@@ -100,6 +100,7 @@ static void check_lowering(int per_channel, rg_obs_kind kind, double min_layer_d
     rg_lower_config cfg = rg_lower_default();
     cfg.per_channel = per_channel;
     cfg.observer = rg_obs_default(kind);
+    cfg.all_tensors = 1; /* every inner tensor is read back below */
     rg_qmodel *m;
     CHECK(rg_quant_lower(g, calib, N_CALIB, &cfg, &m, &E));
     print_message("observer %d, %s: %d int8 ops, %d tensors, %zu arena bytes per image\n", (int)kind, per_channel ? "per-channel" : "per-tensor",

@@ -1,0 +1,293 @@
+/* regain quantize: post-training quantization of a checkpoint to int8, and
+ * the option parsing and calibration set shared with regain quant-report. */
+#include "cli.h"
+#include "quant_cli.h"
+#include "regain/checkpoint.h"
+#include "regain/data.h"
+#include "regain/equalize.h"
+#include "regain/rng.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static const struct {
+    const char *name;
+    rg_obs_kind kind;
+} observers[] = {{"minmax", RG_OBS_MINMAX},
+                 {"moving-average", RG_OBS_MOVING_AVG},
+                 {"percentile", RG_OBS_PERCENTILE},
+                 {"mse", RG_OBS_MSE},
+                 {"entropy", RG_OBS_ENTROPY}};
+
+const char *cli_quant_observer_name(rg_obs_kind kind)
+{
+    for (size_t i = 0; i < sizeof observers / sizeof observers[0]; i++)
+        if (observers[i].kind == kind) return observers[i].name;
+    return "?";
+}
+
+const char *const cli_quant_options_help =
+    "  --calib N           calibration images, a seeded subset of the training set (default 512)\n"
+    "  --observer KIND     activation ranges: minmax (default), moving-average, percentile, mse, entropy\n"
+    "  --percentile P      percentile observer's p in (50, 100] (default 99.99)\n"
+    "  --per-tensor        one weight scale per layer (default: one per output channel)\n"
+    "  --equalize          cross-layer equalization (ReLU6-safe) before calibration\n"
+    "  --bias-correct      empirical bias correction of the weight quantization error\n"
+    "  --adaround          learned weight rounding (AdaRound) on the calibration images\n"
+    "  --data DIR          dataset (default fashion-mnist)\n"
+    "  --seed N            seed of the calibration subset (default 0)\n"
+    "  --batch N           images per pass (default 64)\n"
+    "  --threads N         threads of the float evaluation (default: all)\n";
+
+/* Returns -1 to go on, or the exit code. */
+int cli_quant_parse(const char *cmd, int argc, char **argv, cli_quant_opts *o, const char *usage)
+{
+    memset(o, 0, sizeof *o);
+    o->data = "fashion-mnist";
+    o->calib = 512;
+    o->batch = 64;
+    o->lower = rg_lower_default();
+    double percentile = -1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(usage, stdout);
+            return EXIT_OK;
+        }
+        if (!strcmp(a, "--per-tensor")) o->lower.per_channel = 0;
+        else if (!strcmp(a, "--equalize")) o->lower.equalize = 1;
+        else if (!strcmp(a, "--bias-correct")) o->lower.bias_correct = 1;
+        else if (!strcmp(a, "--adaround")) o->lower.adaround = 1;
+        else if (strncmp(a, "--", 2) != 0) {
+            if (o->ckpt) return cli_usage_error(cmd, "only one checkpoint, got '%s' and '%s'", o->ckpt, a);
+            o->ckpt = a;
+        } else {
+            if (i + 1 >= argc) return cli_usage_error(cmd, "option %s needs a value", a);
+            const char *v = argv[++i];
+            char *end;
+            long n = strtol(v, &end, 10);
+            int is_num = *v && !*end;
+            if (!strcmp(a, "--calib")) {
+                if (!is_num || n < 1 || n > 1000000)
+                    return cli_usage_error(cmd, "--calib must be a number of images >= 1, got '%s'", v);
+                o->calib = (int32_t)n;
+            } else if (!strcmp(a, "--observer")) {
+                size_t k = 0;
+                while (k < sizeof observers / sizeof observers[0] && strcmp(observers[k].name, v)) k++;
+                if (k == sizeof observers / sizeof observers[0])
+                    return cli_usage_error(
+                        cmd, "unknown observer '%s' (minmax, moving-average, percentile, mse, entropy)", v);
+                o->lower.observer = rg_obs_default(observers[k].kind);
+            } else if (!strcmp(a, "--percentile")) {
+                percentile = strtod(v, &end);
+                if (!*v || *end || !(percentile > 50 && percentile <= 100))
+                    return cli_usage_error(cmd, "--percentile must be in (50, 100], got '%s'", v);
+            } else if (!strcmp(a, "--data")) o->data = v;
+            else if (!strcmp(a, "--out")) o->out = v;
+            else if (!strcmp(a, "--seed") && is_num && n >= 0) o->seed = (uint64_t)n;
+            else if (!strcmp(a, "--batch") && is_num && n >= 1 && n <= 4096) o->batch = (int32_t)n;
+            else if (!strcmp(a, "--limit") && is_num && n >= 0) o->limit = (int32_t)n;
+            else if (!strcmp(a, "--threads") && is_num && n >= 0 && n <= 1024) o->threads = (int32_t)n;
+            else return cli_usage_error(cmd, "unknown option or bad value: %s %s", a, v);
+        }
+    }
+    if (percentile > 0) {
+        if (o->lower.observer.kind != RG_OBS_PERCENTILE)
+            return cli_usage_error(cmd, "--percentile needs --observer percentile");
+        o->lower.observer.percentile = percentile;
+    }
+    if (!o->ckpt) return cli_usage_error(cmd, "missing the checkpoint to quantize");
+    o->lower.batch = o->batch;
+    return -1;
+}
+
+static void progress(void *user, const char *stage, int32_t done, int32_t total)
+{
+    int32_t *last = user;
+    int32_t quarter = (int32_t)(4LL * done / (total > 0 ? total : 1));
+    if (done == total || quarter > *last) {
+        fprintf(stderr, "  %-13s %6d / %d %s\n", stage, (int)done, (int)total,
+                strcmp(stage, "adaround") ? "images" : "layers");
+        *last = done == total ? -1 : quarter;
+    }
+}
+
+/* Pixels to the network's input: (v / 255 - mean) / std, as training does. */
+void cli_quant_normalize(const uint8_t *px, size_t n, float mean, float std, float *out)
+{
+    for (size_t i = 0; i < n; i++) out[i] = ((float)px[i] / 255.0f - mean) / std;
+}
+
+rg_status cli_quant_prepare(const cli_quant_opts *o, cli_quant_ctx *c, rg_error *err)
+{
+    memset(c, 0, sizeof *c);
+    rg_train_config d;
+    rg_train_config_default(&d);
+    c->mean = d.mean;
+    c->std = d.std;
+    rg_status st = rg_checkpoint_load(o->ckpt, 1, &c->g, &c->f, err);
+    if (st) return st;
+    const char *nz = rg_st_meta_get(c->f, "regain.normalize");
+    float mn, sd;
+    if (nz && sscanf(nz, "%f,%f", &mn, &sd) == 2 && sd > 0) {
+        c->mean = mn;
+        c->std = sd;
+    }
+    rg_dataset train = {0};
+    if ((st = rg_dataset_load(o->data, "train", &train, err))) return st;
+    const rg_shape in = c->g->values[c->g->input].shape;
+    if (train.h != in.h || train.w != in.w || train.c != in.c) {
+        rg_dataset_free(&train);
+        return rg_fail(err, RG_ERR_ARG, "%s: images are %dx%dx%d, the model takes %dx%dx%d", train.source,
+                       (int)train.h, (int)train.w, (int)train.c, (int)in.h, (int)in.w, (int)in.c);
+    }
+    /* a seeded subset: the first calib entries of a permutation keyed by the seed */
+    c->n_calib = o->calib < train.n ? o->calib : train.n;
+    size_t image = rg_dataset_sample_bytes(&train);
+    uint32_t *perm = rg_malloc(sizeof(uint32_t) * (size_t)train.n, err);
+    c->calib = rg_malloc(sizeof(float) * image * (size_t)c->n_calib, err);
+    if (!perm || !c->calib) st = RG_ERR_NOMEM;
+    if (!st) {
+        rg_rng r = rg_rng_keyed(o->seed, 0x9a11b, 0);
+        rg_rng_permutation(&r, perm, (uint32_t)train.n);
+        for (int32_t i = 0; i < c->n_calib; i++)
+            cli_quant_normalize(train.pixels + (size_t)perm[i] * image, image, c->mean, c->std,
+                                c->calib + (size_t)i * image);
+    }
+    free(perm);
+    rg_dataset_free(&train);
+    return st;
+}
+
+void cli_quant_ctx_free(cli_quant_ctx *c)
+{
+    rg_qmodel_free(c->m);
+    rg_graph_free(c->g);
+    rg_st_free(c->f);
+    free(c->calib);
+    memset(c, 0, sizeof *c);
+}
+
+rg_status cli_quant_lower(const cli_quant_opts *o, cli_quant_ctx *c, rg_error *err)
+{
+    rg_lower_config cfg = o->lower;
+    int32_t last = -1;
+    cfg.progress = progress;
+    cfg.progress_user = &last;
+    fprintf(stderr, "quantizing %s: %d calibration images, observer %s, %s weights%s%s%s\n", o->ckpt,
+            (int)c->n_calib, cli_quant_observer_name(cfg.observer.kind), cfg.per_channel ? "per-channel" : "per-tensor",
+            cfg.equalize ? ", equalization" : "", cfg.adaround ? ", AdaRound" : "",
+            cfg.bias_correct ? ", bias correction" : "");
+    return rg_quant_lower(c->g, c->calib, c->n_calib, &cfg, &c->m, err);
+}
+
+/* int8 top-1 on ds: normalize, run the int8 model, argmax. */
+static rg_status eval_int8(const rg_qmodel *m, const rg_dataset *ds, float mean, float std, int32_t batch,
+                           int64_t *correct, rg_error *err)
+{
+    const rg_qtensor *to = &m->tensors[m->output];
+    size_t image = rg_dataset_sample_bytes(ds), classes = (size_t)to->h * to->w * to->c;
+    float *x = rg_malloc(sizeof(float) * image * (size_t)batch, err);
+    float *logits = rg_malloc(sizeof(float) * classes * (size_t)batch, err);
+    int8_t *arena = rg_malloc(rg_qmodel_arena_bytes(m, batch), err);
+    rg_status st = x && logits && arena ? RG_OK : RG_ERR_NOMEM;
+    int32_t last = -1;
+    *correct = 0;
+    for (int32_t at = 0; at < ds->n && !st; at += batch) {
+        int32_t nb = ds->n - at < batch ? ds->n - at : batch;
+        cli_quant_normalize(ds->pixels + (size_t)at * image, image * (size_t)nb, mean, std, x);
+        if ((st = rg_qmodel_run_float(m, arena, x, nb, logits, err))) break;
+        for (int32_t i = 0; i < nb; i++) {
+            size_t best = 0;
+            for (size_t k = 1; k < classes; k++)
+                if (logits[(size_t)i * classes + k] > logits[(size_t)i * classes + best]) best = k;
+            *correct += best == ds->labels[at + i];
+        }
+        progress(&last, "evaluate", at + nb, ds->n);
+    }
+    free(x);
+    free(logits);
+    free(arena);
+    return st;
+}
+
+int cmd_quantize(int argc, char **argv)
+{
+    static const char *const usage_head =
+        "usage: regain quantize CHECKPOINT [--calib N] [--observer KIND] [--per-tensor] [--equalize]\n"
+        "                       [--bias-correct] [--adaround] [--data DIR] [--limit N] [--out FILE] [...]\n"
+        "\n"
+        "Post-training quantization to int8: calibrates activation ranges on a seeded subset of\n"
+        "the training set, lowers the model (batch norms folded, activations fused), evaluates\n"
+        "the int8 model with the integer reference kernels on the test set and prints float\n"
+        "top-1, int8 top-1 and their difference. Progress goes to stderr.\n"
+        "\n";
+    char usage[4096];
+    snprintf(usage, sizeof usage, "%s%s%s", usage_head, cli_quant_options_help,
+             "  --limit N           evaluate on the first N test images only (default: all)\n"
+             "  --out FILE          write the int8 model (safetensors container, see docs/quantization.md)\n");
+    cli_quant_opts o;
+    int rc = cli_quant_parse("quantize", argc, argv, &o, usage);
+    if (rc >= 0) return rc;
+    rg_set_threads(o.threads);
+    rg_error err = {0};
+    cli_quant_ctx c;
+    rg_dataset test = {0}, head = {0};
+    rg_eval_result fr = {0};
+    int64_t correct = 0;
+    double t0 = now_s();
+    rg_status st = cli_quant_prepare(&o, &c, &err);
+    if (!st) st = rg_dataset_load(o.data, "test", &test, &err);
+    if (!st && o.limit > 0 && o.limit < test.n) {
+        st = rg_dataset_head(&test, o.limit, &head, &err);
+        if (!st) {
+            rg_dataset_free(&test);
+            test = head;
+        }
+    }
+    /* float first: lowering replans the graph */
+    if (!st) st = rg_graph_plan(c.g, o.batch, RG_PLAN_EVAL, &err);
+    if (!st) {
+        fprintf(stderr, "evaluating the float model on %d test images\n", (int)test.n);
+        st = rg_evaluate(c.g, &test, c.mean, c.std, &fr, &err);
+    }
+    if (!st) st = cli_quant_lower(&o, &c, &err);
+    if (!st) {
+        fprintf(stderr, "evaluating the int8 model on %d test images\n", (int)test.n);
+        st = eval_int8(c.m, &test, c.mean, c.std, o.batch, &correct, &err);
+    }
+    if (!st && o.out) st = rg_qmodel_save(o.out, c.m, o.ckpt, &err);
+    if (!st) {
+        double q1 = test.n ? (double)correct / (double)test.n : 0.0;
+        printf("%s on %s (test split, %d images)\n\n", o.ckpt, test.source, (int)test.n);
+        printf("  calibration   %d images (seed %llu), observer %s\n", (int)c.n_calib, (unsigned long long)o.seed,
+               cli_quant_observer_name(o.lower.observer.kind));
+        printf("  weights       %s%s%s%s\n", o.lower.per_channel ? "per-channel" : "per-tensor",
+               o.lower.equalize ? ", equalized" : "", o.lower.adaround ? ", AdaRound" : "",
+               o.lower.bias_correct ? ", bias-corrected" : "");
+        printf("  int8 arena    %zu bytes per image (liveness plan; %zu unplanned)\n\n", c.m->image_bytes,
+               c.m->tensor_bytes);
+        printf("  %-8s %9s\n", "model", "top-1 %");
+        printf("  %-8s %9s\n", "--------", "---------");
+        printf("  %-8s %9.2f\n", "float", 100.0 * fr.top1);
+        printf("  %-8s %9.2f\n", "int8", 100.0 * q1);
+        printf("  %-8s %+9.2f\n", "diff", 100.0 * (q1 - fr.top1));
+        if (o.out) printf("\n  wrote %s\n", o.out);
+        char dur[32];
+        cli_format_duration(now_s() - t0, dur, sizeof dur);
+        printf("\n  wall time     %s\n", dur);
+    }
+    rg_eval_result_free(&fr);
+    rg_dataset_free(&test);
+    cli_quant_ctx_free(&c);
+    return st ? cli_fail(&err) : EXIT_OK;
+}
