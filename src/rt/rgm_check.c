@@ -192,7 +192,12 @@ rg_status rg_rgm_check(const rg_rgm *m, rg_error *err)
             break;
         }
         defined[o->out] = 1;
-        if ((st = check_op(m, o, err))) rg_error_prefix(err, "op %d (%s)", (int)i, o->name);
+        if ((st = check_op(m, o, err))) {
+            /* the kernels' own checks say RG_ERR_ARG: here it is the model that is malformed */
+            if (st != RG_ERR_NOMEM) st = RG_ERR_FORMAT;
+            if (err) err->code = st;
+            rg_error_prefix(err, "op %d (%s)", (int)i, o->name);
+        }
     }
     if (!st && !defined[m->output])
         st = rg_fail(err, RG_ERR_FORMAT, "output tensor %d is never written", (int)m->output);
