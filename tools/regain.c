@@ -15,7 +15,7 @@ static const char *usage_text =
     "\n"
     "commands:\n"
     "  train    train a model (regain train --model mbv2-tiny --epochs 15)\n"
-    "  eval     evaluate a checkpoint on a dataset's test split\n"
+    "  eval     evaluate a checkpoint (or a .rgm int8 model) on a dataset's test split\n"
     "  info     describe a checkpoint\n"
     "  models   list the model zoo with parameters, MACs and activation memory\n"
     "  run      run a recipe: every run and seed, cached by content hash (recipes/)\n"
@@ -23,6 +23,9 @@ static const char *usage_text =
     "  report   an experiment's report: tables, charts, statistics (report.html)\n"
     "  bench    images/s, latency, memory and per-layer profile of a model\n"
     "  augment-preview  a PNG of one training batch before and after augmentation\n"
+    "  export-rgm  lower a checkpoint to int8 and write the runtime's model file (.rgm)\n"
+    "  rt-info  describe a .rgm model: arena, flash, per-layer table\n"
+    "  infer    predictions of a .rgm model with the int8 runtime\n"
     "\n"
     "'regain <command> --help' describes each command. Exit codes: 0 success,\n"
     "1 other failure, 2 bad command line, 3 I/O error, 4 malformed input file,\n"
@@ -105,7 +108,7 @@ int main(int argc, char **argv)
     static const struct {
         const char *name;
         int (*fn)(int, char **);
-    } cmds[] = {{"train", cmd_train}, {"eval", cmd_eval}, {"info", cmd_info}, {"models", cmd_models}, {"run", cmd_run}, {"runs", cmd_runs}, {"report", cmd_report}, {"bench", cmd_bench}, {"augment-preview", cmd_augment_preview}};
+    } cmds[] = {{"train", cmd_train}, {"eval", cmd_eval}, {"info", cmd_info}, {"models", cmd_models}, {"run", cmd_run}, {"runs", cmd_runs}, {"report", cmd_report}, {"bench", cmd_bench}, {"augment-preview", cmd_augment_preview}, {"export-rgm", cmd_export_rgm}, {"rt-info", cmd_rt_info}, {"infer", cmd_infer}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(argv[1], cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);
     fprintf(stderr, "regain: unknown command '%s'\n\n%s", argv[1], usage_text);

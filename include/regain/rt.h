@@ -146,4 +146,15 @@ int rg_rt_tensor_in_place(const rg_rt *rt, int32_t t);
 
 void rg_rt_free(rg_rt *rt);
 
+/* Normalizes n uint8 pixels as the model was trained ((p/255 - mean) / std,
+ * the loader's formula) into x. */
+void rg_rt_normalize(const rg_rt *rt, const uint8_t *pixels, size_t n, float *x);
+
+/* Predicted class (first maximum of the output) of every image of an NHWC
+ * uint8 set (n images of the input's shape), one at a time through
+ * rg_rt_invoke_float; pred: n entries. Errors: RG_ERR_SHAPE when the image
+ * shape differs from the model's input, RG_ERR_NOMEM. */
+rg_status rg_rt_predict(const rg_rt *rt, void *arena, const uint8_t *images, int32_t n, int32_t h, int32_t w,
+                        int32_t c, int32_t *pred, rg_error *err);
+
 #endif

@@ -13,7 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "regain/checkpoint.h"
 #include "regain/cpu.h"
+#include "regain/data.h"
 #include "regain/graph.h"
 #include "regain/quant_model.h"
 #include "regain/rng.h"
@@ -42,6 +44,11 @@ static void settle(rg_graph *g, const float *data, int32_t n, int32_t image)
         for (size_t k = 0; k < gm->count; k++) g->param_data[gm->offset + k] = 1.0f + 0.3f * rg_rng_normal(&r);
         for (size_t k = 0; k < bt->count; k++) g->param_data[bt->offset + k] = 0.3f * rg_rng_normal(&r);
     }
+    /* the last linear layer is tiny at init (N(0, 0.01)): scale it up so that
+     * the logits separate classes */
+    int32_t fc = rg_graph_find_param(g, "fc.weight");
+    if (fc >= 0)
+        for (size_t k = 0; k < g->params[fc].count; k++) g->param_data[g->params[fc].offset + k] *= 30.0f;
     CHECK(rg_graph_plan(g, 16, RG_PLAN_TRAIN, &E));
     rg_exec ctx = {.training = 1, .seed = 1};
     for (int step = 0; step < 6; step++) {
@@ -52,10 +59,12 @@ static void settle(rg_graph *g, const float *data, int32_t n, int32_t image)
     }
 }
 
-static rg_qmodel *lower(rg_graph *g, int32_t image)
+/* calibrated on 64 images: real ones (normalized) when given, else noise */
+static rg_qmodel *lower(rg_graph *g, int32_t image, const float *real)
 {
     float *calib = malloc(sizeof(float) * 64 * (size_t)image);
-    random_floats(calib, 64 * (size_t)image, 11);
+    if (real) memcpy(calib, real, sizeof(float) * 64 * (size_t)image);
+    else random_floats(calib, 64 * (size_t)image, 11);
     settle(g, calib, 64, image);
     rg_lower_config cfg = rg_lower_default();
     cfg.batch = 16;
@@ -179,7 +188,7 @@ static void test_mbv2_tiny(void **state)
     (void)state;
     rg_graph *g;
     CHECK(rg_zoo_build("mbv2-tiny", 28, 28, 1, 10, &g, &E));
-    rg_qmodel *qm = lower(g, 28 * 28);
+    rg_qmodel *qm = lower(g, 28 * 28, NULL);
     check_model(qm, "mbv2-tiny");
     rg_qmodel_free(qm);
     rg_graph_free(g);
@@ -204,7 +213,7 @@ static void test_every_kind(void **state)
     CHECK(rg_graph_add_unary(g, RG_OP_GAP, "gap", v, &v, &E));
     CHECK(rg_graph_add_linear(g, "fc", v, 5, 1, &v, &E));
     CHECK(rg_graph_finish(g, v, &E));
-    rg_qmodel *qm = lower(g, 12 * 12 * 3);
+    rg_qmodel *qm = lower(g, 12 * 12 * 3, NULL);
     int kinds[RG_QOP_CLAMP + 1] = {0};
     for (int32_t i = 0; i < qm->n_ops; i++) kinds[qm->ops[i].kind]++;
     for (int k = 0; k <= RG_QOP_CLAMP; k++) assert_true(kinds[k] > 0);
@@ -213,11 +222,98 @@ static void test_every_kind(void **state)
     rg_graph_free(g);
 }
 
+/* From a trained checkpoint to a .rgm through the CLI (train, export-rgm),
+ * then regain eval on the .rgm equals rg_qmodel_run on the same lowering
+ * done here (same checkpoint, same calibration images), image for image, on
+ * a slice of the Fashion-MNIST test set; rt-info and infer run on it, and
+ * a damaged file is refused. */
+static void test_eval_matches_qmodel(void **state)
+{
+    (void)state;
+    enum { N = 300, CALIB = 64 };
+    rgt_require_fashion_mnist();
+    char out[1 << 16];
+    rgt_write_text("tiny.spec", rgt_tiny_spec);
+    rgt_expect_cli("REGAIN_CLI", out, sizeof out, 0, NULL, NULL,
+                   "train --model tiny.spec --epochs 1 --train_limit 1500 --test_limit 100 --batch 32 --out run --threads 1");
+    rgt_expect_cli("REGAIN_CLI", out, sizeof out, 0, "int8 ops", NULL,
+                   "export-rgm run/best.safetensors --calib %d --out tiny.rgm", CALIB);
+    char ckpt[600], path[600];
+    snprintf(ckpt, sizeof ckpt, "%s", rgt_in_root("run/best.safetensors"));
+    snprintf(path, sizeof path, "%s", rgt_in_root("tiny.rgm"));
+
+    rg_dataset train, test;
+    CHECK(rg_dataset_load("fashion-mnist", "train", &train, &E));
+    CHECK(rg_dataset_load("fashion-mnist", "test", &test, &E));
+    rg_rgm *m;
+    rg_rt *rt;
+    CHECK(rg_rgm_load(path, &m, &E));
+    CHECK(rg_rt_prepare(m, NULL, &rt, &E));
+    void *arena = rg_alloc_aligned(rg_rt_arena_size(rt), &E);
+    int32_t pred[N];
+    CHECK(rg_rt_predict(rt, arena, test.pixels, N, 28, 28, 1, pred, &E));
+
+    /* the same lowering in this process */
+    rg_graph *g;
+    rg_st_file *f;
+    CHECK(rg_checkpoint_load(ckpt, 1, &g, &f, &E));
+    float *calib = malloc(sizeof(float) * CALIB * 784), *x = malloc(sizeof(float) * N * 784), logits[N * 10];
+    rg_rt_normalize(rt, train.pixels, (size_t)CALIB * 784, calib);
+    rg_rt_normalize(rt, test.pixels, (size_t)N * 784, x);
+    rg_lower_config cfg = rg_lower_default();
+    rg_qmodel *qm;
+    CHECK(rg_quant_lower(g, calib, CALIB, &cfg, &qm, &E));
+    int8_t *qa = malloc(rg_qmodel_arena_bytes(qm, N));
+    CHECK(rg_qmodel_run_float(qm, qa, x, N, logits, &E));
+    int correct = 0;
+    for (int i = 0; i < N; i++) {
+        int best = 0;
+        for (int k = 1; k < 10; k++)
+            if (logits[i * 10 + k] > logits[i * 10 + best]) best = k;
+        assert_int_equal(pred[i], best);
+        correct += best == test.labels[i];
+    }
+    assert_true(correct > N / 5); /* a (briefly) trained model, not chance (measured: 95 / 300) */
+
+    rgt_expect_cli("REGAIN_CLI", out, sizeof out, 0, "top-1 accuracy", NULL, "eval tiny.rgm --data fashion-mnist --limit %d",
+                   N);
+    const char *at = strstr(out, "% (");
+    assert_non_null(at);
+    int c2 = -1, n2 = -1;
+    assert_int_equal(sscanf(at, "%% (%d / %d)", &c2, &n2), 2);
+    print_message("eval on %d images: %d correct (rg_qmodel_run: %d)\n", N, c2, correct);
+    assert_int_equal(n2, N);
+    assert_int_equal(c2, correct);
+    rgt_expect_cli("REGAIN_CLI", out, sizeof out, 0, "TFLite Micro greedy", "lower bound", "rt-info tiny.rgm");
+    rgt_expect_cli("REGAIN_CLI", out, sizeof out, 0, "predicted", "top-1", "infer tiny.rgm --count 5");
+    /* a damaged file: exit 4 (malformed input), the file and the problem named */
+    size_t size;
+    uint8_t *bytes = rgt_read_file(path, &size);
+    char cut[600];
+    snprintf(cut, sizeof cut, "%s", rgt_in_root("cut.rgm"));
+    rgt_write_file(cut, bytes, size - 7);
+    rgt_expect_cli("REGAIN_CLI", out, sizeof out, 4, "cut.rgm", "truncated", "eval cut.rgm");
+    rgt_expect_cli("REGAIN_CLI", out, sizeof out, 4, "cut.rgm", "truncated", "rt-info cut.rgm");
+    free(bytes);
+    free(x);
+    free(calib);
+    free(qa);
+    rg_free_aligned(arena);
+    rg_rt_free(rt);
+    rg_rgm_free(m);
+    rg_qmodel_free(qm);
+    rg_graph_free(g);
+    rg_st_free(f);
+    rg_dataset_free(&train);
+    rg_dataset_free(&test);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_kind),
         cmocka_unit_test(test_mbv2_tiny),
+        cmocka_unit_test(test_eval_matches_qmodel),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, rgt_root_setup, rgt_root_teardown);
 }
