@@ -184,7 +184,9 @@ static void run(const rg_rt *rt, int8_t *a)
         case PATH_ADD: rt->t->add(&o->add, x, a + rt->off[o->in[1]], r->n, y); break;
         case PATH_CLAMP: rt->t->clamp(x, r->n, o->act_min, o->act_max, y); break;
         case PATH_GAP: rt->t->gap(&r->gap, x, y); break;
-        /* pooling has no fast kernel yet: the reference (validated at load) */
+        /* pooling has no fast kernel yet: the reference. Its checks cannot
+         * fail here: rg_rgm_check requires the output size the window gives
+         * and pad < kernel, which is what the reference checks. */
         case PATH_AVGPOOL: rg_q_avgpool_s8(&r->pool, x, y, NULL); break;
         case PATH_MAXPOOL: rg_q_maxpool_s8(&r->pool, x, y, NULL); break;
         }
