@@ -127,6 +127,13 @@ void rg_rt_invoke(const rg_rt *rt, void *arena, const int8_t *in, int8_t *out);
 /* The same from a normalized float image; out receives dequantized logits. */
 void rg_rt_invoke_float(const rg_rt *rt, void *arena, const float *in, float *out);
 
+/* rg_rt_invoke, calling trace(user, i, y) after op i with its output
+ * tensor y (valid until a later op overwrites it): for tests and
+ * debugging, to compare every intermediate tensor. */
+typedef void (*rg_rt_trace_fn)(void *user, int32_t op, const int8_t *y);
+void rg_rt_invoke_trace(const rg_rt *rt, void *arena, const int8_t *in, int8_t *out, rg_rt_trace_fn trace,
+                        void *user);
+
 /* The arena plan. Tensors live from the op that writes them (-1: the
  * input) to the last op that reads them (n_ops: the output). */
 typedef struct {

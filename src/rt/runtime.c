@@ -167,7 +167,7 @@ const char *rg_rt_table_name(const rg_rt *rt)
 }
 
 /* Runs every op; the input tensor is in place in the arena. */
-static void run(const rg_rt *rt, int8_t *a)
+static void run(const rg_rt *rt, int8_t *a, rg_rt_trace_fn trace, void *user)
 {
     const rg_rgm *m = rt->m;
     void *scratch = a + rt->scratch_off;
@@ -190,6 +190,7 @@ static void run(const rg_rt *rt, int8_t *a)
         case PATH_AVGPOOL: rg_q_avgpool_s8(&r->pool, x, y, NULL); break;
         case PATH_MAXPOOL: rg_q_maxpool_s8(&r->pool, x, y, NULL); break;
         }
+        if (trace) trace(user, i, y);
     }
 }
 
@@ -198,7 +199,17 @@ void rg_rt_invoke(const rg_rt *rt, void *arena, const int8_t *in, int8_t *out)
     const rg_rgm *m = rt->m;
     int8_t *a = arena;
     memcpy(a + rt->off[m->input], in, rg_rt_tensor_bytes(m, m->input));
-    run(rt, a);
+    run(rt, a, NULL, NULL);
+    memcpy(out, a + rt->off[m->output], rg_rt_tensor_bytes(m, m->output));
+}
+
+void rg_rt_invoke_trace(const rg_rt *rt, void *arena, const int8_t *in, int8_t *out, rg_rt_trace_fn trace,
+                        void *user)
+{
+    const rg_rgm *m = rt->m;
+    int8_t *a = arena;
+    memcpy(a + rt->off[m->input], in, rg_rt_tensor_bytes(m, m->input));
+    run(rt, a, trace, user);
     memcpy(out, a + rt->off[m->output], rg_rt_tensor_bytes(m, m->output));
 }
 
@@ -210,7 +221,7 @@ void rg_rt_invoke_float(const rg_rt *rt, void *arena, const float *in, float *ou
     int8_t *x = a + rt->off[m->input];
     size_t n = rg_rt_tensor_bytes(m, m->input);
     for (size_t i = 0; i < n; i++) x[i] = (int8_t)rg_q_quantize_value(in[i], ti->q, -128, 127);
-    run(rt, a);
+    run(rt, a, NULL, NULL);
     rg_q_dequantize(a + rt->off[m->output], rg_rt_tensor_bytes(m, m->output), to->q, out);
 }
 

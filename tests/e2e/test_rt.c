@@ -108,6 +108,31 @@ static void check_plan(const rg_rgm *m, const rg_rt *rt)
     }
 }
 
+/* Every intermediate tensor, table against table: the reference table (the
+ * integer reference kernels themselves, as rg_qmodel_run uses them) records
+ * each op's output, the fast tables must reproduce each; the first op that
+ * differs is named. (rg_qmodel_run's own arena is not used for this: it
+ * need not keep every tensor.) */
+typedef struct {
+    const rg_rgm *m;
+    int8_t **ref; /* per op, recorded by the reference table */
+    int record, mismatches;
+} trace_state;
+
+static void trace_op(void *user, int32_t op, const int8_t *y)
+{
+    trace_state *s = user;
+    const rg_rgm_tensor *t = &s->m->tensors[s->m->ops[op].out];
+    size_t n = (size_t)t->h * t->w * t->c;
+    if (s->record) {
+        s->ref[op] = malloc(n);
+        memcpy(s->ref[op], y, n);
+    } else if (memcmp(y, s->ref[op], n) != 0) {
+        if (!s->mismatches) print_error("op %d (%s) differs from the reference table\n", (int)op, s->m->ops[op].name);
+        s->mismatches++;
+    }
+}
+
 /* Lowers, round-trips through a file, and compares the runtime with
  * rg_qmodel_run on every table. Returns the number of in-place tensors. */
 static int check_model(rg_qmodel *qm, const char *label)
@@ -149,6 +174,7 @@ static int check_model(rg_qmodel *qm, const char *label)
 
     const rg_isa levels[] = {RG_ISA_REF, RG_ISA_AVX2, RG_ISA_AVX512_VNNI};
     int in_place = 0;
+    trace_state ts = {m, calloc((size_t)m->n_ops, sizeof(int8_t *)), 0, 0};
     for (int l = 0; l < 3; l++) {
         if (levels[l] > rg_cpu_isa_supported()) {
             print_message("%s: table for ISA level %d skipped (CPU)\n", label, (int)levels[l]);
@@ -169,6 +195,11 @@ static int check_model(rg_qmodel *qm, const char *label)
             rg_rt_invoke(rt, arena, x + (size_t)i * in_n, got);
             assert_memory_equal(got, want + (size_t)i * out_n, out_n);
         }
+        /* layer by layer against the reference table (the first one run) */
+        ts.record = l == 0;
+        assert_true(ts.record || ts.ref[0]);
+        rg_rt_invoke_trace(rt, arena, x, got, trace_op, &ts);
+        assert_int_equal(ts.mismatches, 0);
         rg_rt_invoke_float(rt, arena, fx, fgot);
         assert_memory_equal(fgot, fwant, sizeof(float) * out_n);
         in_place = 0;
@@ -176,6 +207,8 @@ static int check_model(rg_qmodel *qm, const char *label)
         rg_free_aligned(arena);
         rg_rt_free(rt);
     }
+    for (int32_t i = 0; i < m->n_ops; i++) free(ts.ref[i]);
+    free(ts.ref);
     free(fx), free(fwant), free(fgot);
     free(x), free(want), free(got), free(qarena);
     rg_rgm_free(m);
