@@ -42,6 +42,11 @@ int cmd_augment_preview(int argc, char **argv);
 int cmd_qat(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int cmd_quant_report(int argc, char **argv);
+/* the int8 runtime (tools/cmd_rt.c); regain eval hands .rgm models to cmd_eval_rgm */
+int cmd_export_rgm(int argc, char **argv);
+int cmd_rt_info(int argc, char **argv);
+int cmd_infer(int argc, char **argv);
+int cmd_eval_rgm(int argc, char **argv);
 
 /* Result tables (tables.c). */
 void cli_print_eval(FILE *f, const rg_eval_result *r, double wall_s);

@@ -35,6 +35,13 @@ int cmd_eval(int argc, char **argv)
     const char *ckpt = NULL, *data = "fashion-mnist", *split = "test";
     int32_t batch = 256, limit = 0, threads = 0;
     int raw = 0;
+    /* an int8 model file goes to the integer runtime (tools/cmd_rt.c) */
+    for (int i = 1; i < argc; i++) {
+        size_t n = strlen(argv[i]);
+        if (argv[i][0] != '-' && n > 4 && !strcmp(argv[i] + n - 4, ".rgm") && (i == 1 || argv[i - 1][0] != '-' ||
+                                                                               !strcmp(argv[i - 1], "--raw")))
+            return cmd_eval_rgm(argc, argv);
+    }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -42,7 +49,10 @@ int cmd_eval(int argc, char **argv)
                    "                  [--batch N] [--limit N] [--threads N] [--raw]\n"
                    "\n"
                    "Evaluates a checkpoint (EMA weights when it has them, unless --raw) and prints\n"
-                   "top-1 accuracy, per-class accuracy and the confusion matrix.\n");
+                   "top-1 accuracy, per-class accuracy and the confusion matrix.\n"
+                   "\n"
+                   "regain eval MODEL.rgm [--data ...] [--split ...] [--limit N] runs an int8 model\n"
+                   "file (regain export-rgm) with the integer runtime and prints its top-1 accuracy.\n");
             return EXIT_OK;
         }
         if (!strcmp(a, "--raw")) {

@@ -14,18 +14,21 @@ static const char *usage_text =
     "usage: regain <command> [options]\n"
     "\n"
     "commands:\n"
-    "  train    train a model (regain train --model mbv2-tiny --epochs 15)\n"
-    "  eval     evaluate a checkpoint on a dataset's test split\n"
-    "  info     describe a checkpoint\n"
-    "  models   list the model zoo with parameters, MACs and activation memory\n"
-    "  run      run a recipe: every run and seed, cached by content hash (recipes/)\n"
-    "  runs     list the runs of the experiment store (table or --json)\n"
-    "  report   an experiment's report: tables, charts, statistics (report.html)\n"
-    "  bench    images/s, latency, memory and per-layer profile of a model\n"
+    "  train            train a model (regain train --model mbv2-tiny --epochs 15)\n"
+    "  eval             evaluate a checkpoint (or a .rgm int8 model) on a dataset's test split\n"
+    "  info             describe a checkpoint\n"
+    "  models           list the model zoo with parameters, MACs and activation memory\n"
+    "  run              run a recipe: every run and seed, cached by content hash (recipes/)\n"
+    "  runs             list the runs of the experiment store (table or --json)\n"
+    "  report           an experiment's report: tables, charts, statistics (report.html)\n"
+    "  bench            images/s, latency, memory and per-layer profile of a model\n"
     "  augment-preview  a PNG of one training batch before and after augmentation\n"
-    "  qat      quantization-aware fine-tuning of a float checkpoint (int8, W4A8)\n"
-    "  quantize      post-training int8 quantization: float vs int8 top-1 (--out: the int8 model)\n"
-    "  quant-report  the quantization doctor: per-layer SQNR, weight ranges, remedies\n"
+    "  qat              quantization-aware fine-tuning of a float checkpoint (int8, W4A8)\n"
+    "  quantize         post-training int8 quantization: float vs int8 top-1 (--out: the int8 model)\n"
+    "  quant-report     the quantization doctor: per-layer SQNR, weight ranges, remedies\n"
+    "  export-rgm       lower a checkpoint to int8 and write the runtime's model file (.rgm)\n"
+    "  rt-info          describe a .rgm model: arena, flash, per-layer table\n"
+    "  infer            predictions of a .rgm model with the int8 runtime\n"
     "\n"
     "'regain <command> --help' describes each command. Exit codes: 0 success,\n"
     "1 other failure, 2 bad command line, 3 I/O error, 4 malformed input file,\n"
@@ -119,7 +122,10 @@ int main(int argc, char **argv)
                 {"augment-preview", cmd_augment_preview},
                 {"qat", cmd_qat},
                 {"quantize", cmd_quantize},
-                {"quant-report", cmd_quant_report}};
+                {"quant-report", cmd_quant_report},
+                {"export-rgm", cmd_export_rgm},
+                {"rt-info", cmd_rt_info},
+                {"infer", cmd_infer}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(argv[1], cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);
     fprintf(stderr, "regain: unknown command '%s'\n\n%s", argv[1], usage_text);

@@ -1,0 +1,167 @@
+/* regain — the integer-only runtime and its model file (.rgm).
+ *
+ * A lowered int8 model (regain/quant_model.h) is saved as a self-contained,
+ * versioned, checksummed file (layout in docs/runtime.md) and run by a small
+ * runtime on the fast int8 kernels (src/rt/kernels/qk.h; bit-exact with the
+ * integer reference kernels, so with rg_qmodel_run). Loading validates
+ * every field of the file before anything is used; preparing packs the
+ * weights for one kernel table and plans the activation arena by liveness;
+ * running allocates nothing: the caller gives one buffer of
+ * rg_rt_arena_size bytes (several buffers allow concurrent runs of one
+ * prepared model).
+ *
+ *     rg_rgm *m;
+ *     rg_rt *rt;
+ *     if (rg_rgm_load("model.rgm", &m, &err)) return err.code;
+ *     if (rg_rt_prepare(m, NULL, &rt, &err)) ...;       // NULL: rg_qk_kernels()
+ *     void *arena = malloc(rg_rt_arena_size(rt));
+ *     rg_rt_invoke(rt, arena, image_s8, logits_s8);    // batch 1
+ *     rg_rt_invoke_float(rt, arena, image_f32, logits_f32);
+ *     rg_rt_free(rt); rg_rgm_free(m); free(arena);
+ *
+ * The runtime runs one image at a time (batch 1, the edge case it is for).
+ */
+#ifndef REGAIN_RT_H
+#define REGAIN_RT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "regain/quant.h"
+#include "regain/quant_kernels.h"
+#include "regain/status.h"
+
+#define RG_RGM_VERSION 1
+#define RG_RGM_NAME_MAX 48   /* op names, NUL included (longer ones are cut) */
+
+/* Op kinds; the values are the file's (and match rg_qop_kind). */
+typedef enum {
+    RG_RT_CONV = 0,
+    RG_RT_DEPTHWISE = 1,
+    RG_RT_FC = 2,
+    RG_RT_ADD = 3,
+    RG_RT_AVGPOOL = 4,
+    RG_RT_MAXPOOL = 5,
+    RG_RT_GAP = 6,
+    RG_RT_CLAMP = 7,
+    RG_RT_N_KINDS = 8
+} rg_rt_kind;
+
+typedef struct {
+    int32_t h, w, c;        /* NHWC, one image */
+    rg_qparams q;
+} rg_rgm_tensor;
+
+typedef struct {
+    rg_rt_kind kind;
+    char name[RG_RGM_NAME_MAX];
+    int32_t in[2], out;         /* tensor ids; in[1] = -1 except for add */
+    int32_t k_h, k_w, stride, pad, out_c;   /* conv, depthwise, pools (out_c: conv, dw, fc) */
+    int32_t act_min, act_max;   /* conv, dw, fc, clamp, pools */
+    /* conv [out_c, k_h, k_w, in_c], depthwise [c, k_h, k_w], fc [out_c, in]:
+     * int8 weights, int32 bias, requantization [out_c]; NULL for others */
+    const int8_t *weights;
+    const int32_t *bias, *multipliers, *shifts;
+    rg_q_add_params add;        /* add */
+    int32_t gap_multiplier, gap_shift;  /* gap (zero points from the tensors, clamp act_min/max) */
+} rg_rgm_op;
+
+/* A model as the file holds it. Pointers point into storage (a loaded file)
+ * or are borrowed (rg_rgm_from_qmodel). */
+typedef struct {
+    rg_rgm_tensor *tensors;
+    int32_t n_tensors;
+    rg_rgm_op *ops;
+    int32_t n_ops;
+    int32_t input, output;      /* tensor ids */
+    float mean, std;            /* input normalization: x = (pixel/255 - mean) / std */
+    void *storage;              /* the file's bytes (owned), or NULL */
+} rg_rgm;
+
+/* Writes m to path atomically (regain/fileio.h). Checks m as the loader
+ * would first (a model the loader rejects is never written). */
+rg_status rg_rgm_write(const rg_rgm *m, const char *path, rg_error *err);
+
+/* Serializes m into a new malloc'd buffer (*data, *size): the file's bytes. */
+rg_status rg_rgm_serialize(const rg_rgm *m, void **data, size_t *size, rg_error *err);
+
+/* Reads and validates path. Every error is RG_ERR_FORMAT (or RG_ERR_IO /
+ * RG_ERR_NOMEM) with a message naming the file and the field. */
+rg_status rg_rgm_load(const char *path, rg_rgm **out, rg_error *err);
+
+/* The same from bytes in memory (copied); name is used in messages. */
+rg_status rg_rgm_parse(const void *data, size_t size, const char *name, rg_rgm **out, rg_error *err);
+
+/* Checks a model in memory (what the loader checks after the layout). */
+rg_status rg_rgm_check(const rg_rgm *m, rg_error *err);
+
+void rg_rgm_free(rg_rgm *m);
+
+/* Bytes of weights, biases and requantization parameters (flash). */
+size_t rg_rgm_param_bytes(const rg_rgm *m);
+/* Multiply-accumulates of op i for one image. */
+int64_t rg_rgm_op_macs(const rg_rgm *m, int32_t i);
+const char *rg_rt_kind_name(rg_rt_kind k);
+
+/* ---- the runtime ---- */
+
+typedef struct rg_rt rg_rt;
+struct rg_qk_table;
+
+/* Prepares m for the kernel table t (NULL: rg_qk_kernels(), which follows
+ * REGAIN_ISA): packs the weights (one allocation, owned by *out) and plans
+ * the arena. m must outlive *out. */
+rg_status rg_rt_prepare(const rg_rgm *m, const struct rg_qk_table *t, rg_rt **out, rg_error *err);
+
+/* Bytes of the buffer rg_rt_invoke needs: activations + kernel scratch. */
+size_t rg_rt_arena_size(const rg_rt *rt);
+/* Bytes of packed weights the prepared model holds. */
+size_t rg_rt_packed_size(const rg_rt *rt);
+const char *rg_rt_table_name(const rg_rt *rt);
+
+/* Runs one image: in (input h*w*c int8, already quantized with the input
+ * tensor's parameters) -> out (output c int8). arena: rg_rt_arena_size
+ * bytes, any content, 64-byte aligned preferred. Allocates nothing. */
+void rg_rt_invoke(const rg_rt *rt, void *arena, const int8_t *in, int8_t *out);
+
+/* The same from a normalized float image; out receives dequantized logits. */
+void rg_rt_invoke_float(const rg_rt *rt, void *arena, const float *in, float *out);
+
+/* rg_rt_invoke, calling trace(user, i, y) after op i with its output
+ * tensor y (valid until a later op overwrites it): for tests and
+ * debugging, to compare every intermediate tensor. */
+typedef void (*rg_rt_trace_fn)(void *user, int32_t op, const int8_t *y);
+void rg_rt_invoke_trace(const rg_rt *rt, void *arena, const int8_t *in, int8_t *out, rg_rt_trace_fn trace,
+                        void *user);
+
+/* The arena plan. Tensors live from the op that writes them (-1: the
+ * input) to the last op that reads them (n_ops: the output). */
+typedef struct {
+    size_t arena;               /* activation bytes the plan uses (peak) */
+    size_t scratch;             /* kernel scratch after the activations */
+    size_t naive;               /* every tensor its own slot */
+    size_t lower_bound;         /* max over ops of its inputs + output */
+    size_t tflm_greedy;         /* TFLite Micro's greedy-by-size, no in-place */
+} rg_rt_plan_stats;
+
+void rg_rt_plan_stats_get(const rg_rt *rt, rg_rt_plan_stats *s);
+/* Offset of tensor t in the arena, and its life [first, last] in ops. */
+size_t rg_rt_tensor_offset(const rg_rt *rt, int32_t t);
+void rg_rt_tensor_life(const rg_rt *rt, int32_t t, int32_t *first, int32_t *last);
+/* 1 when tensor t shares its input's buffer (an in-place clamp). */
+int rg_rt_tensor_in_place(const rg_rt *rt, int32_t t);
+
+void rg_rt_free(rg_rt *rt);
+
+/* Normalizes n uint8 pixels as the model was trained ((p/255 - mean) / std,
+ * the loader's formula) into x. */
+void rg_rt_normalize(const rg_rt *rt, const uint8_t *pixels, size_t n, float *x);
+
+/* Predicted class (first maximum of the output) of every image of an NHWC
+ * uint8 set (n images of the input's shape), one at a time through
+ * rg_rt_invoke_float; pred: n entries. Errors: RG_ERR_SHAPE when the image
+ * shape differs from the model's input, RG_ERR_NOMEM. */
+rg_status rg_rt_predict(const rg_rt *rt, void *arena, const uint8_t *images, int32_t n, int32_t h, int32_t w,
+                        int32_t c, int32_t *pred, rg_error *err);
+
+#endif

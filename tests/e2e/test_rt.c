@@ -1,0 +1,352 @@
+/* The int8 runtime (regain/rt.h) against the lowering prototype's reference
+ * execution (rg_qmodel_run): mbv2-tiny and a small graph with every other
+ * op kind are lowered, written to .rgm, loaded back, prepared on every
+ * kernel table this CPU runs, and run on random int8 images. The outputs
+ * must match rg_qmodel_run byte for byte (the fast kernels are bit-exact),
+ * with the arena filled with garbage first (a tensor the plan overlaps with
+ * a live one would show). The plan itself is checked geometrically: no two
+ * tensors alive at the same op overlap, except a clamp over its own dying
+ * input. */
+#include "test_support.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "regain/checkpoint.h"
+#include "regain/cpu.h"
+#include "regain/data.h"
+#include "regain/graph.h"
+#include "regain/quant_model.h"
+#include "regain/rng.h"
+#include "regain/rt.h"
+#include "regain/rt_qmodel.h"
+#include "regain/zoo.h"
+#include "rt/kernels/qk.h"
+
+enum { N_IMAGES = 12 };
+
+static void random_floats(float *x, size_t n, uint64_t seed)
+{
+    rg_rng r = rg_rng_keyed(seed, 0, 0);
+    for (size_t i = 0; i < n; i++) x[i] = rg_rng_normal(&r);
+}
+
+/* Random weights; BN gammas/betas perturbed and running statistics settled
+ * by a few training-mode passes, so ranges are uneven as in a trained net. */
+static void settle(rg_graph *g, const float *data, int32_t n, int32_t image)
+{
+    rg_graph_init_params(g, 5);
+    rg_rng r = rg_rng_keyed(6, 0, 0);
+    for (int32_t i = 0; i < g->n_nodes; i++) {
+        if (g->nodes[i].op != RG_OP_BN) continue;
+        const rg_param *gm = &g->params[g->nodes[i].param[0]], *bt = &g->params[g->nodes[i].param[1]];
+        for (size_t k = 0; k < gm->count; k++) g->param_data[gm->offset + k] = 1.0f + 0.3f * rg_rng_normal(&r);
+        for (size_t k = 0; k < bt->count; k++) g->param_data[bt->offset + k] = 0.3f * rg_rng_normal(&r);
+    }
+    /* the last linear layer is tiny at init (N(0, 0.01)): scale it up so that
+     * the logits separate classes */
+    int32_t fc = rg_graph_find_param(g, "fc.weight");
+    if (fc >= 0)
+        for (size_t k = 0; k < g->params[fc].count; k++) g->param_data[g->params[fc].offset + k] *= 30.0f;
+    CHECK(rg_graph_plan(g, 16, RG_PLAN_TRAIN, &E));
+    rg_exec ctx = {.training = 1, .seed = 1};
+    for (int step = 0; step < 6; step++) {
+        int32_t at = (step * 16) % (n - 16);
+        memcpy(rg_graph_input(g), data + (size_t)at * image, sizeof(float) * 16 * (size_t)image);
+        ctx.step = (uint64_t)step;
+        rg_graph_forward(g, &ctx);
+    }
+}
+
+/* calibrated on 64 images: real ones (normalized) when given, else noise */
+static rg_qmodel *lower(rg_graph *g, int32_t image, const float *real)
+{
+    float *calib = malloc(sizeof(float) * 64 * (size_t)image);
+    if (real) memcpy(calib, real, sizeof(float) * 64 * (size_t)image);
+    else random_floats(calib, 64 * (size_t)image, 11);
+    settle(g, calib, 64, image);
+    rg_lower_config cfg = rg_lower_default();
+    cfg.batch = 16;
+    rg_qmodel *m;
+    CHECK(rg_quant_lower(g, calib, 64, &cfg, &m, &E));
+    free(calib);
+    return m;
+}
+
+static void check_plan(const rg_rgm *m, const rg_rt *rt)
+{
+    rg_rt_plan_stats s;
+    rg_rt_plan_stats_get(rt, &s);
+    assert_true(s.arena <= s.naive);
+    assert_true(s.arena >= s.lower_bound);
+    assert_true(s.tflm_greedy >= s.lower_bound);
+    assert_true(rg_rt_arena_size(rt) >= s.arena + s.scratch);
+    for (int32_t a = 0; a < m->n_tensors; a++) {
+        int32_t fa, la;
+        rg_rt_tensor_life(rt, a, &fa, &la);
+        if (fa == -2) continue;
+        size_t oa = rg_rt_tensor_offset(rt, a), sa = (size_t)m->tensors[a].h * m->tensors[a].w * m->tensors[a].c;
+        assert_true(oa + sa <= s.arena);
+        for (int32_t b = a + 1; b < m->n_tensors; b++) {
+            int32_t fb, lb;
+            rg_rt_tensor_life(rt, b, &fb, &lb);
+            if (fb == -2 || la < fb || lb < fa) continue;
+            size_t ob = rg_rt_tensor_offset(rt, b), sb = (size_t)m->tensors[b].h * m->tensors[b].w * m->tensors[b].c;
+            if (oa < ob + sb && ob < oa + sa) {
+                /* only a clamp writing over its input, which dies there */
+                int ok = 0;
+                for (int32_t i = 0; i < m->n_ops; i++) {
+                    const rg_rgm_op *o = &m->ops[i];
+                    if (o->kind == RG_RT_CLAMP && ((o->in[0] == a && o->out == b) || (o->in[0] == b && o->out == a)))
+                        ok = rg_rt_tensor_in_place(rt, o->out) && oa == ob;
+                }
+                if (!ok) print_error("tensors %d and %d overlap while both alive\n", (int)a, (int)b);
+                assert_true(ok);
+            }
+        }
+    }
+}
+
+/* Every intermediate tensor, table against table: the reference table (the
+ * integer reference kernels themselves, as rg_qmodel_run uses them) records
+ * each op's output, the fast tables must reproduce each; the first op that
+ * differs is named. (rg_qmodel_run's own arena is not used for this: it
+ * need not keep every tensor.) */
+typedef struct {
+    const rg_rgm *m;
+    int8_t **ref; /* per op, recorded by the reference table */
+    int record, mismatches;
+} trace_state;
+
+static void trace_op(void *user, int32_t op, const int8_t *y)
+{
+    trace_state *s = user;
+    const rg_rgm_tensor *t = &s->m->tensors[s->m->ops[op].out];
+    size_t n = (size_t)t->h * t->w * t->c;
+    if (s->record) {
+        s->ref[op] = malloc(n);
+        memcpy(s->ref[op], y, n);
+    } else if (memcmp(y, s->ref[op], n) != 0) {
+        if (!s->mismatches) print_error("op %d (%s) differs from the reference table\n", (int)op, s->m->ops[op].name);
+        s->mismatches++;
+    }
+}
+
+/* Lowers, round-trips through a file, and compares the runtime with
+ * rg_qmodel_run on every table. Returns the number of in-place tensors. */
+static int check_model(rg_qmodel *qm, const char *label)
+{
+    char dir[256], path[300];
+    rgt_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/model.rgm", dir);
+    CHECK(rg_rgm_write_qmodel(qm, 0.3f, 0.35f, path, &E));
+    rg_rgm *m;
+    CHECK(rg_rgm_load(path, &m, &E));
+    assert_int_equal(m->n_ops, qm->n_ops);
+    assert_true(m->mean == 0.3f && m->std == 0.35f);
+
+    /* write -> load -> write gives the same bytes */
+    void *b1, *b2;
+    size_t s1, s2;
+    rg_rgm *direct;
+    CHECK(rg_rgm_from_qmodel(qm, 0.3f, 0.35f, &direct, &E));
+    CHECK(rg_rgm_serialize(direct, &b1, &s1, &E));
+    CHECK(rg_rgm_serialize(m, &b2, &s2, &E));
+    assert_int_equal(s1, s2);
+    assert_memory_equal(b1, b2, s1);
+    free(b1);
+    free(b2);
+    rg_rgm_free(direct);
+
+    const rg_qtensor *ti = &qm->tensors[qm->input], *to = &qm->tensors[qm->output];
+    size_t in_n = (size_t)ti->h * ti->w * ti->c, out_n = (size_t)to->h * to->w * to->c;
+    int8_t *x = malloc(in_n * N_IMAGES), *want = malloc(out_n * N_IMAGES), *got = malloc(out_n);
+    rg_rng r = rg_rng_keyed(42, 0, 0);
+    for (size_t i = 0; i < in_n * N_IMAGES; i++) x[i] = (int8_t)((int)rg_rng_below(&r, 256) - 128);
+    int8_t *qarena = malloc(rg_qmodel_arena_bytes(qm, N_IMAGES));
+    CHECK(rg_qmodel_run(qm, qarena, x, N_IMAGES, want, &E));
+    /* the float entry against rg_qmodel_run_float */
+    float *fx = malloc(sizeof(float) * in_n), *fwant = malloc(sizeof(float) * out_n),
+          *fgot = malloc(sizeof(float) * out_n);
+    random_floats(fx, in_n, 99);
+    CHECK(rg_qmodel_run_float(qm, qarena, fx, 1, fwant, &E));
+
+    const rg_isa levels[] = {RG_ISA_REF, RG_ISA_AVX2, RG_ISA_AVX512_VNNI};
+    int in_place = 0;
+    trace_state ts = {m, calloc((size_t)m->n_ops, sizeof(int8_t *)), 0, 0};
+    for (int l = 0; l < 3; l++) {
+        if (levels[l] > rg_cpu_isa_supported()) {
+            print_message("%s: table for ISA level %d skipped (CPU)\n", label, (int)levels[l]);
+            continue;
+        }
+        const rg_qk_table *t = rg_qk_table_for(levels[l]);
+        rg_rt *rt;
+        CHECK(rg_rt_prepare(m, t, &rt, &E));
+        check_plan(m, rt);
+        rg_rt_plan_stats s;
+        rg_rt_plan_stats_get(rt, &s);
+        print_message("%s on %s: arena %zu (+%zu scratch), TFLM greedy %zu, naive %zu, lower bound %zu\n", label,
+                      t->name, s.arena, s.scratch, s.tflm_greedy, s.naive, s.lower_bound);
+        size_t an = rg_rt_arena_size(rt);
+        uint8_t *arena = rg_alloc_aligned(an, &E);
+        for (int i = 0; i < N_IMAGES; i++) {
+            for (size_t k = 0; k < an; k++) arena[k] = (uint8_t)(0xA5 ^ (k * 31 + (size_t)i * 7));
+            rg_rt_invoke(rt, arena, x + (size_t)i * in_n, got);
+            assert_memory_equal(got, want + (size_t)i * out_n, out_n);
+        }
+        /* layer by layer against the reference table (the first one run) */
+        ts.record = l == 0;
+        assert_true(ts.record || ts.ref[0]);
+        rg_rt_invoke_trace(rt, arena, x, got, trace_op, &ts);
+        assert_int_equal(ts.mismatches, 0);
+        rg_rt_invoke_float(rt, arena, fx, fgot);
+        assert_memory_equal(fgot, fwant, sizeof(float) * out_n);
+        in_place = 0;
+        for (int32_t t2 = 0; t2 < m->n_tensors; t2++) in_place += rg_rt_tensor_in_place(rt, t2);
+        rg_free_aligned(arena);
+        rg_rt_free(rt);
+    }
+    for (int32_t i = 0; i < m->n_ops; i++) free(ts.ref[i]);
+    free(ts.ref);
+    free(fx), free(fwant), free(fgot);
+    free(x), free(want), free(got), free(qarena);
+    rg_rgm_free(m);
+    rgt_rmtree(dir);
+    return in_place;
+}
+
+static void test_mbv2_tiny(void **state)
+{
+    (void)state;
+    rg_graph *g;
+    CHECK(rg_zoo_build("mbv2-tiny", 28, 28, 1, 10, &g, &E));
+    rg_qmodel *qm = lower(g, 28 * 28, NULL);
+    check_model(qm, "mbv2-tiny");
+    rg_qmodel_free(qm);
+    rg_graph_free(g);
+}
+
+/* conv, conv + add, a standalone ReLU (a clamp, in place), max and average
+ * pooling, global average pooling, a linear layer */
+static void test_every_kind(void **state)
+{
+    (void)state;
+    rg_graph *g;
+    CHECK(rg_graph_create(12, 12, 3, &g, &E));
+    int32_t a, b, v;
+    CHECK(rg_graph_add_conv(g, "c1", g->input, (rg_conv_attr){3, 3, 1, 1, 1, 8, 1}, &a, &E));
+    CHECK(rg_graph_add_conv(g, "c2", a, (rg_conv_attr){3, 3, 1, 1, 8, 8, 1}, &b, &E));
+    CHECK(rg_graph_add_binary(g, RG_OP_ADD, "add", a, b, &v, &E));
+    CHECK(rg_graph_add_unary(g, RG_OP_RELU, "relu", v, &v, &E));
+    CHECK(rg_graph_add_pool(g, RG_OP_MAXPOOL, "mp", v, 2, 2, 0, &v, &E));
+    CHECK(rg_graph_add_pool(g, RG_OP_AVGPOOL, "ap", v, 3, 1, 1, &v, &E));
+    CHECK(rg_graph_add_conv(g, "dw", v, (rg_conv_attr){3, 3, 2, 1, 8, 8, 0}, &v, &E));
+    CHECK(rg_graph_add_conv(g, "pw", v, (rg_conv_attr){1, 1, 1, 0, 1, 16, 1}, &v, &E));
+    CHECK(rg_graph_add_unary(g, RG_OP_GAP, "gap", v, &v, &E));
+    CHECK(rg_graph_add_linear(g, "fc", v, 5, 1, &v, &E));
+    CHECK(rg_graph_finish(g, v, &E));
+    rg_qmodel *qm = lower(g, 12 * 12 * 3, NULL);
+    int kinds[RG_QOP_CLAMP + 1] = {0};
+    for (int32_t i = 0; i < qm->n_ops; i++) kinds[qm->ops[i].kind]++;
+    for (int k = 0; k <= RG_QOP_CLAMP; k++) assert_true(kinds[k] > 0);
+    assert_true(check_model(qm, "every-kind") >= 1);
+    rg_qmodel_free(qm);
+    rg_graph_free(g);
+}
+
+/* From a trained checkpoint to a .rgm through the CLI (train, export-rgm),
+ * then regain eval on the .rgm equals rg_qmodel_run on the same lowering
+ * done here (same checkpoint, same calibration images), image for image, on
+ * a slice of the Fashion-MNIST test set; rt-info and infer run on it, and
+ * a damaged file is refused. */
+static void test_eval_matches_qmodel(void **state)
+{
+    (void)state;
+    enum { N = 300, CALIB = 64 };
+    rgt_require_fashion_mnist();
+    char out[1 << 16];
+    rgt_write_text("tiny.spec", rgt_tiny_spec);
+    rgt_expect_cli("REGAIN_CLI", out, sizeof out, 0, NULL, NULL,
+                   "train --model tiny.spec --epochs 1 --train_limit 1500 --test_limit 100 --batch 32 --out run --threads 1");
+    rgt_expect_cli("REGAIN_CLI", out, sizeof out, 0, "int8 ops", NULL,
+                   "export-rgm run/best.safetensors --calib %d --out tiny.rgm", CALIB);
+    char ckpt[600], path[600];
+    snprintf(ckpt, sizeof ckpt, "%s", rgt_in_root("run/best.safetensors"));
+    snprintf(path, sizeof path, "%s", rgt_in_root("tiny.rgm"));
+
+    rg_dataset train, test;
+    CHECK(rg_dataset_load("fashion-mnist", "train", &train, &E));
+    CHECK(rg_dataset_load("fashion-mnist", "test", &test, &E));
+    rg_rgm *m;
+    rg_rt *rt;
+    CHECK(rg_rgm_load(path, &m, &E));
+    CHECK(rg_rt_prepare(m, NULL, &rt, &E));
+    void *arena = rg_alloc_aligned(rg_rt_arena_size(rt), &E);
+    int32_t pred[N];
+    CHECK(rg_rt_predict(rt, arena, test.pixels, N, 28, 28, 1, pred, &E));
+
+    /* the same lowering in this process */
+    rg_graph *g;
+    rg_st_file *f;
+    CHECK(rg_checkpoint_load(ckpt, 1, &g, &f, &E));
+    float *calib = malloc(sizeof(float) * CALIB * 784), *x = malloc(sizeof(float) * N * 784), logits[N * 10];
+    rg_rt_normalize(rt, train.pixels, (size_t)CALIB * 784, calib);
+    rg_rt_normalize(rt, test.pixels, (size_t)N * 784, x);
+    rg_lower_config cfg = rg_lower_default();
+    rg_qmodel *qm;
+    CHECK(rg_quant_lower(g, calib, CALIB, &cfg, &qm, &E));
+    int8_t *qa = malloc(rg_qmodel_arena_bytes(qm, N));
+    CHECK(rg_qmodel_run_float(qm, qa, x, N, logits, &E));
+    int correct = 0;
+    for (int i = 0; i < N; i++) {
+        int best = 0;
+        for (int k = 1; k < 10; k++)
+            if (logits[i * 10 + k] > logits[i * 10 + best]) best = k;
+        assert_int_equal(pred[i], best);
+        correct += best == test.labels[i];
+    }
+    assert_true(correct > N / 5); /* a (briefly) trained model, not chance (measured: 95 / 300) */
+
+    rgt_expect_cli("REGAIN_CLI", out, sizeof out, 0, "top-1 accuracy", NULL, "eval tiny.rgm --data fashion-mnist --limit %d",
+                   N);
+    const char *at = strstr(out, "% (");
+    assert_non_null(at);
+    int c2 = -1, n2 = -1;
+    assert_int_equal(sscanf(at, "%% (%d / %d)", &c2, &n2), 2);
+    print_message("eval on %d images: %d correct (rg_qmodel_run: %d)\n", N, c2, correct);
+    assert_int_equal(n2, N);
+    assert_int_equal(c2, correct);
+    rgt_expect_cli("REGAIN_CLI", out, sizeof out, 0, "TFLite Micro greedy", "lower bound", "rt-info tiny.rgm");
+    rgt_expect_cli("REGAIN_CLI", out, sizeof out, 0, "predicted", "top-1", "infer tiny.rgm --count 5");
+    /* a damaged file: exit 4 (malformed input), the file and the problem named */
+    size_t size;
+    uint8_t *bytes = rgt_read_file(path, &size);
+    char cut[600];
+    snprintf(cut, sizeof cut, "%s", rgt_in_root("cut.rgm"));
+    rgt_write_file(cut, bytes, size - 7);
+    rgt_expect_cli("REGAIN_CLI", out, sizeof out, 4, "cut.rgm", "truncated", "eval cut.rgm");
+    rgt_expect_cli("REGAIN_CLI", out, sizeof out, 4, "cut.rgm", "truncated", "rt-info cut.rgm");
+    free(bytes);
+    free(x);
+    free(calib);
+    free(qa);
+    rg_free_aligned(arena);
+    rg_rt_free(rt);
+    rg_rgm_free(m);
+    rg_qmodel_free(qm);
+    rg_graph_free(g);
+    rg_st_free(f);
+    rg_dataset_free(&train);
+    rg_dataset_free(&test);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_every_kind),
+        cmocka_unit_test(test_mbv2_tiny),
+        cmocka_unit_test(test_eval_matches_qmodel),
+    };
+    return cmocka_run_group_tests(tests, rgt_root_setup, rgt_root_teardown);
+}
