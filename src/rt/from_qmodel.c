@@ -48,6 +48,14 @@ rg_status rg_rgm_from_qmodel(const rg_qmodel *q, float mean, float std, rg_rgm *
             return rg_fail(err, RG_ERR_UNSUPPORTED, "rgm: op %s: int8 op kind %d has no runtime kernel yet", s->name,
                            (int)s->kind);
         }
+        if (s->act_max_c) {
+            /* equalization's per-channel ReLU6 clip: not in format version 1 */
+            rg_rgm_free(m);
+            return rg_fail(err, RG_ERR_UNSUPPORTED,
+                           "rgm: op %s: a per-channel output clamp (cross-layer equalization of a ReLU6 layer) "
+                           "is not in .rgm version 1; export without --equalize",
+                           s->name);
+        }
         /* names longer than the file's field are cut (they only label messages) */
         size_t len = strnlen(s->name, sizeof o->name - 1);
         memcpy(o->name, s->name, len);
