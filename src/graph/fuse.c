@@ -18,11 +18,9 @@
 
 #include <string.h>
 
-/* The only node reading value v, or -1 when v has other readers or none or
- * is the graph's output. */
-static int32_t sole_reader(const rg_graph *g, int32_t v)
+int32_t rg_graph_sole_reader(const rg_graph *g, int32_t v)
 {
-    if (v == g->output || (g->tapped && g->tapped[v])) return -1;
+    if (v == g->output) return -1;
     int32_t reader = -1;
     for (int32_t j = 1; j < g->n_nodes; j++)
         for (int32_t k = 0; k < g->nodes[j].n_in; k++)
@@ -31,6 +29,12 @@ static int32_t sole_reader(const rg_graph *g, int32_t v)
                 reader = j;
             }
     return reader;
+}
+
+/* A tapped value has a reader outside the graph: never fused away. */
+static int32_t sole_reader(const rg_graph *g, int32_t v)
+{
+    return g->tapped && g->tapped[v] ? -1 : rg_graph_sole_reader(g, v);
 }
 
 static void link(rg_graph *g, int32_t a, int32_t b)

@@ -4,6 +4,9 @@
 
 #include "regain/graph.h"
 
+/* The only node reading value v, or -1 when v has other readers or none or
+ * is the graph's output. */
+int32_t rg_graph_sole_reader(const rg_graph *g, int32_t v);
 /* Links the fusable chains for a plan of this mode (rg_node.fuse_next/prev). */
 void rg_graph_fuse(rg_graph *g, rg_plan_mode mode);
 /* First and last node of the chain holding `node` (the node itself if none),

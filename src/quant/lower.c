@@ -16,6 +16,7 @@
  *      s_in * s_w, multipliers, clamps; the arena planned by liveness.
  */
 #include "regain/quant_model.h"
+#include "graph/fuse.h"
 #include "ops/conv.h"
 #include "regain/adaround.h"
 #include "regain/bias_correct.h"
@@ -71,19 +72,6 @@ typedef struct {
     int32_t cap_t, cap_o;
     const rg_graph *g;
 } builder;
-
-static int32_t sole_reader(const rg_graph *g, int32_t v)
-{
-    if (v == g->output) return -1;
-    int32_t reader = -1;
-    for (int32_t j = 1; j < g->n_nodes; j++)
-        for (int32_t k = 0; k < g->nodes[j].n_in; k++)
-            if (g->nodes[j].in[k] == v) {
-                if (reader >= 0) return -1;
-                reader = j;
-            }
-    return reader;
-}
 
 static rg_status add_tensor(builder *b, int32_t value, int32_t inherit, int32_t *id, rg_error *err)
 {
@@ -170,12 +158,12 @@ static rg_status build(builder *b, rg_error *err)
             }
             if ((st = add_op(b, dw ? RG_QOP_DEPTHWISE : RG_QOP_CONV, n, &o, err))) break;
             int32_t idx = b->m->n_ops - 1;
-            int32_t r = sole_reader(g, n->out);
+            int32_t r = rg_graph_sole_reader(g, n->out);
             if (r > 0 && g->nodes[r].op == RG_OP_BN) {
                 b->fused[2 * idx] = r;
                 done[r] = 1;
                 last = r;
-                r = sole_reader(g, g->nodes[r].out);
+                r = rg_graph_sole_reader(g, g->nodes[r].out);
             }
             if (r > 0 && (g->nodes[r].op == RG_OP_RELU || g->nodes[r].op == RG_OP_RELU6)) {
                 b->fused[2 * idx + 1] = r;

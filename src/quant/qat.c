@@ -11,6 +11,7 @@
  * convolution and linear ops need no QAT code and their fast kernels run
  * unchanged. */
 #include "regain/qat.h"
+#include "graph/fuse.h"
 #include "regain/fake_quant.h"
 #include "ops/conv.h"
 
@@ -72,19 +73,6 @@ int32_t rg_qat_weight_qmax(const rg_qat *q) { return q->cfg.weight_bits == 4 ? 7
 
 /* ---- the transform ---- */
 
-static int32_t sole_reader(const rg_graph *g, int32_t v)
-{
-    if (v == g->output) return -1;
-    int32_t reader = -1;
-    for (int32_t j = 1; j < g->n_nodes; j++)
-        for (int32_t k = 0; k < g->nodes[j].n_in; k++)
-            if (g->nodes[j].in[k] == v) {
-                if (reader >= 0) return -1;
-                reader = j;
-            }
-    return reader;
-}
-
 enum { PT_NONE = 0, PT_OBSERVED = 1, PT_TIED = 2 };
 
 /* The value whose quantization point a pass-through value (max pool,
@@ -116,11 +104,11 @@ static rg_status find_points(const rg_graph *g, uint8_t *point, int32_t *tie_src
                              n->name, (int)n->a.conv.groups);
                 break;
             }
-            int32_t last = i, r = sole_reader(g, n->out);
+            int32_t last = i, r = rg_graph_sole_reader(g, n->out);
             if (r > 0 && g->nodes[r].op == RG_OP_BN) {
                 done[r] = 1;
                 last = r;
-                r = sole_reader(g, g->nodes[r].out);
+                r = rg_graph_sole_reader(g, g->nodes[r].out);
             }
             if (r > 0 && (g->nodes[r].op == RG_OP_RELU || g->nodes[r].op == RG_OP_RELU6)) {
                 done[r] = 1;
@@ -356,13 +344,13 @@ static rg_status find_layers(rg_qat *q, rg_error *err)
         L->bn = -1;
         L->scale_param = -1;
         if (n->op == RG_OP_CONV) {
-            int32_t r = sole_reader(g, n->out);
+            int32_t r = rg_graph_sole_reader(g, n->out);
             if (r > 0 && g->nodes[r].op == RG_OP_BN) L->bn = r;
         }
         L->out_fq = -1;
         { /* the chain conv [+ bn] [+ relu/relu6] (or linear) ends in a fake-quant node */
-            int32_t at = L->bn >= 0 ? L->bn : i, r = sole_reader(g, g->nodes[at].out);
-            if (r > 0 && (g->nodes[r].op == RG_OP_RELU || g->nodes[r].op == RG_OP_RELU6)) r = sole_reader(g, g->nodes[r].out);
+            int32_t at = L->bn >= 0 ? L->bn : i, r = rg_graph_sole_reader(g, g->nodes[at].out);
+            if (r > 0 && (g->nodes[r].op == RG_OP_RELU || g->nodes[r].op == RG_OP_RELU6)) r = rg_graph_sole_reader(g, g->nodes[r].out);
             if (r > 0 && g->nodes[r].op == RG_OP_FAKE_QUANT && g->nodes[r].a.fq.tie < 0) L->out_fq = r;
         }
         L->bias_param = L->bn >= 0 ? g->nodes[L->bn].param[1] : n->param[1];
