@@ -46,7 +46,7 @@ int cmd_quant_report(int argc, char **argv)
     if (!st) {
         printf("%s: %d int8 ops, %s weights%s%s, observer %s, %d images\n\n", o.ckpt, (int)c.m->n_ops,
                c.m->per_channel ? "per-channel" : "per-tensor", o.lower.equalize ? ", equalized" : "",
-               o.lower.bias_correct ? ", bias-corrected" : "", cli_quant_observer_name(o.lower.observer.kind),
+               o.lower.bias_correct ? ", bias-corrected" : "", rg_obs_kind_name(o.lower.observer.kind),
                (int)c.n_calib);
         printf("  %-22s %-9s %8s %7s %6s %7s %9s %9s %8s %6s  %s\n", "layer", "op", "SQNR dB", "drop", "bias",
                "clip %", "w min", "w max", "w ratio", "flags", "remedy");

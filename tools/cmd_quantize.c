@@ -19,22 +19,6 @@ static double now_s(void)
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-static const struct {
-    const char *name;
-    rg_obs_kind kind;
-} observers[] = {{"minmax", RG_OBS_MINMAX},
-                 {"moving-average", RG_OBS_MOVING_AVG},
-                 {"percentile", RG_OBS_PERCENTILE},
-                 {"mse", RG_OBS_MSE},
-                 {"entropy", RG_OBS_ENTROPY}};
-
-const char *cli_quant_observer_name(rg_obs_kind kind)
-{
-    for (size_t i = 0; i < sizeof observers / sizeof observers[0]; i++)
-        if (observers[i].kind == kind) return observers[i].name;
-    return "?";
-}
-
 const char *const cli_quant_options_help =
     "  --calib N           calibration images, a seeded subset of the training set (default 512)\n"
     "  --observer KIND     activation ranges: minmax (default), moving-average, percentile, mse, entropy\n"
@@ -81,12 +65,10 @@ int cli_quant_parse(const char *cmd, int argc, char **argv, cli_quant_opts *o, c
                     return cli_usage_error(cmd, "--calib must be a number of images >= 1, got '%s'", v);
                 o->calib = (int32_t)n;
             } else if (!strcmp(a, "--observer")) {
-                size_t k = 0;
-                while (k < sizeof observers / sizeof observers[0] && strcmp(observers[k].name, v)) k++;
-                if (k == sizeof observers / sizeof observers[0])
-                    return cli_usage_error(
-                        cmd, "unknown observer '%s' (minmax, moving-average, percentile, mse, entropy)", v);
-                o->lower.observer = rg_obs_default(observers[k].kind);
+                rg_obs_kind kind;
+                rg_error e = {0};
+                if (rg_obs_kind_parse(v, &kind, &e)) return cli_usage_error(cmd, "--observer: %s", e.msg);
+                o->lower.observer = rg_obs_default(kind);
             } else if (!strcmp(a, "--percentile")) {
                 percentile = strtod(v, &end);
                 if (!*v || *end || !(percentile > 50 && percentile <= 100))
@@ -121,12 +103,6 @@ static void progress(void *user, const char *stage, int32_t done, int32_t total)
     }
 }
 
-/* Pixels to the network's input: (v / 255 - mean) / std, as training does. */
-void cli_quant_normalize(const uint8_t *px, size_t n, float mean, float std, float *out)
-{
-    for (size_t i = 0; i < n; i++) out[i] = ((float)px[i] / 255.0f - mean) / std;
-}
-
 rg_status cli_quant_prepare(const cli_quant_opts *o, cli_quant_ctx *c, rg_error *err)
 {
     memset(c, 0, sizeof *c);
@@ -150,20 +126,7 @@ rg_status cli_quant_prepare(const cli_quant_opts *o, cli_quant_ctx *c, rg_error 
         return rg_fail(err, RG_ERR_ARG, "%s: images are %dx%dx%d, the model takes %dx%dx%d", train.source,
                        (int)train.h, (int)train.w, (int)train.c, (int)in.h, (int)in.w, (int)in.c);
     }
-    /* a seeded subset: the first calib entries of a permutation keyed by the seed */
-    c->n_calib = o->calib < train.n ? o->calib : train.n;
-    size_t image = rg_dataset_sample_bytes(&train);
-    uint32_t *perm = rg_malloc(sizeof(uint32_t) * (size_t)train.n, err);
-    c->calib = rg_malloc(sizeof(float) * image * (size_t)c->n_calib, err);
-    if (!perm || !c->calib) st = RG_ERR_NOMEM;
-    if (!st) {
-        rg_rng r = rg_rng_keyed(o->seed, 0x9a11b, 0);
-        rg_rng_permutation(&r, perm, (uint32_t)train.n);
-        for (int32_t i = 0; i < c->n_calib; i++)
-            cli_quant_normalize(train.pixels + (size_t)perm[i] * image, image, c->mean, c->std,
-                                c->calib + (size_t)i * image);
-    }
-    free(perm);
+    st = rg_ptq_calibration(&train, o->calib, o->seed, c->mean, c->std, &c->calib, &c->n_calib, err);
     rg_dataset_free(&train);
     return st;
 }
@@ -184,41 +147,13 @@ rg_status cli_quant_lower(const cli_quant_opts *o, cli_quant_ctx *c, rg_error *e
     cfg.progress = progress;
     cfg.progress_user = &last;
     fprintf(stderr, "quantizing %s: %d calibration images, observer %s, %s weights%s%s%s\n", o->ckpt,
-            (int)c->n_calib, cli_quant_observer_name(cfg.observer.kind), cfg.per_channel ? "per-channel" : "per-tensor",
+            (int)c->n_calib, rg_obs_kind_name(cfg.observer.kind), cfg.per_channel ? "per-channel" : "per-tensor",
             cfg.equalize ? ", equalization" : "", cfg.adaround ? ", AdaRound" : "",
             cfg.bias_correct ? ", bias correction" : "");
     return rg_quant_lower(c->g, c->calib, c->n_calib, &cfg, &c->m, err);
 }
 
-/* int8 top-1 on ds: normalize, run the int8 model, argmax. */
-static rg_status eval_int8(const rg_qmodel *m, const rg_dataset *ds, float mean, float std, int32_t batch,
-                           int64_t *correct, rg_error *err)
-{
-    const rg_qtensor *to = &m->tensors[m->output];
-    size_t image = rg_dataset_sample_bytes(ds), classes = (size_t)to->h * to->w * to->c;
-    float *x = rg_malloc(sizeof(float) * image * (size_t)batch, err);
-    float *logits = rg_malloc(sizeof(float) * classes * (size_t)batch, err);
-    int8_t *arena = rg_malloc(rg_qmodel_arena_bytes(m, batch), err);
-    rg_status st = x && logits && arena ? RG_OK : RG_ERR_NOMEM;
-    int32_t last = -1;
-    *correct = 0;
-    for (int32_t at = 0; at < ds->n && !st; at += batch) {
-        int32_t nb = ds->n - at < batch ? ds->n - at : batch;
-        cli_quant_normalize(ds->pixels + (size_t)at * image, image * (size_t)nb, mean, std, x);
-        if ((st = rg_qmodel_run_float(m, arena, x, nb, logits, err))) break;
-        for (int32_t i = 0; i < nb; i++) {
-            size_t best = 0;
-            for (size_t k = 1; k < classes; k++)
-                if (logits[(size_t)i * classes + k] > logits[(size_t)i * classes + best]) best = k;
-            *correct += best == ds->labels[at + i];
-        }
-        progress(&last, "evaluate", at + nb, ds->n);
-    }
-    free(x);
-    free(logits);
-    free(arena);
-    return st;
-}
+static void eval_progress(void *user, int32_t done, int32_t total) { progress(user, "evaluate", done, total); }
 
 int cmd_quantize(int argc, char **argv)
 {
@@ -242,8 +177,7 @@ int cmd_quantize(int argc, char **argv)
     rg_error err = {0};
     cli_quant_ctx c;
     rg_dataset test = {0}, head = {0};
-    rg_eval_result fr = {0};
-    int64_t correct = 0;
+    rg_eval_result fr = {0}, qr = {0};
     double t0 = now_s();
     rg_status st = cli_quant_prepare(&o, &c, &err);
     if (!st) st = rg_dataset_load(o.data, "test", &test, &err);
@@ -263,14 +197,15 @@ int cmd_quantize(int argc, char **argv)
     if (!st) st = cli_quant_lower(&o, &c, &err);
     if (!st) {
         fprintf(stderr, "evaluating the int8 model on %d test images\n", (int)test.n);
-        st = eval_int8(c.m, &test, c.mean, c.std, o.batch, &correct, &err);
+        int32_t last = -1;
+        st = rg_qmodel_evaluate(c.m, &test, c.mean, c.std, o.batch, eval_progress, &last, &qr, &err);
     }
     if (!st && o.out) st = rg_qmodel_save(o.out, c.m, o.ckpt, &err);
     if (!st) {
-        double q1 = test.n ? (double)correct / (double)test.n : 0.0;
+        double q1 = qr.top1;
         printf("%s on %s (test split, %d images)\n\n", o.ckpt, test.source, (int)test.n);
         printf("  calibration   %d images (seed %llu), observer %s\n", (int)c.n_calib, (unsigned long long)o.seed,
-               cli_quant_observer_name(o.lower.observer.kind));
+               rg_obs_kind_name(o.lower.observer.kind));
         printf("  weights       %s%s%s%s\n", o.lower.per_channel ? "per-channel" : "per-tensor",
                o.lower.equalize ? ", equalized" : "", o.lower.adaround ? ", AdaRound" : "",
                o.lower.bias_correct ? ", bias-corrected" : "");
@@ -287,6 +222,7 @@ int cmd_quantize(int argc, char **argv)
         printf("\n  wall time     %s\n", dur);
     }
     rg_eval_result_free(&fr);
+    rg_eval_result_free(&qr);
     rg_dataset_free(&test);
     cli_quant_ctx_free(&c);
     return st ? cli_fail(&err) : EXIT_OK;

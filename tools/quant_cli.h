@@ -3,6 +3,7 @@
 #define REGAIN_TOOLS_QUANT_CLI_H
 
 #include "regain/graph.h"
+#include "regain/ptq.h"
 #include "regain/quant_model.h"
 #include "regain/safetensors.h"
 
@@ -23,14 +24,12 @@ typedef struct {
 } cli_quant_ctx;
 
 extern const char *const cli_quant_options_help;
-const char *cli_quant_observer_name(rg_obs_kind kind);
 /* Parses the common options; returns -1 to go on, else the exit code. */
 int cli_quant_parse(const char *cmd, int argc, char **argv, cli_quant_opts *o, const char *usage);
 /* Loads the checkpoint and the calibration subset. */
 rg_status cli_quant_prepare(const cli_quant_opts *o, cli_quant_ctx *c, rg_error *err);
 /* Lowers c->g into c->m with progress lines on stderr. */
 rg_status cli_quant_lower(const cli_quant_opts *o, cli_quant_ctx *c, rg_error *err);
-void cli_quant_normalize(const uint8_t *px, size_t n, float mean, float std, float *out);
 void cli_quant_ctx_free(cli_quant_ctx *c);
 
 #endif

@@ -90,6 +90,10 @@ typedef struct {
     int32_t qat_freeze_bn;      /* epoch (0-based) from which batch norms use running statistics; -1 never */
     int32_t qat_freeze_observers; /* epoch from which activation ranges are frozen; -1 never */
     float qat_momentum;         /* the range observers' averaging constant */
+    /* post-training quantization of `init` (kind = quantize runs; regain/ptq.h) */
+    int32_t ptq_calib;          /* calibration images */
+    char ptq_observer[16];      /* minmax | moving-average | percentile | mse | entropy */
+    int32_t ptq_per_tensor, ptq_equalize, ptq_bias_correct, ptq_adaround;
 } rg_train_config;
 
 /* The defaults (the benchmark recipe: SGD 0.1 Nesterov, wd 5e-4, cosine,

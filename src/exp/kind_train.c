@@ -128,7 +128,7 @@ static rg_status measure(const char *path, int32_t threads, rg_store_final *f, r
     return st;
 }
 
-static char *confusion_json(const rg_eval_result *r)
+char *rg_exp_confusion_json(const rg_eval_result *r)
 {
     cJSON *rows = cJSON_CreateArray();
     for (int32_t i = 0; rows && i < r->classes; i++) {
@@ -143,7 +143,7 @@ static char *confusion_json(const rg_eval_result *r)
     return text;
 }
 
-static rg_status artifact(rg_store *s, const char *run_dir, const char *kind, rg_store_artifact *a, rg_error *err)
+rg_status rg_exp_artifact(rg_store *s, const char *run_dir, const char *kind, rg_store_artifact *a, rg_error *err)
 {
     memset(a, 0, sizeof *a);
     snprintf(a->kind, sizeof a->kind, "%s", kind);
@@ -165,13 +165,13 @@ rg_status rg_exp_run_train(rg_exp_job *job, rg_error *err)
     rg_store_artifact arts[2];
     rg_epoch_metrics *epochs = NULL;
     int32_t n_epochs = 0;
-    char *confusion = confusion_json(&res.final);
+    char *confusion = rg_exp_confusion_json(&res.final);
     f.confusion_json = confusion;
     if (!confusion) st = rg_fail(err, RG_ERR_NOMEM, "out of memory");
     if (!st) st = read_metrics(job->run_dir, &epochs, &n_epochs, err);
     for (int32_t i = 0; i < n_epochs; i++) f.train_s += epochs[i].seconds;
-    if (!st) st = artifact(job->store, job->run_dir, "best", &arts[0], err);
-    if (!st) st = artifact(job->store, job->run_dir, "last", &arts[1], err);
+    if (!st) st = rg_exp_artifact(job->store, job->run_dir, "best", &arts[0], err);
+    if (!st) st = rg_exp_artifact(job->store, job->run_dir, "last", &arts[1], err);
     if (!st) st = measure(arts[1].path, job->cfg.threads, &f, err);
     if (!st) {
         rg_exp_env e;

@@ -8,8 +8,11 @@
 static const char *const train_artifact_keys[] = {"init", "teacher", "teacher2", "teacher3", "curriculum_teacher", NULL};
 static const char *const train_file_keys[] = {"curriculum_scores", NULL};
 
+static const char *const quantize_artifact_keys[] = {"init", NULL};
+
 static const rg_exp_kind kinds[] = {
     {"train", train_artifact_keys, rg_exp_run_train, train_file_keys},
+    {"quantize", quantize_artifact_keys, rg_exp_run_quantize, NULL},
 };
 
 const rg_exp_kind *rg_exp_kind_find(const char *name)
@@ -19,4 +22,4 @@ const rg_exp_kind *rg_exp_kind_find(const char *name)
     return NULL;
 }
 
-const char *rg_exp_kind_list(void) { return "train"; }
+const char *rg_exp_kind_list(void) { return "train, quantize"; }

@@ -40,5 +40,14 @@ const char *rg_exp_kind_list(void);
 
 /* The train kind (kind_train.c). */
 rg_status rg_exp_run_train(rg_exp_job *job, rg_error *err);
+/* The quantize kind (kind_quantize.c): post-training quantization of the
+ * `init` checkpoint; its top-1 is the int8 model's. */
+rg_status rg_exp_run_quantize(rg_exp_job *job, rg_error *err);
+
+/* Shared by the kinds (kind_train.c): the confusion matrix as the store's
+ * JSON (caller frees; NULL when out of memory), and the artifact
+ * run_dir/<kind>.safetensors with its SHA-256. */
+char *rg_exp_confusion_json(const rg_eval_result *r);
+rg_status rg_exp_artifact(rg_store *s, const char *run_dir, const char *kind, rg_store_artifact *a, rg_error *err);
 
 #endif

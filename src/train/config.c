@@ -1,6 +1,7 @@
 /* Training configuration: one table describes every key (name, type, place,
  * range, help), and parsing, formatting and help all read that table. */
 #include "regain/trainer.h"
+#include "regain/ptq.h"
 #include "regain/curriculum.h"
 
 #include <ctype.h>
@@ -93,6 +94,12 @@ static const key_def keys[] = {
     {"qat_freeze_bn", K_INT, F(qat_freeze_bn), -1, 100000, "QAT: epoch (0-based) from which batch norms use running statistics (-1 = never)"},
     {"qat_freeze_observers", K_INT, F(qat_freeze_observers), -1, 100000, "QAT: epoch (0-based) from which activation ranges stop moving (-1 = never)"},
     {"qat_momentum", K_FLOAT, F(qat_momentum), 1e-6, 1, "QAT: averaging constant of the moving-average range observers"},
+    {"ptq_calib", K_INT, F(ptq_calib), 1, 1000000, "kind = quantize: calibration images (a seeded subset of the training set)"},
+    {"ptq_observer", K_STR, F(ptq_observer), 0, 0, "kind = quantize: minmax, moving-average, percentile, mse or entropy"},
+    {"ptq_per_tensor", K_BOOL, F(ptq_per_tensor), 0, 1, "kind = quantize: one weight scale per layer instead of per channel"},
+    {"ptq_equalize", K_BOOL, F(ptq_equalize), 0, 1, "kind = quantize: cross-layer equalization (ReLU6-safe)"},
+    {"ptq_bias_correct", K_BOOL, F(ptq_bias_correct), 0, 1, "kind = quantize: empirical bias correction"},
+    {"ptq_adaround", K_BOOL, F(ptq_adaround), 0, 1, "kind = quantize: learned weight rounding (AdaRound)"},
 };
 #define N_KEYS (sizeof keys / sizeof keys[0])
 
@@ -122,6 +129,8 @@ void rg_train_config_default(rg_train_config *c)
     c->qat_freeze_bn = q.freeze_bn;
     c->qat_freeze_observers = q.freeze_observers;
     c->qat_momentum = q.momentum;
+    c->ptq_calib = 512;
+    snprintf(c->ptq_observer, sizeof c->ptq_observer, "minmax");
     c->hint_weight = 100.0f;
     c->at_weight = 1000.0f;
     c->mean = 0.2860f;
@@ -222,7 +231,10 @@ rg_status rg_train_config_validate(const rg_train_config *c, rg_error *err)
     rg_distill_config d;
     rg_train_config_distill(c, &d);
     st = rg_distill_validate(&d, err);
-    return st ? st : rg_sampler_check_config(c, err);
+    if (!st) st = rg_sampler_check_config(c, err);
+    rg_obs_kind kind;
+    if (!st && (st = rg_obs_kind_parse(c->ptq_observer, &kind, err))) rg_error_prefix(err, "ptq_observer");
+    return st;
 }
 
 void rg_train_config_qat(const rg_train_config *c, rg_qat_config *q)

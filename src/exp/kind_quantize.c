@@ -1,0 +1,122 @@
+/* The quantize run kind: post-training quantization of the checkpoint named
+ * by `init` (normally another run's, `init = @float`), with the ptq_* keys.
+ * The run's top-1 is the int8 model's on the test split; the int8 model is
+ * its artifact. A quantize run has no epochs: it is quick and simply redone
+ * when killed. */
+#include "exp/environment.h"
+#include "exp/hash.h"
+#include "exp/kinds.h"
+#include "regain/checkpoint.h"
+#include "regain/experiment.h"
+#include "regain/fileio.h"
+#include "regain/ptq.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static void note(const rg_exp_job *job, const char *msg)
+{
+    if (job->hooks && job->hooks->note) job->hooks->note(job->hooks->user, msg);
+}
+
+/* The lowering options the ptq_* keys give. */
+static rg_status lower_config(const rg_train_config *c, rg_lower_config *l, rg_error *err)
+{
+    *l = rg_lower_default();
+    rg_obs_kind kind;
+    rg_status st = rg_obs_kind_parse(c->ptq_observer, &kind, err);
+    if (st) return rg_error_prefix(err, "ptq_observer");
+    l->observer = rg_obs_default(kind);
+    l->per_channel = !c->ptq_per_tensor;
+    l->equalize = c->ptq_equalize;
+    l->bias_correct = c->ptq_bias_correct;
+    l->adaround = c->ptq_adaround;
+    return RG_OK;
+}
+
+rg_status rg_exp_run_quantize(rg_exp_job *job, rg_error *err)
+{
+    const rg_train_config *c = &job->cfg;
+    if (!c->init[0]) return rg_fail(err, RG_ERR_ARG, "init: a quantize run needs the checkpoint to quantize");
+    rg_lower_config lc;
+    rg_status st = lower_config(c, &lc, err);
+    if (st) return st;
+    rg_set_threads(c->threads);
+    double t0 = now_s();
+    rg_graph *g = NULL;
+    rg_st_file *f = NULL;
+    rg_dataset train = {0}, test = {0};
+    rg_qmodel *m = NULL;
+    float *calib = NULL;
+    int32_t n_calib = 0;
+    rg_eval_result r = {0};
+    char *confusion = NULL;
+    float mean = c->mean, std = c->std;
+    if ((st = rg_checkpoint_load(c->init, 1, &g, &f, err))) return rg_error_prefix(err, "init");
+    /* the normalization the network was trained with */
+    const char *nz = rg_st_meta_get(f, "regain.normalize");
+    float mn, sd;
+    if (nz && sscanf(nz, "%f,%f", &mn, &sd) == 2 && sd > 0) mean = mn, std = sd;
+    if (!(st = rg_dataset_load(c->data, "train", &train, err)) && !(st = rg_dataset_load(c->data, "test", &test, err)) &&
+        c->test_limit > 0 && c->test_limit < test.n) {
+        rg_dataset head;
+        if (!(st = rg_dataset_head(&test, c->test_limit, &head, err))) {
+            rg_dataset_free(&test);
+            test = head;
+        }
+    }
+    if (!st) st = rg_ptq_calibration(&train, c->ptq_calib, (uint64_t)c->seed, mean, std, &calib, &n_calib, err);
+    rg_graph_stats gs = {0};
+    if (!st) st = rg_graph_stats_compute(g, &gs, err);
+    if (!st) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "quantizing %s: %d calibration images, observer %s, %s weights%s%s%s", c->init,
+                 (int)n_calib, rg_obs_kind_name(lc.observer.kind), lc.per_channel ? "per-channel" : "per-tensor",
+                 lc.equalize ? ", equalization" : "", lc.bias_correct ? ", bias correction" : "",
+                 lc.adaround ? ", AdaRound" : "");
+        note(job, msg);
+        st = rg_quant_lower(g, calib, n_calib, &lc, &m, err);
+    }
+    if (!st) st = rg_qmodel_evaluate(m, &test, mean, std, 64, NULL, NULL, &r, err);
+    char path[1100];
+    snprintf(path, sizeof path, "%s/int8.safetensors", job->run_dir);
+    if (!st && !(st = rg_make_dirs(job->run_dir, err))) st = rg_qmodel_save(path, m, c->init, err);
+    if (!st && !(confusion = rg_exp_confusion_json(&r))) st = rg_fail(err, RG_ERR_NOMEM, "out of memory");
+    rg_store_artifact art;
+    if (!st) st = rg_exp_artifact(job->store, job->run_dir, "int8", &art, err);
+    if (!st) {
+        size_t weights = 0;
+        for (int32_t i = 0; i < m->n_ops; i++) weights += rg_qmodel_weight_count(m, i);
+        /* test_loss is NaN: the int8 model gives no training loss */
+        rg_store_final fin = {.test_top1 = r.top1, .test_loss = r.loss, .best_top1 = r.top1, .best_epoch = -1,
+                              .params = (int64_t)gs.params, .macs = (int64_t)gs.macs,
+                              .model_bytes = (int64_t)weights, .latency_ms = NAN, .train_s = now_s() - t0,
+                              .confusion_json = confusion};
+        rg_exp_env e;
+        rg_exp_env_collect(&e);
+        rg_store_env env = {e.git_commit, e.compiler, e.cpu_model, e.cpu_features, e.hostname, RG_VERSION,
+                            omp_get_max_threads(), c->seed};
+        st = rg_store_finish_run(job->store, job->run_id, NULL, 0, &fin, &art, 1, &env,
+                                 job->prior_wall_s + now_s() - job->start_s, err);
+    }
+    free(confusion);
+    rg_eval_result_free(&r);
+    free(calib);
+    rg_qmodel_free(m);
+    rg_dataset_free(&train);
+    rg_dataset_free(&test);
+    rg_st_free(f);
+    rg_graph_free(g);
+    return st;
+}
