@@ -90,14 +90,14 @@ static void test_command_line(void **state)
     expect_cli(2, "missing the checkpoint", NULL, "quantize --calib 8");
     expect_cli(2, "--calib", "'0'", "quantize '%s' --calib 0", ckpt);
     expect_cli(2, "--calib", "'-5'", "quantize '%s' --calib -5", ckpt);
-    expect_cli(2, "unknown observer 'kl'", "entropy", "quantize '%s' --observer kl", ckpt);
+    expect_cli(2, "--observer: 'kl' is not an observer", "entropy", "quantize '%s' --observer kl", ckpt);
     expect_cli(2, "--percentile", "needs --observer percentile", "quantize '%s' --percentile 99.9", ckpt);
     expect_cli(2, "--percentile", "(50, 100]", "quantize '%s' --observer percentile --percentile 40", ckpt);
     expect_cli(2, "needs a value", "--observer", "quantize '%s' --observer", ckpt);
     expect_cli(2, "unknown option or bad value", "--bogus", "quantize '%s' --bogus 1", ckpt);
     expect_cli(2, "only one checkpoint", NULL, "quantize '%s' '%s'", ckpt, ckpt);
     expect_cli(2, "--out belongs to", NULL, "quant-report '%s' --out x", ckpt);
-    expect_cli(2, "unknown observer", NULL, "quant-report '%s' --observer none", ckpt);
+    expect_cli(2, "is not an observer", NULL, "quant-report '%s' --observer none", ckpt);
 }
 
 static void test_bad_files(void **state)
