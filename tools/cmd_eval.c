@@ -15,21 +15,6 @@ static double now_s(void)
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-/* Input normalization recorded by the trainer ("mean,std"); defaults otherwise. */
-static void normalization(const rg_st_file *f, float *mean, float *std)
-{
-    rg_train_config d;
-    rg_train_config_default(&d);
-    *mean = d.mean;
-    *std = d.std;
-    const char *n = rg_st_meta_get(f, "regain.normalize");
-    float m, s;
-    if (n && sscanf(n, "%f,%f", &m, &s) == 2 && s > 0) {
-        *mean = m;
-        *std = s;
-    }
-}
-
 int cmd_eval(int argc, char **argv)
 {
     const char *ckpt = NULL, *data = "fashion-mnist", *split = "test";
@@ -87,7 +72,7 @@ int cmd_eval(int argc, char **argv)
     float mean, std;
     rg_status st = rg_checkpoint_load(ckpt, !raw, &g, &f, &err);
     if (!st) {
-        normalization(f, &mean, &std);
+        rg_checkpoint_normalization(f, &mean, &std);
         st = rg_dataset_load(data, split, &ds, &err);
     }
     if (!st && limit > 0 && limit < ds.n) {

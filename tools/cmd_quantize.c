@@ -106,18 +106,9 @@ static void progress(void *user, const char *stage, int32_t done, int32_t total)
 rg_status cli_quant_prepare(const cli_quant_opts *o, cli_quant_ctx *c, rg_error *err)
 {
     memset(c, 0, sizeof *c);
-    rg_train_config d;
-    rg_train_config_default(&d);
-    c->mean = d.mean;
-    c->std = d.std;
     rg_status st = rg_checkpoint_load(o->ckpt, 1, &c->g, &c->f, err);
     if (st) return st;
-    const char *nz = rg_st_meta_get(c->f, "regain.normalize");
-    float mn, sd;
-    if (nz && sscanf(nz, "%f,%f", &mn, &sd) == 2 && sd > 0) {
-        c->mean = mn;
-        c->std = sd;
-    }
+    rg_checkpoint_normalization(c->f, &c->mean, &c->std);
     rg_dataset train = {0};
     if ((st = rg_dataset_load(o->data, "train", &train, err))) return st;
     const rg_shape in = c->g->values[c->g->input].shape;

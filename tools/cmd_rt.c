@@ -75,14 +75,10 @@ int cmd_export_rgm(int argc, char **argv)
     rg_dataset ds = {0};
     rg_qmodel *qm = NULL;
     float *calib = NULL;
-    rg_train_config d;
-    rg_train_config_default(&d);
-    float mean = d.mean, std = d.std;
+    float mean = 0.0f, std = 1.0f;
     rg_status st = rg_checkpoint_load(ckpt, !raw, &g, &f, &err);
     if (!st) {
-        const char *nm = rg_st_meta_get(f, "regain.normalize");
-        float a, b;
-        if (nm && sscanf(nm, "%f,%f", &a, &b) == 2 && b > 0) mean = a, std = b;
+        rg_checkpoint_normalization(f, &mean, &std);
         st = rg_dataset_load(data, "train", &ds, &err);
     }
     if (!st) {

@@ -48,6 +48,11 @@ rg_status rg_checkpoint_save_with(const char *path, const rg_graph *g, const rg_
  * an open checkpoint; a missing or mis-shaped tensor is an error naming it. */
 rg_status rg_checkpoint_load_part(const rg_st_file *f, const rg_checkpoint_part *part, rg_error *err);
 
+/* The input normalization the trainer recorded ("regain.normalize" =
+ * "mean,std"); the trainer's defaults when the file has none or it is not
+ * two finite numbers with std > 0. */
+void rg_checkpoint_normalization(const rg_st_file *f, float *mean, float *std);
+
 /* Opens a checkpoint, rebuilds its graph from "regain.spec" and loads the
  * weights: the EMA weights when prefer_ema is set and the file has them,
  * otherwise the raw ones. *file (optional) receives the open file for reading

@@ -62,12 +62,9 @@ rg_status rg_exp_run_quantize(rg_exp_job *job, rg_error *err)
     int32_t n_calib = 0;
     rg_eval_result r = {0};
     char *confusion = NULL;
-    float mean = c->mean, std = c->std;
+    float mean, std;
     if ((st = rg_checkpoint_load(c->init, 1, &g, &f, err))) return rg_error_prefix(err, "init");
-    /* the normalization the network was trained with */
-    const char *nz = rg_st_meta_get(f, "regain.normalize");
-    float mn, sd;
-    if (nz && sscanf(nz, "%f,%f", &mn, &sd) == 2 && sd > 0) mean = mn, std = sd;
+    rg_checkpoint_normalization(f, &mean, &std); /* the one the network was trained with */
     if (!(st = rg_dataset_load(c->data, "train", &train, err)) && !(st = rg_dataset_load(c->data, "test", &test, err)) &&
         c->test_limit > 0 && c->test_limit < test.n) {
         rg_dataset head;

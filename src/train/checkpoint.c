@@ -1,7 +1,9 @@
 /* Checkpoint save and load over the safetensors module. */
 #include "regain/checkpoint.h"
 #include "regain/spec.h"
+#include "regain/trainer.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -193,4 +195,18 @@ rg_status rg_checkpoint_load_part(const rg_st_file *f, const rg_checkpoint_part 
     const char *steps = rg_st_meta_get(f, "regain.optim_steps");
     if (part->opt && steps) part->opt->t = strtoull(steps, NULL, 10);
     return RG_OK;
+}
+
+void rg_checkpoint_normalization(const rg_st_file *f, float *mean, float *std)
+{
+    rg_train_config d;
+    rg_train_config_default(&d);
+    *mean = d.mean;
+    *std = d.std;
+    const char *text = rg_st_meta_get(f, "regain.normalize");
+    float m, s;
+    if (text && sscanf(text, "%f,%f", &m, &s) == 2 && isfinite(m) && isfinite(s) && s > 0.0f) {
+        *mean = m;
+        *std = s;
+    }
 }

@@ -249,12 +249,8 @@ rg_status rg_curriculum_teacher_scores(const char *path, const rg_dataset *ds, r
     rg_st_file *f = NULL;
     rg_status st = rg_checkpoint_load(path, 1, &g, &f, err);
     if (st) return rg_error_prefix(err, "curriculum_teacher");
-    const char *norm = rg_st_meta_get(f, "regain.normalize");
-    float m2, s2;
-    if (norm && sscanf(norm, "%f,%f", &m2, &s2) == 2 && isfinite(m2) && isfinite(s2) && s2 > 0.0f) {
-        mean = m2;
-        std = s2;
-    }
+    /* the teacher's own normalization when it recorded one */
+    if (rg_st_meta_get(f, "regain.normalize")) rg_checkpoint_normalization(f, &mean, &std);
     rg_st_free(f);
     rg_shape in = g->values[g->input].shape, out = g->values[g->output].shape;
     const int32_t classes = out.h * out.w * out.c;
