@@ -4,6 +4,10 @@
 #include "exp/plan.h"
 #include "exp/hash.h"
 #include "exp/kinds.h"
+#include "regain/augment.h"
+#include "regain/checkpoint.h"
+#include "regain/mix.h"
+#include "regain/trainer.h"
 #include "regain/spec.h"
 #include "regain/zoo.h"
 
@@ -215,6 +219,53 @@ static double macs_cb(void *user, const char *model)
     return (double)model_macs(model);
 }
 
+/* Forward MACs per image of a teacher: "@RUN" names another run of the
+ * recipe (its model), anything else is a checkpoint whose graph is read. */
+static uint64_t teacher_macs(const rg_resolved_run *run, const rg_resolved_recipe *res, const char *key,
+                             const char *value)
+{
+    if (value[0] == '@') {
+        for (int32_t k = 0; k < run->n_refs; k++)
+            if (!strcmp(run->refs[k].key, key)) return model_macs(res->runs[run->refs[k].run].cfg.model);
+        return 0;
+    }
+    rg_error err = {0};
+    rg_graph *g = NULL;
+    rg_graph_stats s;
+    uint64_t macs = 0;
+    if (!rg_checkpoint_load(value, 0, &g, NULL, &err) && !rg_graph_stats_compute(g, &s, &err)) macs = s.macs;
+    rg_graph_free(g);
+    return macs;
+}
+
+/* Seconds of teacher forward passes per training image per epoch: the
+ * teachers run in eval mode, about a third of a training step of their own
+ * model, on every augmented image (cached once when nothing augments). */
+static double teacher_s_per_image(rg_experiment *x, rg_store *s, const rg_resolved_run *run)
+{
+    const rg_train_config *c = &run->cfg;
+    const char *keys[3] = {"teacher", "teacher2", "teacher3"};
+    const char *vals[3] = {c->teacher, c->teacher2, c->teacher3};
+    double sec = 0.0;
+    for (int i = 0; i < 3; i++) {
+        if (!vals[i][0]) continue;
+        uint64_t macs = teacher_macs(run, x->res, keys[i], vals[i]);
+        if (!macs) continue;
+        double rate = 0.0, ips = 0.0;
+        rg_error err = {0};
+        if (s && vals[i][0] == '@') {
+            const char *model = NULL;
+            for (int32_t k = 0; k < run->n_refs; k++)
+                if (!strcmp(run->refs[k].key, keys[i])) model = x->res->runs[run->refs[k].run].cfg.model;
+            if (model) rg_store_rates(s, model, macs_cb, NULL, &ips, &rate, &err);
+        }
+        if (ips > 0) rate = ips * (double)macs;
+        if (rate <= 0) rate = x->default_rate;
+        sec += (double)macs / rate / 3.0;
+    }
+    return sec;
+}
+
 static void estimate(rg_experiment *x, rg_store *s, rg_exp_item *it)
 {
     const rg_train_config *c = &x->res->runs[it->run].cfg;
@@ -230,6 +281,15 @@ static void estimate(rg_experiment *x, rg_store *s, rg_exp_item *it)
     /* evaluation is a forward pass: about a third of a training step; plus
      * loading the data and measuring latency */
     it->est_s = c->epochs * (train + (test + c->val_split) / 3.0) / ips + 3.0;
+    double teach = teacher_s_per_image(x, s, &x->res->runs[it->run]);
+    if (teach > 0) {
+        /* the trainer's own test for caching the teachers' outputs */
+        rg_augment_config aug;
+        rg_mix_config mix;
+        rg_error err = {0};
+        int augmented = rg_train_augment_config(c, &aug, &mix, &err) || rg_augment_active(&aug) || rg_mix_active(&mix);
+        it->est_s += (augmented ? c->epochs : 1) * train * teach;
+    }
     /* post-training quantization: calibration and an int8 evaluation by the
      * integer reference, measured at about 100 images/s for mbv2-tiny */
     if (!strcmp(x->res->runs[it->run].kind, "quantize"))

@@ -372,6 +372,41 @@ static void test_kill_inside_store_write(void **state)
     sqlite3_close(db);
 }
 
+/* ---- cost estimates ---------------------------------------------------------------------------------------- */
+
+/* A distillation run costs its teacher's forward passes on top of its own
+ * training: every epoch when images are augmented, once when nothing is
+ * and the teacher's outputs are cached. Nothing runs: only the plan. */
+static void test_estimate_counts_teacher(void **state)
+{
+    (void)state;
+    rgt_write_text("est.ini", "[experiment]\nname = est\nstore = est.db\n[defaults]\nmodel = mbv2-tiny\nepochs = 4\n"
+                              "train_limit = 20000\ntest_limit = 256\ncrop_pad = 0\nhflip = 0\n"
+                              "[run t]\nmodel = resnet20\n[run plain]\n[run kd]\nteacher = @t\nkd_alpha = 0.9\n"
+                              "[run kd-crop]\nteacher = @t\nkd_alpha = 0.9\ncrop_pad = 2\n");
+    rg_error err = {0};
+    rg_exp_options o = {.jobs = 1};
+    rg_experiment *x;
+    char cwd[1024];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    assert_int_equal(chdir(rgt_root), 0);
+    rg_status st = rg_exp_open("est.ini", &o, &x, &err);
+    assert_int_equal(chdir(cwd), 0);
+    if (st) fail_msg("rg_exp_open: %s", err.msg);
+    double plain = -1, kd = -1, kd_crop = -1;
+    for (int32_t i = 0; i < x->n_items; i++) {
+        const char *name = x->res->runs[x->items[i].run].name;
+        if (!strcmp(name, "plain")) plain = x->items[i].est_s;
+        if (!strcmp(name, "kd")) kd = x->items[i].est_s;
+        if (!strcmp(name, "kd-crop")) kd_crop = x->items[i].est_s;
+    }
+    rg_exp_close(x);
+    /* resnet20 (31 M MACs) teaching mbv2-tiny (8.8 M): a clear share */
+    double once = kd - plain, every_epoch = kd_crop - plain;
+    assert_true(plain > 0 && once > 0.1 * plain);
+    assert_true(fabs(every_epoch - 4.0 * once) < 0.02 * every_epoch);
+}
+
 /* ---- a run that fails ---------------------------------------------------------------------------------------- */
 
 static void test_failed_run(void **state)
@@ -438,6 +473,7 @@ int main(void)
         cmocka_unit_test(test_kill_inside_store_write),
         cmocka_unit_test(test_failed_run),
         cmocka_unit_test(test_concurrent_runs),
+        cmocka_unit_test(test_estimate_counts_teacher),
     };
     return cmocka_run_group_tests(tests, rgt_root_setup, rgt_root_teardown);
 }
