@@ -23,6 +23,7 @@
  * s_w[c])) and applies the very same fixed-point multiplier and the fused
  * activation's clamp, so its codes are the integer model's. */
 #include "ops/op.h"
+#include "quant/qround.h"
 #include "regain/fake_quant.h"
 #include "regain/quant.h"
 #include "regain/quant_kernels.h"
@@ -89,7 +90,7 @@ static int integer_exact(const rg_op_call *c, rg_qparams p, int32_t C, float *y)
     for (size_t r = 0; r < rows; r++)
         for (int32_t k = 0; k < C; k++) {
             size_t i = r * (size_t)C + (size_t)k;
-            double a = round((double)x[i] / (double)acc_scale[k]);
+            double a = rg_q_round((double)x[i] / (double)acc_scale[k]);
             a = a > 2147483647.0 ? 2147483647.0 : a < -2147483647.0 ? -2147483647.0 : a;
             int64_t q = (int64_t)rg_q_mul_by_multiplier((int32_t)a, mult[k], shift[k]) + p.zero_point;
             q = q < lo ? lo : q > hi ? hi : q;
@@ -171,7 +172,7 @@ static int gap_exact(const rg_op_call *c, rg_qparams p, float *y)
     const float *x = rg_in(c, 0);
     size_t n = rg_shape_count(out);
     for (size_t i = 0; i < n; i++) {
-        double sum = round((double)x[i] / (double)in.scale * (double)hw);
+        double sum = rg_q_round((double)x[i] / (double)in.scale * (double)hw);
         sum = sum > 2147483647.0 ? 2147483647.0 : sum < -2147483647.0 ? -2147483647.0 : sum;
         int64_t a = div_round(rg_q_mul_by_multiplier((int32_t)sum, mult, shift), hw) + p.zero_point;
         a = a < qmin ? qmin : a > qmax ? qmax : a;

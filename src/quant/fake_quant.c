@@ -2,6 +2,7 @@
  * estimator and LSQ step-size gradients. Contracts in
  * include/regain/fake_quant.h; derivations in docs/quantization.md. */
 #include "regain/fake_quant.h"
+#include "quant/qround.h"
 
 #include <math.h>
 
@@ -10,14 +11,14 @@ rg_status rg_fq_forward(const float *x, size_t n, rg_qparams p, int32_t qmin, in
     rg_status st = rg_q_params_check(p, qmin, qmax, "fake quantization", err);
     if (st) return st;
     for (size_t i = 0; i < n; i++)
-        y[i] = p.scale * (float)(rg_q_quantize_value(x[i], p, qmin, qmax) - p.zero_point);
+        y[i] = p.scale * (float)(rg_q_quantize_code(x[i], p, qmin, qmax) - p.zero_point);
     return RG_OK;
 }
 
 /* round(x / s) + zp before clamping, in float (|x/s| may exceed int32) */
 static float unclamped(float x, rg_qparams p)
 {
-    return roundf(x / p.scale) + (float)p.zero_point;
+    return rg_q_roundf(x / p.scale) + (float)p.zero_point;
 }
 
 void rg_fq_backward_ste(const float *x, const float *dy, size_t n, rg_qparams p, int32_t qmin, int32_t qmax,

@@ -14,6 +14,7 @@
 #include "graph/fuse.h"
 #include "regain/fake_quant.h"
 #include "ops/conv.h"
+#include "quant/qround.h"
 
 #include <float.h>
 #include <math.h>
@@ -544,7 +545,7 @@ static void fake_quant_bias(rg_qat *q, const wlayer *L)
         }
         float s = in.scale * q->scales[c]; /* float product, as rg_q_quantize_bias */
         if (!(s > 0.0f) || !isfinite(s)) continue;
-        double r = round((double)folded_b / (double)s);
+        double r = rg_q_round((double)folded_b / (double)s);
         if (fabs(r) > (double)INT32_MAX) continue;
         b[c] += (float)(r * (double)s - (double)folded_b);
     }
@@ -626,7 +627,7 @@ void rg_qat_end(rg_qat *q, int grads)
             float s = q->scales[c];
             for (size_t i = 0; i < L->per; i++) {
                 size_t at = (size_t)c * L->per + i;
-                float u = roundf(q->tmp[at] / s);
+                float u = rg_q_roundf(q->tmp[at] / s);
                 if (!(u >= (float)-qmax && u <= (float)qmax)) dw[at] = 0.0f; /* clipped: no gradient */
             }
         }

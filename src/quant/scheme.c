@@ -2,6 +2,8 @@
  * dequantize, symmetric per-channel weights, int32 biases.
  * Contracts in include/regain/quant.h; derivations in docs/quantization.md. */
 #include "regain/quant.h"
+#include "quant/qround.h"
+
 
 #include <float.h>
 #include <math.h>
@@ -32,7 +34,7 @@ rg_status rg_q_params_from_range(float lo, float hi, int32_t qmin, int32_t qmax,
     if (!isfinite(scale))
         return rg_fail(err, RG_ERR_ARG, "quantization range: [%g, %g] is too wide for float", (double)lo,
                        (double)hi);
-    float zp = (float)qmin - roundf(lo / scale);
+    float zp = (float)qmin - rg_q_roundf(lo / scale);
     int32_t z = zp < (float)qmin ? qmin : zp > (float)qmax ? qmax : (int32_t)zp;
     out->scale = scale;
     out->zero_point = z;
@@ -68,12 +70,7 @@ rg_status rg_q_params_check(rg_qparams p, int32_t qmin, int32_t qmax, const char
 
 int32_t rg_q_quantize_value(float x, rg_qparams p, int32_t qmin, int32_t qmax)
 {
-    if (isnan(x)) return p.zero_point;
-    /* clamp in float before converting: x / scale may exceed int32 */
-    float r = roundf(x / p.scale) + (float)p.zero_point;
-    if (r <= (float)qmin) return qmin;
-    if (r >= (float)qmax) return qmax;
-    return (int32_t)r;
+    return rg_q_quantize_code(x, p, qmin, qmax);
 }
 
 rg_status rg_q_quantize(const float *x, size_t n, rg_qparams p, int32_t qmin, int32_t qmax, int8_t *q,
@@ -146,7 +143,7 @@ rg_status rg_q_quantize_bias(const float *b, int32_t channels, float in_scale, c
         if (!(s > 0.0f) || !isfinite(s))
             return rg_fail(err, RG_ERR_ARG, "bias: channel %d scale %g * %g is not a positive float", (int)c,
                            (double)in_scale, (double)ws);
-        double r = round((double)b[c] / (double)s);
+        double r = rg_q_round((double)b[c] / (double)s);
         if (r > (double)INT32_MAX) {
             r = (double)INT32_MAX;
             sat++;

@@ -2,6 +2,7 @@
  * dequantize, symmetric weights, int32 biases, and bad inputs. Expected
  * values are worked out by hand in the comments. */
 #include "test_support.h"
+#include "quant/qround.h"
 
 #include <float.h>
 #include <math.h>
@@ -145,6 +146,45 @@ static void test_bias(void **state)
     assert_non_null(strstr(err.msg, "channel 0"));
 }
 
+/* The inline rounding of the QAT loops (quant/qround.h) is C's roundf and
+ * round, bit for bit (sign of zero included), on edge cases and on random
+ * bit patterns across the whole range. */
+static void test_inline_rounding(void **state)
+{
+    (void)state;
+    const float edges[] = {0.0f, -0.0f, 0.5f, -0.5f, 1.5f, -1.5f, 2.5f, 0.49999997f, -0.49999997f,
+                           8388607.5f, -8388607.5f, 8388608.0f, 16777217.0f, 1e30f, -1e30f, 1e-45f,
+                           -1e-45f, INFINITY, -INFINITY, 0.99999994f, 4194303.5f};
+    for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++) {
+        float a = rg_q_roundf(edges[i]), b = roundf(edges[i]);
+        assert_memory_equal(&a, &b, sizeof a);
+        double c = rg_q_round((double)edges[i]), d = round((double)edges[i]);
+        assert_memory_equal(&c, &d, sizeof c);
+    }
+    assert_true(isnan(rg_q_roundf(NAN)) && isnan(rg_q_round(NAN)));
+    const double dedges[] = {4503599627370495.5, -4503599627370495.5, 0.49999999999999994, 2147483647.5};
+    for (size_t i = 0; i < sizeof dedges / sizeof dedges[0]; i++) {
+        double c = rg_q_round(dedges[i]), d = round(dedges[i]);
+        assert_memory_equal(&c, &d, sizeof c);
+    }
+    uint64_t s = 0x9e3779b97f4a7c15ull;
+    for (int i = 0; i < 2000000; i++) {
+        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+        uint32_t bits = (uint32_t)s;
+        float x;
+        memcpy(&x, &bits, sizeof x);
+        if (i % 2) x = (float)((int32_t)(s >> 40) - 8388608) / 16.0f; /* dense near the integers */
+        if (isnan(x)) continue;
+        float a = rg_q_roundf(x), b = roundf(x);
+        if (memcmp(&a, &b, sizeof a)) fail_msg("rg_q_roundf(%a) = %a, roundf gives %a", (double)x, (double)a, (double)b);
+        double xd;
+        memcpy(&xd, &s, sizeof xd);
+        if (isnan(xd)) continue;
+        double c = rg_q_round(xd), d = round(xd);
+        if (memcmp(&c, &d, sizeof c)) fail_msg("rg_q_round(%a) = %a, round gives %a", xd, c, d);
+    }
+}
+
 static void test_bad_ranges_and_params(void **state)
 {
     (void)state;
@@ -183,7 +223,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_params_from_range), cmocka_unit_test(test_quantize_rounding),
         cmocka_unit_test(test_weights),           cmocka_unit_test(test_bias),
-        cmocka_unit_test(test_bad_ranges_and_params),
+        cmocka_unit_test(test_bad_ranges_and_params), cmocka_unit_test(test_inline_rounding),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
