@@ -106,7 +106,7 @@ int cmd_export(int argc, char **argv)
     if (!st) st = rg_export_c(m, dir, &o, &s, &err);
     if (!st) {
         size_t code = CODE_BASE_BYTES + CODE_PER_LAYER_BYTES * (size_t)s.n_layers;
-        printf("%s: %d files, %d layers, %d golden inputs (%s)\n", dir, (int)s.n_files, (int)s.n_layers, (int)n_inputs,
+        printf("%s: %d files, %d layers, golden inputs: %d (%s)\n", dir, (int)s.n_files, (int)s.n_layers, (int)n_inputs,
                data ? "test images" : "random");
         printf("  flash  weights and parameters   %9zu bytes (%.1f KiB)\n", s.const_bytes, (double)s.const_bytes / 1024);
         printf("         code (estimate, M4 -O2)  %9zu bytes\n", code);

@@ -307,6 +307,12 @@ static void test_mbv2_tiny(void **state)
     rg_export_c_stats st;
     export_and_run(m, "mbv2", 2, 1, &st);
     assert_int_equal(st.const_bytes, rg_rgm_param_bytes(m));
+    /* the golden inputs from the test set, through the command line */
+    rgt_require_fashion_mnist();
+    rgt_expect_cli("REGAIN_CLI", out, sizeof out, 0, "golden inputs: 1 (test images)", NULL,
+                   "export --c mbv2_data mbv2.rgm --data fashion-mnist --inputs 1");
+    assert_int_equal(run_in(rgt_in_root("mbv2_data"), "make -s host && ./selfcheck-host"), 0);
+    assert_non_null(strstr(out, "selfcheck: PASS"));
     rg_rgm_free(m);
     rg_graph_free(g);
 }
@@ -319,7 +325,7 @@ static void test_cli(void **state)
     rg_graph *g = every_kind_graph();
     rg_rgm *m = lowered(g, "cli.rgm");
     rgt_expect_cli("REGAIN_CLI", out, sizeof out, 0, "arena", "flash", "export --c cli_c cli.rgm --inputs 2 --seed 5");
-    assert_non_null(strstr(out, "2 golden inputs (random)"));
+    assert_non_null(strstr(out, "golden inputs: 2 (random)"));
     size_t size;
     char *h = rgt_read_file(rgt_in_root("cli_c/golden.h"), &size);
     assert_non_null(strstr(h, "#define GOLDEN_N_INPUTS 2"));
@@ -340,6 +346,10 @@ static void test_cli(void **state)
     rgt_write_text("plain", "a file\n");
     rgt_expect_cli("REGAIN_CLI", out, sizeof out, 3, "plain", "cannot create directory", "export --c plain/sub cli.rgm");
     rgt_expect_cli("REGAIN_CLI", out, sizeof out, 0, "Cortex-M4", NULL, "export --help");
+    /* --data: the images must have the model's shape (12x12x3 here) */
+    rgt_require_fashion_mnist();
+    rgt_expect_cli("REGAIN_CLI", out, sizeof out, 4, "images are 28x28x1", "the model takes 12x12x3",
+                   "export --c x cli.rgm --data fashion-mnist");
 
     /* the library: a model that is not valid is refused, naming the op */
     rg_rgm bad = *m;
