@@ -47,6 +47,8 @@ int cmd_export_rgm(int argc, char **argv);
 int cmd_rt_info(int argc, char **argv);
 int cmd_infer(int argc, char **argv);
 int cmd_eval_rgm(int argc, char **argv);
+/* regain export --c (tools/cmd_export.c) */
+int cmd_export(int argc, char **argv);
 
 /* Result tables (tables.c). */
 void cli_print_eval(FILE *f, const rg_eval_result *r, double wall_s);

@@ -29,6 +29,7 @@ static const char *usage_text =
     "  export-rgm       lower a checkpoint to int8 and write the runtime's model file (.rgm)\n"
     "  rt-info          describe a .rgm model: arena, flash, per-layer table\n"
     "  infer            predictions of a .rgm model with the int8 runtime\n"
+    "  export           a .rgm model as a C99 library for microcontrollers (--c DIR)\n"
     "\n"
     "'regain <command> --help' describes each command. Exit codes: 0 success,\n"
     "1 other failure, 2 bad command line, 3 I/O error, 4 malformed input file,\n"
@@ -125,7 +126,8 @@ int main(int argc, char **argv)
                 {"quant-report", cmd_quant_report},
                 {"export-rgm", cmd_export_rgm},
                 {"rt-info", cmd_rt_info},
-                {"infer", cmd_infer}};
+                {"infer", cmd_infer},
+                {"export", cmd_export}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(argv[1], cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);
     fprintf(stderr, "regain: unknown command '%s'\n\n%s", argv[1], usage_text);

@@ -3,6 +3,10 @@
  * include/regain/quant.h; a worked example in docs/quantization.md. */
 #include "regain/quant.h"
 
+/* RG_FREESTANDING: the copy `regain export --c` ships for microcontrollers
+ * keeps only what the kernels run (no libm; multipliers are computed on the
+ * host at export time). */
+#ifndef RG_FREESTANDING
 #include <math.h>
 
 rg_status rg_q_multiplier(double real_multiplier, int32_t *multiplier, int32_t *shift, rg_error *err)
@@ -33,6 +37,7 @@ rg_status rg_q_multiplier(double real_multiplier, int32_t *multiplier, int32_t *
     *shift = e;
     return RG_OK;
 }
+#endif
 
 rg_status rg_q_multiplier_check(int32_t multiplier, int32_t shift, const char *what, rg_error *err)
 {
@@ -72,6 +77,7 @@ int32_t rg_q_mul_by_multiplier(int32_t x, int32_t multiplier, int32_t shift)
     return rg_q_rdbpot(rg_q_srdhm((int32_t)shifted, multiplier), right);
 }
 
+#ifndef RG_FREESTANDING
 rg_status rg_q_requant_params(float in_scale, const float *w_scales, int32_t n_w_scales, float out_scale,
                               int32_t out_channels, int32_t *multipliers, int32_t *shifts, rg_error *err)
 {
@@ -93,3 +99,4 @@ rg_status rg_q_requant_params(float in_scale, const float *w_scales, int32_t n_w
     }
     return RG_OK;
 }
+#endif

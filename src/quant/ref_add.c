@@ -4,6 +4,7 @@
  * then the sum is rescaled to the output. Derivation: docs/quantization.md. */
 #include "quant/ref_check.h"
 
+#ifndef RG_FREESTANDING /* host only: the exported microcontroller copy keeps the kernel */
 #include <math.h>
 
 rg_status rg_q_add_prepare(rg_qparams in1, rg_qparams in2, rg_qparams out, rg_q_activation act,
@@ -27,6 +28,7 @@ rg_status rg_q_add_prepare(rg_qparams in1, rg_qparams in2, rg_qparams out, rg_q_
     p->out_zp = out.zero_point;
     return rg_q_activation_range(act, out, &p->act_min, &p->act_max, err);
 }
+#endif
 
 rg_status rg_q_add_s8(const rg_q_add_params *p, const int8_t *a, const int8_t *b, int64_t n, int8_t *y,
                       rg_error *err)

@@ -2,7 +2,9 @@
  * kernel reads is checked before the first memory access. */
 #include "quant/ref_check.h"
 
+#ifndef RG_FREESTANDING
 #include <stdio.h>
+#endif
 
 int32_t rg_q_out_size(int32_t in, int32_t k, int32_t stride, int32_t dilation, int32_t pad_before,
                       int32_t pad_after)
@@ -38,8 +40,12 @@ rg_status rg_qref_check_requant(const char *op, const int32_t *m, const int32_t 
 {
     if (!m || !s) return rg_fail(err, RG_ERR_ARG, "%s: multipliers and shifts are required", op);
     for (int32_t c = 0; c < n; c++) {
+#ifdef RG_FREESTANDING /* no stdio on a microcontroller: the message names the op only */
+        const char *what = op;
+#else
         char what[96];
         snprintf(what, sizeof what, "%s: channel %d", op, (int)c);
+#endif
         rg_status st = rg_q_multiplier_check(m[c], s[c], what, err);
         if (st) return st;
     }

@@ -89,6 +89,7 @@ rg_status rg_q_maxpool_s8(const rg_q_pool_params *p, const int8_t *x, int8_t *y,
     return RG_OK;
 }
 
+#ifndef RG_FREESTANDING /* host only: the exported microcontroller copy keeps the kernel */
 rg_status rg_q_gap_prepare(int32_t batch, int32_t h, int32_t w, int32_t c, rg_qparams in, rg_qparams out,
                            rg_q_gap_params *p, rg_error *err)
 {
@@ -108,6 +109,7 @@ rg_status rg_q_gap_prepare(int32_t batch, int32_t h, int32_t w, int32_t c, rg_qp
         return rg_error_prefix(err, "global average pool");
     return RG_OK;
 }
+#endif
 
 rg_status rg_q_gap_s8(const rg_q_gap_params *p, const int8_t *x, int8_t *y, rg_error *err)
 {
