@@ -184,7 +184,7 @@ int cmd_rt_info(int argc, char **argv)
     printf("arena           %zu bytes (%.1f KiB): activations %zu + kernel scratch %zu\n", rg_rt_arena_size(rt),
            (double)rg_rt_arena_size(rt) / 1024, s.arena, s.scratch);
     printf("activation plan:\n");
-    printf("  this runtime          %8zu bytes (liveness, in-place clamps, best of two greedy orders)\n", s.arena);
+    printf("  this runtime          %8zu bytes (liveness, in-place clamps and tables, best of two greedy orders)\n", s.arena);
     printf("  TFLite Micro greedy   %8zu bytes (greedy by size, no in-place)\n", s.tflm_greedy);
     printf("  naive (no reuse)      %8zu bytes\n", s.naive);
     printf("  lower bound           %8zu bytes (largest op: inputs + output)\n", s.lower_bound);
