@@ -12,13 +12,15 @@
  *     executor) bit for bit, with the arena filled with garbage first;
  *   - the per-channel clamp binds (the test could not pass without it);
  *   - the int8 model follows the float one (rg_qmodel_run_ref) closely;
- *   - regain rt-info describes it. */
+ *   - regain rt-info describes it, and refuses it (exit 4, the op and the
+ *     field named) once a version 2 field is out of range. */
 #include "test_support.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "regain/cpu.h"
 #include "regain/quant_model.h"
@@ -252,12 +254,23 @@ static void test_every_new_op(void **state)
 
     char out[1 << 15];
     rgt_expect_cli("REGAIN_CLI", out, sizeof out, 0, ".rgm version 2", "hswish table", "rt-info ops.rgm");
-    print_message("%s", out);
     assert_non_null(strstr(out, "sigmoid table"));
     assert_non_null(strstr(out, "per-channel clamp"));
     assert_non_null(strstr(out, "channels [4, 8)"));
     assert_non_null(strstr(out, "2 groups"));
     assert_non_null(strstr(out, "x 1x1x4 (broadcast)"));
+    /* a bad version 2 field behind a valid checksum: exit 4, the op and the
+     * field named (the table function of op 3, the hswish lut) */
+    size_t size;
+    uint8_t *bytes = rgt_read_file(path, &size);
+    uint64_t ops = 0;
+    for (int k = 0; k < 8; k++) ops |= (uint64_t)bytes[56 + k] << (8 * k);
+    bytes[ops + 3 * 320 + 256] = 9;
+    uint32_t crc = (uint32_t)crc32(crc32(0L, Z_NULL, 0), bytes + 20, (uInt)(size - 20));
+    for (int k = 0; k < 4; k++) bytes[16 + k] = (uint8_t)(crc >> (8 * k));
+    rgt_write_file(rgt_in_root("badfn.rgm"), bytes, size);
+    free(bytes);
+    rgt_expect_cli("REGAIN_CLI", out, sizeof out, 4, "op 3 (hswish)", "lut_fn 9", "rt-info badfn.rgm");
     free(qarena);
     rg_rgm_free(m);
     rg_qmodel_free(qm);
