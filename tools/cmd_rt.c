@@ -36,22 +36,24 @@ int cmd_export_rgm(int argc, char **argv)
 {
     const char *ckpt = NULL, *out = NULL, *data = "fashion-mnist";
     int32_t n_calib = 256;
-    int raw = 0, per_tensor = 0;
+    int raw = 0, per_tensor = 0, equalize = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             printf("usage: regain export-rgm CHECKPOINT --out MODEL.rgm [--calib N] [--data fashion-mnist|DIR]\n"
-                   "                        [--per-tensor] [--raw]\n"
+                   "                        [--per-tensor] [--equalize] [--raw]\n"
                    "\n"
                    "Lowers a trained checkpoint to int8 (batch norms folded, ReLUs fused,\n"
                    "activation ranges calibrated on the first N training images, default 256)\n"
                    "and writes the integer runtime's model file (docs/runtime.md). Weights are\n"
                    "quantized per output channel unless --per-tensor; the EMA weights are used\n"
-                   "when the checkpoint has them, unless --raw.\n");
+                   "when the checkpoint has them, unless --raw. --equalize applies cross-layer\n"
+                   "equalization first (ReLU6 layers then carry per-channel clamps).\n");
             return EXIT_OK;
         }
         if (!strcmp(a, "--raw")) raw = 1;
         else if (!strcmp(a, "--per-tensor")) per_tensor = 1;
+        else if (!strcmp(a, "--equalize")) equalize = 1;
         else if (strncmp(a, "--", 2) != 0) {
             if (ckpt) return cli_usage_error("export-rgm", "only one checkpoint, got '%s' and '%s'", ckpt, a);
             ckpt = a;
@@ -96,6 +98,7 @@ int cmd_export_rgm(int argc, char **argv)
     }
     rg_lower_config cfg = rg_lower_default();
     cfg.per_channel = !per_tensor;
+    cfg.equalize = equalize;
     if (!st) st = rg_quant_lower(g, calib, n_calib, &cfg, &qm, &err);
     if (!st) st = rg_rgm_write_qmodel(qm, mean, std, out, &err);
     if (!st) {
@@ -144,7 +147,8 @@ int cmd_rt_info(int argc, char **argv)
                    "Describes an int8 model file: arena (activation memory planned by liveness,\n"
                    "plus kernel scratch) against TFLite Micro's greedy plan, the naive sum and\n"
                    "the lower bound; flash (weights and parameters); and per layer the op,\n"
-                   "shapes, weight bytes, activation bytes and multiply-accumulates.\n"
+                   "shapes, weight bytes, activation bytes, multiply-accumulates and notes\n"
+                   "(split channels, shuffle groups, lookup-table function, per-channel clamps).\n"
                    "The kernel table is the one this CPU runs (REGAIN_ISA lowers it).\n");
             return EXIT_OK;
         }
@@ -167,29 +171,31 @@ int cmd_rt_info(int argc, char **argv)
     const rg_rgm_tensor *ti = &m->tensors[m->input], *to = &m->tensors[m->output];
     int64_t macs = 0;
     for (int32_t i = 0; i < m->n_ops; i++) macs += rg_rgm_op_macs(m, i);
-    printf("model           %s (.rgm version %d)\n", path, RG_RGM_VERSION);
+    printf("model           %s (.rgm version %d)\n", path, (int)m->version);
     printf("input           %dx%dx%d int8 (scale %g, zero point %d); normalization mean %g std %g\n", (int)ti->h,
            (int)ti->w, (int)ti->c, (double)ti->q.scale, (int)ti->q.zero_point, (double)m->mean, (double)m->std);
     printf("output          %d int8 (scale %g, zero point %d)\n", (int)(to->h * to->w * to->c), (double)to->q.scale,
            (int)to->q.zero_point);
     printf("ops / tensors   %d / %d\n", (int)m->n_ops, (int)m->n_tensors);
     printf("MACs per image  %lld\n", (long long)macs);
-    printf("flash           %zu bytes (%.1f KiB) of weights, biases, multipliers and shifts\n",
+    printf("flash           %zu bytes (%.1f KiB) of weights, biases, requantization, clamps and tables\n",
            rg_rgm_param_bytes(m), (double)rg_rgm_param_bytes(m) / 1024);
     printf("kernels         %s (packed weights %zu bytes)\n", rg_rt_table_name(rt), rg_rt_packed_size(rt));
     printf("arena           %zu bytes (%.1f KiB): activations %zu + kernel scratch %zu\n", rg_rt_arena_size(rt),
            (double)rg_rt_arena_size(rt) / 1024, s.arena, s.scratch);
     printf("activation plan:\n");
-    printf("  this runtime          %8zu bytes (liveness, in-place clamps, best of two greedy orders)\n", s.arena);
+    printf("  this runtime          %8zu bytes (liveness, in-place clamps and tables, best of two greedy orders)\n", s.arena);
     printf("  TFLite Micro greedy   %8zu bytes (greedy by size, no in-place)\n", s.tflm_greedy);
     printf("  naive (no reuse)      %8zu bytes\n", s.naive);
     printf("  lower bound           %8zu bytes (largest op: inputs + output)\n", s.lower_bound);
-    printf("\n  #  op         name                         input       -> output       weights  act bytes        MACs\n");
+    printf("\n  #  op         name                         input       -> output       weights  act bytes        MACs  "
+           "notes\n");
     for (int32_t i = 0; i < m->n_ops; i++) {
         const rg_rgm_op *o = &m->ops[i];
         const rg_rgm_tensor *a = &m->tensors[o->in[0]], *y = &m->tensors[o->out];
         size_t act = (size_t)a->h * a->w * a->c + (size_t)y->h * y->w * y->c;
-        if (o->in[1] >= 0) act += (size_t)m->tensors[o->in[1]].h * m->tensors[o->in[1]].w * m->tensors[o->in[1]].c;
+        for (int32_t k = 1; k < rg_rgm_op_n_in(o); k++)
+            act += (size_t)m->tensors[o->in[k]].h * m->tensors[o->in[k]].w * m->tensors[o->in[k]].c;
         size_t wb = 0;
         if (o->weights) {
             int64_t per = o->kind == RG_RT_CONV ? (int64_t)o->k_h * o->k_w * a->c
@@ -200,8 +206,26 @@ int cmd_rt_info(int argc, char **argv)
         char ins[32], outs[32];
         snprintf(ins, sizeof ins, "%dx%dx%d", (int)a->h, (int)a->w, (int)a->c);
         snprintf(outs, sizeof outs, "%dx%dx%d", (int)y->h, (int)y->w, (int)y->c);
-        printf("%3d  %-9s  %-27.27s  %-11s -> %-11s %8zu  %9zu  %10lld\n", (int)i, rg_rt_kind_name(o->kind), o->name,
-               ins, outs, wb, act, (long long)rg_rgm_op_macs(m, i));
+        char notes[64] = "";
+        switch (o->kind) {
+        case RG_RT_CONCAT: snprintf(notes, sizeof notes, "%d inputs", (int)o->n_in); break;
+        case RG_RT_SPLIT:
+            snprintf(notes, sizeof notes, "channels [%d, %d)", (int)o->ch_begin, (int)(o->ch_begin + y->c));
+            break;
+        case RG_RT_SHUFFLE: snprintf(notes, sizeof notes, "%d groups", (int)o->groups); break;
+        case RG_RT_MUL: {
+            const rg_rgm_tensor *b = &m->tensors[o->in[1]];
+            snprintf(notes, sizeof notes, b->h * b->w == 1 ? "x %dx%dx%d (broadcast)" : "x %dx%dx%d", (int)b->h,
+                     (int)b->w, (int)b->c);
+            break;
+        }
+        case RG_RT_LUT: snprintf(notes, sizeof notes, "%s table (256 B)", rg_q_lut_fn_name(o->lut_fn)); break;
+        default:
+            if (o->act_max_c) snprintf(notes, sizeof notes, "per-channel clamp");
+            break;
+        }
+        printf("%3d  %-9s  %-27.27s  %-11s -> %-11s %8zu  %9zu  %10lld  %s\n", (int)i, rg_rt_kind_name(o->kind),
+               o->name, ins, outs, wb, act, (long long)rg_rgm_op_macs(m, i), notes);
     }
     close_model(m, rt, arena);
     return EXIT_OK;

@@ -141,4 +141,98 @@ rg_status rg_q_gap_s8(const rg_q_gap_params *p, const int8_t *x, int8_t *y, rg_e
  * bounds from rg_q_activation_range). x and y may be the same buffer. */
 rg_status rg_q_clamp_s8(const int8_t *x, int64_t n, int32_t lo, int32_t hi, int8_t *y, rg_error *err);
 
+/* ------------------------------------------------------------------------
+ * Channel ops, multiply, lookup tables (ShuffleNet, squeeze-excitation,
+ * MobileNetV3). All NHWC; "rows" counts pixels (batch * h * w).
+ * ------------------------------------------------------------------------ */
+
+/* y[r, c] = clamp(x[r, c], act_min, hi[c]): the per-output-channel upper
+ * clamp that equalization leaves on a ReLU6 layer (each channel's 6 divided
+ * by its equalization scale), applied after the layer's own clamp. hi: [c],
+ * each in [-128, 127]; x and y may be the same buffer. Exact. */
+rg_status rg_q_clamp_channels_s8(const int8_t *x, int64_t rows, int32_t c, const int32_t *hi, int8_t *y,
+                                 rg_error *err);
+
+/* Channel split: y [rows, out_c] = x [rows, begin : begin + out_c] of x
+ * [rows, in_c] (one output of a split; ShuffleNet's two halves are two
+ * ops). Input and output share their parameters: a copy, exact. */
+rg_status rg_q_split_s8(const int8_t *x, int64_t rows, int32_t in_c, int32_t begin, int32_t out_c, int8_t *y,
+                        rg_error *err);
+
+/* Channel shuffle (ShuffleNet): the c channels, seen as [groups, c/groups],
+ * transposed: y[r, j*groups + g] = x[r, g*(c/groups) + j]. groups divides c.
+ * A permutation, exact; x and y must not overlap. */
+rg_status rg_q_shuffle_s8(const int8_t *x, int64_t rows, int32_t c, int32_t groups, int8_t *y, rg_error *err);
+
+/* Concatenation along channels of up to RG_Q_CONCAT_MAX inputs, each
+ * requantized to the output's parameters:
+ *   y = clamp(out_zp + MBQM(x_k - in_zp[k], multiplier[k], shift[k]))
+ * (MBQM: rg_q_mul_by_multiplier; M_k = s_k / s_out). An input with the
+ * output's parameters (M_k = 1, i.e. multiplier 2^30 and shift 1, and the
+ * same zero point) is copied, which is the same bits. */
+#define RG_Q_CONCAT_MAX 4
+typedef struct {
+    int32_t n_in;                           /* 1 .. RG_Q_CONCAT_MAX */
+    int32_t c[RG_Q_CONCAT_MAX];             /* channels of each input, >= 1 */
+    int32_t in_zp[RG_Q_CONCAT_MAX];
+    int32_t multiplier[RG_Q_CONCAT_MAX], shift[RG_Q_CONCAT_MAX];
+    int32_t out_zp;
+} rg_q_concat_params;
+
+/* x[k]: [rows, c[k]]; y: [rows, sum c]. */
+rg_status rg_q_concat_s8(const rg_q_concat_params *p, const int8_t *const *x, int64_t rows, int8_t *y,
+                         rg_error *err);
+
+/* Elementwise multiply with broadcast, TFLite's int8 Mul:
+ *   acc = (a - in1_zp) * (b - in2_zp)                 (|acc| <= 65536)
+ *   y   = clamp(out_zp + MBQM(acc, multiplier, shift), act_min, act_max)
+ * with multiplier/shift from M = s1 * s2 / s_out (rg_q_mul_prepare). */
+typedef struct {
+    int32_t in1_zp, in2_zp, out_zp;
+    int32_t multiplier, shift;
+    int32_t act_min, act_max;
+} rg_q_mul_params;
+
+/* a: [batch, hw, c]; b: [batch, b_hw, c] with b_hw == hw (same shape) or
+ * b_hw == 1 (one value per image and channel, broadcast over the pixels:
+ * squeeze-excitation's [N, 1, 1, C] gate); y: [batch, hw, c]. y may be a. */
+rg_status rg_q_mul_s8(const rg_q_mul_params *p, const int8_t *a, const int8_t *b, int32_t batch, int64_t hw,
+                      int32_t c, int64_t b_hw, int8_t *y, rg_error *err);
+
+/* Table lookup: y[i] = table[x[i] + 128] (an int8 -> int8 function of one
+ * argument, tabulated at lowering time: hard-swish, sigmoid; see
+ * rg_q_lut_build). Exact by construction; x and y may be the same buffer. */
+rg_status rg_q_lut_s8(const int8_t *table, const int8_t *x, int64_t n, int8_t *y, rg_error *err);
+
+/* ---- preparing them (lowering time; uses libm, not for a device) ---- */
+
+/* The functions a lookup table can hold (the values are the .rgm file's). */
+typedef enum { RG_Q_LUT_HSWISH = 1, RG_Q_LUT_SIGMOID = 2 } rg_q_lut_fn;
+#define RG_Q_LUT_FN_MAX 2
+
+/* "hswish", "sigmoid", or "?" */
+const char *rg_q_lut_fn_name(int32_t fn);
+
+/* The real function in double: hswish(x) = x * min(max(x + 3, 0), 6) / 6;
+ * sigmoid(x) = 1 / (1 + exp(-x)). */
+double rg_q_lut_fn_eval(rg_q_lut_fn fn, double x);
+
+/* table[q + 128] for q in [-128, 127]:
+ *   x = s_in * (q - z_in)                (double, from the float scale)
+ *   table = clamp(round(f(x) / s_out) + z_out, -128, 127)
+ * (round half away from zero, the division in double). Errors: unknown fn,
+ * bad parameters (RG_ERR_ARG naming them). */
+rg_status rg_q_lut_build(rg_q_lut_fn fn, rg_qparams in, rg_qparams out, int8_t table[256], rg_error *err);
+
+/* From the inputs' and the output's parameters: multiplier and shift of
+ * M = s1 * s2 / s_out (rg_q_multiplier, in double), the zero points, and
+ * act_min/act_max from act. Errors: bad parameters, M >= 2^30. */
+rg_status rg_q_mul_prepare(rg_qparams in1, rg_qparams in2, rg_qparams out, rg_q_activation act,
+                           rg_q_mul_params *p, rg_error *err);
+
+/* Concat parameters: M_k = s_k / s_out for each of the n inputs (channels
+ * c[k]) and the zero points. */
+rg_status rg_q_concat_prepare(int32_t n, const rg_qparams *in, const int32_t *c, rg_qparams out,
+                              rg_q_concat_params *p, rg_error *err);
+
 #endif

@@ -52,8 +52,17 @@ typedef enum {
     RG_QOP_MAXPOOL = 5,
     RG_QOP_GAP = 6,
     RG_QOP_CLAMP = 7,
-    RG_QOP_CONCAT = 8    /* along channels, each input rescaled to the output's parameters */
+    RG_QOP_CONCAT = 8,   /* along channels, each input rescaled to the output's parameters */
+    /* Not produced by the float lowering yet (ShuffleNet, squeeze-excitation,
+     * MobileNetV3 blocks); models holding them are built directly and run
+     * by rg_qmodel_run, rg_qmodel_run_ref and the .rgm runtime. */
+    RG_QOP_SPLIT = 9,    /* channels [ch_begin, ch_begin + out c) of the input; same parameters */
+    RG_QOP_SHUFFLE = 10, /* channel shuffle with `groups`; same parameters */
+    RG_QOP_MUL = 11,     /* in[0] [h,w,c] times in[1] [h,w,c] or [1,1,c] (broadcast), rescaled (mul) */
+    RG_QOP_LUT = 12      /* y = lut[x + 128]: lut_fn (hswish, sigmoid) tabulated for in/out parameters */
 } rg_qop_kind;
+
+#define RG_QOP_N_KINDS 13
 
 /* Name of an op kind ("conv", "depthwise", ...), for reports. */
 const char *rg_qop_kind_name(rg_qop_kind kind);
@@ -69,8 +78,8 @@ typedef struct {
 typedef struct {
     rg_qop_kind kind;
     char name[RG_NAME_MAX];     /* the float node's name */
-    int32_t in[RG_MAX_INPUTS], out;  /* tensor ids; in[1] is -1 except for add and concat */
-    int32_t n_in;               /* inputs used (2 for add, 2..4 for concat, 1 otherwise) */
+    int32_t in[RG_MAX_INPUTS], out;  /* tensor ids; in[1] is -1 except for add, mul and concat */
+    int32_t n_in;               /* inputs used (2 for add and mul, 2..4 for concat, 1 otherwise) */
     /* conv, depthwise, fc: geometry, int8 weights (OHWI / [c,kh,kw] / [out,in]),
      * int32 bias, requantization per output channel, output clamp */
     int32_t k_h, k_w, stride, pad;
@@ -85,6 +94,11 @@ typedef struct {
     /* concat: input i is requantized to the output's parameters with
      * multiplier s_i / s_out (cat_multipliers[i], cat_shifts[i]) */
     int32_t cat_multipliers[RG_MAX_INPUTS], cat_shifts[RG_MAX_INPUTS];
+    int32_t ch_begin;           /* split: first input channel */
+    int32_t groups;             /* shuffle */
+    rg_q_mul_params mul;        /* mul (rg_qmodel_requantize_op fills it) */
+    rg_q_lut_fn lut_fn;         /* lut: the function tabulated */
+    int8_t lut[256];            /* lut: the table (rg_qmodel_requantize_op builds it) */
     /* The float version of the op (rg_qmodel_run_ref): folded, equalized
      * weights (same layout as weights) and corrected bias [out_c]; the float
      * output clamp [f_lo, f_hi] (-inf/inf when none); after equalization of
@@ -182,7 +196,7 @@ rg_status rg_qmodel_run_ref_op(const rg_qmodel *m, int32_t op, float *farena, in
 
 /* Derives the op's int8 parameters from its float weights and the tensors'
  * parameters: weights (per channel or per tensor as m->per_channel), bias,
- * multipliers, clamps (rg_quant_lower calls it for every op; call it again
+ * multipliers, clamps, the mul rescale, the lookup table (rg_quant_lower calls it for every op; call it again
  * after changing fw/fb or a tensor's parameters). */
 rg_status rg_qmodel_requantize_op(rg_qmodel *m, int32_t op, rg_error *err);
 

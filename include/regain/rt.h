@@ -31,10 +31,12 @@
 #include "regain/quant_kernels.h"
 #include "regain/status.h"
 
-#define RG_RGM_VERSION 1
+#define RG_RGM_VERSION 2      /* written; versions 1 and 2 are read */
 #define RG_RGM_NAME_MAX 48   /* op names, NUL included (longer ones are cut) */
+#define RG_RGM_MAX_IN 4      /* inputs of an op (concat) */
 
-/* Op kinds; the values are the file's (and match rg_qop_kind). */
+/* Op kinds; the values are the file's (and match rg_qop_kind). Version 1
+ * files hold kinds 0 to 7 only. */
 typedef enum {
     RG_RT_CONV = 0,
     RG_RT_DEPTHWISE = 1,
@@ -44,7 +46,12 @@ typedef enum {
     RG_RT_MAXPOOL = 5,
     RG_RT_GAP = 6,
     RG_RT_CLAMP = 7,
-    RG_RT_N_KINDS = 8
+    RG_RT_CONCAT = 8,       /* version 2 on */
+    RG_RT_SPLIT = 9,
+    RG_RT_SHUFFLE = 10,
+    RG_RT_MUL = 11,
+    RG_RT_LUT = 12,
+    RG_RT_N_KINDS = 13
 } rg_rt_kind;
 
 typedef struct {
@@ -55,16 +62,34 @@ typedef struct {
 typedef struct {
     rg_rt_kind kind;
     char name[RG_RGM_NAME_MAX];
-    int32_t in[2], out;         /* tensor ids; in[1] = -1 except for add */
+    /* tensor ids: in[0], and in[1] for add and mul (else -1); concat reads
+     * in[0 .. n_in-1]. in[2], in[3] are read only by a concat (see
+     * rg_rgm_op_n_in); the file stores -1 in every unused slot. */
+    int32_t in[RG_RGM_MAX_IN], out;
+    int32_t n_in;               /* concat: 2 .. 4 inputs; ignored for other kinds */
     int32_t k_h, k_w, stride, pad, out_c;   /* conv, depthwise, pools (out_c: conv, dw, fc) */
-    int32_t act_min, act_max;   /* conv, dw, fc, clamp, pools */
+    int32_t act_min, act_max;   /* conv, dw, fc, clamp, pools, gap, mul */
     /* conv [out_c, k_h, k_w, in_c], depthwise [c, k_h, k_w], fc [out_c, in]:
      * int8 weights, int32 bias, requantization [out_c]; NULL for others */
     const int8_t *weights;
     const int32_t *bias, *multipliers, *shifts;
+    /* conv, dw, fc (version 2): a per-output-channel upper clamp [out_c]
+     * applied after act_min/act_max (equalized ReLU6 layers), each in
+     * [act_min, act_max]; NULL when none */
+    const int32_t *act_max_c;
     rg_q_add_params add;        /* add */
     int32_t gap_multiplier, gap_shift;  /* gap (zero points from the tensors, clamp act_min/max) */
+    /* version 2 kinds (zero points always from the tensors): */
+    int32_t cat_multipliers[RG_RGM_MAX_IN], cat_shifts[RG_RGM_MAX_IN]; /* concat: s_k / s_out */
+    int32_t ch_begin;           /* split: first input channel */
+    int32_t groups;             /* shuffle: divides the channels */
+    int32_t mul_multiplier, mul_shift;  /* mul: s1 * s2 / s_out; clamp act_min/act_max */
+    int32_t lut_fn;             /* lut: RG_Q_LUT_* the table was built from */
+    const int8_t *lut;          /* lut: 256 entries, y = lut[x + 128] */
 } rg_rgm_op;
+
+/* Inputs op o reads: 2 for add and mul, n_in for concat, 1 otherwise. */
+int32_t rg_rgm_op_n_in(const rg_rgm_op *o);
 
 /* A model as the file holds it. Pointers point into storage (a loaded file)
  * or are borrowed (rg_rgm_from_qmodel). */
@@ -75,6 +100,7 @@ typedef struct {
     int32_t n_ops;
     int32_t input, output;      /* tensor ids */
     float mean, std;            /* input normalization: x = (pixel/255 - mean) / std */
+    int32_t version;            /* the file's format version (0: built in memory) */
     void *storage;              /* the file's bytes (owned), or NULL */
 } rg_rgm;
 
@@ -97,7 +123,8 @@ rg_status rg_rgm_check(const rg_rgm *m, rg_error *err);
 
 void rg_rgm_free(rg_rgm *m);
 
-/* Bytes of weights, biases and requantization parameters (flash). */
+/* Bytes of weights, biases, requantization parameters, per-channel clamps
+ * and lookup tables (flash). */
 size_t rg_rgm_param_bytes(const rg_rgm *m);
 /* Multiply-accumulates of op i for one image. */
 int64_t rg_rgm_op_macs(const rg_rgm *m, int32_t i);

@@ -38,7 +38,7 @@ rg_lower_config rg_lower_default(void)
 const char *rg_qop_kind_name(rg_qop_kind kind)
 {
     static const char *const names[] = {"conv", "depthwise", "fc", "add", "avgpool", "maxpool", "gap", "clamp",
-                                        "concat"};
+                                        "concat", "split", "shuffle", "mul", "lut"};
     return (unsigned)kind < sizeof names / sizeof names[0] ? names[kind] : "?";
 }
 
@@ -406,6 +406,19 @@ rg_status rg_qmodel_requantize_op(rg_qmodel *m, int32_t i, rg_error *err)
         break;
     case RG_QOP_AVGPOOL:
     case RG_QOP_MAXPOOL: break;
+    case RG_QOP_SPLIT:
+    case RG_QOP_SHUFFLE:
+        /* data movement: the output is the input's values, bit for bit */
+        if (out->q.scale != in->q.scale || out->q.zero_point != in->q.zero_point)
+            st = rg_fail(err, RG_ERR_ARG, "%s: output parameters must equal the input's",
+                         rg_qop_kind_name(o->kind));
+        break;
+    case RG_QOP_MUL:
+        st = rg_q_mul_prepare(in->q, m->tensors[o->in[1]].q, out->q, RG_Q_ACT_NONE, &o->mul, err);
+        break;
+    case RG_QOP_LUT:
+        st = rg_q_lut_build(o->lut_fn, in->q, out->q, o->lut, err);
+        break;
     }
     if (st) return rg_error_prefix(err, "lower: %s", o->name);
     return RG_OK;

@@ -154,6 +154,12 @@ static rg_status apply_params(const rg_qat *q, const rg_graph *g, const rg_graph
         case RG_QOP_CONCAT:
             st = rg_fail(err, RG_ERR_UNSUPPORTED, "concat: quantization-aware training does not rescale concat inputs yet");
             break;
+        case RG_QOP_SPLIT:
+        case RG_QOP_SHUFFLE:
+        case RG_QOP_MUL:
+        case RG_QOP_LUT:
+            st = rg_fail(err, RG_ERR_UNSUPPORTED, "%s: not produced by the QAT lowering", rg_qop_kind_name(o->kind));
+            break;
         }
         if (st) return rg_error_prefix(err, "qat lower: %s", o->name);
     }

@@ -60,6 +60,12 @@ static void sb_printf(sbuf *b, const char *fmt, ...)
 
 rg_status rg_qmodel_save(const char *path, const rg_qmodel *m, const char *source, rg_error *err)
 {
+    for (int32_t i = 0; i < m->n_ops; i++)
+        if (m->ops[i].kind > RG_QOP_CONCAT)
+            return rg_fail(err, RG_ERR_UNSUPPORTED,
+                           "%s: op %d (%s): %s is not in the int8 model container (version " QMODEL_VERSION
+                           "); write a .rgm (rg_rgm_write_qmodel)",
+                           path, (int)i, m->ops[i].name, rg_qop_kind_name(m->ops[i].kind));
     sbuf b = {0};
     sb_printf(&b, "qmodel %d %d %d %d %d\n", (int)m->n_tensors, (int)m->n_ops, (int)m->input, (int)m->output,
               m->per_channel);
@@ -191,6 +197,7 @@ static int shapes_ok(const rg_qmodel *m, const rg_qop *o)
         }
         return o->n_in >= 2 && c == out->c;
     }
+    default: break; /* version 1 has no other kinds (the loader refuses them first) */
     }
     return 0;
 }

@@ -154,6 +154,32 @@ rg_status rg_qmodel_run_ref_op(const rg_qmodel *m, int32_t op, float *farena, in
             }
         break;
     }
+    case RG_QOP_SPLIT:
+        for (size_t r = 0; r < rows; r++)
+            memcpy(y + r * (size_t)out->c, x + r * (size_t)in->c + o->ch_begin, sizeof(float) * (size_t)out->c);
+        break;
+    case RG_QOP_SHUFFLE: {
+        int32_t per = out->c / o->groups;
+        for (size_t r = 0; r < rows; r++)
+            for (int32_t g = 0; g < o->groups; g++)
+                for (int32_t j = 0; j < per; j++)
+                    y[r * (size_t)out->c + (size_t)j * o->groups + g] = x[r * (size_t)out->c + (size_t)g * per + j];
+        break;
+    }
+    case RG_QOP_MUL: {
+        const rg_qtensor *bt = &m->tensors[o->in[1]];
+        const float *x2 = rg_qmodel_ftensor(m, farena, batch, o->in[1]);
+        size_t hw = (size_t)out->h * out->w, bhw = (size_t)bt->h * bt->w;
+        for (int32_t b = 0; b < batch; b++)
+            for (size_t p = 0; p < hw; p++)
+                for (int32_t c = 0; c < out->c; c++)
+                    y[((size_t)b * hw + p) * out->c + c] = x[((size_t)b * hw + p) * out->c + c] *
+                                                           x2[((size_t)b * bhw + (bhw == 1 ? 0 : p)) * out->c + c];
+        break;
+    }
+    case RG_QOP_LUT:
+        for (size_t i = 0; i < n; i++) y[i] = raw ? x[i] : (float)rg_q_lut_fn_eval(o->lut_fn, (double)x[i]);
+        break;
     default: return rg_fail(err, RG_ERR_ARG, "qmodel: op %s has unknown kind %d", o->name, (int)o->kind);
     }
     return RG_OK;

@@ -108,37 +108,37 @@ static rg_status run_op(const rg_qmodel *m, const rg_qop *o, int8_t *arena, int3
                               .shifts = o->shifts};
         rg_status st = o->kind == RG_QOP_CONV ? rg_q_conv2d_s8(&p, x, o->weights, o->bias, y, err)
                                               : rg_q_depthwise_s8(&p, x, o->weights, o->bias, y, err);
-        if (!st && o->act_max_c) { /* per-channel upper clamp after equalization */
-            size_t rows = (size_t)batch * out->h * out->w;
-            for (size_t r = 0; r < rows; r++)
-                for (int32_t c = 0; c < out->c; c++)
-                    if (y[r * (size_t)out->c + c] > o->act_max_c[c]) y[r * (size_t)out->c + c] = (int8_t)o->act_max_c[c];
-        }
+        if (!st && o->act_max_c) /* per-channel upper clamp after equalization */
+            st = rg_q_clamp_channels_s8(y, (int64_t)batch * out->h * out->w, out->c, o->act_max_c, y, err);
         return st;
     }
     case RG_QOP_CONCAT: {
-        /* each input rescaled to the output's parameters:
-         * q = clamp(z_out + MBQM(q_i - z_i, s_i / s_out)); a copy when equal */
-        size_t rows = (size_t)batch * out->h * out->w;
-        int32_t at = 0;
+        /* each input rescaled to the output's parameters (a copy when equal) */
+        rg_q_concat_params p = {.n_in = o->n_in, .out_zp = out->q.zero_point};
+        const int8_t *xs[RG_Q_CONCAT_MAX];
+        if (o->n_in < 1 || o->n_in > RG_Q_CONCAT_MAX)
+            return rg_fail(err, RG_ERR_ARG, "qmodel: concat of %d inputs", (int)o->n_in);
         for (int32_t k = 0; k < o->n_in; k++) {
             const rg_qtensor *ti = &m->tensors[o->in[k]];
-            const int8_t *xi = rg_qmodel_tensor(m, arena, batch, o->in[k]);
-            int same = ti->q.scale == out->q.scale && ti->q.zero_point == out->q.zero_point;
-            for (size_t r = 0; r < rows; r++)
-                for (int32_t c = 0; c < ti->c; c++) {
-                    int32_t v = xi[r * (size_t)ti->c + c];
-                    if (!same) {
-                        v = out->q.zero_point +
-                            rg_q_mul_by_multiplier(v - ti->q.zero_point, o->cat_multipliers[k], o->cat_shifts[k]);
-                        v = v < RG_Q_ACT_MIN ? RG_Q_ACT_MIN : v > RG_Q_ACT_MAX ? RG_Q_ACT_MAX : v;
-                    }
-                    y[r * (size_t)out->c + at + c] = (int8_t)v;
-                }
-            at += ti->c;
+            xs[k] = rg_qmodel_tensor(m, arena, batch, o->in[k]);
+            p.c[k] = ti->c;
+            p.in_zp[k] = ti->q.zero_point;
+            p.multiplier[k] = o->cat_multipliers[k];
+            p.shift[k] = o->cat_shifts[k];
         }
-        return RG_OK;
+        return rg_q_concat_s8(&p, xs, (int64_t)batch * out->h * out->w, y, err);
     }
+    case RG_QOP_SPLIT:
+        return rg_q_split_s8(x, (int64_t)batch * out->h * out->w, in->c, o->ch_begin, out->c, y, err);
+    case RG_QOP_SHUFFLE:
+        return rg_q_shuffle_s8(x, (int64_t)batch * out->h * out->w, out->c, o->groups, y, err);
+    case RG_QOP_MUL: {
+        const rg_qtensor *b = &m->tensors[o->in[1]];
+        return rg_q_mul_s8(&o->mul, x, rg_qmodel_tensor(m, arena, batch, o->in[1]), batch, (int64_t)out->h * out->w,
+                           out->c, (int64_t)b->h * b->w, y, err);
+    }
+    case RG_QOP_LUT:
+        return rg_q_lut_s8(o->lut, x, (int64_t)batch * out->h * out->w * out->c, y, err);
     case RG_QOP_FC: {
         rg_q_fc_params p = {.batch = batch, .in_features = in->h * in->w * in->c, .out_features = o->out_c,
                             .in_zp = in->q.zero_point, .out_zp = out->q.zero_point, .act_min = o->act_min,

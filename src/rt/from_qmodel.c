@@ -17,6 +17,11 @@ static rg_status kind_of(rg_qop_kind k, rg_rt_kind *out)
     case RG_QOP_MAXPOOL: *out = RG_RT_MAXPOOL; return RG_OK;
     case RG_QOP_GAP: *out = RG_RT_GAP; return RG_OK;
     case RG_QOP_CLAMP: *out = RG_RT_CLAMP; return RG_OK;
+    case RG_QOP_CONCAT: *out = RG_RT_CONCAT; return RG_OK;
+    case RG_QOP_SPLIT: *out = RG_RT_SPLIT; return RG_OK;
+    case RG_QOP_SHUFFLE: *out = RG_RT_SHUFFLE; return RG_OK;
+    case RG_QOP_MUL: *out = RG_RT_MUL; return RG_OK;
+    case RG_QOP_LUT: *out = RG_RT_LUT; return RG_OK;
     default: return RG_ERR_UNSUPPORTED;
     }
 }
@@ -48,20 +53,12 @@ rg_status rg_rgm_from_qmodel(const rg_qmodel *q, float mean, float std, rg_rgm *
             return rg_fail(err, RG_ERR_UNSUPPORTED, "rgm: op %s: int8 op kind %d has no runtime kernel yet", s->name,
                            (int)s->kind);
         }
-        if (s->act_max_c) {
-            /* equalization's per-channel ReLU6 clip: not in format version 1 */
-            rg_rgm_free(m);
-            return rg_fail(err, RG_ERR_UNSUPPORTED,
-                           "rgm: op %s: a per-channel output clamp (cross-layer equalization of a ReLU6 layer) "
-                           "is not in .rgm version 1; export without --equalize",
-                           s->name);
-        }
         /* names longer than the file's field are cut (they only label messages) */
         size_t len = strnlen(s->name, sizeof o->name - 1);
         memcpy(o->name, s->name, len);
         o->name[len] = 0;
-        o->in[0] = s->in[0];
-        o->in[1] = s->kind == RG_QOP_ADD ? s->in[1] : -1;
+        o->n_in = s->kind == RG_QOP_CONCAT ? s->n_in : 0;
+        for (int k = 0; k < RG_RGM_MAX_IN; k++) o->in[k] = k < rg_rgm_op_n_in(o) ? s->in[k] : -1;
         o->out = s->out;
         o->k_h = s->k_h, o->k_w = s->k_w, o->stride = s->stride, o->pad = s->pad, o->out_c = s->out_c;
         o->act_min = s->act_min, o->act_max = s->act_max;
@@ -70,8 +67,32 @@ rg_status rg_rgm_from_qmodel(const rg_qmodel *q, float mean, float std, rg_rgm *
             o->bias = s->bias;
             o->multipliers = s->multipliers;
             o->shifts = s->shifts;
+            o->act_max_c = s->act_max_c; /* equalization's per-channel ReLU6 clip, or NULL */
         }
         if (s->kind == RG_QOP_ADD) o->add = s->add;
+        if (s->kind == RG_QOP_CONCAT)
+            for (int k = 0; k < RG_RGM_MAX_IN; k++)
+                o->cat_multipliers[k] = s->cat_multipliers[k], o->cat_shifts[k] = s->cat_shifts[k];
+        if (s->kind == RG_QOP_SPLIT) o->ch_begin = s->ch_begin;
+        if (s->kind == RG_QOP_SHUFFLE) o->groups = s->groups;
+        if (s->kind == RG_QOP_MUL && (s->mul.in1_zp != q->tensors[s->in[0]].q.zero_point ||
+                                      s->mul.in2_zp != q->tensors[s->in[1]].q.zero_point ||
+                                      s->mul.out_zp != q->tensors[s->out].q.zero_point)) {
+            rg_rgm_free(m);
+            return rg_fail(err, RG_ERR_ARG,
+                           "rgm: op %s: mul zero points differ from its tensors' (requantize the op after changing "
+                           "them)",
+                           s->name);
+        }
+        if (s->kind == RG_QOP_MUL) {
+            /* the zero points are the tensors' (rg_rgm_check holds the mul to them) */
+            o->mul_multiplier = s->mul.multiplier, o->mul_shift = s->mul.shift;
+            o->act_min = s->mul.act_min, o->act_max = s->mul.act_max;
+        }
+        if (s->kind == RG_QOP_LUT) {
+            o->lut_fn = (int32_t)s->lut_fn;
+            o->lut = s->lut;
+        }
         if (s->kind == RG_QOP_GAP) {
             o->gap_multiplier = s->gap.multiplier;
             o->gap_shift = s->gap.shift;

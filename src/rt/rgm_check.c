@@ -5,6 +5,7 @@
 #include "regain/rt.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,11 +18,24 @@
 #define MAX_KERNEL 32
 #define MAX_STRIDE 16
 
-static const char *kind_names[RG_RT_N_KINDS] = {"conv", "depthwise", "fc", "add", "avgpool", "maxpool", "gap", "clamp"};
+static const char *kind_names[RG_RT_N_KINDS] = {"conv", "depthwise", "fc",      "add", "avgpool", "maxpool", "gap",
+                                                 "clamp", "concat",    "split",   "shuffle", "mul", "lut"};
 
 const char *rg_rt_kind_name(rg_rt_kind k)
 {
     return (unsigned)k < RG_RT_N_KINDS ? kind_names[k] : "?";
+}
+
+int32_t rg_rgm_op_n_in(const rg_rgm_op *o)
+{
+    switch (o->kind) {
+    case RG_RT_ADD:
+    case RG_RT_MUL: return 2;
+    /* clamped so that a loop over the inputs stays inside in[] even before
+     * rg_rgm_check has rejected a bad count */
+    case RG_RT_CONCAT: return o->n_in < 1 ? 1 : o->n_in > RG_RGM_MAX_IN ? RG_RGM_MAX_IN : o->n_in;
+    default: return 1;
+    }
 }
 
 static int64_t elems(const rg_rgm_tensor *t)
@@ -65,6 +79,37 @@ static rg_status check_requant(const rg_rgm_op *o, int32_t n, rg_error *err)
     return RG_OK;
 }
 
+/* the per-channel clamp (conv, depthwise, fc): within the op's own range */
+static rg_status check_act_c(const rg_rgm_op *o, rg_error *err)
+{
+    if (!o->act_max_c) return RG_OK;
+    for (int32_t c = 0; c < o->out_c; c++)
+        if (o->act_max_c[c] < o->act_min || o->act_max_c[c] > o->act_max)
+            return rg_fail(err, RG_ERR_FORMAT, "act_max_c[%d] = %d outside [act_min %d, act_max %d]", (int)c,
+                           (int)o->act_max_c[c], (int)o->act_min, (int)o->act_max);
+    return RG_OK;
+}
+
+static int same_params(const rg_rgm_tensor *a, const rg_rgm_tensor *b)
+{
+    return a->q.scale == b->q.scale && a->q.zero_point == b->q.zero_point;
+}
+
+static rg_status check_same_hw(const char *what, const rg_rgm_tensor *in, const rg_rgm_tensor *out, rg_error *err)
+{
+    if (in->h != out->h || in->w != out->w)
+        return rg_fail(err, RG_ERR_FORMAT, "%s: input %dx%d, output %dx%d (must match)", what, (int)in->h, (int)in->w,
+                       (int)out->h, (int)out->w);
+    return RG_OK;
+}
+
+static rg_status check_multiplier(const char *field, int32_t m, int32_t s, rg_error *err)
+{
+    if (m < 0) return rg_fail(err, RG_ERR_FORMAT, "%s_multiplier %d is negative", field, (int)m);
+    if (s < -31 || s > 30) return rg_fail(err, RG_ERR_FORMAT, "%s_shift %d outside [-31, 30]", field, (int)s);
+    return RG_OK;
+}
+
 static rg_status check_window(const rg_rgm_op *o, const rg_rgm_tensor *in, const rg_rgm_tensor *out, rg_error *err)
 {
     if (o->k_h < 1 || o->k_h > MAX_KERNEL || o->k_w < 1 || o->k_w > MAX_KERNEL)
@@ -78,6 +123,26 @@ static rg_status check_window(const rg_rgm_op *o, const rg_rgm_tensor *in, const
     if (out->h != oh || out->w != ow)
         return rg_fail(err, RG_ERR_FORMAT, "output %dx%d, but the window gives %dx%d", (int)out->h, (int)out->w,
                        (int)oh, (int)ow);
+    return RG_OK;
+}
+
+/* The version 2 fields of the kinds that do not use them are zero, so that
+ * a file has one encoding of a model (and a stray value is not ignored). */
+static rg_status check_unused(const rg_rgm_op *o, rg_error *err)
+{
+    const char *kind = rg_rt_kind_name(o->kind);
+    for (int32_t k = o->kind == RG_RT_CONCAT ? o->n_in : 0; k < RG_RGM_MAX_IN; k++)
+        if (o->cat_multipliers[k] || o->cat_shifts[k])
+            return rg_fail(err, RG_ERR_FORMAT, "cat[%d] multiplier / shift set for a %s op without that input", (int)k,
+                           kind);
+    if (o->kind != RG_RT_SPLIT && o->ch_begin)
+        return rg_fail(err, RG_ERR_FORMAT, "ch_begin %d set for a %s op (split only)", (int)o->ch_begin, kind);
+    if (o->kind != RG_RT_SHUFFLE && o->groups)
+        return rg_fail(err, RG_ERR_FORMAT, "groups %d set for a %s op (shuffle only)", (int)o->groups, kind);
+    if (o->kind != RG_RT_MUL && (o->mul_multiplier || o->mul_shift))
+        return rg_fail(err, RG_ERR_FORMAT, "mul_multiplier / mul_shift set for a %s op (mul only)", kind);
+    if (o->kind != RG_RT_LUT && o->lut_fn)
+        return rg_fail(err, RG_ERR_FORMAT, "lut_fn %d set for a %s op (lut only)", (int)o->lut_fn, kind);
     return RG_OK;
 }
 
@@ -97,14 +162,16 @@ static rg_status check_op(const rg_rgm *m, const rg_rgm_op *o, rg_error *err)
                            (int)out->c);
         if (o->kind == RG_RT_CONV && (int64_t)o->out_c * o->k_h * o->k_w * in->c > MAX_ELEMS)
             return rg_fail(err, RG_ERR_FORMAT, "conv: weights above 2^26 values");
-        return check_requant(o, o->out_c, err);
+        if ((st = check_requant(o, o->out_c, err))) return st;
+        return check_act_c(o, err);
     case RG_RT_FC:
         if ((st = check_act(o, err))) return st;
         if (out->h != 1 || out->w != 1 || out->c != o->out_c)
             return rg_fail(err, RG_ERR_FORMAT, "fc: output %dx%dx%d, expected 1x1x%d (out_c)", (int)out->h,
                            (int)out->w, (int)out->c, (int)o->out_c);
         if (elems(in) * o->out_c > MAX_ELEMS) return rg_fail(err, RG_ERR_FORMAT, "fc: weights above 2^26 values");
-        return check_requant(o, o->out_c, err);
+        if ((st = check_requant(o, o->out_c, err))) return st;
+        return check_act_c(o, err);
     case RG_RT_ADD: {
         const rg_rgm_tensor *b = &m->tensors[o->in[1]];
         if (in->h != out->h || in->w != out->w || in->c != out->c || b->h != out->h || b->w != out->w ||
@@ -134,6 +201,58 @@ static rg_status check_op(const rg_rgm *m, const rg_rgm_op *o, rg_error *err)
         if (in->h != out->h || in->w != out->w || in->c != out->c)
             return rg_fail(err, RG_ERR_FORMAT, "clamp: input and output shapes differ");
         return check_act(o, err);
+    case RG_RT_CONCAT: {
+        int32_t c = 0;
+        for (int32_t k = 0; k < o->n_in; k++) {
+            const rg_rgm_tensor *t = &m->tensors[o->in[k]];
+            char field[32];
+            snprintf(field, sizeof field, "cat[%d]", (int)k);
+            if ((st = check_same_hw("concat", t, out, err)) ||
+                (st = check_multiplier(field, o->cat_multipliers[k], o->cat_shifts[k], err)))
+                return st;
+            c += t->c;
+        }
+        if (c != out->c)
+            return rg_fail(err, RG_ERR_FORMAT, "concat: inputs have %d channels in all, the output %d", (int)c,
+                           (int)out->c);
+        return RG_OK;
+    }
+    case RG_RT_SPLIT:
+        if ((st = check_same_hw("split", in, out, err))) return st;
+        if (o->ch_begin < 0 || o->ch_begin > in->c - out->c)
+            return rg_fail(err, RG_ERR_FORMAT, "split: ch_begin %d: channels [%d, %d) outside the input's %d",
+                           (int)o->ch_begin, (int)o->ch_begin, (int)(o->ch_begin + out->c), (int)in->c);
+        if (!same_params(in, out))
+            return rg_fail(err, RG_ERR_FORMAT, "split: output scale / zero point differ from the input's");
+        return RG_OK;
+    case RG_RT_SHUFFLE:
+        if ((st = check_same_hw("shuffle", in, out, err))) return st;
+        if (in->c != out->c) return rg_fail(err, RG_ERR_FORMAT, "shuffle: input and output channels differ");
+        if (o->groups < 1 || o->groups > in->c || in->c % o->groups)
+            return rg_fail(err, RG_ERR_FORMAT, "shuffle: groups %d does not divide the %d channels", (int)o->groups,
+                           (int)in->c);
+        if (!same_params(in, out))
+            return rg_fail(err, RG_ERR_FORMAT, "shuffle: output scale / zero point differ from the input's");
+        return RG_OK;
+    case RG_RT_MUL: {
+        const rg_rgm_tensor *b = &m->tensors[o->in[1]];
+        if (in->h != out->h || in->w != out->w || in->c != out->c || b->c != out->c ||
+            !((b->h == 1 && b->w == 1) || (b->h == out->h && b->w == out->w)))
+            return rg_fail(err, RG_ERR_FORMAT,
+                           "mul: input shapes %dx%dx%d and %dx%dx%d, output %dx%dx%d (the second input is the "
+                           "output's shape or 1x1xC)",
+                           (int)in->h, (int)in->w, (int)in->c, (int)b->h, (int)b->w, (int)b->c, (int)out->h,
+                           (int)out->w, (int)out->c);
+        if ((st = check_multiplier("mul", o->mul_multiplier, o->mul_shift, err))) return st;
+        return check_act(o, err);
+    }
+    case RG_RT_LUT:
+        if (in->h != out->h || in->w != out->w || in->c != out->c)
+            return rg_fail(err, RG_ERR_FORMAT, "lut: input and output shapes differ");
+        if (o->lut_fn < 1 || o->lut_fn > RG_Q_LUT_FN_MAX)
+            return rg_fail(err, RG_ERR_FORMAT, "lut_fn %d unknown (1 hswish, 2 sigmoid)", (int)o->lut_fn);
+        if (!o->lut) return rg_fail(err, RG_ERR_FORMAT, "lut: the table is required");
+        return RG_OK;
     default: break;
     }
     return rg_fail(err, RG_ERR_FORMAT, "kind %d unknown", (int)o->kind);
@@ -167,8 +286,15 @@ rg_status rg_rgm_check(const rg_rgm *m, rg_error *err)
             st = rg_fail(err, RG_ERR_FORMAT, "op %d: kind %d unknown", (int)i, (int)o->kind);
             break;
         }
-        int32_t n_in = o->kind == RG_RT_ADD ? 2 : 1;
-        for (int k = 0; k < 2 && !st; k++) {
+        if (o->kind == RG_RT_CONCAT && (o->n_in < 2 || o->n_in > RG_RGM_MAX_IN)) {
+            st = rg_fail(err, RG_ERR_FORMAT, "op %d (%s): n_in %d outside [2, %d]", (int)i, o->name, (int)o->n_in,
+                         RG_RGM_MAX_IN);
+            break;
+        }
+        /* in[2], in[3] beyond a concat's inputs are not read (older code
+         * fills only in[0], in[1]): only in[1] must say -1 when unused */
+        int32_t n_in = rg_rgm_op_n_in(o);
+        for (int k = 0; k < (n_in > 2 ? n_in : 2) && !st; k++) {
             int32_t t = o->in[k];
             if (k >= n_in) {
                 if (t != -1) st = rg_fail(err, RG_ERR_FORMAT, "op %d (%s): in[1] = %d, must be -1", (int)i, o->name, (int)t);
@@ -192,7 +318,7 @@ rg_status rg_rgm_check(const rg_rgm *m, rg_error *err)
             break;
         }
         defined[o->out] = 1;
-        if ((st = check_op(m, o, err))) {
+        if ((st = check_unused(o, err)) || (st = check_op(m, o, err))) {
             /* the kernels' own checks say RG_ERR_ARG: here it is the model that is malformed */
             if (st != RG_ERR_NOMEM) st = RG_ERR_FORMAT;
             if (err) err->code = st;
@@ -216,9 +342,10 @@ size_t rg_rgm_param_bytes(const rg_rgm *m)
         case RG_RT_CONV: w = (size_t)o->out_c * o->k_h * o->k_w * in->c; break;
         case RG_RT_DEPTHWISE: w = (size_t)o->out_c * o->k_h * o->k_w; break;
         case RG_RT_FC: w = (size_t)elems(in) * o->out_c; break;
+        case RG_RT_LUT: total += 256; continue;
         default: continue;
         }
-        total += w + (size_t)o->out_c * 4 * (o->bias ? 3 : 2);
+        total += w + (size_t)o->out_c * 4 * (o->bias ? 3 : 2) + (o->act_max_c ? (size_t)o->out_c * 4 : 0);
     }
     return total;
 }

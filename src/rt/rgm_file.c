@@ -7,10 +7,14 @@
  *   24 u32 n_tensors           28 u32 n_ops         32 i32 input   36 i32 output
  *   40 f32 mean                44 f32 std
  *   48 u64 tensors_offset      56 u64 ops_offset    64 u64 blob_offset  72 u64 blob_size
- * then n_tensors tensor records (32 bytes), n_ops op records (192 bytes),
- * and the blob (64-byte aligned): weights, biases, multipliers, shifts, each
+ * then n_tensors tensor records (32 bytes), n_ops op records (320 bytes in
+ * version 2, 192 in version 1), and the blob (64-byte aligned): weights,
+ * biases, multipliers, shifts, per-channel clamps, lookup tables, each
  * array 64-byte aligned, referenced from the op records by offset in the
- * blob (NONE = all ones). */
+ * blob (NONE = all ones). Version 2 is written; version 1 files (the first
+ * eight kinds, no per-channel clamps) still load: their records are the
+ * first 192 bytes of version 2's, with n_in (byte 148) and the act_max_c
+ * offset (184) reserved as zeros. */
 #include "regain/rt.h"
 
 #include <stdlib.h>
@@ -21,7 +25,10 @@
 
 #define HEADER_BYTES 80
 #define TENSOR_BYTES 32
-#define OP_BYTES 192
+#define OP_BYTES_V1 192
+#define OP_BYTES 320          /* version 2 */
+#define N_ARRAYS 6            /* weights, bias, multipliers, shifts, act_max_c, lut */
+#define V1_KINDS 8
 #define BLOB_ALIGN 64
 #define NONE UINT64_MAX
 #define MAX_FILE ((size_t)1 << 31)
@@ -76,26 +83,37 @@ static size_t align_up(size_t n)
     return (n + BLOB_ALIGN - 1) / BLOB_ALIGN * BLOB_ALIGN;
 }
 
-/* The arrays an op of this kind carries, and their byte sizes. */
+/* The arrays an op of this kind carries, and their byte sizes. The offset
+ * of array k sits at byte 152 + 8k of the op record. */
 typedef struct {
-    size_t bytes[4]; /* weights, bias, multipliers, shifts; 0 = absent */
+    size_t bytes[N_ARRAYS]; /* 0 = absent */
 } op_arrays;
+
+static const char *const array_names[N_ARRAYS] = {"weights", "bias", "multipliers", "shifts", "act_max_c", "lut"};
 
 static op_arrays arrays_of(const rg_rgm *m, const rg_rgm_op *o)
 {
-    op_arrays a = {{0, 0, 0, 0}};
+    op_arrays a = {{0}};
     const rg_rgm_tensor *in = &m->tensors[o->in[0]];
     size_t n = (size_t)o->out_c;
     switch (o->kind) {
     case RG_RT_CONV: a.bytes[0] = n * (size_t)o->k_h * o->k_w * in->c; break;
     case RG_RT_DEPTHWISE: a.bytes[0] = n * (size_t)o->k_h * o->k_w; break;
     case RG_RT_FC: a.bytes[0] = n * (size_t)in->h * in->w * in->c; break;
+    case RG_RT_LUT: a.bytes[5] = 256; return a;
     default: return a;
     }
     a.bytes[1] = 4 * n;
     a.bytes[2] = 4 * n;
     a.bytes[3] = 4 * n;
+    a.bytes[4] = 4 * n;
     return a;
+}
+
+/* which arrays an op of its kind must have (the others are optional) */
+static int array_required(int k)
+{
+    return k == 0 || k == 2 || k == 3 || k == 5;
 }
 
 static const void *array_ptr(const rg_rgm_op *o, int k)
@@ -104,7 +122,21 @@ static const void *array_ptr(const rg_rgm_op *o, int k)
     case 0: return o->weights;
     case 1: return o->bias;
     case 2: return o->multipliers;
-    default: return o->shifts;
+    case 3: return o->shifts;
+    case 4: return o->act_max_c;
+    default: return o->lut;
+    }
+}
+
+static void set_array(rg_rgm_op *o, int k, const void *p)
+{
+    switch (k) {
+    case 0: o->weights = p; break;
+    case 1: o->bias = p; break;
+    case 2: o->multipliers = p; break;
+    case 3: o->shifts = p; break;
+    case 4: o->act_max_c = p; break;
+    default: o->lut = p; break;
     }
 }
 
@@ -118,7 +150,7 @@ rg_status rg_rgm_serialize(const rg_rgm *m, void **data, size_t *size, rg_error 
     size_t blob_off = align_up(ops_off + (size_t)m->n_ops * OP_BYTES), blob = 0;
     for (int32_t i = 0; i < m->n_ops; i++) {
         op_arrays a = arrays_of(m, &m->ops[i]);
-        for (int k = 0; k < 4; k++)
+        for (int k = 0; k < N_ARRAYS; k++)
             if (a.bytes[k] && array_ptr(&m->ops[i], k)) blob = align_up(blob + a.bytes[k]);
     }
     size_t total = blob_off + blob;
@@ -154,21 +186,29 @@ rg_status rg_rgm_serialize(const rg_rgm *m, void **data, size_t *size, rg_error 
         uint8_t *r = f + ops_off + (size_t)i * OP_BYTES;
         put32(r, (uint32_t)o->kind);
         memcpy(r + 4, o->name, strnlen(o->name, RG_RGM_NAME_MAX - 1));
-        const int32_t fields[] = {o->in[0], o->in[1], o->out, o->k_h, o->k_w, o->stride, o->pad, o->out_c,
+        const int32_t n_in = rg_rgm_op_n_in(o);
+        int32_t in[RG_RGM_MAX_IN];
+        for (int k = 0; k < RG_RGM_MAX_IN; k++) in[k] = k < n_in ? o->in[k] : -1;
+        const int32_t fields[] = {in[0], in[1], o->out, o->k_h, o->k_w, o->stride, o->pad, o->out_c,
                                   o->act_min, o->act_max, o->add.in1_zp, o->add.in2_zp, o->add.out_zp,
                                   o->add.left_shift, o->add.in1_multiplier, o->add.in1_shift, o->add.in2_multiplier,
                                   o->add.in2_shift, o->add.out_multiplier, o->add.out_shift, o->add.act_min,
-                                  o->add.act_max, o->gap_multiplier, o->gap_shift};
+                                  o->add.act_max, o->gap_multiplier, o->gap_shift, n_in};
         for (size_t k = 0; k < sizeof fields / sizeof fields[0]; k++) put32(r + 52 + 4 * k, (uint32_t)fields[k]);
+        const int32_t fields2[] = {in[2], in[3], o->cat_multipliers[0], o->cat_multipliers[1], o->cat_multipliers[2],
+                                   o->cat_multipliers[3], o->cat_shifts[0], o->cat_shifts[1], o->cat_shifts[2],
+                                   o->cat_shifts[3], o->ch_begin, o->groups, o->mul_multiplier, o->mul_shift,
+                                   o->lut_fn};
+        for (size_t k = 0; k < sizeof fields2 / sizeof fields2[0]; k++) put32(r + 200 + 4 * k, (uint32_t)fields2[k]);
         op_arrays a = arrays_of(m, o);
-        for (int k = 0; k < 4; k++) {
+        for (int k = 0; k < N_ARRAYS; k++) {
             const void *src = array_ptr(o, k);
             if (!a.bytes[k] || !src) {
                 put64(r + 152 + 8 * k, NONE);
                 continue;
             }
             put64(r + 152 + 8 * k, at);
-            if (k == 0) {
+            if (k == 0 || k == 5) { /* int8 */
                 memcpy(f + blob_off + at, src, a.bytes[k]);
             } else {
                 const int32_t *v = src;
@@ -205,8 +245,11 @@ static rg_status parse(uint8_t *f, size_t size, rg_rgm *m, rg_error *err)
     if (size < HEADER_BYTES) return BAD("file of %zu bytes is shorter than the %d-byte header (truncated)", size, HEADER_BYTES);
     if (memcmp(f, magic, 4) != 0) return BAD("magic: not an .rgm model file (bad magic bytes)");
     uint32_t version = get32(f + 4);
-    if (version != RG_RGM_VERSION)
-        return BAD("version: %u is not supported (this build reads version %d)", version, RG_RGM_VERSION);
+    if (version != 1 && version != RG_RGM_VERSION)
+        return BAD("version: %u is not supported (this build reads versions 1 to %d)", version, RG_RGM_VERSION);
+    const size_t op_bytes = version == 1 ? OP_BYTES_V1 : OP_BYTES;
+    const int n_arrays = version == 1 ? 4 : N_ARRAYS;
+    m->version = (int32_t)version;
     uint64_t file_size = get64(f + 8);
     if (file_size != size)
         return BAD("file_size: the header says %llu bytes, the file has %zu (%s)", (unsigned long long)file_size, size,
@@ -221,9 +264,9 @@ static rg_status parse(uint8_t *f, size_t size, rg_rgm *m, rg_error *err)
     /* sections in order, inside the file, not overlapping */
     if (to < HEADER_BYTES || to > size || (size - to) / TENSOR_BYTES < nt)
         return BAD("tensors_offset: %llu with %u tensors is outside the file", (unsigned long long)to, nt);
-    if (oo < to + (uint64_t)nt * TENSOR_BYTES || oo > size || (size - oo) / OP_BYTES < no)
+    if (oo < to + (uint64_t)nt * TENSOR_BYTES || oo > size || (size - oo) / op_bytes < no)
         return BAD("ops_offset: %llu with %u ops is outside the file or overlaps the tensors", (unsigned long long)oo, no);
-    if (bo < oo + (uint64_t)no * OP_BYTES || bo > size || bo % BLOB_ALIGN)
+    if (bo < oo + (uint64_t)no * op_bytes || bo > size || bo % BLOB_ALIGN)
         return BAD("blob_offset: %llu is outside the file, overlaps the ops or is not %d-aligned", (unsigned long long)bo,
                    BLOB_ALIGN);
     if (bs != size - bo)
@@ -249,25 +292,44 @@ static rg_status parse(uint8_t *f, size_t size, rg_rgm *m, rg_error *err)
     /* op fields; the arrays are attached only after the ids and shapes they
      * are sized by have been checked (rg_rgm_check below, in two passes) */
     for (uint32_t i = 0; i < no; i++) {
-        const uint8_t *r = f + oo + (size_t)i * OP_BYTES;
+        const uint8_t *r = f + oo + (size_t)i * op_bytes;
         rg_rgm_op *o = &m->ops[i];
         o->kind = (rg_rt_kind)get32(r);
-        if (get32(r) >= RG_RT_N_KINDS) return BAD("op %u: kind %u unknown", i, get32(r));
+        if (get32(r) >= (version == 1 ? V1_KINDS : RG_RT_N_KINDS))
+            return BAD("op %u: kind %u unknown (in version %u)", i, get32(r), version);
         memcpy(o->name, r + 4, RG_RGM_NAME_MAX);
         if (!memchr(o->name, 0, RG_RGM_NAME_MAX)) return BAD("op %u: name is not NUL-terminated", i);
-        int32_t v[24];
-        for (int k = 0; k < 24; k++) v[k] = (int32_t)get32(r + 52 + 4 * k);
+        int32_t v[25];
+        for (int k = 0; k < 25; k++) v[k] = (int32_t)get32(r + 52 + 4 * k);
         o->in[0] = v[0], o->in[1] = v[1], o->out = v[2];
+        o->in[2] = o->in[3] = -1;
         o->k_h = v[3], o->k_w = v[4], o->stride = v[5], o->pad = v[6], o->out_c = v[7];
         o->act_min = v[8], o->act_max = v[9];
         o->add = (rg_q_add_params){v[10], v[11], v[12], v[13], v[14], v[15], v[16], v[17], v[18], v[19], v[20], v[21]};
         o->gap_multiplier = v[22], o->gap_shift = v[23];
-        for (int k = 148; k < 152; k++)
-            if (r[k]) return BAD("op %u (%s): reserved byte %d is not zero", i, o->name, k);
-        for (int k = 184; k < OP_BYTES; k++)
-            if (r[k]) return BAD("op %u (%s): reserved byte %d is not zero", i, o->name, k);
-        int32_t nin = o->kind == RG_RT_ADD ? 2 : 1;
-        for (int k = 0; k < 2; k++)
+        int32_t nin = o->kind == RG_RT_ADD || o->kind == RG_RT_MUL ? 2 : 1;
+        if (version == 1) {
+            for (int k = 148; k < 152; k++)
+                if (r[k]) return BAD("op %u (%s): reserved byte %d is not zero", i, o->name, k);
+            for (int k = 184; k < OP_BYTES_V1; k++)
+                if (r[k]) return BAD("op %u (%s): reserved byte %d is not zero", i, o->name, k);
+        } else {
+            for (int k = 260; k < OP_BYTES; k++)
+                if (r[k]) return BAD("op %u (%s): reserved byte %d is not zero", i, o->name, k);
+            int32_t w[15];
+            for (int k = 0; k < 15; k++) w[k] = (int32_t)get32(r + 200 + 4 * k);
+            o->in[2] = w[0], o->in[3] = w[1];
+            for (int k = 0; k < RG_RGM_MAX_IN; k++) o->cat_multipliers[k] = w[2 + k], o->cat_shifts[k] = w[6 + k];
+            o->ch_begin = w[10], o->groups = w[11], o->mul_multiplier = w[12], o->mul_shift = w[13];
+            o->lut_fn = w[14];
+            o->n_in = v[24];
+            if (o->kind == RG_RT_CONCAT ? (v[24] < 2 || v[24] > RG_RGM_MAX_IN) : v[24] != nin)
+                return BAD("op %u (%s): n_in %d, a %s op takes %s", i, o->name, (int)v[24], rg_rt_kind_name(o->kind),
+                           o->kind == RG_RT_CONCAT ? "2 to 4" : nin == 2 ? "2" : "1");
+            nin = v[24];
+        }
+        if (o->kind != RG_RT_CONCAT) o->n_in = 0; /* only a concat's is read */
+        for (int k = 0; k < (version == 1 ? 2 : RG_RGM_MAX_IN); k++)
             if (k < nin ? (o->in[k] < 0 || o->in[k] >= (int32_t)nt) : o->in[k] != -1)
                 return BAD("op %u (%s): in[%d] = %d is not a valid tensor id", i, o->name, k, (int)o->in[k]);
         if (o->out < 0 || o->out >= (int32_t)nt)
@@ -282,32 +344,26 @@ static rg_status parse(uint8_t *f, size_t size, rg_rgm *m, rg_error *err)
             return BAD("tensor %u: shape %dx%dx%d outside [1, 32768]", t, (int)x->h, (int)x->w, (int)x->c);
     }
     for (uint32_t i = 0; i < no; i++) {
-        const uint8_t *r = f + oo + (size_t)i * OP_BYTES;
+        const uint8_t *r = f + oo + (size_t)i * op_bytes;
         rg_rgm_op *o = &m->ops[i];
         if (o->kind <= RG_RT_DEPTHWISE && (o->k_h < 1 || o->k_h > 32 || o->k_w < 1 || o->k_w > 32))
             return BAD("op %u (%s): kernel %dx%d outside [1, 32]", i, o->name, (int)o->k_h, (int)o->k_w);
         op_arrays a = arrays_of(m, o);
-        static const char *names[4] = {"weights", "bias", "multipliers", "shifts"};
-        for (int k = 0; k < 4; k++) {
+        for (int k = 0; k < n_arrays; k++) {
             uint64_t off = get64(r + 152 + 8 * k);
             const void *p = NULL;
             if (off != NONE) {
                 if (!a.bytes[k])
-                    return BAD("op %u (%s): %s_offset given for a %s op, which has none", i, o->name, names[k],
+                    return BAD("op %u (%s): %s_offset given for a %s op, which has none", i, o->name, array_names[k],
                                rg_rt_kind_name(o->kind));
                 if (off % 4 || off > bs || bs - off < a.bytes[k])
                     return BAD("op %u (%s): %s_offset %llu + %zu bytes is outside the %llu-byte blob or unaligned", i,
-                               o->name, names[k], (unsigned long long)off, a.bytes[k], (unsigned long long)bs);
+                               o->name, array_names[k], (unsigned long long)off, a.bytes[k], (unsigned long long)bs);
                 p = f + bo + off;
-            } else if (a.bytes[k] && k != 1) {
-                return BAD("op %u (%s): %s missing", i, o->name, names[k]);
+            } else if (a.bytes[k] && array_required(k)) {
+                return BAD("op %u (%s): %s missing", i, o->name, array_names[k]);
             }
-            switch (k) {
-            case 0: o->weights = p; break;
-            case 1: o->bias = p; break;
-            case 2: o->multipliers = p; break;
-            default: o->shifts = p; break;
-            }
+            set_array(o, k, p);
         }
     }
     return RG_OK;

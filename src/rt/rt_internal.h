@@ -5,7 +5,8 @@
 #include "regain/rt.h"
 #include "rt/kernels/qk.h"
 
-typedef enum { PATH_GEMM, PATH_CONV, PATH_DW, PATH_FC, PATH_ADD, PATH_AVGPOOL, PATH_MAXPOOL, PATH_GAP, PATH_CLAMP } rt_path;
+typedef enum { PATH_GEMM, PATH_CONV, PATH_DW, PATH_FC, PATH_ADD, PATH_AVGPOOL, PATH_MAXPOOL, PATH_GAP, PATH_CLAMP,
+               PATH_REF /* rt_ref_ops.h: concat, split, shuffle, mul, lut */ } rt_path;
 
 typedef struct {
     rt_path path;

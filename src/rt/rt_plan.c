@@ -1,9 +1,9 @@
 /* The runtime's arena plan: activation tensors placed by liveness.
  *
  * Each tensor lives from the op that writes it (-1 for the model input) to
- * the last op that reads it (n_ops for the model output). A clamp whose
- * input dies at the clamp writes over its input (in place: the kernel
- * allows x == y), so the two share one buffer. Buffers are then placed
+ * the last op that reads it (n_ops for the model output). A clamp or table
+ * lookup whose input dies there writes over its input (in place: the
+ * kernels allow x == y), so the two share one buffer. Buffers are then placed
  * with the greedy heuristic TFLite Micro uses: in a fixed order, each at the
  * lowest 64-byte aligned offset where it overlaps no placed buffer alive at
  * the same time. Two orders are tried (largest first, TFLite Micro's; and
@@ -97,15 +97,15 @@ rg_status rg_rt_plan(rg_rt *rt, rg_error *err)
     rt->first[m->input] = rt->last[m->input] = -1;
     for (int32_t i = 0; i < m->n_ops; i++) {
         const rg_rgm_op *o = &m->ops[i];
-        for (int k = 0; k < 2; k++)
-            if (o->in[k] >= 0) rt->last[o->in[k]] = i;
+        for (int32_t k = 0; k < rg_rgm_op_n_in(o); k++) rt->last[o->in[k]] = i;
         rt->first[o->out] = rt->last[o->out] = i;
     }
     rt->last[m->output] = m->n_ops;
-    /* in place: a clamp over an input that dies there */
+    /* in place: a clamp or a table lookup (elementwise, x == y allowed) over
+     * an input that dies there */
     for (int32_t i = 0; i < m->n_ops; i++) {
         const rg_rgm_op *o = &m->ops[i];
-        if (o->kind == RG_RT_CLAMP && rt->last[o->in[0]] == i && o->in[0] != m->output)
+        if ((o->kind == RG_RT_CLAMP || o->kind == RG_RT_LUT) && rt->last[o->in[0]] == i && o->in[0] != m->output)
             rt->group[o->out] = rt->group[o->in[0]];
     }
     /* the naive figure, the lower bound and the TFLite Micro greedy plan */
@@ -120,7 +120,11 @@ rg_status rg_rt_plan(rg_rt *rt, rg_error *err)
     for (int32_t i = 0; i < m->n_ops; i++) {
         const rg_rgm_op *o = &m->ops[i];
         size_t need = rg_rt_align(rg_rt_tensor_bytes(m, o->in[0]));
-        if (o->in[1] >= 0 && o->in[1] != o->in[0]) need += rg_rt_align(rg_rt_tensor_bytes(m, o->in[1]));
+        for (int32_t k = 1; k < rg_rgm_op_n_in(o); k++) {
+            int dup = 0; /* an input read twice counts once */
+            for (int32_t j = 0; j < k; j++) dup |= o->in[j] == o->in[k];
+            if (!dup) need += rg_rt_align(rg_rt_tensor_bytes(m, o->in[k]));
+        }
         if (rt->group[o->out] != rt->group[o->in[0]]) need += rg_rt_align(rg_rt_tensor_bytes(m, o->out));
         if (need > s->lower_bound) s->lower_bound = need;
     }

@@ -3,6 +3,7 @@
  * allocation and no checks left to do: rg_rgm_check and the kernels'
  * prepare functions have validated every parameter. */
 #include "rt/rt_internal.h"
+#include "rt/rt_ref_ops.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -57,7 +58,8 @@ static size_t packed_bytes(const rg_rt *rt, int32_t i, rt_path *path)
     case RG_RT_AVGPOOL: *path = PATH_AVGPOOL; return 0;
     case RG_RT_MAXPOOL: *path = PATH_MAXPOOL; return 0;
     case RG_RT_GAP: *path = PATH_GAP; return 0;
-    default: *path = PATH_CLAMP; return 0;
+    case RG_RT_CLAMP: *path = PATH_CLAMP; return 0;
+    default: *path = PATH_REF; return 0;
     }
 }
 
@@ -106,6 +108,7 @@ static rg_status prepare_op(rg_rt *rt, int32_t i, uint8_t *buf, size_t size, siz
                                    .shift = o->gap_shift, .act_min = o->act_min, .act_max = o->act_max};
         st = rg_qk_check_gap(&r->gap, err);
         break;
+    case PATH_REF: break; /* rg_rgm_check validated them */
     }
     if (st) return rg_error_prefix(err, "rt: op %d (%s)", (int)i, o->name);
     return RG_OK;
@@ -189,7 +192,14 @@ static void run(const rg_rt *rt, int8_t *a, rg_rt_trace_fn trace, void *user)
          * and pad < kernel, which is what the reference checks. */
         case PATH_AVGPOOL: rg_q_avgpool_s8(&r->pool, x, y, NULL); break;
         case PATH_MAXPOOL: rg_q_maxpool_s8(&r->pool, x, y, NULL); break;
+        case PATH_REF: {
+            const int8_t *xs[RG_RGM_MAX_IN];
+            for (int32_t k = 0; k < rg_rgm_op_n_in(o); k++) xs[k] = a + rt->off[o->in[k]];
+            rg_rt_ref_op(m, o, xs, y, 1);
+            break;
         }
+        }
+        rg_rt_clamp_channels(m, o, y, 1); /* equalized ReLU6 layers (nothing otherwise) */
         if (trace) trace(user, i, y);
     }
 }

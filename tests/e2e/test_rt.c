@@ -6,7 +6,8 @@
  * with the arena filled with garbage first (a tensor the plan overlaps with
  * a live one would show). The plan itself is checked geometrically: no two
  * tensors alive at the same op overlap, except a clamp over its own dying
- * input. */
+ * input. An equalized mbv2-tiny (per-channel clamps) is checked the same
+ * way, and exported from the CLI with --equalize. */
 #include "test_support.h"
 
 #include <stdio.h>
@@ -98,7 +99,8 @@ static void check_plan(const rg_rgm *m, const rg_rt *rt)
                 int ok = 0;
                 for (int32_t i = 0; i < m->n_ops; i++) {
                     const rg_rgm_op *o = &m->ops[i];
-                    if (o->kind == RG_RT_CLAMP && ((o->in[0] == a && o->out == b) || (o->in[0] == b && o->out == a)))
+                    if ((o->kind == RG_RT_CLAMP || o->kind == RG_RT_LUT) &&
+                        ((o->in[0] == a && o->out == b) || (o->in[0] == b && o->out == a)))
                         ok = rg_rt_tensor_in_place(rt, o->out) && oa == ob;
                 }
                 if (!ok) print_error("tensors %d and %d overlap while both alive\n", (int)a, (int)b);
@@ -227,6 +229,60 @@ static void test_mbv2_tiny(void **state)
     rg_graph_free(g);
 }
 
+/* Equalized: the ReLU6 layers carry per-channel clamps (.rgm version 2),
+ * which now export and run bit-exact; the clamps change the outputs (so the
+ * comparison would catch a runtime that skipped them). */
+static void test_mbv2_tiny_equalized(void **state)
+{
+    (void)state;
+    rg_graph *g;
+    CHECK(rg_zoo_build("mbv2-tiny", 28, 28, 1, 10, &g, &E));
+    /* batch norms with gains of 4 to 8 push many activations past 6, so
+     * that the ReLU6 clips (and the per-channel clamps after equalization)
+     * bind, as in a trained network */
+    float *calib = malloc(sizeof(float) * 64 * 784);
+    random_floats(calib, 64 * 784, 12);
+    settle(g, calib, 64, 784);
+    rg_rng rg = rg_rng_keyed(7, 0, 0);
+    for (int32_t i = 0; i < g->n_nodes; i++) {
+        if (g->nodes[i].op != RG_OP_BN) continue;
+        const rg_param *gm = &g->params[g->nodes[i].param[0]];
+        for (size_t k = 0; k < gm->count; k++) g->param_data[gm->offset + k] *= 4.0f + 4.0f * rg_rng_uniform(&rg);
+    }
+    rg_lower_config cfg = rg_lower_default();
+    cfg.batch = 16;
+    cfg.equalize = 1;
+    rg_qmodel *qm;
+    CHECK(rg_quant_lower(g, calib, 64, &cfg, &qm, &E));
+    free(calib);
+    int32_t with_c = 0, binding = 0;
+    for (int32_t i = 0; i < qm->n_ops; i++) {
+        const rg_qop *o = &qm->ops[i];
+        if (!o->act_max_c) continue;
+        with_c++;
+        for (int32_t c = 0; c < o->out_c; c++) binding += o->act_max_c[c] < o->act_max;
+    }
+    print_message("equalized mbv2-tiny: %d ops with per-channel clamps, %d channels below the layer's clamp\n",
+                  (int)with_c, (int)binding);
+    assert_true(with_c > 0 && binding > 0);
+    check_model(qm, "mbv2-tiny equalized");
+    /* without the per-channel clamps the reference gives other outputs */
+    const rg_qtensor *ti = &qm->tensors[qm->input], *to = &qm->tensors[qm->output];
+    size_t in_n = (size_t)ti->h * ti->w * ti->c * N_IMAGES, out_n = (size_t)to->c * N_IMAGES;
+    int8_t *x = malloc(in_n), *y1 = malloc(out_n), *y2 = malloc(out_n), *arena = malloc(rg_qmodel_arena_bytes(qm, N_IMAGES));
+    rg_rng r = rg_rng_keyed(43, 0, 0);
+    for (size_t i = 0; i < in_n; i++) x[i] = (int8_t)((int)rg_rng_below(&r, 256) - 128);
+    CHECK(rg_qmodel_run(qm, arena, x, N_IMAGES, y1, &E));
+    int32_t **saved = calloc((size_t)qm->n_ops, sizeof *saved);
+    for (int32_t i = 0; i < qm->n_ops; i++) saved[i] = qm->ops[i].act_max_c, qm->ops[i].act_max_c = NULL;
+    CHECK(rg_qmodel_run(qm, arena, x, N_IMAGES, y2, &E));
+    for (int32_t i = 0; i < qm->n_ops; i++) qm->ops[i].act_max_c = saved[i];
+    assert_memory_not_equal(y1, y2, out_n);
+    free(saved), free(x), free(y1), free(y2), free(arena);
+    rg_qmodel_free(qm);
+    rg_graph_free(g);
+}
+
 /* conv, conv + add, a standalone ReLU (a clamp, in place), max and average
  * pooling, global average pooling, a linear layer */
 static void test_every_kind(void **state)
@@ -319,6 +375,11 @@ static void test_eval_matches_qmodel(void **state)
     assert_int_equal(c2, correct);
     rgt_expect_cli("REGAIN_CLI", out, sizeof out, 0, "TFLite Micro greedy", "lower bound", "rt-info tiny.rgm");
     rgt_expect_cli("REGAIN_CLI", out, sizeof out, 0, "predicted", "top-1", "infer tiny.rgm --count 5");
+    /* equalized: per-channel clamps in the file, and it runs */
+    rgt_expect_cli("REGAIN_CLI", out, sizeof out, 0, "int8 ops", NULL,
+                   "export-rgm run/best.safetensors --calib %d --equalize --out eq.rgm", CALIB);
+    rgt_expect_cli("REGAIN_CLI", out, sizeof out, 0, "per-channel clamp", ".rgm version 2", "rt-info eq.rgm");
+    rgt_expect_cli("REGAIN_CLI", out, sizeof out, 0, "top-1 accuracy", NULL, "eval eq.rgm --data fashion-mnist --limit 50");
     /* a damaged file: exit 4 (malformed input), the file and the problem named */
     size_t size;
     uint8_t *bytes = rgt_read_file(path, &size);
@@ -346,6 +407,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_kind),
         cmocka_unit_test(test_mbv2_tiny),
+        cmocka_unit_test(test_mbv2_tiny_equalized),
         cmocka_unit_test(test_eval_matches_qmodel),
     };
     return cmocka_run_group_tests(tests, rgt_root_setup, rgt_root_teardown);
