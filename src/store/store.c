@@ -289,6 +289,19 @@ rg_status rg_store_set_comparisons(rg_store *s, int64_t experiment, const rg_sto
 
 /* ---- runs ----------------------------------------------------------------------------------- */
 
+/* The columns id, status, config_hash, run_dir, wall_s, error and
+ * final_metrics.test_top1 (in this order) of a query's current row. */
+static void run_row(sqlite3_stmt *st, rg_store_run *row)
+{
+        row->id = sqlite3_column_int64(st, 0);
+        col_text(st, 1, row->status, sizeof row->status);
+        col_text(st, 2, row->hash, sizeof row->hash);
+        col_text(st, 3, row->run_dir, sizeof row->run_dir);
+        row->wall_s = col_double(st, 4, 0.0);
+        col_text(st, 5, row->error, sizeof row->error);
+        row->test_top1 = col_double(st, 6, -1.0);
+}
+
 rg_status rg_store_get_run(rg_store *s, int64_t experiment, const char *name, int64_t seed, rg_store_run *row,
                            rg_error *err)
 {
@@ -302,13 +315,7 @@ rg_status rg_store_get_run(rg_store *s, int64_t experiment, const char *name, in
     if (rc) return rc;
     int r = sqlite3_step(st);
     if (r == SQLITE_ROW) {
-        row->id = sqlite3_column_int64(st, 0);
-        col_text(st, 1, row->status, sizeof row->status);
-        col_text(st, 2, row->hash, sizeof row->hash);
-        col_text(st, 3, row->run_dir, sizeof row->run_dir);
-        row->wall_s = col_double(st, 4, 0.0);
-        col_text(st, 5, row->error, sizeof row->error);
-        row->test_top1 = col_double(st, 6, -1.0);
+        run_row(st, row);
     } else if (r != SQLITE_DONE) {
         rc = db_fail(s, err, "cannot read runs");
     }
@@ -375,13 +382,7 @@ rg_status rg_store_find_donor(rg_store *s, const char *hash, const char *kind, i
     if (rc) return rc;
     int r = sqlite3_step(st);
     if (r == SQLITE_ROW) {
-        row->id = sqlite3_column_int64(st, 0);
-        col_text(st, 1, row->status, sizeof row->status);
-        col_text(st, 2, row->hash, sizeof row->hash);
-        col_text(st, 3, row->run_dir, sizeof row->run_dir);
-        row->wall_s = col_double(st, 4, 0.0);
-        col_text(st, 5, row->error, sizeof row->error);
-        row->test_top1 = col_double(st, 6, -1.0);
+        run_row(st, row);
         if (cap) col_text(st, 7, donor, cap);
     } else if (r != SQLITE_DONE) {
         rc = db_fail(s, err, "cannot read runs");
