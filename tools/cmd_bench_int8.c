@@ -12,6 +12,7 @@
 
 static const char *help_text =
     "usage: regain bench int8 [--batch N] [--seconds S]\n"
+    "       regain bench int8 MODEL [options]   (the whole runtime: regain bench int8 MODEL --help)\n"
     "\n"
     "Times every int8 kernel table this CPU runs (ref, avx2, avx512vnni) on the\n"
     "layers of mbv2-tiny (docs/benchmark-models.md), one thread, random int8\n"
@@ -228,6 +229,7 @@ static const char *kind_name(kind k)
 
 int cmd_bench_int8(int argc, char **argv)
 {
+    if (argc > 2 && argv[2][0] != '-') return cmd_bench_int8_model(argc, argv);
     int32_t batch = 1;
     double budget = 0.02;
     for (int i = 2; i < argc; i++) {
