@@ -245,6 +245,8 @@ static void check_conv(const rg_qk_table *const *t, int nt, rg_q_conv_params p, 
         void *buf = malloc(size);
         rg_qk_conv L;
         if (rg_qk_conv_prepare(t[it], &p, w, bias, buf, size, &L, &err)) fail_msg("%s", err.msg);
+        /* few taps take the table's direct kernel where it has one */
+        assert_int_equal(L.direct, t[it]->conv_direct && kk <= RG_QK_DIRECT_MAX && L.gemm.fast);
         void *scratch = malloc(rg_qk_conv_scratch(&L) + 1);
         memset(got, 0x55, ny);
         rg_qk_conv_run(&L, x, got, scratch);
@@ -267,6 +269,10 @@ static void test_conv(void **state)
     /* the stem of mbv2-tiny (28x28x1 -> 16, 3x3, stride 1 and 2), then odd shapes */
     check_conv(t, nt, rand_conv(1, 28, 28, 1, 16, 3, 1, 1, 1, m, s, 0), 0);
     check_conv(t, nt, rand_conv(2, 28, 28, 1, 16, 3, 2, 1, 1, m, s, 0), 1);
+    /* the direct kernel's limits: 64 taps (even), 63 (odd), 65 (im2col) */
+    check_conv(t, nt, rand_conv(1, 6, 5, 4, 17, 4, 1, 2, 1, m, s, 1), 2);
+    check_conv(t, nt, rand_conv(1, 5, 6, 7, 33, 3, 2, 1, 1, m, s, 1), 3);
+    check_conv(t, nt, rand_conv(1, 5, 5, 65, 16, 1, 2, 0, 1, m, s, 0), 1);
     const int32_t cis[] = {1, 3, 8, 17}, cos[] = {1, 3, 16, 17, 33};
     int i = 0;
     for (size_t a = 0; a < 4; a++)

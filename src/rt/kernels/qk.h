@@ -88,12 +88,22 @@ typedef struct {
 } rg_qk_dw;
 
 /* A prepared dense convolution: im2col of a block of output pixels into
- * scratch, then the matrix product over k = k_h*k_w*in_c. */
+ * scratch, then the matrix product over k = k_h*k_w*in_c. A convolution
+ * with few taps (k_h*k_w*in_c <= RG_QK_DIRECT_MAX, a network's stem) runs
+ * the table's direct kernel instead when it has one: per output pixel the
+ * taps (x - in_zp, 0 outside the input) in pairs as int16, each pair
+ * broadcast against 16 output channels' weight pairs (vpdpwssd), so no
+ * column block and no per-row overhead of a product with a tiny k. */
+#define RG_QK_DIRECT_MAX 64
 typedef struct {
     rg_q_conv_params p;
     const int8_t *w;
     const int32_t *bias;
-    rg_qk_gemm gemm;
+    rg_qk_gemm gemm;            /* its requantization vectors serve the direct kernel too */
+    int direct;                 /* the direct kernel runs */
+    int32_t kk;                 /* k_h*k_w*in_c */
+    const int32_t *dbias;       /* [npad] the bias (0 past n) */
+    const int32_t *wpair;       /* [(kk+1)/2][npad] taps 2j (low 16 bits) and 2j+1 (high 16) */
 } rg_qk_conv;
 
 struct rg_qk_table {
@@ -109,6 +119,8 @@ struct rg_qk_table {
     /* Vector width for channels in the depthwise layout (cpad multiple). */
     int32_t cvec;
     void (*gemm)(const rg_qk_gemm *L, int32_t rows, const int8_t *x, int8_t *y, void *scratch);
+    /* the direct convolution for few taps (NULL: im2col + gemm always) */
+    void (*conv_direct)(const rg_qk_conv *L, const int8_t *x, int8_t *y);
     void (*depthwise)(const rg_qk_dw *L, const int8_t *x, int8_t *y);
     void (*add)(const rg_q_add_params *p, const int8_t *a, const int8_t *b, int64_t n, int8_t *y);
     void (*gap)(const rg_q_gap_params *p, const int8_t *x, int8_t *y);

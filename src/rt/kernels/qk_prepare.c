@@ -281,11 +281,26 @@ static rg_status check_conv(const rg_q_conv_params *p, rg_error *err)
     return rg_qref_check_conv("conv2d_s8", p, err);
 }
 
+/* Whether t runs a convolution of k taps directly, and the bytes its
+ * direct layout adds after the product's. */
+static int direct_for(const rg_qk_table *t, int64_t k)
+{
+    return t->conv_direct && t->nr > 0 && k >= 1 && k <= RG_QK_DIRECT_MAX;
+}
+
+static size_t direct_bytes(const rg_qk_table *t, int32_t k, int32_t n)
+{
+    int32_t npad = round_up(n, t->nr);
+    return align64((size_t)npad * sizeof(int32_t)) + align64((size_t)(k + 1) / 2 * (size_t)npad * sizeof(int32_t));
+}
+
 size_t rg_qk_conv_size(const rg_qk_table *t, const rg_q_conv_params *p)
 {
     int64_t k = (int64_t)p->k_h * p->k_w * p->in_c;
     if (k < 1 || k > INT32_MAX) return 64;
-    return rg_qk_gemm_size(t, (int32_t)k, p->out_c);
+    size_t size = align64(rg_qk_gemm_size(t, (int32_t)k, p->out_c));
+    if (direct_for(t, k) && p->out_c >= 1) size += direct_bytes(t, (int32_t)k, p->out_c);
+    return size;
 }
 
 rg_status rg_qk_conv_prepare(const rg_qk_table *t, const rg_q_conv_params *p, const int8_t *w, const int32_t *bias,
@@ -303,13 +318,36 @@ rg_status rg_qk_conv_prepare(const rg_qk_table *t, const rg_q_conv_params *p, co
     rg_q_fc_params fp = {.batch = 1, .in_features = (int32_t)k, .out_features = p->out_c, .in_zp = p->in_zp,
                          .out_zp = p->out_zp, .act_min = p->act_min, .act_max = p->act_max,
                          .multipliers = p->multipliers, .shifts = p->shifts};
-    st = rg_qk_gemm_prepare(t, &fp, w, bias, buf, size, &L->gemm, err);
-    return st ? rg_error_prefix(err, "conv2d") : RG_OK;
+    size_t gsize = align64(rg_qk_gemm_size(t, (int32_t)k, p->out_c));
+    st = rg_qk_gemm_prepare(t, &fp, w, bias, buf, size < gsize ? size : gsize, &L->gemm, err);
+    if (st) return rg_error_prefix(err, "conv2d");
+    L->kk = (int32_t)k;
+    if (!direct_for(t, k) || !L->gemm.fast) return RG_OK;
+    if (size < gsize + direct_bytes(t, (int32_t)k, p->out_c))
+        return rg_fail(err, RG_ERR_ARG, "conv2d: prepared buffer of %zu bytes, %zu needed", size,
+                       gsize + direct_bytes(t, (int32_t)k, p->out_c));
+    const int32_t n = p->out_c, npad = L->gemm.npad, pairs = (L->kk + 1) / 2;
+    int32_t *db = (int32_t *)(void *)((char *)buf + gsize);
+    int32_t *wp = (int32_t *)(void *)((char *)db + align64((size_t)npad * sizeof(int32_t)));
+    memset(db, 0, (size_t)npad * sizeof *db);
+    memset(wp, 0, (size_t)pairs * (size_t)npad * sizeof *wp);
+    for (int32_t o = 0; o < n; o++) {
+        db[o] = bias ? bias[o] : 0;
+        for (int32_t i = 0; i < L->kk; i++) {
+            /* OHWI: tap i of channel o is w[o * kk + i], in im2col's order */
+            uint32_t v = (uint16_t)(int16_t)w[(int64_t)o * L->kk + i];
+            wp[(size_t)(i / 2) * npad + o] |= (int32_t)(i % 2 ? v << 16 : v);
+        }
+    }
+    L->dbias = db;
+    L->wpair = wp;
+    L->direct = 1;
+    return RG_OK;
 }
 
 size_t rg_qk_conv_scratch(const rg_qk_conv *L)
 {
-    if (L->gemm.table->nr == 0) return 0;
+    if (L->gemm.table->nr == 0 || L->direct) return 0;
     return align64((size_t)CONV_BLOCK * (size_t)L->gemm.k) + rg_qk_gemm_scratch(&L->gemm);
 }
 
@@ -359,6 +397,10 @@ void rg_qk_conv_run(const rg_qk_conv *L, const int8_t *x, int8_t *y, void *scrat
     const rg_q_conv_params *p = &L->p;
     if (L->gemm.table->nr == 0 || !L->gemm.fast) {
         rg_q_conv2d_s8(p, x, L->w, L->bias, y, NULL);
+        return;
+    }
+    if (L->direct) {
+        L->gemm.table->conv_direct(L, x, y);
         return;
     }
     int8_t *col = scratch;

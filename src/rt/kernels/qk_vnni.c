@@ -270,6 +270,71 @@ static void depthwise(const rg_qk_dw *L, const int8_t *x, int8_t *y)
     else dw_impl(L, x, y, 0, 0, 1); /* other kernels: the general code */
 }
 
+/* The direct convolution (rt/kernels/qk.h, rg_qk_conv): per output pixel
+ * the taps x - in_zp as int16 (0 outside the input: the reference skips
+ * them), then for every 16 output channels one vpdpwssd per pair of taps
+ * (the pair broadcast, the weight pairs of 16 channels) from the bias. */
+static inline __attribute__((always_inline)) void direct_impl(const rg_qk_conv *L, const int8_t *x, int8_t *y,
+                                                             const int lsh_any)
+{
+    const rg_q_conv_params *p = &L->p;
+    const rg_qk_gemm *G = &L->gemm;
+    const int32_t kk = L->kk, pairs = (kk + 1) / 2, npad = G->npad, oc = p->out_c, ci = p->in_c;
+    const int32_t zp = p->in_zp;
+    const __m512i lo = _mm512_set1_epi32(p->act_min - p->out_zp), hi = _mm512_set1_epi32(p->act_max - p->out_zp);
+    const __m512i ozp = _mm512_set1_epi32(p->out_zp);
+    int16_t xs[RG_QK_DIRECT_MAX + 2] __attribute__((aligned(64)));
+    for (int32_t n = 0; n < p->batch; n++) {
+        const int8_t *xn = x + (size_t)n * p->in_h * p->in_w * ci;
+        for (int32_t oh = 0; oh < p->out_h; oh++)
+            for (int32_t ow = 0; ow < p->out_w; ow++) {
+                int32_t j = 0;
+                for (int32_t kh = 0; kh < p->k_h; kh++) {
+                    int32_t ih = oh * p->stride_h - p->pad_top + kh * p->dilation_h;
+                    int row = ih >= 0 && ih < p->in_h;
+                    for (int32_t kw = 0; kw < p->k_w; kw++) {
+                        int32_t iw = ow * p->stride_w - p->pad_left + kw * p->dilation_w;
+                        if (row && iw >= 0 && iw < p->in_w) {
+                            const int8_t *src = xn + ((size_t)ih * p->in_w + iw) * ci;
+                            for (int32_t c = 0; c < ci; c++) xs[j + c] = (int16_t)(src[c] - zp);
+                        } else
+                            for (int32_t c = 0; c < ci; c++) xs[j + c] = 0;
+                        j += ci;
+                    }
+                }
+                xs[kk] = 0; /* the odd tap's partner (its weight is 0 too) */
+                int8_t *yp = y + (((size_t)n * p->out_h + oh) * p->out_w + ow) * oc;
+                for (int32_t c0 = 0; c0 < oc; c0 += 16) {
+                    /* two chains: vpdpwssd's latency */
+                    __m512i a0 = LD(L->dbias + c0), a1 = _mm512_setzero_si512();
+                    int32_t q = 0;
+                    for (; q + 2 <= pairs; q += 2) {
+                        int32_t v0, v1;
+                        memcpy(&v0, xs + 2 * q, 4);
+                        memcpy(&v1, xs + 2 * q + 2, 4);
+                        a0 = _mm512_dpwssd_epi32(a0, _mm512_set1_epi32(v0), LD(L->wpair + (size_t)q * npad + c0));
+                        a1 = _mm512_dpwssd_epi32(a1, _mm512_set1_epi32(v1),
+                                                 LD(L->wpair + (size_t)(q + 1) * npad + c0));
+                    }
+                    if (q < pairs) {
+                        int32_t v0;
+                        memcpy(&v0, xs + 2 * q, 4);
+                        a0 = _mm512_dpwssd_epi32(a0, _mm512_set1_epi32(v0), LD(L->wpair + (size_t)q * npad + c0));
+                    }
+                    __m512i r = requant(_mm512_add_epi32(a0, a1), LD(G->qmult + c0), LD(G->qlsh + c0),
+                                        LD(G->qrsh + c0), LD(G->qmask + c0), LD(G->qhalf + c0), lsh_any, lo, hi, ozp);
+                    _mm512_mask_cvtepi32_storeu_epi8(yp + c0, lanes(oc - c0), r);
+                }
+            }
+    }
+}
+
+static void conv_direct(const rg_qk_conv *L, const int8_t *x, int8_t *y)
+{
+    if (L->gemm.lsh_any) direct_impl(L, x, y, 1);
+    else direct_impl(L, x, y, 0);
+}
+
 /* int32 a + b saturated (overflow iff both operands' signs differ from the
  * wrapped sum's) */
 static inline __m512i adds32(__m512i a, __m512i b)
@@ -358,5 +423,5 @@ static void clamp(const int8_t *x, int64_t n, int32_t lo, int32_t hi, int8_t *y)
 
 const rg_qk_table rg_qk_vnni = {
     .name = "avx512vnni", .nr = 16, .kr = 4, .wbytes = 1, .mr = MR, .cvec = 16,
-    .gemm = gemm, .depthwise = depthwise, .add = add, .gap = gap, .clamp = clamp,
+    .gemm = gemm, .conv_direct = conv_direct, .depthwise = depthwise, .add = add, .gap = gap, .clamp = clamp,
 };
