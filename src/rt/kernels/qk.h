@@ -89,11 +89,13 @@ typedef struct {
 
 /* A prepared dense convolution: im2col of a block of output pixels into
  * scratch, then the matrix product over k = k_h*k_w*in_c. A convolution
- * with few taps (k_h*k_w*in_c <= RG_QK_DIRECT_MAX, a network's stem) runs
- * the table's direct kernel instead when it has one: per output pixel the
- * taps (x - in_zp, 0 outside the input) in pairs as int16, each pair
- * broadcast against 16 output channels' weight pairs (vpdpwssd), so no
- * column block and no per-row overhead of a product with a tiny k. */
+ * with few taps (k_h*k_w*in_c <= RG_QK_DIRECT_MAX, dilation_w 1: a
+ * network's stem) runs the table's direct kernel instead when it has one:
+ * the image, padded, as int16 x - in_zp in scratch (0 in the padding: the
+ * reference skips those taps); per output pixel and kernel row the row's
+ * k_w*in_c taps are contiguous there and are read in pairs, each pair
+ * broadcast against 16 output channels' weight pairs (vpdpwssd). No column
+ * block, no per-tap bounds checks. */
 #define RG_QK_DIRECT_MAX 64
 typedef struct {
     rg_q_conv_params p;
@@ -101,9 +103,10 @@ typedef struct {
     const int32_t *bias;
     rg_qk_gemm gemm;            /* its requantization vectors serve the direct kernel too */
     int direct;                 /* the direct kernel runs */
-    int32_t kk;                 /* k_h*k_w*in_c */
+    int32_t rpairs;             /* pairs of taps a kernel row: (k_w*in_c + 1) / 2 */
+    int32_t ph, pw;             /* the padded image's height and width */
     const int32_t *dbias;       /* [npad] the bias (0 past n) */
-    const int32_t *wpair;       /* [(kk+1)/2][npad] taps 2j (low 16 bits) and 2j+1 (high 16) */
+    const int32_t *wpair;       /* [k_h][rpairs][npad] taps 2j (low 16 bits) and 2j+1 (high 16) of a row */
 } rg_qk_conv;
 
 struct rg_qk_table {
@@ -120,7 +123,7 @@ struct rg_qk_table {
     int32_t cvec;
     void (*gemm)(const rg_qk_gemm *L, int32_t rows, const int8_t *x, int8_t *y, void *scratch);
     /* the direct convolution for few taps (NULL: im2col + gemm always) */
-    void (*conv_direct)(const rg_qk_conv *L, const int8_t *x, int8_t *y);
+    void (*conv_direct)(const rg_qk_conv *L, const int8_t *x, int8_t *y, void *scratch);
     void (*depthwise)(const rg_qk_dw *L, const int8_t *x, int8_t *y);
     void (*add)(const rg_q_add_params *p, const int8_t *a, const int8_t *b, int64_t n, int8_t *y);
     void (*gap)(const rg_q_gap_params *p, const int8_t *x, int8_t *y);

@@ -283,15 +283,16 @@ static rg_status check_conv(const rg_q_conv_params *p, rg_error *err)
 
 /* Whether t runs a convolution of k taps directly, and the bytes its
  * direct layout adds after the product's. */
-static int direct_for(const rg_qk_table *t, int64_t k)
+static int direct_for(const rg_qk_table *t, const rg_q_conv_params *p, int64_t k)
 {
-    return t->conv_direct && t->nr > 0 && k >= 1 && k <= RG_QK_DIRECT_MAX;
+    return t->conv_direct && t->nr > 0 && k >= 1 && k <= RG_QK_DIRECT_MAX && p->dilation_w == 1;
 }
 
-static size_t direct_bytes(const rg_qk_table *t, int32_t k, int32_t n)
+static size_t direct_bytes(const rg_qk_table *t, const rg_q_conv_params *p)
 {
-    int32_t npad = round_up(n, t->nr);
-    return align64((size_t)npad * sizeof(int32_t)) + align64((size_t)(k + 1) / 2 * (size_t)npad * sizeof(int32_t));
+    int32_t npad = round_up(p->out_c, t->nr), rpairs = (p->k_w * p->in_c + 1) / 2;
+    return align64((size_t)npad * sizeof(int32_t)) +
+           align64((size_t)p->k_h * (size_t)rpairs * (size_t)npad * sizeof(int32_t));
 }
 
 size_t rg_qk_conv_size(const rg_qk_table *t, const rg_q_conv_params *p)
@@ -299,7 +300,7 @@ size_t rg_qk_conv_size(const rg_qk_table *t, const rg_q_conv_params *p)
     int64_t k = (int64_t)p->k_h * p->k_w * p->in_c;
     if (k < 1 || k > INT32_MAX) return 64;
     size_t size = align64(rg_qk_gemm_size(t, (int32_t)k, p->out_c));
-    if (direct_for(t, k) && p->out_c >= 1) size += direct_bytes(t, (int32_t)k, p->out_c);
+    if (direct_for(t, p, k) && p->out_c >= 1) size += direct_bytes(t, p);
     return size;
 }
 
@@ -321,24 +322,29 @@ rg_status rg_qk_conv_prepare(const rg_qk_table *t, const rg_q_conv_params *p, co
     size_t gsize = align64(rg_qk_gemm_size(t, (int32_t)k, p->out_c));
     st = rg_qk_gemm_prepare(t, &fp, w, bias, buf, size < gsize ? size : gsize, &L->gemm, err);
     if (st) return rg_error_prefix(err, "conv2d");
-    L->kk = (int32_t)k;
-    if (!direct_for(t, k) || !L->gemm.fast) return RG_OK;
-    if (size < gsize + direct_bytes(t, (int32_t)k, p->out_c))
+    if (!direct_for(t, p, k) || !L->gemm.fast) return RG_OK;
+    if (size < gsize + direct_bytes(t, p))
         return rg_fail(err, RG_ERR_ARG, "conv2d: prepared buffer of %zu bytes, %zu needed", size,
-                       gsize + direct_bytes(t, (int32_t)k, p->out_c));
-    const int32_t n = p->out_c, npad = L->gemm.npad, pairs = (L->kk + 1) / 2;
+                       gsize + direct_bytes(t, p));
+    const int32_t n = p->out_c, npad = L->gemm.npad, row = p->k_w * p->in_c, rpairs = (row + 1) / 2;
     int32_t *db = (int32_t *)(void *)((char *)buf + gsize);
     int32_t *wp = (int32_t *)(void *)((char *)db + align64((size_t)npad * sizeof(int32_t)));
     memset(db, 0, (size_t)npad * sizeof *db);
-    memset(wp, 0, (size_t)pairs * (size_t)npad * sizeof *wp);
+    memset(wp, 0, (size_t)p->k_h * (size_t)rpairs * (size_t)npad * sizeof *wp);
     for (int32_t o = 0; o < n; o++) {
         db[o] = bias ? bias[o] : 0;
-        for (int32_t i = 0; i < L->kk; i++) {
-            /* OHWI: tap i of channel o is w[o * kk + i], in im2col's order */
-            uint32_t v = (uint16_t)(int16_t)w[(int64_t)o * L->kk + i];
-            wp[(size_t)(i / 2) * npad + o] |= (int32_t)(i % 2 ? v << 16 : v);
-        }
+        for (int32_t kh = 0; kh < p->k_h; kh++)
+            for (int32_t i = 0; i < row; i++) {
+                /* OHWI: tap (kh, i = kw*in_c + c) of channel o */
+                uint32_t v = (uint16_t)(int16_t)w[((int64_t)o * p->k_h + kh) * row + i];
+                wp[((size_t)kh * rpairs + (size_t)(i / 2)) * npad + o] |= (int32_t)(i % 2 ? v << 16 : v);
+            }
     }
+    L->rpairs = rpairs;
+    /* the padded image covers every window (the right and bottom padding as
+     * far as the last window reaches) */
+    L->ph = (p->out_h - 1) * p->stride_h + (p->k_h - 1) * p->dilation_h + 1;
+    L->pw = (p->out_w - 1) * p->stride_w + p->k_w;
     L->dbias = db;
     L->wpair = wp;
     L->direct = 1;
@@ -347,7 +353,10 @@ rg_status rg_qk_conv_prepare(const rg_qk_table *t, const rg_q_conv_params *p, co
 
 size_t rg_qk_conv_scratch(const rg_qk_conv *L)
 {
-    if (L->gemm.table->nr == 0 || L->direct) return 0;
+    if (L->gemm.table->nr == 0) return 0;
+    /* the padded int16 image, and one more value: a row's last pair may
+     * read one past its taps (weight 0) */
+    if (L->direct) return align64(((size_t)L->ph * (size_t)L->pw * (size_t)L->p.in_c + 2) * sizeof(int16_t));
     return align64((size_t)CONV_BLOCK * (size_t)L->gemm.k) + rg_qk_gemm_scratch(&L->gemm);
 }
 
@@ -400,7 +409,7 @@ void rg_qk_conv_run(const rg_qk_conv *L, const int8_t *x, int8_t *y, void *scrat
         return;
     }
     if (L->direct) {
-        L->gemm.table->conv_direct(L, x, y);
+        L->gemm.table->conv_direct(L, x, y, scratch);
         return;
     }
     int8_t *col = scratch;

@@ -270,69 +270,68 @@ static void depthwise(const rg_qk_dw *L, const int8_t *x, int8_t *y)
     else dw_impl(L, x, y, 0, 0, 1); /* other kernels: the general code */
 }
 
-/* The direct convolution (rt/kernels/qk.h, rg_qk_conv): per output pixel
- * the taps x - in_zp as int16 (0 outside the input: the reference skips
- * them), then for every 16 output channels one vpdpwssd per pair of taps
- * (the pair broadcast, the weight pairs of 16 channels) from the bias. */
+/* The direct convolution (rt/kernels/qk.h, rg_qk_conv): the image padded
+ * as int16 x - in_zp into scratch, then per output pixel and 16 output
+ * channels one vpdpwssd per pair of taps of each kernel row, from the bias. */
 static inline __attribute__((always_inline)) void direct_impl(const rg_qk_conv *L, const int8_t *x, int8_t *y,
-                                                             const int lsh_any)
+                                                             int16_t *xp, const int lsh_any, const int KH,
+                                                             const int RP)
 {
     const rg_q_conv_params *p = &L->p;
     const rg_qk_gemm *G = &L->gemm;
-    const int32_t kk = L->kk, pairs = (kk + 1) / 2, npad = G->npad, oc = p->out_c, ci = p->in_c;
-    const int32_t zp = p->in_zp;
+    const int32_t npad = G->npad, oc = p->out_c, ci = p->in_c, ph = L->ph, pw = L->pw;
+    const int32_t kh_n = KH ? KH : p->k_h, rp = RP ? RP : L->rpairs;
     const __m512i lo = _mm512_set1_epi32(p->act_min - p->out_zp), hi = _mm512_set1_epi32(p->act_max - p->out_zp);
     const __m512i ozp = _mm512_set1_epi32(p->out_zp);
-    int16_t xs[RG_QK_DIRECT_MAX + 2] __attribute__((aligned(64)));
+    const size_t prow = (size_t)pw * ci; /* int16 values a padded row */
+    xp[(size_t)ph * prow] = xp[(size_t)ph * prow + 1] = 0;
     for (int32_t n = 0; n < p->batch; n++) {
         const int8_t *xn = x + (size_t)n * p->in_h * p->in_w * ci;
+        for (int32_t r = 0; r < ph; r++) {
+            int32_t ih = r - p->pad_top;
+            int16_t *d = xp + (size_t)r * prow;
+            if (ih < 0 || ih >= p->in_h) {
+                memset(d, 0, prow * sizeof *d);
+                continue;
+            }
+            for (int32_t c = 0; c < pw; c++) {
+                int32_t iw = c - p->pad_left;
+                const int8_t *s = xn + ((size_t)ih * p->in_w + iw) * ci;
+                int inside = iw >= 0 && iw < p->in_w;
+                for (int32_t k = 0; k < ci; k++) d[(size_t)c * ci + k] = (int16_t)(inside ? s[k] - p->in_zp : 0);
+            }
+        }
         for (int32_t oh = 0; oh < p->out_h; oh++)
             for (int32_t ow = 0; ow < p->out_w; ow++) {
-                int32_t j = 0;
-                for (int32_t kh = 0; kh < p->k_h; kh++) {
-                    int32_t ih = oh * p->stride_h - p->pad_top + kh * p->dilation_h;
-                    int row = ih >= 0 && ih < p->in_h;
-                    for (int32_t kw = 0; kw < p->k_w; kw++) {
-                        int32_t iw = ow * p->stride_w - p->pad_left + kw * p->dilation_w;
-                        if (row && iw >= 0 && iw < p->in_w) {
-                            const int8_t *src = xn + ((size_t)ih * p->in_w + iw) * ci;
-                            for (int32_t c = 0; c < ci; c++) xs[j + c] = (int16_t)(src[c] - zp);
-                        } else
-                            for (int32_t c = 0; c < ci; c++) xs[j + c] = 0;
-                        j += ci;
-                    }
-                }
-                xs[kk] = 0; /* the odd tap's partner (its weight is 0 too) */
+                const int16_t *win = xp + (size_t)oh * p->stride_h * prow + (size_t)ow * p->stride_w * ci;
                 int8_t *yp = y + (((size_t)n * p->out_h + oh) * p->out_w + ow) * oc;
                 for (int32_t c0 = 0; c0 < oc; c0 += 16) {
-                    /* two chains: vpdpwssd's latency */
-                    __m512i a0 = LD(L->dbias + c0), a1 = _mm512_setzero_si512();
-                    int32_t q = 0;
-                    for (; q + 2 <= pairs; q += 2) {
-                        int32_t v0, v1;
-                        memcpy(&v0, xs + 2 * q, 4);
-                        memcpy(&v1, xs + 2 * q + 2, 4);
-                        a0 = _mm512_dpwssd_epi32(a0, _mm512_set1_epi32(v0), LD(L->wpair + (size_t)q * npad + c0));
-                        a1 = _mm512_dpwssd_epi32(a1, _mm512_set1_epi32(v1),
-                                                 LD(L->wpair + (size_t)(q + 1) * npad + c0));
+                    /* one chain a kernel row (up to 3): vpdpwssd's latency */
+                    __m512i a[3] = {LD(L->dbias + c0), _mm512_setzero_si512(), _mm512_setzero_si512()};
+                    for (int32_t kh = 0; kh < kh_n; kh++) {
+                        const int16_t *t = win + (size_t)kh * p->dilation_h * prow;
+                        const int32_t *wr = L->wpair + (size_t)kh * rp * npad + c0;
+                        for (int32_t q = 0; q < rp; q++) {
+                            int32_t v;
+                            memcpy(&v, t + 2 * q, 4);
+                            a[kh % 3] = _mm512_dpwssd_epi32(a[kh % 3], _mm512_set1_epi32(v), LD(wr + (size_t)q * npad));
+                        }
                     }
-                    if (q < pairs) {
-                        int32_t v0;
-                        memcpy(&v0, xs + 2 * q, 4);
-                        a0 = _mm512_dpwssd_epi32(a0, _mm512_set1_epi32(v0), LD(L->wpair + (size_t)q * npad + c0));
-                    }
-                    __m512i r = requant(_mm512_add_epi32(a0, a1), LD(G->qmult + c0), LD(G->qlsh + c0),
-                                        LD(G->qrsh + c0), LD(G->qmask + c0), LD(G->qhalf + c0), lsh_any, lo, hi, ozp);
+                    __m512i acc = _mm512_add_epi32(_mm512_add_epi32(a[0], a[1]), a[2]);
+                    __m512i r = requant(acc, LD(G->qmult + c0), LD(G->qlsh + c0), LD(G->qrsh + c0),
+                                        LD(G->qmask + c0), LD(G->qhalf + c0), lsh_any, lo, hi, ozp);
                     _mm512_mask_cvtepi32_storeu_epi8(yp + c0, lanes(oc - c0), r);
                 }
             }
     }
 }
 
-static void conv_direct(const rg_qk_conv *L, const int8_t *x, int8_t *y)
+static void conv_direct(const rg_qk_conv *L, const int8_t *x, int8_t *y, void *scratch)
 {
-    if (L->gemm.lsh_any) direct_impl(L, x, y, 1);
-    else direct_impl(L, x, y, 0);
+    /* 3x3 over one input channel (a grayscale stem): constant loops */
+    if (L->p.k_h == 3 && L->rpairs == 2 && !L->gemm.lsh_any) direct_impl(L, x, y, scratch, 0, 3, 2);
+    else if (L->gemm.lsh_any) direct_impl(L, x, y, scratch, 1, 0, 0);
+    else direct_impl(L, x, y, scratch, 0, 0, 0);
 }
 
 /* int32 a + b saturated (overflow iff both operands' signs differ from the
