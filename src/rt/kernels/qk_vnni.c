@@ -58,6 +58,45 @@ static inline __mmask16 lanes(int32_t n) { return n >= 16 ? (__mmask16)0xFFFF : 
 
 #define LD(p) _mm512_loadu_si512((const void *)(p))
 
+/* The epilogue of one row of a tile: requantize np vectors from channel
+ * c0 and store them. One vector: clamp in int32 and narrow on the store.
+ * Several: narrow four at once: saturating packs to int16, + zero point
+ * (saturating), packs to int8, clamp. The saturations cannot change a
+ * result: anything they touch is far outside [act_min, act_max].
+ * vpackssdw/vpacksswb work per 128-bit lane, so a dword transpose restores
+ * the channel order. */
+static inline __attribute__((always_inline)) void store_row(const rg_qk_gemm *L, __m512i a0, __m512i a1,
+                                                           __m512i a2, __m512i a3, int32_t c0, const int np,
+                                                           const int lsh_any, int8_t *yr)
+{
+    const int32_t n = L->n;
+    __m512i r[4] = {a0, a1, a2, a3};
+    for (int j = 0; j < 4; j++) {
+        if (j >= np) {
+            r[j] = _mm512_setzero_si512();
+            continue;
+        }
+        int32_t c = c0 + 16 * j;
+        r[j] = mbm(_mm512_add_epi32(r[j], LD(L->qbias + c)), LD(L->qmult + c), LD(L->qlsh + c), LD(L->qrsh + c),
+                   LD(L->qmask + c), LD(L->qhalf + c), lsh_any);
+    }
+    if (np == 1) {
+        const __m512i lo = _mm512_set1_epi32(L->act_min - L->out_zp), hi = _mm512_set1_epi32(L->act_max - L->out_zp);
+        __m512i v = _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(r[0], lo), hi), _mm512_set1_epi32(L->out_zp));
+        _mm512_mask_cvtepi32_storeu_epi8(yr + c0, lanes(n - c0), v);
+        return;
+    }
+    const int32_t valid = n - c0 < np * 16 ? n - c0 : np * 16;
+    const __mmask64 keep = valid >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << valid) - 1);
+    const __m512i zp16 = _mm512_set1_epi16((short)L->out_zp);
+    const __m512i lo8 = _mm512_set1_epi8((char)L->act_min), hi8 = _mm512_set1_epi8((char)L->act_max);
+    const __m512i perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    __m512i a = _mm512_adds_epi16(_mm512_packs_epi32(r[0], r[1]), zp16);
+    __m512i b = _mm512_adds_epi16(_mm512_packs_epi32(r[2], r[3]), zp16);
+    __m512i v = _mm512_min_epi8(_mm512_max_epi8(_mm512_packs_epi16(a, b), lo8), hi8);
+    _mm512_mask_storeu_epi8(yr + c0, keep, _mm512_permutexvar_epi32(perm, v));
+}
+
 /* One tile: MR activation rows (xr[i], read 4 bytes at a time and flipped
  * to u8 = x + 128; rows past `rows` repeat a valid row and are not stored)
  * times np panels of 16 channels from panel p0. np and lsh_any are
@@ -68,46 +107,40 @@ static inline __attribute__((always_inline)) void tile(const rg_qk_gemm *L, cons
 {
     const int32_t groups = L->kpad / 4, n = L->n;
     const int8_t *wp = (const int8_t *)L->wpack + (size_t)p0 * (size_t)groups * 64;
-    __m512i acc[MR][NP];
-    for (int i = 0; i < MR; i++)
-        for (int j = 0; j < np; j++) acc[i][j] = _mm512_setzero_si512();
+    /* Named accumulators: with an array GCC copies them between registers
+     * and the stack on every step of the loop. */
+    const __m512i z = _mm512_setzero_si512();
+    __m512i c00 = z, c01 = z, c02 = z, c03 = z, c10 = z, c11 = z, c12 = z, c13 = z;
+    __m512i c20 = z, c21 = z, c22 = z, c23 = z, c30 = z, c31 = z, c32 = z, c33 = z;
+    const uint8_t *x0 = xr[0], *x1 = xr[1], *x2 = xr[2], *x3 = xr[3];
+    const int8_t *w0 = wp, *w1 = wp + (size_t)groups * 64, *w2 = wp + (size_t)2 * groups * 64,
+                 *w3 = wp + (size_t)3 * groups * 64;
+#define ROW(xp, a0, a1, a2, a3)                                                                                    \
+    do {                                                                                                         \
+        uint32_t a4;                                                                                             \
+        memcpy(&a4, (xp) + 4 * (size_t)g, 4);                                                                    \
+        __m512i a = _mm512_set1_epi32((int32_t)(a4 ^ 0x80808080u));                                              \
+        a0 = _mm512_dpbusd_epi32(a0, a, b0);                                                                     \
+        if (np > 1) a1 = _mm512_dpbusd_epi32(a1, a, b1);                                                         \
+        if (np > 2) a2 = _mm512_dpbusd_epi32(a2, a, b2);                                                         \
+        if (np > 3) a3 = _mm512_dpbusd_epi32(a3, a, b3);                                                         \
+    } while (0)
     for (int32_t g = 0; g < groups; g++) {
-        __m512i b[NP];
-        for (int j = 0; j < np; j++) b[j] = LD(wp + ((size_t)j * groups + g) * 64);
-        for (int i = 0; i < MR; i++) {
-            uint32_t a4;
-            memcpy(&a4, xr[i] + 4 * (size_t)g, 4);
-            __m512i a = _mm512_set1_epi32((int32_t)(a4 ^ 0x80808080u));
-            for (int j = 0; j < np; j++) acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], a, b[j]);
-        }
+        __m512i b0 = LD(w0 + (size_t)g * 64), b1 = z, b2 = z, b3 = z;
+        if (np > 1) b1 = LD(w1 + (size_t)g * 64);
+        if (np > 2) b2 = LD(w2 + (size_t)g * 64);
+        if (np > 3) b3 = LD(w3 + (size_t)g * 64);
+        ROW(x0, c00, c01, c02, c03);
+        ROW(x1, c10, c11, c12, c13);
+        ROW(x2, c20, c21, c22, c23);
+        ROW(x3, c30, c31, c32, c33);
     }
-    /* Epilogue: requantize, then narrow four vectors at once: saturating
-     * packs to int16, + zero point (saturating), packs to int8, clamp. The
-     * saturations cannot change a result: anything they touch is far
-     * outside [act_min, act_max]. vpackssdw/vpacksswb work per 128-bit
-     * lane, so a dword transpose restores the channel order. */
-    const int32_t c0 = p0 * 16, valid = n - c0 < np * 16 ? n - c0 : np * 16;
-    const __mmask64 keep = valid >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << valid) - 1);
-    const __m512i zp16 = _mm512_set1_epi16((short)L->out_zp);
-    const __m512i lo8 = _mm512_set1_epi8((char)L->act_min), hi8 = _mm512_set1_epi8((char)L->act_max);
-    const __m512i perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-    for (int i = 0; i < MR; i++) {
-        if (i >= rows) break;
-        __m512i r[4];
-        for (int j = 0; j < 4; j++) {
-            if (j >= np) {
-                r[j] = _mm512_setzero_si512();
-                continue;
-            }
-            int32_t c = c0 + 16 * j;
-            r[j] = mbm(_mm512_add_epi32(acc[i][j], LD(L->qbias + c)), LD(L->qmult + c), LD(L->qlsh + c),
-                       LD(L->qrsh + c), LD(L->qmask + c), LD(L->qhalf + c), lsh_any);
-        }
-        __m512i a = _mm512_adds_epi16(_mm512_packs_epi32(r[0], r[1]), zp16);
-        __m512i b = _mm512_adds_epi16(_mm512_packs_epi32(r[2], r[3]), zp16);
-        __m512i v = _mm512_min_epi8(_mm512_max_epi8(_mm512_packs_epi16(a, b), lo8), hi8);
-        _mm512_mask_storeu_epi8(y + (size_t)i * n + c0, keep, _mm512_permutexvar_epi32(perm, v));
-    }
+#undef ROW
+    const int32_t c0 = p0 * 16;
+    if (rows > 0) store_row(L, c00, c01, c02, c03, c0, np, lsh_any, y);
+    if (rows > 1) store_row(L, c10, c11, c12, c13, c0, np, lsh_any, y + (size_t)n);
+    if (rows > 2) store_row(L, c20, c21, c22, c23, c0, np, lsh_any, y + (size_t)2 * n);
+    if (rows > 3) store_row(L, c30, c31, c32, c33, c0, np, lsh_any, y + (size_t)3 * n);
 }
 
 static void gemm(const rg_qk_gemm *Lp, int32_t rows, const int8_t *x, int8_t *y, void *scratch)
