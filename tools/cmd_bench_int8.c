@@ -176,6 +176,7 @@ static int prepare(const work *wk, prepared *p, rg_error *err)
         size = rg_qk_dw_size(p->t, &wk->cp);
         p->buf = malloc(size);
         st = rg_qk_dw_prepare(p->t, &wk->cp, wk->w, wk->bias, p->buf, size, &p->d, err);
+        if (!st) scratch = rg_qk_dw_scratch(&p->d);
         break;
     case L_PW:
     case L_FC:
@@ -196,7 +197,7 @@ static void run(const work *wk, const prepared *p, int8_t *y)
     const layer *l = &wk->l;
     switch (l->k) {
     case L_CONV: rg_qk_conv_run(&p->c, wk->x, y, p->scratch); break;
-    case L_DW: rg_qk_dw_run(&p->d, wk->x, y); break;
+    case L_DW: rg_qk_dw_run(&p->d, wk->x, y, p->scratch); break;
     case L_PW:
     case L_FC: rg_qk_gemm_run(&p->g, wk->fp.batch, wk->x, y, p->scratch); break;
     case L_ADD: p->t->add(&wk->ap, wk->x, wk->x2, (int64_t)wk->batch * l->h * l->w * l->cin, y); break;

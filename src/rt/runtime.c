@@ -92,6 +92,7 @@ static rg_status prepare_op(rg_rt *rt, int32_t i, uint8_t *buf, size_t size, siz
     case PATH_DW: {
         rg_q_conv_params p = conv_params(m, o);
         st = rg_qk_dw_prepare(rt->t, &p, o->weights, o->bias, buf, size, &r->d, err);
+        if (!st) *scratch = rg_qk_dw_scratch(&r->d);
         break;
     }
     case PATH_ADD:
@@ -214,7 +215,7 @@ static void run(const rg_rt *rt, int8_t *a, int32_t b, rg_rt_trace_fn trace, voi
         case PATH_DW: {
             rg_qk_dw d = r->d;
             d.p.batch = b;
-            rg_qk_dw_run(&d, x, y);
+            rg_qk_dw_run(&d, x, y, scratch);
             break;
         }
         case PATH_ADD: rt->t->add(&o->add, x, a + rt->off[o->in[1]] * mb, r->n * b, y); break;

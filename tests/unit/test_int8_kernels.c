@@ -188,7 +188,11 @@ static void check_dw(const rg_qk_table *const *t, int nt, rg_q_conv_params p, in
         if (rg_qk_dw_prepare(t[it], &p, w, bias, buf, size, &L, &err)) fail_msg("%s", err.msg);
         if (t[it]->nr) assert_int_equal(L.fast, bias_mode == 3 ? 0 : 1);
         memset(got, 0x55, ny);
-        rg_qk_dw_run(&L, x, got);
+        size_t ns = rg_qk_dw_scratch(&L);
+        uint8_t *scratch = malloc(ns + 1);
+        for (size_t i = 0; i < ns; i++) scratch[i] = (uint8_t)(i * 37 + 11); /* any content */
+        rg_qk_dw_run(&L, x, got, ns ? scratch : NULL);
+        free(scratch);
         char what[160];
         snprintf(what, sizeof what, "depthwise n%d %dx%dx%d k%d s%d pad%d dil%d", (int)p.batch, (int)p.in_h,
                  (int)p.in_w, (int)c, (int)p.k_h, (int)p.stride_h, (int)p.pad_top, (int)p.dilation_h);
@@ -222,6 +226,13 @@ static void test_depthwise(void **state)
         p.out_c = p.in_c;
         rand_requant(p.out_c, 1, m, s);
         check_dw(t, nt, p, rep < 3 ? 2 : 3);
+    }
+    /* dilated in height only (the row-pair kernels need dilation_w 1 only) */
+    for (int32_t c = 15; c <= 70; c += 55) {
+        rg_q_conv_params p = rand_conv(2, 9, 7, c, c, 3, 1, 1, 1, m, s, 0);
+        p.dilation_h = 2;
+        p.out_h = rg_q_out_size(p.in_h, 3, 1, 2, 1, 1);
+        check_dw(t, nt, p, 1);
     }
 }
 

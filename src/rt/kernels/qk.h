@@ -73,7 +73,12 @@ typedef struct {
 } rg_qk_gemm;
 
 /* A prepared depthwise convolution (channel multiplier 1, any kernel size,
- * stride, padding and dilation), all p.batch images. */
+ * stride, padding and dilation), all p.batch images. Tables may keep rows
+ * of the input in scratch (rg_qk_dw_scratch): for kernels up to 4 wide the
+ * VNNI table gathers, once per input row and output column, the row's taps
+ * of every channel as the 4 bytes of an int32 (x + 128, padding zp + 128),
+ * so that a kernel row is one vpdpbusd against wrow for every window, the
+ * border included (bias folded: qbias_u8). */
 typedef struct {
     rg_q_conv_params p;                     /* copy; p.multipliers/shifts borrowed */
     const int8_t *w;                        /* [c, k_h, k_w] */
@@ -85,6 +90,8 @@ typedef struct {
     const int32_t *qbias, *qmult, *qlsh, *qrsh, *qmask, *qhalf; /* [cpad], as rg_qk_gemm's */
     const int32_t *qbias_zp;                /* [cpad] bias - in_zp * sum w: windows inside the input */
     int lsh_any;
+    const int32_t *wrow;                    /* [k_h][cpad] a kernel row's weights as 4 bytes (k_w <= 4) */
+    const int32_t *qbias_u8;                /* [cpad] bias - (128 + in_zp) * sum w */
 } rg_qk_dw;
 
 /* A prepared dense convolution: im2col of a block of output pixels into
@@ -124,7 +131,9 @@ struct rg_qk_table {
     void (*gemm)(const rg_qk_gemm *L, int32_t rows, const int8_t *x, int8_t *y, void *scratch);
     /* the direct convolution for few taps (NULL: im2col + gemm always) */
     void (*conv_direct)(const rg_qk_conv *L, const int8_t *x, int8_t *y, void *scratch);
-    void (*depthwise)(const rg_qk_dw *L, const int8_t *x, int8_t *y);
+    void (*depthwise)(const rg_qk_dw *L, const int8_t *x, int8_t *y, void *scratch);
+    /* bytes of scratch the table's depthwise needs (NULL: none) */
+    size_t (*dw_scratch)(const rg_qk_dw *L);
     void (*add)(const rg_q_add_params *p, const int8_t *a, const int8_t *b, int64_t n, int8_t *y);
     void (*gap)(const rg_q_gap_params *p, const int8_t *x, int8_t *y);
     void (*clamp)(const int8_t *x, int64_t n, int32_t lo, int32_t hi, int8_t *y);
@@ -155,8 +164,10 @@ size_t rg_qk_dw_size(const rg_qk_table *t, const rg_q_conv_params *p);
 /* Validates p as rg_q_depthwise_s8 does and prepares w [c, k_h, k_w]. */
 rg_status rg_qk_dw_prepare(const rg_qk_table *t, const rg_q_conv_params *p, const int8_t *w, const int32_t *bias,
                            void *buf, size_t size, rg_qk_dw *L, rg_error *err);
-/* Same bits as rg_q_depthwise_s8; needs no scratch. */
-void rg_qk_dw_run(const rg_qk_dw *L, const int8_t *x, int8_t *y);
+/* Bytes of scratch rg_qk_dw_run needs (0 is possible; NULL is then fine). */
+size_t rg_qk_dw_scratch(const rg_qk_dw *L);
+/* Same bits as rg_q_depthwise_s8. */
+void rg_qk_dw_run(const rg_qk_dw *L, const int8_t *x, int8_t *y, void *scratch);
 
 size_t rg_qk_conv_size(const rg_qk_table *t, const rg_q_conv_params *p);
 /* Validates p as rg_q_conv2d_s8 does and prepares w [out_c, k_h, k_w, in_c]. */

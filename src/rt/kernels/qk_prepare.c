@@ -24,8 +24,9 @@ static void ref_gemm(const rg_qk_gemm *L, int32_t rows, const int8_t *x, int8_t 
     rg_q_fc_s8(&p, x, L->w, L->bias, y, NULL); /* validated at prepare */
 }
 
-static void ref_depthwise(const rg_qk_dw *L, const int8_t *x, int8_t *y)
+static void ref_depthwise(const rg_qk_dw *L, const int8_t *x, int8_t *y, void *scratch)
 {
+    (void)scratch;
     rg_q_depthwise_s8(&L->p, x, L->w, L->bias, y, NULL);
 }
 
@@ -207,7 +208,7 @@ size_t rg_qk_dw_size(const rg_qk_table *t, const rg_q_conv_params *p)
     if (t->nr == 0 || p->in_c < 1 || p->k_h < 1 || p->k_w < 1) return 64;
     int32_t cpad = round_up(p->in_c, t->cvec);
     return requant_bytes(cpad) + align64((size_t)p->k_h * (size_t)p->k_w * (size_t)cpad * sizeof(int32_t)) +
-           align64((size_t)cpad * sizeof(int32_t));
+           2 * align64((size_t)cpad * sizeof(int32_t)) + align64((size_t)p->k_h * (size_t)cpad * sizeof(int32_t));
 }
 
 rg_status rg_qk_dw_prepare(const rg_qk_table *t, const rg_q_conv_params *p, const int8_t *w, const int32_t *bias,
@@ -235,6 +236,10 @@ rg_status rg_qk_dw_prepare(const rg_qk_table *t, const rg_q_conv_params *p, cons
     memset(wt, 0, (size_t)taps * (size_t)cpad * sizeof *wt);
     int32_t *bzp = (int32_t *)(void *)((char *)wt + align64((size_t)taps * (size_t)cpad * sizeof *wt));
     memset(bzp, 0, (size_t)cpad * sizeof *bzp);
+    int32_t *bu8 = (int32_t *)(void *)((char *)bzp + align64((size_t)cpad * sizeof *bzp));
+    int32_t *wrow = (int32_t *)(void *)((char *)bu8 + align64((size_t)cpad * sizeof *bu8));
+    memset(bu8, 0, (size_t)cpad * sizeof *bu8);
+    memset(wrow, 0, (size_t)p->k_h * (size_t)cpad * sizeof *wrow);
     for (int32_t ch = 0; ch < c; ch++) {
         int64_t sum_abs = 0, sum = 0;
         for (int32_t tp = 0; tp < taps; tp++) {
@@ -244,6 +249,8 @@ rg_status rg_qk_dw_prepare(const rg_qk_table *t, const rg_q_conv_params *p, cons
             /* the low 16 bits hold the weight, the high 16 zero: vpmaddwd of
              * an int32 lane x (|x| < 2^15) with it is exactly x * w */
             wt[(int64_t)tp * cpad + ch] = (int32_t)(uint16_t)(int16_t)v;
+            int32_t kh = tp / p->k_w, kw = tp % p->k_w;
+            if (p->k_w <= 4) wrow[(size_t)kh * cpad + ch] |= (int32_t)((uint32_t)(uint8_t)v << (8 * kw));
         }
         int64_t b = bias ? bias[ch] : 0;
         if (!channel_fits(b, sum_abs)) L->fast = 0;
@@ -252,6 +259,7 @@ rg_status rg_qk_dw_prepare(const rg_qk_table *t, const rg_q_conv_params *p, cons
          * zp sum w; |bias - zp sum w| <= |bias| + 128 sum |w| fits when the
          * channel does */
         bzp[ch] = (int32_t)(b - (int64_t)p->in_zp * sum);
+        bu8[ch] = (int32_t)(b - (128 + (int64_t)p->in_zp) * sum); /* |.| <= |b| + 255 sum |w| */
     }
     L->qbias_zp = bzp;
     L->qbias = q;
@@ -261,13 +269,21 @@ rg_status rg_qk_dw_prepare(const rg_qk_table *t, const rg_q_conv_params *p, cons
     L->qmask = q + 4 * cpad;
     L->qhalf = q + 5 * cpad;
     L->wtap = wt;
+    L->wrow = wrow;
+    L->qbias_u8 = bu8;
     return RG_OK;
 }
 
-void rg_qk_dw_run(const rg_qk_dw *L, const int8_t *x, int8_t *y)
+size_t rg_qk_dw_scratch(const rg_qk_dw *L)
 {
-    if (!L->fast || L->table->nr == 0) ref_depthwise(L, x, y);
-    else L->table->depthwise(L, x, y);
+    if (!L->fast || L->table->nr == 0 || !L->table->dw_scratch) return 0;
+    return L->table->dw_scratch(L);
+}
+
+void rg_qk_dw_run(const rg_qk_dw *L, const int8_t *x, int8_t *y, void *scratch)
+{
+    if (!L->fast || L->table->nr == 0) ref_depthwise(L, x, y, NULL);
+    else L->table->depthwise(L, x, y, scratch);
 }
 
 /* ---- dense convolution: im2col + the matrix product ---- */

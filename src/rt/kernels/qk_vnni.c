@@ -295,12 +295,139 @@ static inline __attribute__((always_inline)) void dw_impl(const rg_qk_dw *Lp, co
     }
 }
 
-static void depthwise(const rg_qk_dw *L, const int8_t *x, int8_t *y)
+/* ---- depthwise on gathered rows (rt/kernels/qk.h, rg_qk_dw) ----
+ *
+ * A ring of span_h + 1 input rows in scratch, each gathered once: for
+ * output column ow and channel c the int32 whose byte kw is x[ow*stride -
+ * pad + kw*dilation] + 128 (zp + 128 outside the row; byte 3 past k_w is
+ * 0 against a zero weight). An output pixel's kernel row is then one
+ * vpdpbusd against the row's 4 weights, the same for every window; the
+ * bias holds -(128 + zp) sum w, so padding counts (zp - zp) w = 0 as the
+ * reference's skipped taps. */
+
+static int32_t dw_ring(const rg_qk_dw *L)
 {
-    int k33 = L->p.k_h == 3 && L->p.k_w == 3 && L->p.dilation_h == 1 && L->p.dilation_w == 1;
-    if (k33 && !L->lsh_any) dw_impl(L, x, y, 3, 3, 0);
-    else if (k33) dw_impl(L, x, y, 3, 3, 1);
-    else dw_impl(L, x, y, 0, 0, 1); /* other kernels: the general code */
+    return (L->p.k_h - 1) * L->p.dilation_h + 1;
+}
+
+static size_t dw_scratch(const rg_qk_dw *L)
+{
+    if (L->p.k_w > 4) return 0;
+    return (size_t)dw_ring(L) * (size_t)L->p.out_w * (size_t)L->cpad * sizeof(int32_t);
+}
+
+/* 16 channels from c0 of input column iw of row xr as int32 lanes (u8),
+ * zp's byte outside the row; lanes past c read 0 */
+static inline __m512i dw_col(const rg_qk_dw *L, const int8_t *xr, int32_t iw, int32_t c0, __m512i zpb)
+{
+    if (iw < 0 || iw >= L->p.in_w) return zpb;
+    int32_t left = L->p.in_c - c0;
+    const int8_t *src = xr + (size_t)iw * L->p.in_c + c0;
+    __m128i v = left >= 16 ? _mm_loadu_si128((const __m128i *)(const void *)src) : _mm_maskz_loadu_epi8(lanes(left), src);
+    return _mm512_cvtepu8_epi32(v);
+}
+
+static inline __attribute__((always_inline)) void dw_gather_row(const rg_qk_dw *L, const int8_t *xn, int32_t ih,
+                                                                int32_t *dst, const int KW)
+{
+    const rg_q_conv_params *p = &L->p;
+    const int32_t cpad = L->cpad, kw_n = KW ? KW : p->k_w;
+    const __m512i zpb = _mm512_set1_epi32(p->in_zp & 0xFF);
+    /* the +128 of the taps that exist, after the bytes are in place */
+    const __m512i flip = _mm512_set1_epi32((int32_t)(0x80808080u >> (8 * (4 - kw_n))));
+    if (ih < 0 || ih >= p->in_h) {
+        __m512i pad = _mm512_xor_si512(_mm512_set1_epi32((int32_t)((uint32_t)(p->in_zp & 0xFF) * 0x01010101u &
+                                                                   (0xFFFFFFFFu >> (8 * (4 - kw_n))))),
+                                       flip);
+        for (size_t i = 0; i < (size_t)p->out_w * cpad; i += 16) _mm512_storeu_si512((void *)(dst + i), pad);
+        return;
+    }
+    const int8_t *xr = xn + (size_t)ih * p->in_w * p->in_c;
+    for (int32_t ow = 0; ow < p->out_w; ow++) {
+        int32_t iw0 = ow * p->stride_w - p->pad_left;
+        for (int32_t c0 = 0; c0 < cpad; c0 += 16) {
+            __m512i v = dw_col(L, xr, iw0, c0, zpb);
+            if (kw_n > 1) v = _mm512_or_si512(v, _mm512_slli_epi32(dw_col(L, xr, iw0 + p->dilation_w, c0, zpb), 8));
+            if (kw_n > 2)
+                v = _mm512_or_si512(v, _mm512_slli_epi32(dw_col(L, xr, iw0 + 2 * p->dilation_w, c0, zpb), 16));
+            if (kw_n > 3)
+                v = _mm512_or_si512(v, _mm512_slli_epi32(dw_col(L, xr, iw0 + 3 * p->dilation_w, c0, zpb), 24));
+            _mm512_storeu_si512((void *)(dst + (size_t)ow * cpad + c0), _mm512_xor_si512(v, flip));
+        }
+    }
+}
+
+static inline __attribute__((always_inline)) void dw_rows_impl(const rg_qk_dw *Lp, const int8_t *x, int8_t *y,
+                                                              int32_t *ring, const int KH, const int KW,
+                                                              const int lsh_any)
+{
+    const rg_qk_dw L = *Lp; /* a local copy: int8 stores cannot alias it */
+    const rg_q_conv_params *p = &L.p;
+    const int32_t c = p->in_c, cpad = L.cpad, kh_n = KH ? KH : p->k_h;
+    const int32_t R = dw_ring(&L), dh = p->dilation_h;
+    const size_t rowsz = (size_t)p->out_w * (size_t)cpad;
+    const __m512i lo = _mm512_set1_epi32(p->act_min - p->out_zp), hi = _mm512_set1_epi32(p->act_max - p->out_zp);
+    const __m512i zp = _mm512_set1_epi32(p->out_zp);
+    const __m512i zp16 = _mm512_set1_epi16((short)p->out_zp);
+    const __m512i lo8 = _mm512_set1_epi8((char)p->act_min), hi8 = _mm512_set1_epi8((char)p->act_max);
+    const __m512i perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    for (int32_t n = 0; n < p->batch; n++) {
+        const int8_t *xn = x + (size_t)n * p->in_h * p->in_w * c;
+        int32_t built = 0; /* padded rows below `built` are gathered (the last R kept) */
+        for (int32_t oh = 0; oh < p->out_h; oh++) {
+            int32_t r0 = oh * p->stride_h, need = r0 + (kh_n - 1) * dh + 1;
+            if (built < r0) built = r0;
+            for (; built < need; built++) dw_gather_row(&L, xn, built - p->pad_top, ring + (size_t)(built % R) * rowsz, KW);
+            int8_t *yr = y + ((size_t)n * p->out_h + oh) * p->out_w * c;
+            for (int32_t ow = 0; ow < p->out_w; ow++) {
+                const size_t at = (size_t)ow * cpad;
+                int8_t *yp = yr + (size_t)ow * c;
+                int32_t c0 = 0;
+                /* 64 channels: four chains, one packed store */
+                for (; c0 + 64 <= c; c0 += 64) {
+                    __m512i a[4];
+                    for (int j = 0; j < 4; j++) a[j] = LD(L.qbias_u8 + c0 + 16 * j);
+                    for (int32_t kh = 0; kh < kh_n; kh++) {
+                        const int32_t *xr = ring + (size_t)((r0 + kh * dh) % R) * rowsz + at + c0;
+                        const int32_t *wr = L.wrow + (size_t)kh * cpad + c0;
+                        for (int j = 0; j < 4; j++) a[j] = _mm512_dpbusd_epi32(a[j], LD(xr + 16 * j), LD(wr + 16 * j));
+                    }
+                    __m512i r[4];
+                    for (int j = 0; j < 4; j++) {
+                        int32_t cc = c0 + 16 * j;
+                        r[j] = mbm(a[j], LD(L.qmult + cc), LD(L.qlsh + cc), LD(L.qrsh + cc), LD(L.qmask + cc),
+                                   LD(L.qhalf + cc), lsh_any);
+                    }
+                    __m512i u = _mm512_adds_epi16(_mm512_packs_epi32(r[0], r[1]), zp16);
+                    __m512i v = _mm512_adds_epi16(_mm512_packs_epi32(r[2], r[3]), zp16);
+                    __m512i b = _mm512_min_epi8(_mm512_max_epi8(_mm512_packs_epi16(u, v), lo8), hi8);
+                    _mm512_storeu_si512((void *)(yp + c0), _mm512_permutexvar_epi32(perm, b));
+                }
+                for (; c0 < c; c0 += 16) {
+                    __m512i a0 = LD(L.qbias_u8 + c0), a1 = _mm512_setzero_si512();
+                    for (int32_t kh = 0; kh < kh_n; kh++) {
+                        const int32_t *xr = ring + (size_t)((r0 + kh * dh) % R) * rowsz + at + c0;
+                        if (kh % 2) a1 = _mm512_dpbusd_epi32(a1, LD(xr), LD(L.wrow + (size_t)kh * cpad + c0));
+                        else a0 = _mm512_dpbusd_epi32(a0, LD(xr), LD(L.wrow + (size_t)kh * cpad + c0));
+                    }
+                    __m512i r = requant(_mm512_add_epi32(a0, a1), LD(L.qmult + c0), LD(L.qlsh + c0), LD(L.qrsh + c0),
+                                        LD(L.qmask + c0), LD(L.qhalf + c0), lsh_any, lo, hi, zp);
+                    _mm512_mask_cvtepi32_storeu_epi8(yp + c0, lanes(c - c0), r);
+                }
+            }
+        }
+    }
+}
+
+static void depthwise(const rg_qk_dw *L, const int8_t *x, int8_t *y, void *scratch)
+{
+    if (L->p.k_w <= 4) {
+        /* MobileNets' 3x3: constant loops */
+        if (L->p.k_h == 3 && L->p.k_w == 3 && !L->lsh_any) dw_rows_impl(L, x, y, scratch, 3, 3, 0);
+        else dw_rows_impl(L, x, y, scratch, 0, 0, 1);
+        return;
+    }
+    dw_impl(L, x, y, 0, 0, 1); /* wide kernels: the per-tap code */
 }
 
 /* The direct convolution (rt/kernels/qk.h, rg_qk_conv): the image padded
@@ -455,5 +582,6 @@ static void clamp(const int8_t *x, int64_t n, int32_t lo, int32_t hi, int8_t *y)
 
 const rg_qk_table rg_qk_vnni = {
     .name = "avx512vnni", .nr = 16, .kr = 4, .wbytes = 1, .mr = MR, .cvec = 16,
-    .gemm = gemm, .conv_direct = conv_direct, .depthwise = depthwise, .add = add, .gap = gap, .clamp = clamp,
+    .gemm = gemm, .conv_direct = conv_direct, .depthwise = depthwise, .dw_scratch = dw_scratch, .add = add,
+    .gap = gap, .clamp = clamp,
 };
