@@ -304,13 +304,21 @@ static void test_add(void **state)
     int nt = tables(t);
     const int64_t ns[] = {0, 1, 7, 8, 15, 16, 17, 100, 1000};
     rg_error err;
-    for (int rep = 0; rep < 60; rep++) {
+    for (int rep = 0; rep < 160; rep++) {
         rg_q_add_params p;
         rg_qparams a = {0.001f + 0.2f * rg_rng_uniform(&rng), rnd(-128, 127)};
         rg_qparams b = {0.001f + 0.2f * rg_rng_uniform(&rng), rnd(-128, 127)};
         rg_qparams o = {0.002f + 0.3f * rg_rng_uniform(&rng), rnd(-128, 127)};
         if (rg_q_add_prepare(a, b, o, (rg_q_activation)(rep % 3), &p, &err)) fail_msg("%s", err.msg);
-        if (rep % 4 == 3) { /* any valid parameters, not only prepared ones: saturating shifts */
+        if (rep >= 60) { /* right shifts only, any multiplier, left shifts around the split rescale's
+                          * range [9, 22] (rt/kernels/qk_vnni.c): every rounding case of its formula */
+            int32_t mm[3], ss[3];
+            rand_requant(3, 1, mm, ss);
+            p.in1_multiplier = mm[0], p.in1_shift = -rnd(0, 31);
+            p.in2_multiplier = mm[1], p.in2_shift = rep % 5 ? -rnd(0, 12) : -rnd(28, 31);
+            p.out_multiplier = mm[2], p.out_shift = ss[2];
+            p.left_shift = rnd(8, 22);
+        } else if (rep % 4 == 3) { /* any valid parameters, not only prepared ones: saturating shifts */
             int32_t mm[3], ss[3];
             rand_requant(3, 1, mm, ss);
             p.in1_multiplier = mm[0], p.in1_shift = ss[0];
@@ -319,7 +327,7 @@ static void test_add(void **state)
             p.left_shift = rnd(0, 22);
         }
         assert_int_equal(rg_qk_check_add(&p, &err), RG_OK);
-        int64_t n = ns[rep % 9];
+        int64_t n = rep >= 60 ? 1000 + rep % 17 : ns[rep % 9];
         int8_t *x1 = rand_s8((size_t)n, -128, 127), *x2 = rand_s8((size_t)n, -128, 127);
         int8_t *want = malloc((size_t)n + 1), *got = malloc((size_t)n + 1);
         assert_int_equal(rg_q_add_s8(&p, x1, x2, n, want, &err), RG_OK);

@@ -538,8 +538,66 @@ static inline __attribute__((always_inline)) void add_impl(const rg_q_add_params
     }
 }
 
+/* An input's rescale for the add, rg_q_mul_by_multiplier((x - zp) << ls,
+ * m, -e), without 64-bit products. With v = x - zp (|v| <= 255) and k =
+ * 31 - ls: srdhm(v 2^ls, m) = floor((v m + 2^(k-1)) / 2^k), and with m =
+ * mh 2^k + ml (0 <= ml < 2^k) that is v mh + ((v ml + 2^(k-1)) >> k), both
+ * products inside int32 when 9 <= ls <= 22. The rounding right shift by e
+ * is (r + 2^(e-1) - [r < 0]) >> e (|r| < 2^30 + 2^8, so no overflow for
+ * e <= 30): gemmlowp's remainder test, ties away from zero. */
+typedef struct {
+    __m512i zp, mh, ml, halfk, rnd;
+    __m128i k, e;
+    int has_e;
+} in_scale;
+
+static int in_scale_ok(int32_t ls, int32_t shift)
+{
+    return ls >= 9 && ls <= 22 && shift <= 0 && shift >= -30;
+}
+
+static in_scale in_scale_of(int32_t zp, int32_t ls, int32_t m, int32_t shift)
+{
+    int32_t k = 31 - ls, e = -shift;
+    return (in_scale){_mm512_set1_epi32(zp), _mm512_set1_epi32(m >> k), _mm512_set1_epi32(m & ((1 << k) - 1)),
+                      _mm512_set1_epi32(1 << (k - 1)), _mm512_set1_epi32(e > 0 ? 1 << (e - 1) : 0),
+                      _mm_cvtsi32_si128(k), _mm_cvtsi32_si128(e), e > 0};
+}
+
+static inline __m512i in_rescale(const int8_t *x, __mmask16 keep, const in_scale *q)
+{
+    __m512i v = load_x(x, keep, q->zp);
+    __m512i lo = _mm512_sra_epi32(_mm512_add_epi32(_mm512_mullo_epi32(v, q->ml), q->halfk), q->k);
+    __m512i r = _mm512_add_epi32(_mm512_mullo_epi32(v, q->mh), lo);
+    __m512i t = _mm512_add_epi32(r, q->rnd);
+    if (q->has_e) t = _mm512_add_epi32(t, _mm512_srai_epi32(r, 31));
+    return _mm512_sra_epi32(t, q->e);
+}
+
+static inline __attribute__((always_inline)) void add_split(const rg_q_add_params *p, const int8_t *a,
+                                                            const int8_t *b, int64_t n, int8_t *y, const int lsh_any)
+{
+    const in_scale q1 = in_scale_of(p->in1_zp, p->left_shift, p->in1_multiplier, p->in1_shift);
+    const in_scale q2 = in_scale_of(p->in2_zp, p->left_shift, p->in2_multiplier, p->in2_shift);
+    const qvec qo = qvec_of(p->out_multiplier, p->out_shift);
+    const __m512i lo = _mm512_set1_epi32(p->act_min - p->out_zp), hi = _mm512_set1_epi32(p->act_max - p->out_zp);
+    const __m512i zp = _mm512_set1_epi32(p->out_zp);
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 keep = lanes((int32_t)(n - i < 16 ? n - i : 16));
+        /* |s1|, |s2| < 2^30: the sum needs no saturation */
+        __m512i sum = _mm512_add_epi32(in_rescale(a + i, keep, &q1), in_rescale(b + i, keep, &q2));
+        __m512i r = requant(sum, qo.m, qo.lsh, qo.rsh, qo.mask, qo.half, lsh_any, lo, hi, zp);
+        _mm512_mask_cvtepi32_storeu_epi8(y + i, keep, r);
+    }
+}
+
 static void add(const rg_q_add_params *p, const int8_t *a, const int8_t *b, int64_t n, int8_t *y)
 {
+    if (in_scale_ok(p->left_shift, p->in1_shift) && in_scale_ok(p->left_shift, p->in2_shift)) {
+        if (p->out_shift > 0) add_split(p, a, b, n, y, 1);
+        else add_split(p, a, b, n, y, 0);
+        return;
+    }
     /* prepared adds shift right only (input multipliers < 1) */
     if (p->in1_shift > 0 || p->in2_shift > 0 || p->out_shift > 0) add_impl(p, a, b, n, y, 1);
     else add_impl(p, a, b, n, y, 0);
