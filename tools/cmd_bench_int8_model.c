@@ -111,11 +111,13 @@ static void profile(const rg_rgm *m, const rg_rt *rt1, void *arena, const int8_t
         for (int32_t i = 0; i < n; i++) all[(size_t)i * steps + k] = s.t[i];
     }
     double total = 0, med[1024];
+    int64_t total_macs = 0;
     for (int32_t i = 0; i < n && i < 1024; i++) {
         memcpy(col, all + (size_t)i * steps, sizeof(double) * (size_t)steps);
         qsort(col, (size_t)steps, sizeof *col, cmp_double);
         med[i] = col[steps / 2];
         total += med[i];
+        total_macs += rg_rgm_op_macs(m, i);
     }
     printf("\nprofile: every op alone, one image, one thread, %s kernels (median of %d)\n", rg_rt_table_name(rt1),
            (int)steps);
@@ -126,7 +128,7 @@ static void profile(const rg_rgm *m, const rg_rt *rt1, void *arena, const int8_t
         const rg_rgm_tensor *a = &m->tensors[o->in[0]], *b = &m->tensors[o->out];
         char shape[48];
         snprintf(shape, sizeof shape, "%dx%dx%d>%d%s", (int)a->h, (int)a->w, (int)a->c, (int)b->c,
-                 b->h < a->h ? "/2" : "");
+                 b->h < a->h && o->kind != RG_RT_GAP ? "/2" : "");
         int64_t macs = rg_rgm_op_macs(m, i);
         const char *kind = rg_rt_kind_name(o->kind);
         if (o->kind == RG_RT_CONV && o->k_h == 1 && o->k_w == 1) kind = "pointwise";
@@ -135,7 +137,8 @@ static void profile(const rg_rgm *m, const rg_rt *rt1, void *arena, const int8_t
         if (macs > 0) printf(" %8.1f", (double)macs / med[i] / 1e9);
         printf("\n");
     }
-    printf("%3s %-24s %-9s %-16s %9lld %8.2f\n", "", "total (ops alone)", "", "", (long long)0, total * 1e6);
+    printf("%3s %-24s %-9s %-16s %9lld %8.2f %5s  %8.1f\n", "", "total (ops alone)", "", "", (long long)total_macs,
+           total * 1e6, "", (double)total_macs / total / 1e9);
     free(all), free(col), free(s.t);
 }
 
