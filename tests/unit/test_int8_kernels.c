@@ -87,6 +87,19 @@ static void expect_same(const char *table, const char *what, const int8_t *got, 
 
 /* ---- matrix product (pointwise, fully connected) ---- */
 
+/* 1 / 0: the layers the next checks prepare must (not) take the short
+ * rounding (rt/kernels/qk.h, rshort); -1: either. */
+static int expect_short = -1;
+
+/* Right shifts of 1 to 3 only (ties of the rounding are frequent) */
+static void short_requant(int32_t n, int32_t *m, int32_t *s)
+{
+    for (int32_t c = 0; c < n; c++) {
+        m[c] = (1 << 30) + (int32_t)rg_rng_below(&rng, 1u << 30);
+        s[c] = -rnd(1, 3);
+    }
+}
+
 static void check_gemm(const rg_qk_table *const *t, int nt, int32_t rows, int32_t k, int32_t n, int bias_mode,
                        int extreme)
 {
@@ -98,7 +111,8 @@ static void check_gemm(const rg_qk_table *const *t, int nt, int32_t rows, int32_
         /* one channel beyond the bound is enough to send the layer back */
         bias[o] = rand_bias(bias_mode == 3 && o != n - 1 ? 2 : bias_mode, sa);
     }
-    rand_requant(n, extreme, m, s);
+    if (extreme == 2) short_requant(n, m, s);
+    else rand_requant(n, extreme, m, s);
     int32_t lo = rnd(-128, 20), hi = rnd(lo, 127);
     if (rg_rng_below(&rng, 3) == 0) lo = -128, hi = 127;
     rg_q_fc_params p = {.batch = rows, .in_features = k, .out_features = n, .in_zp = rnd(-128, 127),
@@ -112,6 +126,7 @@ static void check_gemm(const rg_qk_table *const *t, int nt, int32_t rows, int32_
         void *buf = malloc(size);
         rg_qk_gemm L;
         if (rg_qk_gemm_prepare(t[it], &p, w, b, buf, size, &L, &err)) fail_msg("%s", err.msg);
+        if (t[it]->nr && expect_short >= 0) assert_int_equal(L.rshort, expect_short);
         if (t[it]->nr) assert_int_equal(L.fast, bias_mode == 3 && b ? 0 : 1);
         void *scratch = malloc(rg_qk_gemm_scratch(&L) + 1);
         memset(got, 0x55, (size_t)rows * n);
@@ -186,6 +201,7 @@ static void check_dw(const rg_qk_table *const *t, int nt, rg_q_conv_params p, in
         void *buf = malloc(size);
         rg_qk_dw L;
         if (rg_qk_dw_prepare(t[it], &p, w, bias, buf, size, &L, &err)) fail_msg("%s", err.msg);
+        if (t[it]->nr && expect_short >= 0) assert_int_equal(L.rshort, expect_short);
         if (t[it]->nr) assert_int_equal(L.fast, bias_mode == 3 ? 0 : 1);
         memset(got, 0x55, ny);
         size_t ns = rg_qk_dw_scratch(&L);
@@ -256,6 +272,7 @@ static void check_conv(const rg_qk_table *const *t, int nt, rg_q_conv_params p, 
         void *buf = malloc(size);
         rg_qk_conv L;
         if (rg_qk_conv_prepare(t[it], &p, w, bias, buf, size, &L, &err)) fail_msg("%s", err.msg);
+        if (t[it]->nr && expect_short >= 0) assert_int_equal(L.gemm.rshort, expect_short);
         /* few taps take the table's direct kernel where it has one */
         assert_int_equal(L.direct, t[it]->conv_direct && kk <= RG_QK_DIRECT_MAX && p.dilation_w == 1 && L.gemm.fast);
         void *scratch = malloc(rg_qk_conv_scratch(&L) + 1);
@@ -437,11 +454,41 @@ static void test_prepare_errors(void **state)
     assert_non_null(strstr(err.msg, "out_h"));
 }
 
+/* The short rounding (rshort) on every kernel that has it: right shifts of
+ * 1 to 3 (ties everywhere), biases within the bound (taken) and at the fast
+ * kernels' limit (refused: r + 2^(e-1) could leave int32). */
+static void test_short_rounding(void **state)
+{
+    (void)state;
+    const rg_qk_table *t[3];
+    int nt = tables(t);
+    int32_t m[128], s[128];
+    for (int rep = 0; rep < 24; rep++) {
+        int bias_mode = rep % 4 == 3 ? 2 : rep % 2;
+        expect_short = bias_mode == 2 ? -1 : 1; /* at the limit: only when the bias leaves room */
+        check_gemm(t, nt, rnd(1, 30), rnd(1, 100), rnd(1, 70), bias_mode, 2);
+        int32_t c = rnd(1, 100);
+        rg_q_conv_params p = rand_conv(1 + rep % 2, rnd(1, 9), rnd(1, 9), c, c, 3, 1 + rep % 2, 1, 1, m, s, 0);
+        short_requant(c, m, s);
+        check_dw(t, nt, p, bias_mode);
+        p = rand_conv(1, rnd(1, 9), rnd(1, 9), rnd(1, 3), rnd(1, 40), 3, 1 + rep % 2, 1, 1, m, s, 0);
+        short_requant(p.out_c, m, s);
+        check_conv(t, nt, p, bias_mode);
+    }
+    /* one channel that does not shift right: the layer keeps the long rounding */
+    expect_short = 0;
+    rg_q_conv_params p = rand_conv(1, 6, 6, 20, 20, 3, 1, 1, 1, m, s, 0);
+    short_requant(20, m, s);
+    s[7] = 0;
+    check_dw(t, nt, p, 0);
+    expect_short = -1;
+}
+
 int main(void)
 {
     rng = rg_rng_keyed(2026, 11, 29);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_gemm),      cmocka_unit_test(test_gemm_extremes), cmocka_unit_test(test_depthwise),
+        cmocka_unit_test(test_gemm),      cmocka_unit_test(test_gemm_extremes), cmocka_unit_test(test_short_rounding), cmocka_unit_test(test_depthwise),
         cmocka_unit_test(test_conv),      cmocka_unit_test(test_add),           cmocka_unit_test(test_gap_clamp),
         cmocka_unit_test(test_dispatch),  cmocka_unit_test(test_prepare_errors),
     };

@@ -67,9 +67,11 @@ static int32_t round_up(int32_t v, int32_t m) { return m > 1 ? (v + m - 1) / m *
 /* Offsets in a prepared buffer are kept multiples of 64 bytes from its start. */
 static size_t align64(size_t v) { return (v + 63) & ~(size_t)63; }
 
-/* The six per-channel int32 vectors (bias, multiplier, left and right
- * shift, rounding mask and half mask) of npad channels. */
-#define NQ 6
+/* The eight per-channel int32 vectors (bias, multiplier, left and right
+ * shift, rounding mask and half mask; the next channel's multiplier at
+ * even channels and 2^(right-1): the short rounding, qk.h) of npad
+ * channels. */
+#define NQ 8
 static size_t requant_bytes(int32_t npad) { return align64((size_t)NQ * (size_t)npad * sizeof(int32_t)); }
 
 /* Fills the requantization vectors (but the bias); channels >= n are
@@ -85,6 +87,8 @@ static int fill_requant(int32_t *q, int32_t n, int32_t npad, const int32_t *m, c
         q[3 * npad + c] = right;
         q[4 * npad + c] = (int32_t)((INT64_C(1) << right) - 1); /* as rg_q_rdbpot */
         q[5 * npad + c] = q[4 * npad + c] >> 1;
+        q[6 * npad + c] = c % 2 == 0 && c + 1 < n ? m[c + 1] : 0;
+        q[7 * npad + c] = right > 0 ? (int32_t)(INT64_C(1) << (right - 1)) : 0;
         lsh_any |= s[c] > 0;
     }
     return lsh_any;
@@ -97,6 +101,15 @@ static int channel_fits(int64_t bias, int64_t sum_abs_w)
 {
     int64_t b = bias < 0 ? -bias : bias;
     return b + 255 * sum_abs_w <= INT32_MAX;
+}
+
+/* Whether a channel may take the short rounding (qk.h): it shifts right
+ * (by at least 1) and r + 2^(right-1) cannot leave int32, r being the
+ * doubling high product, at most |acc| + 1 <= |bias| + 255 sum |w| + 1. */
+static int channel_short(int64_t bias, int64_t sum_abs_w, int32_t shift)
+{
+    int64_t b = bias < 0 ? -bias : bias;
+    return shift <= -1 && b + 255 * sum_abs_w + 1 + (INT64_C(1) << (-shift - 1)) <= INT32_MAX;
 }
 
 /* ---- matrix product ---- */
@@ -147,6 +160,7 @@ rg_status rg_qk_gemm_prepare(const rg_qk_table *t, const rg_q_fc_params *p, cons
     int32_t *q = buf;
     L->lsh_any = fill_requant(q, n, npad, p->multipliers, p->shifts);
     L->fast = 1;
+    L->rshort = 1;
     for (int32_t o = 0; o < n; o++) {
         int64_t sum = 0, sum_abs = 0;
         for (int32_t i = 0; i < k; i++) {
@@ -156,6 +170,7 @@ rg_status rg_qk_gemm_prepare(const rg_qk_table *t, const rg_q_fc_params *p, cons
         }
         int64_t b = bias ? bias[o] : 0;
         if (!channel_fits(b, sum_abs)) L->fast = 0;
+        if (!channel_short(b, sum_abs, p->shifts[o])) L->rshort = 0;
         q[o] = (int32_t)(b - (128 + (int64_t)p->in_zp) * sum); /* fits when channel_fits */
     }
     L->qbias = q;
@@ -164,6 +179,8 @@ rg_status rg_qk_gemm_prepare(const rg_qk_table *t, const rg_q_fc_params *p, cons
     L->qrsh = q + 3 * npad;
     L->qmask = q + 4 * npad;
     L->qhalf = q + 5 * npad;
+    L->qmodd = q + 6 * npad;
+    L->qrnd = q + 7 * npad;
     char *pack = (char *)buf + requant_bytes(npad);
     memset(pack, 0, (size_t)npad * (size_t)kpad * (size_t)t->wbytes);
     const int32_t groups = kpad / kr;
@@ -232,6 +249,7 @@ rg_status rg_qk_dw_prepare(const rg_qk_table *t, const rg_q_conv_params *p, cons
     int32_t *q = buf;
     L->lsh_any = fill_requant(q, c, cpad, p->multipliers, p->shifts);
     L->fast = 1;
+    L->rshort = 1;
     int32_t *wt = (int32_t *)(void *)((char *)buf + requant_bytes(cpad));
     memset(wt, 0, (size_t)taps * (size_t)cpad * sizeof *wt);
     int32_t *bzp = (int32_t *)(void *)((char *)wt + align64((size_t)taps * (size_t)cpad * sizeof *wt));
@@ -254,6 +272,7 @@ rg_status rg_qk_dw_prepare(const rg_qk_table *t, const rg_q_conv_params *p, cons
         }
         int64_t b = bias ? bias[ch] : 0;
         if (!channel_fits(b, sum_abs)) L->fast = 0;
+        if (!channel_short(b, sum_abs, p->shifts[ch])) L->rshort = 0;
         q[ch] = (int32_t)b;
         /* where every tap is inside the input, sum (x - zp) w = sum x w -
          * zp sum w; |bias - zp sum w| <= |bias| + 128 sum |w| fits when the
@@ -268,6 +287,8 @@ rg_status rg_qk_dw_prepare(const rg_qk_table *t, const rg_q_conv_params *p, cons
     L->qrsh = q + 3 * cpad;
     L->qmask = q + 4 * cpad;
     L->qhalf = q + 5 * cpad;
+    L->qmodd = q + 6 * cpad;
+    L->qrnd = q + 7 * cpad;
     L->wtap = wt;
     L->wrow = wrow;
     L->qbias_u8 = bu8;

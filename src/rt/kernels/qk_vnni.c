@@ -44,6 +44,29 @@ static inline __attribute__((always_inline)) __m512i mbm(__m512i x, __m512i m, _
     return _mm512_mask_add_epi32(r, up, r, _mm512_set1_epi32(1));
 }
 
+/* mbm with the short rounding (rt/kernels/qk.h, rg_qk_gemm.rshort):
+ * right shifts only, modd the next channel's multiplier at even lanes,
+ * rnd 2^(rsh-1). */
+static inline __attribute__((always_inline)) __m512i mbm_short(__m512i x, __m512i m, __m512i modd, __m512i rsh,
+                                                              __m512i rnd)
+{
+    const __m512i nudge = _mm512_set1_epi64(INT64_C(1) << 30);
+    __m512i ev = _mm512_add_epi64(_mm512_mul_epi32(x, m), nudge);
+    __m512i od = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), modd), nudge);
+    __m512i r = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(ev, 31), _mm512_slli_epi64(od, 1));
+    __m512i t = _mm512_sub_epi32(_mm512_add_epi32(r, rnd), _mm512_srli_epi32(r, 31));
+    return _mm512_srav_epi32(t, rsh);
+}
+
+/* The requantization of a prepared layer L (rg_qk_gemm or rg_qk_dw) for
+ * the 16 channels from c: mode 2 the short rounding, else mbm with
+ * lsh_any = mode. */
+#define RQ(L, c, acc, mode)                                                                                      \
+    ((mode) == 2 ? mbm_short((acc), LD((L)->qmult + (c)), LD((L)->qmodd + (c)), LD((L)->qrsh + (c)),             \
+                             LD((L)->qrnd + (c)))                                                                \
+                 : mbm((acc), LD((L)->qmult + (c)), LD((L)->qlsh + (c)), LD((L)->qrsh + (c)), LD((L)->qmask + (c)), \
+                       LD((L)->qhalf + (c)), (mode)))
+
 /* mbm, clamped to [lo, hi] (the bounds minus the output zero point), plus
  * the zero point: the order in which nothing can overflow. */
 static inline __attribute__((always_inline)) __m512i requant(__m512i acc, __m512i m, __m512i lsh, __m512i rsh,
@@ -77,8 +100,7 @@ static inline __attribute__((always_inline)) void store_row(const rg_qk_gemm *L,
             continue;
         }
         int32_t c = c0 + 16 * j;
-        r[j] = mbm(_mm512_add_epi32(r[j], LD(L->qbias + c)), LD(L->qmult + c), LD(L->qlsh + c), LD(L->qrsh + c),
-                   LD(L->qmask + c), LD(L->qhalf + c), lsh_any);
+        r[j] = RQ(L, c, _mm512_add_epi32(r[j], LD(L->qbias + c)), lsh_any);
     }
     if (np == 1) {
         const __m512i lo = _mm512_set1_epi32(L->act_min - L->out_zp), hi = _mm512_set1_epi32(L->act_max - L->out_zp);
@@ -162,7 +184,11 @@ static void gemm(const rg_qk_gemm *Lp, int32_t rows, const int8_t *x, int8_t *y,
             }
         int8_t *yr = y + (size_t)r0 * n;
         int32_t p = 0;
-        if (L->lsh_any) {
+        if (L->rshort) {
+            for (; p + NP <= panels; p += NP) tile(L, xr, mr, p, NP, 2, yr);
+            for (; p + 2 <= panels; p += 2) tile(L, xr, mr, p, 2, 2, yr);
+            for (; p < panels; p++) tile(L, xr, mr, p, 1, 2, yr);
+        } else if (L->lsh_any) {
             for (; p + NP <= panels; p += NP) tile(L, xr, mr, p, NP, 1, yr);
             for (; p + 2 <= panels; p += 2) tile(L, xr, mr, p, 2, 1, yr);
             for (; p < panels; p++) tile(L, xr, mr, p, 1, 1, yr);
@@ -395,8 +421,7 @@ static inline __attribute__((always_inline)) void dw_rows_impl(const rg_qk_dw *L
                     __m512i r[4];
                     for (int j = 0; j < 4; j++) {
                         int32_t cc = c0 + 16 * j;
-                        r[j] = mbm(a[j], LD(L.qmult + cc), LD(L.qlsh + cc), LD(L.qrsh + cc), LD(L.qmask + cc),
-                                   LD(L.qhalf + cc), lsh_any);
+                        r[j] = RQ(&L, cc, a[j], lsh_any);
                     }
                     __m512i u = _mm512_adds_epi16(_mm512_packs_epi32(r[0], r[1]), zp16);
                     __m512i v = _mm512_adds_epi16(_mm512_packs_epi32(r[2], r[3]), zp16);
@@ -410,8 +435,8 @@ static inline __attribute__((always_inline)) void dw_rows_impl(const rg_qk_dw *L
                         if (kh % 2) a1 = _mm512_dpbusd_epi32(a1, LD(xr), LD(L.wrow + (size_t)kh * cpad + c0));
                         else a0 = _mm512_dpbusd_epi32(a0, LD(xr), LD(L.wrow + (size_t)kh * cpad + c0));
                     }
-                    __m512i r = requant(_mm512_add_epi32(a0, a1), LD(L.qmult + c0), LD(L.qlsh + c0), LD(L.qrsh + c0),
-                                        LD(L.qmask + c0), LD(L.qhalf + c0), lsh_any, lo, hi, zp);
+                    __m512i r = RQ(&L, c0, _mm512_add_epi32(a0, a1), lsh_any);
+                    r = _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(r, lo), hi), zp);
                     _mm512_mask_cvtepi32_storeu_epi8(yp + c0, lanes(c - c0), r);
                 }
             }
@@ -423,7 +448,8 @@ static void depthwise(const rg_qk_dw *L, const int8_t *x, int8_t *y, void *scrat
 {
     if (L->p.k_w <= 4) {
         /* MobileNets' 3x3: constant loops */
-        if (L->p.k_h == 3 && L->p.k_w == 3 && !L->lsh_any) dw_rows_impl(L, x, y, scratch, 3, 3, 0);
+        if (L->p.k_h == 3 && L->p.k_w == 3 && L->rshort) dw_rows_impl(L, x, y, scratch, 3, 3, 2);
+        else if (L->p.k_h == 3 && L->p.k_w == 3 && !L->lsh_any) dw_rows_impl(L, x, y, scratch, 3, 3, 0);
         else dw_rows_impl(L, x, y, scratch, 0, 0, 1);
         return;
     }
@@ -478,8 +504,8 @@ static inline __attribute__((always_inline)) void direct_impl(const rg_qk_conv *
                         }
                     }
                     __m512i acc = _mm512_add_epi32(_mm512_add_epi32(a[0], a[1]), a[2]);
-                    __m512i r = requant(acc, LD(G->qmult + c0), LD(G->qlsh + c0), LD(G->qrsh + c0),
-                                        LD(G->qmask + c0), LD(G->qhalf + c0), lsh_any, lo, hi, ozp);
+                    __m512i r = RQ(G, c0, acc, lsh_any);
+                    r = _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(r, lo), hi), ozp);
                     _mm512_mask_cvtepi32_storeu_epi8(yp + c0, lanes(oc - c0), r);
                 }
             }
@@ -489,7 +515,8 @@ static inline __attribute__((always_inline)) void direct_impl(const rg_qk_conv *
 static void conv_direct(const rg_qk_conv *L, const int8_t *x, int8_t *y, void *scratch)
 {
     /* 3x3 over one input channel (a grayscale stem): constant loops */
-    if (L->p.k_h == 3 && L->rpairs == 2 && !L->gemm.lsh_any) direct_impl(L, x, y, scratch, 0, 3, 2);
+    if (L->p.k_h == 3 && L->rpairs == 2 && L->gemm.rshort) direct_impl(L, x, y, scratch, 2, 3, 2);
+    else if (L->p.k_h == 3 && L->rpairs == 2 && !L->gemm.lsh_any) direct_impl(L, x, y, scratch, 0, 3, 2);
     else if (L->gemm.lsh_any) direct_impl(L, x, y, scratch, 1, 0, 0);
     else direct_impl(L, x, y, scratch, 0, 0, 0);
 }
