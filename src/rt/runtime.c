@@ -280,7 +280,7 @@ static void run_share(const rg_rt *rt, int8_t *slot, int32_t lo, int32_t hi, con
         size_t nx = (size_t)b * in_n, ny = (size_t)b * out_n;
         if (d->in8) memcpy(x, d->in8 + (size_t)i * in_n, nx);
         else
-            for (size_t k = 0; k < nx; k++) x[k] = (int8_t)rg_q_quantize_value(d->inf[(size_t)i * in_n + k], qi, -128, 127);
+            rg_qk_quantize(rt->t, d->inf + (size_t)i * in_n, nx, qi, x);
         run(rt, slot, b, NULL, NULL);
         if (d->out8) memcpy(d->out8 + (size_t)i * out_n, y, ny);
         else rg_q_dequantize(y, ny, qo, d->outf + (size_t)i * out_n);

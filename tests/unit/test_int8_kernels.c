@@ -16,6 +16,7 @@
 #include "test_support.h"
 
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -484,11 +485,46 @@ static void test_short_rounding(void **state)
     expect_short = -1;
 }
 
+/* The runtime's input quantization: every table's (rg_qk_quantize) gives
+ * rg_q_quantize_value's bits: ties of the rounding on both signs, values
+ * that saturate, infinities, NaN, -0, odd lengths. */
+static void test_quantize(void **state)
+{
+    (void)state;
+    const rg_qk_table *t[3];
+    int nt = tables(t);
+    enum { N = 1000 };
+    float x[N];
+    int8_t want[N + 1], got[N + 1];
+    for (int rep = 0; rep < 20; rep++) {
+        rg_qparams q = {0.001f + 0.1f * rg_rng_uniform(&rng), rnd(-128, 127)};
+        if (rep == 0) q.scale = 0.25f; /* exact ties x / scale = k + 0.5 */
+        for (int i = 0; i < N; i++) {
+            switch (i % 7) {
+            case 0: x[i] = ((float)rnd(-300, 300) + 0.5f) * q.scale; break;  /* ties (where exact) */
+            case 1: x[i] = 40.0f * (rg_rng_uniform(&rng) - 0.5f); break;
+            case 2: x[i] = (float)rnd(-200, 200) * q.scale; break;
+            case 3: x[i] = 1e30f * (rg_rng_uniform(&rng) - 0.5f); break;
+            default: x[i] = 3.0f * (rg_rng_uniform(&rng) - 0.5f); break;
+            }
+        }
+        x[5] = (float)INFINITY, x[12] = -(float)INFINITY, x[19] = (float)NAN, x[26] = -0.0f;
+        int n = N - rep * 7;
+        for (int i = 0; i < n; i++) want[i] = (int8_t)rg_q_quantize_value(x[i], q, -128, 127);
+        for (int it = 0; it < nt; it++) {
+            memset(got, 0x55, sizeof got);
+            rg_qk_quantize(t[it], x, (size_t)n, q, got);
+            expect_same(t[it]->name, "quantize", got, want, (size_t)n);
+            assert_int_equal(got[n], 0x55);
+        }
+    }
+}
+
 int main(void)
 {
     rng = rg_rng_keyed(2026, 11, 29);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_gemm),      cmocka_unit_test(test_gemm_extremes), cmocka_unit_test(test_short_rounding), cmocka_unit_test(test_depthwise),
+        cmocka_unit_test(test_gemm),      cmocka_unit_test(test_gemm_extremes), cmocka_unit_test(test_short_rounding), cmocka_unit_test(test_quantize), cmocka_unit_test(test_depthwise),
         cmocka_unit_test(test_conv),      cmocka_unit_test(test_add),           cmocka_unit_test(test_gap_clamp),
         cmocka_unit_test(test_dispatch),  cmocka_unit_test(test_prepare_errors),
     };

@@ -147,7 +147,13 @@ struct rg_qk_table {
     void (*add)(const rg_q_add_params *p, const int8_t *a, const int8_t *b, int64_t n, int8_t *y);
     void (*gap)(const rg_q_gap_params *p, const int8_t *x, int8_t *y);
     void (*clamp)(const int8_t *x, int64_t n, int32_t lo, int32_t hi, int8_t *y);
+    /* y[i] = rg_q_quantize_value(x[i], q, -128, 127): the runtime's float
+     * input (NULL: the scalar function) */
+    void (*quantize)(const float *x, size_t n, rg_qparams q, int8_t *y);
 };
+
+/* t's quantize, or rg_q_quantize_value value by value. */
+void rg_qk_quantize(const rg_qk_table *t, const float *x, size_t n, rg_qparams q, int8_t *y);
 
 extern const rg_qk_table rg_qk_ref, rg_qk_avx2, rg_qk_vnni;
 

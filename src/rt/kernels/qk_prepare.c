@@ -60,6 +60,13 @@ const rg_qk_table *rg_qk_table_for(rg_isa isa)
 
 const rg_qk_table *rg_qk_kernels(void) { return rg_qk_table_for(rg_cpu_isa()); }
 
+void rg_qk_quantize(const rg_qk_table *t, const float *x, size_t n, rg_qparams q, int8_t *y)
+{
+    if (t->quantize) t->quantize(x, n, q, y);
+    else
+        for (size_t i = 0; i < n; i++) y[i] = (int8_t)rg_q_quantize_value(x[i], q, -128, 127);
+}
+
 /* ---- layout helpers ---- */
 
 static int32_t round_up(int32_t v, int32_t m) { return m > 1 ? (v + m - 1) / m * m : v; }

@@ -665,8 +665,36 @@ static void clamp(const int8_t *x, int64_t n, int32_t lo, int32_t hi, int8_t *y)
     }
 }
 
+/* rg_q_quantize_value(x, q, -128, 127) on 16 floats: the same float
+ * operations (x / scale, rounded half away from zero, + zero point, the
+ * clamp in float), so the same bits; NaN gives the zero point. */
+static void quantize(const float *x, size_t n, rg_qparams q, int8_t *y)
+{
+    const __m512 s = _mm512_set1_ps(q.scale), zp = _mm512_set1_ps((float)q.zero_point);
+    const __m512 lo = _mm512_set1_ps(-128.0f), hi = _mm512_set1_ps(127.0f), half = _mm512_set1_ps(0.5f);
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 keep = lanes((int32_t)(n - i < 16 ? n - i : 16));
+        __m512 d = _mm512_div_ps(_mm512_maskz_loadu_ps(keep, x + i), s);
+        /* roundf: truncate, then one away from zero when |d - trunc| >= 0.5
+         * (exact: d - trunc(d) is representable) */
+        __m512 t = _mm512_roundscale_ps(d, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+        __mmask16 up = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_sub_ps(d, t)), half, _CMP_GE_OQ);
+        __m512 away = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(one),
+                                                          _mm512_and_si512(_mm512_castps_si512(d),
+                                                                           _mm512_set1_epi32(INT32_MIN))));
+        t = _mm512_mask_add_ps(t, up, t, away);
+        __m512 r = _mm512_add_ps(t, zp);
+        r = _mm512_min_ps(_mm512_max_ps(r, lo), hi); /* r <= -128: -128; r >= 127: 127 */
+        __m512i v = _mm512_cvttps_epi32(r);
+        __mmask16 nan = _mm512_cmp_ps_mask(d, d, _CMP_UNORD_Q);
+        v = _mm512_mask_mov_epi32(v, nan, _mm512_set1_epi32(q.zero_point));
+        _mm512_mask_cvtepi32_storeu_epi8(y + i, keep, v);
+    }
+}
+
 const rg_qk_table rg_qk_vnni = {
     .name = "avx512vnni", .nr = 16, .kr = 4, .wbytes = 1, .mr = MR, .cvec = 16,
     .gemm = gemm, .conv_direct = conv_direct, .depthwise = depthwise, .dw_scratch = dw_scratch, .add = add,
-    .gap = gap, .clamp = clamp,
+    .gap = gap, .clamp = clamp, .quantize = quantize,
 };
