@@ -331,6 +331,9 @@ static inline __attribute__((always_inline)) void dw_impl(const rg_qk_dw *Lp, co
  * bias holds -(128 + zp) sum w, so padding counts (zp - zp) w = 0 as the
  * reference's skipped taps. */
 
+/* kernel rows the ring path takes (taller kernels: the per-tap code) */
+#define RING_MAX 8
+
 static int32_t dw_ring(const rg_qk_dw *L)
 {
     return (L->p.k_h - 1) * L->p.dilation_h + 1;
@@ -338,7 +341,7 @@ static int32_t dw_ring(const rg_qk_dw *L)
 
 static size_t dw_scratch(const rg_qk_dw *L)
 {
-    if (L->p.k_w > 4) return 0;
+    if (L->p.k_w > 4 || L->p.k_h > RING_MAX) return 0;
     return (size_t)dw_ring(L) * (size_t)L->p.out_w * (size_t)L->cpad * sizeof(int32_t);
 }
 
@@ -404,6 +407,9 @@ static inline __attribute__((always_inline)) void dw_rows_impl(const rg_qk_dw *L
             int32_t r0 = oh * p->stride_h, need = r0 + (kh_n - 1) * dh + 1;
             if (built < r0) built = r0;
             for (; built < need; built++) dw_gather_row(&L, xn, built - p->pad_top, ring + (size_t)(built % R) * rowsz, KW);
+            /* the kernel rows' ring rows, once per output row (no division per pixel) */
+            const int32_t *rows[RING_MAX];
+            for (int32_t kh = 0; kh < kh_n; kh++) rows[kh] = ring + (size_t)((r0 + kh * dh) % R) * rowsz;
             int8_t *yr = y + ((size_t)n * p->out_h + oh) * p->out_w * c;
             for (int32_t ow = 0; ow < p->out_w; ow++) {
                 const size_t at = (size_t)ow * cpad;
@@ -414,7 +420,7 @@ static inline __attribute__((always_inline)) void dw_rows_impl(const rg_qk_dw *L
                     __m512i a[4];
                     for (int j = 0; j < 4; j++) a[j] = LD(L.qbias_u8 + c0 + 16 * j);
                     for (int32_t kh = 0; kh < kh_n; kh++) {
-                        const int32_t *xr = ring + (size_t)((r0 + kh * dh) % R) * rowsz + at + c0;
+                        const int32_t *xr = rows[kh] + at + c0;
                         const int32_t *wr = L.wrow + (size_t)kh * cpad + c0;
                         for (int j = 0; j < 4; j++) a[j] = _mm512_dpbusd_epi32(a[j], LD(xr + 16 * j), LD(wr + 16 * j));
                     }
@@ -431,7 +437,7 @@ static inline __attribute__((always_inline)) void dw_rows_impl(const rg_qk_dw *L
                 for (; c0 < c; c0 += 16) {
                     __m512i a0 = LD(L.qbias_u8 + c0), a1 = _mm512_setzero_si512();
                     for (int32_t kh = 0; kh < kh_n; kh++) {
-                        const int32_t *xr = ring + (size_t)((r0 + kh * dh) % R) * rowsz + at + c0;
+                        const int32_t *xr = rows[kh] + at + c0;
                         if (kh % 2) a1 = _mm512_dpbusd_epi32(a1, LD(xr), LD(L.wrow + (size_t)kh * cpad + c0));
                         else a0 = _mm512_dpbusd_epi32(a0, LD(xr), LD(L.wrow + (size_t)kh * cpad + c0));
                     }
@@ -446,7 +452,7 @@ static inline __attribute__((always_inline)) void dw_rows_impl(const rg_qk_dw *L
 
 static void depthwise(const rg_qk_dw *L, const int8_t *x, int8_t *y, void *scratch)
 {
-    if (L->p.k_w <= 4) {
+    if (L->p.k_w <= 4 && L->p.k_h <= RING_MAX) {
         /* MobileNets' 3x3: constant loops */
         if (L->p.k_h == 3 && L->p.k_w == 3 && L->rshort) dw_rows_impl(L, x, y, scratch, 3, 3, 2);
         else if (L->p.k_h == 3 && L->p.k_w == 3 && !L->lsh_any) dw_rows_impl(L, x, y, scratch, 3, 3, 0);
