@@ -495,12 +495,18 @@ static inline __attribute__((always_inline)) void direct_impl(const rg_qk_conv *
                 memset(d, 0, prow * sizeof *d);
                 continue;
             }
-            for (int32_t c = 0; c < pw; c++) {
-                int32_t iw = c - p->pad_left;
-                const int8_t *s = xn + ((size_t)ih * p->in_w + iw) * ci;
-                int inside = iw >= 0 && iw < p->in_w;
-                for (int32_t k = 0; k < ci; k++) d[(size_t)c * ci + k] = (int16_t)(inside ? s[k] - p->in_zp : 0);
+            /* the left padding, the row (contiguous: in_w * ci values), the right padding */
+            size_t left = (size_t)p->pad_left * ci, len = (size_t)p->in_w * ci;
+            if (left + len > prow) len = prow - left; /* a window never reaches past the last column */
+            memset(d, 0, left * sizeof *d);
+            const int8_t *s = xn + (size_t)ih * p->in_w * ci;
+            const __m512i izp = _mm512_set1_epi16((short)p->in_zp);
+            for (size_t k = 0; k < len; k += 32) {
+                __mmask32 keep = len - k >= 32 ? ~(__mmask32)0 : (((__mmask32)1 << (len - k)) - 1);
+                __m512i v = _mm512_sub_epi16(_mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(keep, s + k)), izp);
+                _mm512_mask_storeu_epi16(d + left + k, keep, v);
             }
+            memset(d + left + len, 0, (prow - left - len) * sizeof *d);
         }
         for (int32_t oh = 0; oh < p->out_h; oh++)
             for (int32_t ow = 0; ow < p->out_w; ow++) {
@@ -649,23 +655,47 @@ static void gap(const rg_q_gap_params *p, const int8_t *x, int8_t *y)
 {
     const int64_t hw = (int64_t)p->h * p->w;
     const __m512i zp = _mm512_set1_epi32(p->in_zp);
+    const qvec q = qvec_of(p->multiplier, p->shift);
+    const __m512d dhw = _mm512_set1_pd((double)hw);
+    const __m512i half = _mm512_set1_epi32((int32_t)(hw / 2)), ozp = _mm512_set1_epi32(p->out_zp);
+    const __m512i lo = _mm512_set1_epi32(p->act_min), hi = _mm512_set1_epi32(p->act_max);
     for (int32_t n = 0; n < p->batch; n++)
         for (int32_t c0 = 0; c0 < p->c; c0 += 16) {
             __mmask16 keep = lanes(p->c - c0);
             __m512i acc = _mm512_setzero_si512();
             const int8_t *xp = x + (size_t)n * hw * p->c + c0;
             for (int64_t i = 0; i < hw; i++) acc = _mm512_add_epi32(acc, load_x(xp + i * p->c, keep, zp));
-            int32_t sums[16];
-            _mm512_storeu_si512(sums, acc);
-            /* per channel: the rescale and the rounded division, as the
-             * reference (c values per image: not worth vectorizing) */
-            int32_t cn = p->c - c0 < 16 ? p->c - c0 : 16;
-            for (int32_t j = 0; j < cn; j++) {
-                int32_t v = rg_q_mul_by_multiplier(sums[j], p->multiplier, p->shift);
-                v = (int32_t)(v > 0 ? (v + hw / 2) / hw : (v - hw / 2) / hw);
-                int64_t o = (int64_t)v + p->out_zp;
-                y[(size_t)n * p->c + c0 + j] = (int8_t)(o < p->act_min ? p->act_min : o > p->act_max ? p->act_max : o);
+            int8_t *yp = y + (size_t)n * p->c + c0;
+            if (hw >= (1 << 22)) { /* the division below needs hw < 2^22: the reference's steps */
+                int32_t sums[16];
+                _mm512_storeu_si512(sums, acc);
+                int32_t cn = p->c - c0 < 16 ? p->c - c0 : 16;
+                for (int32_t j = 0; j < cn; j++) {
+                    int32_t v = rg_q_mul_by_multiplier(sums[j], p->multiplier, p->shift);
+                    v = (int32_t)(v > 0 ? (v + hw / 2) / hw : (v - hw / 2) / hw);
+                    int64_t o = (int64_t)v + p->out_zp;
+                    yp[j] = (int8_t)(o < p->act_min ? p->act_min : o > p->act_max ? p->act_max : o);
+                }
+                continue;
             }
+            /* the rescale, then the rounded division (v +- hw/2) / hw
+             * truncated: in double the quotient of two integers below 2^32
+             * and 2^22 is within 2^-22 of the true one, closer than any
+             * non-integer quotient (>= 1/hw away) comes to an integer, so
+             * truncating it gives the integer division's result */
+            __m512i v = mbm(acc, q.m, q.lsh, q.rsh, q.mask, q.half, 1);
+            __mmask16 pos = _mm512_cmpgt_epi32_mask(v, _mm512_setzero_si512());
+            __m512d lo8 = _mm512_cvtepi32_pd(_mm512_castsi512_si256(v));
+            __m512d hi8 = _mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(v, 1));
+            __m512d hlo = _mm512_cvtepi32_pd(_mm512_castsi512_si256(half));
+            /* v + hw/2 or v - hw/2 in double (exact) */
+            __m512d nlo = _mm512_mask_add_pd(_mm512_sub_pd(lo8, hlo), (__mmask8)pos, lo8, hlo);
+            __m512d nhi = _mm512_mask_add_pd(_mm512_sub_pd(hi8, hlo), (__mmask8)(pos >> 8), hi8, hlo);
+            __m256i qlo = _mm512_cvttpd_epi32(_mm512_div_pd(nlo, dhw));
+            __m256i qhi = _mm512_cvttpd_epi32(_mm512_div_pd(nhi, dhw));
+            __m512i r = _mm512_inserti64x4(_mm512_castsi256_si512(qlo), qhi, 1);
+            r = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(r, ozp), lo), hi);
+            store16(yp, keep, r);
         }
 }
 
