@@ -77,6 +77,7 @@ static rg_status zoo_model(const char *name, rg_qmodel **qm, rg_rgm **out, rg_er
     rg_rng r = rg_rng_keyed(1, 0, 0);
     for (int i = 0; i < 28 * 28 * CALIB; i++) calib[i] = rg_rng_normal(&r);
     rg_lower_config cfg = rg_lower_default();
+    cfg.batch = 8; /* small calibration batches: the float graph's memory is most of the peak RSS */
     st = rg_quant_lower(g, calib, CALIB, &cfg, qm, err);
     free(calib);
     rg_graph_free(g);
