@@ -18,10 +18,10 @@ static void test_json_and_batches(void **state)
     assert_non_null(strstr(out, "\"batch\": 1, \"threads\": 1"));
     assert_non_null(strstr(out, "\"images_per_s\": "));
     assert_null(strstr(out, "\"images_per_s\": 0.00"));
-    expect_cli(0, "\"batch\": 5, \"threads\": 2", "\"micro_batch\": 2",
-               "bench int8 mbv2-tiny --batch 5 --threads 2 --micro-batch 2 --steps 2 --warmup 0 --json");
-    /* the profile names every op of mbv2-tiny and sums its MACs */
-    expect_cli(0, "b7.project", "8762976", "bench int8 mbv2-tiny --steps 3 --warmup 0 --profile");
+    /* batches on threads, then the profile: every op of mbv2-tiny, its MACs summed */
+    expect_cli(0, "batch 5, 2 threads, micro-batch 2", "b7.project",
+               "bench int8 mbv2-tiny --batch 5 --threads 2 --micro-batch 2 --steps 2 --warmup 0 --profile");
+    assert_non_null(strstr(out, "8762976"));
     expect_cli(0, "usage: regain bench int8 MODEL", "--micro-batch", "bench int8 mbv2-tiny --help");
 }
 
