@@ -630,11 +630,17 @@ static inline __attribute__((always_inline)) void add_split(const rg_q_add_param
     const qvec qo = qvec_of(p->out_multiplier, p->out_shift);
     const __m512i lo = _mm512_set1_epi32(p->act_min - p->out_zp), hi = _mm512_set1_epi32(p->act_max - p->out_zp);
     const __m512i zp = _mm512_set1_epi32(p->out_zp);
+    const __m512i rnd = _mm512_set1_epi32(p->out_shift < 0 ? (int32_t)(INT64_C(1) << (-p->out_shift - 1)) : 0);
     for (int64_t i = 0; i < n; i += 16) {
         __mmask16 keep = lanes((int32_t)(n - i < 16 ? n - i : 16));
         /* |s1|, |s2| < 2^30: the sum needs no saturation */
         __m512i sum = _mm512_add_epi32(in_rescale(a + i, keep, &q1), in_rescale(b + i, keep, &q2));
-        __m512i r = requant(sum, qo.m, qo.lsh, qo.rsh, qo.mask, qo.half, lsh_any, lo, hi, zp);
+        __m512i r;
+        if (lsh_any == 2) {
+            r = mbm_short(sum, qo.m, qo.m, qo.rsh, rnd);
+            r = _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(r, lo), hi), zp);
+        } else
+            r = requant(sum, qo.m, qo.lsh, qo.rsh, qo.mask, qo.half, lsh_any, lo, hi, zp);
         store16(y + i, keep, r);
     }
 }
@@ -642,7 +648,12 @@ static inline __attribute__((always_inline)) void add_split(const rg_q_add_param
 static void add(const rg_q_add_params *p, const int8_t *a, const int8_t *b, int64_t n, int8_t *y)
 {
     if (in_scale_ok(p->left_shift, p->in1_shift) && in_scale_ok(p->left_shift, p->in2_shift)) {
-        if (p->out_shift > 0) add_split(p, a, b, n, y, 1);
+        /* the output's short rounding (rt/kernels/qk.h): |s1 + s2| <= 510
+         * 2^ls + 2, so r + 2^(e-1) stays in int32 when this bound holds */
+        int64_t r_max = 510 * (INT64_C(1) << p->left_shift) + 3;
+        if (p->out_shift <= -1 && r_max + (INT64_C(1) << (-p->out_shift - 1)) <= INT32_MAX)
+            add_split(p, a, b, n, y, 2);
+        else if (p->out_shift > 0) add_split(p, a, b, n, y, 1);
         else add_split(p, a, b, n, y, 0);
         return;
     }
