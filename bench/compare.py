@@ -1,8 +1,17 @@
 #!/usr/bin/python3
-"""regain against PyTorch and ONNX Runtime, side by side (issue 3).
+"""regain against PyTorch and ONNX Runtime, side by side (issue 3; issue 8
+for int8 with --int8).
 
     bench/compare.py [--rounds 3] [--regain build/regain] [--work SPEC ...]
                      [--tools regain,pytorch,onnxruntime] [--quick] [--out DIR]
+    bench/compare.py --int8 [--rounds 3] ...   # issue 8's table
+
+Int8 works (WORK int8, e.g. --work int8:mbv2-tiny:1:1) run four tools: regain's
+int8 runtime (`regain bench int8`), regain float (`regain bench infer`, the
+same batch and threads), PyTorch int8 (bench/peers/bench_torch_int8.py) and
+ONNX Runtime on the static QDQ model (bench_ort.js on bench/out/int8/), the
+peers' models made once by bench/peers/export_int8.py; ratios are regain
+int8 / each other tool.
 
 For each work (default: the issue's table) the tools run one after the other,
 never at the same time, alternating round by round: regain, PyTorch, ONNX
@@ -44,14 +53,21 @@ REPO = os.path.dirname(BENCH)
 PEERS = os.path.join(BENCH, "peers")
 ONNX_DIR = os.path.join(BENCH, "out", "onnx")
 MODELS = ("mbv2-tiny", "resnet20", "resnet20-w2")
-TOOLS = ("regain", "pytorch", "onnxruntime")
-TOOL_NAMES = {"regain": "regain", "pytorch": "PyTorch", "onnxruntime": "ONNX Runtime"}
+INT8_DIR = os.path.join(BENCH, "out", "int8")
+TOOLS = ("regain", "regain_float", "pytorch", "onnxruntime")
+TOOL_NAMES = {"regain": "regain", "regain_float": "regain float", "pytorch": "PyTorch", "onnxruntime": "ONNX Runtime"}
+# regain_float takes part in int8 works only (it is asked for with regain)
+INT8_TOOL_NAMES = {"regain": "regain int8", "regain_float": "regain float", "pytorch": "PyTorch int8",
+                   "onnxruntime": "ONNX Runtime int8"}
 MALLOC_TUNABLES = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=4294967295"
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 # The default regain command line: the same timed windows of the same number
 # of steps as the peers (the median of windows), and the same warm-up.
 REGAIN_ARGS = ("bench {work} {model} --batch {batch} --threads {threads} "
                "--steps {windows} --window {steps} --warmup {warmup} --json")
+# int8 works: the same windows through the int8 runtime
+REGAIN_INT8_ARGS = ("bench int8 {model} --batch {batch} --threads {threads} "
+                    "--steps {windows} --window {steps} --warmup {warmup} --json")
 
 # The issue's table: (work, model, batch, threads, steps per window). Steps
 # per window are sized so that one window of the slowest tool lasts about a
@@ -64,6 +80,12 @@ DEFAULT_WORKS = (
     ("infer", "mbv2-tiny", 256, 2, 10),
 )
 
+# Issue 8's table (--int8).
+INT8_WORKS = (
+    ("int8", "mbv2-tiny", 1, 1, 1000),
+    ("int8", "mbv2-tiny", 256, 2, 10),
+)
+
 # Issue 3's targets. kind "speed": median over rounds of regain/peer images/s
 # at least `ratio`; kind "rss": regain's peak RSS (median over rounds) at most
 # the peer's.
@@ -74,6 +96,13 @@ TARGETS = (
     dict(key=("train", "resnet20-w2", 128, 2), peer="pytorch", kind="speed", ratio=1.1),
     dict(key=("infer", "mbv2-tiny", 1, 1), peer="onnxruntime", kind="speed", ratio=1.0),
     dict(key=("infer", "mbv2-tiny", 256, 2), peer="onnxruntime", kind="speed", ratio=1.2),
+    # issue 8: int8 at least 1.5x ONNX Runtime's int8 at batch 1, 1.5x the
+    # best peer at batch 256, and at least 2x regain float at both
+    dict(key=("int8", "mbv2-tiny", 1, 1), peer="onnxruntime", kind="speed", ratio=1.5),
+    dict(key=("int8", "mbv2-tiny", 1, 1), peer="regain_float", kind="speed", ratio=2.0),
+    dict(key=("int8", "mbv2-tiny", 256, 2), peer="pytorch", kind="speed", ratio=1.5),
+    dict(key=("int8", "mbv2-tiny", 256, 2), peer="onnxruntime", kind="speed", ratio=1.5),
+    dict(key=("int8", "mbv2-tiny", 256, 2), peer="regain_float", kind="speed", ratio=2.0),
 )
 
 RESULT_KEYS = ("tool", "work", "model", "batch", "threads", "images_per_s",
@@ -92,8 +121,12 @@ class Work:
         return f"{self.work} {self.model}, batch {self.batch}, {self.threads} thread{'s' if self.threads > 1 else ''}"
 
     def tools(self, wanted):
-        # ONNX Runtime has no training: it takes part in inference only.
-        return [t for t in TOOLS if t in wanted and not (t == "onnxruntime" and self.work == "train")]
+        # ONNX Runtime has no training: it takes part in inference only;
+        # regain float stands beside regain int8 in int8 works.
+        if self.work == "int8":
+            return [t for t in TOOLS if t in wanted or (t == "regain_float" and "regain" in wanted)]
+        return [t for t in TOOLS if t in wanted and t != "regain_float"
+                and not (t == "onnxruntime" and self.work == "train")]
 
 
 def parse_work(spec):
@@ -103,8 +136,10 @@ def parse_work(spec):
         raise argparse.ArgumentTypeError(
             f"work {spec!r}: expected WORK:MODEL:BATCH:THREADS[:STEPS], e.g. train:mbv2-tiny:128:2")
     work, model = parts[0], parts[1]
-    if work not in ("train", "infer"):
-        raise argparse.ArgumentTypeError(f"work {spec!r}: unknown work {work!r}; expected train or infer")
+    if work not in ("train", "infer", "int8"):
+        raise argparse.ArgumentTypeError(f"work {spec!r}: unknown work {work!r}; expected train, infer or int8")
+    if work == "int8" and model != "mbv2-tiny":
+        raise argparse.ArgumentTypeError(f"work {spec!r}: the int8 peers exist for mbv2-tiny only")
     if model not in MODELS:
         raise argparse.ArgumentTypeError(f"work {spec!r}: unknown model {model!r}; expected one of {', '.join(MODELS)}")
     nums = []
@@ -118,7 +153,7 @@ def parse_work(spec):
 
 
 def default_steps(work, model, batch):
-    for w in DEFAULT_WORKS:
+    for w in DEFAULT_WORKS + INT8_WORKS:
         if w[:3] == (work, model, batch):
             return w[4]
     # Roughly a second per window at PyTorch's speed on 2 cores.
@@ -133,7 +168,7 @@ def parse_args(argv):
     ap.add_argument("--rounds", type=int, default=3, help="rounds of alternating runs (default 3)")
     ap.add_argument("--work", action="append", type=parse_work, metavar="SPEC",
                     help="WORK:MODEL:BATCH:THREADS[:STEPS] (repeatable; default: the issue's five works)")
-    ap.add_argument("--tools", default=",".join(TOOLS),
+    ap.add_argument("--tools", default="regain,pytorch,onnxruntime",
                     help="comma-separated subset of regain,pytorch,onnxruntime (default all)")
     ap.add_argument("--regain", default=os.path.join(REPO, "build", "regain"),
                     help="the regain command (default build/regain; may hold a wrapper, e.g. 'taskset -c 0,1 build/regain')")
@@ -148,16 +183,19 @@ def parse_args(argv):
     ap.add_argument("--torch-memory-format", choices=("contiguous", "channels_last"), default="contiguous",
                     help="PyTorch's tensor layout (default contiguous; use whichever is faster on the machine)")
     ap.add_argument("--timeout", type=float, default=900, help="seconds before one child is killed (default 900)")
+    ap.add_argument("--int8", action="store_true",
+                    help="issue 8's table: int8 mbv2-tiny at batch 1 on 1 thread and batch 256 on 2 threads "
+                         "(regain int8, regain float, PyTorch int8, ONNX Runtime int8)")
     ap.add_argument("--quick", action="store_true",
                     help="smoke check: 1 round, 2 windows of a tenth of the steps, 1 warm-up step")
     ap.add_argument("--out", default=os.path.join(BENCH, "out", "compare"), help="output folder (default bench/out/compare)")
     args = ap.parse_args(argv)
 
-    args.works = args.work or [Work(*w) for w in DEFAULT_WORKS]
+    args.works = args.work or [Work(*w) for w in (INT8_WORKS if args.int8 else DEFAULT_WORKS)]
     args.tool_set = [t.strip() for t in args.tools.split(",") if t.strip()]
     for t in args.tool_set:
-        if t not in TOOLS:
-            ap.error(f"--tools: unknown tool {t!r}; expected a subset of {','.join(TOOLS)}")
+        if t not in TOOLS or t == "regain_float":
+            ap.error(f"--tools: unknown tool {t!r}; expected a subset of regain,pytorch,onnxruntime")
     if not args.tool_set:
         ap.error("--tools: no tool named")
     if args.quick:
@@ -198,20 +236,28 @@ def clean_env(**extra):
 
 def command(tool, work, args):
     """(argv, env) of one benchmark child."""
-    if tool == "regain":
-        return (args.regain_cmd + shlex.split(args.regain_args.format(**placeholders(work, args))),
-                clean_env())
-    common = [work.work, work.model, "--batch", str(work.batch), "--threads", str(work.threads),
+    if tool in ("regain", "regain_float"):
+        tmpl = REGAIN_INT8_ARGS if work.work == "int8" and tool == "regain" else args.regain_args
+        ph = placeholders(work, args)
+        if work.work == "int8":
+            ph["work"] = "infer"  # regain float's side of an int8 work
+        return args.regain_cmd + shlex.split(tmpl.format(**ph)), clean_env()
+    int8 = work.work == "int8"
+    common = [work.work if not (int8 and tool == "onnxruntime") else "infer", work.model,
+              "--batch", str(work.batch), "--threads", str(work.threads),
               "--steps", str(work.steps), "--windows", str(args.windows),
               "--warmup", str(warmup_steps(work, args))]
     if tool == "pytorch":
         # PyTorch at its best: BLAS/OpenMP pools limited to the threads asked
         # for, glibc malloc keeping its large blocks (issue 3).
         threads = {v: str(work.threads) for v in THREAD_VARS}
+        env = clean_env(GLIBC_TUNABLES=MALLOC_TUNABLES, **threads)
+        if int8:
+            return [args.python, os.path.join(PEERS, "bench_torch_int8.py")] + common + ["--model-dir", INT8_DIR], env
         return ([args.python, os.path.join(PEERS, "bench_torch.py")] + common
-                + ["--memory-format", args.torch_memory_format],
-                clean_env(GLIBC_TUNABLES=MALLOC_TUNABLES, **threads))
-    return ([args.node, os.path.join(PEERS, "bench_ort.js")] + common + ["--onnx-dir", ONNX_DIR], clean_env())
+                + ["--memory-format", args.torch_memory_format], env)
+    return ([args.node, os.path.join(PEERS, "bench_ort.js")] + common
+            + ["--onnx-dir", INT8_DIR if int8 else ONNX_DIR], clean_env())
 
 
 def run_child(argv, env, log_path, timeout):
@@ -280,7 +326,13 @@ def parse_result(text, tool, work):
     missing = [k for k in RESULT_KEYS if k not in r]
     if missing:
         return None, f"result line lacks {', '.join(missing)}: {lines[-1][:200]!r}"
-    want = dict(tool=tool, work=work.work, model=work.model, batch=work.batch, threads=work.threads)
+    # what each tool's line says: regain float and ONNX Runtime run their
+    # plain inference in an int8 work (ORT on the QDQ model)
+    said = work.work
+    if work.work == "int8" and tool in ("regain_float", "onnxruntime"):
+        said = "infer"
+    want = dict(tool="regain" if tool == "regain_float" else tool, work=said, model=work.model,
+                batch=work.batch, threads=work.threads)
     for k, v in want.items():
         if r[k] != v:
             return None, f"result line says {k} {r[k]!r}, but {v!r} was asked for"
@@ -320,6 +372,23 @@ def ensure_onnx(works, args):
         sys.exit(f"compare.py: exporting {', '.join(stale)} to ONNX failed (exit status {r.returncode})")
 
 
+def ensure_int8(works, args):
+    """Quantizes the int8 peers' models (export_int8.py) when missing or
+    older than their sources."""
+    if not any(w.work == "int8" for w in works) or not ({"pytorch", "onnxruntime"} & set(args.tool_set)):
+        return
+    sources = [os.path.join(PEERS, f) for f in ("models.py", "export_int8.py")]
+    newest = max(os.path.getmtime(s) for s in sources)
+    files = [os.path.join(INT8_DIR, f) for f in ("mbv2-tiny.onnx", "mbv2-tiny-torch.pt")]
+    if all(os.path.exists(f) and os.path.getmtime(f) >= newest for f in files):
+        return
+    progress(f"quantizing the int8 peers' models ({os.path.relpath(INT8_DIR, REPO)})")
+    r = subprocess.run([args.python, os.path.join(PEERS, "export_int8.py"), "--out", INT8_DIR, "--node", args.node],
+                       env=clean_env(), stdin=subprocess.DEVNULL)
+    if r.returncode != 0:
+        sys.exit(f"compare.py: export_int8.py failed (exit status {r.returncode})")
+
+
 def preflight(args):
     """Clear errors before minutes of runs, not after."""
     problems = []
@@ -334,7 +403,12 @@ def preflight(args):
         if r is None or r.returncode != 0:
             problems.append(f"pytorch: {args.python} cannot import torch; apt-get install python3-torch "
                             "(or pass --python, or leave pytorch out of --tools)")
-    if "onnxruntime" in args.tool_set and any(w.work == "infer" for w in args.works):
+    if any(w.work == "int8" for w in args.works) and ({"pytorch", "onnxruntime"} & set(args.tool_set)):
+        r = subprocess.run([args.python, "-c", "import onnx"], capture_output=True, text=True) \
+            if shutil.which(args.python) else None
+        if r is None or r.returncode != 0:
+            problems.append(f"int8 peers: {args.python} cannot import onnx; apt-get install python3-onnx")
+    if "onnxruntime" in args.tool_set and any(w.work in ("infer", "int8") for w in args.works):
         if not shutil.which(args.node):
             problems.append(f"onnxruntime: {args.node}: node not found (or leave onnxruntime out of --tools)")
         if not os.path.isdir(os.path.join(PEERS, "node_modules", "onnxruntime-node")):
@@ -413,7 +487,7 @@ def summarize(works, runs, args):
                     latency_ms=statistics.median(r["result"]["latency_ms"] for r in ok),
                     rss_mib=statistics.median(r["rss_mib"] for r in ok),
                     n=len(ok))
-        for peer in ("pytorch", "onnxruntime"):
+        for peer in ("regain_float", "pytorch", "onnxruntime"):
             if "regain" not in by_tool or peer not in by_tool:
                 continue
             rs = [by_tool["regain"][k]["result"]["images_per_s"] / by_tool[peer][k]["result"]["images_per_s"]
@@ -446,7 +520,7 @@ def target_cell(row):
     for t in TARGETS:
         if t["key"] != row["work"].key:
             continue
-        peer = TOOL_NAMES[t["peer"]]
+        peer = (INT8_TOOL_NAMES if row["work"].work == "int8" else TOOL_NAMES)[t["peer"]]
         if t["kind"] == "speed":
             goal = f"at least {t['ratio']:.1f}x {peer}"
             r = row["ratios"].get(t["peer"])
@@ -461,9 +535,6 @@ def target_cell(row):
 
 def render(summary, args, meta, failures):
     vers = meta["versions"]
-    names = {t: TOOL_NAMES[t] + (f" {vers[t]}" if vers.get(t) else "") for t in TOOLS}
-    show = [t for t in TOOLS if t in args.tool_set]
-    peers = [t for t in ("pytorch", "onnxruntime") if t in show and "regain" in show]
     m = meta["machine"]
     lines = [
         f"# regain vs peers ({m['date']}, commit {m['commit']})",
@@ -475,22 +546,30 @@ def render(summary, args, meta, failures):
         "Speeds are medians over rounds (each run reports its median window); ratios are regain / peer "
         "images/s of the same round, median (min / median / max); a target is met when the median "
         "ratio reaches it. Peak RSS is measured by this script (wait4), median over rounds.",
-        "",
     ]
-    head = ["work"] + [names[t] for t in show] + [f"regain / {TOOL_NAMES[p]}" for p in peers] \
-        + ["peak RSS MiB (" + " / ".join(TOOL_NAMES[t] for t in show) + ")", "target (issue 3)"]
-    lines.append("| " + " | ".join(head) + " |")
-    lines.append("|" + " --- |" * len(head))
-    for row in summary:
-        w = row["work"]
-        cells = [w.label()]
-        for t in show:
-            cells.append(speed_cell(w, row["tools"].get(t)) if t in w.tools(args.tool_set) else "(does not train)")
-        for p in peers:
-            cells.append(ratio_cell(row["ratios"].get(p)))
-        cells.append(" / ".join(f"{row['tools'][t]['rss_mib']:,.0f}" if t in row["tools"] else "-" for t in show))
-        cells.append(target_cell(row))
-        lines.append("| " + " | ".join(cells) + " |")
+    # float works and int8 works have different columns: one table each
+    for int8 in (False, True):
+        rows = [r for r in summary if (r["work"].work == "int8") == int8]
+        if not rows:
+            continue
+        names = INT8_TOOL_NAMES if int8 else TOOL_NAMES
+        label = {t: names[t] + (f" {vers[t]}" if vers.get(t) else "") for t in TOOLS}
+        show = [t for t in TOOLS if any(t in r["work"].tools(args.tool_set) for r in rows)]
+        peers = [t for t in ("regain_float", "pytorch", "onnxruntime") if t in show and "regain" in show]
+        issue = "issue 8" if int8 else "issue 3"
+        head = ["work"] + [label[t] for t in show] + [f"{names['regain']} / {names[p]}" for p in peers] \
+            + ["peak RSS MiB (" + " / ".join(names[t] for t in show) + ")", f"target ({issue})"]
+        lines += ["", "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+        for row in rows:
+            w = row["work"]
+            cells = [w.label()]
+            for t in show:
+                cells.append(speed_cell(w, row["tools"].get(t)) if t in w.tools(args.tool_set) else "(does not train)")
+            for p in peers:
+                cells.append(ratio_cell(row["ratios"].get(p)))
+            cells.append(" / ".join(f"{row['tools'][t]['rss_mib']:,.0f}" if t in row["tools"] else "-" for t in show))
+            cells.append(target_cell(row))
+            lines.append("| " + " | ".join(cells) + " |")
     if failures:
         lines += ["", "Failed runs:"]
         lines += [f"- {f}" for f in failures]
@@ -504,6 +583,7 @@ def main(argv=None):
     preflight(args)
     os.makedirs(os.path.join(args.out, "logs"), exist_ok=True)
     ensure_onnx(args.works, args)
+    ensure_int8(args.works, args)
     meta = dict(machine=machine(), versions=versions(args), load_before=fmt_load(),
                 regain=args.regain_cmd, regain_args=args.regain_args, quick=args.quick,
                 rounds=args.rounds, windows=args.windows)
@@ -525,7 +605,8 @@ def main(argv=None):
         if i > 1:
             done = time.monotonic() - t_start
             eta = f", about {fmt_dur(done / (i - 1) * (len(plan) - i + 1))} left"
-        progress(f"[{i}/{len(plan)}] {w.label()}, round {rnd}/{args.rounds}: {TOOL_NAMES[tool]}{eta}")
+        names = INT8_TOOL_NAMES if w.work == "int8" else TOOL_NAMES
+        progress(f"[{i}/{len(plan)}] {w.label()}, round {rnd}/{args.rounds}: {names[tool]}{eta}")
         err, text, rss, wall = run_child(argv, env, log_path, args.timeout)
         result = None
         if err is None:
@@ -536,13 +617,13 @@ def main(argv=None):
                    log=show_path(log_path))
         runs.append(rec)
         if err:
-            failures.append(f"{w.label()}, round {rnd}, {TOOL_NAMES[tool]}: {err} ({rec['log']})")
+            failures.append(f"{w.label()}, round {rnd}, {names[tool]}: {err} ({rec['log']})")
             progress(f"    FAILED: {err}; log: {rec['log']}")
             tail = open(log_path, errors="replace").read().splitlines()[-5:]
             for line in tail:
                 progress(f"    | {line}")
         else:
-            lat = f", {result['latency_ms']:.3f} ms/batch" if w.work == "infer" else ""
+            lat = f", {result['latency_ms']:.3f} ms/batch" if w.work in ("infer", "int8") else ""
             progress(f"    {fmt_rate(result['images_per_s'])} images/s{lat}, peak RSS {rss:,.0f} MiB, {wall:.1f} s")
         write_atomic(raw_path, json.dumps(dict(meta=meta, runs=runs), indent=1) + "\n")
 

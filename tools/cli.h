@@ -38,6 +38,8 @@ int cmd_report(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 /* regain bench int8 (tools/cmd_bench_int8.c); argv[1] is "int8" */
 int cmd_bench_int8(int argc, char **argv);
+/* regain bench int8 MODEL (tools/cmd_bench_int8_model.c) */
+int cmd_bench_int8_model(int argc, char **argv);
 int cmd_augment_preview(int argc, char **argv);
 int cmd_qat(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);

@@ -12,6 +12,7 @@
 
 static const char *help_text =
     "usage: regain bench int8 [--batch N] [--seconds S]\n"
+    "       regain bench int8 MODEL [options]   (the whole runtime: regain bench int8 MODEL --help)\n"
     "\n"
     "Times every int8 kernel table this CPU runs (ref, avx2, avx512vnni) on the\n"
     "layers of mbv2-tiny (docs/benchmark-models.md), one thread, random int8\n"
@@ -175,6 +176,7 @@ static int prepare(const work *wk, prepared *p, rg_error *err)
         size = rg_qk_dw_size(p->t, &wk->cp);
         p->buf = malloc(size);
         st = rg_qk_dw_prepare(p->t, &wk->cp, wk->w, wk->bias, p->buf, size, &p->d, err);
+        if (!st) scratch = rg_qk_dw_scratch(&p->d);
         break;
     case L_PW:
     case L_FC:
@@ -195,7 +197,7 @@ static void run(const work *wk, const prepared *p, int8_t *y)
     const layer *l = &wk->l;
     switch (l->k) {
     case L_CONV: rg_qk_conv_run(&p->c, wk->x, y, p->scratch); break;
-    case L_DW: rg_qk_dw_run(&p->d, wk->x, y); break;
+    case L_DW: rg_qk_dw_run(&p->d, wk->x, y, p->scratch); break;
     case L_PW:
     case L_FC: rg_qk_gemm_run(&p->g, wk->fp.batch, wk->x, y, p->scratch); break;
     case L_ADD: p->t->add(&wk->ap, wk->x, wk->x2, (int64_t)wk->batch * l->h * l->w * l->cin, y); break;
@@ -228,6 +230,7 @@ static const char *kind_name(kind k)
 
 int cmd_bench_int8(int argc, char **argv)
 {
+    if (argc > 2 && argv[2][0] != '-') return cmd_bench_int8_model(argc, argv);
     int32_t batch = 1;
     double budget = 0.02;
     for (int i = 2; i < argc; i++) {

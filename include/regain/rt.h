@@ -19,7 +19,12 @@
  *     rg_rt_invoke_float(rt, arena, image_f32, logits_f32);
  *     rg_rt_free(rt); rg_rgm_free(m); free(arena);
  *
- * The runtime runs one image at a time (batch 1, the edge case it is for).
+ * Batches: prepare with rg_rt_prepare_opts (micro-batch, threads); the
+ * arena then holds one slot per thread (the plan's activations times the
+ * micro-batch, plus the kernels' scratch) and rg_rt_invoke_batch runs any
+ * number of images, each thread its own contiguous share, micro-batch by
+ * micro-batch. Every image is computed alone by the same kernels, so the
+ * results are the same bits for every thread count and micro-batch.
  */
 #ifndef REGAIN_RT_H
 #define REGAIN_RT_H
@@ -140,8 +145,27 @@ struct rg_qk_table;
  * the arena. m must outlive *out. */
 rg_status rg_rt_prepare(const rg_rgm *m, const struct rg_qk_table *t, rg_rt **out, rg_error *err);
 
-/* Bytes of the buffer rg_rt_invoke needs: activations + kernel scratch. */
+/* How a prepared model runs batches. micro_batch: images a thread runs
+ * through the network together (1 to 4096; larger ones amortize the per-op
+ * costs on small layers, smaller ones keep the activations in cache);
+ * threads: OpenMP threads of rg_rt_invoke_batch (1 to 256). */
+typedef struct {
+    int32_t micro_batch;
+    int32_t threads;
+} rg_rt_options;
+
+/* rg_rt_prepare for batches (rg_rt_prepare is this with {1, 1}). The arena
+ * size is threads * (align64(micro_batch * plan) + scratch): it grows
+ * linearly with both; the scratch does not depend on the micro-batch.
+ * Errors as rg_rt_prepare, and RG_ERR_ARG for options out of range. */
+rg_status rg_rt_prepare_opts(const rg_rgm *m, const struct rg_qk_table *t, const rg_rt_options *o, rg_rt **out,
+                             rg_error *err);
+
+/* Bytes of the buffer rg_rt_invoke needs: activations + kernel scratch
+ * (per thread, times threads; see rg_rt_options). */
 size_t rg_rt_arena_size(const rg_rt *rt);
+/* The options the model was prepared with. */
+rg_rt_options rg_rt_options_get(const rg_rt *rt);
 /* Bytes of packed weights the prepared model holds. */
 size_t rg_rt_packed_size(const rg_rt *rt);
 const char *rg_rt_table_name(const rg_rt *rt);
@@ -150,6 +174,15 @@ const char *rg_rt_table_name(const rg_rt *rt);
  * tensor's parameters) -> out (output c int8). arena: rg_rt_arena_size
  * bytes, any content, 64-byte aligned preferred. Allocates nothing. */
 void rg_rt_invoke(const rg_rt *rt, void *arena, const int8_t *in, int8_t *out);
+
+/* Runs n images (n >= 0): in [n, input h*w*c] -> out [n, output c], on the
+ * threads and micro-batch of the options, in the one arena of
+ * rg_rt_arena_size bytes. Allocates nothing; same bits as n calls of
+ * rg_rt_invoke. Not reentrant on one arena. */
+void rg_rt_invoke_batch(const rg_rt *rt, void *arena, int32_t n, const int8_t *in, int8_t *out);
+/* The same from normalized float images to dequantized outputs (as
+ * rg_rt_invoke_float, image by image). */
+void rg_rt_invoke_batch_float(const rg_rt *rt, void *arena, int32_t n, const float *in, float *out);
 
 /* The same from a normalized float image; out receives dequantized logits. */
 void rg_rt_invoke_float(const rg_rt *rt, void *arena, const float *in, float *out);

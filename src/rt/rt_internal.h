@@ -26,7 +26,9 @@ struct rg_rt {
     size_t packed_size;
     int32_t *first, *last, *group;
     size_t *off;
-    size_t scratch_off, arena;
+    size_t scratch_off, arena;  /* in a slot: scratch after mb images' activations; all slots */
+    size_t slot;                /* one thread's part of the arena */
+    int32_t mb, threads;        /* rg_rt_options */
     rg_rt_plan_stats stats;
 };
 

@@ -7,6 +7,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 static int is_pointwise(const rg_rgm_op *o)
 {
@@ -91,6 +94,7 @@ static rg_status prepare_op(rg_rt *rt, int32_t i, uint8_t *buf, size_t size, siz
     case PATH_DW: {
         rg_q_conv_params p = conv_params(m, o);
         st = rg_qk_dw_prepare(rt->t, &p, o->weights, o->bias, buf, size, &r->d, err);
+        if (!st) *scratch = rg_qk_dw_scratch(&r->d);
         break;
     }
     case PATH_ADD:
@@ -114,9 +118,14 @@ static rg_status prepare_op(rg_rt *rt, int32_t i, uint8_t *buf, size_t size, siz
     return RG_OK;
 }
 
-rg_status rg_rt_prepare(const rg_rgm *m, const rg_qk_table *t, rg_rt **out, rg_error *err)
+rg_status rg_rt_prepare_opts(const rg_rgm *m, const rg_qk_table *t, const rg_rt_options *o, rg_rt **out,
+                             rg_error *err)
 {
     *out = NULL;
+    if (o->micro_batch < 1 || o->micro_batch > 4096)
+        return rg_fail(err, RG_ERR_ARG, "rt: micro_batch %d is not in [1, 4096]", (int)o->micro_batch);
+    if (o->threads < 1 || o->threads > 256)
+        return rg_fail(err, RG_ERR_ARG, "rt: threads %d is not in [1, 256]", (int)o->threads);
     rg_status st = rg_rgm_check(m, err);
     if (st) return rg_error_prefix(err, "rt: model");
     rg_rt *rt = calloc(1, sizeof *rt);
@@ -147,11 +156,27 @@ rg_status rg_rt_prepare(const rg_rgm *m, const rg_qk_table *t, rg_rt **out, rg_e
         return st;
     }
     rt->stats.scratch = rg_rt_align(scratch);
-    rt->scratch_off = rg_rt_align(rt->stats.arena);
-    rt->arena = rt->scratch_off + rt->stats.scratch;
-    if (rt->arena == 0) rt->arena = 64;
+    /* a slot: the plan's offsets times the micro-batch (every tensor of mb
+     * images in mb times its aligned size), then the scratch */
+    rt->mb = o->micro_batch;
+    rt->threads = o->threads;
+    rt->scratch_off = rg_rt_align(rt->stats.arena) * (size_t)rt->mb;
+    rt->slot = rg_rt_align(rt->scratch_off + rt->stats.scratch);
+    if (rt->slot == 0) rt->slot = 64;
+    rt->arena = rt->slot * (size_t)rt->threads;
     *out = rt;
     return RG_OK;
+}
+
+rg_status rg_rt_prepare(const rg_rgm *m, const rg_qk_table *t, rg_rt **out, rg_error *err)
+{
+    const rg_rt_options one = {1, 1};
+    return rg_rt_prepare_opts(m, t, &one, out, err);
+}
+
+rg_rt_options rg_rt_options_get(const rg_rt *rt)
+{
+    return (rg_rt_options){rt->mb, rt->threads};
 }
 
 size_t rg_rt_arena_size(const rg_rt *rt)
@@ -169,48 +194,67 @@ const char *rg_rt_table_name(const rg_rt *rt)
     return rt->t->name;
 }
 
-/* Runs every op; the input tensor is in place in the arena. */
-static void run(const rg_rt *rt, int8_t *a, rg_rt_trace_fn trace, void *user)
+/* Runs every op on b <= mb images in one slot a; the input tensor is in
+ * place. Tensor t of the b images is at off[t] * mb: the plan scaled. */
+static void run(const rg_rt *rt, int8_t *a, int32_t b, rg_rt_trace_fn trace, void *user)
 {
     const rg_rgm *m = rt->m;
+    const size_t mb = (size_t)rt->mb;
     void *scratch = a + rt->scratch_off;
     for (int32_t i = 0; i < m->n_ops; i++) {
         const rg_rgm_op *o = &m->ops[i];
         const rt_op *r = &rt->ops[i];
-        const int8_t *x = a + rt->off[o->in[0]];
-        int8_t *y = a + rt->off[o->out];
+        const int8_t *x = a + rt->off[o->in[0]] * mb;
+        int8_t *y = a + rt->off[o->out] * mb;
         switch (r->path) {
         case PATH_GEMM:
-        case PATH_FC: rg_qk_gemm_run(&r->g, (int32_t)r->n, x, y, scratch); break;
-        case PATH_CONV: rg_qk_conv_run(&r->c, x, y, scratch); break;
-        case PATH_DW: rg_qk_dw_run(&r->d, x, y); break;
-        case PATH_ADD: rt->t->add(&o->add, x, a + rt->off[o->in[1]], r->n, y); break;
-        case PATH_CLAMP: rt->t->clamp(x, r->n, o->act_min, o->act_max, y); break;
-        case PATH_GAP: rt->t->gap(&r->gap, x, y); break;
+        case PATH_FC: rg_qk_gemm_run(&r->g, (int32_t)r->n * b, x, y, scratch); break;
+        case PATH_CONV: {
+            rg_qk_conv c = r->c;
+            c.p.batch = b;
+            rg_qk_conv_run(&c, x, y, scratch);
+            break;
+        }
+        case PATH_DW: {
+            rg_qk_dw d = r->d;
+            d.p.batch = b;
+            rg_qk_dw_run(&d, x, y, scratch);
+            break;
+        }
+        case PATH_ADD: rt->t->add(&o->add, x, a + rt->off[o->in[1]] * mb, r->n * b, y); break;
+        case PATH_CLAMP: rt->t->clamp(x, r->n * b, o->act_min, o->act_max, y); break;
+        case PATH_GAP: {
+            rg_q_gap_params g = r->gap;
+            g.batch = b;
+            rt->t->gap(&g, x, y);
+            break;
+        }
         /* pooling has no fast kernel yet: the reference. Its checks cannot
          * fail here: rg_rgm_check requires the output size the window gives
          * and pad < kernel, which is what the reference checks. */
-        case PATH_AVGPOOL: rg_q_avgpool_s8(&r->pool, x, y, NULL); break;
-        case PATH_MAXPOOL: rg_q_maxpool_s8(&r->pool, x, y, NULL); break;
+        case PATH_AVGPOOL:
+        case PATH_MAXPOOL: {
+            rg_q_pool_params p = r->pool;
+            p.batch = b;
+            if (r->path == PATH_AVGPOOL) rg_q_avgpool_s8(&p, x, y, NULL);
+            else rg_q_maxpool_s8(&p, x, y, NULL);
+            break;
+        }
         case PATH_REF: {
             const int8_t *xs[RG_RGM_MAX_IN];
-            for (int32_t k = 0; k < rg_rgm_op_n_in(o); k++) xs[k] = a + rt->off[o->in[k]];
-            rg_rt_ref_op(m, o, xs, y, 1);
+            for (int32_t k = 0; k < rg_rgm_op_n_in(o); k++) xs[k] = a + rt->off[o->in[k]] * mb;
+            rg_rt_ref_op(m, o, xs, y, b);
             break;
         }
         }
-        rg_rt_clamp_channels(m, o, y, 1); /* equalized ReLU6 layers (nothing otherwise) */
+        rg_rt_clamp_channels(m, o, y, b); /* equalized ReLU6 layers (nothing otherwise) */
         if (trace) trace(user, i, y);
     }
 }
 
 void rg_rt_invoke(const rg_rt *rt, void *arena, const int8_t *in, int8_t *out)
 {
-    const rg_rgm *m = rt->m;
-    int8_t *a = arena;
-    memcpy(a + rt->off[m->input], in, rg_rt_tensor_bytes(m, m->input));
-    run(rt, a, NULL, NULL);
-    memcpy(out, a + rt->off[m->output], rg_rt_tensor_bytes(m, m->output));
+    rg_rt_invoke_trace(rt, arena, in, out, NULL, NULL);
 }
 
 void rg_rt_invoke_trace(const rg_rt *rt, void *arena, const int8_t *in, int8_t *out, rg_rt_trace_fn trace,
@@ -218,21 +262,83 @@ void rg_rt_invoke_trace(const rg_rt *rt, void *arena, const int8_t *in, int8_t *
 {
     const rg_rgm *m = rt->m;
     int8_t *a = arena;
-    memcpy(a + rt->off[m->input], in, rg_rt_tensor_bytes(m, m->input));
-    run(rt, a, trace, user);
-    memcpy(out, a + rt->off[m->output], rg_rt_tensor_bytes(m, m->output));
+    memcpy(a + rt->off[m->input] * (size_t)rt->mb, in, rg_rt_tensor_bytes(m, m->input));
+    run(rt, a, 1, trace, user);
+    memcpy(out, a + rt->off[m->output] * (size_t)rt->mb, rg_rt_tensor_bytes(m, m->output));
+}
+
+/* What a batch call reads and writes: int8 (in8, out8) or float (inf,
+ * outf: quantized on the way in, dequantized on the way out). */
+typedef struct {
+    const int8_t *in8;
+    const float *inf;
+    int8_t *out8;
+    float *outf;
+} io;
+
+/* Images [lo, hi) through one slot, micro-batch by micro-batch. */
+static void run_share(const rg_rt *rt, int8_t *slot, int32_t lo, int32_t hi, const io *d)
+{
+    const rg_rgm *m = rt->m;
+    const size_t in_n = rg_rt_tensor_bytes(m, m->input), out_n = rg_rt_tensor_bytes(m, m->output);
+    const size_t mb = (size_t)rt->mb;
+    const rg_qparams qi = m->tensors[m->input].q, qo = m->tensors[m->output].q;
+    int8_t *x = slot + rt->off[m->input] * mb;
+    const int8_t *y = slot + rt->off[m->output] * mb;
+    for (int32_t i = lo; i < hi; i += rt->mb) {
+        int32_t b = hi - i < rt->mb ? hi - i : rt->mb;
+        size_t nx = (size_t)b * in_n, ny = (size_t)b * out_n;
+        if (d->in8) memcpy(x, d->in8 + (size_t)i * in_n, nx);
+        else
+            rg_qk_quantize(rt->t, d->inf + (size_t)i * in_n, nx, qi, x);
+        run(rt, slot, b, NULL, NULL);
+        if (d->out8) memcpy(d->out8 + (size_t)i * out_n, y, ny);
+        else rg_q_dequantize(y, ny, qo, d->outf + (size_t)i * out_n);
+    }
+}
+
+static void invoke_batch(const rg_rt *rt, void *arena, int32_t n, const io *d)
+{
+    int8_t *a = arena;
+    /* threads with at least one micro-batch each; every image is computed
+     * alone, so how they are shared changes no bit */
+    int32_t chunks = (n + rt->mb - 1) / rt->mb, nt = rt->threads < chunks ? rt->threads : chunks;
+    if (nt <= 1) {
+        if (n > 0) run_share(rt, a, 0, n, d);
+        return;
+    }
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt)
+    {
+        int32_t t = (int32_t)omp_get_thread_num(), got = (int32_t)omp_get_num_threads();
+        /* contiguous shares in whole micro-batches; a smaller team than
+         * asked (nested or limited OpenMP) shares all the images alike */
+        int32_t lo = (int32_t)((int64_t)chunks * t / got) * rt->mb;
+        int32_t hi = (int32_t)((int64_t)chunks * (t + 1) / got) * rt->mb;
+        if (hi > n) hi = n;
+        if (lo < hi) run_share(rt, a + (size_t)t * rt->slot, lo, hi, d);
+    }
+#else
+    run_share(rt, a, 0, n, d);
+#endif
+}
+
+void rg_rt_invoke_batch(const rg_rt *rt, void *arena, int32_t n, const int8_t *in, int8_t *out)
+{
+    const io d = {.in8 = in, .out8 = out};
+    invoke_batch(rt, arena, n, &d);
+}
+
+void rg_rt_invoke_batch_float(const rg_rt *rt, void *arena, int32_t n, const float *in, float *out)
+{
+    const io d = {.inf = in, .outf = out};
+    invoke_batch(rt, arena, n, &d);
 }
 
 void rg_rt_invoke_float(const rg_rt *rt, void *arena, const float *in, float *out)
 {
-    const rg_rgm *m = rt->m;
-    int8_t *a = arena;
-    const rg_rgm_tensor *ti = &m->tensors[m->input], *to = &m->tensors[m->output];
-    int8_t *x = a + rt->off[m->input];
-    size_t n = rg_rt_tensor_bytes(m, m->input);
-    for (size_t i = 0; i < n; i++) x[i] = (int8_t)rg_q_quantize_value(in[i], ti->q, -128, 127);
-    run(rt, a, NULL, NULL);
-    rg_q_dequantize(a + rt->off[m->output], rg_rt_tensor_bytes(m, m->output), to->q, out);
+    const io d = {.inf = in, .outf = out};
+    run_share(rt, arena, 0, 1, &d);
 }
 
 void rg_rt_plan_stats_get(const rg_rt *rt, rg_rt_plan_stats *s)

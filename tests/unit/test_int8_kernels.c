@@ -16,6 +16,7 @@
 #include "test_support.h"
 
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -87,6 +88,19 @@ static void expect_same(const char *table, const char *what, const int8_t *got, 
 
 /* ---- matrix product (pointwise, fully connected) ---- */
 
+/* 1 / 0: the layers the next checks prepare must (not) take the short
+ * rounding (rt/kernels/qk.h, rshort); -1: either. */
+static int expect_short = -1;
+
+/* Right shifts of 1 to 3 only (ties of the rounding are frequent) */
+static void short_requant(int32_t n, int32_t *m, int32_t *s)
+{
+    for (int32_t c = 0; c < n; c++) {
+        m[c] = (1 << 30) + (int32_t)rg_rng_below(&rng, 1u << 30);
+        s[c] = -rnd(1, 3);
+    }
+}
+
 static void check_gemm(const rg_qk_table *const *t, int nt, int32_t rows, int32_t k, int32_t n, int bias_mode,
                        int extreme)
 {
@@ -98,7 +112,8 @@ static void check_gemm(const rg_qk_table *const *t, int nt, int32_t rows, int32_
         /* one channel beyond the bound is enough to send the layer back */
         bias[o] = rand_bias(bias_mode == 3 && o != n - 1 ? 2 : bias_mode, sa);
     }
-    rand_requant(n, extreme, m, s);
+    if (extreme == 2) short_requant(n, m, s);
+    else rand_requant(n, extreme, m, s);
     int32_t lo = rnd(-128, 20), hi = rnd(lo, 127);
     if (rg_rng_below(&rng, 3) == 0) lo = -128, hi = 127;
     rg_q_fc_params p = {.batch = rows, .in_features = k, .out_features = n, .in_zp = rnd(-128, 127),
@@ -112,6 +127,7 @@ static void check_gemm(const rg_qk_table *const *t, int nt, int32_t rows, int32_
         void *buf = malloc(size);
         rg_qk_gemm L;
         if (rg_qk_gemm_prepare(t[it], &p, w, b, buf, size, &L, &err)) fail_msg("%s", err.msg);
+        if (t[it]->nr && expect_short >= 0) assert_int_equal(L.rshort, expect_short);
         if (t[it]->nr) assert_int_equal(L.fast, bias_mode == 3 && b ? 0 : 1);
         void *scratch = malloc(rg_qk_gemm_scratch(&L) + 1);
         memset(got, 0x55, (size_t)rows * n);
@@ -186,9 +202,14 @@ static void check_dw(const rg_qk_table *const *t, int nt, rg_q_conv_params p, in
         void *buf = malloc(size);
         rg_qk_dw L;
         if (rg_qk_dw_prepare(t[it], &p, w, bias, buf, size, &L, &err)) fail_msg("%s", err.msg);
+        if (t[it]->nr && expect_short >= 0) assert_int_equal(L.rshort, expect_short);
         if (t[it]->nr) assert_int_equal(L.fast, bias_mode == 3 ? 0 : 1);
         memset(got, 0x55, ny);
-        rg_qk_dw_run(&L, x, got);
+        size_t ns = rg_qk_dw_scratch(&L);
+        uint8_t *scratch = malloc(ns + 1);
+        for (size_t i = 0; i < ns; i++) scratch[i] = (uint8_t)(i * 37 + 11); /* any content */
+        rg_qk_dw_run(&L, x, got, ns ? scratch : NULL);
+        free(scratch);
         char what[160];
         snprintf(what, sizeof what, "depthwise n%d %dx%dx%d k%d s%d pad%d dil%d", (int)p.batch, (int)p.in_h,
                  (int)p.in_w, (int)c, (int)p.k_h, (int)p.stride_h, (int)p.pad_top, (int)p.dilation_h);
@@ -223,6 +244,13 @@ static void test_depthwise(void **state)
         rand_requant(p.out_c, 1, m, s);
         check_dw(t, nt, p, rep < 3 ? 2 : 3);
     }
+    /* dilated in height only (the row-pair kernels need dilation_w 1 only) */
+    for (int32_t c = 15; c <= 70; c += 55) {
+        rg_q_conv_params p = rand_conv(2, 9, 7, c, c, 3, 1, 1, 1, m, s, 0);
+        p.dilation_h = 2;
+        p.out_h = rg_q_out_size(p.in_h, 3, 1, 2, 1, 1);
+        check_dw(t, nt, p, 1);
+    }
 }
 
 static void check_conv(const rg_qk_table *const *t, int nt, rg_q_conv_params p, int bias_mode)
@@ -245,6 +273,9 @@ static void check_conv(const rg_qk_table *const *t, int nt, rg_q_conv_params p, 
         void *buf = malloc(size);
         rg_qk_conv L;
         if (rg_qk_conv_prepare(t[it], &p, w, bias, buf, size, &L, &err)) fail_msg("%s", err.msg);
+        if (t[it]->nr && expect_short >= 0) assert_int_equal(L.gemm.rshort, expect_short);
+        /* few taps take the table's direct kernel where it has one */
+        assert_int_equal(L.direct, t[it]->conv_direct && kk <= RG_QK_DIRECT_MAX && p.dilation_w == 1 && L.gemm.fast);
         void *scratch = malloc(rg_qk_conv_scratch(&L) + 1);
         memset(got, 0x55, ny);
         rg_qk_conv_run(&L, x, got, scratch);
@@ -267,6 +298,10 @@ static void test_conv(void **state)
     /* the stem of mbv2-tiny (28x28x1 -> 16, 3x3, stride 1 and 2), then odd shapes */
     check_conv(t, nt, rand_conv(1, 28, 28, 1, 16, 3, 1, 1, 1, m, s, 0), 0);
     check_conv(t, nt, rand_conv(2, 28, 28, 1, 16, 3, 2, 1, 1, m, s, 0), 1);
+    /* the direct kernel's limits: 64 taps (even), 63 (odd), 65 (im2col) */
+    check_conv(t, nt, rand_conv(1, 6, 5, 4, 17, 4, 1, 2, 1, m, s, 1), 2);
+    check_conv(t, nt, rand_conv(1, 5, 6, 7, 33, 3, 2, 1, 1, m, s, 1), 3);
+    check_conv(t, nt, rand_conv(1, 5, 5, 65, 16, 1, 2, 0, 1, m, s, 0), 1);
     const int32_t cis[] = {1, 3, 8, 17}, cos[] = {1, 3, 16, 17, 33};
     int i = 0;
     for (size_t a = 0; a < 4; a++)
@@ -287,13 +322,21 @@ static void test_add(void **state)
     int nt = tables(t);
     const int64_t ns[] = {0, 1, 7, 8, 15, 16, 17, 100, 1000};
     rg_error err;
-    for (int rep = 0; rep < 60; rep++) {
+    for (int rep = 0; rep < 160; rep++) {
         rg_q_add_params p;
         rg_qparams a = {0.001f + 0.2f * rg_rng_uniform(&rng), rnd(-128, 127)};
         rg_qparams b = {0.001f + 0.2f * rg_rng_uniform(&rng), rnd(-128, 127)};
         rg_qparams o = {0.002f + 0.3f * rg_rng_uniform(&rng), rnd(-128, 127)};
         if (rg_q_add_prepare(a, b, o, (rg_q_activation)(rep % 3), &p, &err)) fail_msg("%s", err.msg);
-        if (rep % 4 == 3) { /* any valid parameters, not only prepared ones: saturating shifts */
+        if (rep >= 60) { /* right shifts only, any multiplier, left shifts around the split rescale's
+                          * range [9, 22] (rt/kernels/qk_vnni.c): every rounding case of its formula */
+            int32_t mm[3], ss[3];
+            rand_requant(3, 1, mm, ss);
+            p.in1_multiplier = mm[0], p.in1_shift = -rnd(0, 31);
+            p.in2_multiplier = mm[1], p.in2_shift = rep % 5 ? -rnd(0, 12) : -rnd(28, 31);
+            p.out_multiplier = mm[2], p.out_shift = ss[2];
+            p.left_shift = rnd(8, 22);
+        } else if (rep % 4 == 3) { /* any valid parameters, not only prepared ones: saturating shifts */
             int32_t mm[3], ss[3];
             rand_requant(3, 1, mm, ss);
             p.in1_multiplier = mm[0], p.in1_shift = ss[0];
@@ -302,7 +345,7 @@ static void test_add(void **state)
             p.left_shift = rnd(0, 22);
         }
         assert_int_equal(rg_qk_check_add(&p, &err), RG_OK);
-        int64_t n = ns[rep % 9];
+        int64_t n = rep >= 60 ? 1000 + rep % 17 : ns[rep % 9];
         int8_t *x1 = rand_s8((size_t)n, -128, 127), *x2 = rand_s8((size_t)n, -128, 127);
         int8_t *want = malloc((size_t)n + 1), *got = malloc((size_t)n + 1);
         assert_int_equal(rg_q_add_s8(&p, x1, x2, n, want, &err), RG_OK);
@@ -327,8 +370,12 @@ static void test_gap_clamp(void **state)
     int nt = tables(t);
     const int32_t cs[] = {1, 3, 15, 16, 17, 33, 80, 100};
     rg_error err;
-    for (int rep = 0; rep < 48; rep++) {
+    for (int rep = 0; rep < 62; rep++) {
         int32_t h = rnd(1, 9), w = rnd(1, 9), c = cs[rep % 8], batch = 1 + rep % 2;
+        /* large windows (the VNNI division in double needs h*w < 2^22; at
+         * 2^22 it takes the reference's steps) */
+        if (rep >= 48) h = rnd(1, 300), w = rnd(1, 300), c = rnd(1, 20), batch = 1;
+        if (rep == 61) h = 2048, w = 2048, c = 1;
         rg_q_gap_params p;
         rg_qparams in = {0.01f + rg_rng_uniform(&rng), rnd(-128, 127)}, out = {0.01f + rg_rng_uniform(&rng), rnd(-128, 127)};
         if (rg_q_gap_prepare(batch, h, w, c, in, out, &p, &err)) fail_msg("%s", err.msg);
@@ -412,11 +459,76 @@ static void test_prepare_errors(void **state)
     assert_non_null(strstr(err.msg, "out_h"));
 }
 
+/* The short rounding (rshort) on every kernel that has it: right shifts of
+ * 1 to 3 (ties everywhere), biases within the bound (taken) and at the fast
+ * kernels' limit (refused: r + 2^(e-1) could leave int32). */
+static void test_short_rounding(void **state)
+{
+    (void)state;
+    const rg_qk_table *t[3];
+    int nt = tables(t);
+    int32_t m[128], s[128];
+    for (int rep = 0; rep < 24; rep++) {
+        int bias_mode = rep % 4 == 3 ? 2 : rep % 2;
+        expect_short = bias_mode == 2 ? -1 : 1; /* at the limit: only when the bias leaves room */
+        check_gemm(t, nt, rnd(1, 30), rnd(1, 100), rnd(1, 70), bias_mode, 2);
+        int32_t c = rnd(1, 100);
+        rg_q_conv_params p = rand_conv(1 + rep % 2, rnd(1, 9), rnd(1, 9), c, c, 3, 1 + rep % 2, 1, 1, m, s, 0);
+        short_requant(c, m, s);
+        check_dw(t, nt, p, bias_mode);
+        p = rand_conv(1, rnd(1, 9), rnd(1, 9), rnd(1, 3), rnd(1, 40), 3, 1 + rep % 2, 1, 1, m, s, 0);
+        short_requant(p.out_c, m, s);
+        check_conv(t, nt, p, bias_mode);
+    }
+    /* one channel that does not shift right: the layer keeps the long rounding */
+    expect_short = 0;
+    rg_q_conv_params p = rand_conv(1, 6, 6, 20, 20, 3, 1, 1, 1, m, s, 0);
+    short_requant(20, m, s);
+    s[7] = 0;
+    check_dw(t, nt, p, 0);
+    expect_short = -1;
+}
+
+/* The runtime's input quantization: every table's (rg_qk_quantize) gives
+ * rg_q_quantize_value's bits: ties of the rounding on both signs, values
+ * that saturate, infinities, NaN, -0, odd lengths. */
+static void test_quantize(void **state)
+{
+    (void)state;
+    const rg_qk_table *t[3];
+    int nt = tables(t);
+    enum { N = 1000 };
+    float x[N];
+    int8_t want[N + 1], got[N + 1];
+    for (int rep = 0; rep < 20; rep++) {
+        rg_qparams q = {0.001f + 0.1f * rg_rng_uniform(&rng), rnd(-128, 127)};
+        if (rep == 0) q.scale = 0.25f; /* exact ties x / scale = k + 0.5 */
+        for (int i = 0; i < N; i++) {
+            switch (i % 7) {
+            case 0: x[i] = ((float)rnd(-300, 300) + 0.5f) * q.scale; break;  /* ties (where exact) */
+            case 1: x[i] = 40.0f * (rg_rng_uniform(&rng) - 0.5f); break;
+            case 2: x[i] = (float)rnd(-200, 200) * q.scale; break;
+            case 3: x[i] = 1e30f * (rg_rng_uniform(&rng) - 0.5f); break;
+            default: x[i] = 3.0f * (rg_rng_uniform(&rng) - 0.5f); break;
+            }
+        }
+        x[5] = (float)INFINITY, x[12] = -(float)INFINITY, x[19] = (float)NAN, x[26] = -0.0f;
+        int n = N - rep * 7;
+        for (int i = 0; i < n; i++) want[i] = (int8_t)rg_q_quantize_value(x[i], q, -128, 127);
+        for (int it = 0; it < nt; it++) {
+            memset(got, 0x55, sizeof got);
+            rg_qk_quantize(t[it], x, (size_t)n, q, got);
+            expect_same(t[it]->name, "quantize", got, want, (size_t)n);
+            assert_int_equal(got[n], 0x55);
+        }
+    }
+}
+
 int main(void)
 {
     rng = rg_rng_keyed(2026, 11, 29);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_gemm),      cmocka_unit_test(test_gemm_extremes), cmocka_unit_test(test_depthwise),
+        cmocka_unit_test(test_gemm),      cmocka_unit_test(test_gemm_extremes), cmocka_unit_test(test_short_rounding), cmocka_unit_test(test_quantize), cmocka_unit_test(test_depthwise),
         cmocka_unit_test(test_conv),      cmocka_unit_test(test_add),           cmocka_unit_test(test_gap_clamp),
         cmocka_unit_test(test_dispatch),  cmocka_unit_test(test_prepare_errors),
     };

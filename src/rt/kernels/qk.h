@@ -70,10 +70,23 @@ typedef struct {
     const int32_t *qmult, *qlsh, *qrsh;     /* [npad] multiplier, max(shift, 0), max(-shift, 0) */
     const int32_t *qmask, *qhalf;           /* [npad] 2^rsh - 1 and its half: the rounding test */
     int lsh_any;                            /* some channel shifts left (else that step is skipped) */
+    /* The short rounding: when every channel shifts right (by >= 1) and
+     * the bound below holds, rdbpot(r, e) is (r + 2^(e-1) - [r < 0]) >> e,
+     * 4 operations instead of gemmlowp's 6 (same bits: remainder test
+     * rem > half + [r < 0] <=> rem + 2^(e-1) - [r < 0] >= 2^e), provided r
+     * + 2^(e-1) stays in int32: |bias| + 255 sum |w| + 1 + 2^(e-1) <=
+     * INT32_MAX for each channel (prepare checks it). */
+    int rshort;
+    const int32_t *qmodd, *qrnd;            /* [npad] next channel's multiplier at even channels; 2^(e-1) */
 } rg_qk_gemm;
 
 /* A prepared depthwise convolution (channel multiplier 1, any kernel size,
- * stride, padding and dilation), all p.batch images. */
+ * stride, padding and dilation), all p.batch images. Tables may keep rows
+ * of the input in scratch (rg_qk_dw_scratch): for kernels up to 4 wide the
+ * VNNI table gathers, once per input row and output column, the row's taps
+ * of every channel as the 4 bytes of an int32 (x + 128, padding zp + 128),
+ * so that a kernel row is one vpdpbusd against wrow for every window, the
+ * border included (bias folded: qbias_u8). */
 typedef struct {
     rg_q_conv_params p;                     /* copy; p.multipliers/shifts borrowed */
     const int8_t *w;                        /* [c, k_h, k_w] */
@@ -85,15 +98,32 @@ typedef struct {
     const int32_t *qbias, *qmult, *qlsh, *qrsh, *qmask, *qhalf; /* [cpad], as rg_qk_gemm's */
     const int32_t *qbias_zp;                /* [cpad] bias - in_zp * sum w: windows inside the input */
     int lsh_any;
+    const int32_t *wrow;                    /* [k_h][cpad] a kernel row's weights as 4 bytes (k_w <= 4) */
+    const int32_t *qbias_u8;                /* [cpad] bias - (128 + in_zp) * sum w */
+    int rshort;                             /* as rg_qk_gemm's */
+    const int32_t *qmodd, *qrnd;
 } rg_qk_dw;
 
 /* A prepared dense convolution: im2col of a block of output pixels into
- * scratch, then the matrix product over k = k_h*k_w*in_c. */
+ * scratch, then the matrix product over k = k_h*k_w*in_c. A convolution
+ * with few taps (k_h*k_w*in_c <= RG_QK_DIRECT_MAX, dilation_w 1: a
+ * network's stem) runs the table's direct kernel instead when it has one:
+ * the image, padded, as int16 x - in_zp in scratch (0 in the padding: the
+ * reference skips those taps); per output pixel and kernel row the row's
+ * k_w*in_c taps are contiguous there and are read in pairs, each pair
+ * broadcast against 16 output channels' weight pairs (vpdpwssd). No column
+ * block, no per-tap bounds checks. */
+#define RG_QK_DIRECT_MAX 64
 typedef struct {
     rg_q_conv_params p;
     const int8_t *w;
     const int32_t *bias;
-    rg_qk_gemm gemm;
+    rg_qk_gemm gemm;            /* its requantization vectors serve the direct kernel too */
+    int direct;                 /* the direct kernel runs */
+    int32_t rpairs;             /* pairs of taps a kernel row: (k_w*in_c + 1) / 2 */
+    int32_t ph, pw;             /* the padded image's height and width */
+    const int32_t *dbias;       /* [npad] the bias (0 past n) */
+    const int32_t *wpair;       /* [k_h][rpairs][npad] taps 2j (low 16 bits) and 2j+1 (high 16) of a row */
 } rg_qk_conv;
 
 struct rg_qk_table {
@@ -109,11 +139,21 @@ struct rg_qk_table {
     /* Vector width for channels in the depthwise layout (cpad multiple). */
     int32_t cvec;
     void (*gemm)(const rg_qk_gemm *L, int32_t rows, const int8_t *x, int8_t *y, void *scratch);
-    void (*depthwise)(const rg_qk_dw *L, const int8_t *x, int8_t *y);
+    /* the direct convolution for few taps (NULL: im2col + gemm always) */
+    void (*conv_direct)(const rg_qk_conv *L, const int8_t *x, int8_t *y, void *scratch);
+    void (*depthwise)(const rg_qk_dw *L, const int8_t *x, int8_t *y, void *scratch);
+    /* bytes of scratch the table's depthwise needs (NULL: none) */
+    size_t (*dw_scratch)(const rg_qk_dw *L);
     void (*add)(const rg_q_add_params *p, const int8_t *a, const int8_t *b, int64_t n, int8_t *y);
     void (*gap)(const rg_q_gap_params *p, const int8_t *x, int8_t *y);
     void (*clamp)(const int8_t *x, int64_t n, int32_t lo, int32_t hi, int8_t *y);
+    /* y[i] = rg_q_quantize_value(x[i], q, -128, 127): the runtime's float
+     * input (NULL: the scalar function) */
+    void (*quantize)(const float *x, size_t n, rg_qparams q, int8_t *y);
 };
+
+/* t's quantize, or rg_q_quantize_value value by value. */
+void rg_qk_quantize(const rg_qk_table *t, const float *x, size_t n, rg_qparams q, int8_t *y);
 
 extern const rg_qk_table rg_qk_ref, rg_qk_avx2, rg_qk_vnni;
 
@@ -140,8 +180,10 @@ size_t rg_qk_dw_size(const rg_qk_table *t, const rg_q_conv_params *p);
 /* Validates p as rg_q_depthwise_s8 does and prepares w [c, k_h, k_w]. */
 rg_status rg_qk_dw_prepare(const rg_qk_table *t, const rg_q_conv_params *p, const int8_t *w, const int32_t *bias,
                            void *buf, size_t size, rg_qk_dw *L, rg_error *err);
-/* Same bits as rg_q_depthwise_s8; needs no scratch. */
-void rg_qk_dw_run(const rg_qk_dw *L, const int8_t *x, int8_t *y);
+/* Bytes of scratch rg_qk_dw_run needs (0 is possible; NULL is then fine). */
+size_t rg_qk_dw_scratch(const rg_qk_dw *L);
+/* Same bits as rg_q_depthwise_s8. */
+void rg_qk_dw_run(const rg_qk_dw *L, const int8_t *x, int8_t *y, void *scratch);
 
 size_t rg_qk_conv_size(const rg_qk_table *t, const rg_q_conv_params *p);
 /* Validates p as rg_q_conv2d_s8 does and prepares w [out_c, k_h, k_w, in_c]. */

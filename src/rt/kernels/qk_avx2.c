@@ -205,8 +205,9 @@ static inline __attribute__((always_inline)) void dw_impl(const rg_qk_dw *Lp, co
     }
 }
 
-static void depthwise(const rg_qk_dw *L, const int8_t *x, int8_t *y)
+static void depthwise(const rg_qk_dw *L, const int8_t *x, int8_t *y, void *scratch)
 {
+    (void)scratch;
     int k33 = L->p.k_h == 3 && L->p.k_w == 3 && L->p.dilation_h == 1 && L->p.dilation_w == 1;
     if (k33 && !L->lsh_any) dw_impl(L, x, y, 3, 3, 0);
     else if (k33) dw_impl(L, x, y, 3, 3, 1);

@@ -24,8 +24,9 @@ static void ref_gemm(const rg_qk_gemm *L, int32_t rows, const int8_t *x, int8_t 
     rg_q_fc_s8(&p, x, L->w, L->bias, y, NULL); /* validated at prepare */
 }
 
-static void ref_depthwise(const rg_qk_dw *L, const int8_t *x, int8_t *y)
+static void ref_depthwise(const rg_qk_dw *L, const int8_t *x, int8_t *y, void *scratch)
 {
+    (void)scratch;
     rg_q_depthwise_s8(&L->p, x, L->w, L->bias, y, NULL);
 }
 
@@ -59,6 +60,13 @@ const rg_qk_table *rg_qk_table_for(rg_isa isa)
 
 const rg_qk_table *rg_qk_kernels(void) { return rg_qk_table_for(rg_cpu_isa()); }
 
+void rg_qk_quantize(const rg_qk_table *t, const float *x, size_t n, rg_qparams q, int8_t *y)
+{
+    if (t->quantize) t->quantize(x, n, q, y);
+    else
+        for (size_t i = 0; i < n; i++) y[i] = (int8_t)rg_q_quantize_value(x[i], q, -128, 127);
+}
+
 /* ---- layout helpers ---- */
 
 static int32_t round_up(int32_t v, int32_t m) { return m > 1 ? (v + m - 1) / m * m : v; }
@@ -66,9 +74,11 @@ static int32_t round_up(int32_t v, int32_t m) { return m > 1 ? (v + m - 1) / m *
 /* Offsets in a prepared buffer are kept multiples of 64 bytes from its start. */
 static size_t align64(size_t v) { return (v + 63) & ~(size_t)63; }
 
-/* The six per-channel int32 vectors (bias, multiplier, left and right
- * shift, rounding mask and half mask) of npad channels. */
-#define NQ 6
+/* The eight per-channel int32 vectors (bias, multiplier, left and right
+ * shift, rounding mask and half mask; the next channel's multiplier at
+ * even channels and 2^(right-1): the short rounding, qk.h) of npad
+ * channels. */
+#define NQ 8
 static size_t requant_bytes(int32_t npad) { return align64((size_t)NQ * (size_t)npad * sizeof(int32_t)); }
 
 /* Fills the requantization vectors (but the bias); channels >= n are
@@ -84,6 +94,8 @@ static int fill_requant(int32_t *q, int32_t n, int32_t npad, const int32_t *m, c
         q[3 * npad + c] = right;
         q[4 * npad + c] = (int32_t)((INT64_C(1) << right) - 1); /* as rg_q_rdbpot */
         q[5 * npad + c] = q[4 * npad + c] >> 1;
+        q[6 * npad + c] = c % 2 == 0 && c + 1 < n ? m[c + 1] : 0;
+        q[7 * npad + c] = right > 0 ? (int32_t)(INT64_C(1) << (right - 1)) : 0;
         lsh_any |= s[c] > 0;
     }
     return lsh_any;
@@ -96,6 +108,15 @@ static int channel_fits(int64_t bias, int64_t sum_abs_w)
 {
     int64_t b = bias < 0 ? -bias : bias;
     return b + 255 * sum_abs_w <= INT32_MAX;
+}
+
+/* Whether a channel may take the short rounding (qk.h): it shifts right
+ * (by at least 1) and r + 2^(right-1) cannot leave int32, r being the
+ * doubling high product, at most |acc| + 1 <= |bias| + 255 sum |w| + 1. */
+static int channel_short(int64_t bias, int64_t sum_abs_w, int32_t shift)
+{
+    int64_t b = bias < 0 ? -bias : bias;
+    return shift <= -1 && b + 255 * sum_abs_w + 1 + (INT64_C(1) << (-shift - 1)) <= INT32_MAX;
 }
 
 /* ---- matrix product ---- */
@@ -146,6 +167,7 @@ rg_status rg_qk_gemm_prepare(const rg_qk_table *t, const rg_q_fc_params *p, cons
     int32_t *q = buf;
     L->lsh_any = fill_requant(q, n, npad, p->multipliers, p->shifts);
     L->fast = 1;
+    L->rshort = 1;
     for (int32_t o = 0; o < n; o++) {
         int64_t sum = 0, sum_abs = 0;
         for (int32_t i = 0; i < k; i++) {
@@ -155,6 +177,7 @@ rg_status rg_qk_gemm_prepare(const rg_qk_table *t, const rg_q_fc_params *p, cons
         }
         int64_t b = bias ? bias[o] : 0;
         if (!channel_fits(b, sum_abs)) L->fast = 0;
+        if (!channel_short(b, sum_abs, p->shifts[o])) L->rshort = 0;
         q[o] = (int32_t)(b - (128 + (int64_t)p->in_zp) * sum); /* fits when channel_fits */
     }
     L->qbias = q;
@@ -163,6 +186,8 @@ rg_status rg_qk_gemm_prepare(const rg_qk_table *t, const rg_q_fc_params *p, cons
     L->qrsh = q + 3 * npad;
     L->qmask = q + 4 * npad;
     L->qhalf = q + 5 * npad;
+    L->qmodd = q + 6 * npad;
+    L->qrnd = q + 7 * npad;
     char *pack = (char *)buf + requant_bytes(npad);
     memset(pack, 0, (size_t)npad * (size_t)kpad * (size_t)t->wbytes);
     const int32_t groups = kpad / kr;
@@ -207,7 +232,7 @@ size_t rg_qk_dw_size(const rg_qk_table *t, const rg_q_conv_params *p)
     if (t->nr == 0 || p->in_c < 1 || p->k_h < 1 || p->k_w < 1) return 64;
     int32_t cpad = round_up(p->in_c, t->cvec);
     return requant_bytes(cpad) + align64((size_t)p->k_h * (size_t)p->k_w * (size_t)cpad * sizeof(int32_t)) +
-           align64((size_t)cpad * sizeof(int32_t));
+           2 * align64((size_t)cpad * sizeof(int32_t)) + align64((size_t)p->k_h * (size_t)cpad * sizeof(int32_t));
 }
 
 rg_status rg_qk_dw_prepare(const rg_qk_table *t, const rg_q_conv_params *p, const int8_t *w, const int32_t *bias,
@@ -231,10 +256,15 @@ rg_status rg_qk_dw_prepare(const rg_qk_table *t, const rg_q_conv_params *p, cons
     int32_t *q = buf;
     L->lsh_any = fill_requant(q, c, cpad, p->multipliers, p->shifts);
     L->fast = 1;
+    L->rshort = 1;
     int32_t *wt = (int32_t *)(void *)((char *)buf + requant_bytes(cpad));
     memset(wt, 0, (size_t)taps * (size_t)cpad * sizeof *wt);
     int32_t *bzp = (int32_t *)(void *)((char *)wt + align64((size_t)taps * (size_t)cpad * sizeof *wt));
     memset(bzp, 0, (size_t)cpad * sizeof *bzp);
+    int32_t *bu8 = (int32_t *)(void *)((char *)bzp + align64((size_t)cpad * sizeof *bzp));
+    int32_t *wrow = (int32_t *)(void *)((char *)bu8 + align64((size_t)cpad * sizeof *bu8));
+    memset(bu8, 0, (size_t)cpad * sizeof *bu8);
+    memset(wrow, 0, (size_t)p->k_h * (size_t)cpad * sizeof *wrow);
     for (int32_t ch = 0; ch < c; ch++) {
         int64_t sum_abs = 0, sum = 0;
         for (int32_t tp = 0; tp < taps; tp++) {
@@ -244,14 +274,18 @@ rg_status rg_qk_dw_prepare(const rg_qk_table *t, const rg_q_conv_params *p, cons
             /* the low 16 bits hold the weight, the high 16 zero: vpmaddwd of
              * an int32 lane x (|x| < 2^15) with it is exactly x * w */
             wt[(int64_t)tp * cpad + ch] = (int32_t)(uint16_t)(int16_t)v;
+            int32_t kh = tp / p->k_w, kw = tp % p->k_w;
+            if (p->k_w <= 4) wrow[(size_t)kh * cpad + ch] |= (int32_t)((uint32_t)(uint8_t)v << (8 * kw));
         }
         int64_t b = bias ? bias[ch] : 0;
         if (!channel_fits(b, sum_abs)) L->fast = 0;
+        if (!channel_short(b, sum_abs, p->shifts[ch])) L->rshort = 0;
         q[ch] = (int32_t)b;
         /* where every tap is inside the input, sum (x - zp) w = sum x w -
          * zp sum w; |bias - zp sum w| <= |bias| + 128 sum |w| fits when the
          * channel does */
         bzp[ch] = (int32_t)(b - (int64_t)p->in_zp * sum);
+        bu8[ch] = (int32_t)(b - (128 + (int64_t)p->in_zp) * sum); /* |.| <= |b| + 255 sum |w| */
     }
     L->qbias_zp = bzp;
     L->qbias = q;
@@ -260,14 +294,24 @@ rg_status rg_qk_dw_prepare(const rg_qk_table *t, const rg_q_conv_params *p, cons
     L->qrsh = q + 3 * cpad;
     L->qmask = q + 4 * cpad;
     L->qhalf = q + 5 * cpad;
+    L->qmodd = q + 6 * cpad;
+    L->qrnd = q + 7 * cpad;
     L->wtap = wt;
+    L->wrow = wrow;
+    L->qbias_u8 = bu8;
     return RG_OK;
 }
 
-void rg_qk_dw_run(const rg_qk_dw *L, const int8_t *x, int8_t *y)
+size_t rg_qk_dw_scratch(const rg_qk_dw *L)
 {
-    if (!L->fast || L->table->nr == 0) ref_depthwise(L, x, y);
-    else L->table->depthwise(L, x, y);
+    if (!L->fast || L->table->nr == 0 || !L->table->dw_scratch) return 0;
+    return L->table->dw_scratch(L);
+}
+
+void rg_qk_dw_run(const rg_qk_dw *L, const int8_t *x, int8_t *y, void *scratch)
+{
+    if (!L->fast || L->table->nr == 0) ref_depthwise(L, x, y, NULL);
+    else L->table->depthwise(L, x, y, scratch);
 }
 
 /* ---- dense convolution: im2col + the matrix product ---- */
@@ -281,11 +325,27 @@ static rg_status check_conv(const rg_q_conv_params *p, rg_error *err)
     return rg_qref_check_conv("conv2d_s8", p, err);
 }
 
+/* Whether t runs a convolution of k taps directly, and the bytes its
+ * direct layout adds after the product's. */
+static int direct_for(const rg_qk_table *t, const rg_q_conv_params *p, int64_t k)
+{
+    return t->conv_direct && t->nr > 0 && k >= 1 && k <= RG_QK_DIRECT_MAX && p->dilation_w == 1;
+}
+
+static size_t direct_bytes(const rg_qk_table *t, const rg_q_conv_params *p)
+{
+    int32_t npad = round_up(p->out_c, t->nr), rpairs = (p->k_w * p->in_c + 1) / 2;
+    return align64((size_t)npad * sizeof(int32_t)) +
+           align64((size_t)p->k_h * (size_t)rpairs * (size_t)npad * sizeof(int32_t));
+}
+
 size_t rg_qk_conv_size(const rg_qk_table *t, const rg_q_conv_params *p)
 {
     int64_t k = (int64_t)p->k_h * p->k_w * p->in_c;
     if (k < 1 || k > INT32_MAX) return 64;
-    return rg_qk_gemm_size(t, (int32_t)k, p->out_c);
+    size_t size = align64(rg_qk_gemm_size(t, (int32_t)k, p->out_c));
+    if (direct_for(t, p, k) && p->out_c >= 1) size += direct_bytes(t, p);
+    return size;
 }
 
 rg_status rg_qk_conv_prepare(const rg_qk_table *t, const rg_q_conv_params *p, const int8_t *w, const int32_t *bias,
@@ -303,13 +363,44 @@ rg_status rg_qk_conv_prepare(const rg_qk_table *t, const rg_q_conv_params *p, co
     rg_q_fc_params fp = {.batch = 1, .in_features = (int32_t)k, .out_features = p->out_c, .in_zp = p->in_zp,
                          .out_zp = p->out_zp, .act_min = p->act_min, .act_max = p->act_max,
                          .multipliers = p->multipliers, .shifts = p->shifts};
-    st = rg_qk_gemm_prepare(t, &fp, w, bias, buf, size, &L->gemm, err);
-    return st ? rg_error_prefix(err, "conv2d") : RG_OK;
+    size_t gsize = align64(rg_qk_gemm_size(t, (int32_t)k, p->out_c));
+    st = rg_qk_gemm_prepare(t, &fp, w, bias, buf, size < gsize ? size : gsize, &L->gemm, err);
+    if (st) return rg_error_prefix(err, "conv2d");
+    if (!direct_for(t, p, k) || !L->gemm.fast) return RG_OK;
+    if (size < gsize + direct_bytes(t, p))
+        return rg_fail(err, RG_ERR_ARG, "conv2d: prepared buffer of %zu bytes, %zu needed", size,
+                       gsize + direct_bytes(t, p));
+    const int32_t n = p->out_c, npad = L->gemm.npad, row = p->k_w * p->in_c, rpairs = (row + 1) / 2;
+    int32_t *db = (int32_t *)(void *)((char *)buf + gsize);
+    int32_t *wp = (int32_t *)(void *)((char *)db + align64((size_t)npad * sizeof(int32_t)));
+    memset(db, 0, (size_t)npad * sizeof *db);
+    memset(wp, 0, (size_t)p->k_h * (size_t)rpairs * (size_t)npad * sizeof *wp);
+    for (int32_t o = 0; o < n; o++) {
+        db[o] = bias ? bias[o] : 0;
+        for (int32_t kh = 0; kh < p->k_h; kh++)
+            for (int32_t i = 0; i < row; i++) {
+                /* OHWI: tap (kh, i = kw*in_c + c) of channel o */
+                uint32_t v = (uint16_t)(int16_t)w[((int64_t)o * p->k_h + kh) * row + i];
+                wp[((size_t)kh * rpairs + (size_t)(i / 2)) * npad + o] |= (int32_t)(i % 2 ? v << 16 : v);
+            }
+    }
+    L->rpairs = rpairs;
+    /* the padded image covers every window (the right and bottom padding as
+     * far as the last window reaches) */
+    L->ph = (p->out_h - 1) * p->stride_h + (p->k_h - 1) * p->dilation_h + 1;
+    L->pw = (p->out_w - 1) * p->stride_w + p->k_w;
+    L->dbias = db;
+    L->wpair = wp;
+    L->direct = 1;
+    return RG_OK;
 }
 
 size_t rg_qk_conv_scratch(const rg_qk_conv *L)
 {
     if (L->gemm.table->nr == 0) return 0;
+    /* the padded int16 image, and one more value: a row's last pair may
+     * read one past its taps (weight 0) */
+    if (L->direct) return align64(((size_t)L->ph * (size_t)L->pw * (size_t)L->p.in_c + 2) * sizeof(int16_t));
     return align64((size_t)CONV_BLOCK * (size_t)L->gemm.k) + rg_qk_gemm_scratch(&L->gemm);
 }
 
@@ -359,6 +450,10 @@ void rg_qk_conv_run(const rg_qk_conv *L, const int8_t *x, int8_t *y, void *scrat
     const rg_q_conv_params *p = &L->p;
     if (L->gemm.table->nr == 0 || !L->gemm.fast) {
         rg_q_conv2d_s8(p, x, L->w, L->bias, y, NULL);
+        return;
+    }
+    if (L->direct) {
+        L->gemm.table->conv_direct(L, x, y, scratch);
         return;
     }
     int8_t *col = scratch;
