@@ -1,6 +1,7 @@
 /* The microcontroller export (regain/export_c.h, regain export --c): a
  * lowered model (every op kind of version 1; every version 2 op with a
- * per-channel clamp; mbv2-tiny, plain and equalized) is exported with
+ * per-channel clamp; a four-input concat; mbv2-tiny, plain and equalized)
+ * is exported with
  * inputs chosen here, the library is built natively and for a Cortex-M4 and
  * a Cortex-M7 (arm-none-eabi-gcc, -Wall -Wextra, no warning allowed) and
  * its self-check run natively and under QEMU (MPS2 AN386 and AN500,
@@ -344,6 +345,38 @@ static void test_new_ops(void **state)
     rg_qmodel_free(qm);
 }
 
+/* A concat of four inputs (the most an op reads), one of them twice, each
+ * rescaled by its own multiplier to an output with another zero point:
+ * in[0..3] and the four parameter sets must reach the kernel in order.
+ * Built as an rg_rgm directly; natively only (the kernels are the ones the
+ * board runs above). */
+static void test_concat4(void **state)
+{
+    (void)state;
+    rg_qparams q = {0.05f, 3};
+    rg_rgm_tensor t[4] = {{2, 2, 3, q}, {2, 2, 3, q}, {2, 2, 3, q}, {2, 2, 12, {0.05f, -7}}};
+    rg_rgm_op ops[3];
+    memset(ops, 0, sizeof ops);
+    const int32_t lo[2] = {-50, -128}, hi[2] = {60, 0};
+    for (int k = 0; k < 2; k++)
+        ops[k] = (rg_rgm_op){.kind = RG_RT_CLAMP, .in = {0, -1, -1, -1}, .out = 1 + k, .act_min = lo[k], .act_max = hi[k]};
+    snprintf(ops[0].name, sizeof ops[0].name, "lo");
+    snprintf(ops[1].name, sizeof ops[1].name, "hi");
+    /* M = 1, 0.5, 0.75, 1.5 (multiplier / 2^31 * 2^shift) */
+    ops[2] = (rg_rgm_op){.kind = RG_RT_CONCAT, .name = "cat4", .in = {1, 0, 2, 1}, .out = 3, .n_in = 4,
+                         .cat_multipliers = {1 << 30, 1 << 30, 1610612736, 1610612736}, .cat_shifts = {1, 0, 0, 1}};
+    rg_rgm m = {.tensors = t, .n_tensors = 4, .ops = ops, .n_ops = 3, .input = 0, .output = 3, .mean = 0, .std = 1};
+    CHECK(rg_rgm_check(&m, &E));
+    rg_export_c_stats st;
+    export_and_run(&m, "cat4", 3, 0, &st);
+    char path[700];
+    snprintf(path, sizeof path, "%s/model.c", rgt_in_root("cat4"));
+    size_t size;
+    char *text = rgt_read_file(path, &size);
+    assert_non_null(strstr(text, ".n_in = 4"));
+    free(text);
+}
+
 /* mbv2-tiny, the benchmark student, on both boards; the flash and RAM
  * figures are printed (docs/deployment.md quotes them). */
 static void test_mbv2_tiny(void **state)
@@ -452,6 +485,7 @@ int main(void)
         cmocka_unit_test(test_cli),
         cmocka_unit_test(test_every_kind),
         cmocka_unit_test(test_new_ops),
+        cmocka_unit_test(test_concat4),
         cmocka_unit_test(test_mbv2_tiny),
         cmocka_unit_test(test_mbv2_tiny_equalized),
     };
