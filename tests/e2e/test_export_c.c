@@ -1,17 +1,16 @@
 /* The microcontroller export (regain/export_c.h, regain export --c): a
  * lowered model (every op kind of version 1; every version 2 op with a
  * per-channel clamp; a four-input concat; mbv2-tiny, plain and equalized)
- * is exported with
- * inputs chosen here, the library is built natively and for a Cortex-M4 and
- * a Cortex-M7 (arm-none-eabi-gcc, -Wall -Wextra, no warning allowed) and
- * its self-check run natively and under QEMU (MPS2 AN386 and AN500,
- * semihosting). Every run must print the outputs the host runtime computes
- * with the reference kernel table, byte for byte, and pass its own
- * per-layer comparison. The exported kernels must be the project's files
- * unchanged, the library must need nothing from libc but memcpy/memset,
- * and a self-check whose goldens are damaged, or whose model lost its
- * per-channel clamp, must fail. Bad command lines and files get clear
- * errors. */
+ * is exported with inputs chosen here, the library is built natively and
+ * for a Cortex-M4 and a Cortex-M7 (arm-none-eabi-gcc, -Wall -Wextra, no
+ * warning allowed) and its self-check run natively and under QEMU (MPS2
+ * AN386 and AN500, semihosting). Every run must print the outputs the host
+ * runtime computes with the reference kernel table, byte for byte, and pass
+ * its own per-layer comparison. The exported kernels must be the project's
+ * files unchanged, the library must need nothing from libc but
+ * memcpy/memset, and a self-check whose goldens are damaged, or whose model
+ * lost its per-channel clamp, must fail. Bad command lines and files get
+ * clear errors. */
 #include "test_support.h"
 #include "qmodel_fixture.h"
 
