@@ -43,6 +43,7 @@ static const char *plan_name(rg_item_plan p)
     case RG_PLAN_CACHED: return "cached";
     case RG_PLAN_AFTER_DEPS: return "run (after deps)";
     case RG_PLAN_ELSEWHERE: return "running elsewhere";
+    case RG_PLAN_REUSE: return "reuse";
     }
     return "?";
 }
@@ -57,6 +58,7 @@ static const char *outcome_name(rg_item_outcome o)
     case RG_OUT_ELSEWHERE: return "by other";
     case RG_OUT_FAILED: return "FAILED";
     case RG_OUT_SKIPPED: return "skipped";
+    case RG_OUT_REUSED: return "reused";
     }
     return "?";
 }
@@ -187,14 +189,16 @@ static void print_plan(const rg_experiment *x)
     for (int32_t i = 0; i < x->n_items; i++) {
         const rg_exp_item *it = &x->items[i];
         char est[32] = "-";
-        if (it->plan != RG_PLAN_CACHED) {
+        if (it->plan != RG_PLAN_CACHED && it->plan != RG_PLAN_REUSE) {
             cli_format_duration(it->est_s, est, sizeof est);
             total += it->est_s;
             to_run++;
             defaulted |= it->est_default_rate;
         }
-        printf("%-20s %6lld  %-18s %10s %12llu\n", it->name, (long long)it->seed, plan_name(it->plan), est,
+        printf("%-20s %6lld  %-18s %10s %12llu", it->name, (long long)it->seed, plan_name(it->plan), est,
                (unsigned long long)it->macs);
+        if (it->plan == RG_PLAN_REUSE) printf("  from %s", it->reused_from);
+        printf("\n");
     }
     char dur[32];
     cli_format_duration(total / x->opt.jobs, dur, sizeof dur);
@@ -207,7 +211,7 @@ static void print_plan(const rg_experiment *x)
 
 static void print_results(const rg_experiment *x)
 {
-    int32_t count[RG_OUT_SKIPPED + 1] = {0};
+    int32_t count[RG_OUT_REUSED + 1] = {0};
     printf("\n%-20s %6s  %-11s %11s %9s  %s\n", "run", "seed", "outcome", "test top-1", "wall", "hash");
     for (int32_t i = 0; i < x->n_items; i++) {
         const rg_exp_item *it = &x->items[i];
@@ -218,9 +222,10 @@ static void print_results(const rg_experiment *x)
         printf("%-20s %6lld  %-11s %11s %9s  %.12s\n", it->name, (long long)it->seed, outcome_name(it->outcome), acc,
                dur, it->hash[0] ? it->hash : "-");
     }
-    printf("\nruns: %d ran, %d resumed, %d cached, %d by another process, %d failed, %d skipped\n", count[RG_OUT_RAN],
-           count[RG_OUT_RESUMED], count[RG_OUT_CACHED], count[RG_OUT_ELSEWHERE], count[RG_OUT_FAILED],
-           count[RG_OUT_SKIPPED]);
+    printf("\nruns: %d ran, %d resumed, %d cached, %d reused from other experiments, %d by another process, %d failed, "
+           "%d skipped\n",
+           count[RG_OUT_RAN], count[RG_OUT_RESUMED], count[RG_OUT_CACHED], count[RG_OUT_REUSED],
+           count[RG_OUT_ELSEWHERE], count[RG_OUT_FAILED], count[RG_OUT_SKIPPED]);
     for (int32_t i = 0; i < x->n_items; i++)
         if (x->items[i].outcome == RG_OUT_FAILED || x->items[i].outcome == RG_OUT_SKIPPED)
             printf("  %s seed %lld: %s\n", x->items[i].name, (long long)x->items[i].seed, x->items[i].error);

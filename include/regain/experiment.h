@@ -35,7 +35,8 @@ typedef enum {
     RG_PLAN_RESUME,         /* an interrupted run continues from its last checkpoint */
     RG_PLAN_CACHED,         /* done with the same content hash: not run again */
     RG_PLAN_AFTER_DEPS,     /* a run it depends on runs first; its hash is known only then */
-    RG_PLAN_ELSEWHERE       /* another process is running it now */
+    RG_PLAN_ELSEWHERE,      /* another process is running it now */
+    RG_PLAN_REUSE           /* another experiment of the store has run it (same content hash): copied */
 } rg_item_plan;
 
 /* What happened to an item in rg_exp_execute. */
@@ -46,7 +47,8 @@ typedef enum {
     RG_OUT_CACHED,          /* already done with the same hash */
     RG_OUT_ELSEWHERE,       /* done by another process meanwhile */
     RG_OUT_FAILED,          /* error (message in error) */
-    RG_OUT_SKIPPED          /* a run it depends on failed */
+    RG_OUT_SKIPPED,         /* a run it depends on failed */
+    RG_OUT_REUSED           /* copied from another experiment's run with the same hash */
 } rg_item_outcome;
 
 typedef struct {
@@ -61,6 +63,7 @@ typedef struct {
     double est_s;           /* estimated seconds to run (0 when cached) */
     int est_default_rate;   /* the estimate uses the default rate, no recorded one */
     uint64_t macs;          /* forward MACs per image (0 unknown) */
+    char reused_from[RG_RECIPE_NAME_MAX * 2 + 32]; /* RG_PLAN_REUSE / RG_OUT_REUSED: "EXPERIMENT/RUN" */
     /* outcome */
     rg_item_outcome outcome;
     double wall_s;          /* of this invocation's attempt */

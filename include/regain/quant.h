@@ -135,18 +135,39 @@ rg_status rg_q_multiplier_check(int32_t multiplier, int32_t shift, const char *w
  * 1 - 2^30 below, then division truncates), i.e. round(a*b / 2^31) with
  * ties toward +inf; the one overflow, a = b = INT32_MIN, saturates to
  * INT32_MAX. */
-int32_t rg_q_srdhm(int32_t a, int32_t b);
+static inline int32_t rg_q_srdhm(int32_t a, int32_t b)
+{
+    if (a == INT32_MIN && b == INT32_MIN) return INT32_MAX; /* 2^62 * 2 / 2^32 does not fit */
+    int64_t ab = (int64_t)a * (int64_t)b;
+    int64_t nudge = ab >= 0 ? (INT64_C(1) << 30) : (1 - (INT64_C(1) << 30));
+    /* C division truncates toward zero, as gemmlowp relies on */
+    return (int32_t)((ab + nudge) / (INT64_C(1) << 31));
+}
 
 /* gemmlowp RoundingDivideByPOT: x / 2^exponent rounded to nearest, ties away
  * from zero; exponent in [0, 31] (not checked). */
-int32_t rg_q_rdbpot(int32_t x, int32_t exponent);
+static inline int32_t rg_q_rdbpot(int32_t x, int32_t exponent)
+{
+    int32_t mask = (int32_t)((INT64_C(1) << exponent) - 1);
+    int32_t remainder = x & mask;
+    int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+    /* >> of a negative int is an arithmetic shift with gcc and clang */
+    return (x >> exponent) + (remainder > threshold ? 1 : 0);
+}
 
 /* TFLite MultiplyByQuantizedMultiplier: x * m * 2^(shift - 31) as
  *   rdbpot(srdhm(x * 2^max(shift, 0), m), max(-shift, 0)).
  * The left shift is done in 64 bits and saturated to int32 (TFLite's int32
  * product would overflow there; with real models it never does). Requires
  * shift in [RG_Q_SHIFT_MIN, RG_Q_SHIFT_MAX] (not checked here). */
-int32_t rg_q_mul_by_multiplier(int32_t x, int32_t multiplier, int32_t shift);
+static inline int32_t rg_q_mul_by_multiplier(int32_t x, int32_t multiplier, int32_t shift)
+{
+    int32_t left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
+    int64_t shifted = (int64_t)x * (INT64_C(1) << left);
+    if (shifted > INT32_MAX) shifted = INT32_MAX;
+    if (shifted < INT32_MIN) shifted = INT32_MIN;
+    return rg_q_rdbpot(rg_q_srdhm((int32_t)shifted, multiplier), right);
+}
 
 /* Requantization of one convolution or fully connected layer: for each
  * output channel c, rg_q_multiplier(in_scale * w_scale / out_scale) in

@@ -89,6 +89,19 @@ rg_status rg_store_add_pending(rg_store *s, int64_t experiment, const char *name
 rg_status rg_store_start_run(rg_store *s, int64_t experiment, const char *name, int64_t seed, const char *kind,
                              const char *hash, const char *config_text, const char *run_dir, int resume,
                              int64_t *id, rg_error *err);
+/* Another experiment's finished run with the same content hash and kind:
+ * the most recently finished one whose experiment is not `experiment`.
+ * row->id is 0 when there is none; donor gets "EXPERIMENT/RUN". */
+rg_status rg_store_find_donor(rg_store *s, const char *hash, const char *kind, int64_t experiment,
+                              rg_store_run *row, char *donor, size_t cap, rg_error *err);
+/* Makes (experiment, name, seed) a done copy of run `from` (another
+ * experiment's run with the same content hash): the row's configuration,
+ * hash, status, times and wall time, and its epoch and final metrics,
+ * environment and artifacts, whose paths under from's run directory are
+ * rewritten to lie under run_dir (the caller copies the files there). Call
+ * inside a transaction. */
+rg_status rg_store_adopt_run(rg_store *s, int64_t from, int64_t experiment, const char *name, int64_t seed,
+                             const char *run_dir, rg_error *err);
 /* Deletes a run with its metrics, artifacts and environment records. */
 rg_status rg_store_delete_run(rg_store *s, int64_t id, rg_error *err);
 /* Marks the run 'failed' with a message; wall_s is its total wall time. */

@@ -378,8 +378,18 @@ static rg_status plan_item(rg_experiment *x, rg_store *s, int64_t experiment, in
         it->test_top1 = row.test_top1;
         return RG_OK;
     }
-    if (rg_exp_locked(it->run_dir)) it->plan = RG_PLAN_ELSEWHERE;
-    else if (row.id && !strcmp(row.status, "running") && !strcmp(row.hash, it->hash) && access(last, F_OK) == 0)
+    if (rg_exp_locked(it->run_dir)) {
+        it->plan = RG_PLAN_ELSEWHERE;
+        return RG_OK;
+    }
+    rg_store_run donor;
+    if (s && (st = rg_store_find_donor(s, it->hash, x->res->runs[it->run].kind, experiment, &donor, it->reused_from,
+                                       sizeof it->reused_from, err)))
+        return st;
+    if (s && rg_exp_run_reusable(s, &donor, it->hash)) {
+        it->plan = RG_PLAN_REUSE;
+        it->test_top1 = donor.test_top1;
+    } else if (row.id && !strcmp(row.status, "running") && !strcmp(row.hash, it->hash) && access(last, F_OK) == 0)
         it->plan = RG_PLAN_RESUME;
     else it->plan = RG_PLAN_RUN;
     return RG_OK;

@@ -9,8 +9,10 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <dirent.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -99,6 +101,9 @@ static void train_note(void *user, const char *msg)
     }
 }
 
+/* Items the progress line counts: those the plan expects to run. */
+static int counts_as_work(rg_item_plan p) { return p != RG_PLAN_CACHED && p != RG_PLAN_REUSE; }
+
 static void finish(runner *r, int32_t i, rg_item_outcome o, const char *error)
 {
     rg_exp_item *it = &r->x->items[i];
@@ -113,7 +118,7 @@ static void finish(runner *r, int32_t i, rg_item_outcome o, const char *error)
             r->est_done += it->est_s;
             r->actual_done += it->wall_s;
         }
-    } else if (it->plan != RG_PLAN_CACHED && r->total > r->started) {
+    } else if (counts_as_work(it->plan) && r->total > r->started) {
         r->total--;   /* planned to run, but did not need to */
     }
     if (r->hooks && r->hooks->end && (was_running || o == RG_OUT_FAILED || o == RG_OUT_SKIPPED)) {
@@ -169,6 +174,62 @@ static void remove_outputs(const char *run_dir)
     }
 }
 
+/* Copies the files of a finished run's directory into run_dir: hard links
+ * where the file system allows (the files are only ever replaced by
+ * rename, never written in place, so a link never sees a later change),
+ * else an atomic copy. Hidden files (the lock) stay behind. */
+static rg_status copy_run_files(const char *from, const char *to, rg_error *err)
+{
+    DIR *d = opendir(from);
+    if (!d) return rg_fail(err, RG_ERR_IO, "%s: cannot read: %s", from, strerror(errno));
+    rg_status st = RG_OK;
+    struct dirent *e;
+    while (!st && (e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char src[1400], dst[1400];
+        snprintf(src, sizeof src, "%s/%s", from, e->d_name);
+        snprintf(dst, sizeof dst, "%s/%s", to, e->d_name);
+        struct stat sb;
+        if (stat(src, &sb) || !S_ISREG(sb.st_mode)) continue;
+        unlink(dst);
+        if (link(src, dst) == 0) continue;
+        void *data;
+        size_t size;
+        st = rg_read_file(src, (size_t)sb.st_size + 1, &data, &size, err);
+        if (!st) {
+            st = rg_write_file_atomic(dst, data, size, err);
+            free(data);
+        }
+    }
+    closedir(d);
+    return st;
+}
+
+/* Under item i's lock and inside a store transaction: if another experiment
+ * of the store finished a run with the same content hash and kind, whose
+ * files are intact, copies it (files and records) into item i and returns
+ * 1. Otherwise the item runs as usual: 0 when nothing was written to the
+ * store, -1 when the transaction must be rolled back. */
+static int adopt(runner *r, int32_t i)
+{
+    rg_exp_item *it = &r->x->items[i];
+    rg_store_run donor, row;
+    rg_error e = {0};
+    if (rg_store_find_donor(r->store, it->hash, r->x->res->runs[it->run].kind, r->experiment, &donor, it->reused_from,
+                            sizeof it->reused_from, &e) ||
+        !rg_exp_run_reusable(r->store, &donor, it->hash))
+        return 0;
+    remove_outputs(it->run_dir);
+    if (copy_run_files(donor.run_dir, it->run_dir, &e)) return 0;
+    if (rg_store_adopt_run(r->store, donor.id, r->experiment, it->name, it->seed, it->run_dir, &e) ||
+        rg_store_get_run(r->store, r->experiment, it->name, it->seed, &row, &e))
+        return -1;
+    /* the copies must be what the donor recorded */
+    if (!rg_exp_run_reusable(r->store, &row, it->hash)) return -1;
+    it->test_top1 = row.test_top1;
+    return 1;
+}
+
 typedef enum { T_DONE, T_STARTED, T_BUSY } try_result;
 
 /* Tries to perform (or start) item i. Store errors are returned; anything
@@ -220,6 +281,22 @@ static rg_status try_item(runner *r, int32_t i, try_result *res, rg_error *err)
         it->test_top1 = row.test_top1;
         finish(r, i, r->seen_busy[i] ? RG_OUT_ELSEWHERE : RG_OUT_CACHED, NULL);
         return RG_OK;
+    }
+    int adopted = st ? 0 : adopt(r, i);
+    if (adopted > 0) {
+        st = rg_store_commit(r->store, err);
+        close(fd);
+        if (st) return st;
+        finish(r, i, RG_OUT_REUSED, NULL);
+        return RG_OK;
+    }
+    if (adopted < 0) { /* undo what adopt() wrote; the run starts below */
+        rg_store_rollback(r->store);
+        st = rg_store_begin(r->store, err);
+        if (st) {
+            close(fd);
+            return st;
+        }
     }
     char last[1200];
     snprintf(last, sizeof last, "%s/last.safetensors", it->run_dir);
@@ -358,7 +435,7 @@ rg_status rg_exp_execute(rg_experiment *x, const rg_exp_hooks *hooks, rg_error *
     rg_status st = r.state && r.seen_busy && r.resumed && r.pid && r.index && r.t_start
                        ? RG_OK
                        : rg_fail(err, RG_ERR_NOMEM, "out of memory");
-    for (int32_t i = 0; i < x->n_items; i++) r.total += x->items[i].plan != RG_PLAN_CACHED;
+    for (int32_t i = 0; i < x->n_items; i++) r.total += counts_as_work(x->items[i].plan);
     /* the store's directory, then the store */
     char dir[sizeof x->store_path];
     snprintf(dir, sizeof dir, "%s", x->store_path);

@@ -50,32 +50,8 @@ rg_status rg_q_multiplier_check(int32_t multiplier, int32_t shift, const char *w
     return RG_OK;
 }
 
-int32_t rg_q_srdhm(int32_t a, int32_t b)
-{
-    if (a == INT32_MIN && b == INT32_MIN) return INT32_MAX; /* 2^62 * 2 / 2^32 does not fit */
-    int64_t ab = (int64_t)a * (int64_t)b;
-    int64_t nudge = ab >= 0 ? (INT64_C(1) << 30) : (1 - (INT64_C(1) << 30));
-    /* C division truncates toward zero, as gemmlowp relies on */
-    return (int32_t)((ab + nudge) / (INT64_C(1) << 31));
-}
-
-int32_t rg_q_rdbpot(int32_t x, int32_t exponent)
-{
-    int32_t mask = (int32_t)((INT64_C(1) << exponent) - 1);
-    int32_t remainder = x & mask;
-    int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
-    /* >> of a negative int is an arithmetic shift with gcc and clang */
-    return (x >> exponent) + (remainder > threshold ? 1 : 0);
-}
-
-int32_t rg_q_mul_by_multiplier(int32_t x, int32_t multiplier, int32_t shift)
-{
-    int32_t left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
-    int64_t shifted = (int64_t)x * (INT64_C(1) << left);
-    if (shifted > INT32_MAX) shifted = INT32_MAX;
-    if (shifted < INT32_MIN) shifted = INT32_MIN;
-    return rg_q_rdbpot(rg_q_srdhm((int32_t)shifted, multiplier), right);
-}
+/* rg_q_srdhm, rg_q_rdbpot and rg_q_mul_by_multiplier are static inline in
+ * regain/quant.h: the QAT and reference loops call them per element. */
 
 #ifndef RG_FREESTANDING
 rg_status rg_q_requant_params(float in_scale, const float *w_scales, int32_t n_w_scales, float out_scale,

@@ -359,6 +359,98 @@ rg_status rg_store_start_run(rg_store *s, int64_t experiment, const char *name, 
     return rc;
 }
 
+rg_status rg_store_find_donor(rg_store *s, const char *hash, const char *kind, int64_t experiment,
+                              rg_store_run *row, char *donor, size_t cap, rg_error *err)
+{
+    memset(row, 0, sizeof *row);
+    if (cap) donor[0] = 0;
+    sqlite3_stmt *st;
+    rg_status rc = query(s, &st, err,
+                         "SELECT r.id, r.status, r.config_hash, r.run_dir, r.wall_s, r.error, f.test_top1, e.name || '/' || r.name "
+                         "FROM runs r JOIN experiments e ON e.id = r.experiment_id "
+                         "LEFT JOIN final_metrics f ON f.run_id = r.id "
+                         "WHERE r.config_hash = ? AND r.kind = ? AND r.status = 'done' AND r.experiment_id != ? "
+                         "ORDER BY r.finished_at DESC, r.id DESC LIMIT 1",
+                         "tti", hash, kind, experiment);
+    if (rc) return rc;
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW) {
+        row->id = sqlite3_column_int64(st, 0);
+        col_text(st, 1, row->status, sizeof row->status);
+        col_text(st, 2, row->hash, sizeof row->hash);
+        col_text(st, 3, row->run_dir, sizeof row->run_dir);
+        row->wall_s = col_double(st, 4, 0.0);
+        col_text(st, 5, row->error, sizeof row->error);
+        row->test_top1 = col_double(st, 6, -1.0);
+        if (cap) col_text(st, 7, donor, cap);
+    } else if (r != SQLITE_DONE) {
+        rc = db_fail(s, err, "cannot read runs");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Copies table's rows of run `from` to run `to`: every column but run_id,
+ * as the schema lists them (so columns added later come along). */
+static rg_status copy_rows(rg_store *s, const char *table, int64_t from, int64_t to, rg_error *err)
+{
+    char cols[1024] = "", sql[2400], q[96];
+    snprintf(q, sizeof q, "PRAGMA table_info(%s)", table);
+    sqlite3_stmt *st;
+    rg_status rc = query(s, &st, err, q, "");
+    if (rc) return rc;
+    size_t len = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *c = (const char *)sqlite3_column_text(st, 1);
+        if (!c || !strcmp(c, "run_id")) continue;
+        len += (size_t)snprintf(cols + len, len < sizeof cols ? sizeof cols - len : 0, "%s%s", len ? ", " : "", c);
+    }
+    sqlite3_finalize(st);
+    if (len >= sizeof cols) return rg_fail(err, RG_ERR_FORMAT, "%s: table %s has too many columns", s->path, table);
+    snprintf(sql, sizeof sql, "INSERT INTO %s(run_id, %s) SELECT ?, %s FROM %s WHERE run_id = ?", table, cols, cols,
+             table);
+    return exec(s, err, sql, "ii", to, from);
+}
+
+rg_status rg_store_adopt_run(rg_store *s, int64_t from, int64_t experiment, const char *name, int64_t seed,
+                             const char *run_dir, rg_error *err)
+{
+    rg_status rc = exec(s, err,
+                        "INSERT INTO runs(experiment_id, name, seed, kind, config_hash, config_text, status, run_dir, "
+                        "error, started_at, finished_at, wall_s) "
+                        "SELECT ?, ?, ?, kind, config_hash, config_text, 'done', ?, NULL, started_at, finished_at, "
+                        "wall_s FROM runs WHERE id = ? "
+                        "ON CONFLICT(experiment_id, name, seed) DO UPDATE SET kind = excluded.kind, "
+                        "config_hash = excluded.config_hash, config_text = excluded.config_text, status = 'done', "
+                        "run_dir = excluded.run_dir, error = NULL, started_at = excluded.started_at, "
+                        "finished_at = excluded.finished_at, wall_s = excluded.wall_s",
+                        "ititi", experiment, name, seed, run_dir, from);
+    rg_store_run row, donor;
+    if (!rc) rc = rg_store_get_run(s, experiment, name, seed, &row, err);
+    if (!rc && !row.id) rc = rg_fail(err, RG_ERR_IO, "%s: run %s seed %lld vanished", s->path, name, (long long)seed);
+    sqlite3_stmt *st;
+    if (!rc) rc = query(s, &st, err, "SELECT run_dir FROM runs WHERE id = ?", "i", from);
+    if (rc) return rc;
+    int found = sqlite3_step(st) == SQLITE_ROW;
+    if (found) col_text(st, 0, donor.run_dir, sizeof donor.run_dir);
+    sqlite3_finalize(st);
+    if (!found) return rg_fail(err, RG_ERR_NOTFOUND, "%s: no run with id %lld to reuse", s->path, (long long)from);
+    static const char *const tables[] = {"epoch_metrics", "final_metrics", "artifacts", "environment"};
+    for (size_t i = 0; !rc && i < sizeof tables / sizeof tables[0]; i++) {
+        char sql[96];
+        snprintf(sql, sizeof sql, "DELETE FROM %s WHERE run_id = ?", tables[i]);
+        rc = exec(s, err, sql, "i", row.id);
+        if (!rc) rc = copy_rows(s, tables[i], from, row.id, err);
+    }
+    /* the artifacts are this run's copies: DONOR_DIR/x becomes RUN_DIR/x */
+    if (!rc)
+        rc = exec(s, err,
+                  "UPDATE artifacts SET path = ? || substr(path, length(?) + 1) "
+                  "WHERE run_id = ? AND substr(path, 1, length(?) + 1) = ? || '/'",
+                  "ttitt", run_dir, donor.run_dir, row.id, donor.run_dir, donor.run_dir);
+    return rc;
+}
+
 rg_status rg_store_delete_run(rg_store *s, int64_t id, rg_error *err)
 {
     /* the other tables follow through ON DELETE CASCADE */

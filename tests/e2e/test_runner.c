@@ -38,15 +38,17 @@ static void regain_ok(const char *args) { rgt_expect_cli("REGAIN_CLI", out, size
 
 /* The counts of the summary line "runs: N ran, N resumed, N cached, ...". */
 typedef struct {
-    int ran, resumed, cached, other, failed, skipped;
+    int ran, resumed, cached, reused, other, failed, skipped;
 } counts;
 
 static counts summary(const char *text)
 {
     counts c = {0};
     const char *p = strstr(text, "runs: ");
-    if (!p || sscanf(p, "runs: %d ran, %d resumed, %d cached, %d by another process, %d failed, %d skipped", &c.ran,
-                     &c.resumed, &c.cached, &c.other, &c.failed, &c.skipped) != 6)
+    if (!p || sscanf(p,
+                     "runs: %d ran, %d resumed, %d cached, %d reused from other experiments, %d by another process, "
+                     "%d failed, %d skipped",
+                     &c.ran, &c.resumed, &c.cached, &c.reused, &c.other, &c.failed, &c.skipped) != 7)
         fail_msg("no summary line in:\n%s", text);
     return c;
 }
@@ -264,6 +266,79 @@ static void test_caching_and_dependencies(void **state)
     sqlite3_close(db);
 }
 
+/* ---- reuse across experiments ------------------------------------------------------------------------- */
+
+/* A run another experiment of the store has done with the same content hash
+ * is copied, not run again: its files (under this experiment's run
+ * directory) and records; runs that depend on it start from the copy. A
+ * donor whose files changed is passed over. */
+static void test_reuse_across_experiments(void **state)
+{
+    (void)state;
+    rgt_write_text("donor.ini", "[experiment]\nname = donor\nstore = r.db\n[defaults]\n" TINY "[run base]\nlr = 0.05\n");
+    const char *taker = "[experiment]\nname = %s\nstore = r.db\n[defaults]\n" TINY
+                        "[run float]\nlr = 0.05\n[run tuned]\ninit = @float\nlr = 1e-9\n[run other]\nlr = 0.04\n";
+    char text[1024];
+    snprintf(text, sizeof text, taker, "taker");
+    rgt_write_text("taker.ini", text);
+    snprintf(text, sizeof text, taker, "taker2");
+    rgt_write_text("taker2.ini", text);
+
+    regain_ok("run donor.ini");
+    assert_int_equal(summary(out).ran, 1);
+    regain_ok("run taker.ini --dry-run");
+    assert_non_null(strstr(out, "from donor/base"));
+    assert_non_null(strstr(out, "2 of 3 runs to do"));
+    regain_ok("run taker.ini");
+    counts c = summary(out);
+    assert_int_equal(c.reused, 1);
+    assert_int_equal(c.ran, 2);
+
+    sqlite3 *db = open_db("r.db");
+    expect_intact(db);
+    /* the same hash, metrics and artifact checksums; the copy's paths are its own */
+    assert_int_equal(query_int(db, "SELECT count(*) FROM runs d JOIN runs t ON t.config_hash = d.config_hash "
+                                   "WHERE d.name = 'base' AND t.name = 'float' AND t.status = 'done' "
+                                   "AND t.finished_at = d.finished_at"),
+                     1);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM final_metrics f JOIN runs r ON r.id = f.run_id "
+                                   "JOIN final_metrics g JOIN runs d ON d.id = g.run_id "
+                                   "WHERE r.name = 'float' AND d.name = 'base' AND f.test_top1 = g.test_top1 "
+                                   "AND f.confusion = g.confusion"),
+                     1);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM epoch_metrics e JOIN runs r ON r.id = e.run_id "
+                                   "WHERE r.name = 'float'"),
+                     1);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM artifacts a JOIN runs r ON r.id = a.run_id "
+                                   "JOIN artifacts b JOIN runs d ON d.id = b.run_id WHERE r.name = 'float' AND "
+                                   "d.name = 'base' AND a.kind = b.kind AND a.sha256 = b.sha256 AND "
+                                   "a.path LIKE 'runs/taker/float/seed1/%'"),
+                     2);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM environment e JOIN runs r ON r.id = e.run_id "
+                                   "WHERE r.name = 'float'"),
+                     1);
+    sqlite3_close(db);
+    /* tuned started from the copy of base's best weights */
+    double d = weight_distance("runs/donor/base/seed1/best.safetensors", "runs/taker/tuned/seed1/last.safetensors");
+    if (!(d < 1e-5)) fail_msg("tuned is %g away from the donor's weights", d);
+
+    /* again: all three are this experiment's own now */
+    regain_ok("run taker.ini");
+    assert_int_equal(summary(out).cached, 3);
+
+    /* a donor whose checkpoint changed is passed over for an intact one */
+    char best[1200];
+    snprintf(best, sizeof best, "%s/runs/donor/base/seed1/best.safetensors", rgt_root);
+    assert_int_equal(unlink(best), 0);
+    regain_ok("run taker2.ini --dry-run");
+    assert_non_null(strstr(out, "from taker/float"));
+    assert_null(strstr(out, "from donor/base"));
+    regain_ok("run taker2.ini");
+    c = summary(out);
+    assert_int_equal(c.reused, 3);
+    assert_int_equal(c.ran, 0);
+}
+
 /* ---- kill and resume ------------------------------------------------------------------------------------ */
 
 static const char *kill_recipe = "[experiment]\nname = %s\nstore = %s\n"
@@ -469,6 +544,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_caching_and_dependencies),
+        cmocka_unit_test(test_reuse_across_experiments),
         cmocka_unit_test(test_kill_and_resume),
         cmocka_unit_test(test_kill_inside_store_write),
         cmocka_unit_test(test_failed_run),
