@@ -4,8 +4,9 @@
  * rg_export_c writes a directory that builds with any C99 compiler, host or
  * embedded, and needs nothing from libc but memcpy and memset:
  *
- *   model.h, model.c   the weights, biases and requantization parameters as
- *                      const arrays (flash), one statically sized arena
+ *   model.h, model.c   the weights, biases, requantization parameters,
+ *                      per-channel clamps and lookup tables as const
+ *                      arrays (flash), one statically sized arena
  *                      (RAM, placed by the runtime's memory planner), and
  *                      int model_invoke(const int8_t *in, int8_t *out): a
  *                      straight-line sequence of integer reference kernel
@@ -52,7 +53,9 @@ typedef struct {
 } rg_export_c_options;
 
 typedef struct {
-    size_t const_bytes;     /* weights, biases and requantization arrays */
+    size_t const_bytes;     /* weights, biases, requantization arrays,
+                             * per-channel clamps and lookup tables
+                             * (rg_rgm_param_bytes) */
     size_t arena_bytes;     /* the static arena (activations) */
     size_t golden_bytes;    /* golden inputs, outputs and layer outputs */
     int32_t n_layers;       /* kernel calls in model_invoke */
@@ -65,7 +68,7 @@ rg_export_c_options rg_export_c_default(void);
  * The goldens are computed with the host runtime (rg_rt_invoke_trace on
  * the default kernel table). Errors: RG_ERR_FORMAT for a model that fails
  * rg_rgm_check; RG_ERR_UNSUPPORTED naming the op for a kind the export does
- * not know; RG_ERR_ARG for bad options; RG_ERR_IO naming the path that
+ * not know (every kind of .rgm version 2 is known); RG_ERR_ARG for bad options; RG_ERR_IO naming the path that
  * could not be made or written. stats may be NULL. */
 rg_status rg_export_c(const rg_rgm *m, const char *dir, const rg_export_c_options *opt, rg_export_c_stats *stats,
                       rg_error *err);

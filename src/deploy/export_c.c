@@ -6,9 +6,12 @@
  * The generated code mirrors the runtime (src/rt/runtime.c) op for op: the
  * same kernel parameters, pointwise convolutions as the fully connected
  * kernel over pixels, and the arena offsets of the runtime's plan
- * (rg_rt_tensor_offset), so a clamp the planner put in place runs in place
- * here too. The reference kernels need no scratch, so the arena is the
- * plan's activation peak alone. */
+ * (rg_rt_tensor_offset), so a clamp or a table lookup the planner put in
+ * place runs in place here too. The ops without a fast kernel (concat,
+ * split, shuffle, mul, lookup tables, rt_ref_ops.c) and the per-channel
+ * clamp of equalized layers call the same reference kernels the runtime
+ * calls, with the same arguments. The reference kernels need no scratch,
+ * so the arena is the plan's activation peak alone. */
 #include "regain/export_c.h"
 
 #include <stdio.h>
@@ -86,6 +89,44 @@ static size_t emit_params(rg_text *t, const rg_rgm_op *o, int32_t i, size_t weig
     return bytes;
 }
 
+/* The per-output-channel upper clamp of an equalized conv / depthwise / fc
+ * (act_max_c), in place on its output after the kernel, as the runtime
+ * applies it (rg_rt_clamp_channels); nothing when the op has none. */
+static void emit_clamp_channels(const rg_rgm *m, const rg_rgm_op *o, int32_t i, size_t y, rg_text *decl,
+                                rg_text *body, size_t *bytes)
+{
+    if (!o->act_max_c) return;
+    const rg_rgm_tensor *out = &m->tensors[o->out];
+    emit_s32(decl, "hc", i, o->act_max_c, (size_t)o->out_c);
+    rg_text_put(decl, "\n");
+    *bytes += 4 * (size_t)o->out_c;
+    rg_text_printf(body, "    if (rg_q_clamp_channels_s8(a + %zu, %d, %d, hc%d, a + %zu, NULL)) return %d;\n", y,
+                   (int)(out->h * out->w), (int)out->c, (int)i, y, (int)i + 1);
+}
+
+/* The kinds emit_op writes: every kind of .rgm version 2. A kind the
+ * runtime gains later is refused by name (RG_ERR_UNSUPPORTED) before
+ * anything is written, until it has its case in emit_op. */
+static int supported(rg_rt_kind k)
+{
+    switch (k) {
+    case RG_RT_CONV:
+    case RG_RT_DEPTHWISE:
+    case RG_RT_FC:
+    case RG_RT_ADD:
+    case RG_RT_AVGPOOL:
+    case RG_RT_MAXPOOL:
+    case RG_RT_GAP:
+    case RG_RT_CLAMP:
+    case RG_RT_CONCAT:
+    case RG_RT_SPLIT:
+    case RG_RT_SHUFFLE:
+    case RG_RT_MUL:
+    case RG_RT_LUT: return 1;
+    default: return 0;
+    }
+}
+
 static rg_status unsupported(const rg_rgm *m, int32_t i, rg_error *err)
 {
     const rg_rgm_op *o = &m->ops[i];
@@ -104,8 +145,12 @@ static rg_status emit_op(const rg_rgm *m, const rg_rt *rt, int32_t i, rg_text *d
     size_t n_out = tensor_bytes(m, o->out);
     rg_text_printf(body, "    /* %d: %s ", (int)i, rg_rt_kind_name(o->kind));
     put_name(body, o->name);
-    rg_text_printf(body, ", %dx%dx%d -> %dx%dx%d */\n", (int)in->h, (int)in->w, (int)in->c, (int)out->h, (int)out->w,
-                   (int)out->c);
+    rg_text_put(body, ",");
+    for (int32_t k = 0; k < rg_rgm_op_n_in(o); k++) {
+        const rg_rgm_tensor *tk = &m->tensors[o->in[k]];
+        rg_text_printf(body, "%s %dx%dx%d", k ? " +" : "", (int)tk->h, (int)tk->w, (int)tk->c);
+    }
+    rg_text_printf(body, " -> %dx%dx%d */\n", (int)out->h, (int)out->w, (int)out->c);
     char bias[32] = "NULL";
     if (o->bias) snprintf(bias, sizeof bias, "b%d", (int)i);
     switch (o->kind) {
@@ -186,8 +231,61 @@ static rg_status emit_op(const rg_rgm *m, const rg_rt *rt, int32_t i, rg_text *d
         rg_text_printf(body, "    if (rg_q_clamp_s8(a + %zu, %zu, %d, %d, a + %zu, NULL)) return %d;\n", x, n_out,
                        (int)o->act_min, (int)o->act_max, y, (int)i + 1);
         break;
+    case RG_RT_CONCAT: {
+        /* each input requantized to the output (a copy where the parameters
+         * agree); the inputs' arena addresses in a local array */
+        rg_text_printf(decl, "static const rg_q_concat_params p%d = {.n_in = %d, .out_zp = %d,\n    .c = {", (int)i,
+                       (int)o->n_in, (int)out->q.zero_point);
+        for (int32_t k = 0; k < o->n_in; k++) rg_text_printf(decl, "%s%d", k ? ", " : "", (int)m->tensors[o->in[k]].c);
+        rg_text_put(decl, "}, .in_zp = {");
+        for (int32_t k = 0; k < o->n_in; k++)
+            rg_text_printf(decl, "%s%d", k ? ", " : "", (int)m->tensors[o->in[k]].q.zero_point);
+        rg_text_put(decl, "},\n    .multiplier = {");
+        for (int32_t k = 0; k < o->n_in; k++) {
+            rg_text_put(decl, k ? ", " : "");
+            put_i32(decl, o->cat_multipliers[k]);
+        }
+        rg_text_put(decl, "}, .shift = {");
+        for (int32_t k = 0; k < o->n_in; k++) rg_text_printf(decl, "%s%d", k ? ", " : "", (int)o->cat_shifts[k]);
+        rg_text_put(decl, "}};\n\n");
+        rg_text_put(body, "    {\n        const int8_t *const x[] = {");
+        for (int32_t k = 0; k < o->n_in; k++)
+            rg_text_printf(body, "%sa + %zu", k ? ", " : "", rg_rt_tensor_offset(rt, o->in[k]));
+        rg_text_printf(body, "};\n        if (rg_q_concat_s8(&p%d, x, %d, a + %zu, NULL)) return %d;\n    }\n", (int)i,
+                       (int)(out->h * out->w), y, (int)i + 1);
+        break;
+    }
+    case RG_RT_SPLIT:
+        rg_text_printf(body, "    if (rg_q_split_s8(a + %zu, %d, %d, %d, %d, a + %zu, NULL)) return %d;\n", x,
+                       (int)(out->h * out->w), (int)in->c, (int)o->ch_begin, (int)out->c, y, (int)i + 1);
+        break;
+    case RG_RT_SHUFFLE:
+        rg_text_printf(body, "    if (rg_q_shuffle_s8(a + %zu, %d, %d, %d, a + %zu, NULL)) return %d;\n", x,
+                       (int)(out->h * out->w), (int)out->c, (int)o->groups, y, (int)i + 1);
+        break;
+    case RG_RT_MUL: {
+        const rg_rgm_tensor *b = &m->tensors[o->in[1]];
+        rg_text_printf(decl,
+                       "static const rg_q_mul_params p%d = {.in1_zp = %d, .in2_zp = %d, .out_zp = %d, "
+                       ".multiplier = %ld,\n    .shift = %d, .act_min = %d, .act_max = %d};\n\n",
+                       (int)i, (int)in->q.zero_point, (int)b->q.zero_point, (int)out->q.zero_point,
+                       (long)o->mul_multiplier, (int)o->mul_shift, (int)o->act_min, (int)o->act_max);
+        /* b: the same shape, or one value per channel broadcast over the pixels */
+        rg_text_printf(body, "    if (rg_q_mul_s8(&p%d, a + %zu, a + %zu, 1, %d, %d, %d, a + %zu, NULL)) return %d;\n",
+                       (int)i, x, rg_rt_tensor_offset(rt, o->in[1]), (int)(out->h * out->w), (int)out->c,
+                       (int)(b->h * b->w), y, (int)i + 1);
+        break;
+    }
+    case RG_RT_LUT:
+        emit_s8(decl, "t", i, o->lut, 256);
+        rg_text_put(decl, "\n");
+        *bytes += 256;
+        rg_text_printf(body, "    if (rg_q_lut_s8(t%d, a + %zu, %zu, a + %zu, NULL)) return %d;\n", (int)i, x, n_out, y,
+                       (int)i + 1);
+        break;
     default: return unsupported(m, i, err);
     }
+    emit_clamp_channels(m, o, i, y, decl, body, bytes);
     rg_text_printf(body, "    if (fn) fn(user, %d, a + %zu, %zu);\n", (int)i, y, n_out);
     return RG_OK;
 }
@@ -370,7 +468,7 @@ rg_status rg_export_c(const rg_rgm *m, const char *dir, const rg_export_c_option
     rg_status st = rg_rgm_check(m, err);
     if (st) return rg_error_prefix(err, "%s", name);
     for (int32_t i = 0; i < m->n_ops; i++)
-        if ((unsigned)m->ops[i].kind > RG_RT_CLAMP) {
+        if (!supported(m->ops[i].kind)) {
             unsupported(m, i, err);
             return rg_error_prefix(err, "%s", name);
         }

@@ -1,14 +1,18 @@
 /* The microcontroller export (regain/export_c.h, regain export --c): a
- * lowered model is exported with inputs chosen here, the library is built
- * natively and for a Cortex-M4 and a Cortex-M7 (arm-none-eabi-gcc, -Wall
- * -Wextra, no warning allowed) and its self-check run natively and under
- * QEMU (MPS2 AN386 and AN500, semihosting). Every run must print the
- * outputs the host runtime computes with the reference kernel table, byte
- * for byte, and pass its own per-layer comparison. The exported kernels must
- * be the project's files unchanged, the library must need nothing from
- * libc but memcpy/memset, and a self-check whose goldens are damaged must
- * fail. Bad command lines and files get clear errors. */
+ * lowered model (every op kind of version 1; every version 2 op with a
+ * per-channel clamp; a four-input concat; mbv2-tiny, plain and equalized)
+ * is exported with inputs chosen here, the library is built natively and
+ * for a Cortex-M4 and a Cortex-M7 (arm-none-eabi-gcc, -Wall -Wextra, no
+ * warning allowed) and its self-check run natively and under QEMU (MPS2
+ * AN386 and AN500, semihosting). Every run must print the outputs the host
+ * runtime computes with the reference kernel table, byte for byte, and pass
+ * its own per-layer comparison. The exported kernels must be the project's
+ * files unchanged, the library must need nothing from libc but
+ * memcpy/memset, and a self-check whose goldens are damaged, or whose model
+ * lost its per-channel clamp, must fail. Bad command lines and files get
+ * clear errors. */
 #include "test_support.h"
+#include "qmodel_fixture.h"
 
 #include <glob.h>
 #include <stdio.h>
@@ -294,6 +298,84 @@ static void test_every_kind(void **state)
     rg_graph_free(g);
 }
 
+/* Overwrites with spaces the first line of dir/model.c that holds what. */
+static void blank_line(const char *dir, const char *what)
+{
+    char path[700];
+    snprintf(path, sizeof path, "%s/model.c", dir);
+    size_t size;
+    char *text = rgt_read_file(path, &size);
+    char *p = strstr(text, what);
+    if (!p) fail_msg("no '%s' in %s", what, path);
+    while (p > text && p[-1] != '\n') p--;
+    for (; *p != '\n'; p++) *p = ' ';
+    rgt_write_file(path, text, size);
+    free(text);
+}
+
+/* Every op of .rgm version 2 (tests/support/qmodel_fixture.h: split,
+ * lookup tables, multiply with a broadcast gate and elementwise, concat with
+ * rescaling, shuffle, a per-channel clamp) on both boards. Without the
+ * per-channel clamp the self-check fails at that layer: the clamp binds,
+ * so the comparison would catch an export that left it out. */
+static void test_new_ops(void **state)
+{
+    (void)state;
+    require_tool("arm-none-eabi-gcc");
+    require_tool("qemu-system-arm");
+    rg_qmodel *qm = rgt_ops_model();
+    rg_rgm *m;
+    CHECK(rg_rgm_from_qmodel(qm, 0.25f, 0.5f, &m, &E));
+    int kinds[RG_RT_N_KINDS] = {0}, clamped = 0;
+    for (int32_t i = 0; i < m->n_ops; i++) kinds[m->ops[i].kind]++, clamped += m->ops[i].act_max_c != NULL;
+    for (int k = RG_RT_CONCAT; k < RG_RT_N_KINDS; k++) assert_true(kinds[k] > 0);
+    assert_true(clamped > 0);
+    rg_export_c_stats st;
+    export_and_run(m, "ops", 3, 1, &st);
+    assert_int_equal(st.const_bytes, rg_rgm_param_bytes(m)); /* tables and clamps counted */
+
+    const char *dir = rgt_in_root("ops");
+    blank_line(dir, "rg_q_clamp_channels_s8("); /* hc0 is now unused: a warning, not checked here */
+    assert_int_equal(run_in(dir, "make -s host"), 0);
+    int rc = run_in(dir, "./selfcheck-host");
+    if (rc == 0 || !strstr(out, "selfcheck: FAIL") || !strstr(out, "layer 0 (pw)"))
+        fail_msg("without the per-channel clamp: exit %d\n%s", rc, out);
+    rg_rgm_free(m);
+    rg_qmodel_free(qm);
+}
+
+/* A concat of four inputs (the most an op reads), one of them twice, each
+ * rescaled by its own multiplier to an output with another zero point:
+ * in[0..3] and the four parameter sets must reach the kernel in order.
+ * Built as an rg_rgm directly; natively only (the kernels are the ones the
+ * board runs above). */
+static void test_concat4(void **state)
+{
+    (void)state;
+    rg_qparams q = {0.05f, 3};
+    rg_rgm_tensor t[4] = {{2, 2, 3, q}, {2, 2, 3, q}, {2, 2, 3, q}, {2, 2, 12, {0.05f, -7}}};
+    rg_rgm_op ops[3];
+    memset(ops, 0, sizeof ops);
+    const int32_t lo[2] = {-50, -128}, hi[2] = {60, 0};
+    for (int k = 0; k < 2; k++)
+        ops[k] = (rg_rgm_op){.kind = RG_RT_CLAMP, .in = {0, -1, -1, -1}, .out = 1 + k, .act_min = lo[k], .act_max = hi[k]};
+    snprintf(ops[0].name, sizeof ops[0].name, "lo");
+    snprintf(ops[1].name, sizeof ops[1].name, "hi");
+    /* M = 1, 0.5, 0.75, 1.5 (multiplier / 2^31 * 2^shift) */
+    ops[2] = (rg_rgm_op){.kind = RG_RT_CONCAT, .name = "cat4", .in = {1, 0, 2, 1}, .out = 3, .n_in = 4,
+                         .cat_multipliers = {1 << 30, 1 << 30, 1610612736, 1610612736}, .cat_shifts = {1, 0, 0, 1}};
+    rg_rgm m = {.tensors = t, .n_tensors = 4, .ops = ops, .n_ops = 3, .input = 0, .output = 3, .mean = 0, .std = 1};
+    CHECK(rg_rgm_check(&m, &E));
+    rg_export_c_stats st;
+    export_and_run(&m, "cat4", 3, 0, &st);
+    char path[700];
+    snprintf(path, sizeof path, "%s/model.c", rgt_in_root("cat4"));
+    size_t size;
+    char *text = rgt_read_file(path, &size);
+    assert_non_null(strstr(text, ".n_in = 4"));
+    free(text);
+}
+
 /* mbv2-tiny, the benchmark student, on both boards; the flash and RAM
  * figures are printed (docs/deployment.md quotes them). */
 static void test_mbv2_tiny(void **state)
@@ -315,6 +397,30 @@ static void test_mbv2_tiny(void **state)
     char *h = rgt_read_file(rgt_in_root("mbv2_data/golden.h"), &size);
     assert_non_null(strstr(h, "#define GOLDEN_N_INPUTS 1"));
     free(h);
+    rg_rgm_free(m);
+    rg_graph_free(g);
+}
+
+/* mbv2-tiny lowered with cross-layer equalization: its ReLU6 layers carry
+ * per-channel clamps that bind (tests/support/qmodel_fixture.h); on both
+ * boards. */
+static void test_mbv2_tiny_equalized(void **state)
+{
+    (void)state;
+    require_tool("arm-none-eabi-gcc");
+    require_tool("qemu-system-arm");
+    rg_graph *g;
+    rg_qmodel *qm = rgt_mbv2_tiny_equalized(&g);
+    CHECK(rg_rgm_write_qmodel(qm, 0.3f, 0.35f, rgt_in_root("mbv2eq.rgm"), &E));
+    rg_qmodel_free(qm);
+    rg_rgm *m;
+    CHECK(rg_rgm_load(rgt_in_root("mbv2eq.rgm"), &m, &E));
+    int32_t clamped = 0;
+    for (int32_t i = 0; i < m->n_ops; i++) clamped += m->ops[i].act_max_c != NULL;
+    assert_true(clamped > 0);
+    rg_export_c_stats st;
+    export_and_run(m, "mbv2eq", 2, 1, &st);
+    assert_int_equal(st.const_bytes, rg_rgm_param_bytes(m));
     rg_rgm_free(m);
     rg_graph_free(g);
 }
@@ -377,7 +483,10 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cli),
         cmocka_unit_test(test_every_kind),
+        cmocka_unit_test(test_new_ops),
+        cmocka_unit_test(test_concat4),
         cmocka_unit_test(test_mbv2_tiny),
+        cmocka_unit_test(test_mbv2_tiny_equalized),
     };
     return cmocka_run_group_tests(tests, rgt_root_setup, rgt_root_teardown);
 }

@@ -9,6 +9,7 @@
  * input. An equalized mbv2-tiny (per-channel clamps) is checked the same
  * way, and exported from the CLI with --equalize. */
 #include "test_support.h"
+#include "qmodel_fixture.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,46 +28,13 @@
 
 enum { N_IMAGES = 12 };
 
-static void random_floats(float *x, size_t n, uint64_t seed)
-{
-    rg_rng r = rg_rng_keyed(seed, 0, 0);
-    for (size_t i = 0; i < n; i++) x[i] = rg_rng_normal(&r);
-}
-
-/* Random weights; BN gammas/betas perturbed and running statistics settled
- * by a few training-mode passes, so ranges are uneven as in a trained net. */
-static void settle(rg_graph *g, const float *data, int32_t n, int32_t image)
-{
-    rg_graph_init_params(g, 5);
-    rg_rng r = rg_rng_keyed(6, 0, 0);
-    for (int32_t i = 0; i < g->n_nodes; i++) {
-        if (g->nodes[i].op != RG_OP_BN) continue;
-        const rg_param *gm = &g->params[g->nodes[i].param[0]], *bt = &g->params[g->nodes[i].param[1]];
-        for (size_t k = 0; k < gm->count; k++) g->param_data[gm->offset + k] = 1.0f + 0.3f * rg_rng_normal(&r);
-        for (size_t k = 0; k < bt->count; k++) g->param_data[bt->offset + k] = 0.3f * rg_rng_normal(&r);
-    }
-    /* the last linear layer is tiny at init (N(0, 0.01)): scale it up so that
-     * the logits separate classes */
-    int32_t fc = rg_graph_find_param(g, "fc.weight");
-    if (fc >= 0)
-        for (size_t k = 0; k < g->params[fc].count; k++) g->param_data[g->params[fc].offset + k] *= 30.0f;
-    CHECK(rg_graph_plan(g, 16, RG_PLAN_TRAIN, &E));
-    rg_exec ctx = {.training = 1, .seed = 1};
-    for (int step = 0; step < 6; step++) {
-        int32_t at = (step * 16) % (n - 16);
-        memcpy(rg_graph_input(g), data + (size_t)at * image, sizeof(float) * 16 * (size_t)image);
-        ctx.step = (uint64_t)step;
-        rg_graph_forward(g, &ctx);
-    }
-}
-
 /* calibrated on 64 images: real ones (normalized) when given, else noise */
 static rg_qmodel *lower(rg_graph *g, int32_t image, const float *real)
 {
     float *calib = malloc(sizeof(float) * 64 * (size_t)image);
     if (real) memcpy(calib, real, sizeof(float) * 64 * (size_t)image);
-    else random_floats(calib, 64 * (size_t)image, 11);
-    settle(g, calib, 64, image);
+    else rgt_random_floats(calib, 64 * (size_t)image, 11);
+    rgt_settle(g, calib, 64, image);
     rg_lower_config cfg = rg_lower_default();
     cfg.batch = 16;
     rg_qmodel *m;
@@ -171,7 +139,7 @@ static int check_model(rg_qmodel *qm, const char *label)
     /* the float entry against rg_qmodel_run_float */
     float *fx = malloc(sizeof(float) * in_n), *fwant = malloc(sizeof(float) * out_n),
           *fgot = malloc(sizeof(float) * out_n);
-    random_floats(fx, in_n, 99);
+    rgt_random_floats(fx, in_n, 99);
     CHECK(rg_qmodel_run_float(qm, qarena, fx, 1, fwant, &E));
 
     const rg_isa levels[] = {RG_ISA_REF, RG_ISA_AVX2, RG_ISA_AVX512_VNNI};
@@ -236,25 +204,7 @@ static void test_mbv2_tiny_equalized(void **state)
 {
     (void)state;
     rg_graph *g;
-    CHECK(rg_zoo_build("mbv2-tiny", 28, 28, 1, 10, &g, &E));
-    /* batch norms with gains of 4 to 8 push many activations past 6, so
-     * that the ReLU6 clips (and the per-channel clamps after equalization)
-     * bind, as in a trained network */
-    float *calib = malloc(sizeof(float) * 64 * 784);
-    random_floats(calib, 64 * 784, 12);
-    settle(g, calib, 64, 784);
-    rg_rng rg = rg_rng_keyed(7, 0, 0);
-    for (int32_t i = 0; i < g->n_nodes; i++) {
-        if (g->nodes[i].op != RG_OP_BN) continue;
-        const rg_param *gm = &g->params[g->nodes[i].param[0]];
-        for (size_t k = 0; k < gm->count; k++) g->param_data[gm->offset + k] *= 4.0f + 4.0f * rg_rng_uniform(&rg);
-    }
-    rg_lower_config cfg = rg_lower_default();
-    cfg.batch = 16;
-    cfg.equalize = 1;
-    rg_qmodel *qm;
-    CHECK(rg_quant_lower(g, calib, 64, &cfg, &qm, &E));
-    free(calib);
+    rg_qmodel *qm = rgt_mbv2_tiny_equalized(&g); /* tests/support/qmodel_fixture.h */
     int32_t with_c = 0, binding = 0;
     for (int32_t i = 0; i < qm->n_ops; i++) {
         const rg_qop *o = &qm->ops[i];

@@ -4,7 +4,8 @@
  * a standalone clamp, and a convolution with equalization's per-channel
  * clamp) is built directly as an rg_qmodel (the float lowering does not
  * produce these ops), its integer parameters derived by
- * rg_qmodel_requantize_op as the lowering would, then:
+ * rg_qmodel_requantize_op as the lowering would (rgt_ops_model,
+ * tests/support/qmodel_fixture.h), then:
  *   - written to .rgm and loaded back: every new field and array survives,
  *     and serializing the loaded model gives the same bytes;
  *   - run by the runtime on every kernel table this CPU runs: the output and
@@ -15,6 +16,7 @@
  *   - regain rt-info describes it, and refuses it (exit 4, the op and the
  *     field named) once a version 2 field is out of range. */
 #include "test_support.h"
+#include "qmodel_fixture.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -29,98 +31,7 @@
 #include "regain/rt_qmodel.h"
 #include "rt/kernels/qk.h"
 
-enum { N_IMAGES = 6, N_T = 14, N_OPS = 13 };
-
-static void add_tensor(rg_qmodel *m, int32_t t, int32_t h, int32_t w, int32_t c, float scale, int32_t zp)
-{
-    m->tensors[t] = (rg_qtensor){.h = h, .w = w, .c = c, .q = {scale, zp}, .value = t};
-}
-
-static rg_qop *add_op(rg_qmodel *m, int32_t i, rg_qop_kind kind, const char *name, int32_t in0, int32_t in1,
-                      int32_t out)
-{
-    rg_qop *o = &m->ops[i];
-    o->kind = kind;
-    snprintf(o->name, sizeof o->name, "%s", name);
-    o->in[0] = in0;
-    o->in[1] = in1;
-    o->in[2] = o->in[3] = -1;
-    o->n_in = in1 >= 0 ? 2 : 1;
-    o->out = out;
-    o->f_lo = -INFINITY;
-    o->f_hi = INFINITY;
-    return o;
-}
-
-static void float_weights(rg_qop *o, size_t count, int32_t out_c, uint64_t seed, float gain)
-{
-    rg_rng r = rg_rng_keyed(seed, 0, 0);
-    o->out_c = out_c;
-    o->fw = malloc(sizeof(float) * count);
-    o->fb = malloc(sizeof(float) * (size_t)out_c);
-    for (size_t i = 0; i < count; i++) o->fw[i] = gain * rg_rng_normal(&r);
-    for (int32_t c = 0; c < out_c; c++) o->fb[c] = 0.3f * rg_rng_normal(&r);
-}
-
-/* 6x6x4 -> pw conv (8, ReLU6 with per-channel clips) -> split 4 + 4 ->
- * hswish LUT on the first half; the second half squeezed (gap) and gated
- * (sigmoid LUT) -> mul (broadcast) -> concat with the second half ->
- * shuffle (2 groups) -> ReLU clamp -> mul with the concat (elementwise) ->
- * gap -> fc (5). */
-static rg_qmodel *build(void)
-{
-    rg_qmodel *m = calloc(1, sizeof *m);
-    m->tensors = calloc(N_T, sizeof *m->tensors);
-    m->ops = calloc(N_OPS, sizeof *m->ops);
-    m->n_tensors = N_T;
-    m->n_ops = N_OPS;
-    m->per_channel = 1;
-    m->input = 0;
-    m->output = 13;
-    add_tensor(m, 0, 6, 6, 4, 0.03f, -5);
-    add_tensor(m, 1, 6, 6, 8, 6.0f / 255, -128);
-    add_tensor(m, 2, 6, 6, 4, 6.0f / 255, -128);
-    add_tensor(m, 3, 6, 6, 4, 6.0f / 255, -128);
-    add_tensor(m, 4, 6, 6, 4, 0.03f, -100);
-    add_tensor(m, 5, 1, 1, 4, 0.012f, -128);
-    add_tensor(m, 6, 1, 1, 4, 1.0f / 256, -128);
-    add_tensor(m, 7, 6, 6, 4, 0.02f, -90);
-    add_tensor(m, 8, 6, 6, 8, 0.03f, -60);
-    add_tensor(m, 9, 6, 6, 8, 0.03f, -60);
-    add_tensor(m, 10, 6, 6, 8, 0.03f, -60);
-    add_tensor(m, 11, 6, 6, 8, 0.05f, -110);
-    add_tensor(m, 12, 1, 1, 8, 0.03f, -100);
-    add_tensor(m, 13, 1, 1, 5, 0.1f, 3);
-    rg_qop *o = add_op(m, 0, RG_QOP_CONV, "pw", 0, -1, 1);
-    o->k_h = o->k_w = 1, o->stride = 1;
-    float_weights(o, 8 * 4, 8, 7, 0.6f);
-    o->f_lo = 0.0f, o->f_hi = 6.0f;
-    o->clip = malloc(sizeof(float) * 8);
-    for (int c = 0; c < 8; c++) o->clip[c] = 0.6f + 0.55f * (float)c; /* 0.6 .. 4.45: below 6, they bind */
-    add_op(m, 1, RG_QOP_SPLIT, "split_a", 1, -1, 2)->ch_begin = 0;
-    add_op(m, 2, RG_QOP_SPLIT, "split_b", 1, -1, 3)->ch_begin = 4;
-    add_op(m, 3, RG_QOP_LUT, "hswish", 2, -1, 4)->lut_fn = RG_Q_LUT_HSWISH;
-    add_op(m, 4, RG_QOP_GAP, "squeeze", 3, -1, 5);
-    add_op(m, 5, RG_QOP_LUT, "gate", 5, -1, 6)->lut_fn = RG_Q_LUT_SIGMOID;
-    add_op(m, 6, RG_QOP_MUL, "excite", 4, 6, 7);
-    add_op(m, 7, RG_QOP_CONCAT, "cat", 7, 3, 8);
-    add_op(m, 8, RG_QOP_SHUFFLE, "shuffle", 8, -1, 9)->groups = 2;
-    o = add_op(m, 9, RG_QOP_CLAMP, "relu", 9, -1, 10);
-    o->f_lo = 0.0f;
-    add_op(m, 10, RG_QOP_MUL, "square", 10, 8, 11);
-    add_op(m, 11, RG_QOP_GAP, "gap", 11, -1, 12);
-    o = add_op(m, 12, RG_QOP_FC, "fc", 12, -1, 13);
-    float_weights(o, 5 * 8, 5, 8, 0.5f);
-    size_t off = 0;
-    for (int32_t t = 0; t < N_T; t++) {
-        m->tensors[t].foffset = off;
-        off += (size_t)m->tensors[t].h * m->tensors[t].w * m->tensors[t].c;
-    }
-    m->image_floats = off;
-    for (int32_t i = 0; i < N_OPS; i++) CHECK(rg_qmodel_requantize_op(m, i, &E));
-    rg_qmodel_plan_arena(m, 1); /* every tensor readable after a run */
-    return m;
-}
+enum { N_IMAGES = 6 };
 
 typedef struct {
     const rg_qmodel *qm;
@@ -151,7 +62,7 @@ static void trace_op(void *user, int32_t op, const int8_t *y)
 static void test_every_new_op(void **state)
 {
     (void)state;
-    rg_qmodel *qm = build();
+    rg_qmodel *qm = rgt_ops_model();
     int kinds[RG_QOP_N_KINDS] = {0};
     for (int32_t i = 0; i < qm->n_ops; i++) kinds[qm->ops[i].kind]++;
     for (int k = RG_QOP_CONCAT; k < RG_QOP_N_KINDS; k++) assert_true(kinds[k] > 0);
@@ -282,7 +193,7 @@ static void test_every_new_op(void **state)
 static void test_refusals(void **state)
 {
     (void)state;
-    rg_qmodel *qm = build();
+    rg_qmodel *qm = rgt_ops_model();
     rg_error err = {0};
     qm->tensors[2].q.zero_point = -127;
     assert_int_equal(rg_qmodel_requantize_op(qm, 1, &err), RG_ERR_ARG);
