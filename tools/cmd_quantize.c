@@ -6,6 +6,7 @@
 #include "regain/data.h"
 #include "regain/equalize.h"
 #include "regain/rng.h"
+#include "regain/rt_qmodel.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -160,7 +161,7 @@ int cmd_quantize(int argc, char **argv)
     char usage[4096];
     snprintf(usage, sizeof usage, "%s%s%s", usage_head, cli_quant_options_help,
              "  --limit N           evaluate on the first N test images only (default: all)\n"
-             "  --out FILE          write the int8 model (safetensors container, see docs/quantization.md)\n");
+             "  --out FILE          write the int8 model for the runtime (.rgm: regain rt-info, infer, eval, export)\n");
     cli_quant_opts o;
     int rc = cli_quant_parse("quantize", argc, argv, &o, usage);
     if (rc >= 0) return rc;
@@ -191,7 +192,7 @@ int cmd_quantize(int argc, char **argv)
         int32_t last = -1;
         st = rg_qmodel_evaluate(c.m, &test, c.mean, c.std, o.batch, eval_progress, &last, &qr, &err);
     }
-    if (!st && o.out) st = rg_qmodel_save(o.out, c.m, o.ckpt, &err);
+    if (!st && o.out) st = rg_rgm_write_qmodel(c.m, c.mean, c.std, o.out, &err);
     if (!st) {
         double q1 = qr.top1;
         printf("%s on %s (test split, %d images)\n\n", o.ckpt, test.source, (int)test.n);

@@ -209,20 +209,6 @@ size_t rg_qmodel_weight_count(const rg_qmodel *m, int32_t op);
 
 /* ---- files --------------------------------------------------------------- */
 
-/* Writes the int8 model (integer parameters only: no float weights) to path
- * as a safetensors container, atomically: I8 weights, I32 biases,
- * multipliers, shifts (and per-channel clamps), tensors and ops described
- * in the metadata "regain.qmodel", versioned by "regain.qmodel_version" and
- * checksummed by safetensors' "regain.crc32"; source (may be NULL) is
- * recorded as "regain.source". Errors: RG_ERR_IO, RG_ERR_NOMEM. */
-rg_status rg_qmodel_save(const char *path, const rg_qmodel *m, const char *source, rg_error *err);
-
-/* Reads a model written by rg_qmodel_save; its arena is planned by
- * liveness. It runs with rg_qmodel_run / rg_qmodel_run_float (not
- * rg_qmodel_run_ref: no float weights). Errors: RG_ERR_IO, RG_ERR_FORMAT
- * (not an int8 model, a malformed description or tensor, a bad checksum),
- * RG_ERR_UNSUPPORTED (another version), RG_ERR_NOMEM. */
-rg_status rg_qmodel_load(const char *path, rg_qmodel **out, rg_error *err);
 
 void rg_qmodel_free(rg_qmodel *m);
 

@@ -10,6 +10,7 @@
 #include "regain/experiment.h"
 #include "regain/fileio.h"
 #include "regain/ptq.h"
+#include "regain/rt_qmodel.h"
 
 #include <math.h>
 #include <omp.h>
@@ -87,11 +88,11 @@ rg_status rg_exp_run_quantize(rg_exp_job *job, rg_error *err)
     }
     if (!st) st = rg_qmodel_evaluate(m, &test, mean, std, 64, NULL, NULL, &r, err);
     char path[1100];
-    snprintf(path, sizeof path, "%s/int8.safetensors", job->run_dir);
-    if (!st && !(st = rg_make_dirs(job->run_dir, err))) st = rg_qmodel_save(path, m, c->init, err);
+    snprintf(path, sizeof path, "%s/int8.rgm", job->run_dir);
+    if (!st && !(st = rg_make_dirs(job->run_dir, err))) st = rg_rgm_write_qmodel(m, mean, std, path, err);
     if (!st && !(confusion = rg_exp_confusion_json(&r))) st = rg_fail(err, RG_ERR_NOMEM, "out of memory");
     rg_store_artifact art;
-    if (!st) st = rg_exp_artifact(job->store, job->run_dir, "int8", &art, err);
+    if (!st) st = rg_exp_artifact(job->store, job->run_dir, "int8", "int8.rgm", &art, err);
     if (!st) {
         size_t weights = 0;
         for (int32_t i = 0; i < m->n_ops; i++) weights += rg_qmodel_weight_count(m, i);

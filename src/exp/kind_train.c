@@ -143,11 +143,12 @@ char *rg_exp_confusion_json(const rg_eval_result *r)
     return text;
 }
 
-rg_status rg_exp_artifact(rg_store *s, const char *run_dir, const char *kind, rg_store_artifact *a, rg_error *err)
+rg_status rg_exp_artifact(rg_store *s, const char *run_dir, const char *kind, const char *file, rg_store_artifact *a,
+                          rg_error *err)
 {
     memset(a, 0, sizeof *a);
     snprintf(a->kind, sizeof a->kind, "%s", kind);
-    snprintf(a->path, sizeof a->path, "%s/%s.safetensors", run_dir, kind);
+    snprintf(a->path, sizeof a->path, "%s/%s", run_dir, file);
     return rg_exp_file_sha256(s, a->path, a->sha256, &a->bytes, err);
 }
 
@@ -170,8 +171,8 @@ rg_status rg_exp_run_train(rg_exp_job *job, rg_error *err)
     if (!confusion) st = rg_fail(err, RG_ERR_NOMEM, "out of memory");
     if (!st) st = read_metrics(job->run_dir, &epochs, &n_epochs, err);
     for (int32_t i = 0; i < n_epochs; i++) f.train_s += epochs[i].seconds;
-    if (!st) st = rg_exp_artifact(job->store, job->run_dir, "best", &arts[0], err);
-    if (!st) st = rg_exp_artifact(job->store, job->run_dir, "last", &arts[1], err);
+    if (!st) st = rg_exp_artifact(job->store, job->run_dir, "best", "best.safetensors", &arts[0], err);
+    if (!st) st = rg_exp_artifact(job->store, job->run_dir, "last", "last.safetensors", &arts[1], err);
     if (!st) st = measure(arts[1].path, job->cfg.threads, &f, err);
     if (!st) {
         rg_exp_env e;

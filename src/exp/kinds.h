@@ -45,9 +45,10 @@ rg_status rg_exp_run_train(rg_exp_job *job, rg_error *err);
 rg_status rg_exp_run_quantize(rg_exp_job *job, rg_error *err);
 
 /* Shared by the kinds (kind_train.c): the confusion matrix as the store's
- * JSON (caller frees; NULL when out of memory), and the artifact
- * run_dir/<kind>.safetensors with its SHA-256. */
+ * JSON (caller frees; NULL when out of memory), and the artifact of this
+ * kind, the file run_dir/file, with its SHA-256. */
 char *rg_exp_confusion_json(const rg_eval_result *r);
-rg_status rg_exp_artifact(rg_store *s, const char *run_dir, const char *kind, rg_store_artifact *a, rg_error *err);
+rg_status rg_exp_artifact(rg_store *s, const char *run_dir, const char *kind, const char *file, rg_store_artifact *a,
+                          rg_error *err);
 
 #endif

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "regain/quant_model.h"
+#include "regain/rt.h"
 #include "regain/safetensors.h"
 
 static char data_dir[600], run_dir[600], ckpt[700];
@@ -121,12 +122,12 @@ static void test_good_paths(void **state)
 {
     (void)state;
     expect_cli(0, "int8", "diff", "quantize '%s' --data '%s' --calib 16 --limit 32 --observer percentile "
-               "--percentile 99.9 --equalize --bias-correct --out '%s'", ckpt, data_dir, rgt_in_root("q.safetensors"));
+               "--percentile 99.9 --equalize --bias-correct --out '%s'", ckpt, data_dir, rgt_in_root("q.rgm"));
     assert_non_null(strstr(out, "calibrate"));
-    rg_qmodel *m;
+    rg_rgm *m;
     rg_error err = {0};
-    assert_int_equal(rg_qmodel_load(rgt_in_root("q.safetensors"), &m, &err), RG_OK);
-    rg_qmodel_free(m);
+    assert_int_equal(rg_rgm_load(rgt_in_root("q.rgm"), &m, &err), RG_OK);
+    rg_rgm_free(m);
     expect_cli(0, "SQNR dB", "remedy", "quant-report '%s' --data '%s' --calib 16 --per-tensor --observer mse", ckpt,
                data_dir);
     assert_non_null(strstr(out, "b1.dw"));

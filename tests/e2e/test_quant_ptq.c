@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "regain/quant_model.h"
+#include "regain/rt.h"
 
 static char out[1 << 16];
 static char ckpt[700];
@@ -77,13 +78,13 @@ static void test_quantize_settings(void **state)
 static void test_written_model(void **state)
 {
     (void)state;
-    const char *path = rgt_in_root("q.safetensors");
+    const char *path = rgt_in_root("q.rgm");
     expect_cli(0, "wrote", "AdaRound", "quantize '%s' --calib 64 --limit 200 --equalize --adaround --out '%s'", ckpt, path);
-    rg_qmodel *m;
+    rg_rgm *m;
     rg_error err = {0};
-    assert_int_equal(rg_qmodel_load(path, &m, &err), RG_OK);
+    assert_int_equal(rg_rgm_load(path, &m, &err), RG_OK);
     assert_true(m->n_ops > 20);
-    rg_qmodel_free(m);
+    rg_rgm_free(m);
 }
 
 static void test_quant_report(void **state)

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "regain/quant_model.h"
+#include "regain/rt.h"
 
 static char out[1 << 16];
 
@@ -76,11 +77,11 @@ static void test_quantize_runs(void **state)
     assert_true(number(runs, "int8", "model_bytes") * 3 < number(runs, "float", "model_bytes"));
     cJSON_Delete(runs);
 
-    /* the artifact is the int8 model, and it loads */
-    rg_qmodel *m;
-    CHECK(rg_qmodel_load(rgt_in_root("runs/q/int8/seed1/int8.safetensors"), &m, &E));
+    /* the artifact is the int8 model for the runtime, and it loads */
+    rg_rgm *m;
+    CHECK(rg_rgm_load(rgt_in_root("runs/q/int8/seed1/int8.rgm"), &m, &E));
     assert_true(m->n_ops > 3);
-    rg_qmodel_free(m);
+    rg_rgm_free(m);
 
     /* cached: nothing runs again; the report compares int8 with float */
     rgt_expect_cli("REGAIN_CLI", out, sizeof out, 0, "3 cached", NULL, "run q.ini");

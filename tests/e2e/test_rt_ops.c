@@ -200,9 +200,6 @@ static void test_refusals(void **state)
     assert_non_null(strstr(err.msg, "split_a"));
     assert_non_null(strstr(err.msg, "must equal"));
     qm->tensors[2].q.zero_point = -128;
-    assert_int_equal(rg_qmodel_save(rgt_in_root("ops.safetensors"), qm, NULL, &err), RG_ERR_UNSUPPORTED);
-    assert_non_null(strstr(err.msg, "split"));
-    assert_non_null(strstr(err.msg, ".rgm"));
     /* a mul whose zero points no longer match its tensors is not exported */
     qm->tensors[7].q.zero_point = -89;
     rg_rgm *m;
