@@ -97,6 +97,13 @@ typedef struct {
      * norm [+ relu/relu6], the batch norm folded into the convolution.
      * 0 = none (node 0 is the input, never in a chain). */
     int32_t fuse_next, fuse_prev;
+    /* Training plans (graph/fuse.c): a convolution whose output only a
+     * batch norm reads, and that batch norm, name each other here. With
+     * batch statistics the convolution takes each image's statistics while
+     * its output is in cache, and (pointwise and depthwise) applies the
+     * batch norm's input gradient block by block as it reads it, so that
+     * gradient is never stored. 0 = none. */
+    int32_t bn_pair;
 } rg_node;
 
 typedef struct {

@@ -10,9 +10,14 @@
  * Convolution + batch norm [+ relu/relu6], in evaluation plans: the running
  * statistics are constants, so the batch norm folds into the convolution's
  * weights and bias and the activation into its output loop (ops/conv.c).
+ *
+ * Convolution -> batch norm, in training plans: the two are paired
+ * (rg_node.bn_pair, ops/bn.h) but both still run and the convolution's
+ * output is stored; the convolution takes the statistics and computes the
+ * input gradient of the batch norm where its data is in cache.
  */
 #include "graph/fuse.h"
-#include "ops/op.h"
+#include "ops/conv.h"
 
 #include <stdlib.h>
 
@@ -45,14 +50,21 @@ static void link(rg_graph *g, int32_t a, int32_t b)
 
 void rg_graph_fuse(rg_graph *g, rg_plan_mode mode)
 {
-    for (int32_t i = 0; i < g->n_nodes; i++) g->nodes[i].fuse_next = g->nodes[i].fuse_prev = 0;
+    for (int32_t i = 0; i < g->n_nodes; i++) g->nodes[i].fuse_next = g->nodes[i].fuse_prev = g->nodes[i].bn_pair = 0;
     for (int32_t i = 1; i < g->n_nodes; i++) {
         if (g->nodes[i].op != RG_OP_BN) continue;
         int32_t act = sole_reader(g, g->nodes[i].out);
         if (act > 0 && (g->nodes[act].op == RG_OP_RELU || g->nodes[act].op == RG_OP_RELU6)) link(g, i, act);
-        if (mode != RG_PLAN_EVAL) continue;
         int32_t conv = g->values[g->nodes[i].in[0]].producer;
-        if (g->nodes[conv].op == RG_OP_CONV && sole_reader(g, g->nodes[conv].out) == i) link(g, conv, i);
+        if (g->nodes[conv].op != RG_OP_CONV || sole_reader(g, g->nodes[conv].out) != i) continue;
+        if (mode == RG_PLAN_EVAL) {
+            link(g, conv, i);
+        } else if (rg_conv_can_pair_bn(g, &g->nodes[conv])) {
+            /* the convolution's output stays stored (batch norm's backward
+             * reads it); only its gradient is computed where it is read */
+            g->nodes[conv].bn_pair = i;
+            g->nodes[i].bn_pair = conv;
+        }
     }
 }
 

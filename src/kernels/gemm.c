@@ -37,6 +37,13 @@ void rg_gemm_rows_bias_act(int trans_b, int M, int N, int K, const float *A, int
     gemm_rows(trans_b, M, N, K, A, lda, B, ldb, beta, C, N, bias, act, 1);
 }
 
+void rg_gemm_block(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                   float beta, float *C, int ldc)
+{
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K,
+                1.0f, A, lda, B, ldb, beta, C, ldc);
+}
+
 static int k_chunks(int K) { return (K + RG_GEMM_K_CHUNK - 1) / RG_GEMM_K_CHUNK; }
 
 size_t rg_gemm_tn_acc_scratch(int M, int N, int K)

@@ -32,6 +32,12 @@ void rg_gemm_rows(int trans_b, int M, int N, int K, const float *A, int lda, con
 void rg_gemm_rows_bias_act(int trans_b, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
                            float beta, float *C, const float *bias, rg_act act);
 
+/* One single-threaded product, C = A op(B) + beta C as rg_gemm_rows, for
+ * callers that split the work into fixed blocks themselves: call it from
+ * inside a parallel loop (gemm.c says why). */
+void rg_gemm_block(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                   float beta, float *C, int ldc);
+
 /* Floats of scratch rg_gemm_tn_acc needs for these shapes. */
 size_t rg_gemm_tn_acc_scratch(int M, int N, int K);
 

@@ -1,8 +1,12 @@
 /* Depthwise convolutions: the kernel table's direct kernels
  * (kernels/dwconv.inc), one image per call, images in parallel; the weight
- * gradient is summed per image and then over images in order. */
+ * gradient is summed per image and then over images in order. Paired with
+ * a batch norm in training (ops/bn.h), each image's moments are taken as it
+ * is written, and the output gradient is computed per image into cache. */
+#include "ops/bn.h"
 #include "ops/conv.h"
 
+#include <omp.h>
 #include <string.h>
 
 /* wt[(kh, kw), c] = w[c, kh, kw]: channels innermost, as the kernels want. */
@@ -30,8 +34,12 @@ void rg_conv_dw_forward(const rg_op_call *call)
     conv_out o = rg_conv_output(call);
     float *wt = call->scratch;
     transpose_dw_weight(o.w, geo.c, geo.kh * geo.kw, wt);
+    int32_t bn = rg_bn_pair_active(call->g, call->ctx, call->node->bn_pair) ? call->node->bn_pair : 0;
 #pragma omp parallel for schedule(static)
-    for (int32_t n = 0; n < N; n++) k->dw_forward(&geo, x + n * xi, wt, o.bias, o.act, o.y + n * yi);
+    for (int32_t n = 0; n < N; n++) {
+        k->dw_forward(&geo, x + n * xi, wt, o.bias, o.act, o.y + n * yi);
+        if (bn) rg_bn_take_moments(call->g, bn, n, o.y + n * yi);
+    }
 }
 
 void rg_conv_dw_backward(const rg_op_call *call)
@@ -44,11 +52,24 @@ void rg_conv_dw_backward(const rg_op_call *call)
     float *dx = rg_din(call, 0), *wt = call->scratch, *part = call->scratch + kc;
     transpose_dw_weight(rg_param_data(call, 0), C, KK, wt);
     int store = dx && rg_din_fresh(call, 0);
+    int32_t bn = rg_bn_pair_active(call->g, call->ctx, call->node->bn_pair) ? call->node->bn_pair : 0;
+    /* paired: one image of the batch norm's input gradient per thread, after the partials */
+    float *slots = part + (size_t)call->g->planned_batch * kc;
+    int threads = bn ? rg_conv_slots(call->node->scratch_floats - (size_t)(slots - wt), yi) : omp_get_max_threads();
     /* Per image: input gradient and this image's share of the weight gradient. */
-#pragma omp parallel for schedule(static)
-    for (int32_t n = 0; n < N; n++) {
-        if (dx) k->dw_backward_data(&geo, dy + n * yi, wt, dx + n * xi, store);
-        k->dw_backward_weight(&geo, dy + n * yi, x + n * xi, part + n * kc);
+#pragma omp parallel num_threads(threads)
+    {
+        float *g = bn ? slots + (size_t)omp_get_thread_num() * yi : NULL;
+#pragma omp for schedule(static)
+        for (int32_t n = 0; n < N; n++) {
+            const float *dyn = dy + n * yi;
+            if (bn) {
+                rg_bn_input_grad(call->g, bn, (size_t)n * geo.ho * geo.wo, (size_t)geo.ho * geo.wo, g);
+                dyn = g;
+            }
+            if (dx) k->dw_backward_data(&geo, dyn, wt, dx + n * xi, store);
+            k->dw_backward_weight(&geo, dyn, x + n * xi, part + n * kc);
+        }
     }
     /* Reduce the per-image partials in image order (thread-count independent). */
     float *dw = rg_param_grad(call, 0);
