@@ -15,6 +15,11 @@
  * (rg_node.bn_pair, ops/bn.h) but both still run and the convolution's
  * output is stored; the convolution takes the statistics and computes the
  * input gradient of the batch norm where its data is in cache.
+ *
+ * Batch norm [+ relu/relu6] -> pointwise or depthwise convolution, in
+ * training plans: fed (rg_node.bn_feed, ops/bn.h); the convolution applies
+ * the batch norm to its input as it reads it, and takes the batch norm's
+ * gradient sums as it writes their input; the chain output is not written.
  */
 #include "graph/fuse.h"
 #include "ops/conv.h"
@@ -50,11 +55,20 @@ static void link(rg_graph *g, int32_t a, int32_t b)
 
 void rg_graph_fuse(rg_graph *g, rg_plan_mode mode)
 {
-    for (int32_t i = 0; i < g->n_nodes; i++) g->nodes[i].fuse_next = g->nodes[i].fuse_prev = g->nodes[i].bn_pair = 0;
+    for (int32_t i = 0; i < g->n_nodes; i++) {
+        rg_node *n = &g->nodes[i];
+        n->fuse_next = n->fuse_prev = n->bn_pair = n->bn_feed = 0;
+    }
     for (int32_t i = 1; i < g->n_nodes; i++) {
         if (g->nodes[i].op != RG_OP_BN) continue;
         int32_t act = sole_reader(g, g->nodes[i].out);
         if (act > 0 && (g->nodes[act].op == RG_OP_RELU || g->nodes[act].op == RG_OP_RELU6)) link(g, i, act);
+        int32_t reader = mode == RG_PLAN_TRAIN ? sole_reader(g, rg_graph_chain_output(g, i)) : -1;
+        if (reader > 0 && g->nodes[reader].op == RG_OP_CONV && rg_conv_can_take_bn_feed(g, &g->nodes[reader])) {
+            /* the chain's output is computed where the convolution reads it */
+            g->nodes[reader].bn_feed = i;
+            g->nodes[i].bn_feed = reader;
+        }
         int32_t conv = g->values[g->nodes[i].in[0]].producer;
         if (g->nodes[conv].op != RG_OP_CONV || sole_reader(g, g->nodes[conv].out) != i) continue;
         if (mode == RG_PLAN_EVAL) {

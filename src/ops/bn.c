@@ -20,12 +20,14 @@
  * count.
  * Paired with the convolution producing its input (ops/bn.h), batch norm
  * takes the per-image moments from it and leaves the elementwise backward
- * pass to it.
+ * pass to it. Fed to the convolution reading its output, it leaves the
+ * elementwise forward pass and the per-image gradient sums to that one.
  *
  * saved = mean[C], invstd[C] from the forward pass; when paired also
  * scale[C], shift[C], k1[C], k2[C], k3[C] (the backward's affine map and
  * constants, for the convolution) and the per-image moments m[N*C], q[N*C]
- * in double.
+ * in double (in the backward pass of a fed batch norm: the per-image
+ * gradient sums, sum g and sum g (x - mean)).
  */
 #include "ops/bn.h"
 #include "ops/conv.h"
@@ -49,7 +51,7 @@ static size_t moments_at(int32_t C) { return ((size_t)C * PAIRED_CONSTS + 1) & ~
 static size_t bn_saved(const rg_graph *g, const rg_node *n, int32_t batch)
 {
     size_t C = (size_t)g->values[n->out].shape.c;
-    return n->bn_pair ? moments_at((int32_t)C) + 4 * (size_t)batch * C : 2 * C;
+    return n->bn_pair || n->bn_feed ? moments_at((int32_t)C) + 4 * (size_t)batch * C : 2 * C;
 }
 
 /* The paired state of batch norm bn: constants (see the top) and moments. */
@@ -195,6 +197,13 @@ static void bn_forward(const rg_op_call *call)
         }
     }
     affine(call, C, scale, shift);
+    if (call->node->bn_feed && batch_stats(call)) {
+        /* the reader applies it (rg_bn_feed_apply) */
+        float *st = paired_consts(call->g, call->index);
+        memcpy(st + 2 * C, scale, sizeof scale);
+        memcpy(st + 3 * C, shift, sizeof shift);
+        return;
+    }
     size_t pieces = (M + ROWS_PER_PIECE - 1) / ROWS_PER_PIECE;
 #pragma omp parallel for schedule(static)
     for (size_t p = 0; p < pieces; p++) {
@@ -220,7 +229,13 @@ static void bn_backward(const rg_op_call *call)
     size_t M = (size_t)s.n * s.h * s.w;
     double *p0 = (double *)call->scratch, *p1 = p0 + (size_t)s.n * C;
     double sdy[C > 0 ? C : 1], sdyx[C > 0 ? C : 1];
-    per_image_grad_sums(k, x, dy, scale, shift, act, mean, s, p0, p1);
+    if (call->node->bn_feed && batch_stats(call)) {
+        /* taken by the reader as it wrote dy (rg_bn_feed_grad_sums) */
+        p0 = paired_moments(call->g, call->index, C);
+        p1 = p0 + (size_t)call->g->planned_batch * C;
+    } else {
+        per_image_grad_sums(k, x, dy, scale, shift, act, mean, s, p0, p1);
+    }
     reduce_images(p0, s.n, C, sdy);
     reduce_images(p1, s.n, C, sdyx);
     float k1[C > 0 ? C : 1], k2[C > 0 ? C : 1], k3[C > 0 ? C : 1];
@@ -251,6 +266,32 @@ static void bn_backward(const rg_op_call *call)
     for (size_t p = 0; p < pieces; p++) {
         size_t r0 = p * ROWS_PER_PIECE, rows = M - r0 < ROWS_PER_PIECE ? M - r0 : ROWS_PER_PIECE;
         k->bn_grad_apply(x + r0 * C, dy + r0 * C, scale, shift, act, mean, k1, k2, k3, rows, C, dx + r0 * C, store);
+    }
+}
+
+void rg_bn_feed_apply(rg_graph *g, int32_t bn, size_t r0, size_t rows, float *out)
+{
+    const rg_node *n = &g->nodes[bn];
+    int32_t C = g->values[n->out].shape.c;
+    const float *st = paired_consts(g, bn);
+    rg_kernels()->bn_apply(rg_graph_act(g, n->in[0]) + r0 * C, st + 2 * C, st + 3 * C, rows, C, rg_fused_act(g, n),
+                           out);
+}
+
+void rg_bn_feed_grad_sums(rg_graph *g, int32_t bn, int32_t image, const float *dy)
+{
+    const rg_node *n = &g->nodes[bn];
+    rg_shape s = g->values[n->out].shape;
+    int32_t C = s.c;
+    size_t hw = (size_t)s.h * s.w;
+    const float *st = paired_consts(g, bn);
+    float f0[C > 0 ? C : 1], f1[C > 0 ? C : 1];
+    rg_kernels()->bn_grad_sums(rg_graph_act(g, n->in[0]) + (size_t)image * hw * C, dy, st + 2 * C, st + 3 * C,
+                               rg_fused_act(g, n), st, hw, C, f0, f1);
+    double *p0 = paired_moments(g, bn, C) + (size_t)image * C, *p1 = p0 + (size_t)g->planned_batch * C;
+    for (int32_t c = 0; c < C; c++) {
+        p0[c] = f0[c];
+        p1[c] = f1[c];
     }
 }
 

@@ -25,6 +25,13 @@ static inline int rg_bn_pair_active(const rg_graph *g, const rg_exec *ctx, int32
 /* Image `image`'s channel moments (x: its hw x C output) for batch norm bn. */
 void rg_bn_take_moments(rg_graph *g, int32_t bn, int32_t image, const float *x);
 
+/* Fed (rg_node.bn_feed): rows [r0, r0 + rows) of the chain output
+ * act(x * scale + shift) of batch norm bn into out, after bn's forward ran. */
+void rg_bn_feed_apply(rg_graph *g, int32_t bn, size_t r0, size_t rows, float *out);
+/* Fed: batch norm bn's gradient sums of image `image` (dy: that image of
+ * the chain output's gradient, complete), during the reader's backward. */
+void rg_bn_feed_grad_sums(rg_graph *g, int32_t bn, int32_t image, const float *dy);
+
 /* Rows [r0, r0 + rows) of batch norm bn's input gradient into out (rows x
  * C floats), after bn's backward ran. */
 void rg_bn_input_grad(rg_graph *g, int32_t bn, size_t r0, size_t rows, float *out);

@@ -34,8 +34,7 @@
 
 #define is_pointwise rg_conv_is_pointwise
 
-#define PW_FWD_ROWS 1024 /* rows of whole images per block of a paired pointwise forward */
-#define PW_BWD_FLOATS 65536 /* floats of output gradient per block of a paired backward (in L2) */
+#define PW_BLOCK_FLOATS 65536 /* floats of a block's widest side, paired pointwise (stays in L2) */
 
 size_t rg_conv_slots_floats(size_t per) { return (size_t)omp_get_max_threads() * per; }
 
@@ -46,19 +45,32 @@ int rg_conv_slots(size_t floats, size_t per)
     return s < 1 ? 1 : (size_t)t < s ? t : (int)s;
 }
 
-/* Images per block of a paired pointwise convolution's backward, and the
- * scratch it needs: the weight-gradient partial of every block, then one
- * block of the batch norm's input gradient per thread. */
-static int32_t pw_bwd_images(int32_t hw, int32_t cout, int32_t batch)
-{
-    int32_t b = (int32_t)(PW_BWD_FLOATS / ((size_t)hw * cout));
-    return b < 1 ? 1 : b > batch ? batch : b;
-}
+/* A pointwise convolution paired with batch norms (ops/bn.h) runs in blocks
+ * of whole images. Its scratch: the weight-gradient partial of every block,
+ * then per thread one block of the input (fed) and of the output gradient
+ * (paired). */
+typedef struct {
+    int32_t hw, cin, cout, per, blocks; /* per: images per block */
+    size_t partials, in, out, slot;     /* floats */
+} pw_layout;
 
-static size_t pw_paired_partials(int32_t hw, int32_t cin, int32_t cout, int32_t batch)
+static pw_layout pw_layout_of(const rg_graph *g, const rg_node *n, int32_t batch)
 {
-    int32_t b = pw_bwd_images(hw, cout, batch);
-    return (size_t)((batch + b - 1) / b) * cout * cin;
+    pw_layout l;
+    rg_shape y = g->values[n->out].shape;
+    l.hw = y.h * y.w;
+    l.cin = g->values[n->in[0]].shape.c;
+    l.cout = y.c;
+    int32_t wide = l.cin > l.cout ? l.cin : l.cout;
+    l.per = (int32_t)(PW_BLOCK_FLOATS / ((size_t)l.hw * wide));
+    if (l.per < 1) l.per = 1;
+    if (l.per > batch) l.per = batch;
+    l.blocks = (batch + l.per - 1) / l.per;
+    l.partials = (size_t)l.blocks * l.cout * l.cin;
+    l.in = n->bn_feed ? (size_t)l.per * l.hw * l.cin : 0;
+    l.out = n->bn_pair ? (size_t)l.per * l.hw * l.cout : 0;
+    l.slot = l.in + l.out;
+    return l;
 }
 
 /* Images per im2col chunk: as many as fit the column budget, at least one. */
@@ -81,19 +93,17 @@ static size_t conv_scratch_base(const rg_graph *g, const rg_node *n, int32_t bat
     int32_t cin = g->values[n->in[0]].shape.c;
     if (is_pointwise(a)) {
         size_t base = rg_gemm_tn_acc_scratch(a->cout, cin, batch * y.h * y.w);
-        if (!n->bn_pair) return base;
-        int32_t hw = y.h * y.w;
-        size_t paired = pw_paired_partials(hw, cin, a->cout, batch) +
-                        rg_conv_slots_floats((size_t)pw_bwd_images(hw, a->cout, batch) * hw * a->cout);
-        return paired > base ? paired : base;
+        if (!n->bn_pair && !n->bn_feed) return base;
+        pw_layout l = pw_layout_of(g, n, batch);
+        size_t blocked = l.partials + rg_conv_slots_floats(l.slot);
+        return blocked > base ? blocked : base;
     }
     if (rg_conv_is_direct(a) && !rg_conv_is_depthwise(g, n)) return rg_conv_direct_scratch(g, n, batch);
     if (rg_conv_is_depthwise(g, n)) {
         /* transposed weight (KH*KW*C) + per-image weight-gradient partials
-         * (+ paired: one image of the batch norm's input gradient per thread) */
+         * + the per-thread buffers of ops/bn.h's pairings */
         size_t kc = (size_t)a->kh * a->kw * a->cout;
-        size_t slots = n->bn_pair ? rg_conv_slots_floats((size_t)y.h * y.w * a->cout) : 0;
-        return kc + (size_t)batch * kc + slots;
+        return kc + (size_t)batch * kc + rg_conv_dw_slots_floats(g, n);
     }
     int32_t cg = cin / a->groups, K = a->kh * a->kw * cg, rows = chunk_images(g, n, batch) * y.h * y.w;
     /* column buffer, then the partial weight-gradient products */
@@ -257,54 +267,80 @@ static void pw_gemm(int32_t M, int32_t N, int32_t K, const float *A, const float
     }
 }
 
-/* Paired with a batch norm in training (ops/bn.h): blocks of whole images,
- * each image's moments taken right after its block is written. */
-static void pw_forward_paired(const rg_op_call *call, const conv_out *o, int32_t bn)
+/* With pairings (ops/bn.h) in training: blocks of whole images; fed, each
+ * block's input act(bn(x)) computed into cache first; paired, each image's
+ * moments taken right after its block is written. */
+static void pw_forward_blocks(const rg_op_call *call, const conv_out *o, int32_t pair, int32_t feed)
 {
     const rg_kernel_table *k = rg_kernels();
-    rg_shape xs = rg_in_shape(call, 0), ys = rg_out_shape(call);
-    int32_t hw = ys.h * ys.w, per = PW_FWD_ROWS / hw < 1 ? 1 : PW_FWD_ROWS / hw;
-    int32_t blocks = (ys.n + per - 1) / per;
+    pw_layout l = pw_layout_of(call->g, call->node, call->g->planned_batch);
+    int32_t N = call->g->batch, blocks = (N + l.per - 1) / l.per;
     const float *x = rg_in(call, 0);
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int32_t b = 0; b < blocks; b++) {
-        int32_t n0 = b * per, nb = ys.n - n0 < per ? ys.n - n0 : per;
-        size_t r0 = (size_t)n0 * hw, rows = (size_t)nb * hw;
-        float *y = o->y + r0 * ys.c;
-        rg_gemm_block(0, 1, (int)rows, ys.c, xs.c, x + r0 * xs.c, xs.c, o->w, xs.c, 0.0f, y, ys.c);
-        if (o->bias || o->act != RG_ACT_NONE) k->bias_act(y, rows, ys.c, o->bias, o->act);
-        for (int32_t i = 0; i < nb; i++) rg_bn_take_moments(call->g, bn, n0 + i, y + (size_t)i * hw * ys.c);
+    float *slots = call->scratch + l.partials;
+    int threads = rg_conv_slots(call->node->scratch_floats - l.partials, l.slot);
+#pragma omp parallel num_threads(threads)
+    {
+        float *xin = slots + (size_t)omp_get_thread_num() * l.slot;
+#pragma omp for schedule(dynamic, 1)
+        for (int32_t b = 0; b < blocks; b++) {
+            int32_t n0 = b * l.per, nb = N - n0 < l.per ? N - n0 : l.per;
+            size_t r0 = (size_t)n0 * l.hw, rows = (size_t)nb * l.hw;
+            const float *a = x + r0 * l.cin;
+            if (feed) {
+                rg_bn_feed_apply(call->g, feed, r0, rows, xin);
+                a = xin;
+            }
+            float *y = o->y + r0 * l.cout;
+            rg_gemm_block(0, 1, (int)rows, l.cout, l.cin, a, l.cin, o->w, l.cin, 0.0f, y, l.cout);
+            if (o->bias || o->act != RG_ACT_NONE) k->bias_act(y, rows, l.cout, o->bias, o->act);
+            if (pair)
+                for (int32_t i = 0; i < nb; i++)
+                    rg_bn_take_moments(call->g, pair, n0 + i, y + (size_t)i * l.hw * l.cout);
+        }
     }
 }
 
-/* Paired backward: per block of images, the batch norm's input gradient
- * (this convolution's output gradient) into a per-thread buffer, then from
- * there the block's weight-gradient partial and input gradient; the
- * partials are summed in block order. */
-static void pw_backward_paired(const rg_op_call *call, int32_t bn)
+/* Backward with pairings, per block of images: paired, the batch norm's
+ * input gradient (this convolution's output gradient) computed into cache;
+ * fed, the input recomputed into cache; from there the block's weight-
+ * gradient partial and input gradient, and (fed) the feeding batch norm's
+ * gradient sums while that input gradient is in cache. The partials are
+ * summed in block order. */
+static void pw_backward_blocks(const rg_op_call *call, int32_t pair, int32_t feed)
 {
     const rg_kernel_table *k = rg_kernels();
-    rg_shape xs = rg_in_shape(call, 0), ys = rg_out_shape(call);
-    int32_t hw = ys.h * ys.w, cin = xs.c, cout = ys.c, planned = call->g->planned_batch;
-    int32_t per = pw_bwd_images(hw, cout, planned), blocks = (ys.n + per - 1) / per;
-    const float *x = rg_in(call, 0), *w = rg_param_data(call, 0);
+    pw_layout l = pw_layout_of(call->g, call->node, call->g->planned_batch);
+    int32_t N = call->g->batch, blocks = (N + l.per - 1) / l.per, cin = l.cin, cout = l.cout;
+    const float *x = rg_in(call, 0), *w = rg_param_data(call, 0), *dout = rg_dout(call);
     float *dx = rg_din(call, 0), *dw = rg_param_grad(call, 0);
-    float *part = call->scratch, *slots = part + pw_paired_partials(hw, cin, cout, planned);
-    size_t slot = (size_t)per * hw * cout, mn = (size_t)cout * cin;
-    int threads = rg_conv_slots(call->node->scratch_floats - (size_t)(slots - part), slot);
+    float *part = call->scratch, *slots = part + l.partials;
+    size_t mn = (size_t)cout * cin;
+    int threads = rg_conv_slots(call->node->scratch_floats - l.partials, l.slot);
     int accumulate = dx && !rg_din_fresh(call, 0);
 #pragma omp parallel num_threads(threads)
     {
-        float *dy = slots + (size_t)omp_get_thread_num() * slot;
+        float *xin = slots + (size_t)omp_get_thread_num() * l.slot, *g = xin + l.in;
 #pragma omp for schedule(dynamic, 1)
         for (int32_t b = 0; b < blocks; b++) {
-            int32_t n0 = b * per, nb = ys.n - n0 < per ? ys.n - n0 : per;
-            size_t r0 = (size_t)n0 * hw;
-            int rows = nb * hw;
-            rg_bn_input_grad(call->g, bn, r0, (size_t)rows, dy);
+            int32_t n0 = b * l.per, nb = N - n0 < l.per ? N - n0 : l.per;
+            size_t r0 = (size_t)n0 * l.hw;
+            int rows = nb * l.hw;
+            const float *dy = dout + r0 * cout, *a = x + r0 * cin;
+            if (pair) {
+                rg_bn_input_grad(call->g, pair, r0, (size_t)rows, g);
+                dy = g;
+            }
+            if (feed) {
+                rg_bn_feed_apply(call->g, feed, r0, (size_t)rows, xin);
+                a = xin;
+            }
             /* dW_b[Cout, Cin] = dY_b^T X_b ; dX_b = dY_b W */
-            rg_gemm_block(1, 0, cout, cin, rows, dy, cout, x + r0 * cin, cin, 0.0f, part + (size_t)b * mn, cin);
-            if (dx) k->gemm_nn(rows, cin, cout, dy, cout, w, cin, dx + r0 * cin, cin, accumulate, NULL, RG_ACT_NONE);
+            rg_gemm_block(1, 0, cout, cin, rows, dy, cout, a, cin, 0.0f, part + (size_t)b * mn, cin);
+            if (!dx) continue;
+            k->gemm_nn(rows, cin, cout, dy, cout, w, cin, dx + r0 * cin, cin, accumulate, NULL, RG_ACT_NONE);
+            if (feed)
+                for (int32_t i = 0; i < nb; i++)
+                    rg_bn_feed_grad_sums(call->g, feed, n0 + i, dx + (r0 + (size_t)i * l.hw) * cin);
         }
     }
 #pragma omp parallel for schedule(static)
@@ -335,8 +371,10 @@ static void conv_forward(const rg_op_call *call)
     }
     if (is_pointwise(a)) {
         int32_t rows = ys.n * ys.h * ys.w;
-        if (rg_bn_pair_active(call->g, call->ctx, n->bn_pair)) {
-            pw_forward_paired(call, &o, n->bn_pair);
+        int32_t pair = rg_bn_pair_active(call->g, call->ctx, n->bn_pair) ? n->bn_pair : 0;
+        int32_t feed = rg_bn_pair_active(call->g, call->ctx, n->bn_feed) ? n->bn_feed : 0;
+        if (pair || feed) {
+            pw_forward_blocks(call, &o, pair, feed);
             return;
         }
         if (call->g->folded && n->fuse_next) {
@@ -389,8 +427,10 @@ static void conv_backward(const rg_op_call *call)
     float *dx = rg_din(call, 0), *dw = rg_param_grad(call, 0);
     if (rg_conv_is_direct(a)) {
         rg_conv_direct_backward(call);
-    } else if (is_pointwise(a) && rg_bn_pair_active(call->g, call->ctx, n->bn_pair)) {
-        pw_backward_paired(call, n->bn_pair);
+    } else if (is_pointwise(a) && (rg_bn_pair_active(call->g, call->ctx, n->bn_pair) ||
+                                   rg_bn_pair_active(call->g, call->ctx, n->bn_feed))) {
+        pw_backward_blocks(call, rg_bn_pair_active(call->g, call->ctx, n->bn_pair) ? n->bn_pair : 0,
+                           rg_bn_pair_active(call->g, call->ctx, n->bn_feed) ? n->bn_feed : 0);
     } else if (is_pointwise(a)) {
         int32_t rows = ys.n * ys.h * ys.w;
         /* dW[Cout, Cin] += dY^T X ; dX[rows, Cin] += dY W */

@@ -65,6 +65,13 @@ static inline int rg_conv_can_pair_bn(const rg_graph *g, const rg_node *n)
 size_t rg_conv_slots_floats(size_t per);
 int rg_conv_slots(size_t floats, size_t per);
 
+/* Paths that can read their input as act(bn(x)) computed block by block
+ * (rg_node.bn_feed): pointwise and depthwise. */
+static inline int rg_conv_can_take_bn_feed(const rg_graph *g, const rg_node *n)
+{
+    return rg_conv_is_pointwise(&n->a.conv) || rg_conv_is_depthwise(g, n);
+}
+
 /* Whether convolution `conv` (a node index) computes its paired batch
  * norm's input gradient itself (pointwise and depthwise). */
 static inline int rg_conv_applies_bn_grad(const rg_graph *g, int32_t conv)
@@ -81,5 +88,7 @@ void rg_conv_direct_backward(const rg_op_call *call);
 /* Depthwise convolution (ops/conv_depthwise.c). */
 void rg_conv_dw_forward(const rg_op_call *call);
 void rg_conv_dw_backward(const rg_op_call *call);
+/* Scratch floats of its per-thread buffers (after the weight-gradient partials). */
+size_t rg_conv_dw_slots_floats(const rg_graph *g, const rg_node *n);
 
 #endif

@@ -2,7 +2,8 @@
  * (kernels/dwconv.inc), one image per call, images in parallel; the weight
  * gradient is summed per image and then over images in order. Paired with
  * a batch norm in training (ops/bn.h), each image's moments are taken as it
- * is written, and the output gradient is computed per image into cache. */
+ * is written, and the output gradient is computed per image into cache; fed
+ * by one, each input image is computed into cache as it is read. */
 #include "ops/bn.h"
 #include "ops/conv.h"
 
@@ -23,6 +24,41 @@ static rg_dw_geom dw_geom(const rg_op_call *call)
     return (rg_dw_geom){xs.h, xs.w, xs.c, ys.h, ys.w, a->kh, a->kw, a->stride, a->pad};
 }
 
+/* The batch norms this call works with (ops/bn.h): the one reading its
+ * output (pair) and the one whose chain output it reads (feed), 0 when
+ * none or inactive; and the per-thread buffers they need, after the
+ * transposed weight and the per-image weight-gradient partials: one input
+ * image (feed), one output-gradient image (pair). */
+typedef struct {
+    int32_t pair, feed;
+    float *slots;
+    size_t in, out, per;
+    int threads;
+} dw_bn;
+
+static dw_bn dw_bn_of(const rg_op_call *call, const rg_dw_geom *geo)
+{
+    const rg_graph *g = call->g;
+    dw_bn b;
+    b.pair = rg_bn_pair_active(g, call->ctx, call->node->bn_pair) ? call->node->bn_pair : 0;
+    b.feed = rg_bn_pair_active(g, call->ctx, call->node->bn_feed) ? call->node->bn_feed : 0;
+    size_t kc = (size_t)geo->kh * geo->kw * geo->c;
+    b.in = (size_t)geo->h * geo->w * geo->c;
+    b.out = (size_t)geo->ho * geo->wo * geo->c;
+    b.per = (call->node->bn_feed ? b.in : 0) + (call->node->bn_pair ? b.out : 0);
+    b.slots = call->scratch + kc + (size_t)g->planned_batch * kc;
+    b.threads = b.per ? rg_conv_slots(call->node->scratch_floats - (size_t)(b.slots - call->scratch), b.per)
+                      : omp_get_max_threads();
+    return b;
+}
+
+size_t rg_conv_dw_slots_floats(const rg_graph *g, const rg_node *n)
+{
+    rg_shape x = g->values[n->in[0]].shape, y = g->values[n->out].shape;
+    size_t per = (n->bn_feed ? (size_t)x.h * x.w * x.c : 0) + (n->bn_pair ? (size_t)y.h * y.w * y.c : 0);
+    return per ? rg_conv_slots_floats(per) : 0;
+}
+
 /* One image per kernel call, images in parallel. */
 void rg_conv_dw_forward(const rg_op_call *call)
 {
@@ -34,11 +70,20 @@ void rg_conv_dw_forward(const rg_op_call *call)
     conv_out o = rg_conv_output(call);
     float *wt = call->scratch;
     transpose_dw_weight(o.w, geo.c, geo.kh * geo.kw, wt);
-    int32_t bn = rg_bn_pair_active(call->g, call->ctx, call->node->bn_pair) ? call->node->bn_pair : 0;
-#pragma omp parallel for schedule(static)
-    for (int32_t n = 0; n < N; n++) {
-        k->dw_forward(&geo, x + n * xi, wt, o.bias, o.act, o.y + n * yi);
-        if (bn) rg_bn_take_moments(call->g, bn, n, o.y + n * yi);
+    dw_bn b = dw_bn_of(call, &geo);
+#pragma omp parallel num_threads(b.threads)
+    {
+        float *xin = b.feed ? b.slots + (size_t)omp_get_thread_num() * b.per : NULL;
+#pragma omp for schedule(static)
+        for (int32_t n = 0; n < N; n++) {
+            const float *xn = x + n * xi;
+            if (b.feed) {
+                rg_bn_feed_apply(call->g, b.feed, (size_t)n * geo.h * geo.w, (size_t)geo.h * geo.w, xin);
+                xn = xin;
+            }
+            k->dw_forward(&geo, xn, wt, o.bias, o.act, o.y + n * yi);
+            if (b.pair) rg_bn_take_moments(call->g, b.pair, n, o.y + n * yi);
+        }
     }
 }
 
@@ -52,23 +97,28 @@ void rg_conv_dw_backward(const rg_op_call *call)
     float *dx = rg_din(call, 0), *wt = call->scratch, *part = call->scratch + kc;
     transpose_dw_weight(rg_param_data(call, 0), C, KK, wt);
     int store = dx && rg_din_fresh(call, 0);
-    int32_t bn = rg_bn_pair_active(call->g, call->ctx, call->node->bn_pair) ? call->node->bn_pair : 0;
-    /* paired: one image of the batch norm's input gradient per thread, after the partials */
-    float *slots = part + (size_t)call->g->planned_batch * kc;
-    int threads = bn ? rg_conv_slots(call->node->scratch_floats - (size_t)(slots - wt), yi) : omp_get_max_threads();
-    /* Per image: input gradient and this image's share of the weight gradient. */
-#pragma omp parallel num_threads(threads)
+    dw_bn b = dw_bn_of(call, &geo);
+    /* Per image: input gradient and this image's share of the weight
+     * gradient (fed: the input recomputed and the batch norm's gradient
+     * sums taken; paired: the output gradient computed, both in cache). */
+#pragma omp parallel num_threads(b.threads)
     {
-        float *g = bn ? slots + (size_t)omp_get_thread_num() * yi : NULL;
+        float *slot = b.per ? b.slots + (size_t)omp_get_thread_num() * b.per : NULL;
+        float *xin = slot, *g = b.feed ? slot + xi : slot;
 #pragma omp for schedule(static)
         for (int32_t n = 0; n < N; n++) {
-            const float *dyn = dy + n * yi;
-            if (bn) {
-                rg_bn_input_grad(call->g, bn, (size_t)n * geo.ho * geo.wo, (size_t)geo.ho * geo.wo, g);
+            const float *dyn = dy + n * yi, *xn = x + n * xi;
+            if (b.pair) {
+                rg_bn_input_grad(call->g, b.pair, (size_t)n * geo.ho * geo.wo, (size_t)geo.ho * geo.wo, g);
                 dyn = g;
             }
             if (dx) k->dw_backward_data(&geo, dyn, wt, dx + n * xi, store);
-            k->dw_backward_weight(&geo, dyn, x + n * xi, part + n * kc);
+            if (b.feed) {
+                if (dx) rg_bn_feed_grad_sums(call->g, b.feed, n, dx + n * xi);
+                rg_bn_feed_apply(call->g, b.feed, (size_t)n * geo.h * geo.w, (size_t)geo.h * geo.w, xin);
+                xn = xin;
+            }
+            k->dw_backward_weight(&geo, dyn, xn, part + n * kc);
         }
     }
     /* Reduce the per-image partials in image order (thread-count independent). */
