@@ -99,6 +99,14 @@ int32_t rg_graph_value_written_at(const rg_graph *g, int32_t v)
     return rg_graph_chain_head(g, g->values[v].producer);
 }
 
+int32_t rg_graph_grad_last_reader(const rg_graph *g, int32_t v)
+{
+    int32_t at = rg_graph_value_written_at(g, v);
+    const rg_node *n = &g->nodes[at];
+    if (n->op == RG_OP_BN && n->bn_pair && rg_conv_applies_bn_grad(g, n->bn_pair)) return n->bn_pair;
+    return at;
+}
+
 int rg_graph_value_stored(const rg_graph *g, int32_t v) { return g->nodes[g->values[v].producer].fuse_next == 0; }
 
 void rg_graph_unfold(rg_graph *g)

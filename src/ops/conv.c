@@ -335,7 +335,7 @@ static void pw_backward_blocks(const rg_op_call *call, int32_t pair, int32_t fee
                 a = xin;
             }
             /* dW_b[Cout, Cin] = dY_b^T X_b ; dX_b = dY_b W */
-            rg_gemm_block(1, 0, cout, cin, rows, dy, cout, a, cin, 0.0f, part + (size_t)b * mn, cin);
+            rg_gemm_tn_block(cout, cin, rows, dy, cout, a, cin, 0.0f, part + (size_t)b * mn, cin);
             if (!dx) continue;
             k->gemm_nn(rows, cin, cout, dy, cout, w, cin, dx + r0 * cin, cin, accumulate, NULL, RG_ACT_NONE);
             if (feed)
