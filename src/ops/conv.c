@@ -100,10 +100,11 @@ static size_t conv_scratch_base(const rg_graph *g, const rg_node *n, int32_t bat
     }
     if (rg_conv_is_direct(a) && !rg_conv_is_depthwise(g, n)) return rg_conv_direct_scratch(g, n, batch);
     if (rg_conv_is_depthwise(g, n)) {
-        /* transposed weight (KH*KW*C) + per-image weight-gradient partials
-         * + the per-thread buffers of ops/bn.h's pairings */
+        /* transposed and flipped weight (KH*KW*C each) + per-image
+         * weight-gradient partials + the per-thread buffers of ops/bn.h's
+         * pairings */
         size_t kc = (size_t)a->kh * a->kw * a->cout;
-        return kc + (size_t)batch * kc + rg_conv_dw_slots_floats(g, n);
+        return 2 * kc + (size_t)batch * kc + rg_conv_dw_slots_floats(g, n);
     }
     int32_t cg = cin / a->groups, K = a->kh * a->kw * cg, rows = chunk_images(g, n, batch) * y.h * y.w;
     /* column buffer, then the partial weight-gradient products */
