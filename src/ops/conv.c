@@ -345,10 +345,16 @@ static void pw_backward_blocks(const rg_op_call *call, int32_t pair, int32_t fee
         }
     }
 #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < mn; i++) {
-        float s = dw[i];
-        for (int32_t b = 0; b < blocks; b++) s += part[(size_t)b * mn + i];
-        dw[i] = s;
+    for (size_t i0 = 0; i0 < mn; i0 += 64) {
+        /* 64 sums at a time, the blocks added in order: contiguous loads */
+        size_t m = mn - i0 < 64 ? mn - i0 : 64;
+        float s[64];
+        memcpy(s, dw + i0, m * sizeof *s);
+        for (int32_t b = 0; b < blocks; b++) {
+            const float *p = part + (size_t)b * mn + i0;
+            for (size_t i = 0; i < m; i++) s[i] += p[i];
+        }
+        memcpy(dw + i0, s, m * sizeof *s);
     }
 }
 

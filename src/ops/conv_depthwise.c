@@ -134,11 +134,18 @@ void rg_conv_dw_backward(const rg_op_call *call)
     /* Reduce the per-image partials in image order (thread-count independent). */
     float *dw = rg_param_grad(call, 0);
 #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < kc; i++) {
-        float s = 0.0f;
-        for (int32_t n = 0; n < N; n++) s += part[(size_t)n * kc + i];
-        int32_t ch = (int32_t)(i % (size_t)C), kk = (int32_t)(i / (size_t)C);
-        dw[(size_t)ch * KK + kk] += s;
+    for (size_t i0 = 0; i0 < kc; i0 += 64) {
+        /* 64 sums at a time, the images added in order: contiguous loads */
+        size_t m = kc - i0 < 64 ? kc - i0 : 64;
+        float s[64] = {0};
+        for (int32_t n = 0; n < N; n++) {
+            const float *p = part + (size_t)n * kc + i0;
+            for (size_t i = 0; i < m; i++) s[i] += p[i];
+        }
+        for (size_t i = i0; i < i0 + m; i++) {
+            int32_t ch = (int32_t)(i % (size_t)C), kk = (int32_t)(i / (size_t)C);
+            dw[(size_t)ch * KK + kk] += s[i - i0];
+        }
     }
     if (call->node->param[1] >= 0) rg_conv_bias_grad(dy, (size_t)N * geo.ho * geo.wo, C, rg_param_grad(call, 1));
 }
