@@ -97,6 +97,21 @@ typedef struct {
      * norm [+ relu/relu6], the batch norm folded into the convolution.
      * 0 = none (node 0 is the input, never in a chain). */
     int32_t fuse_next, fuse_prev;
+    /* Training plans (graph/fuse.c): a convolution whose output only a
+     * batch norm reads, and that batch norm, name each other here. With
+     * batch statistics the convolution takes each image's statistics while
+     * its output is in cache, and (pointwise and depthwise) applies the
+     * batch norm's input gradient block by block as it reads it, so that
+     * gradient is never stored. 0 = none. */
+    int32_t bn_pair;
+    /* Training plans: a pointwise or depthwise convolution that is the only
+     * reader of a batch norm's chain output (act(bn(x))), and that batch
+     * norm, name each other here. With batch statistics the batch norm
+     * computes no pass over memory itself: the convolution applies it (and
+     * its activation) to its input block by block as it reads x, and takes
+     * the batch norm's gradient sums per image as it writes their input, so
+     * the chain output is never written. 0 = none. */
+    int32_t bn_feed;
 } rg_node;
 
 typedef struct {

@@ -10,9 +10,19 @@
  * Convolution + batch norm [+ relu/relu6], in evaluation plans: the running
  * statistics are constants, so the batch norm folds into the convolution's
  * weights and bias and the activation into its output loop (ops/conv.c).
+ *
+ * Convolution -> batch norm, in training plans: the two are paired
+ * (rg_node.bn_pair, ops/bn.h) but both still run and the convolution's
+ * output is stored; the convolution takes the statistics and computes the
+ * input gradient of the batch norm where its data is in cache.
+ *
+ * Batch norm [+ relu/relu6] -> pointwise or depthwise convolution, in
+ * training plans: fed (rg_node.bn_feed, ops/bn.h); the convolution applies
+ * the batch norm to its input as it reads it, and takes the batch norm's
+ * gradient sums as it writes their input; the chain output is not written.
  */
 #include "graph/fuse.h"
-#include "ops/op.h"
+#include "ops/conv.h"
 
 #include <stdlib.h>
 
@@ -45,14 +55,30 @@ static void link(rg_graph *g, int32_t a, int32_t b)
 
 void rg_graph_fuse(rg_graph *g, rg_plan_mode mode)
 {
-    for (int32_t i = 0; i < g->n_nodes; i++) g->nodes[i].fuse_next = g->nodes[i].fuse_prev = 0;
+    for (int32_t i = 0; i < g->n_nodes; i++) {
+        rg_node *n = &g->nodes[i];
+        n->fuse_next = n->fuse_prev = n->bn_pair = n->bn_feed = 0;
+    }
     for (int32_t i = 1; i < g->n_nodes; i++) {
         if (g->nodes[i].op != RG_OP_BN) continue;
         int32_t act = sole_reader(g, g->nodes[i].out);
         if (act > 0 && (g->nodes[act].op == RG_OP_RELU || g->nodes[act].op == RG_OP_RELU6)) link(g, i, act);
-        if (mode != RG_PLAN_EVAL) continue;
+        int32_t reader = mode == RG_PLAN_TRAIN ? sole_reader(g, rg_graph_chain_output(g, i)) : -1;
+        if (reader > 0 && g->nodes[reader].op == RG_OP_CONV && rg_conv_can_take_bn_feed(g, &g->nodes[reader])) {
+            /* the chain's output is computed where the convolution reads it */
+            g->nodes[reader].bn_feed = i;
+            g->nodes[i].bn_feed = reader;
+        }
         int32_t conv = g->values[g->nodes[i].in[0]].producer;
-        if (g->nodes[conv].op == RG_OP_CONV && sole_reader(g, g->nodes[conv].out) == i) link(g, conv, i);
+        if (g->nodes[conv].op != RG_OP_CONV || sole_reader(g, g->nodes[conv].out) != i) continue;
+        if (mode == RG_PLAN_EVAL) {
+            link(g, conv, i);
+        } else if (rg_conv_can_pair_bn(g, &g->nodes[conv])) {
+            /* the convolution's output stays stored (batch norm's backward
+             * reads it); only its gradient is computed where it is read */
+            g->nodes[conv].bn_pair = i;
+            g->nodes[i].bn_pair = conv;
+        }
     }
 }
 
@@ -71,6 +97,14 @@ int32_t rg_graph_chain_output(const rg_graph *g, int32_t node)
 int32_t rg_graph_value_written_at(const rg_graph *g, int32_t v)
 {
     return rg_graph_chain_head(g, g->values[v].producer);
+}
+
+int32_t rg_graph_grad_last_reader(const rg_graph *g, int32_t v)
+{
+    int32_t at = rg_graph_value_written_at(g, v);
+    const rg_node *n = &g->nodes[at];
+    if (n->op == RG_OP_BN && n->bn_pair && rg_conv_applies_bn_grad(g, n->bn_pair)) return n->bn_pair;
+    return at;
 }
 
 int rg_graph_value_stored(const rg_graph *g, int32_t v) { return g->nodes[g->values[v].producer].fuse_next == 0; }

@@ -15,6 +15,11 @@ int32_t rg_graph_chain_head(const rg_graph *g, int32_t node);
 int32_t rg_graph_chain_output(const rg_graph *g, int32_t node);
 /* The node that writes value v: the head of its producer's chain. */
 int32_t rg_graph_value_written_at(const rg_graph *g, int32_t v);
+/* The node whose backward pass reads v's gradient last (the backward runs
+ * nodes in reverse, so the lowest index): the node that writes v, or, for
+ * the chain output of a batch norm paired with a convolution that computes
+ * its input gradient (ops/bn.h), that convolution. */
+int32_t rg_graph_grad_last_reader(const rg_graph *g, int32_t v);
 /* Drops the folded weights of rg_graph_fold. */
 void rg_graph_unfold(rg_graph *g);
 /* A shallow copy of g whose nodes (a fresh array, free copy->nodes) carry

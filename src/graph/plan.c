@@ -81,8 +81,9 @@ static rg_status plan_gradients(rg_graph *g, int32_t batch, size_t *total, rg_er
         s.n = batch;
         size_t size = rg_graph_value_stored(g, v) ? align_up(rg_shape_count(s)) : 0;
         int32_t first = v == g->output ? 0 : last - g->values[v].last_use;
-        /* a fused activation's gradient is read by its batch norm's backward */
-        p[v] = (placement){v, size, first, last - rg_graph_value_written_at(g, v), 0};
+        /* a fused activation's gradient is read by its batch norm's backward,
+         * and a paired batch norm's by its convolution's */
+        p[v] = (placement){v, size, first, last - rg_graph_grad_last_reader(g, v), 0};
     }
     size_t peak = place_by_liveness(p, g->n_values);
     for (int32_t i = 0; i < g->n_values; i++) g->values[p[i].v].grad_off = *total + p[i].off;

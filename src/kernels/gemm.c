@@ -37,6 +37,23 @@ void rg_gemm_rows_bias_act(int trans_b, int M, int N, int K, const float *A, int
     gemm_rows(trans_b, M, N, K, A, lda, B, ldb, beta, C, N, bias, act, 1);
 }
 
+void rg_gemm_block(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                   float beta, float *C, int ldc)
+{
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K,
+                1.0f, A, lda, B, ldb, beta, C, ldc);
+}
+
+void rg_gemm_tn_block(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                      int ldc)
+{
+    for (int k0 = 0; k0 < K || k0 == 0; k0 += RG_GEMM_K_PIECE) {
+        int kc = K - k0 < RG_GEMM_K_PIECE ? K - k0 : RG_GEMM_K_PIECE;
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, N, kc, 1.0f, A + (size_t)k0 * lda, lda,
+                    B + (size_t)k0 * ldb, ldb, k0 ? 1.0f : beta, C, ldc);
+    }
+}
+
 static int k_chunks(int K) { return (K + RG_GEMM_K_CHUNK - 1) / RG_GEMM_K_CHUNK; }
 
 size_t rg_gemm_tn_acc_scratch(int M, int N, int K)
@@ -52,15 +69,15 @@ void rg_gemm_tn_acc(int M, int N, int K, const float *A, int lda, const float *B
     if (chunks <= 1) {
 #pragma omp parallel
 #pragma omp single
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, N, K, 1.0f, A, lda, B, ldb, 1.0f, C, ldc);
+        rg_gemm_tn_block(M, N, K, A, lda, B, ldb, 1.0f, C, ldc);
         return;
     }
     size_t mn = (size_t)M * N;
 #pragma omp parallel for schedule(dynamic, 1)
     for (int c = 0; c < chunks; c++) {
         int k0 = c * RG_GEMM_K_CHUNK, kc = K - k0 < RG_GEMM_K_CHUNK ? K - k0 : RG_GEMM_K_CHUNK;
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, N, kc, 1.0f, A + (size_t)k0 * lda, lda,
-                    B + (size_t)k0 * ldb, ldb, 0.0f, scratch + (size_t)c * mn, N);
+        rg_gemm_tn_block(M, N, kc, A + (size_t)k0 * lda, lda, B + (size_t)k0 * ldb, ldb, 0.0f, scratch + (size_t)c * mn,
+                         N);
     }
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < M; i++)

@@ -32,6 +32,21 @@ void rg_gemm_rows(int trans_b, int M, int N, int K, const float *A, int lda, con
 void rg_gemm_rows_bias_act(int trans_b, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
                            float beta, float *C, const float *bias, rg_act act);
 
+/* One single-threaded product, C = A op(B) + beta C as rg_gemm_rows, for
+ * callers that split the work into fixed blocks themselves: call it from
+ * inside a parallel loop (gemm.c says why). */
+void rg_gemm_block(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                   float beta, float *C, int ldc);
+
+/* C[M,N] = A^T B + beta C with A[K,M], B[K,N], single-threaded like rg_gemm_block,
+ * over K in fixed pieces of RG_GEMM_K_PIECE rows (C += each piece's product,
+ * in order): OpenBLAS blocks a longer K differently depending on whether it
+ * is called from inside an active parallel region (measured: weight
+ * gradients of K = 392 to 3920 rows differed between 1 and 2 threads). */
+#define RG_GEMM_K_PIECE 256
+void rg_gemm_tn_block(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                      int ldc);
+
 /* Floats of scratch rg_gemm_tn_acc needs for these shapes. */
 size_t rg_gemm_tn_acc_scratch(int M, int N, int K);
 

@@ -18,9 +18,19 @@
  * two passes over the image while it is in cache) and then combined over
  * images in order in double, so the result does not depend on the thread
  * count.
- * saved = mean[C], invstd[C] from the forward pass.
+ * Paired with the convolution producing its input (ops/bn.h), batch norm
+ * takes the per-image moments from it and leaves the elementwise backward
+ * pass to it. Fed to the convolution reading its output, it leaves the
+ * elementwise forward pass and the per-image gradient sums to that one.
+ *
+ * saved = mean[C], invstd[C] from the forward pass; when paired also
+ * scale[C], shift[C], k1[C], k2[C], k3[C] (the backward's affine map and
+ * constants, for the convolution) and the per-image moments m[N*C], q[N*C]
+ * in double (in the backward pass of a fed batch norm: the per-image
+ * gradient sums, sum g and sum g (x - mean)).
  */
-#include "ops/op.h"
+#include "ops/bn.h"
+#include "ops/conv.h"
 #include "kernels/kernels.h"
 
 #include <math.h>
@@ -34,10 +44,21 @@ static size_t bn_scratch(const rg_graph *g, const rg_node *n, int32_t batch)
     return (size_t)batch * g->values[n->out].shape.c * 4;
 }
 
+#define PAIRED_CONSTS 7 /* mean, invstd, scale, shift, k1, k2, k3 */
+
+static size_t moments_at(int32_t C) { return ((size_t)C * PAIRED_CONSTS + 1) & ~(size_t)1; /* doubles */ }
+
 static size_t bn_saved(const rg_graph *g, const rg_node *n, int32_t batch)
 {
-    (void)batch;
-    return (size_t)g->values[n->out].shape.c * 2;
+    size_t C = (size_t)g->values[n->out].shape.c;
+    return n->bn_pair || n->bn_feed ? moments_at((int32_t)C) + 4 * (size_t)batch * C : 2 * C;
+}
+
+/* The paired state of batch norm bn: constants (see the top) and moments. */
+static float *paired_consts(rg_graph *g, int32_t bn) { return g->arena + g->nodes[bn].saved_off; }
+static double *paired_moments(rg_graph *g, int32_t bn, int32_t C)
+{
+    return (double *)(paired_consts(g, bn) + moments_at(C));
 }
 
 /* The fused activation (none when not fused) and the value it writes. */
@@ -71,26 +92,36 @@ static void per_image_grad_sums(const rg_kernel_table *k, const float *x, const 
  * second pass finds it still in cache, so the batch is read from memory
  * once. (An image of a benchmark network holds at most 28 x 28 x 96 floats,
  * well inside a core's L2.) */
+static void image_moments(const rg_kernel_table *k, const float *xi, size_t hw, int32_t C, double *m, double *q)
+{
+    float f0[C > 0 ? C : 1], f1[C > 0 ? C : 1], mean[C > 0 ? C : 1];
+    memset(mean, 0, sizeof mean);
+    k->bn_sums(xi, mean, hw, C, f0, f1);
+    for (int32_t c = 0; c < C; c++) mean[c] = f0[c] / (float)hw;
+    k->bn_sums(xi, mean, hw, C, f0, f1);
+    for (int32_t c = 0; c < C; c++) {
+        /* f0 (the deviations' sum) is ~0; subtracting its square
+         * corrects the rounding of the mean ("corrected two-pass") */
+        double d = f0[c];
+        m[c] = (double)mean[c] + d / (double)hw;
+        q[c] = (double)f1[c] - d * d / (double)hw;
+    }
+}
+
 static void per_image_moments(const rg_kernel_table *k, const float *x, rg_shape s, double *m, double *q)
 {
     size_t hw = (size_t)s.h * s.w;
     int32_t C = s.c;
 #pragma omp parallel for schedule(static)
-    for (int32_t n = 0; n < s.n; n++) {
-        float f0[C], f1[C], mean[C];
-        const float *xi = x + (size_t)n * hw * C;
-        for (int32_t c = 0; c < C; c++) mean[c] = 0.0f;
-        k->bn_sums(xi, mean, hw, C, f0, f1);
-        for (int32_t c = 0; c < C; c++) mean[c] = f0[c] / (float)hw;
-        k->bn_sums(xi, mean, hw, C, f0, f1);
-        for (int32_t c = 0; c < C; c++) {
-            /* f0 (the deviations' sum) is ~0; subtracting its square
-             * corrects the rounding of the mean ("corrected two-pass") */
-            double d = f0[c];
-            m[(size_t)n * C + c] = (double)mean[c] + d / (double)hw;
-            q[(size_t)n * C + c] = (double)f1[c] - d * d / (double)hw;
-        }
-    }
+    for (int32_t n = 0; n < s.n; n++)
+        image_moments(k, x + (size_t)n * hw * C, hw, C, m + (size_t)n * C, q + (size_t)n * C);
+}
+
+void rg_bn_take_moments(rg_graph *g, int32_t bn, int32_t image, const float *x)
+{
+    rg_shape s = g->values[g->nodes[bn].out].shape;
+    double *m = paired_moments(g, bn, s.c), *q = m + (size_t)g->planned_batch * s.c;
+    image_moments(rg_kernels(), x, (size_t)s.h * s.w, s.c, m + (size_t)image * s.c, q + (size_t)image * s.c);
 }
 
 /* The affine map batch norm applies: y = x * scale + shift. The backward
@@ -133,7 +164,13 @@ static void bn_forward(const rg_op_call *call)
     if (batch_stats(call)) {
         double *pm = (double *)call->scratch, *pq = pm + (size_t)s.n * C;
         double hw = (double)s.h * s.w;
-        per_image_moments(k, x, s, pm, pq);
+        if (call->node->bn_pair) {
+            /* taken by the convolution as it wrote x */
+            pm = paired_moments(call->g, call->index, C);
+            pq = pm + (size_t)call->g->planned_batch * C;
+        } else {
+            per_image_moments(k, x, s, pm, pq);
+        }
         float m = call->node->a.bn.momentum;
         for (int32_t c = 0; c < C; c++) {
             /* the images combined in order (Chan et al.): the batch mean, then
@@ -160,6 +197,13 @@ static void bn_forward(const rg_op_call *call)
         }
     }
     affine(call, C, scale, shift);
+    if (call->node->bn_feed && batch_stats(call)) {
+        /* the reader applies it (rg_bn_feed_apply) */
+        float *st = paired_consts(call->g, call->index);
+        memcpy(st + 2 * C, scale, sizeof scale);
+        memcpy(st + 3 * C, shift, sizeof shift);
+        return;
+    }
     size_t pieces = (M + ROWS_PER_PIECE - 1) / ROWS_PER_PIECE;
 #pragma omp parallel for schedule(static)
     for (size_t p = 0; p < pieces; p++) {
@@ -185,7 +229,13 @@ static void bn_backward(const rg_op_call *call)
     size_t M = (size_t)s.n * s.h * s.w;
     double *p0 = (double *)call->scratch, *p1 = p0 + (size_t)s.n * C;
     double sdy[C > 0 ? C : 1], sdyx[C > 0 ? C : 1];
-    per_image_grad_sums(k, x, dy, scale, shift, act, mean, s, p0, p1);
+    if (call->node->bn_feed && batch_stats(call)) {
+        /* taken by the reader as it wrote dy (rg_bn_feed_grad_sums) */
+        p0 = paired_moments(call->g, call->index, C);
+        p1 = p0 + (size_t)call->g->planned_batch * C;
+    } else {
+        per_image_grad_sums(k, x, dy, scale, shift, act, mean, s, p0, p1);
+    }
     reduce_images(p0, s.n, C, sdy);
     reduce_images(p1, s.n, C, sdyx);
     float k1[C > 0 ? C : 1], k2[C > 0 ? C : 1], k3[C > 0 ? C : 1];
@@ -199,6 +249,16 @@ static void bn_backward(const rg_op_call *call)
         k2[c] = batch_stats(call) ? (float)(sdy[c] / (double)M) : 0.0f;
         k3[c] = batch_stats(call) ? (float)(dg / (double)M) * invstd[c] : 0.0f;
     }
+    if (call->node->bn_pair && batch_stats(call) && rg_conv_applies_bn_grad(call->g, call->node->bn_pair)) {
+        /* the convolution computes dx as it reads it (rg_bn_input_grad) */
+        float *st = paired_consts(call->g, call->index);
+        memcpy(st + 2 * C, scale, sizeof scale);
+        memcpy(st + 3 * C, shift, sizeof shift);
+        memcpy(st + 4 * C, k1, sizeof k1);
+        memcpy(st + 5 * C, k2, sizeof k2);
+        memcpy(st + 6 * C, k3, sizeof k3);
+        return;
+    }
     if (!dx) return;
     int store = rg_din_fresh(call, 0);
     size_t pieces = (M + ROWS_PER_PIECE - 1) / ROWS_PER_PIECE;
@@ -207,6 +267,43 @@ static void bn_backward(const rg_op_call *call)
         size_t r0 = p * ROWS_PER_PIECE, rows = M - r0 < ROWS_PER_PIECE ? M - r0 : ROWS_PER_PIECE;
         k->bn_grad_apply(x + r0 * C, dy + r0 * C, scale, shift, act, mean, k1, k2, k3, rows, C, dx + r0 * C, store);
     }
+}
+
+void rg_bn_feed_apply(rg_graph *g, int32_t bn, size_t r0, size_t rows, float *out)
+{
+    const rg_node *n = &g->nodes[bn];
+    int32_t C = g->values[n->out].shape.c;
+    const float *st = paired_consts(g, bn);
+    rg_kernels()->bn_apply(rg_graph_act(g, n->in[0]) + r0 * C, st + 2 * C, st + 3 * C, rows, C, rg_fused_act(g, n),
+                           out);
+}
+
+void rg_bn_feed_grad_sums(rg_graph *g, int32_t bn, int32_t image, const float *dy)
+{
+    const rg_node *n = &g->nodes[bn];
+    rg_shape s = g->values[n->out].shape;
+    int32_t C = s.c;
+    size_t hw = (size_t)s.h * s.w;
+    const float *st = paired_consts(g, bn);
+    float f0[C > 0 ? C : 1], f1[C > 0 ? C : 1];
+    rg_kernels()->bn_grad_sums(rg_graph_act(g, n->in[0]) + (size_t)image * hw * C, dy, st + 2 * C, st + 3 * C,
+                               rg_fused_act(g, n), st, hw, C, f0, f1);
+    double *p0 = paired_moments(g, bn, C) + (size_t)image * C, *p1 = p0 + (size_t)g->planned_batch * C;
+    for (int32_t c = 0; c < C; c++) {
+        p0[c] = f0[c];
+        p1[c] = f1[c];
+    }
+}
+
+void rg_bn_input_grad(rg_graph *g, int32_t bn, size_t r0, size_t rows, float *out)
+{
+    const rg_node *n = &g->nodes[bn];
+    int32_t C = g->values[n->out].shape.c;
+    const float *st = paired_consts(g, bn);
+    const float *x = rg_graph_act(g, n->in[0]) + r0 * C;
+    const float *dy = rg_graph_grad(g, rg_graph_chain_output(g, bn)) + r0 * C;
+    rg_kernels()->bn_grad_apply(x, dy, st + 2 * C, st + 3 * C, rg_fused_act(g, n), st, st + 4 * C, st + 5 * C,
+                                st + 6 * C, rows, C, out, 1);
 }
 
 const rg_op_def rg_op_bn = {.name = "bn", .forward = bn_forward, .backward = bn_backward,

@@ -42,6 +42,44 @@ static inline int rg_conv_is_depthwise(const rg_graph *g, const rg_node *n)
     return n->a.conv.groups == cin && n->a.conv.cout == cin && cin > 1;
 }
 
+/* Pointwise: 1x1, stride 1, no padding, one group (one matrix product). */
+static inline int rg_conv_is_pointwise(const rg_conv_attr *a)
+{
+    return a->kh == 1 && a->kw == 1 && a->stride == 1 && a->pad == 0 && a->groups == 1;
+}
+
+/* Paths that take the moments of a paired batch norm (ops/bn.h) as they
+ * write each image: pointwise, depthwise, direct. */
+static inline int rg_conv_can_pair_bn(const rg_graph *g, const rg_node *n)
+{
+    /* a bias's gradient would need the batch norm's input gradient stored */
+    if (n->param[1] >= 0) return 0;
+    return rg_conv_is_pointwise(&n->a.conv) || rg_conv_is_depthwise(g, n) || rg_conv_is_direct(&n->a.conv);
+}
+
+/* Per-thread buffers in a convolution's scratch: as many as the threads
+ * at planning, `per` floats each (rg_conv_slots_floats). A parallel loop
+ * using them runs on at most rg_conv_slots(...) threads, so a later change
+ * of the thread count stays safe; which thread takes which block never
+ * changes a result. */
+size_t rg_conv_slots_floats(size_t per);
+int rg_conv_slots(size_t floats, size_t per);
+
+/* Paths that can read their input as act(bn(x)) computed block by block
+ * (rg_node.bn_feed): pointwise and depthwise. */
+static inline int rg_conv_can_take_bn_feed(const rg_graph *g, const rg_node *n)
+{
+    return rg_conv_is_pointwise(&n->a.conv) || rg_conv_is_depthwise(g, n);
+}
+
+/* Whether convolution `conv` (a node index) computes its paired batch
+ * norm's input gradient itself (pointwise and depthwise). */
+static inline int rg_conv_applies_bn_grad(const rg_graph *g, int32_t conv)
+{
+    const rg_node *n = &g->nodes[conv];
+    return rg_conv_is_pointwise(&n->a.conv) || rg_conv_is_depthwise(g, n);
+}
+
 /* Direct dense stride-1 convolution (ops/conv_direct.c). */
 size_t rg_conv_direct_scratch(const rg_graph *g, const rg_node *n, int32_t batch);
 void rg_conv_direct_forward(const rg_op_call *call, const conv_out *o);
@@ -50,5 +88,7 @@ void rg_conv_direct_backward(const rg_op_call *call);
 /* Depthwise convolution (ops/conv_depthwise.c). */
 void rg_conv_dw_forward(const rg_op_call *call);
 void rg_conv_dw_backward(const rg_op_call *call);
+/* Scratch floats of its per-thread buffers (after the weight-gradient partials). */
+size_t rg_conv_dw_slots_floats(const rg_graph *g, const rg_node *n);
 
 #endif

@@ -4,6 +4,7 @@
  * convolution of the padded output gradient with the flipped weight; the
  * weight gradient has its own kernel, summed per group of images and then
  * over the groups in order. */
+#include "ops/bn.h"
 #include "ops/conv.h"
 
 #include <string.h>
@@ -76,8 +77,13 @@ void rg_conv_direct_forward(const rg_op_call *call, const conv_out *o)
         for (int32_t t = 0; t < K; t++) wt[(size_t)t * a->cout + co] = o->w[(size_t)co * K + t];
     pad_images(rg_in(call, 0), xs.n, xs.h, xs.w, xs.c, d.fwd.hp, d.fwd.wp, a->pad, a->pad, xp);
     size_t yi = (size_t)ys.h * ys.w * ys.c;
+    /* paired with a batch norm (ops/bn.h): each image's moments while it is in cache */
+    int32_t bn = rg_bn_pair_active(call->g, call->ctx, call->node->bn_pair) ? call->node->bn_pair : 0;
 #pragma omp parallel for schedule(static)
-    for (int32_t i = 0; i < xs.n; i++) k->conv_forward(&d.fwd, xp + i * d.xp, wt, o->y + i * yi, 0, o->bias, o->act);
+    for (int32_t i = 0; i < xs.n; i++) {
+        k->conv_forward(&d.fwd, xp + i * d.xp, wt, o->y + i * yi, 0, o->bias, o->act);
+        if (bn) rg_bn_take_moments(call->g, bn, i, o->y + i * yi);
+    }
 }
 
 void rg_conv_direct_backward(const rg_op_call *call)

@@ -335,6 +335,10 @@ static void test_conv_depthwise(void **state)
               3, 31);
     conv_case("dw 5x5 s1 p2 bias", 5, 7, 3,
               (rg_conv_attr){.kh = 5, .kw = 5, .stride = 1, .pad = 2, .groups = 3, .cout = 3, .has_bias = 1}, 2, 32);
+    /* stride 1 with a fresh input gradient runs the forward kernel on the
+     * flipped weight (ops/conv_depthwise.c): padding 0 makes its padding 2 */
+    conv_case("dw 3x3 s1 p0", 6, 7, 18, (rg_conv_attr){.kh = 3, .kw = 3, .stride = 1, .pad = 0, .groups = 18, .cout = 18},
+              2, 33);
 }
 
 /* 1x1, stride 1, no padding, one group: the single-sgemm path. */
