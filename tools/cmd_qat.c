@@ -29,7 +29,7 @@ static void help(void)
            "  --per-tensor           one weight scale per tensor\n"
            "  --lsq                  learned step sizes (LSQ)\n"
            "  --freeze-bn E          epoch (0-based) from which batch norms use running statistics\n"
-           "                         (default: the last epoch)\n"
+           "                         (default: the last epoch; never with --lsq; -1 = never)\n"
            "  --freeze-observers E   epoch from which activation ranges are frozen (default: the last)\n"
            "  --self-distill         distil from the float model (teacher = CHECKPOINT, kd_alpha 0.5)\n"
            "  --KEY VALUE            any training key (regain train --help)\n"
@@ -115,8 +115,11 @@ int cmd_qat(int argc, char **argv)
     if (!out) return cli_usage_error("qat", "missing --out RUN_DIR");
     if (!epochs_set) cfg.epochs = 3;
     if (!lr_set) cfg.lr = float_lr / 20.0f;
-    /* statistics and ranges move while the weights adapt, and are frozen for the last epoch */
-    if (!fbn_set) cfg.qat_freeze_bn = cfg.epochs > 1 ? cfg.epochs - 1 : 0;
+    /* statistics and ranges move while the weights adapt, and are frozen for
+     * the last epoch; except batch norms under LSQ: freezing them moves the
+     * folded weights by sigma_batch / sigma_running at once, which learned
+     * weight scales do not follow (docs/quantization.md, QAT) */
+    if (!fbn_set) cfg.qat_freeze_bn = cfg.qat_lsq ? -1 : cfg.epochs > 1 ? cfg.epochs - 1 : 0;
     if (!fobs_set) cfg.qat_freeze_observers = cfg.epochs > 1 ? cfg.epochs - 1 : 0;
     if ((size_t)snprintf(cfg.init, sizeof cfg.init, "%s", ck) >= sizeof cfg.init)
         return cli_usage_error("qat", "checkpoint path is too long");
