@@ -57,19 +57,6 @@ static int mbv2_tiny(layer *out)
     return n;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* One layer prepared for one table, with its buffers. */
 typedef struct {
     const rg_qk_table *t;
@@ -212,13 +199,13 @@ static double time_layer(const work *wk, const prepared *p, double budget)
     double t[MAXN];
     int n = 0;
     run(wk, p, wk->y); /* warm the caches */
-    double start = now_s();
-    while (n < MAXN && (n < 3 || now_s() - start < budget)) {
-        double t0 = now_s();
+    double start = cli_now_s();
+    while (n < MAXN && (n < 3 || cli_now_s() - start < budget)) {
+        double t0 = cli_now_s();
         run(wk, p, wk->y);
-        t[n++] = now_s() - t0;
+        t[n++] = cli_now_s() - t0;
     }
-    qsort(t, (size_t)n, sizeof *t, cmp_double);
+    qsort(t, (size_t)n, sizeof *t, cli_cmp_double);
     return t[n / 2];
 }
 

@@ -42,19 +42,6 @@ static const char *help_text =
     "Without MODEL, 'regain bench int8 [--batch N] [--seconds S]' times the\n"
     "kernel tables layer by layer against the reference.\n";
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 static int ends_with(const char *s, const char *tail)
 {
     size_t n = strlen(s), k = strlen(tail);
@@ -94,7 +81,7 @@ static void prof_trace(void *user, int32_t op, const int8_t *y)
 {
     (void)y;
     prof_state *s = user;
-    double t = now_s();
+    double t = cli_now_s();
     s->t[op] = t - s->last;
     s->last = t;
 }
@@ -107,7 +94,7 @@ static void profile(const rg_rgm *m, const rg_rt *rt1, void *arena, const int8_t
     prof_state s = {malloc(sizeof(double) * (size_t)n), 0};
     int8_t out[4096];
     for (int32_t k = 0; k < steps; k++) {
-        s.last = now_s();
+        s.last = cli_now_s();
         rg_rt_invoke_trace(rt1, arena, x, out, prof_trace, &s);
         for (int32_t i = 0; i < n; i++) all[(size_t)i * steps + k] = s.t[i];
     }
@@ -115,7 +102,7 @@ static void profile(const rg_rgm *m, const rg_rt *rt1, void *arena, const int8_t
     int64_t total_macs = 0;
     for (int32_t i = 0; i < n && i < 1024; i++) {
         memcpy(col, all + (size_t)i * steps, sizeof(double) * (size_t)steps);
-        qsort(col, (size_t)steps, sizeof *col, cmp_double);
+        qsort(col, (size_t)steps, sizeof *col, cli_cmp_double);
         med[i] = col[steps / 2];
         total += med[i];
         total_macs += rg_rgm_op_macs(m, i);
@@ -222,11 +209,11 @@ int cmd_bench_int8_model(int argc, char **argv)
     for (size_t i = 0; i < in_n * (size_t)batch; i++) x[i] = rg_rng_normal(&r);
     for (int32_t k = 0; k < warmup; k++) rg_rt_invoke_batch_float(rt, arena, batch, x, y);
     for (int32_t k = 0; k < steps; k++) {
-        double t0 = now_s();
+        double t0 = cli_now_s();
         for (int32_t s = 0; s < window; s++) rg_rt_invoke_batch_float(rt, arena, batch, x, y);
-        win[k] = now_s() - t0;
+        win[k] = cli_now_s() - t0;
     }
-    qsort(win, (size_t)steps, sizeof *win, cmp_double);
+    qsort(win, (size_t)steps, sizeof *win, cli_cmp_double);
     double med = win[steps / 2], ips = (double)batch * window / med, lat_ms = med / window * 1e3;
     if (json)
         printf("{\"tool\": \"regain\", \"work\": \"int8\", \"model\": \"%s\", \"batch\": %d, \"threads\": %d, "

@@ -8,13 +8,6 @@
 #include <string.h>
 #include <time.h>
 
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 int cmd_eval(int argc, char **argv)
 {
     const char *ckpt = NULL, *data = "fashion-mnist", *split = "test";
@@ -68,7 +61,7 @@ int cmd_eval(int argc, char **argv)
     rg_st_file *f = NULL;
     rg_dataset ds = {0}, head = {0};
     rg_eval_result r = {0};
-    double t0 = now_s();
+    double t0 = cli_now_s();
     float mean, std;
     rg_status st = rg_checkpoint_load(ckpt, !raw, &g, &f, &err);
     if (!st) {
@@ -86,7 +79,7 @@ int cmd_eval(int argc, char **argv)
     if (!st) st = rg_evaluate(g, &ds, mean, std, &r, &err);
     if (!st) {
         printf("%s on %s (%s split):\n", ckpt, ds.source, split);
-        cli_print_eval(stdout, &r, now_s() - t0);
+        cli_print_eval(stdout, &r, cli_now_s() - t0);
     }
     rg_eval_result_free(&r);
     rg_dataset_free(&ds);

@@ -13,13 +13,6 @@
 #include <string.h>
 #include <time.h>
 
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 const char *const cli_quant_options_help =
     "  --calib N           calibration images, a seeded subset of the training set (default 512)\n"
     "  --observer KIND     activation ranges: minmax (default), moving-average, percentile, mse, entropy\n"
@@ -170,7 +163,7 @@ int cmd_quantize(int argc, char **argv)
     cli_quant_ctx c;
     rg_dataset test = {0}, head = {0};
     rg_eval_result fr = {0}, qr = {0};
-    double t0 = now_s();
+    double t0 = cli_now_s();
     rg_status st = cli_quant_prepare(&o, &c, &err);
     if (!st) st = rg_dataset_load(o.data, "test", &test, &err);
     if (!st && o.limit > 0 && o.limit < test.n) {
@@ -210,7 +203,7 @@ int cmd_quantize(int argc, char **argv)
         printf("  %-8s %+9.2f\n", "diff", 100.0 * (q1 - fr.top1));
         if (o.out) printf("\n  wrote %s\n", o.out);
         char dur[32];
-        cli_format_duration(now_s() - t0, dur, sizeof dur);
+        cli_format_duration(cli_now_s() - t0, dur, sizeof dur);
         printf("\n  wall time     %s\n", dur);
     }
     rg_eval_result_free(&fr);

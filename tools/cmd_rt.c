@@ -13,13 +13,6 @@
 #include <string.h>
 #include <time.h>
 
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 /* Reads an integer option value in [lo, hi]; 0 on success. */
 static int int_value(const char *v, long lo, long hi, int32_t *out)
 {
@@ -283,9 +276,9 @@ static int run_predictions(const run_args *r, int eval)
     if (!st && !(pred = malloc(sizeof(int32_t) * (size_t)(n > 0 ? n : 1))))
         st = rg_fail(&err, RG_ERR_NOMEM, "out of memory");
     if (!st) {
-        t0 = now_s();
+        t0 = cli_now_s();
         st = rg_rt_predict(rt, arena, ds.pixels, n, ds.h, ds.w, ds.c, pred, &err);
-        t1 = now_s();
+        t1 = cli_now_s();
     }
     if (!st) {
         int32_t correct = 0;

@@ -28,13 +28,6 @@ static void help(void)
            "  --store DB     the experiment store (default: the recipe's, runs/regain.db)\n");
 }
 
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 static const char *plan_name(rg_item_plan p)
 {
     switch (p) {
@@ -136,7 +129,7 @@ static void on_progress(void *user, const rg_exp_status *s, const rg_train_progr
         cli_progress_update(&ui->bar, p);
         return;
     }
-    double t = now_s();
+    double t = cli_now_s();
     if (t - ui->last_draw < 0.1 && p->batch != p->batches) return;
     ui->last_draw = t;
     char line[512];

@@ -6,13 +6,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 void cli_format_duration(double s, char *buf, size_t size)
 {
     if (s < 0) s = 0;
@@ -35,7 +28,7 @@ void cli_progress_update(cli_progress *p, const rg_train_progress *pr)
     cli_format_duration(pr->eta_s, eta, sizeof eta);
     cli_format_duration(pr->elapsed_s, el, sizeof el);
     if (p->tty) {
-        double t = now_s();
+        double t = cli_now_s();
         if (t - p->last_draw < 0.1 && pr->batch != pr->batches) return;
         p->last_draw = t;
         enum { WIDTH = 24 };
@@ -59,4 +52,17 @@ void cli_progress_clear(cli_progress *p)
 {
     if (p->tty) fprintf(stderr, "\r\033[K");
     p->last_quarter = -1;
+}
+
+double cli_now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int cli_cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
 }

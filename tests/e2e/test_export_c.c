@@ -40,27 +40,6 @@ static void require_tool(const char *tool)
     if (rgt_run(cmd, NULL, 0) != 0) fail_msg("%s not found: run scripts/install-deps", tool);
 }
 
-/* conv, conv + add, a standalone ReLU (a clamp, in place), max and average
- * pooling, depthwise, pointwise, global average pooling, a linear layer */
-static rg_graph *every_kind_graph(void)
-{
-    rg_graph *g;
-    CHECK(rg_graph_create(12, 12, 3, &g, &E));
-    int32_t a, b, v;
-    CHECK(rg_graph_add_conv(g, "c1", g->input, (rg_conv_attr){3, 3, 1, 1, 1, 8, 1}, &a, &E));
-    CHECK(rg_graph_add_conv(g, "c2", a, (rg_conv_attr){3, 3, 1, 1, 8, 8, 1}, &b, &E));
-    CHECK(rg_graph_add_binary(g, RG_OP_ADD, "add", a, b, &v, &E));
-    CHECK(rg_graph_add_unary(g, RG_OP_RELU, "relu", v, &v, &E));
-    CHECK(rg_graph_add_pool(g, RG_OP_MAXPOOL, "mp", v, 2, 2, 0, &v, &E));
-    CHECK(rg_graph_add_pool(g, RG_OP_AVGPOOL, "ap", v, 3, 1, 1, &v, &E));
-    CHECK(rg_graph_add_conv(g, "dw", v, (rg_conv_attr){3, 3, 2, 1, 8, 8, 0}, &v, &E));
-    CHECK(rg_graph_add_conv(g, "pw", v, (rg_conv_attr){1, 1, 1, 0, 1, 16, 1}, &v, &E));
-    CHECK(rg_graph_add_unary(g, RG_OP_GAP, "gap", v, &v, &E));
-    CHECK(rg_graph_add_linear(g, "fc", v, 5, 1, &v, &E));
-    CHECK(rg_graph_finish(g, v, &E));
-    return g;
-}
-
 /* Lowers g (random weights, calibrated on 32 noise images) and writes the
  * .rgm to rgt_root/name; returns the loaded model. */
 static rg_rgm *lowered(rg_graph *g, const char *name)
@@ -235,7 +214,7 @@ static void test_every_kind(void **state)
     (void)state;
     require_tool("arm-none-eabi-gcc");
     require_tool("qemu-system-arm");
-    rg_graph *g = every_kind_graph();
+    rg_graph *g = rgt_every_kind_graph();
     rg_rgm *m = lowered(g, "every.rgm");
     int kinds[RG_RT_CLAMP + 1] = {0}, pointwise = 0;
     for (int32_t i = 0; i < m->n_ops; i++) {
@@ -430,7 +409,7 @@ static void test_mbv2_tiny_equalized(void **state)
 static void test_cli(void **state)
 {
     (void)state;
-    rg_graph *g = every_kind_graph();
+    rg_graph *g = rgt_every_kind_graph();
     rg_rgm *m = lowered(g, "cli.rgm");
     rgt_expect_cli("REGAIN_CLI", out, sizeof out, 0, "arena", "flash", "export --c cli_c cli.rgm --inputs 2 --seed 5");
     assert_non_null(strstr(out, "golden inputs: 2 (random)"));

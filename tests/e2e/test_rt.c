@@ -238,20 +238,7 @@ static void test_mbv2_tiny_equalized(void **state)
 static void test_every_kind(void **state)
 {
     (void)state;
-    rg_graph *g;
-    CHECK(rg_graph_create(12, 12, 3, &g, &E));
-    int32_t a, b, v;
-    CHECK(rg_graph_add_conv(g, "c1", g->input, (rg_conv_attr){3, 3, 1, 1, 1, 8, 1}, &a, &E));
-    CHECK(rg_graph_add_conv(g, "c2", a, (rg_conv_attr){3, 3, 1, 1, 8, 8, 1}, &b, &E));
-    CHECK(rg_graph_add_binary(g, RG_OP_ADD, "add", a, b, &v, &E));
-    CHECK(rg_graph_add_unary(g, RG_OP_RELU, "relu", v, &v, &E));
-    CHECK(rg_graph_add_pool(g, RG_OP_MAXPOOL, "mp", v, 2, 2, 0, &v, &E));
-    CHECK(rg_graph_add_pool(g, RG_OP_AVGPOOL, "ap", v, 3, 1, 1, &v, &E));
-    CHECK(rg_graph_add_conv(g, "dw", v, (rg_conv_attr){3, 3, 2, 1, 8, 8, 0}, &v, &E));
-    CHECK(rg_graph_add_conv(g, "pw", v, (rg_conv_attr){1, 1, 1, 0, 1, 16, 1}, &v, &E));
-    CHECK(rg_graph_add_unary(g, RG_OP_GAP, "gap", v, &v, &E));
-    CHECK(rg_graph_add_linear(g, "fc", v, 5, 1, &v, &E));
-    CHECK(rg_graph_finish(g, v, &E));
+    rg_graph *g = rgt_every_kind_graph();
     rg_qmodel *qm = lower(g, 12 * 12 * 3, NULL);
     int kinds[RG_QOP_CLAMP + 1] = {0};
     for (int32_t i = 0; i < qm->n_ops; i++) kinds[qm->ops[i].kind]++;

@@ -179,4 +179,26 @@ static inline rg_qmodel *rgt_mbv2_tiny_equalized(rg_graph **g)
     return qm;
 }
 
+/* A float graph with one of each op kind of .rgm version 1: conv, conv +
+ * add, a standalone ReLU (a clamp, in place), max and average pooling,
+ * depthwise, pointwise, global average pooling, a linear layer. */
+static inline rg_graph *rgt_every_kind_graph(void)
+{
+    rg_graph *g;
+    CHECK(rg_graph_create(12, 12, 3, &g, &E));
+    int32_t a, b, v;
+    CHECK(rg_graph_add_conv(g, "c1", g->input, (rg_conv_attr){3, 3, 1, 1, 1, 8, 1}, &a, &E));
+    CHECK(rg_graph_add_conv(g, "c2", a, (rg_conv_attr){3, 3, 1, 1, 8, 8, 1}, &b, &E));
+    CHECK(rg_graph_add_binary(g, RG_OP_ADD, "add", a, b, &v, &E));
+    CHECK(rg_graph_add_unary(g, RG_OP_RELU, "relu", v, &v, &E));
+    CHECK(rg_graph_add_pool(g, RG_OP_MAXPOOL, "mp", v, 2, 2, 0, &v, &E));
+    CHECK(rg_graph_add_pool(g, RG_OP_AVGPOOL, "ap", v, 3, 1, 1, &v, &E));
+    CHECK(rg_graph_add_conv(g, "dw", v, (rg_conv_attr){3, 3, 2, 1, 8, 8, 0}, &v, &E));
+    CHECK(rg_graph_add_conv(g, "pw", v, (rg_conv_attr){1, 1, 1, 0, 1, 16, 1}, &v, &E));
+    CHECK(rg_graph_add_unary(g, RG_OP_GAP, "gap", v, &v, &E));
+    CHECK(rg_graph_add_linear(g, "fc", v, 5, 1, &v, &E));
+    CHECK(rg_graph_finish(g, v, &E));
+    return g;
+}
+
 #endif
