@@ -116,9 +116,9 @@ int cmd_qat(int argc, char **argv)
     if (!epochs_set) cfg.epochs = 3;
     if (!lr_set) cfg.lr = float_lr / 20.0f;
     /* statistics and ranges move while the weights adapt, and are frozen for
-     * the last epoch; except batch norms under LSQ: freezing them moves the
-     * folded weights by sigma_batch / sigma_running at once, which learned
-     * weight scales do not follow (docs/quantization.md, QAT) */
+     * the last epoch; except batch norms under LSQ: with them frozen,
+     * training with learned scales degraded or diverged in our tests
+     * (docs/quantization.md, "LSQ and the freeze") */
     if (!fbn_set) cfg.qat_freeze_bn = cfg.qat_lsq ? -1 : cfg.epochs > 1 ? cfg.epochs - 1 : 0;
     if (!fobs_set) cfg.qat_freeze_observers = cfg.epochs > 1 ? cfg.epochs - 1 : 0;
     if ((size_t)snprintf(cfg.init, sizeof cfg.init, "%s", ck) >= sizeof cfg.init)

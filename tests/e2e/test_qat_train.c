@@ -217,8 +217,8 @@ static void test_qat_w4a8_lsq(void **state)
     rg_train_config c = qat_config();
     c.qat_weight_bits = 4;
     c.qat_lsq = 1;
-    /* batch norms stay on batch statistics: freezing them shifts the folded
-     * weights under the learned scales (docs/quantization.md, QAT) */
+    /* batch norms stay on batch statistics: frozen, training with learned
+     * scales degrades (docs/quantization.md, "LSQ and the freeze") */
     c.qat_freeze_bn = -1;
     rg_train_result res;
     train_ok(&c, dir, 0, &res);
