@@ -97,6 +97,32 @@ def log(msg):
     print(f"bench_torch: {msg}", file=sys.stderr, flush=True)
 
 
+def time_windows(step, args, work, log):
+    """Runs step() args.warmup times, then args.windows windows of
+    args.steps steps each, and prints compare.py's JSON line: the median
+    window's images/s and ms per batch, and the peak RSS."""
+    for _ in range(args.warmup):
+        step()
+    rates, lat = [], []
+    for w in range(args.windows):
+        t0 = time.perf_counter()
+        for _ in range(args.steps):
+            step()
+        dt = time.perf_counter() - t0
+        rates.append(args.steps * args.batch / dt)
+        lat.append(1000.0 * dt / args.steps)
+        log(f"window {w + 1}/{args.windows}: {rates[-1]:.1f} images/s, {lat[-1]:.3f} ms/batch")
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    print(json.dumps({
+        "tool": "pytorch", "work": work, "model": args.model,
+        "batch": args.batch, "threads": args.threads,
+        "images_per_s": round(statistics.median(rates), 3),
+        "latency_ms": round(statistics.median(lat), 4),
+        "windows": args.windows,
+        "peak_rss_mib": round(peak_kib / 1024.0, 1),
+    }), flush=True)
+
+
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     ensure_env(args)
@@ -135,27 +161,7 @@ def main(argv=None):
     log(f"{args.work} {args.model} batch {args.batch} threads {args.threads} "
         f"({args.memory_format}, torch {torch.__version__}): "
         f"{args.warmup} warm-up steps, {args.windows} windows of {args.steps}")
-    for _ in range(args.warmup):
-        step()
-    rates, lat = [], []
-    for w in range(args.windows):
-        t0 = time.perf_counter()
-        for _ in range(args.steps):
-            step()
-        dt = time.perf_counter() - t0
-        rates.append(args.steps * args.batch / dt)
-        lat.append(1000.0 * dt / args.steps)
-        log(f"window {w + 1}/{args.windows}: {rates[-1]:.1f} images/s, {lat[-1]:.3f} ms/batch")
-
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    print(json.dumps({
-        "tool": "pytorch", "work": args.work, "model": args.model,
-        "batch": args.batch, "threads": args.threads,
-        "images_per_s": round(statistics.median(rates), 3),
-        "latency_ms": round(statistics.median(lat), 4),
-        "windows": args.windows,
-        "peak_rss_mib": round(peak_kib / 1024.0, 1),
-    }), flush=True)
+    time_windows(step, args, args.work, log)
 
 
 if __name__ == "__main__":

@@ -12,16 +12,12 @@ result line are bench_torch.py's; the line says tool "pytorch", work "int8".
 """
 
 import argparse
-import json
 import os
-import resource
-import statistics
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from bench_torch import wanted_env  # noqa: E402
+from bench_torch import time_windows, wanted_env  # noqa: E402
 
 
 def ensure_env(args):
@@ -80,26 +76,7 @@ def main():
 
     log(f"int8 {args.model} batch {args.batch} threads {args.threads} (torch {torch.__version__}, "
         f"engine {torch.backends.quantized.engine}): {args.warmup} warm-up steps, {args.windows} windows of {args.steps}")
-    for _ in range(args.warmup):
-        step()
-    rates, lat = [], []
-    for w in range(args.windows):
-        t0 = time.perf_counter()
-        for _ in range(args.steps):
-            step()
-        dt = time.perf_counter() - t0
-        rates.append(args.steps * args.batch / dt)
-        lat.append(1000.0 * dt / args.steps)
-        log(f"window {w + 1}/{args.windows}: {rates[-1]:.1f} images/s, {lat[-1]:.3f} ms/batch")
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({
-        "tool": "pytorch", "work": "int8", "model": args.model,
-        "batch": args.batch, "threads": args.threads,
-        "images_per_s": round(statistics.median(rates), 3),
-        "latency_ms": round(statistics.median(lat), 4),
-        "windows": args.windows,
-        "peak_rss_mib": round(peak_kib / 1024.0, 1),
-    }), flush=True)
+    time_windows(step, args, "int8", log)
 
 
 if __name__ == "__main__":
