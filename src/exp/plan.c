@@ -219,28 +219,31 @@ static double macs_cb(void *user, const char *model)
     return (double)model_macs(model);
 }
 
-/* Forward MACs per image of a teacher: "@RUN" names another run of the
- * recipe (its model), anything else is a checkpoint whose graph is read. */
-static uint64_t teacher_macs(const rg_resolved_run *run, const rg_resolved_recipe *res, const char *key,
-                             const char *value)
+/* The model of the run that key ("@RUN") references, or NULL. */
+static const char *ref_model(const rg_resolved_run *run, const rg_resolved_recipe *res, const char *key)
 {
-    if (value[0] == '@') {
-        for (int32_t k = 0; k < run->n_refs; k++)
-            if (!strcmp(run->refs[k].key, key)) return model_macs(res->runs[run->refs[k].run].cfg.model);
-        return 0;
-    }
+    for (int32_t k = 0; k < run->n_refs; k++)
+        if (!strcmp(run->refs[k].key, key)) return res->runs[run->refs[k].run].cfg.model;
+    return NULL;
+}
+
+/* Forward MACs per image of the model a checkpoint file holds (0 unknown). */
+static uint64_t checkpoint_macs(const char *path)
+{
     rg_error err = {0};
     rg_graph *g = NULL;
     rg_graph_stats s;
     uint64_t macs = 0;
-    if (!rg_checkpoint_load(value, 0, &g, NULL, &err) && !rg_graph_stats_compute(g, &s, &err)) macs = s.macs;
+    if (!rg_checkpoint_load(path, 0, &g, NULL, &err) && !rg_graph_stats_compute(g, &s, &err)) macs = s.macs;
     rg_graph_free(g);
     return macs;
 }
 
 /* Seconds of teacher forward passes per training image per epoch: the
  * teachers run in eval mode, about a third of a training step of their own
- * model, on every augmented image (cached once when nothing augments). */
+ * model, on every augmented image (cached once when nothing augments). A
+ * teacher is another run of the recipe ("@RUN": its model, and its
+ * recorded throughput) or a checkpoint file (its model, the default rate). */
 static double teacher_s_per_image(rg_experiment *x, rg_store *s, const rg_resolved_run *run)
 {
     const rg_train_config *c = &run->cfg;
@@ -249,16 +252,12 @@ static double teacher_s_per_image(rg_experiment *x, rg_store *s, const rg_resolv
     double sec = 0.0;
     for (int i = 0; i < 3; i++) {
         if (!vals[i][0]) continue;
-        uint64_t macs = teacher_macs(run, x->res, keys[i], vals[i]);
+        const char *model = vals[i][0] == '@' ? ref_model(run, x->res, keys[i]) : NULL;
+        uint64_t macs = model ? model_macs(model) : vals[i][0] == '@' ? 0 : checkpoint_macs(vals[i]);
         if (!macs) continue;
         double rate = 0.0, ips = 0.0;
         rg_error err = {0};
-        if (s && vals[i][0] == '@') {
-            const char *model = NULL;
-            for (int32_t k = 0; k < run->n_refs; k++)
-                if (!strcmp(run->refs[k].key, keys[i])) model = x->res->runs[run->refs[k].run].cfg.model;
-            if (model) rg_store_rates(s, model, macs_cb, NULL, &ips, &rate, &err);
-        }
+        if (s && model) rg_store_rates(s, model, macs_cb, NULL, &ips, &rate, &err);
         if (ips > 0) rate = ips * (double)macs;
         if (rate <= 0) rate = x->default_rate;
         sec += (double)macs / rate / 3.0;
