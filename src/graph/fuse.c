@@ -53,20 +53,8 @@ static void link(rg_graph *g, int32_t a, int32_t b)
     g->nodes[b].fuse_prev = a;
 }
 
-/* QAT graphs (fake quantization inserted) freeze their batch norms late in
- * training; a paired convolution and a frozen batch norm train wrongly
- * (QAT W4A8 diverged in tests/e2e/test_qat_train.c), so QAT keeps them
- * unpaired until that is understood. */
-static int has_fake_quant(const rg_graph *g)
-{
-    for (int32_t i = 1; i < g->n_nodes; i++)
-        if (g->nodes[i].op == RG_OP_FAKE_QUANT) return 1;
-    return 0;
-}
-
 void rg_graph_fuse(rg_graph *g, rg_plan_mode mode)
 {
-    const int may_pair = !has_fake_quant(g);
     for (int32_t i = 0; i < g->n_nodes; i++) {
         rg_node *n = &g->nodes[i];
         n->fuse_next = n->fuse_prev = n->bn_pair = n->bn_feed = 0;
@@ -85,7 +73,7 @@ void rg_graph_fuse(rg_graph *g, rg_plan_mode mode)
         if (g->nodes[conv].op != RG_OP_CONV || sole_reader(g, g->nodes[conv].out) != i) continue;
         if (mode == RG_PLAN_EVAL) {
             link(g, conv, i);
-        } else if (may_pair && rg_conv_can_pair_bn(g, &g->nodes[conv])) {
+        } else if (rg_conv_can_pair_bn(g, &g->nodes[conv])) {
             /* the convolution's output stays stored (batch norm's backward
              * reads it); only its gradient is computed where it is read */
             g->nodes[conv].bn_pair = i;

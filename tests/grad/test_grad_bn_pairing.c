@@ -19,6 +19,9 @@
  *   agree within a relative L2 error of 1e-5 (the fused weight-gradient
  *   products sum their rows in other blocks; everything else computes the
  *   same operations: measured about 1e-7);
+ * - the same with every batch norm frozen (QAT late in training: running
+ *   statistics, so the pairings step aside and the plain ops run on the
+ *   paired plan's buffers);
  * - the fused network gives bit-identical results on 1 and 2 threads, with
  *   a plan for 8 images running a short batch of 5.
  * A fused path that dropped an image's moments or gradient sums, used the
@@ -71,10 +74,11 @@ static float *copy_of(const float *p, size_t n)
     return c;
 }
 
-/* Builds the network (every value tapped when `plain`), plans it for
+/* Builds the network (every value tapped when `plain`, batch norms
+ * frozen when `frozen`), plans it for
  * `planned` images, runs two training steps of `batch` images on `threads`
  * threads, and keeps what the second step left. */
-static snapshot run(int plain, int32_t planned, int32_t batch, int threads, int *pairs, int *feeds)
+static snapshot run(int plain, int frozen, int32_t planned, int32_t batch, int threads, int *pairs, int *feeds)
 {
     rg_graph *g = NULL;
     CHECK(rg_spec_build(SPEC, "pairing", &g, &E));
@@ -93,6 +97,7 @@ static snapshot run(int plain, int32_t planned, int32_t batch, int threads, int 
     for (int32_t i = 0; i < g->n_nodes; i++) {
         *pairs += g->nodes[i].op == RG_OP_BN && g->nodes[i].bn_pair;
         *feeds += g->nodes[i].op == RG_OP_BN && g->nodes[i].bn_feed;
+        if (g->nodes[i].op == RG_OP_BN) g->nodes[i].a.bn.frozen = frozen;
     }
     int saved_threads = omp_get_max_threads();
     omp_set_num_threads(threads);
@@ -148,7 +153,7 @@ static void test_fused_matches_plain(void **state)
 {
     (void)state;
     int pairs, feeds, plain_pairs, plain_feeds;
-    snapshot f = run(0, 6, 6, 2, &pairs, &feeds), p = run(1, 6, 6, 2, &plain_pairs, &plain_feeds);
+    snapshot f = run(0, 0, 6, 6, 2, &pairs, &feeds), p = run(1, 0, 6, 6, 2, &plain_pairs, &plain_feeds);
     /* stem, b1.dw, b1.project, b2..b3 expand/dw/project, head: all 10 convolutions
      * are paired; fed: b1.dw -> b1.project, and per t > 1 block expand -> dw
      * and dw -> project (the stem's output also feeds b1's residual add) */
@@ -164,11 +169,24 @@ static void test_fused_matches_plain(void **state)
     snapshot_free(&p);
 }
 
+static void test_fused_matches_plain_frozen(void **state)
+{
+    (void)state;
+    int pairs, feeds;
+    snapshot f = run(0, 1, 6, 6, 2, &pairs, &feeds), p = run(1, 1, 6, 6, 2, &pairs, &feeds);
+    expect_close("output", f.out, p.out, f.n_out);
+    expect_close("parameter grads", f.grad, p.grad, f.n_grad);
+    expect_close("input grad", f.in_grad, p.in_grad, f.n_in);
+    expect_close("running stats", f.buffers, p.buffers, f.n_buf);
+    snapshot_free(&f);
+    snapshot_free(&p);
+}
+
 static void test_fused_threads_identical(void **state)
 {
     (void)state;
     int pairs, feeds;
-    snapshot a = run(0, 8, 5, 1, &pairs, &feeds), b = run(0, 8, 5, 2, &pairs, &feeds);
+    snapshot a = run(0, 0, 8, 5, 1, &pairs, &feeds), b = run(0, 0, 8, 5, 2, &pairs, &feeds);
     assert_memory_equal(a.out, b.out, a.n_out * sizeof(float));
     assert_memory_equal(a.grad, b.grad, a.n_grad * sizeof(float));
     assert_memory_equal(a.in_grad, b.in_grad, a.n_in * sizeof(float));
@@ -181,6 +199,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fused_matches_plain),
+        cmocka_unit_test(test_fused_matches_plain_frozen),
         cmocka_unit_test(test_fused_threads_identical),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
