@@ -149,16 +149,12 @@ static void expect_close(const char *what, const float *a, const float *b, size_
     if (!(e <= 1e-5)) fail_msg("%s: fused and plain differ by %.3e (relative L2)", what, e);
 }
 
-static void test_fused_matches_plain(void **state)
+/* Fused against plain from the same weights and inputs; returns the fused
+ * network's pairings and feeds. */
+static void expect_fused_matches_plain(int frozen, int *pairs, int *feeds)
 {
-    (void)state;
-    int pairs, feeds, plain_pairs, plain_feeds;
-    snapshot f = run(0, 0, 6, 6, 2, &pairs, &feeds), p = run(1, 0, 6, 6, 2, &plain_pairs, &plain_feeds);
-    /* stem, b1.dw, b1.project, b2..b3 expand/dw/project, head: all 10 convolutions
-     * are paired; fed: b1.dw -> b1.project, and per t > 1 block expand -> dw
-     * and dw -> project (the stem's output also feeds b1's residual add) */
-    assert_int_equal(pairs, 10);
-    assert_int_equal(feeds, 5);
+    int plain_pairs, plain_feeds;
+    snapshot f = run(0, frozen, 6, 6, 2, pairs, feeds), p = run(1, frozen, 6, 6, 2, &plain_pairs, &plain_feeds);
     assert_int_equal(plain_pairs, 0);
     assert_int_equal(plain_feeds, 0);
     expect_close("output", f.out, p.out, f.n_out);
@@ -169,17 +165,23 @@ static void test_fused_matches_plain(void **state)
     snapshot_free(&p);
 }
 
+static void test_fused_matches_plain(void **state)
+{
+    (void)state;
+    int pairs, feeds;
+    expect_fused_matches_plain(0, &pairs, &feeds);
+    /* stem, b1.dw, b1.project, b2..b3 expand/dw/project, head: all 10 convolutions
+     * are paired; fed: b1.dw -> b1.project, and per t > 1 block expand -> dw
+     * and dw -> project (the stem's output also feeds b1's residual add) */
+    assert_int_equal(pairs, 10);
+    assert_int_equal(feeds, 5);
+}
+
 static void test_fused_matches_plain_frozen(void **state)
 {
     (void)state;
     int pairs, feeds;
-    snapshot f = run(0, 1, 6, 6, 2, &pairs, &feeds), p = run(1, 1, 6, 6, 2, &pairs, &feeds);
-    expect_close("output", f.out, p.out, f.n_out);
-    expect_close("parameter grads", f.grad, p.grad, f.n_grad);
-    expect_close("input grad", f.in_grad, p.in_grad, f.n_in);
-    expect_close("running stats", f.buffers, p.buffers, f.n_buf);
-    snapshot_free(&f);
-    snapshot_free(&p);
+    expect_fused_matches_plain(1, &pairs, &feeds);
 }
 
 static void test_fused_threads_identical(void **state)
