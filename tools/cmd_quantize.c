@@ -148,8 +148,9 @@ int cmd_quantize(int argc, char **argv)
         "\n"
         "Post-training quantization to int8: calibrates activation ranges on a seeded subset of\n"
         "the training set, lowers the model (batch norms folded, activations fused), evaluates\n"
-        "the int8 model with the integer reference kernels on the test set and prints float\n"
-        "top-1, int8 top-1 and their difference. Progress goes to stderr.\n"
+        "the int8 model with the int8 runtime (the integer reference kernels' bits) on the\n"
+        "test set and prints float top-1, int8 top-1 and their difference. Progress goes to\n"
+        "stderr.\n"
         "\n";
     char usage[4096];
     snprintf(usage, sizeof usage, "%s%s%s", usage_head, cli_quant_options_help,
@@ -183,7 +184,7 @@ int cmd_quantize(int argc, char **argv)
     if (!st) {
         fprintf(stderr, "evaluating the int8 model on %d test images\n", (int)test.n);
         int32_t last = -1;
-        st = rg_qmodel_evaluate(c.m, &test, c.mean, c.std, o.batch, eval_progress, &last, &qr, &err);
+        st = rg_qmodel_evaluate_rt(c.m, &test, c.mean, c.std, eval_progress, &last, &qr, &err);
     }
     if (!st && o.out) st = rg_rgm_write_qmodel(c.m, c.mean, c.std, o.out, &err);
     if (!st) {

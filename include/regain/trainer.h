@@ -136,6 +136,9 @@ typedef struct {
 /* Evaluates g (eval mode) on ds in batches of g's planned batch, inputs
  * normalized with (mean, std). The graph must be planned. */
 rg_status rg_evaluate(rg_graph *g, const rg_dataset *ds, float mean, float std, rg_eval_result *r, rg_error *err);
+/* Counts one prediction, the first maximum of logits[r->classes], against
+ * its label into r (n, correct, confusion; top1 is left to the caller). */
+void rg_eval_count(rg_eval_result *r, const float *logits, int32_t label);
 void rg_eval_result_free(rg_eval_result *r);
 
 /* ---- training ----------------------------------------------------------------------- */

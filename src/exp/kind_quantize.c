@@ -86,7 +86,7 @@ rg_status rg_exp_run_quantize(rg_exp_job *job, rg_error *err)
         note(job, msg);
         st = rg_quant_lower(g, calib, n_calib, &lc, &m, err);
     }
-    if (!st) st = rg_qmodel_evaluate(m, &test, mean, std, 64, NULL, NULL, &r, err);
+    if (!st) st = rg_qmodel_evaluate_rt(m, &test, mean, std, NULL, NULL, &r, err);
     char path[1100];
     snprintf(path, sizeof path, "%s/int8.rgm", job->run_dir);
     if (!st && !(st = rg_make_dirs(job->run_dir, err))) st = rg_rgm_write_qmodel(m, mean, std, path, err);

@@ -84,16 +84,7 @@ rg_status rg_qmodel_evaluate(const rg_qmodel *m, const rg_dataset *ds, float mea
         int32_t nb = ds->n - at < batch ? ds->n - at : batch;
         rg_ptq_normalize(ds->pixels + (size_t)at * image, image * (size_t)nb, mean, std, x);
         if ((st = rg_qmodel_run_float(m, arena, x, nb, logits, err))) break;
-        for (int32_t i = 0; i < nb; i++) {
-            const float *z = logits + (size_t)i * classes;
-            int32_t best = 0;
-            for (int32_t c = 1; c < classes; c++)
-                if (z[c] > z[best]) best = c;
-            int32_t y = ds->labels[at + i];
-            r->confusion[(size_t)y * classes + best]++;
-            r->correct += best == y;
-        }
-        r->n += nb;
+        for (int32_t i = 0; i < nb; i++) rg_eval_count(r, logits + (size_t)i * classes, ds->labels[at + i]);
         if (progress) progress(user, at + nb, ds->n);
     }
     r->loss = NAN;

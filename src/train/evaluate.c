@@ -41,15 +41,9 @@ rg_status rg_evaluate(rg_graph *g, const rg_dataset *ds, float mean, float std, 
         const float *logits = rg_graph_output(g);
         rg_xent_forward_backward(logits, y, count, classes, 0.0f, NULL, losses);
         for (int32_t i = 0; i < count; i++) {
-            const float *z = logits + (size_t)i * classes;
-            int32_t best = 0;
-            for (int32_t c = 1; c < classes; c++)
-                if (z[c] > z[best]) best = c;
-            r->confusion[(size_t)y[i] * classes + best]++;
-            r->correct += best == y[i];
+            rg_eval_count(r, logits + (size_t)i * classes, y[i]);
             loss_sum += losses[i];
         }
-        r->n += count;
     }
     r->loss = r->n ? loss_sum / (double)r->n : 0.0;
     r->top1 = r->n ? (double)r->correct / (double)r->n : 0.0;
@@ -59,6 +53,16 @@ done:
     free(losses);
     if (st) rg_eval_result_free(r);
     return st;
+}
+
+void rg_eval_count(rg_eval_result *r, const float *logits, int32_t label)
+{
+    int32_t best = 0;
+    for (int32_t c = 1; c < r->classes; c++)
+        if (logits[c] > logits[best]) best = c;
+    r->confusion[(size_t)label * r->classes + best]++;
+    r->correct += best == label;
+    r->n++;
 }
 
 void rg_eval_result_free(rg_eval_result *r)

@@ -7,7 +7,9 @@
  * a live one would show). The plan itself is checked geometrically: no two
  * tensors alive at the same op overlap, except a clamp over its own dying
  * input. An equalized mbv2-tiny (per-channel clamps) is checked the same
- * way, and exported from the CLI with --equalize. */
+ * way, and exported from the CLI with --equalize. The accuracy regain
+ * quantize reports through the runtime (rg_qmodel_evaluate_rt) equals the
+ * reference executor's, confusion matrix and all. */
 #include "test_support.h"
 #include "qmodel_fixture.h"
 
@@ -19,6 +21,7 @@
 #include "regain/cpu.h"
 #include "regain/data.h"
 #include "regain/graph.h"
+#include "regain/ptq.h"
 #include "regain/quant_model.h"
 #include "regain/rng.h"
 #include "regain/rt.h"
@@ -300,6 +303,20 @@ static void test_eval_matches_qmodel(void **state)
         correct += best == test.labels[i];
     }
     assert_true(correct > N / 5); /* a (briefly) trained model, not chance (measured: 95 / 300) */
+    /* what regain quantize reports (the runtime on all threads) is the
+     * reference evaluation, confusion matrix and all */
+    rg_dataset head;
+    CHECK(rg_dataset_head(&test, N, &head, &E));
+    rg_eval_result fast, ref;
+    CHECK(rg_qmodel_evaluate_rt(qm, &head, m->mean, m->std, NULL, NULL, &fast, &E));
+    CHECK(rg_qmodel_evaluate(qm, &head, m->mean, m->std, 64, NULL, NULL, &ref, &E));
+    assert_int_equal(fast.n, N);
+    assert_int_equal(fast.correct, correct);
+    assert_int_equal(ref.correct, correct);
+    assert_memory_equal(fast.confusion, ref.confusion, sizeof(int64_t) * 10 * 10);
+    rg_eval_result_free(&fast);
+    rg_eval_result_free(&ref);
+    rg_dataset_free(&head);
 
     rgt_expect_cli("REGAIN_CLI", out, sizeof out, 0, "top-1 accuracy", NULL, "eval tiny.rgm --data fashion-mnist --limit %d",
                    N);
