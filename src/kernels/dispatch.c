@@ -18,6 +18,11 @@ const rg_kernel_table rg_kernels_ref = {
     .dw_forward = rg_ref_dw_forward,
     .dw_backward_data = rg_ref_dw_backward_data,
     .dw_backward_weight = rg_ref_dw_backward_weight,
+    .minmax = rg_ref_minmax,
+    .fq_forward = rg_ref_fq_forward,
+    .fq_ste = rg_ref_fq_ste,
+    .fq_requant = rg_ref_fq_requant,
+    .fq_add = rg_ref_fq_add,
 };
 
 const rg_kernel_table *rg_kernels(void)

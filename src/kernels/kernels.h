@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "regain/quant_kernels.h"
+
 /* Activations the kernels apply, alone or fused after batch norm. */
 typedef enum { RG_ACT_NONE = 0, RG_ACT_RELU, RG_ACT_RELU6, RG_ACT_HSWISH } rg_act;
 
@@ -30,6 +32,25 @@ typedef struct {
 typedef struct {
     int32_t hp, wp, cin, ho, wo, cout, kh, kw;
 } rg_conv_geom;
+
+/* Fake quantization's requantization of a convolution or linear output
+ * (ops/fake_quant.c, "integer-exact"): per output channel k of c, the
+ * reciprocal of the accumulator's scale s_in s_w[k] and the int8 model's
+ * fixed-point multiplier and shift; the output's zero point, clamp and scale. */
+typedef struct {
+    const double *inv_acc;
+    const int32_t *mult, *shift;
+    int32_t zero_point, lo, hi;
+    float scale;
+} rg_fq_requant;
+
+/* Fake quantization after an add: the inputs' scales (their zero points are
+ * the add's), the int8 model's add (regain/quant_kernels.h) and the
+ * output's scale (its zero point is the add's). */
+typedef struct {
+    float scale_a, scale_b, scale_y;
+    rg_q_add_params add;
+} rg_fq_add;
 
 typedef struct {
     const char *name;
@@ -88,6 +109,24 @@ typedef struct {
     void (*dw_backward_data)(const rg_dw_geom *g, const float *dy, const float *wt, float *dx, int store);
     /* dwt = this image's weight gradient, [kh*kw][c] (overwritten). */
     void (*dw_backward_weight)(const rg_dw_geom *g, const float *dy, const float *x, float *dwt);
+    /* Fake quantization (QAT), exact: every table gives the reference's
+     * bits (the rounding is regain/quant.h's, half away from zero).
+     * Smallest and largest of x[0..n) (n >= 1); both NaN when one is. */
+    void (*minmax)(const float *x, size_t n, float *lo, float *hi);
+    /* y = scale * (clamp(round(x / scale) + zp, qmin, qmax) - zp); 0 for NaN. */
+    void (*fq_forward)(const float *x, size_t n, float scale, int32_t zp, int32_t qmin, int32_t qmax, float *y);
+    /* The straight-through estimator: dx += dy where round(x / scale) + zp
+     * lies in [qmin, qmax], nothing elsewhere (nor for NaN). */
+    void (*fq_ste)(const float *x, const float *dy, size_t n, float scale, int32_t zp, int32_t qmin, int32_t qmax,
+                   float *dx);
+    /* rows x c values: acc = round(x * inv_acc[k]) (0 for NaN, clamped to
+     * +-(2^31 - 1)), code = clamp(rg_q_mul_by_multiplier(acc, mult[k],
+     * shift[k]) + zp, lo, hi), y = scale * (code - zp). */
+    void (*fq_requant)(const float *x, size_t rows, int32_t c, const rg_fq_requant *q, float *y);
+    /* n values: the int8 codes of a and b (as fq_forward's, over [-128,
+     * 127]), the int8 model's add of them (rg_q_add_s8), y = scale_y *
+     * (code - out_zp). */
+    void (*fq_add)(const float *a, const float *b, size_t n, const rg_fq_add *p, float *y);
 } rg_kernel_table;
 
 /* The table of the instruction set in use (regain/cpu.h). */

@@ -23,6 +23,12 @@ void rg_ref_bias_act(float *y, size_t rows, int32_t c, const float *bias, rg_act
 void rg_ref_dw_forward(const rg_dw_geom *g, const float *x, const float *wt, const float *bias, rg_act act, float *y);
 void rg_ref_dw_backward_data(const rg_dw_geom *g, const float *dy, const float *wt, float *dx, int store);
 void rg_ref_dw_backward_weight(const rg_dw_geom *g, const float *dy, const float *x, float *dwt);
+void rg_ref_minmax(const float *x, size_t n, float *lo, float *hi);
+void rg_ref_fq_forward(const float *x, size_t n, float scale, int32_t zp, int32_t qmin, int32_t qmax, float *y);
+void rg_ref_fq_ste(const float *x, const float *dy, size_t n, float scale, int32_t zp, int32_t qmin, int32_t qmax,
+                   float *dx);
+void rg_ref_fq_requant(const float *x, size_t rows, int32_t c, const rg_fq_requant *q, float *y);
+void rg_ref_fq_add(const float *a, const float *b, size_t n, const rg_fq_add *p, float *y);
 
 /* The activation and its derivative for one value (shared by the reference
  * kernels; the derivative at the kinks follows PyTorch: relu'(0) = 0,

@@ -22,6 +22,7 @@
  * input are on their grids), the node recovers acc = round(x / (s_in
  * s_w[c])) and applies the very same fixed-point multiplier and the fused
  * activation's clamp, so its codes are the integer model's. */
+#include "kernels/kernels.h"
 #include "ops/op.h"
 #include "quant/qround.h"
 #include "regain/fake_quant.h"
@@ -31,6 +32,8 @@
 
 #include <math.h>
 #include <string.h>
+
+#define PIECE 4096 /* values (or rows of values) per parallel piece */
 
 static float *range_of(const rg_op_call *c)
 {
@@ -42,12 +45,21 @@ static void observe(const rg_op_call *c, const float *x, size_t n)
     const rg_node *node = c->node;
     float *r = range_of(c);
     if (!(node->a.fq.observe || r[2] == 0.0f) || n == 0) return;
+    /* min and max do not depend on the order: pieces on any threads */
+    const rg_kernel_table *k = rg_kernels();
+    size_t pieces = (n + PIECE - 1) / PIECE;
     float lo = x[0], hi = x[0];
-    for (size_t i = 1; i < n; i++) { /* min and max do not depend on the order */
-        lo = x[i] < lo ? x[i] : lo;
-        hi = x[i] > hi ? x[i] : hi;
+    int nan = 0;
+#pragma omp parallel for schedule(static) reduction(min : lo) reduction(max : hi) reduction(| : nan)
+    for (size_t p = 0; p < pieces; p++) {
+        float a, b;
+        k->minmax(x + p * PIECE, n - p * PIECE < PIECE ? n - p * PIECE : PIECE, &a, &b);
+        nan |= a != a;
+        lo = a < lo ? a : lo;
+        hi = b > hi ? b : hi;
     }
-    if (!isfinite(lo) || !isfinite(hi)) return; /* a diverged batch must not poison the range */
+    /* a diverged batch must not poison the range */
+    if (nan || !isfinite(lo) || !isfinite(hi)) return;
     if (r[2] == 0.0f) {
         r[0] = lo;
         r[1] = hi;
@@ -77,7 +89,6 @@ static int integer_exact(const rg_op_call *c, rg_qparams p, int32_t C, float *y)
     const float *ws = g->buffer_data + g->buffers[node->buffer[1]].offset;
     if (!(ws[0] > 0.0f)) return 0;
     int32_t mult[C], shift[C], lo, hi;
-    float acc_scale[C];
     double inv_acc[C];
     rg_error e;
     if (rg_q_requant_params(in.scale, ws, C, p.scale, C, mult, shift, &e)) return 0;
@@ -86,25 +97,17 @@ static int integer_exact(const rg_op_call *c, rg_qparams p, int32_t C, float *y)
      * the reciprocal (a division costs 15-20 cycles per value) recovers the
      * same integer unless x / acc_scale lies within a double's rounding of
      * a half, where the float sums have already decided nothing */
-    for (int32_t k = 0; k < C; k++) {
-        acc_scale[k] = in.scale * ws[k];
-        inv_acc[k] = 1.0 / (double)acc_scale[k];
-    }
+    for (int32_t k = 0; k < C; k++) inv_acc[k] = 1.0 / (double)(in.scale * ws[k]);
     rg_op_type prod = g->nodes[g->values[node->in[0]].producer].op;
     rg_q_activation act = prod == RG_OP_RELU6 ? RG_Q_ACT_RELU6 : prod == RG_OP_RELU ? RG_Q_ACT_RELU : RG_Q_ACT_NONE;
     if (rg_q_activation_range(act, p, &lo, &hi, &e)) return 0;
     const float *x = rg_in(c, 0);
-    size_t rows = rg_shape_count(rg_out_shape(c)) / (size_t)C;
+    size_t rows = rg_shape_count(rg_out_shape(c)) / (size_t)C, per = PIECE / (size_t)C + 1;
+    const rg_fq_requant q = {inv_acc, mult, shift, p.zero_point, lo, hi, p.scale};
+    const rg_kernel_table *k = rg_kernels();
 #pragma omp parallel for schedule(static)
-    for (size_t r = 0; r < rows; r++)
-        for (int32_t k = 0; k < C; k++) {
-            size_t i = r * (size_t)C + (size_t)k;
-            double a = rg_q_round((double)x[i] * inv_acc[k]);
-            a = a > 2147483647.0 ? 2147483647.0 : a < -2147483647.0 ? -2147483647.0 : a;
-            int64_t q = (int64_t)rg_q_mul_by_multiplier((int32_t)a, mult[k], shift[k]) + p.zero_point;
-            q = q < lo ? lo : q > hi ? hi : q;
-            y[i] = p.scale * (float)(q - p.zero_point);
-        }
+    for (size_t r = 0; r < rows; r += per)
+        k->fq_requant(x + r * (size_t)C, rows - r < per ? rows - r : per, C, &q, y + r * (size_t)C);
     return 1;
 }
 
@@ -193,7 +196,7 @@ static int gap_exact(const rg_op_call *c, rg_qparams p, float *y)
 /* After an add, the integer model rescales both inputs with 20 bits of
  * headroom and rounds three times (regain/quant_kernels.h). The inputs are
  * on their grids, so their codes are exact: the node runs the integer add
- * itself on them (int8 in the node's scratch). Returns 0 when the producer
+ * itself on them (kernels' fq_add). Returns 0 when the producer
  * is not an add or an input has no parameters yet. */
 static int add_exact(const rg_op_call *c, rg_qparams p, float *y)
 {
@@ -207,14 +210,11 @@ static int add_exact(const rg_op_call *c, rg_qparams p, float *y)
         rg_q_add_prepare(a, b, p, RG_Q_ACT_NONE, &ap, &e) != RG_OK)
         return 0;
     size_t n = rg_shape_count(rg_out_shape(c));
-    int8_t *qa = (int8_t *)c->scratch, *qb = qa + n, *qy = qb + n;
     const float *xa = rg_graph_act(c->g, add->in[0]), *xb = rg_graph_act(c->g, add->in[1]);
-    for (size_t i = 0; i < n; i++) {
-        qa[i] = (int8_t)rg_q_quantize_value(xa[i], a, RG_Q_ACT_MIN, RG_Q_ACT_MAX);
-        qb[i] = (int8_t)rg_q_quantize_value(xb[i], b, RG_Q_ACT_MIN, RG_Q_ACT_MAX);
-    }
-    if (rg_q_add_s8(&ap, qa, qb, (int64_t)n, qy, &e) != RG_OK) return 0;
-    for (size_t i = 0; i < n; i++) y[i] = p.scale * (float)(qy[i] - p.zero_point);
+    const rg_fq_add q = {a.scale, b.scale, p.scale, ap};
+    const rg_kernel_table *k = rg_kernels();
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i += PIECE) k->fq_add(xa + i, xb + i, n - i < PIECE ? n - i : PIECE, &q, y + i);
     return 1;
 }
 
@@ -234,8 +234,10 @@ static void fq_forward(const rg_op_call *c)
     if (integer_exact(c, p, s.c, y)) return;
     if (c->node->a.fq.tie >= 0 && avgpool_exact(c, p, y)) return;
     if (c->node->a.fq.tie < 0 && (gap_exact(c, p, y) || add_exact(c, p, y))) return;
+    const rg_kernel_table *k = rg_kernels();
 #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) y[i] = p.scale * (float)(rg_q_quantize_value(x[i], p, qmin, qmax) - p.zero_point);
+    for (size_t i = 0; i < n; i += PIECE)
+        k->fq_forward(x + i, n - i < PIECE ? n - i : PIECE, p.scale, p.zero_point, qmin, qmax, y + i);
 }
 
 static void fq_backward(const rg_op_call *c)
@@ -252,24 +254,29 @@ static void fq_backward(const rg_op_call *c)
     }
     const rg_node *node = c->node;
     int32_t qmin = node->a.fq.qmin, qmax = node->a.fq.qmax;
-    float *d = c->scratch;
     if (node->a.fq.lsq && !node->a.fq.observe && node->a.fq.tie < 0) {
+        float *d = c->scratch;
         double ds = 0.0;
         size_t per = n / (size_t)(s.n > 0 ? s.n : 1);
         rg_fq_backward_lsq(x, dy, n, p, qmin, qmax, rg_fq_lsq_grad_scale(per, qmax), d, &ds);
         rg_param_grad(c, 0)[0] += (float)ds;
-    } else {
-        rg_fq_backward_ste(x, dy, n, p, qmin, qmax, d);
+        if (dx)
+            for (size_t i = 0; i < n; i++) dx[i] += d[i];
+        return;
     }
-    if (dx)
-        for (size_t i = 0; i < n; i++) dx[i] += d[i];
+    if (!dx) return;
+    const rg_kernel_table *k = rg_kernels();
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i += PIECE)
+        k->fq_ste(x + i, dy + i, n - i < PIECE ? n - i : PIECE, p.scale, p.zero_point, qmin, qmax, dx + i);
 }
 
+/* LSQ's backward gathers its input gradient here first */
 static size_t fq_scratch(const rg_graph *g, const rg_node *n, int32_t batch)
 {
     rg_shape s = g->values[n->out].shape;
     s.n = batch;
-    return rg_shape_count(s);
+    return n->a.fq.lsq ? rg_shape_count(s) : 0;
 }
 
 const rg_op_def rg_op_fake_quant = {.name = "fake_quant", .forward = fq_forward, .backward = fq_backward,

@@ -12,6 +12,10 @@
  * largest |ref| of that output (a sum of up to a few thousand terms in
  * float). Activation and masking decisions must agree exactly except within
  * 1e-6 of a kink.
+ *
+ * The fake-quantization kernels (QAT) are exact: every table must give the
+ * reference's bits, on values chosen at rounding ties and next to them,
+ * at the clamps, at -0, infinities, NaN and values far out of range.
  */
 #include "test_support.h"
 
@@ -22,6 +26,7 @@
 
 #include "kernels/kernels.h"
 #include "regain/cpu.h"
+#include "regain/quant.h"
 #include "regain/rng.h"
 
 #define TOL 2e-5
@@ -289,6 +294,133 @@ static void test_depthwise_reference(void **state)
     free(x), free(wt);
 }
 
+/* Values for fake quantization with scale s: uniform over the code range
+ * and past it, exact ties (k + 1/2) s and their float neighbours, -0,
+ * infinities, NaN, huge values. */
+static float *fq_values(size_t n, float s)
+{
+    float *x = random_floats(n, -300.0f * s, 300.0f * s);
+    for (size_t i = 0; i < n; i++) {
+        float k = floorf(-200.0f + 400.0f * (float)rg_rng_uniform(&rng));
+        switch (i % 9) {
+        case 1: x[i] = (k + 0.5f) * s; break;
+        case 2: x[i] = nextafterf((k + 0.5f) * s, INFINITY); break;
+        case 3: x[i] = nextafterf((k + 0.5f) * s, -INFINITY); break;
+        default: break;
+        }
+    }
+    const float special[] = {-0.0f, 0.0f, INFINITY, -INFINITY, NAN, 1e30f, -1e30f, 3e9f * s, -3e9f * s};
+    for (size_t k = 0; k < sizeof special / sizeof *special && 7 * k + 5 < n; k++) x[7 * k + 5] = special[k];
+    return x;
+}
+
+static void test_fake_quant(void **state)
+{
+    (void)state;
+    const rg_kernel_table *t[2];
+    int nt = fast_tables(t);
+    const size_t sizes[] = {1, 5, 16, 17, 40, 333, 1000};
+    for (int k = 0; k < nt; k++)
+        for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++) {
+            size_t n = sizes[si];
+            float s = 0.001f + 0.1f * (float)rg_rng_uniform(&rng);
+            int32_t zp = (int32_t)(rg_rng_uniform(&rng) * 255.0) - 128;
+            const int32_t ranges[][2] = {{-128, 127}, {-7, 7}, {zp, 127}};
+            float *x = fq_values(n, s), *dy = random_floats(n, -1.0f, 1.0f), *d0 = random_floats(n, -1.0f, 1.0f);
+            d0[0] = -0.0f;
+            float *d1 = copy(d0, n), *y0 = random_floats(n, 0, 1), *y1 = random_floats(n, 0, 1);
+            for (int r = 0; r < 3; r++) {
+                int32_t qmin = ranges[r][0], qmax = ranges[r][1];
+                rg_kernels_ref.fq_forward(x, n, s, zp, qmin, qmax, y0);
+                t[k]->fq_forward(x, n, s, zp, qmin, qmax, y1);
+                assert_memory_equal(y1, y0, n * sizeof *y0);
+                rg_kernels_ref.fq_ste(x, dy, n, s, zp, qmin, qmax, d0);
+                t[k]->fq_ste(x, dy, n, s, zp, qmin, qmax, d1);
+                assert_memory_equal(d1, d0, n * sizeof *d0);
+            }
+            /* min and max: without NaN exact, with one both NaN */
+            float lo0, hi0, lo1, hi1;
+            for (size_t i = 0; i < n; i++)
+                if (x[i] != x[i]) x[i] = 0.5f;
+            rg_kernels_ref.minmax(x, n, &lo0, &hi0);
+            t[k]->minmax(x, n, &lo1, &hi1);
+            assert_memory_equal(&lo1, &lo0, sizeof lo0);
+            assert_memory_equal(&hi1, &hi0, sizeof hi0);
+            x[n / 2] = NAN;
+            t[k]->minmax(x, n, &lo1, &hi1);
+            assert_true(isnan(lo1) && isnan(hi1));
+            free(x), free(dy), free(d0), free(d1), free(y0), free(y1);
+        }
+}
+
+/* Requantization of accumulators: realistic scales and multipliers (right
+ * and left shifts), accumulators on the grid and off it by ties. */
+static void test_fake_quant_requant(void **state)
+{
+    (void)state;
+    const rg_kernel_table *t[2];
+    int nt = fast_tables(t);
+    const int32_t channels[] = {1, 3, 8, 10, 16, 24, 33};
+    for (int k = 0; k < nt; k++)
+        for (size_t ci = 0; ci < sizeof channels / sizeof *channels; ci++) {
+            int32_t c = channels[ci];
+            size_t rows = 37, n = rows * (size_t)c;
+            float in_scale = 0.02f + 0.03f * (float)rg_rng_uniform(&rng);
+            float out_scale = ci % 2 ? 0.05f : 0.0004f; /* the second: multipliers above 1, left shifts */
+            float ws[33], acc_scale[33];
+            double inv[33];
+            int32_t mult[33], shift[33];
+            for (int32_t j = 0; j < c; j++) {
+                ws[j] = 0.001f + 0.05f * (float)rg_rng_uniform(&rng);
+                acc_scale[j] = in_scale * ws[j];
+                inv[j] = 1.0 / (double)acc_scale[j];
+            }
+            rg_error e;
+            CHECK(rg_q_requant_params(in_scale, ws, c, out_scale, c, mult, shift, &e));
+            int32_t zp = (int32_t)(rg_rng_uniform(&rng) * 200.0) - 100;
+            rg_fq_requant q = {inv, mult, shift, zp, ci % 3 ? -128 : zp, 127, out_scale};
+            float *x = malloc(n * sizeof *x), *y0 = malloc(n * sizeof *y0), *y1 = malloc(n * sizeof *y1);
+            assert_non_null(x), assert_non_null(y0), assert_non_null(y1);
+            for (size_t i = 0; i < n; i++) {
+                double a = floor((rg_rng_uniform(&rng) - 0.5) * (i % 5 ? 2e4 : 4e8));
+                if (i % 7 == 1) a += 0.5;
+                x[i] = (float)(a * acc_scale[i % (size_t)c]);
+            }
+            const float special[] = {-0.0f, INFINITY, -INFINITY, NAN, 1e30f, -1e30f};
+            for (size_t j = 0; j < sizeof special / sizeof *special && 11 * j + 3 < n; j++) x[11 * j + 3] = special[j];
+            rg_kernels_ref.fq_requant(x, rows, c, &q, y0);
+            t[k]->fq_requant(x, rows, c, &q, y1);
+            assert_memory_equal(y1, y0, n * sizeof *y0);
+            free(x), free(y0), free(y1);
+        }
+}
+
+/* The add: the inputs' codes, the int8 add (scales of either size,
+ * with and without a fused relu), dequantized. */
+static void test_fake_quant_add(void **state)
+{
+    (void)state;
+    const rg_kernel_table *t[2];
+    int nt = fast_tables(t);
+    const size_t sizes[] = {1, 7, 16, 50, 1001};
+    for (int k = 0; k < nt; k++)
+        for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++) {
+            size_t n = sizes[si];
+            rg_qparams a = {0.01f + 0.1f * (float)rg_rng_uniform(&rng), (int32_t)(rg_rng_uniform(&rng) * 255.0) - 128};
+            rg_qparams b = {0.01f + 0.1f * (float)rg_rng_uniform(&rng), (int32_t)(rg_rng_uniform(&rng) * 255.0) - 128};
+            rg_qparams o = {0.02f + 0.2f * (float)rg_rng_uniform(&rng), (int32_t)(rg_rng_uniform(&rng) * 255.0) - 128};
+            rg_fq_add p = {a.scale, b.scale, o.scale, {0}};
+            rg_error e;
+            CHECK(rg_q_add_prepare(a, b, o, si % 2 ? RG_Q_ACT_RELU : RG_Q_ACT_NONE, &p.add, &e));
+            float *xa = fq_values(n, a.scale), *xb = fq_values(n, b.scale);
+            float *y0 = random_floats(n, 0, 1), *y1 = random_floats(n, 0, 1);
+            rg_kernels_ref.fq_add(xa, xb, n, &p, y0);
+            t[k]->fq_add(xa, xb, n, &p, y1);
+            assert_memory_equal(y1, y0, n * sizeof *y0);
+            free(xa), free(xb), free(y0), free(y1);
+        }
+}
+
 static void test_isa_choice(void **state)
 {
     (void)state;
@@ -311,6 +443,8 @@ int main(void)
         cmocka_unit_test(test_activations),        cmocka_unit_test(test_batch_norm),
         cmocka_unit_test(test_depthwise),          cmocka_unit_test(test_depthwise_reference),
         cmocka_unit_test(test_gemm),               cmocka_unit_test(test_dense_conv),
+        cmocka_unit_test(test_fake_quant),         cmocka_unit_test(test_fake_quant_requant),
+        cmocka_unit_test(test_fake_quant_add),
         cmocka_unit_test(test_isa_choice),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
