@@ -240,6 +240,8 @@ static void fq_forward(const rg_op_call *c)
         k->fq_forward(x + i, n - i < PIECE ? n - i : PIECE, p.scale, p.zero_point, qmin, qmax, y + i);
 }
 
+static size_t lsq_part_at(size_t n) { return (n + 1) & ~(size_t)1; }
+
 static void fq_backward(const rg_op_call *c)
 {
     rg_shape s = rg_out_shape(c);
@@ -255,13 +257,20 @@ static void fq_backward(const rg_op_call *c)
     const rg_node *node = c->node;
     int32_t qmin = node->a.fq.qmin, qmax = node->a.fq.qmax;
     if (node->a.fq.lsq && !node->a.fq.observe && node->a.fq.tie < 0) {
-        float *d = c->scratch;
-        double ds = 0.0;
-        size_t per = n / (size_t)(s.n > 0 ? s.n : 1);
-        rg_fq_backward_lsq(x, dy, n, p, qmin, qmax, rg_fq_lsq_grad_scale(per, qmax), d, &ds);
+        /* pieces on any threads, their step-size sums added in piece order */
+        float *d = c->scratch, g = rg_fq_lsq_grad_scale(n / (size_t)(s.n > 0 ? s.n : 1), qmax);
+        size_t pieces = (n + PIECE - 1) / PIECE;
+        double *part = (double *)(c->scratch + lsq_part_at(n)), ds = 0.0;
+#pragma omp parallel for schedule(static)
+        for (size_t k = 0; k < pieces; k++) {
+            size_t i = k * PIECE, m = n - i < PIECE ? n - i : PIECE;
+            part[k] = 0.0;
+            rg_fq_backward_lsq(x + i, dy + i, m, p, qmin, qmax, g, d + i, &part[k]);
+            if (dx)
+                for (size_t j = i; j < i + m; j++) dx[j] += d[j];
+        }
+        for (size_t k = 0; k < pieces; k++) ds += part[k];
         rg_param_grad(c, 0)[0] += (float)ds;
-        if (dx)
-            for (size_t i = 0; i < n; i++) dx[i] += d[i];
         return;
     }
     if (!dx) return;
@@ -271,12 +280,14 @@ static void fq_backward(const rg_op_call *c)
         k->fq_ste(x + i, dy + i, n - i < PIECE ? n - i : PIECE, p.scale, p.zero_point, qmin, qmax, dx + i);
 }
 
-/* LSQ's backward gathers its input gradient here first */
+/* LSQ's backward gathers its input gradient in the scratch first, then
+ * (8-byte aligned) each piece's step-size sum. */
 static size_t fq_scratch(const rg_graph *g, const rg_node *n, int32_t batch)
 {
     rg_shape s = g->values[n->out].shape;
     s.n = batch;
-    return n->a.fq.lsq ? rg_shape_count(s) : 0;
+    size_t count = rg_shape_count(s);
+    return n->a.fq.lsq ? lsq_part_at(count) + 2 * ((count + PIECE - 1) / PIECE + 1) : 0;
 }
 
 const rg_op_def rg_op_fake_quant = {.name = "fake_quant", .forward = fq_forward, .backward = fq_backward,
