@@ -6,22 +6,20 @@
  * confidence interval of the mean (Student t). Two runs are compared seed by
  * seed (the same seed gives both the same data order and initialization, so
  * the per-seed differences remove most of the noise): the mean difference,
- * its confidence interval and a two-sided p-value, from a paired t-test when
- * there are at least RG_STATS_T_MIN_PAIRS pairs and from a seeded bootstrap
- * when there are fewer (the t-test leans on normality, which a handful of
- * differences cannot support). The verdict reads the interval only: "gain"
+ * its confidence interval and a two-sided p-value, from a paired t-test
+ * (Student t with n - 1 degrees of freedom: with the usual 3 seeds its
+ * interval is wide, as it should be). The verdict reads the interval only: "gain"
  * when it lies above 0, "loss" when below, otherwise "no detectable
  * difference". docs/report.md has the formulas.
  *
  *     rg_summary s;
  *     rg_stats_summarize(top1, n_seeds, &s);              // s.mean, s.sd, s.lo, s.hi
  *     rg_paired d;
- *     rg_stats_paired(base, treat, n_pairs, RG_STATS_BOOTSTRAP_SEED, &d);
+ *     rg_stats_paired(base, treat, n_pairs, &d, &err);
  *     printf("%+.2f [%.2f, %.2f] p=%.3g %s\n", d.mean, d.lo, d.hi, d.p, rg_verdict_name(d.verdict));
  *
  * Quantiles and tail probabilities of the t distribution come from GSL.
- * Nothing here allocates except the bootstrap, which reports out-of-memory
- * as a status.
+ * Nothing here allocates.
  */
 #ifndef REGAIN_STATS_H
 #define REGAIN_STATS_H
@@ -33,12 +31,6 @@
 
 /* Two-sided confidence level of every interval. */
 #define RG_STATS_LEVEL 0.95
-/* Pairs from which a comparison uses the paired t-test rather than the bootstrap. */
-#define RG_STATS_T_MIN_PAIRS 5
-/* Bootstrap resamples of the mean difference. */
-#define RG_STATS_BOOTSTRAP_RESAMPLES 10000
-/* Seed of the report's bootstrap streams: the same data give the same interval. */
-#define RG_STATS_BOOTSTRAP_SEED 0x7265676169ULL
 
 /* Mean, sample standard deviation (n - 1 in the denominator) and the
  * RG_STATS_LEVEL confidence interval of the mean, mean -+ t(n-1) * sd / sqrt(n).
@@ -57,8 +49,7 @@ void rg_stats_summarize(const double *x, size_t n, rg_summary *out);
 
 typedef enum {
     RG_PAIRED_NONE = 0,      /* fewer than 2 pairs: nothing can be said */
-    RG_PAIRED_T = 1,         /* paired t-test */
-    RG_PAIRED_BOOTSTRAP = 2  /* percentile bootstrap of the mean difference */
+    RG_PAIRED_T = 1          /* paired t-test */
 } rg_paired_method;
 
 typedef enum {
@@ -72,28 +63,22 @@ typedef struct {
     int32_t n;
     double mean, sd;         /* of the differences */
     double lo, hi;           /* RG_STATS_LEVEL interval of the mean difference (NaN when n < 2) */
-    double t;                /* t statistic (t-test only, else NaN) */
+    double t;                /* t statistic (NaN when n < 2) */
     double p;                /* two-sided p-value of "mean difference = 0" (NaN when n < 2) */
     rg_paired_method method;
     rg_verdict verdict;
 } rg_paired;
 
 /* Compares treatment against baseline, pair i being (baseline[i],
- * treatment[i]). With n >= RG_STATS_T_MIN_PAIRS: the paired t-test,
- * interval mean -+ t(n-1) * sd / sqrt(n), p = 2 P(T > |t|). With
- * 2 <= n < RG_STATS_T_MIN_PAIRS: RG_STATS_BOOTSTRAP_RESAMPLES resamples of
- * the n differences with replacement, drawn from rg_rng_keyed(seed, n, 0),
- * the interval their 2.5 % and 97.5 % percentiles, and
- * p = min(1, 2 (1 + min(#{mean* <= 0}, #{mean* >= 0})) / (B + 1)), the
- * p-value that inverts the percentile interval. The same inputs and seed
- * always give the same result. Fails only on allocation (RG_ERR_NOMEM) or
+ * treatment[i]), with the paired t-test: interval mean -+ t(n-1) * sd /
+ * sqrt(n), p = 2 P(T > |t|) (n >= 2; with every difference equal, the
+ * interval is that value and p is 0, or 1 when it is 0). Fails only on
  * n < 0 (RG_ERR_ARG). */
-rg_status rg_stats_paired(const double *baseline, const double *treatment, int32_t n, uint64_t seed,
-                          rg_paired *out, rg_error *err);
+rg_status rg_stats_paired(const double *baseline, const double *treatment, int32_t n, rg_paired *out, rg_error *err);
 
 /* "gain", "loss" or "no detectable difference". */
 const char *rg_verdict_name(rg_verdict v);
-/* "paired t-test", "bootstrap" or "too few pairs". */
+/* "paired t-test" or "too few pairs". */
 const char *rg_paired_method_name(rg_paired_method m);
 
 /* The Pareto front of points (cost[i], value[i]), lower cost and higher value

@@ -462,7 +462,7 @@ static rg_status compare(loader *L, rg_report *r, rg_report_comparison *c)
             }
         }
     }
-    rg_status st = rg_stats_paired(xb, xt, c->n_pairs, RG_STATS_BOOTSTRAP_SEED, &c->diff, L->err);
+    rg_status st = rg_stats_paired(xb, xt, c->n_pairs, &c->diff, L->err);
     free(xb), free(xt);
     return st;
 }

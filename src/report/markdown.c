@@ -69,9 +69,9 @@ void rg_report_markdown(const rg_report *r, rg_text *o)
         rg_text_printf(o,
                        "Each comparison pairs the two runs seed by seed. Difference: treatment \xe2\x88\x92 baseline "
                        "in percentage points (pp) of top-1, with its 95 %% confidence interval and a two-sided "
-                       "p-value: a paired t-test from %d pairs on, a bootstrap below that. Verdict: *gain* when the "
-                       "interval lies above 0, *loss* when below, otherwise *no detectable difference*.\n\n",
-                       RG_STATS_T_MIN_PAIRS);
+                       "p-value from a paired t-test (n â 1 degrees of freedom: with 3 seeds the interval is "
+                       "wide). Verdict: *gain* when the interval lies above 0, *loss* when below, otherwise *no "
+                       "detectable difference*.\n\n");
         rg_table_comparisons(r, &t);
         md_table(o, &t);
         rg_table_free(&t);

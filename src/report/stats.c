@@ -6,7 +6,6 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "regain/rng.h"
 
 double rg_stats_mean(const double *x, size_t n)
 {
@@ -64,16 +63,9 @@ const char *rg_paired_method_name(rg_paired_method m)
 {
     switch (m) {
     case RG_PAIRED_T: return "paired t-test";
-    case RG_PAIRED_BOOTSTRAP: return "bootstrap";
     case RG_PAIRED_NONE: break;
     }
     return "too few pairs";
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 static void paired_t(int32_t n, rg_paired *out)
@@ -95,49 +87,18 @@ static void paired_t(int32_t n, rg_paired *out)
     out->hi = out->mean + h;
 }
 
-static rg_status paired_bootstrap(const double *d, int32_t n, uint64_t seed, rg_paired *out, rg_error *err)
-{
-    out->method = RG_PAIRED_BOOTSTRAP;
-    const int32_t B = RG_STATS_BOOTSTRAP_RESAMPLES;
-    double *means = rg_malloc((size_t)B * sizeof *means, err);
-    if (!means) return RG_ERR_NOMEM;
-    rg_rng r = rg_rng_keyed(seed, (uint64_t)n, 0);
-    int32_t le = 0, ge = 0;
-    for (int32_t b = 0; b < B; b++) {
-        double s = 0.0;
-        for (int32_t i = 0; i < n; i++) s += d[rg_rng_below(&r, (uint32_t)n)];
-        means[b] = s / n;
-        le += means[b] <= 0.0;
-        ge += means[b] >= 0.0;
-    }
-    qsort(means, (size_t)B, sizeof *means, cmp_double);
-    double alpha = 1.0 - RG_STATS_LEVEL;
-    size_t ilo = (size_t)floor(alpha / 2.0 * B), ihi = (size_t)ceil((1.0 - alpha / 2.0) * B) - 1;
-    out->lo = means[ilo];
-    out->hi = means[ihi];
-    int32_t k = le < ge ? le : ge;
-    out->p = 2.0 * (1.0 + k) / (B + 1.0);
-    if (out->p > 1.0) out->p = 1.0;
-    free(means);
-    return RG_OK;
-}
-
-rg_status rg_stats_paired(const double *baseline, const double *treatment, int32_t n, uint64_t seed,
-                          rg_paired *out, rg_error *err)
+rg_status rg_stats_paired(const double *baseline, const double *treatment, int32_t n, rg_paired *out, rg_error *err)
 {
     *out = (rg_paired){.n = n, .mean = NAN, .sd = NAN, .lo = NAN, .hi = NAN, .t = NAN, .p = NAN};
     if (n < 0) return rg_fail(err, RG_ERR_ARG, "paired comparison: negative number of pairs (%d)", n);
     if (n == 0) return RG_OK;
-    double *d = rg_malloc((size_t)n * sizeof *d, err);
-    if (!d) return RG_ERR_NOMEM;
-    for (int32_t i = 0; i < n; i++) d[i] = treatment[i] - baseline[i];
-    out->mean = rg_stats_mean(d, (size_t)n);
-    out->sd = rg_stats_sd(d, (size_t)n);
-    rg_status st = RG_OK;
-    if (n >= RG_STATS_T_MIN_PAIRS) paired_t(n, out);
-    else if (n >= 2) st = paired_bootstrap(d, n, seed, out, err);
-    free(d);
-    if (st) return st;
+    double mean = 0.0, ss = 0.0;
+    for (int32_t i = 0; i < n; i++) mean += treatment[i] - baseline[i];
+    mean /= n;
+    for (int32_t i = 0; i < n; i++) ss += (treatment[i] - baseline[i] - mean) * (treatment[i] - baseline[i] - mean);
+    out->mean = mean;
+    out->sd = n >= 2 ? sqrt(ss / (n - 1)) : NAN;
+    if (n >= 2) paired_t(n, out);
     if (out->lo > 0.0) out->verdict = RG_VERDICT_GAIN;
     else if (out->hi < 0.0) out->verdict = RG_VERDICT_LOSS;
     return RG_OK;

@@ -87,7 +87,7 @@ static void test_report_of_real_runs(void **state)
         assert_true(cJSON_GetObjectItem(run, "latency_ms")->valuedouble > 0);
     }
     const cJSON *cmp = cJSON_GetArrayItem(cJSON_GetObjectItem(root_json, "comparisons"), 0);
-    assert_string_equal(cJSON_GetObjectItem(cmp, "method")->valuestring, "bootstrap");
+    assert_string_equal(cJSON_GetObjectItem(cmp, "method")->valuestring, "paired t-test");
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(cmp, "paired_seeds")), 2);
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(root_json, "environment")), 1);
     cJSON_Delete(root_json);

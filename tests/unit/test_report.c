@@ -191,13 +191,14 @@ static void test_load_demo(void **state)
     const rg_report_comparison *c = &r.comparisons[0];
     assert_string_equal(c->name, "distillation");
     assert_int_equal(c->n_pairs, 3);
-    /* Differences 0.89, 0.86, 0.95 pp: with 3 pairs the bootstrap's 2.5 %
-     * and 97.5 % points are the smallest and largest (each extreme resample
-     * has probability 1/27 > 2.5 %), so the interval is [0.86, 0.95]. */
-    assert_int_equal(c->diff.method, RG_PAIRED_BOOTSTRAP);
+    /* Differences 0.89, 0.86, 0.95 pp: mean 0.9, sd 0.0458257569, the
+     * paired t interval 0.9 -+ 4.3026527297 * 0.0458257569 / sqrt 3 =
+     * [0.7861625090, 1.0138374910] (t(0.975, 2) = 0.95 / sqrt(2 * 0.975 *
+     * 0.025), the closed form for 2 degrees of freedom). */
+    assert_int_equal(c->diff.method, RG_PAIRED_T);
     assert_true(fabs(c->diff.mean - 0.9) < 1e-9);
-    assert_true(fabs(c->diff.lo - 0.86) < 1e-9);
-    assert_true(fabs(c->diff.hi - 0.95) < 1e-9);
+    assert_true(fabs(c->diff.lo - 0.7861625090) < 1e-9);
+    assert_true(fabs(c->diff.hi - 1.0138374910) < 1e-9);
     assert_int_equal(c->diff.verdict, RG_VERDICT_GAIN);
     assert_int_equal(r.n_envs, 1);
     assert_int_equal(r.envs[0].n_runs, 6);
@@ -307,8 +308,8 @@ static void test_write_demo(void **state)
     assert_non_null(strstr(html, "88.12 \xc2\xb1 "));
 
     char *md = read_out("report.md");
-    assert_non_null(strstr(md, "| distillation | baseline | distilled | +0.90 | [+0.86, +0.95] |"));
-    assert_non_null(strstr(md, "| bootstrap | 3 | gain |"));
+    assert_non_null(strstr(md, "| distillation | baseline | distilled | +0.90 | [+0.79, +1.01] |"));
+    assert_non_null(strstr(md, "| paired t-test | 3 | gain |"));
     assert_non_null(strstr(md, "| **distilled** |"));
     assert_non_null(strstr(md, "## Confusion matrix of distilled"));
     assert_non_null(strstr(md, "| T-shirt/top |"));
@@ -332,10 +333,10 @@ static void test_write_demo(void **state)
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(base, "confusion")), 10);
     const cJSON *cmp = cJSON_GetArrayItem(cJSON_GetObjectItem(root, "comparisons"), 0);
     assert_string_equal(cJSON_GetObjectItem(cmp, "verdict")->valuestring, "gain");
-    assert_string_equal(cJSON_GetObjectItem(cmp, "method")->valuestring, "bootstrap");
+    assert_string_equal(cJSON_GetObjectItem(cmp, "method")->valuestring, "paired t-test");
     const cJSON *d = cJSON_GetObjectItem(cmp, "difference_pp");
     assert_true(fabs(cJSON_GetObjectItem(d, "mean")->valuedouble - 0.9) < 1e-9);
-    assert_true(cJSON_IsNull(cJSON_GetObjectItem(cmp, "t")));
+    assert_true(fabs(cJSON_GetObjectItem(cmp, "t")->valuedouble - 34.0168025708) < 1e-8); /* 0.9 / (sd / sqrt 3) */
     cJSON_Delete(root);
 
     /* results.csv: a header and one line per (run, seed). */

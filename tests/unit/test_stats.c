@@ -74,7 +74,7 @@ static void test_paired_t_sleep(void **state)
     const double drug2[10] = {1.9, 0.8, 1.1, 0.1, -0.1, 4.4, 5.5, 1.6, 4.6, 3.4};
     rg_paired d;
     rg_error err = {0};
-    assert_int_equal(rg_stats_paired(drug2, drug1, 10, 1, &d, &err), RG_OK);
+    assert_int_equal(rg_stats_paired(drug2, drug1, 10, &d, &err), RG_OK);
     assert_int_equal(d.method, RG_PAIRED_T);
     assert_int_equal(d.n, 10);
     NEAR(d.mean, -1.58, 1e-12);
@@ -87,7 +87,7 @@ static void test_paired_t_sleep(void **state)
     assert_string_equal(rg_paired_method_name(d.method), "paired t-test");
 
     /* Swapped, the same interval mirrored: a gain. */
-    assert_int_equal(rg_stats_paired(drug1, drug2, 10, 1, &d, &err), RG_OK);
+    assert_int_equal(rg_stats_paired(drug1, drug2, 10, &d, &err), RG_OK);
     NEAR(d.lo, 0.7001142, 5e-8);
     assert_int_equal(d.verdict, RG_VERDICT_GAIN);
 }
@@ -95,15 +95,14 @@ static void test_paired_t_sleep(void **state)
 static void test_paired_t_five(void **state)
 {
     (void)state;
-    /* [hand]+[form] exactly RG_STATS_T_MIN_PAIRS pairs, differences 1..5:
+    /* [hand]+[form] 5 pairs, differences 1..5:
      * mean 3, sd sqrt(10 / 4) = 1.5811388301, t = 3 / (sd / sqrt 5) =
      * 4.2426406871, df = 4; x = t / sqrt(4 + t^2) = 0.9045340337,
      * F = 1/2 + (3/4) x (1 - x^2 / 3) = 0.9933822002, p = 2 (1 - F) =
      * 0.0132355996; the interval is 3 -+ 2.7764451052 * 0.7071067812. */
     const double base[5] = {10, 10, 10, 10, 10}, treat[5] = {11, 12, 13, 14, 15};
-    assert_int_equal(RG_STATS_T_MIN_PAIRS, 5);
     rg_paired d;
-    assert_int_equal(rg_stats_paired(base, treat, 5, 1, &d, NULL), RG_OK);
+    assert_int_equal(rg_stats_paired(base, treat, 5, &d, NULL), RG_OK);
     assert_int_equal(d.method, RG_PAIRED_T);
     NEAR(d.t, 4.2426406871, 1e-9);
     NEAR(d.p, 0.0132355996, 1e-9);
@@ -112,69 +111,62 @@ static void test_paired_t_five(void **state)
 
     /* No spread at all: the mean is certain. */
     const double same[5] = {10.5, 10.5, 10.5, 10.5, 10.5};
-    assert_int_equal(rg_stats_paired(base, same, 5, 1, &d, NULL), RG_OK);
+    assert_int_equal(rg_stats_paired(base, same, 5, &d, NULL), RG_OK);
     NEAR(d.p, 0.0, 0);
     NEAR(d.lo, 0.5, 1e-12);
     assert_int_equal(d.verdict, RG_VERDICT_GAIN);
-    assert_int_equal(rg_stats_paired(base, base, 5, 1, &d, NULL), RG_OK);
+    assert_int_equal(rg_stats_paired(base, base, 5, &d, NULL), RG_OK);
     NEAR(d.p, 1.0, 0);
     assert_int_equal(d.verdict, RG_VERDICT_NONE);
 }
 
-static void test_bootstrap(void **state)
+static void test_paired_t_few(void **state)
 {
     (void)state;
-    /* [hand] differences -1, 2, 3 (n = 3 < 5: bootstrap). Of the 27
-     * equally likely resamples, 4 have a mean <= 0 ((-1,-1,-1), mean -1,
-     * and the 3 orders of (-1,-1,2), mean 0) and 26 a mean >= 0, so
-     * P(mean* <= 0) = 4/27 and the p-value is near 2 * 4/27 = 0.2963 (10000
-     * resamples: standard error 0.007). The extreme means -1 and 3 each
-     * have probability 1/27 > 2.5 %, so the interval is [-1, 3]. */
+    /* [hand] differences -1, 2, 3 (n = 3, df = 2, where Student's t has a
+     * closed form: P(T > t) = (1 - t / sqrt(t^2 + 2)) / 2 and t(0.975) =
+     * 0.95 / sqrt(2 * 0.975 * 0.025) = 4.3026527297): mean 4/3, sd
+     * sqrt(13/3) = 2.0816659995, se = sd / sqrt 3 = 1.2018504252, t =
+     * 1.1094003925, p = 1 - t / sqrt(t^2 + 2) = 0.3827866002, interval
+     * 4/3 -+ 4.3026527297 se = [-3.8378116792, 6.5044783459]. */
     const double base[3] = {0, 0, 0}, treat[3] = {-1, 2, 3};
-    rg_paired d, again, other;
-    assert_int_equal(rg_stats_paired(base, treat, 3, 42, &d, NULL), RG_OK);
-    assert_int_equal(d.method, RG_PAIRED_BOOTSTRAP);
-    assert_true(isnan(d.t));
+    rg_paired d;
+    assert_int_equal(rg_stats_paired(base, treat, 3, &d, NULL), RG_OK);
+    assert_int_equal(d.method, RG_PAIRED_T);
     NEAR(d.mean, 4.0 / 3.0, 1e-12);
-    NEAR(d.lo, -1.0, 1e-12);
-    NEAR(d.hi, 3.0, 1e-12);
-    NEAR(d.p, 2.0 * 4.0 / 27.0, 0.03);
+    NEAR(d.t, 1.1094003925, 1e-9);
+    NEAR(d.p, 0.3827866002, 1e-9);
+    NEAR(d.lo, -3.8378116792, 1e-9);
+    NEAR(d.hi, 6.5044783459, 1e-9);
     assert_int_equal(d.verdict, RG_VERDICT_NONE);
     assert_string_equal(rg_verdict_name(d.verdict), "no detectable difference");
 
-    /* Deterministic: the same seed gives the same bits; another seed draws
-     * other resamples (the p-value moves, the interval here cannot). */
-    assert_int_equal(rg_stats_paired(base, treat, 3, 42, &again, NULL), RG_OK);
-    assert_true(d.lo == again.lo && d.hi == again.hi && d.p == again.p && d.mean == again.mean);
-    assert_int_equal(rg_stats_paired(base, treat, 3, 43, &other, NULL), RG_OK);
-    assert_true(other.p != d.p);
-    NEAR(other.p, 2.0 * 4.0 / 27.0, 0.03);
-
-    /* All differences positive: every resample mean > 0, so
-     * p = 2 (1 + 0) / (B + 1) and the verdict is a gain. */
+    /* Every seed better is not enough by itself: 0.5, 0.9, 0.7 gives
+     * t = 6.0621778265, p = 0.0261483189, interval [0.2031724576,
+     * 1.1968275424]: a gain; with 2 pairs, -0.2 and -0.4 (t(0.975, 1) =
+     * 12.7062047362), the interval [-1.5706204736, 0.9706204736] holds 0. */
     const double up[3] = {0.5, 0.9, 0.7};
-    assert_int_equal(rg_stats_paired(base, up, 3, 1, &d, NULL), RG_OK);
-    NEAR(d.p, 2.0 / (RG_STATS_BOOTSTRAP_RESAMPLES + 1.0), 1e-15);
-    NEAR(d.lo, 0.5, 1e-12);
-    NEAR(d.hi, 0.9, 1e-12);
+    assert_int_equal(rg_stats_paired(base, up, 3, &d, NULL), RG_OK);
+    NEAR(d.p, 0.0261483189, 1e-9);
+    NEAR(d.lo, 0.2031724576, 1e-9);
     assert_int_equal(d.verdict, RG_VERDICT_GAIN);
-    /* Two pairs, both lower: a loss. */
     const double down[2] = {-0.2, -0.4};
-    assert_int_equal(rg_stats_paired(base, down, 2, 1, &d, NULL), RG_OK);
-    assert_int_equal(d.method, RG_PAIRED_BOOTSTRAP);
-    assert_int_equal(d.verdict, RG_VERDICT_LOSS);
+    assert_int_equal(rg_stats_paired(base, down, 2, &d, NULL), RG_OK);
+    NEAR(d.lo, -0.3 - 12.7062047362 * 0.1, 1e-8);
+    NEAR(d.hi, -0.3 + 12.7062047362 * 0.1, 1e-8);
+    assert_int_equal(d.verdict, RG_VERDICT_NONE);
 
     /* One pair or none: nothing to say. */
-    assert_int_equal(rg_stats_paired(base, up, 1, 1, &d, NULL), RG_OK);
+    assert_int_equal(rg_stats_paired(base, up, 1, &d, NULL), RG_OK);
     assert_int_equal(d.method, RG_PAIRED_NONE);
     NEAR(d.mean, 0.5, 1e-12);
     assert_true(isnan(d.lo) && isnan(d.p));
     assert_int_equal(d.verdict, RG_VERDICT_NONE);
     assert_string_equal(rg_paired_method_name(d.method), "too few pairs");
-    assert_int_equal(rg_stats_paired(NULL, NULL, 0, 1, &d, NULL), RG_OK);
+    assert_int_equal(rg_stats_paired(NULL, NULL, 0, &d, NULL), RG_OK);
     assert_true(isnan(d.mean));
     rg_error err = {0};
-    assert_int_equal(rg_stats_paired(NULL, NULL, -1, 1, &d, &err), RG_ERR_ARG);
+    assert_int_equal(rg_stats_paired(NULL, NULL, -1, &d, &err), RG_ERR_ARG);
     assert_non_null(strstr(err.msg, "negative"));
 }
 
@@ -202,7 +194,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_t_quantiles),   cmocka_unit_test(test_summary),   cmocka_unit_test(test_paired_t_sleep),
-        cmocka_unit_test(test_paired_t_five), cmocka_unit_test(test_bootstrap), cmocka_unit_test(test_pareto),
+        cmocka_unit_test(test_paired_t_five), cmocka_unit_test(test_paired_t_few), cmocka_unit_test(test_pareto),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
