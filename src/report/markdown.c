@@ -69,7 +69,7 @@ void rg_report_markdown(const rg_report *r, rg_text *o)
         rg_text_printf(o,
                        "Each comparison pairs the two runs seed by seed. Difference: treatment \xe2\x88\x92 baseline "
                        "in percentage points (pp) of top-1, with its 95 %% confidence interval and a two-sided "
-                       "p-value from a paired t-test (n â 1 degrees of freedom: with 3 seeds the interval is "
+                       "p-value from a paired t-test (n \xe2\x88\x92 1 degrees of freedom: with 3 seeds the interval is "
                        "wide). Verdict: *gain* when the interval lies above 0, *loss* when below, otherwise *no "
                        "detectable difference*.\n\n");
         rg_table_comparisons(r, &t);
