@@ -7,6 +7,7 @@
  * activation against the dequantized int8 one, on images not used for
  * calibration), and at the output as top-1 agreement. */
 #include "test_support.h"
+#include "qmodel_fixture.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -48,27 +49,7 @@ static rg_graph *trained_graph(const float *data, int32_t n)
 {
     rg_graph *g;
     CHECK(rg_zoo_build("mbv2-tiny", H, W, 1, CLASSES, &g, &E));
-    rg_graph_init_params(g, 5);
-    rg_rng r = rg_rng_keyed(6, 0, 0);
-    for (int32_t i = 0; i < g->n_nodes; i++) {
-        if (g->nodes[i].op != RG_OP_BN) continue;
-        const rg_param *gm = &g->params[g->nodes[i].param[0]], *bt = &g->params[g->nodes[i].param[1]];
-        for (size_t k = 0; k < gm->count; k++) g->param_data[gm->offset + k] = 1.0f + 0.3f * rg_rng_normal(&r);
-        for (size_t k = 0; k < bt->count; k++) g->param_data[bt->offset + k] = 0.3f * rg_rng_normal(&r);
-    }
-    /* the final layer's weights are tiny at init (N(0, 0.01)): scale them up
-     * so that the logits separate the classes */
-    int32_t fc = rg_graph_find_param(g, "fc.weight");
-    assert_true(fc >= 0);
-    for (size_t k = 0; k < g->params[fc].count; k++) g->param_data[g->params[fc].offset + k] *= 30.0f;
-    CHECK(rg_graph_plan(g, 32, RG_PLAN_TRAIN, &E));
-    rg_exec ctx = {.training = 1, .seed = 1};
-    for (int step = 0; step < 40; step++) {
-        int32_t at = (step * 32) % (n - 32);
-        memcpy(rg_graph_input(g), data + (size_t)at * IMG, sizeof(float) * 32 * IMG);
-        ctx.step = (uint64_t)step;
-        rg_graph_forward(g, &ctx);
-    }
+    rgt_settle_steps(g, data, n, IMG, 32, 40);
     return g;
 }
 

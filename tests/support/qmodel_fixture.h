@@ -125,9 +125,10 @@ static inline void rgt_random_floats(float *x, size_t n, uint64_t seed)
 }
 
 /* Random weights; BN gammas/betas perturbed and running statistics settled
- * by a few training-mode passes over data (n images of image floats), so
- * ranges are uneven as in a trained net. */
-static inline void rgt_settle(rg_graph *g, const float *data, int32_t n, int32_t image)
+ * by `steps` training-mode passes of `batch` images over data (n > batch
+ * images of image floats), so ranges are uneven as in a trained net. */
+static inline void rgt_settle_steps(rg_graph *g, const float *data, int32_t n, int32_t image, int32_t batch,
+                                    int32_t steps)
 {
     rg_graph_init_params(g, 5);
     rg_rng r = rg_rng_keyed(6, 0, 0);
@@ -142,14 +143,20 @@ static inline void rgt_settle(rg_graph *g, const float *data, int32_t n, int32_t
     int32_t fc = rg_graph_find_param(g, "fc.weight");
     if (fc >= 0)
         for (size_t k = 0; k < g->params[fc].count; k++) g->param_data[g->params[fc].offset + k] *= 30.0f;
-    CHECK(rg_graph_plan(g, 16, RG_PLAN_TRAIN, &E));
+    CHECK(rg_graph_plan(g, batch, RG_PLAN_TRAIN, &E));
     rg_exec ctx = {.training = 1, .seed = 1};
-    for (int step = 0; step < 6; step++) {
-        int32_t at = (step * 16) % (n - 16);
-        memcpy(rg_graph_input(g), data + (size_t)at * image, sizeof(float) * 16 * (size_t)image);
+    for (int32_t step = 0; step < steps; step++) {
+        int32_t at = (step * batch) % (n - batch);
+        memcpy(rg_graph_input(g), data + (size_t)at * image, sizeof(float) * (size_t)batch * (size_t)image);
         ctx.step = (uint64_t)step;
         rg_graph_forward(g, &ctx);
     }
+}
+
+/* rgt_settle_steps with 6 passes of 16 images */
+static inline void rgt_settle(rg_graph *g, const float *data, int32_t n, int32_t image)
+{
+    rgt_settle_steps(g, data, n, image, 16, 6);
 }
 
 /* mbv2-tiny (28x28x1, 10 classes; *g receives the graph, freed by the
