@@ -63,7 +63,11 @@ def parse_args(argv):
     ap.add_argument("--default-malloc", action="store_true",
                     help="do not set the glibc malloc tunables")
     ap.add_argument("--seed", type=int, default=1)
-    args = ap.parse_args(argv)
+    return check_counts(ap, ap.parse_args(argv))
+
+
+def check_counts(ap, args):
+    """Rejects batch, threads, steps and windows below 1 and warmup below 0."""
     for name in ("batch", "threads", "steps", "windows"):
         if getattr(args, name) < 1:
             ap.error(f"--{name} must be at least 1, got {getattr(args, name)}")

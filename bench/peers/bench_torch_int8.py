@@ -17,7 +17,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from bench_torch import time_windows, wanted_env  # noqa: E402
+from bench_torch import check_counts, time_windows, wanted_env  # noqa: E402
 
 
 def ensure_env(args):
@@ -44,13 +44,7 @@ def parse_args(argv):
     ap.add_argument("--model-dir", default=os.path.join(HERE, "..", "out", "int8"))
     ap.add_argument("--default-malloc", action="store_true", help="do not set the glibc malloc tunables")
     ap.add_argument("--seed", type=int, default=1)
-    args = ap.parse_args(argv)
-    for name in ("batch", "threads", "steps", "windows"):
-        if getattr(args, name) < 1:
-            ap.error(f"--{name} must be at least 1, got {getattr(args, name)}")
-    if args.warmup < 0:
-        ap.error(f"--warmup must be at least 0, got {args.warmup}")
-    return args
+    return check_counts(ap, ap.parse_args(argv))
 
 
 def log(msg):
