@@ -2,6 +2,7 @@
  * estimator and LSQ step-size gradients. Contracts in
  * include/regain/fake_quant.h; derivations in docs/quantization.md. */
 #include "regain/fake_quant.h"
+#include "kernels/kernels.h"
 #include "quant/qround.h"
 
 #include <math.h>
@@ -10,8 +11,9 @@ rg_status rg_fq_forward(const float *x, size_t n, rg_qparams p, int32_t qmin, in
 {
     rg_status st = rg_q_params_check(p, qmin, qmax, "fake quantization", err);
     if (st) return st;
-    for (size_t i = 0; i < n; i++)
-        y[i] = p.scale * (float)(rg_q_quantize_code(x[i], p, qmin, qmax) - p.zero_point);
+    /* the kernel the QAT op runs (kernels/fq_ref.c defines it, every table
+     * gives its bits) */
+    rg_kernels()->fq_forward(x, n, p.scale, p.zero_point, qmin, qmax, y);
     return RG_OK;
 }
 
