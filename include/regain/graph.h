@@ -181,6 +181,9 @@ typedef struct {
     int training;     /* BN uses batch statistics and updates buffers; dropout active */
     uint64_t seed;    /* for dropout masks, keyed with step and node */
     uint64_t step;
+    /* backward: the graph input's gradient may be skipped (a trainer needs
+     * none; a hint adapter's input gradient is the student's) */
+    int no_input_grad;
 } rg_exec;
 
 /* ---- building ------------------------------------------------------------ */

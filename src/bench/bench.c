@@ -139,7 +139,7 @@ rg_status rg_bench_run(const rg_bench_config *cfg, rg_bench_result *res, rg_erro
     for (int32_t i = 0; i < cfg->batch; i++) labels[i] = (int32_t)rg_rng_below(&rng, 10);
     if (cfg->train) memcpy(rg_graph_input(g), images, (size_t)cfg->batch * per_image * sizeof(float));
 
-    rg_exec ctx = {.training = 1, .seed = cfg->seed};
+    rg_exec ctx = {.training = 1, .seed = cfg->seed, .no_input_grad = 1};
     int32_t window = cfg->window > 1 ? cfg->window : 1;
     double loop_s = 0.0;
     uint64_t step = 0;

@@ -313,7 +313,7 @@ static void pw_backward_blocks(const rg_op_call *call, int32_t pair, int32_t fee
     pw_layout l = pw_layout_of(call->g, call->node, call->g->planned_batch);
     int32_t N = call->g->batch, blocks = (N + l.per - 1) / l.per, cin = l.cin, cout = l.cout;
     const float *x = rg_in(call, 0), *w = rg_param_data(call, 0), *dout = rg_dout(call);
-    float *dx = rg_din(call, 0), *dw = rg_param_grad(call, 0);
+    float *dx = rg_din_wanted(call, 0), *dw = rg_param_grad(call, 0);
     float *part = call->scratch, *slots = part + l.partials;
     size_t mn = (size_t)cout * cin;
     int threads = rg_conv_slots(call->node->scratch_floats - l.partials, l.slot);
@@ -431,7 +431,7 @@ static void conv_backward(const rg_op_call *call)
     }
     rg_shape xs = rg_in_shape(call, 0), ys = rg_out_shape(call);
     const float *x = rg_in(call, 0), *w = rg_param_data(call, 0), *dy = rg_dout(call);
-    float *dx = rg_din(call, 0), *dw = rg_param_grad(call, 0);
+    float *dx = rg_din_wanted(call, 0), *dw = rg_param_grad(call, 0);
     if (rg_conv_is_direct(a)) {
         rg_conv_direct_backward(call);
     } else if (is_pointwise(a) && (rg_bn_pair_active(call->g, call->ctx, n->bn_pair) ||

@@ -94,7 +94,7 @@ void rg_conv_dw_backward(const rg_op_call *call)
     int32_t N = call->g->batch, C = geo.c, KK = geo.kh * geo.kw;
     size_t xi = (size_t)geo.h * geo.w * C, yi = (size_t)geo.ho * geo.wo * C, kc = (size_t)KK * C;
     const float *x = rg_in(call, 0), *dy = rg_dout(call);
-    float *dx = rg_din(call, 0), *wt = call->scratch, *wf = wt + kc, *part = wf + kc;
+    float *dx = rg_din_wanted(call, 0), *wt = call->scratch, *wf = wt + kc, *part = wf + kc;
     transpose_dw_weight(rg_param_data(call, 0), C, KK, wt);
     int store = dx && rg_din_fresh(call, 0);
     /* A fresh input gradient of a stride-1 convolution with a square kernel

@@ -95,7 +95,7 @@ void rg_conv_direct_backward(const rg_op_call *call)
     float *xp = call->scratch, *dyp = xp + (size_t)d.n * d.xp + d.kc, *wf = dyp + (size_t)d.n * d.dyp,
           *part = wf + d.kc;
     const float *w = rg_param_data(call, 0), *dy = rg_dout(call);
-    float *dx = rg_din(call, 0), *dw = rg_param_grad(call, 0);
+    float *dx = rg_din_wanted(call, 0), *dw = rg_param_grad(call, 0);
     int32_t K = a->kh * a->kw * xs.c, N = xs.n, KK = a->kh * a->kw;
     size_t xi = (size_t)xs.h * xs.w * xs.c, yi = (size_t)ys.h * ys.w * ys.c;
 

@@ -67,6 +67,12 @@ static inline rg_shape rg_out_shape(const rg_op_call *c)
 static inline float *rg_in(const rg_op_call *c, int i) { return rg_graph_act(c->g, c->node->in[i]); }
 static inline float *rg_out(const rg_op_call *c) { return rg_graph_act(c->g, c->node->out); }
 static inline float *rg_din(const rg_op_call *c, int i) { return rg_graph_grad(c->g, c->node->in[i]); }
+/* Input i's gradient, or NULL when it is the graph input and the pass
+ * asks for none (rg_exec.no_input_grad): for ops that skip a NULL din. */
+static inline float *rg_din_wanted(const rg_op_call *c, int i)
+{
+    return c->ctx->no_input_grad && c->node->in[i] == c->g->input ? NULL : rg_din(c, i);
+}
 /* Whether input i's gradient holds nothing yet: this node is its first
  * writer (only asked by ops with stores_fresh_din). */
 static inline int rg_din_fresh(const rg_op_call *c, int i) { return c->g->grad_fresh[c->node->in[i]]; }

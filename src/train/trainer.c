@@ -402,7 +402,7 @@ static rg_status train_epoch(run_state *r, int32_t epoch, const rg_train_hooks *
     while (rg_loader_next_soft(r->loader, &x, &y, &mixed, &idx, &count)) {
         if ((st = rg_graph_set_batch(g, count, err))) return st;
         memcpy(rg_graph_input(g), x, (size_t)count * per * sizeof(float));
-        rg_exec ctx = {.training = 1, .seed = (uint64_t)r->cfg.seed, .step = (uint64_t)step};
+        rg_exec ctx = {.training = 1, .seed = (uint64_t)r->cfg.seed, .step = (uint64_t)step, .no_input_grad = 1};
         if (r->qat) rg_qat_begin(r->qat);
         rg_graph_forward(g, &ctx);
         const float *logits = rg_graph_output(g);

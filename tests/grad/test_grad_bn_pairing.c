@@ -23,7 +23,11 @@
  *   statistics, so the pairings step aside and the plain ops run on the
  *   paired plan's buffers);
  * - the fused network gives bit-identical results on 1 and 2 threads, with
- *   a plan for 8 images running a short batch of 5.
+ *   a plan for 8 images running a short batch of 5;
+ * - a pass that asks for no input gradient (rg_exec.no_input_grad, as the
+ *   trainer does) gives every other result bit-identical, and the input's
+ *   gradient is not computed (its memory, shared by liveness, holds what
+ *   an earlier gradient left there).
  * A fused path that dropped an image's moments or gradient sums, used the
  * wrong rows, or read a gradient buffer after the plan let another
  * gradient reuse it fails here.
@@ -74,6 +78,9 @@ static float *copy_of(const float *p, size_t n)
     return c;
 }
 
+/* The passes' rg_exec.no_input_grad. */
+static int skip_input_grad;
+
 /* Builds the network (every value tapped when `plain`, batch norms
  * frozen when `frozen`), plans it for
  * `planned` images, runs two training steps of `batch` images on `threads`
@@ -102,7 +109,7 @@ static snapshot run(int plain, int frozen, int32_t planned, int32_t batch, int t
     int saved_threads = omp_get_max_threads();
     omp_set_num_threads(threads);
     for (int step = 0; step < 2; step++) {
-        rg_exec ctx = {.training = 1, .seed = 3, .step = (uint64_t)step};
+        rg_exec ctx = {.training = 1, .seed = 3, .step = (uint64_t)step, .no_input_grad = skip_input_grad};
         float *x = rg_graph_input(g);
         for (size_t i = 0; i < count(g, g->input); i++) x[i] = 2.0f * frand(&seed);
         rg_graph_forward(g, &ctx);
@@ -197,12 +204,29 @@ static void test_fused_threads_identical(void **state)
     snapshot_free(&b);
 }
 
+static void test_no_input_grad(void **state)
+{
+    (void)state;
+    int pairs, feeds;
+    snapshot a = run(0, 0, 8, 8, 2, &pairs, &feeds);
+    skip_input_grad = 1;
+    snapshot b = run(0, 0, 8, 8, 2, &pairs, &feeds);
+    skip_input_grad = 0;
+    assert_memory_equal(a.out, b.out, a.n_out * sizeof(float));
+    assert_memory_equal(a.grad, b.grad, a.n_grad * sizeof(float));
+    assert_memory_equal(a.buffers, b.buffers, a.n_buf * sizeof(float));
+    assert_memory_not_equal(a.in_grad, b.in_grad, a.n_in * sizeof(float));
+    snapshot_free(&a);
+    snapshot_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fused_matches_plain),
         cmocka_unit_test(test_fused_matches_plain_frozen),
         cmocka_unit_test(test_fused_threads_identical),
+        cmocka_unit_test(test_no_input_grad),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
