@@ -279,6 +279,12 @@ static void pw_forward_blocks(const rg_op_call *call, const conv_out *o, int32_t
     const float *x = rg_in(call, 0);
     float *slots = call->scratch + l.partials;
     int threads = rg_conv_slots(call->node->scratch_floats - l.partials, l.slot);
+    /* the weight as (Cin, Cout) for the kernels' gemm_nn, in the partials'
+     * room (the backward's): OpenBLAS with beta 0 would clear each output
+     * block in memory before accumulating into it, one more pass */
+    float *wt = call->scratch;
+    for (int32_t co = 0; co < l.cout; co++)
+        for (int32_t ci = 0; ci < l.cin; ci++) wt[(size_t)ci * l.cout + co] = o->w[(size_t)co * l.cin + ci];
 #pragma omp parallel num_threads(threads)
     {
         float *xin = slots + (size_t)omp_get_thread_num() * l.slot;
@@ -292,8 +298,7 @@ static void pw_forward_blocks(const rg_op_call *call, const conv_out *o, int32_t
                 a = xin;
             }
             float *y = o->y + r0 * l.cout;
-            rg_gemm_block(0, 1, (int)rows, l.cout, l.cin, a, l.cin, o->w, l.cin, 0.0f, y, l.cout);
-            if (o->bias || o->act != RG_ACT_NONE) k->bias_act(y, rows, l.cout, o->bias, o->act);
+            k->gemm_nn((int32_t)rows, l.cout, l.cin, a, l.cin, wt, l.cout, y, l.cout, 0, o->bias, o->act);
             if (pair)
                 for (int32_t i = 0; i < nb; i++)
                     rg_bn_take_moments(call->g, pair, n0 + i, y + (size_t)i * l.hw * l.cout);
