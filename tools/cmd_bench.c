@@ -53,11 +53,17 @@ static int parse_int(const char *cmd, const char *key, const char *v, int32_t lo
 static void print_profile(const rg_bench_config *cfg, const rg_bench_result *r)
 {
     double peak = rg_bench_peak_gflops(cfg->threads);
+    /* rows that time one thread's share of the images compare with that
+     * share of the peak; the whole step counts every image */
+    double share = r->profile_images > 0 && r->profile_images < cfg->batch ? (double)r->profile_images / cfg->batch : 1.0;
     double step_s = r->step_ms / 1e3, total = 0.0;
     for (int32_t k = 0; k < r->n_kinds; k++) total += r->kinds[k].fwd_s + r->kinds[k].bwd_s;
     total += r->other_s;
     printf("\nprofile (per step; peak FMA throughput measured now: %.0f GFLOP/s on %d thread%s)\n", peak,
            cfg->threads, cfg->threads == 1 ? "" : "s");
+    if (share < 1.0)
+        printf("(the rows time the first thread, which ran %d of the %d images: its share of the peak)\n",
+               r->profile_images, cfg->batch);
     printf("%-18s %6s %9s %9s %7s %9s %8s %8s\n", "layer type", "layers", "fwd ms", "bwd ms", "share", "GFLOP/s",
            "of peak", "GB/s");
     printf("%-18s %6s %9s %9s %7s %9s %8s %8s\n", "------------------", "------", "------", "------", "-----",
@@ -68,7 +74,7 @@ static void print_profile(const rg_bench_config *cfg, const rg_bench_result *r)
         printf("%-18s %6d %9.2f %9.2f %6.1f%%", row->kind, row->layers, row->fwd_s * 1e3, row->bwd_s * 1e3,
                100.0 * t / total);
         if (row->flops > 0 && t > 0)
-            printf(" %9.1f %7.1f%%", row->flops / t / 1e9, 100.0 * row->flops / t / 1e9 / peak);
+            printf(" %9.1f %7.1f%%", row->flops / t / 1e9, 100.0 * row->flops / t / 1e9 / (peak * share));
         else
             printf(" %9s %8s", "-", "-");
         printf(" %8.1f\n", t > 0 ? row->bytes / t / 1e9 : 0.0);
@@ -76,7 +82,7 @@ static void print_profile(const rg_bench_config *cfg, const rg_bench_result *r)
     printf("%-18s %6s %9s %9s %6.1f%%\n", cfg->train ? "loss, optimizer" : "other", "", "", "",
            100.0 * r->other_s / total);
     double flops = 0.0;
-    for (int32_t k = 0; k < r->n_kinds; k++) flops += r->kinds[k].flops;
+    for (int32_t k = 0; k < r->n_kinds; k++) flops += r->kinds[k].flops / share;
     printf("whole step: %.1f GFLOP/s, %.1f%% of peak (profiled step %.2f ms, median step %.2f ms)\n",
            flops / step_s / 1e9, 100.0 * flops / step_s / 1e9 / peak, total * 1e3, r->step_ms);
 }

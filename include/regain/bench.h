@@ -53,6 +53,8 @@ typedef struct {
     rg_bench_layer_kind *kinds;
     int32_t n_kinds;
     double other_s;                 /* per step: loss, optimizer, gradient zeroing, data */
+    int32_t profile_images;         /* images the kinds' times and flops cover: the batch, or
+                                     * the first thread's share when threads split it */
 } rg_bench_result;
 
 rg_status rg_bench_run(const rg_bench_config *cfg, rg_bench_result *res, rg_error *err);

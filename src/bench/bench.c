@@ -198,6 +198,7 @@ rg_status rg_bench_run(const rg_bench_config *cfg, rg_bench_result *res, rg_erro
              * batch / threads of the images */
             int32_t threads = cfg->threads > 0 ? cfg->threads : 1;
             int32_t images = cfg->train || cfg->batch <= res->micro_batch ? cfg->batch : (cfg->batch + threads - 1) / threads;
+            res->profile_images = images;
             node_traffic(g, n, images, cfg->train, &flops, &bytes);
             row->fwd_s += profile[2 * i] / ((double)cfg->steps * window);
             row->bwd_s += profile[2 * i + 1] / ((double)cfg->steps * window);
