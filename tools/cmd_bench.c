@@ -30,6 +30,8 @@ static const char *help_text =
     "                 as many as keep a pass in about 1 MiB of cache)\n"
     "  --profile      time every layer; print per layer type its share of the\n"
     "                 step, GFLOP/s and share of the measured FMA peak\n"
+    "  --layers       the profile, then every layer on its own row (name,\n"
+    "                 shapes, times, share of the step, GFLOP/s, share of peak)\n"
     "  --json         print one JSON line (the format bench/compare.py reads)\n"
     "\n"
     "'bench loader' times the data loader alone: shuffled training images with\n"
@@ -85,6 +87,22 @@ static void print_profile(const rg_bench_config *cfg, const rg_bench_result *r)
     for (int32_t k = 0; k < r->n_kinds; k++) flops += r->kinds[k].flops / share;
     printf("whole step: %.1f GFLOP/s, %.1f%% of peak (profiled step %.2f ms, median step %.2f ms)\n",
            flops / step_s / 1e9, 100.0 * flops / step_s / 1e9 / peak, total * 1e3, r->step_ms);
+    if (!r->n_layers) return;
+    printf("\n%-4s %-22s %-14s %-12s %-12s %8s %8s %6s %8s %8s\n", "#", "layer", "type", "in", "out", "fwd ms",
+           "bwd ms", "share", "GFLOP/s", "of peak");
+    for (int32_t i = 0; i < r->n_layers; i++) {
+        const rg_bench_layer *l = &r->layers[i];
+        char in[24], out[24];
+        snprintf(in, sizeof in, "%dx%dx%d", l->in_h, l->in_w, l->in_c);
+        snprintf(out, sizeof out, "%dx%dx%d", l->out_h, l->out_w, l->out_c);
+        double t = l->fwd_s + l->bwd_s;
+        printf("%-4d %-22s %-14s %-12s %-12s %8.3f %8.3f %5.1f%%", i, l->name, l->kind, in, out, l->fwd_s * 1e3,
+               l->bwd_s * 1e3, 100.0 * t / total);
+        if (l->flops > 0 && t > 0)
+            printf(" %8.1f %7.1f%%\n", l->flops / t / 1e9, 100.0 * l->flops / t / 1e9 / (peak * share));
+        else
+            printf(" %8s %8s\n", "-", "-");
+    }
 }
 
 static int bench_loader(int argc, char **argv)
@@ -142,7 +160,8 @@ int cmd_bench(int argc, char **argv)
             return EXIT_OK;
         }
         if (!strcmp(a, "--json")) json = 1;
-        else if (!strcmp(a, "--profile")) cfg.profile = 1;
+        else if (!strcmp(a, "--profile")) cfg.profile = cfg.profile > 1 ? cfg.profile : 1;
+        else if (!strcmp(a, "--layers")) cfg.profile = 2;
         else if (a[0] == '-' && a[1] == '-') {
             if (i + 1 >= argc) return cli_usage_error("bench", "%s needs a value", a);
             const char *v = argv[++i];

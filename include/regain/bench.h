@@ -26,7 +26,7 @@ typedef struct {
     int32_t batch, threads; /* threads 0 = all cores */
     int32_t steps, warmup;  /* timed windows, untimed steps before them */
     int32_t window;         /* steps per timed window (0 or 1: each step timed alone) */
-    int profile;
+    int profile;            /* 1: per layer type; 2: also every layer */
     int32_t micro_batch;    /* inference: images per thread at a time (0 = chosen by the session) */
     uint64_t seed;
 } rg_bench_config;
@@ -39,6 +39,13 @@ typedef struct {
     double bytes;           /* bytes read and written per step (estimate), fwd + bwd */
     int32_t layers;
 } rg_bench_layer_kind;
+
+/* One layer of the profile (profile 2), in graph order. */
+typedef struct {
+    char name[48], kind[32];
+    int32_t in_h, in_w, in_c, out_h, out_w, out_c;
+    double fwd_s, bwd_s, flops;     /* as rg_bench_layer_kind, this layer alone */
+} rg_bench_layer;
 
 typedef struct {
     double images_per_s;            /* median */
@@ -55,6 +62,9 @@ typedef struct {
     double other_s;                 /* per step: loss, optimizer, gradient zeroing, data */
     int32_t profile_images;         /* images the kinds' times and flops cover: the batch, or
                                      * the first thread's share when threads split it */
+    rg_bench_layer *layers;         /* profile 2: every layer (a fused activation is part of
+                                     * the layer before it) */
+    int32_t n_layers;
 } rg_bench_result;
 
 rg_status rg_bench_run(const rg_bench_config *cfg, rg_bench_result *res, rg_error *err);

@@ -176,7 +176,8 @@ rg_status rg_bench_run(const rg_bench_config *cfg, rg_bench_result *res, rg_erro
 
     if (profile) {
         res->kinds = rg_calloc((size_t)g->n_nodes, sizeof *res->kinds, err);
-        if (!res->kinds) {
+        res->layers = cfg->profile > 1 ? rg_calloc((size_t)g->n_nodes, sizeof *res->layers, err) : NULL;
+        if (!res->kinds || (cfg->profile > 1 && !res->layers)) {
             st = rg_fail(err, RG_ERR_NOMEM, "bench: out of memory");
             goto done;
         }
@@ -206,6 +207,15 @@ rg_status rg_bench_run(const rg_bench_config *cfg, rg_bench_result *res, rg_erro
             row->bytes += bytes;
             row->layers++;
             nodes_s += profile[2 * i] + profile[2 * i + 1];
+            if (res->layers && !n->fuse_prev) {
+                rg_bench_layer *l = &res->layers[res->n_layers++];
+                rg_shape xs = g->values[n->in[0]].shape, ys = g->values[n->out].shape;
+                *l = (rg_bench_layer){.in_h = xs.h, .in_w = xs.w, .in_c = xs.c, .out_h = ys.h, .out_w = ys.w,
+                                      .out_c = ys.c, .fwd_s = profile[2 * i] / ((double)cfg->steps * window),
+                                      .bwd_s = profile[2 * i + 1] / ((double)cfg->steps * window), .flops = flops};
+                snprintf(l->name, sizeof l->name, "%.47s", n->name);
+                snprintf(l->kind, sizeof l->kind, "%s", kind);
+            }
         }
         /* loop_s sums the windows' per-step times; nodes_s every step's */
         res->other_s = loop_s / cfg->steps - nodes_s / ((double)cfg->steps * window);
@@ -226,8 +236,10 @@ done:
 void rg_bench_result_free(rg_bench_result *res)
 {
     free(res->kinds);
+    free(res->layers);
     res->kinds = NULL;
-    res->n_kinds = 0;
+    res->layers = NULL;
+    res->n_kinds = res->n_layers = 0;
 }
 
 rg_status rg_bench_loader(const char *data, int32_t batch, int32_t workers, double seconds,

@@ -194,6 +194,10 @@ static void test_bench(void **state)
     expect_cli(0, "usage: regain bench", "--profile", "bench --help");
     expect_cli(0, "\"tool\": \"regain\"", "\"work\": \"infer\"", "bench infer mbv2-tiny --steps 2 --warmup 0 --json");
     expect_cli(0, "layer type", "depthwise 3x3", "bench train mbv2-tiny --batch 4 --steps 1 --warmup 0 --profile");
+    /* --layers: every layer on its row, by name, with its shapes (b2's strided depthwise) */
+    expect_cli(0, "b2.dw ", "28x28x64     14x14x64", "bench train mbv2-tiny --batch 4 --steps 1 --warmup 0 --layers");
+    expect_cli(0, "(the rows time the first thread, which ran 2 of the 4 images",  "b7.project",
+               "bench infer mbv2-tiny --batch 4 --threads 2 --micro-batch 1 --steps 1 --warmup 0 --layers");
     expect_cli(0, "kernels ref", NULL, "bench infer mbv2-tiny --steps 1 --warmup 0 --isa ref");
     expect_cli(2, "'train', 'infer', 'loader' or 'int8'", NULL, "bench fly mbv2-tiny");
     /* the int8 kernels under the sanitizers, each table compared with the
