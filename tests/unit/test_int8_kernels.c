@@ -298,7 +298,7 @@ static void test_conv(void **state)
     /* the stem of mbv2-tiny (28x28x1 -> 16, 3x3, stride 1 and 2), then odd shapes */
     check_conv(t, nt, rand_conv(1, 28, 28, 1, 16, 3, 1, 1, 1, m, s, 0), 0);
     check_conv(t, nt, rand_conv(2, 28, 28, 1, 16, 3, 2, 1, 1, m, s, 0), 1);
-    /* the direct kernel's limits: 64 taps (even), 63 (odd), 65 (im2col) */
+    /* the direct kernel's limits: 64 taps (rows of whole quads), 63 (a partial last quad), 65 (im2col) */
     check_conv(t, nt, rand_conv(1, 6, 5, 4, 17, 4, 1, 2, 1, m, s, 1), 2);
     check_conv(t, nt, rand_conv(1, 5, 6, 7, 33, 3, 2, 1, 1, m, s, 1), 3);
     check_conv(t, nt, rand_conv(1, 5, 5, 65, 16, 1, 2, 0, 1, m, s, 0), 1);

@@ -108,11 +108,12 @@ typedef struct {
  * scratch, then the matrix product over k = k_h*k_w*in_c. A convolution
  * with few taps (k_h*k_w*in_c <= RG_QK_DIRECT_MAX, dilation_w 1: a
  * network's stem) runs the table's direct kernel instead when it has one:
- * the image, padded, as int16 x - in_zp in scratch (0 in the padding: the
- * reference skips those taps); per output pixel and kernel row the row's
- * k_w*in_c taps are contiguous there and are read in pairs, each pair
- * broadcast against 16 output channels' weight pairs (vpdpwssd). No column
- * block, no per-tap bounds checks. */
+ * the image, padded, as u8 x + 128 in scratch (in_zp + 128 in the padding,
+ * which with the product's bias, bias - (128 + in_zp) sum w, counts
+ * (zp - zp) w = 0, as the reference's skipped taps); per output pixel and kernel row the row's k_w*in_c taps
+ * are contiguous there and are read 4 at a time, each 4 broadcast against
+ * 16 output channels' 4 weights (vpdpbusd; past the row's taps the weights
+ * are 0). No column block, no per-tap bounds checks. */
 #define RG_QK_DIRECT_MAX 64
 typedef struct {
     rg_q_conv_params p;
@@ -120,10 +121,9 @@ typedef struct {
     const int32_t *bias;
     rg_qk_gemm gemm;            /* its requantization vectors serve the direct kernel too */
     int direct;                 /* the direct kernel runs */
-    int32_t rpairs;             /* pairs of taps a kernel row: (k_w*in_c + 1) / 2 */
+    int32_t rquads;             /* groups of 4 taps a kernel row: (k_w*in_c + 3) / 4 */
     int32_t ph, pw;             /* the padded image's height and width */
-    const int32_t *dbias;       /* [npad] the bias (0 past n) */
-    const int32_t *wpair;       /* [k_h][rpairs][npad] taps 2j (low 16 bits) and 2j+1 (high 16) of a row */
+    const int32_t *wquad;       /* [k_h][rquads][npad] taps 4j .. 4j+3 of a row as bytes, low first */
 } rg_qk_conv;
 
 struct rg_qk_table {

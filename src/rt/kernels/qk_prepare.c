@@ -334,9 +334,8 @@ static int direct_for(const rg_qk_table *t, const rg_q_conv_params *p, int64_t k
 
 static size_t direct_bytes(const rg_qk_table *t, const rg_q_conv_params *p)
 {
-    int32_t npad = round_up(p->out_c, t->nr), rpairs = (p->k_w * p->in_c + 1) / 2;
-    return align64((size_t)npad * sizeof(int32_t)) +
-           align64((size_t)p->k_h * (size_t)rpairs * (size_t)npad * sizeof(int32_t));
+    int32_t npad = round_up(p->out_c, t->nr), rquads = (p->k_w * p->in_c + 3) / 4;
+    return align64((size_t)p->k_h * (size_t)rquads * (size_t)npad * sizeof(int32_t));
 }
 
 size_t rg_qk_conv_size(const rg_qk_table *t, const rg_q_conv_params *p)
@@ -370,27 +369,22 @@ rg_status rg_qk_conv_prepare(const rg_qk_table *t, const rg_q_conv_params *p, co
     if (size < gsize + direct_bytes(t, p))
         return rg_fail(err, RG_ERR_ARG, "conv2d: prepared buffer of %zu bytes, %zu needed", size,
                        gsize + direct_bytes(t, p));
-    const int32_t n = p->out_c, npad = L->gemm.npad, row = p->k_w * p->in_c, rpairs = (row + 1) / 2;
-    int32_t *db = (int32_t *)(void *)((char *)buf + gsize);
-    int32_t *wp = (int32_t *)(void *)((char *)db + align64((size_t)npad * sizeof(int32_t)));
-    memset(db, 0, (size_t)npad * sizeof *db);
-    memset(wp, 0, (size_t)p->k_h * (size_t)rpairs * (size_t)npad * sizeof *wp);
-    for (int32_t o = 0; o < n; o++) {
-        db[o] = bias ? bias[o] : 0;
+    const int32_t n = p->out_c, npad = L->gemm.npad, row = p->k_w * p->in_c, rquads = (row + 3) / 4;
+    int32_t *wq = (int32_t *)(void *)((char *)buf + gsize);
+    memset(wq, 0, (size_t)p->k_h * (size_t)rquads * (size_t)npad * sizeof *wq);
+    for (int32_t o = 0; o < n; o++)
         for (int32_t kh = 0; kh < p->k_h; kh++)
             for (int32_t i = 0; i < row; i++) {
                 /* OHWI: tap (kh, i = kw*in_c + c) of channel o */
-                uint32_t v = (uint16_t)(int16_t)w[((int64_t)o * p->k_h + kh) * row + i];
-                wp[((size_t)kh * rpairs + (size_t)(i / 2)) * npad + o] |= (int32_t)(i % 2 ? v << 16 : v);
+                uint32_t v = (uint8_t)w[((int64_t)o * p->k_h + kh) * row + i];
+                wq[((size_t)kh * rquads + (size_t)(i / 4)) * npad + o] |= (int32_t)(v << (8 * (i % 4)));
             }
-    }
-    L->rpairs = rpairs;
+    L->rquads = rquads;
     /* the padded image covers every window (the right and bottom padding as
      * far as the last window reaches) */
     L->ph = (p->out_h - 1) * p->stride_h + (p->k_h - 1) * p->dilation_h + 1;
     L->pw = (p->out_w - 1) * p->stride_w + p->k_w;
-    L->dbias = db;
-    L->wpair = wp;
+    L->wquad = wq;
     L->direct = 1;
     return RG_OK;
 }
@@ -398,9 +392,9 @@ rg_status rg_qk_conv_prepare(const rg_qk_table *t, const rg_q_conv_params *p, co
 size_t rg_qk_conv_scratch(const rg_qk_conv *L)
 {
     if (L->gemm.table->nr == 0) return 0;
-    /* the padded int16 image, and one more value: a row's last pair may
-     * read one past its taps (weight 0) */
-    if (L->direct) return align64(((size_t)L->ph * (size_t)L->pw * (size_t)L->p.in_c + 2) * sizeof(int16_t));
+    /* the padded u8 image, and 3 more bytes: a row's last 4 may read up to
+     * 3 past its taps (weight 0) */
+    if (L->direct) return align64((size_t)L->ph * (size_t)L->pw * (size_t)L->p.in_c + 3);
     return align64((size_t)CONV_BLOCK * (size_t)L->gemm.k) + rg_qk_gemm_scratch(&L->gemm);
 }
 

@@ -472,56 +472,57 @@ static void depthwise(const rg_qk_dw *L, const int8_t *x, int8_t *y, void *scrat
 }
 
 /* The direct convolution (rt/kernels/qk.h, rg_qk_conv): the image padded
- * as int16 x - in_zp into scratch, then per output pixel and 16 output
- * channels one vpdpwssd per pair of taps of each kernel row, from the bias. */
+ * as u8 x + 128 into scratch (in_zp + 128 in the padding), then per output
+ * pixel and 16 output channels one vpdpbusd per 4 taps of each kernel row,
+ * from the product's bias (which holds -(128 + in_zp) sum w). */
 static inline __attribute__((always_inline)) void direct_impl(const rg_qk_conv *L, const int8_t *x, int8_t *y,
-                                                             int16_t *xp, const int lsh_any, const int KH,
-                                                             const int RP)
+                                                             uint8_t *xp, const int lsh_any, const int KH,
+                                                             const int RQ4)
 {
     const rg_q_conv_params *p = &L->p;
     const rg_qk_gemm *G = &L->gemm;
     const int32_t npad = G->npad, oc = p->out_c, ci = p->in_c, ph = L->ph, pw = L->pw;
-    const int32_t kh_n = KH ? KH : p->k_h, rp = RP ? RP : L->rpairs;
+    const int32_t kh_n = KH ? KH : p->k_h, rq = RQ4 ? RQ4 : L->rquads;
     const __m512i lo = _mm512_set1_epi32(p->act_min - p->out_zp), hi = _mm512_set1_epi32(p->act_max - p->out_zp);
     const __m512i ozp = _mm512_set1_epi32(p->out_zp);
-    const size_t prow = (size_t)pw * ci; /* int16 values a padded row */
-    xp[(size_t)ph * prow] = xp[(size_t)ph * prow + 1] = 0;
+    const uint8_t zpb = (uint8_t)(p->in_zp + 128);
+    const size_t prow = (size_t)pw * ci; /* bytes a padded row */
+    memset(xp + (size_t)ph * prow, 0, 3); /* read past the last taps (weight 0) */
     for (int32_t n = 0; n < p->batch; n++) {
         const int8_t *xn = x + (size_t)n * p->in_h * p->in_w * ci;
         for (int32_t r = 0; r < ph; r++) {
             int32_t ih = r - p->pad_top;
-            int16_t *d = xp + (size_t)r * prow;
+            uint8_t *d = xp + (size_t)r * prow;
             if (ih < 0 || ih >= p->in_h) {
-                memset(d, 0, prow * sizeof *d);
+                memset(d, zpb, prow);
                 continue;
             }
             /* the left padding, the row (contiguous: in_w * ci values), the right padding */
             size_t left = (size_t)p->pad_left * ci, len = (size_t)p->in_w * ci;
             if (left + len > prow) len = prow - left; /* a window never reaches past the last column */
-            memset(d, 0, left * sizeof *d);
+            memset(d, zpb, left);
             const int8_t *s = xn + (size_t)ih * p->in_w * ci;
-            const __m512i izp = _mm512_set1_epi16((short)p->in_zp);
-            for (size_t k = 0; k < len; k += 32) {
-                __mmask32 keep = len - k >= 32 ? ~(__mmask32)0 : (((__mmask32)1 << (len - k)) - 1);
-                __m512i v = _mm512_sub_epi16(_mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(keep, s + k)), izp);
-                _mm512_mask_storeu_epi16(d + left + k, keep, v);
+            const __m512i flip = _mm512_set1_epi8((char)0x80);
+            for (size_t k = 0; k < len; k += 64) {
+                __mmask64 keep = len - k >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << (len - k)) - 1);
+                _mm512_mask_storeu_epi8(d + left + k, keep, _mm512_xor_si512(_mm512_maskz_loadu_epi8(keep, s + k), flip));
             }
-            memset(d + left + len, 0, (prow - left - len) * sizeof *d);
+            memset(d + left + len, zpb, prow - left - len);
         }
         for (int32_t oh = 0; oh < p->out_h; oh++)
             for (int32_t ow = 0; ow < p->out_w; ow++) {
-                const int16_t *win = xp + (size_t)oh * p->stride_h * prow + (size_t)ow * p->stride_w * ci;
+                const uint8_t *win = xp + (size_t)oh * p->stride_h * prow + (size_t)ow * p->stride_w * ci;
                 int8_t *yp = y + (((size_t)n * p->out_h + oh) * p->out_w + ow) * oc;
                 for (int32_t c0 = 0; c0 < oc; c0 += 16) {
-                    /* one chain a kernel row (up to 3): vpdpwssd's latency */
-                    __m512i a[3] = {LD(L->dbias + c0), _mm512_setzero_si512(), _mm512_setzero_si512()};
+                    /* one chain a kernel row (up to 3): vpdpbusd's latency */
+                    __m512i a[3] = {LD(G->qbias + c0), _mm512_setzero_si512(), _mm512_setzero_si512()};
                     for (int32_t kh = 0; kh < kh_n; kh++) {
-                        const int16_t *t = win + (size_t)kh * p->dilation_h * prow;
-                        const int32_t *wr = L->wpair + (size_t)kh * rp * npad + c0;
-                        for (int32_t q = 0; q < rp; q++) {
+                        const uint8_t *t = win + (size_t)kh * p->dilation_h * prow;
+                        const int32_t *wr = L->wquad + (size_t)kh * rq * npad + c0;
+                        for (int32_t q = 0; q < rq; q++) {
                             int32_t v;
-                            memcpy(&v, t + 2 * q, 4);
-                            a[kh % 3] = _mm512_dpwssd_epi32(a[kh % 3], _mm512_set1_epi32(v), LD(wr + (size_t)q * npad));
+                            memcpy(&v, t + 4 * q, 4);
+                            a[kh % 3] = _mm512_dpbusd_epi32(a[kh % 3], _mm512_set1_epi32(v), LD(wr + (size_t)q * npad));
                         }
                     }
                     __m512i acc = _mm512_add_epi32(_mm512_add_epi32(a[0], a[1]), a[2]);
@@ -536,8 +537,8 @@ static inline __attribute__((always_inline)) void direct_impl(const rg_qk_conv *
 static void conv_direct(const rg_qk_conv *L, const int8_t *x, int8_t *y, void *scratch)
 {
     /* 3x3 over one input channel (a grayscale stem): constant loops */
-    if (L->p.k_h == 3 && L->rpairs == 2 && L->gemm.rshort) direct_impl(L, x, y, scratch, 2, 3, 2);
-    else if (L->p.k_h == 3 && L->rpairs == 2 && !L->gemm.lsh_any) direct_impl(L, x, y, scratch, 0, 3, 2);
+    if (L->p.k_h == 3 && L->rquads == 1 && L->gemm.rshort) direct_impl(L, x, y, scratch, 2, 3, 1);
+    else if (L->p.k_h == 3 && L->rquads == 1 && !L->gemm.lsh_any) direct_impl(L, x, y, scratch, 0, 3, 1);
     else if (L->gemm.lsh_any) direct_impl(L, x, y, scratch, 1, 0, 0);
     else direct_impl(L, x, y, scratch, 0, 0, 0);
 }
