@@ -16,6 +16,10 @@
  * output is stored; the convolution takes the statistics and computes the
  * input gradient of the batch norm where its data is in cache.
  *
+ * Add + relu/relu6, in both plans (a ResNet block's end): the add writes
+ * the activation's output and its backward masks the gradient by it, as
+ * batch norm's does.
+ *
  * Batch norm [+ relu/relu6] -> pointwise or depthwise convolution, in
  * training plans: fed (rg_node.bn_feed, ops/bn.h); the convolution applies
  * the batch norm to its input as it reads it, and takes the batch norm's
@@ -60,6 +64,10 @@ void rg_graph_fuse(rg_graph *g, rg_plan_mode mode)
         n->fuse_next = n->fuse_prev = n->bn_pair = n->bn_feed = 0;
     }
     for (int32_t i = 1; i < g->n_nodes; i++) {
+        if (g->nodes[i].op == RG_OP_ADD) {
+            int32_t act = sole_reader(g, g->nodes[i].out);
+            if (act > 0 && (g->nodes[act].op == RG_OP_RELU || g->nodes[act].op == RG_OP_RELU6)) link(g, i, act);
+        }
         if (g->nodes[i].op != RG_OP_BN) continue;
         int32_t act = sole_reader(g, g->nodes[i].out);
         if (act > 0 && (g->nodes[act].op == RG_OP_RELU || g->nodes[act].op == RG_OP_RELU6)) link(g, i, act);

@@ -490,6 +490,71 @@ static void test_add_self(void **state)
     run_case(&c, g, 122);
 }
 
+/* add + relu6 fused (graph/fuse.c), x + x: the gradient masked by the
+ * fused activation's output and accumulated twice; kinks where 2x is 0 or 6. */
+static void test_add_self_relu6(void **state)
+{
+    (void)state;
+    rg_graph *g = new_graph(7, 5, 3);
+    int32_t y, z;
+    CHECK(rg_graph_add_binary(g, RG_OP_ADD, "add", g->input, g->input, &y, &E));
+    CHECK(rg_graph_add_unary(g, RG_OP_RELU6, "act", y, &z, &E));
+    CHECK(rg_graph_finish(g, z, &E));
+    case_cfg c = exact("add self relu6", 2);
+    c.input = IN_KINKS;
+    c.lo = -2.0f;
+    c.hi = 5.0f;
+    c.kinks[0] = 0.0f;
+    c.kinks[1] = 3.0f;
+    c.n_kinks = 2;
+    run_case(&c, g, 123);
+}
+
+/* Runs add(x[..., :4], x[..., 4:]) -> act fused, or plain with every value
+ * tapped (taps keep fusion off), on the same input and output gradient;
+ * returns the output and the input gradient, and whether the add was fused. */
+static int add_act_run(rg_op_type act, int plain, float *out, float *in_grad)
+{
+    rg_graph *g = new_graph(7, 5, 8);
+    int32_t a, b, y, z;
+    two_halves(g, &a, &b);
+    CHECK(rg_graph_add_binary(g, RG_OP_ADD, "add", a, b, &y, &E));
+    CHECK(rg_graph_add_unary(g, act, "act", y, &z, &E));
+    CHECK(rg_graph_finish(g, z, &E));
+    if (plain)
+        for (int32_t v = 0; v < g->n_values; v++) CHECK(rg_graph_tap(g, v, &E));
+    CHECK(rg_graph_plan(g, 2, RG_PLAN_TRAIN, &E));
+    rg_rng r = rg_rng_keyed(125, 1, 0);
+    size_t n_in = value_count(g, g->input), n_out = value_count(g, g->output);
+    fill_uniform(&r, rg_graph_input(g), n_in, -4.0f, 8.0f);
+    rg_exec ctx = {.training = 1};
+    rg_graph_forward(g, &ctx);
+    for (size_t i = 0; i < n_out; i++) rg_graph_output_grad(g)[i] = rg_rng_normal(&r);
+    rg_graph_backward(g, &ctx);
+    memcpy(out, rg_graph_output(g), n_out * sizeof *out);
+    memcpy(in_grad, rg_graph_grad(g, g->input), n_in * sizeof *in_grad);
+    int fused = 0;
+    for (int32_t i = 0; i < g->n_nodes; i++) fused |= g->nodes[i].op == RG_OP_ADD && g->nodes[i].fuse_next;
+    rg_graph_free(g);
+    return fused;
+}
+
+/* add + relu/relu6 fused against the plain ops: the same elementwise
+ * operations, so the same bits (both inputs' gradients masked). */
+static void test_add_act_fused(void **state)
+{
+    (void)state;
+    const rg_op_type acts[] = {RG_OP_RELU, RG_OP_RELU6};
+    enum { N_OUT = 2 * 7 * 5 * 4, N_IN = 2 * 7 * 5 * 8 };
+    for (int k = 0; k < 2; k++) {
+        float out[2][N_OUT], gin[2][N_IN];
+        assert_int_equal(add_act_run(acts[k], 0, out[0], gin[0]), 1);
+        assert_int_equal(add_act_run(acts[k], 1, out[1], gin[1]), 0);
+        assert_memory_equal(out[0], out[1], sizeof out[0]);
+        assert_memory_equal(gin[0], gin[1], sizeof gin[0]);
+    }
+}
+
 static void test_mul(void **state)
 {
     (void)state;
@@ -816,6 +881,7 @@ int main(void)
         cmocka_unit_test(test_relu),           cmocka_unit_test(test_relu6),
         cmocka_unit_test(test_hswish),         cmocka_unit_test(test_sigmoid),
         cmocka_unit_test(test_add),            cmocka_unit_test(test_add_self),
+        cmocka_unit_test(test_add_self_relu6), cmocka_unit_test(test_add_act_fused),
         cmocka_unit_test(test_mul),            cmocka_unit_test(test_mul_broadcast),
         cmocka_unit_test(test_concat2),        cmocka_unit_test(test_concat3),
         cmocka_unit_test(test_slice),          cmocka_unit_test(test_shuffle),
