@@ -43,7 +43,9 @@ static void add_backward(const rg_op_call *c)
     const float *dy = rg_graph_grad(c->g, out);
     size_t count = rg_shape_count(rg_out_shape(c));
     if (act != RG_ACT_NONE) {
-        /* both inputs' gradients piece by piece, dy and y read while in cache */
+        /* both inputs' gradients piece by piece, dy and y read while in
+         * cache; add(x, x) adds twice into x's gradient, zeroed first (not
+         * fresh: graph/run.c) */
         const rg_kernel_table *k = rg_kernels();
         const float *y = rg_graph_act(c->g, out);
         float *d0 = rg_din(c, 0), *d1 = rg_din(c, 1);
@@ -53,14 +55,8 @@ static void add_backward(const rg_op_call *c)
         for (size_t p = 0; p < pieces; p++) {
             size_t i0 = p * PIECE, n = count - i0 < PIECE ? count - i0 : PIECE;
             k->act_backward(act, y + i0, dy + i0, d0 + i0, n, s0);
-            if (d1 != d0) k->act_backward(act, y + i0, dy + i0, d1 + i0, n, s1);
+            k->act_backward(act, y + i0, dy + i0, d1 + i0, n, s1);
         }
-        if (d1 == d0) /* add(x, x): the same gradient once more (zeroed first: not fresh) */
-#pragma omp parallel for schedule(static)
-            for (size_t p = 0; p < pieces; p++) {
-                size_t i0 = p * PIECE, n = count - i0 < PIECE ? count - i0 : PIECE;
-                k->act_backward(act, y + i0, dy + i0, d0 + i0, n, 0);
-            }
         return;
     }
     for (int k = 0; k < 2; k++) {
