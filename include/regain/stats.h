@@ -19,7 +19,8 @@
  *     printf("%+.2f [%.2f, %.2f] p=%.3g %s\n", d.mean, d.lo, d.hi, d.p, rg_verdict_name(d.verdict));
  *
  * Quantiles and tail probabilities of the t distribution come from GSL.
- * Nothing here allocates.
+ * Only rg_stats_paired allocates (its n differences), and reports
+ * out-of-memory as a status.
  */
 #ifndef REGAIN_STATS_H
 #define REGAIN_STATS_H
@@ -72,8 +73,8 @@ typedef struct {
 /* Compares treatment against baseline, pair i being (baseline[i],
  * treatment[i]), with the paired t-test: interval mean -+ t(n-1) * sd /
  * sqrt(n), p = 2 P(T > |t|) (n >= 2; with every difference equal, the
- * interval is that value and p is 0, or 1 when it is 0). Fails only on
- * n < 0 (RG_ERR_ARG). */
+ * interval is that value and p is 0, or 1 when it is 0). Fails on n < 0
+ * (RG_ERR_ARG) or allocation (RG_ERR_NOMEM). */
 rg_status rg_stats_paired(const double *baseline, const double *treatment, int32_t n, rg_paired *out, rg_error *err);
 
 /* "gain", "loss" or "no detectable difference". */

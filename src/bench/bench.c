@@ -181,7 +181,12 @@ rg_status rg_bench_run(const rg_bench_config *cfg, rg_bench_result *res, rg_erro
             st = rg_fail(err, RG_ERR_NOMEM, "bench: out of memory");
             goto done;
         }
-        double nodes_s = 0.0;
+        double nodes_s = 0.0, per_step = 1.0 / ((double)cfg->steps * window);
+        /* inference profiles time the first thread, which ran about
+         * batch / threads of the images */
+        int32_t threads = cfg->threads > 0 ? cfg->threads : 1;
+        res->profile_images = cfg->train || cfg->batch <= res->micro_batch ? cfg->batch
+                                                                            : (cfg->batch + threads - 1) / threads;
         for (int32_t i = 0; i < g->n_nodes; i++) {
             const rg_node *n = &g->nodes[i];
             if (n->op == RG_OP_INPUT) continue;
@@ -194,15 +199,10 @@ rg_status rg_bench_run(const rg_bench_config *cfg, rg_bench_result *res, rg_erro
                 res->n_kinds++;
                 snprintf(row->kind, sizeof row->kind, "%s", kind);
             }
-            double flops, bytes;
-            /* inference profiles time the first thread, which ran about
-             * batch / threads of the images */
-            int32_t threads = cfg->threads > 0 ? cfg->threads : 1;
-            int32_t images = cfg->train || cfg->batch <= res->micro_batch ? cfg->batch : (cfg->batch + threads - 1) / threads;
-            res->profile_images = images;
-            node_traffic(g, n, images, cfg->train, &flops, &bytes);
-            row->fwd_s += profile[2 * i] / ((double)cfg->steps * window);
-            row->bwd_s += profile[2 * i + 1] / ((double)cfg->steps * window);
+            double flops, bytes, fwd_s = profile[2 * i] * per_step, bwd_s = profile[2 * i + 1] * per_step;
+            node_traffic(g, n, res->profile_images, cfg->train, &flops, &bytes);
+            row->fwd_s += fwd_s;
+            row->bwd_s += bwd_s;
             row->flops += flops;
             row->bytes += bytes;
             row->layers++;
@@ -211,14 +211,13 @@ rg_status rg_bench_run(const rg_bench_config *cfg, rg_bench_result *res, rg_erro
                 rg_bench_layer *l = &res->layers[res->n_layers++];
                 rg_shape xs = g->values[n->in[0]].shape, ys = g->values[n->out].shape;
                 *l = (rg_bench_layer){.in_h = xs.h, .in_w = xs.w, .in_c = xs.c, .out_h = ys.h, .out_w = ys.w,
-                                      .out_c = ys.c, .fwd_s = profile[2 * i] / ((double)cfg->steps * window),
-                                      .bwd_s = profile[2 * i + 1] / ((double)cfg->steps * window), .flops = flops};
+                                      .out_c = ys.c, .fwd_s = fwd_s, .bwd_s = bwd_s, .flops = flops};
                 snprintf(l->name, sizeof l->name, "%.47s", n->name);
                 snprintf(l->kind, sizeof l->kind, "%s", kind);
             }
         }
         /* loop_s sums the windows' per-step times; nodes_s every step's */
-        res->other_s = loop_s / cfg->steps - nodes_s / ((double)cfg->steps * window);
+        res->other_s = loop_s / cfg->steps - nodes_s * per_step;
     }
     res->peak_rss_bytes = rg_peak_rss_bytes();
 done:

@@ -64,13 +64,10 @@ void rg_graph_fuse(rg_graph *g, rg_plan_mode mode)
         n->fuse_next = n->fuse_prev = n->bn_pair = n->bn_feed = 0;
     }
     for (int32_t i = 1; i < g->n_nodes; i++) {
-        if (g->nodes[i].op == RG_OP_ADD) {
-            int32_t act = sole_reader(g, g->nodes[i].out);
-            if (act > 0 && (g->nodes[act].op == RG_OP_RELU || g->nodes[act].op == RG_OP_RELU6)) link(g, i, act);
-        }
-        if (g->nodes[i].op != RG_OP_BN) continue;
+        if (g->nodes[i].op != RG_OP_BN && g->nodes[i].op != RG_OP_ADD) continue;
         int32_t act = sole_reader(g, g->nodes[i].out);
         if (act > 0 && (g->nodes[act].op == RG_OP_RELU || g->nodes[act].op == RG_OP_RELU6)) link(g, i, act);
+        if (g->nodes[i].op != RG_OP_BN) continue;
         int32_t reader = mode == RG_PLAN_TRAIN ? sole_reader(g, rg_graph_chain_output(g, i)) : -1;
         if (reader > 0 && g->nodes[reader].op == RG_OP_CONV && rg_conv_can_take_bn_feed(g, &g->nodes[reader])) {
             /* the chain's output is computed where the convolution reads it */

@@ -6,7 +6,6 @@
 #include <math.h>
 #include <stdlib.h>
 
-
 double rg_stats_mean(const double *x, size_t n)
 {
     if (!n) return NAN;
@@ -92,12 +91,12 @@ rg_status rg_stats_paired(const double *baseline, const double *treatment, int32
     *out = (rg_paired){.n = n, .mean = NAN, .sd = NAN, .lo = NAN, .hi = NAN, .t = NAN, .p = NAN};
     if (n < 0) return rg_fail(err, RG_ERR_ARG, "paired comparison: negative number of pairs (%d)", n);
     if (n == 0) return RG_OK;
-    double mean = 0.0, ss = 0.0;
-    for (int32_t i = 0; i < n; i++) mean += treatment[i] - baseline[i];
-    mean /= n;
-    for (int32_t i = 0; i < n; i++) ss += (treatment[i] - baseline[i] - mean) * (treatment[i] - baseline[i] - mean);
-    out->mean = mean;
-    out->sd = n >= 2 ? sqrt(ss / (n - 1)) : NAN;
+    double *d = rg_malloc((size_t)n * sizeof *d, err);
+    if (!d) return RG_ERR_NOMEM;
+    for (int32_t i = 0; i < n; i++) d[i] = treatment[i] - baseline[i];
+    out->mean = rg_stats_mean(d, (size_t)n);
+    out->sd = rg_stats_sd(d, (size_t)n);
+    free(d);
     if (n >= 2) paired_t(n, out);
     if (out->lo > 0.0) out->verdict = RG_VERDICT_GAIN;
     else if (out->hi < 0.0) out->verdict = RG_VERDICT_LOSS;

@@ -108,12 +108,13 @@ typedef struct {
  * scratch, then the matrix product over k = k_h*k_w*in_c. A convolution
  * with few taps (k_h*k_w*in_c <= RG_QK_DIRECT_MAX, dilation_w 1: a
  * network's stem) runs the table's direct kernel instead when it has one:
- * the image, padded, as u8 x + 128 in scratch (in_zp + 128 in the padding,
- * which with the product's bias, bias - (128 + in_zp) sum w, counts
- * (zp - zp) w = 0, as the reference's skipped taps); per output pixel and kernel row the row's k_w*in_c taps
- * are contiguous there and are read 4 at a time, each 4 broadcast against
- * 16 output channels' 4 weights (vpdpbusd; past the row's taps the weights
- * are 0). No column block, no per-tap bounds checks. */
+ * the image, padded, as u8 x + 128 in scratch (in_zp + 128 in the
+ * padding, which with the product's bias, bias - (128 + in_zp) sum w,
+ * counts (zp - zp) w = 0, as the reference's skipped taps); per output
+ * pixel and kernel row the row's k_w*in_c taps are contiguous there and are
+ * read 4 at a time, each 4 broadcast against 16 output channels' 4 weights
+ * (vpdpbusd; past the row's taps the weights are 0). No column block, no
+ * per-tap bounds checks. */
 #define RG_QK_DIRECT_MAX 64
 typedef struct {
     rg_q_conv_params p;
