@@ -1,4 +1,4 @@
-/* Reference dense stride-1 convolution of a padded image (kernels.h). */
+/* Reference dense convolution of a padded image (kernels.h). */
 #include "kernels/ref.h"
 
 void rg_ref_conv_forward(const rg_conv_geom *g, const float *xp, const float *wt, float *y, int accumulate,
@@ -11,7 +11,7 @@ void rg_ref_conv_forward(const rg_conv_geom *g, const float *xp, const float *wt
                 for (int32_t kh = 0; kh < g->kh; kh++)
                     for (int32_t kw = 0; kw < g->kw; kw++)
                         for (int32_t ci = 0; ci < g->cin; ci++)
-                            s += xp[((size_t)(oh + kh) * g->wp + ow + kw) * g->cin + ci] *
+                            s += xp[((size_t)(oh * g->stride + kh) * g->wp + ow * g->stride + kw) * g->cin + ci] *
                                  wt[(((size_t)kh * g->kw + kw) * g->cin + ci) * g->cout + co];
                 float *d = &y[((size_t)oh * g->wo + ow) * g->cout + co];
                 if (accumulate) *d += s;
@@ -28,7 +28,7 @@ void rg_ref_conv_weight_grad(const rg_conv_geom *g, const float *xp, const float
                     float s = 0.0f;
                     for (int32_t oh = 0; oh < g->ho; oh++)
                         for (int32_t ow = 0; ow < g->wo; ow++)
-                            s += xp[((size_t)(oh + kh) * g->wp + ow + kw) * g->cin + ci] *
+                            s += xp[((size_t)(oh * g->stride + kh) * g->wp + ow * g->stride + kw) * g->cin + ci] *
                                  dy[((size_t)oh * g->wo + ow) * g->cout + co];
                     dwt[(((size_t)kh * g->kw + kw) * g->cin + ci) * g->cout + co] += s;
                 }

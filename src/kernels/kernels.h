@@ -26,11 +26,12 @@ typedef struct {
     int32_t h, w, c, ho, wo, kh, kw, stride, pad;
 } rg_dw_geom;
 
-/* Geometry of a dense stride-1 convolution of one NHWC image whose input
- * was zero-padded beforehand: hp x wp x cin in, ho x wo x cout out, with
- * ho = hp - kh + 1 and wo = wp - kw + 1. */
+/* Geometry of a dense convolution of one NHWC image whose input was
+ * zero-padded beforehand: hp x wp x cin in, ho x wo x cout out, output
+ * (oh, ow) reading the window at (oh * stride, ow * stride); ho <= (hp -
+ * kh) / stride + 1 and wo <= (wp - kw) / stride + 1. */
 typedef struct {
-    int32_t hp, wp, cin, ho, wo, cout, kh, kw;
+    int32_t hp, wp, cin, ho, wo, cout, kh, kw, stride;
 } rg_conv_geom;
 
 /* Fake quantization's requantization of a convolution or linear output
@@ -88,13 +89,13 @@ typedef struct {
     void (*gemm_nn)(int32_t M, int32_t N, int32_t K, const float *A, int32_t lda, const float *B, int32_t ldb,
                     float *C, int32_t ldc, int accumulate, const float *bias, rg_act act);
 
-    /* Dense convolution, stride 1, of one padded image (implicit GEMM: no
-     * column buffer). wt is [kh][kw][cin][cout];
-     *   y[oh, ow, co] = act(bias[co] + sum xp[oh + kh, ow + kw, ci] wt[kh, kw, ci, co])
+    /* Dense convolution of one padded image (implicit GEMM: no column
+     * buffer). wt is [kh][kw][cin][cout], s the stride;
+     *   y[oh, ow, co] = act(bias[co] + sum xp[s oh + kh, s ow + kw, ci] wt[kh, kw, ci, co])
      * or, with accumulate, y += the sum (no bias, no activation). */
     void (*conv_forward)(const rg_conv_geom *g, const float *xp, const float *wt, float *y, int accumulate,
                          const float *bias, rg_act act);
-    /* dwt[kh, kw, ci, co] += sum over (oh, ow) of xp[oh + kh, ow + kw, ci] dy[oh, ow, co]. */
+    /* dwt[kh, kw, ci, co] += sum over (oh, ow) of xp[s oh + kh, s ow + kw, ci] dy[oh, ow, co]. */
     void (*conv_weight_grad)(const rg_conv_geom *g, const float *xp, const float *dy, float *dwt);
 
     /* In place: y[r, c] = act(y[r, c] + bias[c]) (bias may be NULL). The

@@ -27,12 +27,17 @@ void rg_conv_fold(const rg_graph *g, const rg_node *n, float *folded);
 /* db[k] += sum over rows of dy[r, k], rows in order. */
 void rg_conv_bias_grad(const float *dy, size_t rows, int32_t c, float *db);
 
-/* Dense stride-1 convolutions run direct (kernels' conv_forward), without a
- * column buffer; the input gradient is the same convolution of the padded
- * output gradient with the flipped weight, which needs pad <= k - 1. */
+/* Dense convolutions with more than one tap run direct (kernels'
+ * conv_forward), without a column buffer; the input gradient is, per phase
+ * of the stride, a convolution of the padded output gradient with part of
+ * the flipped weight (ops/conv_direct.c), which needs pad <= k - 1. A
+ * strided 1x1 convolution measured faster by im2col (a strided copy) and
+ * one product. */
+#define RG_CONV_DIRECT_MAX_STRIDE 4
 static inline int rg_conv_is_direct(const rg_conv_attr *a)
 {
-    return a->groups == 1 && a->stride == 1 && a->kh * a->kw > 1 && a->pad <= a->kh - 1 && a->pad <= a->kw - 1;
+    return a->groups == 1 && a->kh * a->kw > 1 && a->stride >= 1 && a->stride <= RG_CONV_DIRECT_MAX_STRIDE &&
+           a->pad <= a->kh - 1 && a->pad <= a->kw - 1;
 }
 
 /* Depthwise: one filter per channel. */
@@ -80,7 +85,7 @@ static inline int rg_conv_applies_bn_grad(const rg_graph *g, int32_t conv)
     return rg_conv_is_pointwise(&n->a.conv) || rg_conv_is_depthwise(g, n);
 }
 
-/* Direct dense stride-1 convolution (ops/conv_direct.c). */
+/* Direct dense convolution (ops/conv_direct.c). */
 size_t rg_conv_direct_scratch(const rg_graph *g, const rg_node *n, int32_t batch);
 void rg_conv_direct_forward(const rg_op_call *call, const conv_out *o);
 void rg_conv_direct_backward(const rg_op_call *call);

@@ -1,66 +1,110 @@
-/* Dense stride-1 convolutions run direct: the input is zero-padded once per
- * image and the kernels' conv_forward (an implicit GEMM, kernels/conv.inc)
- * walks the taps, with no column buffer. The input gradient is the same
- * convolution of the padded output gradient with the flipped weight; the
- * weight gradient has its own kernel, summed per group of images and then
- * over the groups in order. */
+/* Dense convolutions run direct: the input is zero-padded once per image
+ * and the kernels' conv_forward (an implicit GEMM, kernels/conv.inc) walks
+ * the taps at the stride, with no column buffer. The weight gradient has
+ * its own kernel, summed per group of images and then over the groups in
+ * order.
+ *
+ * The input gradient is split by the stride's phases: the input rows ih
+ * with (ih + pad) mod s = r receive only the kernel rows kh = r, r + s, ...
+ * (and so for columns), from output rows q, q - 1, ..., where ih = s q -
+ * pad + r. Each phase (rh, rw) is therefore a stride-1 convolution of the
+ * padded output gradient with those taps of the weight, flipped: no
+ * multiply by an inserted zero. With stride 1 there is one phase, the
+ * whole flipped weight, written straight into the input gradient; with a
+ * larger stride each phase goes through a per-thread buffer into its rows
+ * and columns of the input gradient. */
 #include "ops/bn.h"
 #include "ops/conv.h"
 
+#include <omp.h>
 #include <string.h>
 
 #define WGRAD_GROUP 8 /* images summed into one weight-gradient partial */
+#define MAX_STRIDE RG_CONV_DIRECT_MAX_STRIDE
+
+/* One dimension's phase r: j taps (kernel index r + s (j - 1 - t) for tap
+ * t of the flipped sub-kernel), outputs q0 .. q0 + n - 1 (input index s q
+ * - pad + r). */
+typedef struct {
+    int32_t taps, q0, n;
+} phase;
+
+static phase phase_of(int32_t in, int32_t k, int32_t s, int32_t pad, int32_t r)
+{
+    phase p = {r < k ? (k - r + s - 1) / s : 0, pad >= r ? (pad - r + s - 1) / s : 0, 0};
+    int32_t last = in - 1 + pad - r; /* s * (the last q) at most */
+    p.n = last < 0 ? 0 : last / s - p.q0 + 1;
+    if (p.n < 0) p.n = 0;
+    return p;
+}
 
 typedef struct {
-    rg_conv_geom fwd, bwd; /* forward; input gradient (padded output gradient in) */
-    int32_t n;
-    size_t xp, dyp, kc;    /* floats: padded input, padded output gradient (per image), weight */
+    rg_conv_geom fwd; /* forward */
+    int32_t n, s;
+    int32_t top, left, hp, wp; /* the output gradient's padding and padded size */
+    phase ph[MAX_STRIDE], pw[MAX_STRIDE];
+    size_t xp, dyp, kc, slot;  /* floats: padded input, padded output gradient (per image), weight, phase buffer */
 } direct_plan;
 
 static direct_plan direct_geometry(const rg_graph *g, const rg_node *n, int32_t batch)
 {
     const rg_conv_attr *a = &n->a.conv;
     rg_shape x = g->values[n->in[0]].shape, y = g->values[n->out].shape;
-    int32_t ph = a->kh - 1 - a->pad, pw = a->kw - 1 - a->pad; /* padding of the output gradient */
     direct_plan d;
+    memset(&d, 0, sizeof d);
     d.n = batch;
-    d.fwd = (rg_conv_geom){x.h + 2 * a->pad, x.w + 2 * a->pad, x.c, y.h, y.w, a->cout, a->kh, a->kw};
-    d.bwd = (rg_conv_geom){y.h + 2 * ph, y.w + 2 * pw, a->cout, x.h, x.w, x.c, a->kh, a->kw};
+    d.s = a->stride;
+    d.fwd = (rg_conv_geom){x.h + 2 * a->pad, x.w + 2 * a->pad, x.c, y.h, y.w, a->cout, a->kh, a->kw, a->stride};
+    /* phase r reads output-gradient rows q0 - taps + 1 .. q0 + n - 1:
+     * enough padding above and below for every phase */
+    int32_t bottom = 0, right = 0, most_h = 0, most_w = 0;
+    for (int32_t r = 0; r < d.s && r < MAX_STRIDE; r++) {
+        phase h = d.ph[r] = phase_of(x.h, a->kh, d.s, a->pad, r), w = d.pw[r] = phase_of(x.w, a->kw, d.s, a->pad, r);
+        if (h.taps > 0 && h.taps - 1 - h.q0 > d.top) d.top = h.taps - 1 - h.q0;
+        if (w.taps > 0 && w.taps - 1 - w.q0 > d.left) d.left = w.taps - 1 - w.q0;
+        if (h.q0 + h.n - y.h > bottom) bottom = h.q0 + h.n - y.h;
+        if (w.q0 + w.n - y.w > right) right = w.q0 + w.n - y.w;
+        if (h.n > most_h) most_h = h.n;
+        if (w.n > most_w) most_w = w.n;
+    }
+    d.hp = d.top + y.h + bottom;
+    d.wp = d.left + y.w + right;
     d.xp = (size_t)d.fwd.hp * d.fwd.wp * x.c;
-    d.dyp = (size_t)d.bwd.hp * d.bwd.wp * a->cout;
+    d.dyp = (size_t)d.hp * d.wp * a->cout;
     d.kc = (size_t)a->kh * a->kw * x.c * a->cout;
+    d.slot = d.s > 1 ? (size_t)most_h * most_w * x.c : 0;
     return d;
 }
 
-/* padded input | weight [kh][kw][ci][co] | padded output gradient | flipped
- * weight | weight-gradient partials */
+/* weight [kh][kw][ci][co] | flipped weight, phase after phase | weight-
+ * gradient partials | per thread: a padded input image, a padded output-
+ * gradient image, a phase buffer */
+static size_t slot_floats(const direct_plan *d) { return d->xp + d->dyp + d->slot; }
+
 size_t rg_conv_direct_scratch(const rg_graph *g, const rg_node *n, int32_t batch)
 {
     direct_plan d = direct_geometry(g, n, batch);
     size_t groups = (size_t)(batch + WGRAD_GROUP - 1) / WGRAD_GROUP;
-    return (size_t)batch * d.xp + d.kc + (size_t)batch * d.dyp + d.kc + groups * d.kc;
+    return 2 * d.kc + groups * d.kc + rg_conv_slots_floats(slot_floats(&d));
 }
 
-/* dst[n] = src[n] with `top` and `left` rows/columns of zeros before and
- * the rest of the padded size after, every image in parallel. */
-static void pad_images(const float *src, int32_t n, int32_t h, int32_t w, int32_t c, int32_t hp, int32_t wp,
-                       int32_t top, int32_t left, float *dst)
+/* dst = src (h x w x c) with `top` and `left` rows/columns of zeros before
+ * and the rest of the padded size hp x wp after. One image, just before a
+ * kernel reads it: padding the whole batch first measured 7% of a resnet20
+ * training step, the copies going out to memory and back. */
+static void pad_image(const float *src, int32_t h, int32_t w, int32_t c, int32_t hp, int32_t wp, int32_t top,
+                      int32_t left, float *dst)
 {
     int32_t right = wp - w - left, bottom = hp - h - top;
-#pragma omp parallel for schedule(static)
-    for (int32_t i = 0; i < n; i++) {
-        float *d = dst + (size_t)i * hp * wp * c;
-        const float *s = src + (size_t)i * h * w * c;
-        /* zeros only where the image is not: whole rows above and below,
-         * the columns left and right of each row */
-        memset(d, 0, (size_t)top * wp * c * sizeof(float));
-        memset(d + (size_t)(top + h) * wp * c, 0, (size_t)bottom * wp * c * sizeof(float));
-        for (int32_t r = 0; r < h; r++) {
-            float *row = d + (size_t)(r + top) * wp * c;
-            memset(row, 0, (size_t)left * c * sizeof(float));
-            memcpy(row + (size_t)left * c, s + (size_t)r * w * c, (size_t)w * c * sizeof(float));
-            memset(row + (size_t)(left + w) * c, 0, (size_t)right * c * sizeof(float));
-        }
+    /* zeros only where the image is not: whole rows above and below, the
+     * columns left and right of each row */
+    memset(dst, 0, (size_t)top * wp * c * sizeof(float));
+    memset(dst + (size_t)(top + h) * wp * c, 0, (size_t)bottom * wp * c * sizeof(float));
+    for (int32_t r = 0; r < h; r++) {
+        float *row = dst + (size_t)(r + top) * wp * c;
+        memset(row, 0, (size_t)left * c * sizeof(float));
+        memcpy(row + (size_t)left * c, src + (size_t)r * w * c, (size_t)w * c * sizeof(float));
+        memset(row + (size_t)(left + w) * c, 0, (size_t)right * c * sizeof(float));
     }
 }
 
@@ -70,20 +114,87 @@ void rg_conv_direct_forward(const rg_op_call *call, const conv_out *o)
     const rg_kernel_table *k = rg_kernels();
     rg_shape xs = rg_in_shape(call, 0), ys = rg_out_shape(call);
     direct_plan d = direct_geometry(call->g, call->node, call->g->planned_batch);
-    float *xp = call->scratch, *wt = xp + (size_t)d.n * d.xp;
+    size_t groups = (size_t)(d.n + WGRAD_GROUP - 1) / WGRAD_GROUP, per = slot_floats(&d);
+    float *wt = call->scratch, *slots = wt + (2 + groups) * d.kc;
     int32_t K = a->kh * a->kw * xs.c;
     /* OHWI [co][kh][kw][ci] -> [kh][kw][ci][co] */
     for (int32_t co = 0; co < a->cout; co++)
         for (int32_t t = 0; t < K; t++) wt[(size_t)t * a->cout + co] = o->w[(size_t)co * K + t];
-    pad_images(rg_in(call, 0), xs.n, xs.h, xs.w, xs.c, d.fwd.hp, d.fwd.wp, a->pad, a->pad, xp);
-    size_t yi = (size_t)ys.h * ys.w * ys.c;
+    const float *x = rg_in(call, 0);
+    size_t xi = (size_t)xs.h * xs.w * xs.c, yi = (size_t)ys.h * ys.w * ys.c;
     /* paired with a batch norm (ops/bn.h): each image's moments while it is in cache */
     int32_t bn = rg_bn_pair_active(call->g, call->ctx, call->node->bn_pair) ? call->node->bn_pair : 0;
-#pragma omp parallel for schedule(static)
-    for (int32_t i = 0; i < xs.n; i++) {
-        k->conv_forward(&d.fwd, xp + i * d.xp, wt, o->y + i * yi, 0, o->bias, o->act);
-        if (bn) rg_bn_take_moments(call->g, bn, i, o->y + i * yi);
+    int threads = rg_conv_slots(call->node->scratch_floats - (size_t)(slots - call->scratch), per);
+#pragma omp parallel num_threads(threads)
+    {
+        float *xp = slots + (size_t)omp_get_thread_num() * per;
+#pragma omp for schedule(static)
+        for (int32_t i = 0; i < xs.n; i++) {
+            pad_image(x + i * xi, xs.h, xs.w, xs.c, d.fwd.hp, d.fwd.wp, a->pad, a->pad, xp);
+            k->conv_forward(&d.fwd, xp, wt, o->y + i * yi, 0, o->bias, o->act);
+            if (bn) rg_bn_take_moments(call->g, bn, i, o->y + i * yi);
+        }
     }
+}
+
+/* Flipped taps of each phase (rh, rw), one after the other from wf:
+ * wf[th][tw][co][ci] = w[co][rh + s (jh - 1 - th)][rw + s (jw - 1 - tw)][ci];
+ * at[rh s + rw] the phase's offset. */
+static void flip_phases(const direct_plan *d, const rg_conv_attr *a, int32_t cin, const float *w, float *wf,
+                        size_t *at)
+{
+    int32_t s = d->s, cout = a->cout;
+    size_t used = 0;
+    for (int32_t rh = 0; rh < s; rh++)
+        for (int32_t rw = 0; rw < s; rw++) {
+            int32_t jh = d->ph[rh].taps, jw = d->pw[rw].taps;
+            at[rh * s + rw] = used;
+            for (int32_t th = 0; th < jh; th++)
+                for (int32_t tw = 0; tw < jw; tw++) {
+                    int32_t kh = rh + s * (jh - 1 - th), kw = rw + s * (jw - 1 - tw);
+                    float *dst = wf + used + (size_t)(th * jw + tw) * cout * cin;
+                    for (int32_t co = 0; co < cout; co++)
+                        memcpy(dst + (size_t)co * cin, w + (((size_t)co * a->kh + kh) * a->kw + kw) * cin,
+                               (size_t)cin * sizeof(float));
+                }
+            used += (size_t)jh * jw * cout * cin;
+        }
+}
+
+/* One image's input gradient from its padded output gradient dyp, phase by
+ * phase (buf: the phase buffer, stride > 1). */
+static void input_grad(const direct_plan *d, const rg_conv_attr *a, rg_shape xs, const float *dyp, const float *wf,
+                       const size_t *at, int accumulate, float *buf, float *dx)
+{
+    const rg_kernel_table *k = rg_kernels();
+    int32_t s = d->s, cin = xs.c, cout = a->cout;
+    for (int32_t rh = 0; rh < s; rh++)
+        for (int32_t rw = 0; rw < s; rw++) {
+            phase p = d->ph[rh], q = d->pw[rw];
+            if (p.n == 0 || q.n == 0) continue;
+            int taps = p.taps > 0 && q.taps > 0;
+            if (!taps && accumulate) continue; /* no tap reaches these positions */
+            if (taps) {
+                rg_conv_geom geo = {d->hp, d->wp, cout, p.n, q.n, cin, p.taps, q.taps, 1};
+                size_t from = ((size_t)(p.q0 - p.taps + 1 + d->top) * d->wp + (q.q0 - q.taps + 1 + d->left)) * cout;
+                if (s == 1) { /* one phase: every position, in order, straight into dx */
+                    k->conv_forward(&geo, dyp + from, wf, dx, accumulate, NULL, RG_ACT_NONE);
+                    return;
+                }
+                k->conv_forward(&geo, dyp + from, wf + at[rh * s + rw], buf, 0, NULL, RG_ACT_NONE);
+            }
+            /* the phase's positions of dx: every s-th row and column */
+            int32_t ih0 = s * p.q0 - a->pad + rh, iw0 = s * q.q0 - a->pad + rw;
+            for (int32_t u = 0; u < p.n; u++)
+                for (int32_t v = 0; v < q.n; v++) {
+                    float *dst = dx + ((size_t)(ih0 + s * u) * xs.w + iw0 + s * v) * cin;
+                    const float *src = buf + ((size_t)u * q.n + v) * cin;
+                    if (!taps) memset(dst, 0, (size_t)cin * sizeof(float));
+                    else if (accumulate)
+                        for (int32_t c = 0; c < cin; c++) dst[c] += src[c];
+                    else memcpy(dst, src, (size_t)cin * sizeof(float));
+                }
+        }
 }
 
 void rg_conv_direct_backward(const rg_op_call *call)
@@ -92,22 +203,33 @@ void rg_conv_direct_backward(const rg_op_call *call)
     const rg_kernel_table *k = rg_kernels();
     rg_shape xs = rg_in_shape(call, 0), ys = rg_out_shape(call);
     direct_plan d = direct_geometry(call->g, call->node, call->g->planned_batch);
-    float *xp = call->scratch, *dyp = xp + (size_t)d.n * d.xp + d.kc, *wf = dyp + (size_t)d.n * d.dyp,
-          *part = wf + d.kc;
-    const float *w = rg_param_data(call, 0), *dy = rg_dout(call);
+    int32_t N = xs.n, K = a->kh * a->kw * xs.c, groups = (N + WGRAD_GROUP - 1) / WGRAD_GROUP;
+    size_t per = slot_floats(&d), xi = (size_t)xs.h * xs.w * xs.c, yi = (size_t)ys.h * ys.w * ys.c;
+    float *wf = call->scratch + d.kc, *part = wf + d.kc;
+    float *slots = call->scratch + (2 + (size_t)(d.n + WGRAD_GROUP - 1) / WGRAD_GROUP) * d.kc;
+    const float *x = rg_in(call, 0), *w = rg_param_data(call, 0), *dy = rg_dout(call);
     float *dx = rg_din_wanted(call, 0), *dw = rg_param_grad(call, 0);
-    int32_t K = a->kh * a->kw * xs.c, N = xs.n, KK = a->kh * a->kw;
-    size_t xi = (size_t)xs.h * xs.w * xs.c, yi = (size_t)ys.h * ys.w * ys.c;
-
-    /* weight gradient: per group of images, then the groups in order */
-    pad_images(rg_in(call, 0), N, xs.h, xs.w, xs.c, d.fwd.hp, d.fwd.wp, a->pad, a->pad, xp);
-    int32_t groups = (N + WGRAD_GROUP - 1) / WGRAD_GROUP;
-#pragma omp parallel for schedule(static)
-    for (int32_t gi = 0; gi < groups; gi++) {
-        float *pg = part + (size_t)gi * d.kc;
-        memset(pg, 0, d.kc * sizeof(float));
-        for (int32_t i = gi * WGRAD_GROUP; i < N && i < (gi + 1) * WGRAD_GROUP; i++)
-            k->conv_weight_grad(&d.fwd, xp + i * d.xp, dy + i * yi, pg);
+    size_t at[MAX_STRIDE * MAX_STRIDE];
+    if (dx) flip_phases(&d, a, xs.c, w, wf, at);
+    int accumulate = dx && !rg_din_fresh(call, 0);
+    /* Per group of images, each image padded into cache once: its share
+     * of the group's weight-gradient partial, then its input gradient. */
+    int threads = rg_conv_slots(call->node->scratch_floats - (size_t)(slots - call->scratch), per);
+#pragma omp parallel num_threads(threads)
+    {
+        float *xp = slots + (size_t)omp_get_thread_num() * per, *dyp = xp + d.xp, *buf = dyp + d.dyp;
+#pragma omp for schedule(static)
+        for (int32_t gi = 0; gi < groups; gi++) {
+            float *pg = part + (size_t)gi * d.kc;
+            memset(pg, 0, d.kc * sizeof(float));
+            for (int32_t i = gi * WGRAD_GROUP; i < N && i < (gi + 1) * WGRAD_GROUP; i++) {
+                pad_image(x + i * xi, xs.h, xs.w, xs.c, d.fwd.hp, d.fwd.wp, a->pad, a->pad, xp);
+                k->conv_weight_grad(&d.fwd, xp, dy + i * yi, pg);
+                if (!dx) continue;
+                pad_image(dy + i * yi, ys.h, ys.w, ys.c, d.hp, d.wp, d.top, d.left, dyp);
+                input_grad(&d, a, xs, dyp, wf, at, accumulate, buf, dx + i * xi);
+            }
+        }
     }
     /* group 0 collects the others in order (contiguous rows), then the
      * sum goes back to the OHWI layout */
@@ -120,18 +242,4 @@ void rg_conv_direct_backward(const rg_op_call *call)
         }
         for (int32_t co = 0; co < a->cout; co++) dw[(size_t)co * K + t] += row[co];
     }
-    if (!dx) return;
-    /* input gradient: the padded output gradient convolved with the flipped
-     * weight, wf[kh'][kw'][co][ci] = w[co][kh-1-kh'][kw-1-kw'][ci] */
-    for (int32_t co = 0; co < a->cout; co++)
-        for (int32_t t = 0; t < KK; t++) {
-            int32_t kh = t / a->kw, kw = t % a->kw, f = (a->kh - 1 - kh) * a->kw + (a->kw - 1 - kw);
-            for (int32_t ci = 0; ci < xs.c; ci++)
-                wf[((size_t)f * a->cout + co) * xs.c + ci] = w[((size_t)co * KK + t) * xs.c + ci];
-        }
-    pad_images(dy, N, ys.h, ys.w, ys.c, d.bwd.hp, d.bwd.wp, a->kh - 1 - a->pad, a->kw - 1 - a->pad, dyp);
-    int accumulate = !rg_din_fresh(call, 0);
-#pragma omp parallel for schedule(static)
-    for (int32_t i = 0; i < N; i++) k->conv_forward(&d.bwd, dyp + i * d.dyp, wf, dx + i * xi, accumulate, NULL, RG_ACT_NONE);
 }
-

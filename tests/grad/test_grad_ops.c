@@ -101,6 +101,11 @@ typedef struct {
     int n_kinks;
     int32_t plan_batch; /* > batch: plan for this many, run `batch` (rg_graph_set_batch) */
     int fourth_order;   /* 4-point differences (smooth ops) */
+    /* NaN in the input's gradient before the second backward: an op that
+     * stores a fresh input gradient (ops/op.h) must write every position.
+     * Only for a graph of one op, whose input gradient shares memory with
+     * no other (gradients share memory by liveness, graph/plan.c). */
+    int poison_input_grad;
 } case_cfg;
 
 static rg_graph *new_graph(int32_t h, int32_t w, int32_t c)
@@ -257,6 +262,7 @@ static void run_case(const case_cfg *cfg, rg_graph *g, uint64_t seed)
     for (int pass = 0; pass < 2; pass++) {
         rg_graph_forward(g, &ctx);
         memcpy(rg_graph_output_grad(g), R, n_out * sizeof *R);
+        for (size_t i = 0; cfg->poison_input_grad && pass == 1 && i < n_in; i++) rg_graph_grad(g, g->input)[i] = NAN;
         rg_graph_backward(g, &ctx);
     }
     memcpy(gin, rg_graph_grad(g, g->input), n_in * sizeof *gin);
@@ -298,15 +304,29 @@ static void conv_case(const char *label, int32_t h, int32_t w, int32_t cin, rg_c
     CHECK(rg_graph_add_conv(g, "conv", g->input, a, &y, &E));
     CHECK(rg_graph_finish(g, y, &E));
     case_cfg cfg = exact(label, batch);
+    cfg.poison_input_grad = 1;
     run_case(&cfg, g, seed);
 }
 
-/* Dense 3x3, stride 2 on an odd 7x5 input, padding 1 (im2col path). */
+/* Dense convolutions (the direct path; a stride splits the input gradient
+ * into phases, ops/conv_direct.c). 3x3, stride 2 on an odd 7x5 input,
+ * padding 1. */
 static void test_conv_dense(void **state)
 {
     (void)state;
     conv_case("conv 3x3 s2 p1", 7, 5, 3, (rg_conv_attr){.kh = 3, .kw = 3, .stride = 2, .pad = 1, .groups = 1, .cout = 5},
               2, 11);
+    /* a kernel smaller than the stride: some phases have no tap (zeros) */
+    conv_case("conv 2x2 s3 p1", 8, 7, 3, (rg_conv_attr){.kh = 2, .kw = 2, .stride = 3, .pad = 1, .groups = 1, .cout = 4},
+              2, 14);
+    /* stride 3 with a rectangular kernel; stride 2 without padding on an
+     * even input (its last rows and columns read by no window) */
+    conv_case("conv 5x3 s3 p1", 8, 7, 2, (rg_conv_attr){.kh = 5, .kw = 3, .stride = 3, .pad = 1, .groups = 1, .cout = 3},
+              2, 15);
+    conv_case("conv 3x3 s2 p1 cin1", 28, 28, 1, (rg_conv_attr){.kh = 3, .kw = 3, .stride = 2, .pad = 1, .groups = 1, .cout = 8},
+              20, 17);
+    conv_case("conv 3x3 s2 p0", 8, 6, 3, (rg_conv_attr){.kh = 3, .kw = 3, .stride = 2, .pad = 0, .groups = 1, .cout = 17},
+              2, 16);
     /* a rectangular kernel and stride 1 */
     conv_case("conv 3x1 s1 p0", 6, 5, 4, (rg_conv_attr){.kh = 3, .kw = 1, .stride = 1, .pad = 0, .groups = 1, .cout = 3},
               3, 12);
@@ -787,13 +807,13 @@ static void test_chain(void **state)
  *     y = op(x);  a = fc_a(y);  b = fc_b(x);  output = concat(a, b)
  */
 typedef enum {
-    ACC_CONV, ACC_DW, ACC_PW, ACC_BN, ACC_RELU, ACC_RELU6, ACC_HSWISH, ACC_SIGMOID, ACC_ADD, ACC_MUL,
+    ACC_CONV, ACC_CONV_S1, ACC_CONV_2X2_S3, ACC_DW, ACC_PW, ACC_BN, ACC_RELU, ACC_RELU6, ACC_HSWISH, ACC_SIGMOID, ACC_ADD, ACC_MUL,
     ACC_MUL_BCAST, ACC_CONCAT, ACC_SLICE, ACC_SHUFFLE, ACC_MAXPOOL, ACC_AVGPOOL, ACC_GAP, ACC_LINEAR,
     ACC_DROPOUT, ACC_COUNT
 } acc_op;
 
 static const char *const acc_names[ACC_COUNT] = {
-    "accumulate conv", "accumulate dw", "accumulate pw", "accumulate bn", "accumulate relu",
+    "accumulate conv", "accumulate conv s1", "accumulate conv 2x2 s3", "accumulate dw", "accumulate pw", "accumulate bn", "accumulate relu",
     "accumulate relu6", "accumulate hswish", "accumulate sigmoid", "accumulate add", "accumulate mul",
     "accumulate mul bcast", "accumulate concat", "accumulate slice", "accumulate shuffle",
     "accumulate maxpool", "accumulate avgpool", "accumulate gap", "accumulate linear", "accumulate dropout"};
@@ -805,6 +825,12 @@ static int32_t acc_build(rg_graph *g, acc_op op)
     switch (op) {
     case ACC_CONV:
         CHECK(rg_graph_add_conv(g, "op", x, (rg_conv_attr){.kh = 3, .kw = 3, .stride = 2, .pad = 1, .groups = 1, .cout = 5}, &y, &E));
+        break;
+    case ACC_CONV_S1:
+        CHECK(rg_graph_add_conv(g, "op", x, (rg_conv_attr){.kh = 3, .kw = 3, .stride = 1, .pad = 1, .groups = 1, .cout = 5}, &y, &E));
+        break;
+    case ACC_CONV_2X2_S3:
+        CHECK(rg_graph_add_conv(g, "op", x, (rg_conv_attr){.kh = 2, .kw = 2, .stride = 3, .pad = 0, .groups = 1, .cout = 5}, &y, &E));
         break;
     case ACC_DW:
         CHECK(rg_graph_add_conv(g, "op", x, (rg_conv_attr){.kh = 3, .kw = 3, .stride = 1, .pad = 1, .groups = 4, .cout = 4}, &y, &E));

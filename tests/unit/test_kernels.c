@@ -236,20 +236,21 @@ static void test_dense_conv(void **state)
     (void)state;
     const rg_kernel_table *t[2];
     int nt = fast_tables(t);
-    /* padded h, w, cin, cout, kh, kw */
-    static const int32_t cases[][6] = {{30, 30, 16, 16, 3, 3}, {16, 16, 32, 64, 3, 3}, {9, 9, 1, 16, 3, 3},
-                                       {8, 11, 3, 10, 3, 3},   {9, 9, 17, 33, 5, 5},  {6, 8, 8, 40, 1, 3},
-                                       {4, 4, 7, 5, 3, 3}};
+    /* padded h, w, cin, cout, kh, kw, stride */
+    static const int32_t cases[][7] = {{30, 30, 16, 16, 3, 3, 1}, {16, 16, 32, 64, 3, 3, 1}, {9, 9, 1, 16, 3, 3, 1},
+                                       {8, 11, 3, 10, 3, 3, 1},   {9, 9, 17, 33, 5, 5, 1},  {6, 8, 8, 40, 1, 3, 1},
+                                       {4, 4, 7, 5, 3, 3, 1},     {30, 30, 16, 32, 3, 3, 2}, {16, 15, 32, 64, 3, 3, 2},
+                                       {13, 12, 5, 19, 1, 1, 2},  {11, 12, 3, 17, 5, 3, 3}};
     for (int k = 0; k < nt; k++)
         for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
             const int32_t *c = cases[ci];
-            rg_conv_geom g = {c[0], c[1], c[2], c[0] - c[4] + 1, c[1] - c[5] + 1, c[3], c[4], c[5]};
+            rg_conv_geom g = {c[0], c[1], c[2], (c[0] - c[4]) / c[6] + 1, (c[1] - c[5]) / c[6] + 1, c[3], c[4], c[5], c[6]};
             size_t xn = (size_t)g.hp * g.wp * g.cin, yn = (size_t)g.ho * g.wo * g.cout;
             size_t wn = (size_t)g.kh * g.kw * g.cin * g.cout;
             float *x = random_floats(xn, -1.0f, 1.0f), *w = random_floats(wn, -1.0f, 1.0f);
             float *bias = random_floats((size_t)g.cout, -1.0f, 1.0f), *dy = random_floats(yn, -1.0f, 1.0f);
             char what[96];
-            snprintf(what, sizeof what, "conv %dx%dx%d->%d k%dx%d", g.hp, g.wp, g.cin, g.cout, g.kh, g.kw);
+            snprintf(what, sizeof what, "conv %dx%dx%d->%d k%dx%d s%d", g.hp, g.wp, g.cin, g.cout, g.kh, g.kw, g.stride);
             for (int acc = 0; acc < 2; acc++)
                 for (size_t a = 0; a < 4; a++) {
                     float *y0 = random_floats(yn, -1.0f, 1.0f), *y1 = copy(y0, yn);
