@@ -71,10 +71,10 @@ size_t rg_conv_slots_floats(size_t per);
 int rg_conv_slots(size_t floats, size_t per);
 
 /* Paths that can read their input as act(bn(x)) computed block by block
- * (rg_node.bn_feed): pointwise and depthwise. */
+ * (rg_node.bn_feed): pointwise, depthwise and direct. */
 static inline int rg_conv_can_take_bn_feed(const rg_graph *g, const rg_node *n)
 {
-    return rg_conv_is_pointwise(&n->a.conv) || rg_conv_is_depthwise(g, n);
+    return rg_conv_is_pointwise(&n->a.conv) || rg_conv_is_depthwise(g, n) || rg_conv_is_direct(&n->a.conv);
 }
 
 /* Whether convolution `conv` (a node index) computes its paired batch

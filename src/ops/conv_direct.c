@@ -108,6 +108,29 @@ static void pad_image(const float *src, int32_t h, int32_t w, int32_t c, int32_t
     }
 }
 
+/* The padded input image i: the input itself, or, fed by batch norm
+ * `feed` (rg_node.bn_feed, training), its chain output act(bn(x)) computed
+ * row by row straight into the padded rows, so it is never stored. */
+static void pad_input(const rg_op_call *call, int32_t feed, const direct_plan *d, int32_t i, float *xp)
+{
+    rg_shape xs = rg_in_shape(call, 0);
+    int32_t pad = call->node->a.conv.pad;
+    size_t xi = (size_t)xs.h * xs.w * xs.c;
+    if (!feed) {
+        pad_image(rg_in(call, 0) + i * xi, xs.h, xs.w, xs.c, d->fwd.hp, d->fwd.wp, pad, pad, xp);
+        return;
+    }
+    int32_t wp = d->fwd.wp, c = xs.c, right = wp - xs.w - pad, bottom = d->fwd.hp - xs.h - pad;
+    memset(xp, 0, (size_t)pad * wp * c * sizeof(float));
+    memset(xp + (size_t)(pad + xs.h) * wp * c, 0, (size_t)bottom * wp * c * sizeof(float));
+    for (int32_t r = 0; r < xs.h; r++) {
+        float *row = xp + (size_t)(r + pad) * wp * c;
+        memset(row, 0, (size_t)pad * c * sizeof(float));
+        rg_bn_feed_apply(call->g, feed, ((size_t)i * xs.h + r) * xs.w, (size_t)xs.w, row + (size_t)pad * c);
+        memset(row + (size_t)(pad + xs.w) * c, 0, (size_t)right * c * sizeof(float));
+    }
+}
+
 void rg_conv_direct_forward(const rg_op_call *call, const conv_out *o)
 {
     const rg_conv_attr *a = &call->node->a.conv;
@@ -120,17 +143,17 @@ void rg_conv_direct_forward(const rg_op_call *call, const conv_out *o)
     /* OHWI [co][kh][kw][ci] -> [kh][kw][ci][co] */
     for (int32_t co = 0; co < a->cout; co++)
         for (int32_t t = 0; t < K; t++) wt[(size_t)t * a->cout + co] = o->w[(size_t)co * K + t];
-    const float *x = rg_in(call, 0);
-    size_t xi = (size_t)xs.h * xs.w * xs.c, yi = (size_t)ys.h * ys.w * ys.c;
+    size_t yi = (size_t)ys.h * ys.w * ys.c;
     /* paired with a batch norm (ops/bn.h): each image's moments while it is in cache */
     int32_t bn = rg_bn_pair_active(call->g, call->ctx, call->node->bn_pair) ? call->node->bn_pair : 0;
+    int32_t feed = rg_bn_pair_active(call->g, call->ctx, call->node->bn_feed) ? call->node->bn_feed : 0;
     int threads = rg_conv_slots(call->node->scratch_floats - (size_t)(slots - call->scratch), per);
 #pragma omp parallel num_threads(threads)
     {
         float *xp = slots + (size_t)omp_get_thread_num() * per;
 #pragma omp for schedule(static)
         for (int32_t i = 0; i < xs.n; i++) {
-            pad_image(x + i * xi, xs.h, xs.w, xs.c, d.fwd.hp, d.fwd.wp, a->pad, a->pad, xp);
+            pad_input(call, feed, &d, i, xp);
             k->conv_forward(&d.fwd, xp, wt, o->y + i * yi, 0, o->bias, o->act);
             if (bn) rg_bn_take_moments(call->g, bn, i, o->y + i * yi);
         }
@@ -207,13 +230,16 @@ void rg_conv_direct_backward(const rg_op_call *call)
     size_t per = slot_floats(&d), xi = (size_t)xs.h * xs.w * xs.c, yi = (size_t)ys.h * ys.w * ys.c;
     float *wf = call->scratch + d.kc, *part = wf + d.kc;
     float *slots = call->scratch + (2 + (size_t)(d.n + WGRAD_GROUP - 1) / WGRAD_GROUP) * d.kc;
-    const float *x = rg_in(call, 0), *w = rg_param_data(call, 0), *dy = rg_dout(call);
+    const float *w = rg_param_data(call, 0), *dy = rg_dout(call);
     float *dx = rg_din_wanted(call, 0), *dw = rg_param_grad(call, 0);
+    int32_t feed = rg_bn_pair_active(call->g, call->ctx, call->node->bn_feed) ? call->node->bn_feed : 0;
     size_t at[MAX_STRIDE * MAX_STRIDE];
     if (dx) flip_phases(&d, a, xs.c, w, wf, at);
     int accumulate = dx && !rg_din_fresh(call, 0);
     /* Per group of images, each image padded into cache once: its share
-     * of the group's weight-gradient partial, then its input gradient. */
+     * of the group's weight-gradient partial, then its input gradient
+     * (fed: then the feeding batch norm's gradient sums, while that
+     * gradient, complete, is in cache). */
     int threads = rg_conv_slots(call->node->scratch_floats - (size_t)(slots - call->scratch), per);
 #pragma omp parallel num_threads(threads)
     {
@@ -223,11 +249,12 @@ void rg_conv_direct_backward(const rg_op_call *call)
             float *pg = part + (size_t)gi * d.kc;
             memset(pg, 0, d.kc * sizeof(float));
             for (int32_t i = gi * WGRAD_GROUP; i < N && i < (gi + 1) * WGRAD_GROUP; i++) {
-                pad_image(x + i * xi, xs.h, xs.w, xs.c, d.fwd.hp, d.fwd.wp, a->pad, a->pad, xp);
+                pad_input(call, feed, &d, i, xp);
                 k->conv_weight_grad(&d.fwd, xp, dy + i * yi, pg);
                 if (!dx) continue;
                 pad_image(dy + i * yi, ys.h, ys.w, ys.c, d.hp, d.wp, d.top, d.left, dyp);
                 input_grad(&d, a, xs, dyp, wf, at, accumulate, buf, dx + i * xi);
+                if (feed) rg_bn_feed_grad_sums(call->g, feed, i, dx + i * xi);
             }
         }
     }

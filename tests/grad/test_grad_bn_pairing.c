@@ -4,14 +4,15 @@
  * In a training plan a convolution whose output only a batch norm reads is
  * paired with it (it takes the batch norm's moments as it writes its output
  * and, pointwise or depthwise, computes the batch norm's input gradient
- * itself), and a pointwise or depthwise convolution that alone reads a batch
- * norm's chain output is fed by it (it applies batch norm and relu6 to its
+ * itself), and a convolution that alone reads a batch norm's chain output
+ * is fed by it (it applies batch norm and relu6 to its
  * input as it reads it and takes the gradient sums). A tapped value is never
  * fused, so tapping every value of the same network gives the plain
  * execution of the ops, which the finite-difference checks of
  * test_grad_ops.c hold to the definition. Here:
  * - the small MobileNetV2-style network below, which has every pairing
- *   (direct, pointwise and depthwise convolutions, stride 1 and 2, both
+ *   (direct, pointwise and depthwise convolutions, stride 1 and 2, fed
+ *   direct convolution c2 and pointwise ones, both
  *   pairings on one convolution and on one batch norm, a residual), runs
  *   fused and plain from the same weights and inputs, for two steps (the
  *   second sees running statistics and gradients left by the first); every
@@ -45,6 +46,7 @@
 
 static const char *const SPEC = "input h=28 w=26 c=3\n"
                                 "conv name=stem c=8 k=3 s=1 bn act=relu6\n"
+                                "conv name=c2 c=8 k=3 s=2 bn act=relu6\n"
                                 "ir name=b1 t=1 c=8 s=1\n"
                                 "ir name=b2 t=3 c=12 s=2\n"
                                 "ir name=b3 t=2 c=12 s=1\n"
@@ -177,11 +179,12 @@ static void test_fused_matches_plain(void **state)
     (void)state;
     int pairs, feeds;
     expect_fused_matches_plain(0, &pairs, &feeds);
-    /* stem, b1.dw, b1.project, b2..b3 expand/dw/project, head: all 10 convolutions
-     * are paired; fed: b1.dw -> b1.project, and per t > 1 block expand -> dw
-     * and dw -> project (the stem's output also feeds b1's residual add) */
-    assert_int_equal(pairs, 10);
-    assert_int_equal(feeds, 5);
+    /* stem, c2, b1.dw, b1.project, b2..b3 expand/dw/project, head: all 11
+     * convolutions are paired; fed: stem -> c2 (direct, stride 2), b1.dw ->
+     * b1.project, and per t > 1 block expand -> dw and dw -> project (c2's
+     * output also feeds b1's residual add) */
+    assert_int_equal(pairs, 11);
+    assert_int_equal(feeds, 6);
 }
 
 static void test_fused_matches_plain_frozen(void **state)
