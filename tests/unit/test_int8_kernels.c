@@ -244,6 +244,15 @@ static void test_depthwise(void **state)
         rand_requant(p.out_c, 1, m, s);
         check_dw(t, nt, p, rep < 3 ? 2 : 3);
     }
+    /* MobileNetV2's own blocks: 16 channels gathered four columns at a
+     * time, 64-channel groups at stride 1 and 2, padding 0 */
+    static const int32_t blocks[][5] = {{16, 28, 28, 1, 1}, {16, 9, 11, 1, 1}, {64, 15, 15, 2, 1},
+                                        {80, 7, 7, 1, 1}, {128, 9, 6, 2, 0}, {96, 14, 14, 2, 1}};
+    for (size_t b = 0; b < sizeof blocks / sizeof *blocks; b++) {
+        const int32_t *q = blocks[b];
+        rg_q_conv_params p = rand_conv(2, q[1], q[2], q[0], q[0], 3, q[3], q[4], 1, m, s, (int)b % 2);
+        check_dw(t, nt, p, (int)b % 3);
+    }
     /* dilated in height only (the row-pair kernels need dilation_w 1 only) */
     for (int32_t c = 15; c <= 70; c += 55) {
         rg_q_conv_params p = rand_conv(2, 9, 7, c, c, 3, 1, 1, 1, m, s, 0);

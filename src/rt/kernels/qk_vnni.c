@@ -365,6 +365,27 @@ static inline __m512i dw_col(const rg_qk_dw *L, const int8_t *xr, int32_t iw, in
     return _mm512_cvtepu8_epi32(v);
 }
 
+/* Three taps a, b, c (64 bytes each: four groups of 16 channels, group j
+ * in 128-bit lane j) into the ring's layout: group j's 16 int32 [a_i, b_i,
+ * c_i, 0] (as x + 128: flip) stored at dst + 16 j. Byte unpacks within
+ * the lanes, then a 4 x 4 transpose of the lanes: 12 shuffles for four
+ * groups, where dw_col's loads, widenings, shifts and ors take 11 a group. */
+static inline void dw_gather3x4(__m512i a, __m512i b, __m512i c, __m512i flip, int32_t *dst)
+{
+    const __m512i z = _mm512_setzero_si512();
+    __m512i ab0 = _mm512_unpacklo_epi8(a, b), ab1 = _mm512_unpackhi_epi8(a, b);
+    __m512i c0 = _mm512_unpacklo_epi8(c, z), c1 = _mm512_unpackhi_epi8(c, z);
+    /* r_q, lane j: channels 4q .. 4q + 3 of group j */
+    __m512i r0 = _mm512_unpacklo_epi16(ab0, c0), r1 = _mm512_unpackhi_epi16(ab0, c0);
+    __m512i r2 = _mm512_unpacklo_epi16(ab1, c1), r3 = _mm512_unpackhi_epi16(ab1, c1);
+    __m512i s0 = _mm512_shuffle_i32x4(r0, r1, 0x44), s1 = _mm512_shuffle_i32x4(r2, r3, 0x44);
+    __m512i s2 = _mm512_shuffle_i32x4(r0, r1, 0xEE), s3 = _mm512_shuffle_i32x4(r2, r3, 0xEE);
+    _mm512_storeu_si512((void *)dst, _mm512_xor_si512(_mm512_shuffle_i32x4(s0, s1, 0x88), flip));
+    _mm512_storeu_si512((void *)(dst + 16), _mm512_xor_si512(_mm512_shuffle_i32x4(s0, s1, 0xDD), flip));
+    _mm512_storeu_si512((void *)(dst + 32), _mm512_xor_si512(_mm512_shuffle_i32x4(s2, s3, 0x88), flip));
+    _mm512_storeu_si512((void *)(dst + 48), _mm512_xor_si512(_mm512_shuffle_i32x4(s2, s3, 0xDD), flip));
+}
+
 static inline __attribute__((always_inline)) void dw_gather_row(const rg_qk_dw *L, const int8_t *xn, int32_t ih,
                                                                 int32_t *dst, const int KW)
 {
@@ -381,9 +402,27 @@ static inline __attribute__((always_inline)) void dw_gather_row(const rg_qk_dw *
         return;
     }
     const int8_t *xr = xn + (size_t)ih * p->in_w * p->in_c;
+    const int32_t c = p->in_c;
+    /* three taps, dilation 1, all inside the row: four groups of 16
+     * channels at a time (dw_gather3x4) */
+    const int three = kw_n == 3 && p->dilation_w == 1;
     for (int32_t ow = 0; ow < p->out_w; ow++) {
-        int32_t iw0 = ow * p->stride_w - p->pad_left;
-        for (int32_t c0 = 0; c0 < cpad; c0 += 16) {
+        int32_t iw0 = ow * p->stride_w - p->pad_left, c0 = 0;
+        int inside = three && iw0 >= 0 && iw0 + 2 < p->in_w;
+        /* 16 channels, stride 1: four output columns, whose taps are
+         * consecutive columns (64 contiguous bytes a tap) */
+        if (inside && c == 16 && cpad == 16 && p->stride_w == 1 && ow + 3 < p->out_w && iw0 + 5 < p->in_w) {
+            const int8_t *t = xr + (size_t)iw0 * 16;
+            dw_gather3x4(LD(t), LD(t + 16), LD(t + 32), flip, dst + (size_t)ow * 16);
+            ow += 3;
+            continue;
+        }
+        if (inside) {
+            const int8_t *t = xr + (size_t)iw0 * c;
+            for (; c0 + 64 <= c; c0 += 64)
+                dw_gather3x4(LD(t + c0), LD(t + c + c0), LD(t + 2 * c + c0), flip, dst + (size_t)ow * cpad + c0);
+        }
+        for (; c0 < cpad; c0 += 16) {
             __m512i v = dw_col(L, xr, iw0, c0, zpb);
             if (kw_n > 1) v = _mm512_or_si512(v, _mm512_slli_epi32(dw_col(L, xr, iw0 + p->dilation_w, c0, zpb), 8));
             if (kw_n > 2)
