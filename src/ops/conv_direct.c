@@ -88,12 +88,22 @@ size_t rg_conv_direct_scratch(const rg_graph *g, const rg_node *n, int32_t batch
     return 2 * d.kc + groups * d.kc + rg_conv_slots_floats(slot_floats(&d));
 }
 
-/* dst = src (h x w x c) with `top` and `left` rows/columns of zeros before
- * and the rest of the padded size hp x wp after. One image, just before a
- * kernel reads it: padding the whole batch first measured 7% of a resnet20
- * training step, the copies going out to memory and back. */
-static void pad_image(const float *src, int32_t h, int32_t w, int32_t c, int32_t hp, int32_t wp, int32_t top,
-                      int32_t left, float *dst)
+/* The first per-thread buffer in a call's scratch (the layout above, for
+ * the planned batch). */
+static float *slots_of(const rg_op_call *call, const direct_plan *d)
+{
+    return call->scratch + (2 + (size_t)(d->n + WGRAD_GROUP - 1) / WGRAD_GROUP) * d->kc;
+}
+
+/* dst = an h x w x c image with `top` and `left` rows/columns of zeros
+ * before and the rest of the padded size hp x wp after: rows of src, or,
+ * fed by batch norm `feed` (rg_node.bn_feed, training), rows row0 ... of
+ * its chain output act(bn(x)) computed straight into place, so that output
+ * is never stored. One image, just before a kernel reads it: padding the
+ * whole batch first measured 7% of a resnet20 training step, the copies
+ * going out to memory and back. */
+static void pad_image(rg_graph *g, int32_t feed, size_t row0, const float *src, int32_t h, int32_t w, int32_t c,
+                      int32_t hp, int32_t wp, int32_t top, int32_t left, float *dst)
 {
     int32_t right = wp - w - left, bottom = hp - h - top;
     /* zeros only where the image is not: whole rows above and below, the
@@ -103,32 +113,19 @@ static void pad_image(const float *src, int32_t h, int32_t w, int32_t c, int32_t
     for (int32_t r = 0; r < h; r++) {
         float *row = dst + (size_t)(r + top) * wp * c;
         memset(row, 0, (size_t)left * c * sizeof(float));
-        memcpy(row + (size_t)left * c, src + (size_t)r * w * c, (size_t)w * c * sizeof(float));
+        if (feed) rg_bn_feed_apply(g, feed, row0 + (size_t)r * w, (size_t)w, row + (size_t)left * c);
+        else memcpy(row + (size_t)left * c, src + (size_t)r * w * c, (size_t)w * c * sizeof(float));
         memset(row + (size_t)(left + w) * c, 0, (size_t)right * c * sizeof(float));
     }
 }
 
-/* The padded input image i: the input itself, or, fed by batch norm
- * `feed` (rg_node.bn_feed, training), its chain output act(bn(x)) computed
- * row by row straight into the padded rows, so it is never stored. */
+/* The padded input image i. */
 static void pad_input(const rg_op_call *call, int32_t feed, const direct_plan *d, int32_t i, float *xp)
 {
     rg_shape xs = rg_in_shape(call, 0);
     int32_t pad = call->node->a.conv.pad;
-    size_t xi = (size_t)xs.h * xs.w * xs.c;
-    if (!feed) {
-        pad_image(rg_in(call, 0) + i * xi, xs.h, xs.w, xs.c, d->fwd.hp, d->fwd.wp, pad, pad, xp);
-        return;
-    }
-    int32_t wp = d->fwd.wp, c = xs.c, right = wp - xs.w - pad, bottom = d->fwd.hp - xs.h - pad;
-    memset(xp, 0, (size_t)pad * wp * c * sizeof(float));
-    memset(xp + (size_t)(pad + xs.h) * wp * c, 0, (size_t)bottom * wp * c * sizeof(float));
-    for (int32_t r = 0; r < xs.h; r++) {
-        float *row = xp + (size_t)(r + pad) * wp * c;
-        memset(row, 0, (size_t)pad * c * sizeof(float));
-        rg_bn_feed_apply(call->g, feed, ((size_t)i * xs.h + r) * xs.w, (size_t)xs.w, row + (size_t)pad * c);
-        memset(row + (size_t)(pad + xs.w) * c, 0, (size_t)right * c * sizeof(float));
-    }
+    const float *x = feed ? NULL : rg_in(call, 0) + (size_t)i * xs.h * xs.w * xs.c;
+    pad_image(call->g, feed, (size_t)i * xs.h * xs.w, x, xs.h, xs.w, xs.c, d->fwd.hp, d->fwd.wp, pad, pad, xp);
 }
 
 void rg_conv_direct_forward(const rg_op_call *call, const conv_out *o)
@@ -137,8 +134,8 @@ void rg_conv_direct_forward(const rg_op_call *call, const conv_out *o)
     const rg_kernel_table *k = rg_kernels();
     rg_shape xs = rg_in_shape(call, 0), ys = rg_out_shape(call);
     direct_plan d = direct_geometry(call->g, call->node, call->g->planned_batch);
-    size_t groups = (size_t)(d.n + WGRAD_GROUP - 1) / WGRAD_GROUP, per = slot_floats(&d);
-    float *wt = call->scratch, *slots = wt + (2 + groups) * d.kc;
+    size_t per = slot_floats(&d);
+    float *wt = call->scratch, *slots = slots_of(call, &d);
     int32_t K = a->kh * a->kw * xs.c;
     /* OHWI [co][kh][kw][ci] -> [kh][kw][ci][co] */
     for (int32_t co = 0; co < a->cout; co++)
@@ -229,7 +226,7 @@ void rg_conv_direct_backward(const rg_op_call *call)
     int32_t N = xs.n, K = a->kh * a->kw * xs.c, groups = (N + WGRAD_GROUP - 1) / WGRAD_GROUP;
     size_t per = slot_floats(&d), xi = (size_t)xs.h * xs.w * xs.c, yi = (size_t)ys.h * ys.w * ys.c;
     float *wf = call->scratch + d.kc, *part = wf + d.kc;
-    float *slots = call->scratch + (2 + (size_t)(d.n + WGRAD_GROUP - 1) / WGRAD_GROUP) * d.kc;
+    float *slots = slots_of(call, &d);
     const float *w = rg_param_data(call, 0), *dy = rg_dout(call);
     float *dx = rg_din_wanted(call, 0), *dw = rg_param_grad(call, 0);
     int32_t feed = rg_bn_pair_active(call->g, call->ctx, call->node->bn_feed) ? call->node->bn_feed : 0;
@@ -252,7 +249,7 @@ void rg_conv_direct_backward(const rg_op_call *call)
                 pad_input(call, feed, &d, i, xp);
                 k->conv_weight_grad(&d.fwd, xp, dy + i * yi, pg);
                 if (!dx) continue;
-                pad_image(dy + i * yi, ys.h, ys.w, ys.c, d.hp, d.wp, d.top, d.left, dyp);
+                pad_image(call->g, 0, 0, dy + i * yi, ys.h, ys.w, ys.c, d.hp, d.wp, d.top, d.left, dyp);
                 input_grad(&d, a, xs, dyp, wf, at, accumulate, buf, dx + i * xi);
                 if (feed) rg_bn_feed_grad_sums(call->g, feed, i, dx + i * xi);
             }
