@@ -30,14 +30,13 @@ void rg_conv_bias_grad(const float *dy, size_t rows, int32_t c, float *db);
 /* Dense convolutions with more than one tap run direct (kernels'
  * conv_forward), without a column buffer; the input gradient is, per phase
  * of the stride, a convolution of the padded output gradient with part of
- * the flipped weight (ops/conv_direct.c), which needs pad <= k - 1. A
- * strided 1x1 convolution measured faster by im2col (a strided copy) and
- * one product. */
+ * the flipped weight (ops/conv_direct.c), which needs pad <= k - 1 (the
+ * graph builder rejects any other padding). A strided 1x1 convolution
+ * measured faster by im2col (a strided copy) and one product. */
 #define RG_CONV_DIRECT_MAX_STRIDE 4
 static inline int rg_conv_is_direct(const rg_conv_attr *a)
 {
-    return a->groups == 1 && a->kh * a->kw > 1 && a->stride >= 1 && a->stride <= RG_CONV_DIRECT_MAX_STRIDE &&
-           a->pad <= a->kh - 1 && a->pad <= a->kw - 1;
+    return a->groups == 1 && a->kh * a->kw > 1 && a->stride <= RG_CONV_DIRECT_MAX_STRIDE;
 }
 
 /* Depthwise: one filter per channel. */

@@ -32,9 +32,10 @@ typedef struct {
 static phase phase_of(int32_t in, int32_t k, int32_t s, int32_t pad, int32_t r)
 {
     phase p = {r < k ? (k - r + s - 1) / s : 0, pad >= r ? (pad - r + s - 1) / s : 0, 0};
-    int32_t last = in - 1 + pad - r; /* s * (the last q) at most */
+    /* s * (the last q) at most; when it is >= 0, last / s >= q0 - 1 (pad >= r)
+     * or q0 = 0 (pad < r), so n is never negative */
+    int32_t last = in - 1 + pad - r;
     p.n = last < 0 ? 0 : last / s - p.q0 + 1;
-    if (p.n < 0) p.n = 0;
     return p;
 }
 
@@ -58,7 +59,7 @@ static direct_plan direct_geometry(const rg_graph *g, const rg_node *n, int32_t 
     /* phase r reads output-gradient rows q0 - taps + 1 .. q0 + n - 1:
      * enough padding above and below for every phase */
     int32_t bottom = 0, right = 0, most_h = 0, most_w = 0;
-    for (int32_t r = 0; r < d.s && r < MAX_STRIDE; r++) {
+    for (int32_t r = 0; r < d.s; r++) { /* d.s <= MAX_STRIDE: rg_conv_is_direct */
         phase h = d.ph[r] = phase_of(x.h, a->kh, d.s, a->pad, r), w = d.pw[r] = phase_of(x.w, a->kw, d.s, a->pad, r);
         if (h.taps > 0 && h.taps - 1 - h.q0 > d.top) d.top = h.taps - 1 - h.q0;
         if (w.taps > 0 && w.taps - 1 - w.q0 > d.left) d.left = w.taps - 1 - w.q0;
