@@ -91,6 +91,7 @@ typedef struct {
 
 typedef struct {
     char name[RG_RECIPE_NAME_MAX], baseline[RG_RECIPE_NAME_MAX], treatment[RG_RECIPE_NAME_MAX];
+    char reference[RG_RECIPE_NAME_MAX]; /* optional: "" none */
 } rg_resolved_compare;
 
 typedef struct {

@@ -65,12 +65,13 @@ typedef struct {
     int32_t n_pairs;
     int64_t *seeds;         /* the seeds both finished, ascending */
     rg_paired diff;         /* treatment - baseline, percentage points */
-    /* When the treatment is distilled from a teacher run of this experiment
-     * (its `teacher` key refers to it): that run, and the fraction of the
-     * teacher-baseline gap the treatment closes, diff.mean / (teacher mean -
-     * baseline mean); NaN when the teacher is not better than the
+    /* The reference run: the recipe's `reference` for this comparison, else,
+     * when the treatment is distilled from a teacher run of this experiment
+     * (its `teacher` key refers to it), that run; and the fraction of the
+     * reference-baseline gap the treatment closes, diff.mean / (reference
+     * mean - baseline mean), NaN when the reference is not better than the
      * baseline. NULL and NaN otherwise. */
-    char *teacher;
+    char *reference;
     double gap_recovered;
 } rg_report_comparison;
 

@@ -56,9 +56,10 @@ rg_status rg_store_put_experiment(rg_store *s, const char *name, const char *rec
 /* The id of experiment `name`; RG_ERR_NOTFOUND when the store has none. */
 rg_status rg_store_find_experiment(rg_store *s, const char *name, int64_t *id, rg_error *err);
 /* Replaces the experiment's comparisons with these n (treatment against
- * baseline, paired by seed). */
+ * baseline, paired by seed; reference: the run whose gap to the baseline
+ * the treatment is measured against, NULL or "" for none). */
 typedef struct {
-    const char *name, *baseline, *treatment;
+    const char *name, *baseline, *treatment, *reference;
 } rg_store_comparison;
 rg_status rg_store_set_comparisons(rg_store *s, int64_t experiment, const rg_store_comparison *c, int32_t n,
                                    rg_error *err);

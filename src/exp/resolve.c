@@ -358,10 +358,14 @@ static rg_status resolve_compare(const rg_recipe *r, const rg_recipe_section *s,
     snprintf(c->name, sizeof c->name, "%s", s->name);
     for (int32_t i = 0; i < s->n_kv; i++) {
         const rg_recipe_kv *kv = &s->kv[i];
-        char *dst = !strcmp(kv->key, "baseline") ? c->baseline : !strcmp(kv->key, "treatment") ? c->treatment : NULL;
+        char *dst = !strcmp(kv->key, "baseline")    ? c->baseline
+                    : !strcmp(kv->key, "treatment") ? c->treatment
+                    : !strcmp(kv->key, "reference") ? c->reference
+                                                    : NULL;
         if (!dst)
-            return rg_fail(err, RG_ERR_FORMAT, "%s:%d: %s: unknown key in [compare %s] (baseline, treatment)",
-                           r->origin, kv->line, kv->key, s->name);
+            return rg_fail(err, RG_ERR_FORMAT,
+                           "%s:%d: %s: unknown key in [compare %s] (baseline, treatment, reference)", r->origin,
+                           kv->line, kv->key, s->name);
         if (recipe_run(r, kv->value) < 0)
             return rg_fail(err, RG_ERR_FORMAT, "%s:%d: %s: no [run %s] in the recipe", r->origin, kv->line, kv->key,
                            kv->value);
@@ -373,6 +377,12 @@ static rg_status resolve_compare(const rg_recipe *r, const rg_recipe_section *s,
     if (!strcmp(c->baseline, c->treatment))
         return rg_fail(err, RG_ERR_FORMAT, "%s:%d: [compare %s] compares run '%s' with itself", r->origin, s->line,
                        s->name, c->baseline);
+    if (!strcmp(c->reference, c->baseline) || !strcmp(c->reference, c->treatment))
+        return rg_fail(err, RG_ERR_FORMAT,
+                       "%s:%d: [compare %s] reference: '%s' is the comparison's own %s; name the run whose gap to "
+                       "the baseline the treatment should close",
+                       r->origin, s->line, s->name, c->reference,
+                       !strcmp(c->reference, c->baseline) ? "baseline" : "treatment");
     return RG_OK;
 }
 
@@ -449,6 +459,7 @@ static rg_status add_twins(rg_resolved_recipe *x, rg_error *err)
         if (!cs) return rg_fail(err, RG_ERR_NOMEM, "out of memory");
         x->compares = cs;
         rg_resolved_compare *c = &cs[x->n_compares++];
+        *c = (rg_resolved_compare){0};
         snprintf(c->name, sizeof c->name, "%.*s-distillation", (int)sizeof c->name - 14, treat);
         snprintf(c->baseline, sizeof c->baseline, "%s", base);
         snprintf(c->treatment, sizeof c->treatment, "%s", treat);

@@ -405,7 +405,8 @@ static rg_status record_experiment(runner *r, rg_error *err)
     rg_store_comparison *c = calloc((size_t)res->n_compares + 1, sizeof *c);
     if (!st && !c) st = rg_fail(err, RG_ERR_NOMEM, "out of memory");
     for (int32_t i = 0; !st && i < res->n_compares; i++)
-        c[i] = (rg_store_comparison){res->compares[i].name, res->compares[i].baseline, res->compares[i].treatment};
+        c[i] = (rg_store_comparison){res->compares[i].name, res->compares[i].baseline, res->compares[i].treatment,
+                                     res->compares[i].reference};
     if (!st) st = rg_store_set_comparisons(r->store, r->experiment, c, res->n_compares, err);
     free(c);
     /* The store holds the experiment as the recipe declares it: a whole run

@@ -24,6 +24,7 @@ typedef struct {
     sqlite3 *db;
     const char *path, *experiment;
     rg_error *err;
+    int version; /* the store's schema version */
 } loader;
 
 /* ---- errors ----------------------------------------------------------------------- */
@@ -129,10 +130,12 @@ static rg_status open_store(loader *L)
     if (rc != SQLITE_ROW) return sql_fail(L, "not a readable SQLite database");
     if (version == 0)
         return rg_fail(L->err, RG_ERR_FORMAT, "%s: not a regain experiment store (no schema version)", L->path);
-    if (version != RG_STORE_SCHEMA_VERSION)
+    /* version 1 differs only by the comparisons' missing reference */
+    if (version != 1 && version != RG_STORE_SCHEMA_VERSION)
         return rg_fail(L->err, RG_ERR_FORMAT,
-                       "%s: experiment store schema version %d, but this regain reads version %d", L->path,
+                       "%s: experiment store schema version %d, but this regain reads versions 1 to %d", L->path,
                        version, RG_STORE_SCHEMA_VERSION);
+    L->version = version;
     return RG_OK;
 }
 
@@ -467,12 +470,23 @@ static rg_status compare(loader *L, rg_report *r, rg_report_comparison *c)
     return st;
 }
 
-/* The run named by the treatment's `teacher` key ("teacher = @NAME:best" in
- * its configuration text), then the share of the teacher-baseline gap the
+/* The comparison's reference run: the recipe's `reference`, else the run
+ * named by the treatment's `teacher` key ("teacher = @NAME:best" in its
+ * configuration text); then the share of the reference-baseline gap the
  * treatment closes. */
+static rg_status gap_share(rg_report *r, rg_report_comparison *c)
+{
+    const rg_report_run *t = c->reference ? find_run(r, c->reference) : NULL, *b = find_run(r, c->baseline);
+    /* a reference no better than the baseline leaves no gap to close */
+    if (t && b && t->n_seeds && b->n_seeds && t->top1.mean > b->top1.mean)
+        c->gap_recovered = c->diff.mean / (t->top1.mean - b->top1.mean);
+    return RG_OK;
+}
+
 static rg_status gap_recovered(loader *L, rg_report *r, rg_report_comparison *c, int64_t exp_id)
 {
     c->gap_recovered = NAN;
+    if (c->reference) return gap_share(r, c);
     sqlite3_stmt *s;
     rg_status st = prepare(L, "SELECT config_text FROM runs WHERE experiment_id = ? AND name = ? LIMIT 1", &s,
                            "reading a configuration");
@@ -484,23 +498,23 @@ static rg_status gap_recovered(loader *L, rg_report *r, rg_report_comparison *c,
         if (p) {
             p += strlen("\nteacher = @");
             size_t len = strcspn(p, ":\n");
-            c->teacher = rg_malloc(len + 1, L->err);
-            if (!c->teacher) st = RG_ERR_NOMEM;
-            else memcpy(c->teacher, p, len), c->teacher[len] = 0;
+            c->reference = rg_malloc(len + 1, L->err);
+            if (!c->reference) st = RG_ERR_NOMEM;
+            else memcpy(c->reference, p, len), c->reference[len] = 0;
         }
     }
     sqlite3_finalize(s);
-    const rg_report_run *t = c->teacher ? find_run(r, c->teacher) : NULL, *b = find_run(r, c->baseline);
-    /* a teacher no better than the baseline leaves no gap to close */
-    if (t && b && t->n_seeds && b->n_seeds && t->top1.mean > b->top1.mean)
-        c->gap_recovered = c->diff.mean / (t->top1.mean - b->top1.mean);
-    return st;
+    return st ? st : gap_share(r, c);
 }
 
 static rg_status load_comparisons(loader *L, rg_report *r, int64_t exp_id)
 {
     sqlite3_stmt *s;
-    rg_status st = prepare(L, "SELECT name, baseline, treatment FROM comparisons WHERE experiment_id = ? ORDER BY rowid",
+    rg_status st = prepare(L,
+                           L->version >= 2 ? "SELECT name, baseline, treatment, reference FROM comparisons "
+                                             "WHERE experiment_id = ? ORDER BY rowid"
+                                           : "SELECT name, baseline, treatment, NULL FROM comparisons "
+                                             "WHERE experiment_id = ? ORDER BY rowid",
                            &s, "reading the comparisons");
     if (st) return st;
     sqlite3_bind_int64(s, 1, exp_id);
@@ -518,6 +532,7 @@ static rg_status load_comparisons(loader *L, rg_report *r, int64_t exp_id)
         c->name = col_text(s, 0, &ok, L->err);
         c->baseline = col_text(s, 1, &ok, L->err);
         c->treatment = col_text(s, 2, &ok, L->err);
+        c->reference = col_text(s, 3, &ok, L->err);
         if (!ok) st = RG_ERR_NOMEM;
         else if (!c->name || !c->baseline || !c->treatment)
             st = rg_fail(L->err, RG_ERR_FORMAT, "%s: experiment '%s': a comparison has a NULL name", L->path,
@@ -610,7 +625,7 @@ void rg_report_free(rg_report *r)
         free(r->comparisons[i].baseline);
         free(r->comparisons[i].treatment);
         free(r->comparisons[i].seeds);
-        free(r->comparisons[i].teacher);
+        free(r->comparisons[i].reference);
     }
     for (int32_t i = 0; i < r->n_envs; i++) {
         rg_report_env *e = &r->envs[i];

@@ -119,9 +119,9 @@ static void add_comparison(int *f, cJSON *cmps, const rg_report_comparison *c)
     num(f, o, "p_value", c->diff.p);
     str(f, o, "method", rg_paired_method_name(c->diff.method));
     str(f, o, "verdict", rg_verdict_name(c->diff.verdict));
-    if (c->teacher) {
-        str(f, o, "teacher", c->teacher);
-        num(f, o, "teacher_gap_recovered", c->gap_recovered);
+    if (c->reference) {
+        str(f, o, "reference", c->reference);
+        num(f, o, "gap_closed", c->gap_recovered);
     }
 }
 

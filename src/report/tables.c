@@ -106,7 +106,7 @@ void rg_table_summary(const rg_report *r, rg_table *t)
 void rg_table_comparisons(const rg_report *r, rg_table *t)
 {
     static const char *const head[] = {"comparison", "baseline", "treatment", "difference (pp)", "95 % CI",
-                                       "p-value", "method", "pairs", "verdict", "teacher gap closed", NULL};
+                                       "p-value", "method", "pairs", "verdict", "gap closed", NULL};
     init(t, r->n_comparisons, head, "lllrrrlrlr");
     t->tone_col = 8;
     for (int32_t i = 0; i < r->n_comparisons && !t->failed; i++) {
@@ -123,7 +123,7 @@ void rg_table_comparisons(const rg_report *r, rg_table *t)
         set(t, i, 7, "%d", c->n_pairs);
         set(t, i, 8, "%s", rg_verdict_name(c->diff.verdict));
         if (isnan(c->gap_recovered)) set(t, i, 9, RG_NA);
-        else set(t, i, 9, "%.0f %% of %s", 100.0 * c->gap_recovered, c->teacher);
+        else set(t, i, 9, "%.0f %% of %s", 100.0 * c->gap_recovered, c->reference);
         t->tone[i] = c->diff.verdict == RG_VERDICT_GAIN ? 1 : c->diff.verdict == RG_VERDICT_LOSS ? -1 : 0;
     }
 }

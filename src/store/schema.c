@@ -58,6 +58,9 @@ const char rg_store_schema_sql[] =
     "  name TEXT NOT NULL,\n"
     "  baseline TEXT NOT NULL,\n"
     "  treatment TEXT NOT NULL,\n"
+    /* the run whose gap to the baseline the report measures the treatment
+     * against (NULL: a distilled treatment's teacher, if any) */
+    "  reference TEXT,\n"
     "  PRIMARY KEY(experiment_id, name));\n"
     /* SHA-256 of input files (datasets, specs, checkpoints) keyed by path,
      * size and modification time, so that a 30 MB dataset is not re-read on
@@ -67,3 +70,6 @@ const char rg_store_schema_sql[] =
     "  size INTEGER NOT NULL,\n"
     "  mtime_ns INTEGER NOT NULL,\n"
     "  sha256 TEXT NOT NULL);\n";
+
+const char rg_store_schema_upgrade_sql[] = "ALTER TABLE comparisons ADD COLUMN reference TEXT;\n"
+                                           "PRAGMA user_version = 2;\n";

@@ -126,6 +126,14 @@ static rg_status check_schema(rg_store *s, rg_error *err)
     if (version > RG_STORE_SCHEMA_VERSION)
         return rg_fail(err, RG_ERR_FORMAT, "%s: store schema version %d is newer than this regain's (%d)", s->path,
                        version, RG_STORE_SCHEMA_VERSION);
+    if (version == 1) {
+        /* read-only users read no column version 2 added; a writer upgrades
+         * (inside the opening transaction: all or nothing) */
+        if (s->read_only) return RG_OK;
+        if (sqlite3_exec(s->db, rg_store_schema_upgrade_sql, NULL, NULL, NULL) != SQLITE_OK)
+            return db_fail(s, err, "cannot upgrade the schema from version 1");
+        return RG_OK;
+    }
     if (version != 0)
         return rg_fail(err, RG_ERR_FORMAT, "%s: store schema version %d is not %d", s->path, version,
                        RG_STORE_SCHEMA_VERSION);
@@ -282,8 +290,10 @@ rg_status rg_store_set_comparisons(rg_store *s, int64_t experiment, const rg_sto
 {
     rg_status rc = exec(s, err, "DELETE FROM comparisons WHERE experiment_id = ?", "i", experiment);
     for (int32_t i = 0; !rc && i < n; i++)
-        rc = exec(s, err, "INSERT INTO comparisons(experiment_id, name, baseline, treatment) VALUES(?, ?, ?, ?)",
-                  "ittt", experiment, c[i].name, c[i].baseline, c[i].treatment);
+        rc = exec(s, err,
+                  "INSERT INTO comparisons(experiment_id, name, baseline, treatment, reference) VALUES(?, ?, ?, ?, ?)",
+                  "itttt", experiment, c[i].name, c[i].baseline, c[i].treatment,
+                  c[i].reference && c[i].reference[0] ? c[i].reference : NULL);
     return rc;
 }
 

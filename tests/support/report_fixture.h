@@ -30,6 +30,20 @@ static inline void rgt_sql(sqlite3 *db, const char *fmt, ...)
     sqlite3_free(sql);
 }
 
+/* PRAGMA user_version of the store at path. */
+static inline int rgt_user_version(const char *path)
+{
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    int v = -1;
+    if (sqlite3_open(path, &db) != SQLITE_OK) fail_msg("cannot open %s", path);
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
 /* A new store at path (WAL, schema, version) with experiment `exp`
  * (id 1). Close with sqlite3_close. */
 static inline sqlite3 *rgt_store_new(const char *path, const char *exp)
@@ -119,7 +133,7 @@ static inline void rgt_demo_store(const char *path)
         rgt_store_run(db, "baseline", s + 1, rgt_demo_top1(0, s), 120000, 1.5, 4);
         rgt_store_run(db, "distilled", s + 1, rgt_demo_top1(1, s), 120000, 1.5, 4);
     }
-    rgt_sql(db, "INSERT INTO comparisons VALUES(1, 'distillation', 'baseline', 'distilled')");
+    rgt_sql(db, "INSERT INTO comparisons(experiment_id, name, baseline, treatment) VALUES(1, 'distillation', 'baseline', 'distilled')");
     sqlite3_close(db);
 }
 

@@ -71,9 +71,10 @@ static const char *full =
     "[compare ft]\n"                         /* 21 */
     "baseline = baseline\n"                  /* 22 */
     "treatment = finetuned\n"                /* 23 */
-    "[profile quick]\n"                      /* 24 */
-    "epochs = 2\n"                           /* 25 */
-    "seeds = 7\n";                           /* 26 */
+    "reference = teacher\n"                  /* 24 */
+    "[profile quick]\n"                      /* 25 */
+    "epochs = 2\n"                           /* 26 */
+    "seeds = 7\n";                           /* 27 */
 
 static void test_full_recipe(void **state)
 {
@@ -114,6 +115,7 @@ static void test_full_recipe(void **state)
     assert_int_equal(x->n_compares, 1);
     assert_string_equal(x->compares[0].baseline, "baseline");
     assert_string_equal(x->compares[0].treatment, "finetuned");
+    assert_string_equal(x->compares[0].reference, "teacher");
     rg_resolved_free(x);
     rg_recipe_free(r);
 }
@@ -262,6 +264,12 @@ static void test_compare_errors(void **state)
     expect_error(EXP "[run a]\n[compare x]\nbaseline = a\ntreatment = b\n", NULL, "t.ini:6: treatment:", "no [run b]");
     expect_error(EXP "[run a]\n[compare x]\ncontrol = a\n", NULL, "t.ini:5: control:", "unknown key");
     expect_error(EXP "[run a]\n[compare x]\nbaseline = a\ntreatment = a\n", NULL, "t.ini:4:", "with itself");
+    expect_error(EXP "[run a]\n[run b]\n[compare x]\nbaseline = a\ntreatment = b\nreference = c\n", NULL,
+                 "t.ini:8: reference:", "no [run c]");
+    expect_error(EXP "[run a]\n[run b]\n[compare x]\nbaseline = a\ntreatment = b\nreference = a\n", NULL,
+                 "t.ini:5:", "reference: 'a' is the comparison's own baseline");
+    expect_error(EXP "[run a]\n[run b]\n[compare x]\nbaseline = a\ntreatment = b\nreference = b\n", NULL,
+                 "t.ini:5:", "own treatment");
 }
 
 static void test_profile_errors(void **state)

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 
 #include "regain/report.h"
+#include "regain/store.h"
 #include "report/render.h"
 #include "report/svg.h"
 #include "report_fixture.h"
@@ -207,9 +208,64 @@ static void test_load_demo(void **state)
     rg_report_free(&r);
 }
 
-/* A distilled treatment whose teacher is a run of the experiment: the share
- * of the teacher-baseline gap it closes, in the table and in the JSON. */
-static void test_teacher_gap(void **state)
+/* The share of a reference-baseline gap a treatment closes, in the table
+ * and in the JSON: the reference is the recipe's (comparisons.reference),
+ * else a distilled treatment's teacher run. */
+static void test_gap_closed(void **state)
+{
+    (void)state;
+    sqlite3 *db = rgt_store_new(store, "kd");
+    for (int s = 1; s <= 2; s++) {
+        rgt_store_run(db, "base", s, 0.90, 1000, NAN, 2);
+        rgt_store_run(db, "teacher", s, 0.94, 4000, NAN, 2);
+        rgt_store_run(db, "kd", s, s == 1 ? 0.91 : 0.93, 1000, NAN, 2);
+        rgt_store_run(db, "clean", s, 0.96, 1000, NAN, 2);
+    }
+    rgt_sql(db, "UPDATE runs SET config_text = 'kind = train\nmodel = x\nteacher = @teacher:best\nkd_alpha = 0.9\n' "
+                "WHERE name = 'kd'");
+    rgt_sql(db, "INSERT INTO comparisons(experiment_id, name, baseline, treatment, reference) VALUES"
+                "(1, 'kd-distillation', 'base', 'kd', NULL), (1, 'other', 'teacher', 'base', NULL), "
+                "(1, 'recovery', 'base', 'kd', 'clean')");
+    sqlite3_close(db);
+    rg_report r;
+    rg_error err = {0};
+    if (rg_report_load(store, "kd", &r, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(r.n_comparisons, 3);
+    /* gain 2 pp of a 4 pp gap */
+    assert_string_equal(r.comparisons[0].reference, "teacher");
+    assert_true(fabs(r.comparisons[0].gap_recovered - 0.5) < 1e-9);
+    assert_null(r.comparisons[1].reference);
+    assert_true(isnan(r.comparisons[1].gap_recovered));
+    /* the recipe's reference wins over the teacher: 2 pp of 6 */
+    assert_string_equal(r.comparisons[2].reference, "clean");
+    assert_true(fabs(r.comparisons[2].gap_recovered - 2.0 / 6.0) < 1e-9);
+    /* a teacher worse than the baseline: no gap, no fraction */
+    sqlite3 *db2;
+    assert_int_equal(sqlite3_open(store, &db2), SQLITE_OK);
+    rgt_sql(db2, "UPDATE final_metrics SET test_top1 = 0.85 WHERE run_id IN (SELECT id FROM runs WHERE name = 'teacher')");
+    sqlite3_close(db2);
+    rg_report r2;
+    if (rg_report_load(store, "kd", &r2, &err)) fail_msg("%s", err.msg);
+    assert_string_equal(r2.comparisons[0].reference, "teacher");
+    assert_true(isnan(r2.comparisons[0].gap_recovered));
+    rg_report_free(&r2);
+    rg_table t;
+    rg_table_comparisons(&r, &t);
+    assert_string_equal(t.cell[0 * t.cols + 9], "50 % of teacher");
+    assert_string_equal(t.cell[1 * t.cols + 9], RG_NA);
+    assert_string_equal(t.cell[2 * t.cols + 9], "33 % of clean");
+    rg_table_free(&t);
+    char *json = rg_report_json(&r);
+    assert_non_null(strstr(json, "\"reference\":\t\"teacher\",\n\t\t\t\"gap_closed\":\t0.5"));
+    free(json);
+    rg_report_free(&r);
+}
+
+/* A store of schema version 1 (no comparisons.reference): the report reads
+ * it as having no references (a teacher's gap still counts); opened for
+ * writing, the store upgrades it in place, keeping every row; opened
+ * read-only, it leaves it alone. */
+static void test_schema_version_1(void **state)
 {
     (void)state;
     sqlite3 *db = rgt_store_new(store, "kd");
@@ -218,37 +274,31 @@ static void test_teacher_gap(void **state)
         rgt_store_run(db, "teacher", s, 0.94, 4000, NAN, 2);
         rgt_store_run(db, "kd", s, s == 1 ? 0.91 : 0.93, 1000, NAN, 2);
     }
-    rgt_sql(db, "UPDATE runs SET config_text = 'kind = train\nmodel = x\nteacher = @teacher:best\nkd_alpha = 0.9\n' "
-                "WHERE name = 'kd'");
-    rgt_sql(db, "INSERT INTO comparisons VALUES(1, 'kd-distillation', 'base', 'kd'), (1, 'other', 'teacher', 'base')");
+    rgt_sql(db, "UPDATE runs SET config_text = 'kind = train\nteacher = @teacher:best\n' WHERE name = 'kd'");
+    rgt_sql(db, "INSERT INTO comparisons(experiment_id, name, baseline, treatment) VALUES(1, 'kd', 'base', 'kd')");
+    rgt_sql(db, "ALTER TABLE comparisons DROP COLUMN reference; PRAGMA user_version = 1");
     sqlite3_close(db);
     rg_report r;
     rg_error err = {0};
     if (rg_report_load(store, "kd", &r, &err)) fail_msg("%s", err.msg);
-    assert_int_equal(r.n_comparisons, 2);
-    /* gain 2 pp of a 4 pp gap */
-    assert_string_equal(r.comparisons[0].teacher, "teacher");
+    assert_int_equal(r.n_comparisons, 1);
+    assert_string_equal(r.comparisons[0].reference, "teacher");
     assert_true(fabs(r.comparisons[0].gap_recovered - 0.5) < 1e-9);
-    assert_null(r.comparisons[1].teacher);
-    assert_true(isnan(r.comparisons[1].gap_recovered));
-    /* a teacher worse than the baseline: no gap, no fraction */
-    sqlite3 *db2;
-    assert_int_equal(sqlite3_open(store, &db2), SQLITE_OK);
-    rgt_sql(db2, "UPDATE final_metrics SET test_top1 = 0.85 WHERE run_id IN (SELECT id FROM runs WHERE name = 'teacher')");
-    sqlite3_close(db2);
-    rg_report r2;
-    if (rg_report_load(store, "kd", &r2, &err)) fail_msg("%s", err.msg);
-    assert_string_equal(r2.comparisons[0].teacher, "teacher");
-    assert_true(isnan(r2.comparisons[0].gap_recovered));
-    rg_report_free(&r2);
-    rg_table t;
-    rg_table_comparisons(&r, &t);
-    assert_string_equal(t.cell[0 * t.cols + 9], "50 % of teacher");
-    assert_string_equal(t.cell[1 * t.cols + 9], RG_NA);
-    rg_table_free(&t);
-    char *json = rg_report_json(&r);
-    assert_non_null(strstr(json, "\"teacher_gap_recovered\":\t0.5"));
-    free(json);
+    rg_report_free(&r);
+    rg_store *s;
+    if (rg_store_open(store, 1, &s, &err)) fail_msg("%s", err.msg);
+    rg_store_close(s);
+    assert_int_equal(rgt_user_version(store), 1);
+    if (rg_store_open(store, 0, &s, &err)) fail_msg("%s", err.msg);
+    rg_store_close(s);
+    assert_int_equal(rgt_user_version(store), RG_STORE_SCHEMA_VERSION);
+    assert_int_equal(sqlite3_open(store, &db), SQLITE_OK);
+    rgt_sql(db, "UPDATE comparisons SET reference = 'teacher'");
+    sqlite3_close(db);
+    if (rg_report_load(store, "kd", &r, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(r.n_runs, 3);
+    assert_string_equal(r.comparisons[0].reference, "teacher");
+    assert_true(fabs(r.comparisons[0].gap_recovered - 0.5) < 1e-9);
     rg_report_free(&r);
 }
 
@@ -262,7 +312,7 @@ static void test_load_unfinished(void **state)
     rgt_store_run(db, "a", 2, 0.82, 1000, NAN, 2);
     rgt_sql(db, "INSERT INTO runs(experiment_id, name, seed, config_hash, config_text, status) VALUES"
                 "(1, 'b', 1, 'h', '', 'running'), (1, 'b', 2, 'h', '', 'failed'), (1, 'c', 1, 'h', '', 'pending')");
-    rgt_sql(db, "INSERT INTO comparisons VALUES(1, 'a vs b', 'a', 'b')");
+    rgt_sql(db, "INSERT INTO comparisons(experiment_id, name, baseline, treatment) VALUES(1, 'a vs b', 'a', 'b')");
     sqlite3_close(db);
     rg_report r;
     rg_error err = {0};
@@ -362,7 +412,7 @@ static void test_escaping(void **state)
     sqlite3 *db = rgt_store_new(store, "x<y>");
     rgt_store_run(db, name, 1, 0.7, 5000, 0.2, 2);
     rgt_store_run(db, "plain", 1, 0.6, 500, 0.1, 2);
-    rgt_sql(db, "INSERT INTO comparisons VALUES(1, %Q, 'plain', %Q)", name, name);
+    rgt_sql(db, "INSERT INTO comparisons(experiment_id, name, baseline, treatment) VALUES(1, %Q, 'plain', %Q)", name, name);
     sqlite3_close(db);
     rg_report r;
     rg_error err = {0};
@@ -527,7 +577,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_load_demo, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_unfinished, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_teacher_gap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gap_closed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_schema_version_1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_demo, setup, teardown),
         cmocka_unit_test_setup_teardown(test_escaping, setup, teardown),
         cmocka_unit_test_setup_teardown(test_minimal_store, setup, teardown),
