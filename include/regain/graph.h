@@ -157,7 +157,8 @@ typedef struct rg_graph {
     size_t act_floats;             /* of which activations (for reports) */
     size_t scratch_off;            /* shared scratch region, in floats */
     size_t scratch_floats;
-    int32_t threads;               /* OpenMP threads used by ops (0 = default) */
+    int32_t plan_threads;          /* omp_get_max_threads() at planning: ops' per-thread buffers are sized
+                                      for it, and a pass runs on no more threads than this */
     /* Optional per-node timing (regain bench --profile): when set, forward
      * and backward seconds of node i accumulate into profile_s[2i], [2i+1]. */
     double *profile_s;

@@ -12,6 +12,7 @@
 #include "graph/fuse.h"
 #include "ops/op.h"
 
+#include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,6 +100,7 @@ rg_status rg_graph_plan(rg_graph *g, int32_t batch, rg_plan_mode mode, rg_error 
     rg_free_aligned(g->arena);
     g->arena = NULL;
     g->batch = g->planned_batch = batch;
+    g->plan_threads = omp_get_max_threads();
     g->mode = mode;
     rg_graph_fuse(g, mode);
     rg_graph_unfold(g);

@@ -36,14 +36,14 @@
 
 #define PW_BLOCK_FLOATS 65536 /* floats of a block's widest side, paired pointwise (stays in L2) */
 
-size_t rg_conv_slots_floats(size_t per) { return (size_t)omp_get_max_threads() * per; }
+size_t rg_conv_slots_floats(const rg_graph *g, size_t per) { return (size_t)g->plan_threads * per; }
 
-int rg_conv_slots(size_t floats, size_t per)
+int rg_conv_slots(const rg_graph *g)
 {
-    size_t s = per ? floats / per : 1;
     int t = omp_get_max_threads();
-    return s < 1 ? 1 : (size_t)t < s ? t : (int)s;
+    return t < g->plan_threads ? t : g->plan_threads;
 }
+
 
 /* A pointwise convolution paired with batch norms (ops/bn.h) runs in blocks
  * of whole images. Its scratch: the weight-gradient partial of every block,
@@ -95,7 +95,7 @@ static size_t conv_scratch_base(const rg_graph *g, const rg_node *n, int32_t bat
         size_t base = rg_gemm_tn_acc_scratch(a->cout, cin, batch * y.h * y.w);
         if (!n->bn_pair && !n->bn_feed) return base;
         pw_layout l = pw_layout_of(g, n, batch);
-        size_t blocked = l.partials + rg_conv_slots_floats(l.slot);
+        size_t blocked = l.partials + rg_conv_slots_floats(g, l.slot);
         return blocked > base ? blocked : base;
     }
     if (rg_conv_is_direct(a) && !rg_conv_is_depthwise(g, n)) return rg_conv_direct_scratch(g, n, batch);
@@ -278,7 +278,7 @@ static void pw_forward_blocks(const rg_op_call *call, const conv_out *o, int32_t
     int32_t N = call->g->batch, blocks = (N + l.per - 1) / l.per;
     const float *x = rg_in(call, 0);
     float *slots = call->scratch + l.partials;
-    int threads = rg_conv_slots(call->node->scratch_floats - l.partials, l.slot);
+    int threads = rg_conv_slots(call->g);
     /* the weight as (Cin, Cout) for the kernels' gemm_nn, in the partials'
      * room (the backward's): OpenBLAS with beta 0 would clear each output
      * block in memory before accumulating into it, one more pass */
@@ -321,7 +321,7 @@ static void pw_backward_blocks(const rg_op_call *call, int32_t pair, int32_t fee
     float *dx = rg_din_wanted(call, 0), *dw = rg_param_grad(call, 0);
     float *part = call->scratch, *slots = part + l.partials;
     size_t mn = (size_t)cout * cin;
-    int threads = rg_conv_slots(call->node->scratch_floats - l.partials, l.slot);
+    int threads = rg_conv_slots(call->g);
     int accumulate = dx && !rg_din_fresh(call, 0);
 #pragma omp parallel num_threads(threads)
     {

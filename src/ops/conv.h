@@ -61,13 +61,15 @@ static inline int rg_conv_can_pair_bn(const rg_graph *g, const rg_node *n)
     return rg_conv_is_pointwise(&n->a.conv) || rg_conv_is_depthwise(g, n) || rg_conv_is_direct(&n->a.conv);
 }
 
-/* Per-thread buffers in a convolution's scratch: as many as the threads
- * at planning, `per` floats each (rg_conv_slots_floats). A parallel loop
- * using them runs on at most rg_conv_slots(...) threads, so a later change
- * of the thread count stays safe; which thread takes which block never
- * changes a result. */
-size_t rg_conv_slots_floats(size_t per);
-int rg_conv_slots(size_t floats, size_t per);
+/* Per-thread buffers in a convolution's scratch: one for each thread at
+ * planning (rg_graph.plan_threads), `per` floats each
+ * (rg_conv_slots_floats). The scratch's layout depends on that count only,
+ * never on the threads of the moment, and a parallel loop using the
+ * buffers runs on rg_conv_slots(g) threads, no more than were planned, so
+ * a later change of the thread count stays safe; which thread takes which
+ * block never changes a result. */
+size_t rg_conv_slots_floats(const rg_graph *g, size_t per);
+int rg_conv_slots(const rg_graph *g);
 
 /* Paths that can read their input as act(bn(x)) computed block by block
  * (rg_node.bn_feed): pointwise, depthwise and direct. */

@@ -47,8 +47,7 @@ static dw_bn dw_bn_of(const rg_op_call *call, const rg_dw_geom *geo)
     b.out = (size_t)geo->ho * geo->wo * geo->c;
     b.per = (call->node->bn_feed ? b.in : 0) + (call->node->bn_pair ? b.out : 0);
     b.slots = call->scratch + 2 * kc + (size_t)g->planned_batch * kc;
-    b.threads = b.per ? rg_conv_slots(call->node->scratch_floats - (size_t)(b.slots - call->scratch), b.per)
-                      : omp_get_max_threads();
+    b.threads = b.per ? rg_conv_slots(g) : omp_get_max_threads();
     return b;
 }
 
@@ -56,7 +55,7 @@ size_t rg_conv_dw_slots_floats(const rg_graph *g, const rg_node *n)
 {
     rg_shape x = g->values[n->in[0]].shape, y = g->values[n->out].shape;
     size_t per = (n->bn_feed ? (size_t)x.h * x.w * x.c : 0) + (n->bn_pair ? (size_t)y.h * y.w * y.c : 0);
-    return per ? rg_conv_slots_floats(per) : 0;
+    return per ? rg_conv_slots_floats(g, per) : 0;
 }
 
 /* One image per kernel call, images in parallel. */

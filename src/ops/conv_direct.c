@@ -86,7 +86,7 @@ size_t rg_conv_direct_scratch(const rg_graph *g, const rg_node *n, int32_t batch
 {
     direct_plan d = direct_geometry(g, n, batch);
     size_t groups = (size_t)(batch + WGRAD_GROUP - 1) / WGRAD_GROUP;
-    return 2 * d.kc + groups * d.kc + rg_conv_slots_floats(slot_floats(&d));
+    return 2 * d.kc + groups * d.kc + rg_conv_slots_floats(g, slot_floats(&d));
 }
 
 /* The first per-thread buffer in a call's scratch (the layout above, for
@@ -145,7 +145,7 @@ void rg_conv_direct_forward(const rg_op_call *call, const conv_out *o)
     /* paired with a batch norm (ops/bn.h): each image's moments while it is in cache */
     int32_t bn = rg_bn_pair_active(call->g, call->ctx, call->node->bn_pair) ? call->node->bn_pair : 0;
     int32_t feed = rg_bn_pair_active(call->g, call->ctx, call->node->bn_feed) ? call->node->bn_feed : 0;
-    int threads = rg_conv_slots(call->node->scratch_floats - (size_t)(slots - call->scratch), per);
+    int threads = rg_conv_slots(call->g);
 #pragma omp parallel num_threads(threads)
     {
         float *xp = slots + (size_t)omp_get_thread_num() * per;
@@ -238,7 +238,7 @@ void rg_conv_direct_backward(const rg_op_call *call)
      * of the group's weight-gradient partial, then its input gradient
      * (fed: then the feeding batch norm's gradient sums, while that
      * gradient, complete, is in cache). */
-    int threads = rg_conv_slots(call->node->scratch_floats - (size_t)(slots - call->scratch), per);
+    int threads = rg_conv_slots(call->g);
 #pragma omp parallel num_threads(threads)
     {
         float *xp = slots + (size_t)omp_get_thread_num() * per, *dyp = xp + d.xp, *buf = dyp + d.dyp;

@@ -18,6 +18,7 @@
 #include "regain/zoo.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -540,6 +541,55 @@ static void eval_consistency(const char *model)
     rg_graph_free(g);
 }
 
+/* One pass of a graph planned on one thread, run on `threads`: the logits
+ * into out (4 x 10), and in training the parameter gradients (of the loss
+ * sum(logits)) into grad. */
+static void pass_on(rg_graph *g, int training, int threads, float *out, float *grad)
+{
+    omp_set_num_threads(threads);
+    rg_exec ctx = {.training = training, .seed = 1, .step = 1};
+    fill_images(g, 4);
+    rg_graph_forward(g, &ctx);
+    memcpy(out, rg_graph_output(g), sizeof(float) * 4 * 10);
+    if (!training) return;
+    for (int k = 0; k < 4 * 10; k++) rg_graph_output_grad(g)[k] = 1.0f;
+    rg_graph_backward(g, &ctx);
+    memcpy(grad, g->grad_data, sizeof(float) * g->param_floats);
+}
+
+/* More threads at run time than when the plan was made (the caller raised
+ * omp_set_num_threads): the ops' per-thread buffers were sized for the
+ * planned threads and the scratch behind them holds other data (an
+ * evaluation chain's folded weights): the same bits as on the one thread
+ * of the plan, in evaluation and in training. */
+static void test_threads_after_plan(void **state)
+{
+    (void)state;
+    const char *models[] = {"resnet20", "mbv2-tiny"};
+    int saved = omp_get_max_threads();
+    for (size_t m = 0; m < sizeof models / sizeof models[0]; m++)
+        for (int training = 0; training <= 1; training++) {
+            rg_graph *g = NULL;
+            CHECK(rg_zoo_build(models[m], 28, 28, 1, 10, &g, &E));
+            random_state(g, 13);
+            float one[4 * 10], four[4 * 10];
+            float *g1 = malloc(sizeof(float) * g->param_floats), *g4 = malloc(sizeof(float) * g->param_floats);
+            omp_set_num_threads(1);
+            CHECK(rg_graph_plan(g, 4, training ? RG_PLAN_TRAIN : RG_PLAN_EVAL, &E));
+            pass_on(g, training, 1, one, g1);
+            pass_on(g, training, 4, four, g4);
+            if (memcmp(one, four, sizeof one) != 0)
+                fail_msg("%s (%s): the logits differ on 4 threads from the 1 the plan was made for", models[m],
+                         training ? "training" : "evaluation");
+            if (training && memcmp(g1, g4, sizeof(float) * g->param_floats) != 0)
+                fail_msg("%s: the gradients differ on 4 threads from the 1 the plan was made for", models[m]);
+            free(g1);
+            free(g4);
+            rg_graph_free(g);
+        }
+    omp_set_num_threads(saved);
+}
+
 /* Inference sessions (regain/infer.h): every thread count gives the same
  * bits for the same micro-batch size, and any cut of the batch gives what
  * the training plan in evaluation mode gives, up to float rounding. */
@@ -629,7 +679,7 @@ int main(void)
         cmocka_unit_test(test_benchmark_counts),
         cmocka_unit_test(test_eval_plan_peak),
         cmocka_unit_test(test_eval_batch_independence),
-        cmocka_unit_test(test_infer_session),
+        cmocka_unit_test(test_threads_after_plan), cmocka_unit_test(test_infer_session),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
