@@ -72,7 +72,7 @@ typedef struct {
      * mean - baseline mean), NaN when the reference is not better than the
      * baseline. NULL and NaN otherwise. */
     char *reference;
-    double gap_recovered;
+    double gap_closed;
 } rg_report_comparison;
 
 /* One distinct environment the runs were recorded in. */

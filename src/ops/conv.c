@@ -44,7 +44,6 @@ int rg_conv_slots(const rg_graph *g)
     return t < g->plan_threads ? t : g->plan_threads;
 }
 
-
 /* A pointwise convolution paired with batch norms (ops/bn.h) runs in blocks
  * of whole images. Its scratch: the weight-gradient partial of every block,
  * then per thread one block of the input (fed) and of the output gradient

@@ -470,23 +470,25 @@ static rg_status compare(loader *L, rg_report *r, rg_report_comparison *c)
     return st;
 }
 
-/* The comparison's reference run: the recipe's `reference`, else the run
- * named by the treatment's `teacher` key ("teacher = @NAME:best" in its
- * configuration text); then the share of the reference-baseline gap the
- * treatment closes. */
-static rg_status gap_share(rg_report *r, rg_report_comparison *c)
+/* The share of the reference-baseline gap the treatment closes. */
+static void gap_share(rg_report *r, rg_report_comparison *c)
 {
     const rg_report_run *t = c->reference ? find_run(r, c->reference) : NULL, *b = find_run(r, c->baseline);
     /* a reference no better than the baseline leaves no gap to close */
     if (t && b && t->n_seeds && b->n_seeds && t->top1.mean > b->top1.mean)
-        c->gap_recovered = c->diff.mean / (t->top1.mean - b->top1.mean);
-    return RG_OK;
+        c->gap_closed = c->diff.mean / (t->top1.mean - b->top1.mean);
 }
 
-static rg_status gap_recovered(loader *L, rg_report *r, rg_report_comparison *c, int64_t exp_id)
+/* The comparison's reference run: the recipe's `reference`, else the run
+ * named by the treatment's `teacher` key ("teacher = @NAME:best" in its
+ * configuration text); then the gap it closes. */
+static rg_status reference_gap(loader *L, rg_report *r, rg_report_comparison *c, int64_t exp_id)
 {
-    c->gap_recovered = NAN;
-    if (c->reference) return gap_share(r, c);
+    c->gap_closed = NAN;
+    if (c->reference) {
+        gap_share(r, c);
+        return RG_OK;
+    }
     sqlite3_stmt *s;
     rg_status st = prepare(L, "SELECT config_text FROM runs WHERE experiment_id = ? AND name = ? LIMIT 1", &s,
                            "reading a configuration");
@@ -504,7 +506,8 @@ static rg_status gap_recovered(loader *L, rg_report *r, rg_report_comparison *c,
         }
     }
     sqlite3_finalize(s);
-    return st ? st : gap_share(r, c);
+    if (!st) gap_share(r, c);
+    return st;
 }
 
 static rg_status load_comparisons(loader *L, rg_report *r, int64_t exp_id)
@@ -538,7 +541,7 @@ static rg_status load_comparisons(loader *L, rg_report *r, int64_t exp_id)
             st = rg_fail(L->err, RG_ERR_FORMAT, "%s: experiment '%s': a comparison has a NULL name", L->path,
                          L->experiment);
         else st = compare(L, r, c);
-        if (!st) st = gap_recovered(L, r, c, exp_id);
+        if (!st) st = reference_gap(L, r, c, exp_id);
     }
     if (!st && rc != SQLITE_DONE) st = sql_fail(L, "reading the comparisons");
     sqlite3_finalize(s);

@@ -121,7 +121,7 @@ static void add_comparison(int *f, cJSON *cmps, const rg_report_comparison *c)
     str(f, o, "verdict", rg_verdict_name(c->diff.verdict));
     if (c->reference) {
         str(f, o, "reference", c->reference);
-        num(f, o, "gap_closed", c->gap_recovered);
+        num(f, o, "gap_closed", c->gap_closed);
     }
 }
 

@@ -122,8 +122,8 @@ void rg_table_comparisons(const rg_report *r, rg_table *t)
         set(t, i, 6, "%s", rg_paired_method_name(c->diff.method));
         set(t, i, 7, "%d", c->n_pairs);
         set(t, i, 8, "%s", rg_verdict_name(c->diff.verdict));
-        if (isnan(c->gap_recovered)) set(t, i, 9, RG_NA);
-        else set(t, i, 9, "%.0f %% of %s", 100.0 * c->gap_recovered, c->reference);
+        if (isnan(c->gap_closed)) set(t, i, 9, RG_NA);
+        else set(t, i, 9, "%.0f %% of %s", 100.0 * c->gap_closed, c->reference);
         t->tone[i] = c->diff.verdict == RG_VERDICT_GAIN ? 1 : c->diff.verdict == RG_VERDICT_LOSS ? -1 : 0;
     }
 }
