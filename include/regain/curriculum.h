@@ -140,12 +140,23 @@ rg_status rg_sampler_epoch(rg_sampler *s, int32_t epoch, const int32_t **subset,
  * or selection); then call rg_sampler_record after every training step. */
 int rg_sampler_wants_losses(const rg_sampler *s);
 void rg_sampler_record(rg_sampler *s, const int32_t *indices, const float *loss, int32_t count);
+/* 1 with label correction (select_relabel > 0): then call
+ * rg_sampler_record_logits after every training step instead, which records
+ * each sample's loss against its label as given (the selection's ranking),
+ * its predicted class and that class's probability. An epoch then trains the
+ * samples selection keeps on their given labels, and those it drops whose
+ * recorded probability is at least select_relabel on their predicted class
+ * (the training set's labels say which: rg_sampler_epoch writes them). */
+int rg_sampler_wants_logits(const rg_sampler *s);
+void rg_sampler_record_logits(rg_sampler *s, const int32_t *indices, const float *logits, int32_t count,
+                              int32_t classes);
 
 /* Samples used by the last rg_sampler_epoch, and the fraction of them whose
- * label was corrupted by label noise (0 without noise). */
+ * label, as trained on, differs from the true one (0 without noise). */
 void rg_sampler_stats(const rg_sampler *s, int64_t *samples, double *noisy_fraction);
 
-/* The state a resumed run needs ("sample.loss", "sample.score"), as tensors
+/* The state a resumed run needs ("sample.score", "sample.loss", and with
+ * label correction "sample.pred", "sample.conf"), as tensors
  * to add to the training checkpoint: writes at most max into t, returns the
  * count. Pointers stay valid until the next rg_sampler_record or free. */
 int32_t rg_sampler_tensors(const rg_sampler *s, rg_st_tensor *t, int32_t max);

@@ -78,6 +78,8 @@ typedef struct {
     float select_keep;          /* final keep fraction of small-loss selection; 1 = off */
     int32_t select_warmup;      /* epochs on all data before selecting */
     int32_t select_ramp_epochs; /* epochs over which the keep fraction falls from 1 to select_keep */
+    float select_relabel;       /* label correction: a sample selection drops is trained on with the model's
+                                   predicted class when that class's probability is at least this; 0 = off */
     /* augmentation beyond crop_pad/hflip (docs/augmentation.md) */
     char augment[256];      /* augmentation spec, e.g. "randaugment:n=2,m=9"; "" = none */
     float erasing;          /* random erasing probability (torchvision defaults otherwise); 0 = off */

@@ -22,6 +22,19 @@ typedef struct {
     const char *help;
 } key_def;
 
+/* Keys formatted only when they differ from their default. The formatted
+ * text is what the experiment store hashes to know a finished run, so a key
+ * added after runs were recorded goes here: runs that do not use it keep
+ * their text, and their results. */
+static const char *const quiet_keys[] = {"select_relabel", NULL};
+
+static int quiet(const char *name)
+{
+    for (const char *const *q = quiet_keys; *q; q++)
+        if (!strcmp(*q, name)) return 1;
+    return 0;
+}
+
 #define F(field) offsetof(rg_train_config, field), sizeof(((rg_train_config *)0)->field)
 static const key_def keys[] = {
     {"model", K_STR, F(model), 0, 0, "zoo model name or model spec file"},
@@ -83,6 +96,7 @@ static const key_def keys[] = {
     {"select_keep", K_FLOAT, F(select_keep), 0, 1, "small-loss selection: final fraction of samples kept (1 = off)"},
     {"select_warmup", K_INT, F(select_warmup), 0, 100000, "small-loss selection: epochs on all data first"},
     {"select_ramp_epochs", K_INT, F(select_ramp_epochs), 0, 100000, "small-loss selection: epochs for the keep fraction to fall from 1"},
+    {"select_relabel", K_FLOAT, F(select_relabel), 0, 1, "label correction: a sample selection drops is trained on with the predicted class when its probability is at least this (0 = off)"},
     {"augment", K_STR, F(augment), 0, 0, "augmentation spec on top of crop_pad/hflip, e.g. randaugment:n=2,m=9 (docs/augmentation.md)"},
     {"erasing", K_FLOAT, F(erasing), 0, 1, "random erasing probability (0 = off)"},
     {"mixup", K_FLOAT, F(mixup), 0, 100, "mixup Beta alpha (0 = off)"},
@@ -271,8 +285,11 @@ char *rg_train_config_format(const rg_train_config *c)
     char *out = malloc(cap);
     if (!out) return NULL;
     out[0] = 0;
+    rg_train_config d;
+    rg_train_config_default(&d);
     for (size_t i = 0; i < N_KEYS; i++) {
-        const char *p = (const char *)c + keys[i].off;
+        const char *p = (const char *)c + keys[i].off, *dp = (const char *)&d + keys[i].off;
+        if (quiet(keys[i].name) && (keys[i].type == K_STR ? !strcmp(p, dp) : !memcmp(p, dp, keys[i].size))) continue;
         char val[600];
         switch (keys[i].type) {
         case K_STR: snprintf(val, sizeof val, "%s", p); break;

@@ -22,7 +22,13 @@ struct rg_sampler {
     rg_pacing pacing;
     float keep;
     int32_t warmup, ramp;
+    float relabel;          /* label correction threshold; 0 = off */
     uint8_t *clean;         /* labels before noise; NULL without noise */
+    uint8_t *given;         /* label correction: the labels as given (after noise), which train's labels
+                               return to before each epoch's correction; NULL when off */
+    float *pred, *conf;     /* label correction: the predicted class and its probability when each sample
+                               was last trained on (conf -1: never); NULL when off */
+    uint8_t *mark;          /* label correction: per sample, 1 kept, 2 relabeled this epoch */
     float *score;           /* teacher or file scores; NULL otherwise */
     float *loss;            /* loss when each sample was last trained on (INFINITY: never); NULL when unused */
     int32_t *rank, *subset; /* n each */
@@ -96,6 +102,14 @@ rg_status rg_sampler_check_config(const rg_train_config *c, rg_error *err)
     if (c->select_keep < 1.0f && c->select_warmup >= c->epochs)
         return rg_fail(err, RG_ERR_ARG, "select_warmup: %d leaves no epoch to select in (epochs = %d)", c->select_warmup,
                        c->epochs);
+    if (!(c->select_relabel >= 0.0f && c->select_relabel <= 1.0f))
+        return rg_fail(err, RG_ERR_ARG, "select_relabel: %g must be in [0, 1] (0 = off)", (double)c->select_relabel);
+    if (c->select_relabel > 0.0f && c->select_keep >= 1.0f)
+        return rg_fail(err, RG_ERR_ARG, "select_relabel: corrects the labels of the samples selection drops, but "
+                                        "select_keep is 1 (no selection)");
+    if (c->select_relabel > 0.0f && (c->mixup > 0.0f || c->cutmix > 0.0f))
+        return rg_fail(err, RG_ERR_ARG, "select_relabel: needs each sample's own prediction, which mixup and CutMix "
+                                        "blend (set mixup and cutmix to 0)");
     return RG_OK;
 }
 
@@ -105,6 +119,10 @@ void rg_sampler_free(rg_sampler *s)
 {
     if (!s) return;
     free(s->clean);
+    free(s->given);
+    free(s->pred);
+    free(s->conf);
+    free(s->mark);
     free(s->score);
     free(s->loss);
     free(s->rank);
@@ -156,6 +174,7 @@ rg_status rg_sampler_create(const rg_train_config *c, rg_dataset *train, const r
     s->keep = c->select_keep;
     s->warmup = c->select_warmup;
     s->ramp = c->select_ramp_epochs;
+    s->relabel = c->select_relabel;
     s->used = s->n;
     if (!(s->rank = rg_malloc(n * sizeof *s->rank, err)) || !(s->subset = rg_malloc(n * sizeof *s->subset, err)) ||
         !(s->tmp = rg_malloc(n * sizeof *s->tmp, err)))
@@ -168,9 +187,21 @@ rg_status rg_sampler_create(const rg_train_config *c, rg_dataset *train, const r
         if (!(s->loss = rg_malloc(n * sizeof *s->loss, err))) st = RG_ERR_NOMEM;
         for (int32_t i = 0; !st && i < s->n; i++) s->loss[i] = INFINITY;
     }
+    if (!st && s->relabel > 0.0f) {
+        if (!(s->given = rg_malloc(n, err)) || !(s->pred = rg_malloc(n * sizeof *s->pred, err)) ||
+            !(s->conf = rg_malloc(n * sizeof *s->conf, err)) || !(s->mark = rg_malloc(n, err)))
+            st = RG_ERR_NOMEM;
+        for (int32_t i = 0; !st && i < s->n; i++) {
+            s->given[i] = train->labels[i];
+            s->pred[i] = 0.0f;
+            s->conf[i] = -1.0f;
+        }
+    }
     if (!st && resume) {
         if (s->score) st = restore(resume, "sample.score", s->n, s->score, err);
         if (!st && s->loss) st = restore(resume, "sample.loss", s->n, s->loss, err);
+        if (!st && s->pred) st = restore(resume, "sample.pred", s->n, s->pred, err);
+        if (!st && s->conf) st = restore(resume, "sample.conf", s->n, s->conf, err);
     } else if (!st && s->score && src == CUR_TEACHER) {
         st = rg_curriculum_teacher_scores(c->curriculum_teacher, train, s->score_kind, c->mean, c->std, RG_SAMPLER_TEACHER_BATCH,
                                           s->score,
@@ -200,6 +231,28 @@ void rg_sampler_record(rg_sampler *s, const int32_t *indices, const float *loss,
     for (int32_t j = 0; j < count; j++) s->loss[indices[j]] = loss[j];
 }
 
+int rg_sampler_wants_logits(const rg_sampler *s) { return s && s->relabel > 0.0f; }
+
+void rg_sampler_record_logits(rg_sampler *s, const int32_t *indices, const float *logits, int32_t count,
+                              int32_t classes)
+{
+    if (!rg_sampler_wants_logits(s)) return;
+    for (int32_t j = 0; j < count; j++) {
+        const float *l = logits + (size_t)j * classes;
+        int32_t i = indices[j], best = 0;
+        for (int32_t k = 1; k < classes; k++)
+            if (l[k] > l[best]) best = k;
+        double sum = 0.0;
+        for (int32_t k = 0; k < classes; k++) sum += exp((double)l[k] - (double)l[best]);
+        /* the selection ranks by the loss against the label as given, not
+         * the corrected one the sample may have been trained on */
+        int32_t y = s->given[i] < classes ? s->given[i] : 0;
+        s->loss[i] = (float)(log(sum) - ((double)l[y] - (double)l[best]));
+        s->pred[i] = (float)best;
+        s->conf[i] = (float)(1.0 / sum);
+    }
+}
+
 rg_status rg_sampler_epoch(rg_sampler *s, int32_t epoch, const int32_t **subset, int32_t *m, rg_error *err)
 {
     *subset = NULL;
@@ -219,6 +272,7 @@ rg_status rg_sampler_epoch(rg_sampler *s, int32_t epoch, const int32_t **subset,
     /* selection: of the candidates, those with the smallest recorded loss;
      * one never trained on has not been judged yet and is kept first */
     double keep = rg_select_keep_fraction(s->keep, s->warmup, s->ramp, epoch);
+    if (s->mark) memset(s->mark, 0, (size_t)s->n);
     if (keep < 1.0 && k > 0) {
         int32_t kept = rg_selection_count(keep, k);
         for (int32_t j = 0; j < k; j++) {
@@ -227,9 +281,24 @@ rg_status rg_sampler_epoch(rg_sampler *s, int32_t epoch, const int32_t **subset,
         }
         if ((st = rg_curriculum_rank(s->tmp, k, RG_ORDER_EASY, s->seed, s->rank, err))) return st;
         for (int32_t j = 0; j < kept; j++) s->rank[j] = s->subset[s->rank[j]];
+        if (s->relabel > 0.0f) {
+            /* label correction: the candidates left out whose prediction is
+             * confident enough come back with it as their label */
+            for (int32_t j = 0; j < kept; j++) s->mark[s->rank[j]] = 1;
+            for (int32_t j = 0; j < k; j++) {
+                int32_t i = s->subset[j];
+                if (!s->mark[i] && s->conf[i] >= s->relabel) s->mark[i] = 2;
+            }
+            kept = 0;
+            for (int32_t i = 0; i < s->n; i++)
+                if (s->mark[i]) s->rank[kept++] = i;
+        }
         rg_curriculum_pick(s->rank, kept, s->subset);
         k = kept;
     }
+    if (s->relabel > 0.0f)
+        for (int32_t i = 0; i < s->n; i++)
+            s->train->labels[i] = s->mark[i] == 2 ? (uint8_t)s->pred[i] : s->given[i];
     s->used = k;
     int64_t noisy = 0;
     if (s->clean)
@@ -252,5 +321,7 @@ int32_t rg_sampler_tensors(const rg_sampler *s, rg_st_tensor *t, int32_t max)
     if (!s) return 0;
     if (s->score && k < max) t[k++] = (rg_st_tensor){.name = "sample.score", .ndim = 1, .shape = {s->n}, .data = s->score};
     if (s->loss && k < max) t[k++] = (rg_st_tensor){.name = "sample.loss", .ndim = 1, .shape = {s->n}, .data = s->loss};
+    if (s->pred && k < max) t[k++] = (rg_st_tensor){.name = "sample.pred", .ndim = 1, .shape = {s->n}, .data = s->pred};
+    if (s->conf && k < max) t[k++] = (rg_st_tensor){.name = "sample.conf", .ndim = 1, .shape = {s->n}, .data = s->conf};
     return k;
 }

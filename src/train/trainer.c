@@ -330,9 +330,9 @@ static rg_status save(run_state *r, const char *file, int32_t epochs_done, int w
     meta[8].value = norm;
     /* the hint adapters and the sampler's per-sample state travel with the training state */
     rg_checkpoint_part parts[RG_DISTILL_MAX_PAIRS];
-    rg_st_tensor extra[2];
+    rg_st_tensor extra[4];
     rg_checkpoint_extras x = {parts, with_state ? distill_parts(r, parts) : 0, extra,
-                              with_state ? rg_sampler_tensors(r->sampler, extra, 2) : 0};
+                              with_state ? rg_sampler_tensors(r->sampler, extra, 4) : 0};
     st = rg_checkpoint_save_with(path, r->g, with_state ? &r->opt : NULL, with_state && r->use_ema ? &r->ema : NULL,
                                  &x, meta, (int32_t)(sizeof meta / sizeof meta[0]), err);
     free(config);
@@ -418,7 +418,8 @@ static rg_status train_epoch(run_state *r, int32_t epoch, const rg_train_hooks *
             loss = rg_xent_forward_backward(logits, y, count, classes, r->cfg.label_smoothing, r->dlogits,
                                             r->sample_loss);
         }
-        rg_sampler_record(r->sampler, idx, r->sample_loss, count);
+        if (rg_sampler_wants_logits(r->sampler)) rg_sampler_record_logits(r->sampler, idx, logits, count, classes);
+        else rg_sampler_record(r->sampler, idx, r->sample_loss, count);
         if (r->distill) {
             rg_distill_parts parts;
             rg_distiller_loss(r->distill, x, y, idx, count, epoch, logits, r->dlogits, loss, &parts);

@@ -217,6 +217,58 @@ static void test_noisy_self_paced_selection_resumes(void **state)
     expect_same_run(dir_a, dir_b);
 }
 
+/* Label correction on top: the samples selection drops come back with the
+ * model's prediction as their label, so the later epochs train on more than
+ * the kept 60 %; predictions travel with the training state; killed and
+ * resumed is still bit-identical. */
+static void test_label_correction_resumes(void **state)
+{
+    (void)state;
+    rgt_require_fashion_mnist();
+    rgt_write_text("tiny.spec", rgt_tiny_spec);
+    rg_train_config c = noisy_config();
+    /* the tiny network is unsure of every image here (its best class gets
+     * 0.11 to 0.14), and a best class of 10 always has at least 0.1: every
+     * sample selection drops comes back corrected (the threshold itself is
+     * tested in tests/unit/test_curriculum.c) */
+    c.select_relabel = 0.1f;
+    char da[600], db[600];
+    snprintf(da, sizeof da, "%s", rgt_in_root("relabel-a"));
+    snprintf(db, sizeof db, "%s", rgt_in_root("relabel-b"));
+    rg_train_result res;
+    train_ok(&c, da, 0, NULL, &res);
+    rg_train_result_free(&res);
+    long long samples[8];
+    double noisy[8];
+    assert_int_equal(read_subset_columns(da, samples, noisy, 8), 3);
+    char p[700];
+    rg_error err = {0};
+    snprintf(p, sizeof p, "%s/last.safetensors", da);
+    rg_st_file *f = NULL;
+    if (rg_st_read(p, &f, &err)) fail_msg("%s", err.msg);
+    /* the same kept counts as without correction (135, 180), and every
+     * other candidate corrected: 225 and 300 */
+    assert_true(samples[0] == 150 && samples[1] == 225 && samples[2] == 300);
+    const rg_st_tensor *pred = rg_st_find(f, "sample.pred"), *conf = rg_st_find(f, "sample.conf");
+    assert_non_null(pred);
+    assert_non_null(conf);
+    for (int i = 0; i < 300; i++) {
+        float k = ((const float *)pred->raw)[i], q = ((const float *)conf->raw)[i];
+        assert_true(k >= 0.0f && k <= 9.0f && k == floorf(k));
+        assert_true(q >= 0.1f && q <= 1.0f); /* every sample was trained on by epoch 3 */
+    }
+    rg_st_free(f);
+    run_killed(&c, db);
+    rg_train_config other;
+    rg_train_config_default(&other);
+    other.threads = 1;
+    other.workers = 0;
+    train_ok(&other, db, 1, NULL, &res);
+    assert_int_equal(res.epochs_run, 2);
+    rg_train_result_free(&res);
+    expect_same_run(da, db);
+}
+
 static void test_teacher_and_file_scores(void **state)
 {
     (void)state;
@@ -288,6 +340,7 @@ int main(int argc, char **argv)
     if (argc == 4 && !strcmp(argv[1], "--killed-run")) return child_main(argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_noisy_self_paced_selection_resumes),
+        cmocka_unit_test(test_label_correction_resumes),
         cmocka_unit_test(test_teacher_and_file_scores),
     };
     return cmocka_run_group_tests(tests, rgt_root_setup, rgt_root_teardown);

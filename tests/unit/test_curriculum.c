@@ -375,6 +375,70 @@ static void test_sampler(void **state)
     rg_dataset_free(&ds);
 }
 
+/* Label correction: of the samples selection drops, those whose recorded
+ * prediction is confident come back with it as their label; labels return
+ * to their given values every epoch before that; its state travels with
+ * the checkpoint. */
+static void test_label_correction(void **state)
+{
+    (void)state;
+    rg_train_config c;
+    rg_train_config_default(&c);
+    c.epochs = 3;
+    c.label_noise = 0.3f;
+    c.select_keep = 0.5f;
+    c.select_warmup = 1;
+    c.select_ramp_epochs = 0;
+    c.select_relabel = 0.9f;
+    CHECK(rg_train_config_validate(&c, &E));
+    rg_dataset ds = labels_only(100, 10);
+    rg_sampler *s = NULL;
+    CHECK(rg_sampler_create(&c, &ds, NULL, &s, &E));
+    assert_int_equal(rg_sampler_wants_logits(s), 1);
+    uint8_t given[100];
+    memcpy(given, ds.labels, sizeof given);
+    const int32_t *sub;
+    int32_t m;
+    CHECK(rg_sampler_epoch(s, 0, &sub, &m, &E));
+    assert_int_equal(m, 100);
+    assert_memory_equal(ds.labels, given, sizeof given);
+    /* the model predicts every true class i % 10: confidently (p = 0.98),
+     * except for the noisy samples of odd index (p = 0.23) */
+    int32_t idx[100], noisy_even = 0;
+    float logits[100 * 10] = {0};
+    for (int i = 0; i < 100; i++) {
+        idx[i] = i;
+        int noisy = given[i] != i % 10;
+        logits[i * 10 + i % 10] = noisy && (i % 2) ? 1.0f : 6.0f + 0.001f * (float)i;
+        noisy_even += noisy && !(i % 2);
+    }
+    rg_sampler_record_logits(s, idx, logits, 100, 10);
+    for (int32_t e = 1; e <= 2; e++) {
+        CHECK(rg_sampler_epoch(s, e, &sub, &m, &E));
+        /* 50 kept (all clean: smallest loss against their given label), the
+         * other 20 clean relabeled to what they were, the confident noisy
+         * ones corrected; the unconfident noisy ones left out */
+        assert_int_equal(m, 70 + noisy_even);
+        for (int32_t j = 0; j < m; j++) {
+            assert_int_equal(ds.labels[sub[j]], sub[j] % 10);
+            if (j) assert_true(sub[j] > sub[j - 1]);
+        }
+        for (int i = 0; i < 100; i++)
+            if (given[i] != i % 10 && (i % 2)) assert_int_equal(ds.labels[i], given[i]);
+        int64_t used;
+        double noisy;
+        rg_sampler_stats(s, &used, &noisy);
+        assert_int_equal(used, m);
+        near(noisy, 0.0, "labels trained on after correction");
+    }
+    rg_st_tensor t[4];
+    assert_int_equal(rg_sampler_tensors(s, t, 4), 3);
+    assert_string_equal(t[1].name, "sample.pred");
+    assert_string_equal(t[2].name, "sample.conf");
+    rg_sampler_free(s);
+    rg_dataset_free(&ds);
+}
+
 /* ---- loader subsets ---------------------------------------------------------------------- */
 
 static rg_dataset pixels_dataset(int32_t n)
@@ -476,7 +540,8 @@ int main(void)
         cmocka_unit_test(test_pacing_values),     cmocka_unit_test(test_select_ramp),
         cmocka_unit_test(test_orders),            cmocka_unit_test(test_label_noise_symmetric),
         cmocka_unit_test(test_label_noise_asymmetric), cmocka_unit_test(test_scores_file),
-        cmocka_unit_test(test_sampler),           cmocka_unit_test(test_loader_subset),
+        cmocka_unit_test(test_sampler),           cmocka_unit_test(test_label_correction),
+        cmocka_unit_test(test_loader_subset),
     };
     return cmocka_run_group_tests(tests, rgt_root_setup, rgt_root_teardown);
 }
