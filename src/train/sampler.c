@@ -202,6 +202,15 @@ rg_status rg_sampler_create(const rg_train_config *c, rg_dataset *train, const r
         if (!st && s->loss) st = restore(resume, "sample.loss", s->n, s->loss, err);
         if (!st && s->pred) st = restore(resume, "sample.pred", s->n, s->pred, err);
         if (!st && s->conf) st = restore(resume, "sample.conf", s->n, s->conf, err);
+        /* they become labels: a damaged file must not index past the classes */
+        for (int32_t i = 0; !st && s->pred && i < s->n; i++) {
+            float p = s->pred[i], q = s->conf[i];
+            if (!(p >= 0.0f && p < (float)train->n_classes && p == floorf(p)) || !(q == -1.0f || (q >= 0.0f && q <= 1.0f)))
+                st = rg_fail(err, RG_ERR_FORMAT,
+                             "resuming the curriculum state: sample %d: sample.pred %g / sample.conf %g is not a "
+                             "class of %d and a probability",
+                             (int)i, (double)p, (double)q, (int)train->n_classes);
+        }
     } else if (!st && s->score && src == CUR_TEACHER) {
         st = rg_curriculum_teacher_scores(c->curriculum_teacher, train, s->score_kind, c->mean, c->std, RG_SAMPLER_TEACHER_BATCH,
                                           s->score,

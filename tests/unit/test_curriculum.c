@@ -435,7 +435,34 @@ static void test_label_correction(void **state)
     assert_int_equal(rg_sampler_tensors(s, t, 4), 3);
     assert_string_equal(t[1].name, "sample.pred");
     assert_string_equal(t[2].name, "sample.conf");
+    /* resumed from them: the same epoch; from a damaged copy (a prediction
+     * that is no class): refused, naming the sample */
+    float state_copy[3][100];
+    for (int k = 0; k < 3; k++) {
+        memcpy(state_copy[k], t[k].data, sizeof state_copy[k]);
+        t[k].data = state_copy[k];
+    }
+    const char *ck = rgt_in_root("state.safetensors");
+    CHECK(rg_st_write(ck, t, 3, NULL, 0, &E));
     rg_sampler_free(s);
+    rg_st_file *f;
+    CHECK(rg_st_read(ck, &f, &E));
+    /* a resumed run loads the clean labels again, and the noise again */
+    for (int i = 0; i < 100; i++) ds.labels[i] = (uint8_t)(i % 10);
+    CHECK(rg_sampler_create(&c, &ds, f, &s, &E));
+    CHECK(rg_sampler_epoch(s, 2, &sub, &m, &E));
+    assert_int_equal(m, 70 + noisy_even);
+    rg_sampler_free(s);
+    rg_st_free(f);
+    state_copy[1][17] = 12.0f;
+    CHECK(rg_st_write(ck, t, 3, NULL, 0, &E));
+    CHECK(rg_st_read(ck, &f, &E));
+    for (int i = 0; i < 100; i++) ds.labels[i] = (uint8_t)(i % 10);
+    assert_int_equal(rg_sampler_create(&c, &ds, f, &s, &E), RG_ERR_FORMAT);
+    assert_null(s);
+    assert_non_null(strstr(E.msg, "sample 17"));
+    assert_non_null(strstr(E.msg, "sample.pred 12"));
+    rg_st_free(f);
     rg_dataset_free(&ds);
 }
 
