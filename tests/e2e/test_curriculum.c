@@ -157,6 +157,22 @@ static void run_killed(const rg_train_config *c, const char *dir)
         fail_msg("the child training run was not killed from its hook (status 0x%x)", status);
 }
 
+/* c trained into dir, killed after epoch 1 and resumed with other thread and
+ * worker counts, ends as the uninterrupted run in done did. */
+static void expect_resume_matches(const rg_train_config *c, const char *done, const char *dir)
+{
+    run_killed(c, dir);
+    rg_train_config other;
+    rg_train_config_default(&other);
+    other.threads = 1;
+    other.workers = 0;
+    rg_train_result res;
+    train_ok(&other, dir, 1, NULL, &res);
+    assert_int_equal(res.epochs_run, 2);
+    rg_train_result_free(&res);
+    expect_same_run(done, dir);
+}
+
 /* ---- tests -------------------------------------------------------------------------------- */
 
 static char dir_a[400];
@@ -205,16 +221,7 @@ static void test_noisy_self_paced_selection_resumes(void **state)
     assert_null(rg_st_find(f, "sample.loss"));
     rg_st_free(f);
 
-    /* killed after epoch 1, resumed with other thread and worker counts */
-    run_killed(&c, dir_b);
-    rg_train_config other;
-    rg_train_config_default(&other);
-    other.threads = 1;
-    other.workers = 0;
-    train_ok(&other, dir_b, 1, NULL, &res);
-    assert_int_equal(res.epochs_run, 2);
-    rg_train_result_free(&res);
-    expect_same_run(dir_a, dir_b);
+    expect_resume_matches(&c, dir_a, dir_b);
 }
 
 /* Label correction on top: the samples selection drops come back with the
@@ -258,15 +265,7 @@ static void test_label_correction_resumes(void **state)
         assert_true(q >= 0.1f && q <= 1.0f); /* every sample was trained on by epoch 3 */
     }
     rg_st_free(f);
-    run_killed(&c, db);
-    rg_train_config other;
-    rg_train_config_default(&other);
-    other.threads = 1;
-    other.workers = 0;
-    train_ok(&other, db, 1, NULL, &res);
-    assert_int_equal(res.epochs_run, 2);
-    rg_train_result_free(&res);
-    expect_same_run(da, db);
+    expect_resume_matches(&c, da, db);
 }
 
 static void test_teacher_and_file_scores(void **state)
