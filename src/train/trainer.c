@@ -218,7 +218,11 @@ static rg_status setup(run_state *r, int resume, rg_st_file *ck, rg_error *err)
     rg_train_config *c = &r->cfg;
     rg_status st;
     if ((st = load_data(r, err))) return st;
-    if ((st = rg_sampler_create(c, &r->train, resume ? ck : NULL, &r->sampler, err))) return st;
+    if ((st = rg_sampler_create(c, &r->train, resume ? ck : NULL, &r->sampler, err))) {
+        /* a damaged per-sample state: name the checkpoint it came from */
+        if (resume && st == RG_ERR_FORMAT) rg_error_prefix(err, "%s/last.safetensors", r->dir);
+        return st;
+    }
     if ((st = rg_model_build(c->model, r->train.h, r->train.w, r->train.c, r->train_full.n_classes, &r->g, err)))
         return st;
     rg_shape out = r->g->values[r->g->output].shape;
