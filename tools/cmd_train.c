@@ -19,19 +19,8 @@ static void help(void)
            "run is only replaced with --overwrite.\n"
            "\n"
            "keys (--key value, or key = value lines in --config FILE):\n");
-    /* The formatted defaults list the keys in the same order as the help. */
-    const rg_config_key_help *k = rg_train_config_keys();
-    rg_train_config d;
-    rg_train_config_default(&d);
-    char *defaults = rg_train_config_format(&d);
-    const char *line = defaults;
-    for (; k->key && line && *line; k++) {
-        const char *eq = strstr(line, " = "), *nl = strchr(line, '\n');
-        if (!eq || !nl) break;
-        printf("  --%-20s %s (default %.*s)\n", k->key, k->help, (int)(nl - eq - 3), eq + 3);
-        line = nl + 1;
-    }
-    free(defaults);
+    for (const rg_config_key_help *k = rg_train_config_keys(); k->key; k++)
+        printf("  --%-20s %s (default %s)\n", k->key, k->help, k->default_value);
     printf("\nexample: regain train --model mbv2-tiny --epochs 15 --lr 0.1 --out runs/mbv2\n");
 }
 

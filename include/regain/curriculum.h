@@ -151,6 +151,17 @@ int rg_sampler_wants_logits(const rg_sampler *s);
 void rg_sampler_record_logits(rg_sampler *s, const int32_t *indices, const float *logits, int32_t count,
                               int32_t classes);
 
+/* With select_refresh: the samples the last epoch did not train on (ascending,
+ * owned by the sampler, valid until the next rg_sampler_epoch), whose
+ * recorded predictions are stale; returns their count (0 without refresh).
+ * The trainer predicts them in eval mode after the epoch and hands the
+ * logits to rg_sampler_record_predictions, which updates the predicted
+ * class and its probability only (the selection's losses stay those of
+ * training). */
+int32_t rg_sampler_unseen(rg_sampler *s, const int32_t **indices);
+void rg_sampler_record_predictions(rg_sampler *s, const int32_t *indices, const float *logits, int32_t count,
+                                   int32_t classes);
+
 /* Samples used by the last rg_sampler_epoch, and the fraction of them whose
  * label, as trained on, differs from the true one (0 without noise). */
 void rg_sampler_stats(const rg_sampler *s, int64_t *samples, double *noisy_fraction);

@@ -80,6 +80,8 @@ typedef struct {
     int32_t select_ramp_epochs; /* epochs over which the keep fraction falls from 1 to select_keep */
     float select_relabel;       /* label correction: a sample selection drops is trained on with the model's
                                    predicted class when that class's probability is at least this; 0 = off */
+    int32_t select_refresh;     /* label correction: 1 = after each epoch, predict the samples it did not train on
+                                   again (eval mode), so their correction uses the current model */
     /* augmentation beyond crop_pad/hflip (docs/augmentation.md) */
     char augment[256];      /* augmentation spec, e.g. "randaugment:n=2,m=9"; "" = none */
     float erasing;          /* random erasing probability (torchvision defaults otherwise); 0 = off */
@@ -119,10 +121,10 @@ void rg_train_config_distill(const rg_train_config *c, rg_distill_config *d);
  * too); errors name the key ("augment: ...", "erasing: ..."). */
 rg_status rg_train_augment_config(const rg_train_config *c, rg_augment_config *aug, rg_mix_config *mix,
                                   rg_error *err);
-/* Help text of every key: name, default, meaning; NULL-terminated array of
- * {key, help} pairs. */
+/* Help text of every key: NULL-terminated array of {key, meaning, default
+ * value as the configuration text writes it}. */
 typedef struct {
-    const char *key, *help;
+    const char *key, *help, *default_value;
 } rg_config_key_help;
 const rg_config_key_help *rg_train_config_keys(void);
 
@@ -141,6 +143,12 @@ rg_status rg_evaluate(rg_graph *g, const rg_dataset *ds, float mean, float std, 
 /* Counts one prediction, the first maximum of logits[r->classes], against
  * its label into r (n, correct, confusion; top1 is left to the caller). */
 void rg_eval_count(rg_eval_result *r, const float *logits, int32_t label);
+/* The logits of g (eval mode) on the samples indices[m] of ds (unaugmented,
+ * normalized with (mean, std)), handed to fn batch by batch in the order
+ * given: fn(user, batch's indices, logits [count x classes], count, classes). */
+typedef void (*rg_logits_fn)(void *user, const int32_t *indices, const float *logits, int32_t count, int32_t classes);
+rg_status rg_predict(rg_graph *g, const rg_dataset *ds, const int32_t *indices, int32_t m, float mean, float std,
+                     rg_logits_fn fn, void *user, rg_error *err);
 void rg_eval_result_free(rg_eval_result *r);
 
 /* ---- training ----------------------------------------------------------------------- */

@@ -26,7 +26,7 @@ typedef struct {
  * text is what the experiment store hashes to know a finished run, so a key
  * added after runs were recorded goes here: runs that do not use it keep
  * their text, and their results. */
-static const char *const quiet_keys[] = {"select_relabel", NULL};
+static const char *const quiet_keys[] = {"select_relabel", "select_refresh", NULL};
 
 static int quiet(const char *name)
 {
@@ -97,6 +97,7 @@ static const key_def keys[] = {
     {"select_warmup", K_INT, F(select_warmup), 0, 100000, "small-loss selection: epochs on all data first"},
     {"select_ramp_epochs", K_INT, F(select_ramp_epochs), 0, 100000, "small-loss selection: epochs for the keep fraction to fall from 1"},
     {"select_relabel", K_FLOAT, F(select_relabel), 0, 1, "label correction: a sample selection drops is trained on with the predicted class when its probability is at least this (0 = off)"},
+    {"select_refresh", K_BOOL, F(select_refresh), 0, 1, "label correction: after each epoch, predict the samples it did not train on again (eval mode), so their correction uses the current model"},
     {"augment", K_STR, F(augment), 0, 0, "augmentation spec on top of crop_pad/hflip, e.g. randaugment:n=2,m=9 (docs/augmentation.md)"},
     {"erasing", K_FLOAT, F(erasing), 0, 1, "random erasing probability (0 = off)"},
     {"mixup", K_FLOAT, F(mixup), 0, 100, "mixup Beta alpha (0 = off)"},
@@ -279,6 +280,19 @@ void rg_train_config_distill(const rg_train_config *c, rg_distill_config *d)
     d->at_weight = c->at_weight;
 }
 
+static void format_value(const key_def *k, const rg_train_config *c, char *val, size_t size)
+{
+    const char *p = (const char *)c + k->off;
+    switch (k->type) {
+    case K_STR: snprintf(val, size, "%s", p); break;
+    case K_BOOL:
+    case K_INT: snprintf(val, size, "%d", *(const int32_t *)p); break;
+    case K_I64: snprintf(val, size, "%lld", (long long)*(const int64_t *)p); break;
+    /* %.9g round-trips every float exactly */
+    case K_FLOAT: snprintf(val, size, "%.9g", (double)*(const float *)p); break;
+    }
+}
+
 char *rg_train_config_format(const rg_train_config *c)
 {
     size_t cap = 8192, len = 0;
@@ -291,14 +305,7 @@ char *rg_train_config_format(const rg_train_config *c)
         const char *p = (const char *)c + keys[i].off, *dp = (const char *)&d + keys[i].off;
         if (quiet(keys[i].name) && (keys[i].type == K_STR ? !strcmp(p, dp) : !memcmp(p, dp, keys[i].size))) continue;
         char val[600];
-        switch (keys[i].type) {
-        case K_STR: snprintf(val, sizeof val, "%s", p); break;
-        case K_BOOL:
-        case K_INT: snprintf(val, sizeof val, "%d", *(const int32_t *)p); break;
-        case K_I64: snprintf(val, sizeof val, "%lld", (long long)*(const int64_t *)p); break;
-        /* %.9g round-trips every float exactly */
-        case K_FLOAT: snprintf(val, sizeof val, "%.9g", (double)*(const float *)p); break;
-        }
+        format_value(&keys[i], c, val, sizeof val);
         size_t need = strlen(keys[i].name) + strlen(val) + 5;
         if (len + need > cap) {
             char *bigger = realloc(out, cap = 2 * cap + need);
@@ -350,7 +357,13 @@ rg_status rg_train_config_parse(rg_train_config *c, const char *text, const char
 const rg_config_key_help *rg_train_config_keys(void)
 {
     static rg_config_key_help list[N_KEYS + 1];
-    for (size_t i = 0; i < N_KEYS; i++) list[i] = (rg_config_key_help){keys[i].name, keys[i].help};
-    list[N_KEYS] = (rg_config_key_help){NULL, NULL};
+    static char defaults[N_KEYS][600];
+    rg_train_config d;
+    rg_train_config_default(&d);
+    for (size_t i = 0; i < N_KEYS; i++) {
+        format_value(&keys[i], &d, defaults[i], sizeof defaults[i]);
+        list[i] = (rg_config_key_help){keys[i].name, keys[i].help, defaults[i]};
+    }
+    list[N_KEYS] = (rg_config_key_help){NULL, NULL, NULL};
     return list;
 }

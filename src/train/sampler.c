@@ -23,6 +23,7 @@ struct rg_sampler {
     float keep;
     int32_t warmup, ramp;
     float relabel;          /* label correction threshold; 0 = off */
+    int refresh;            /* label correction: predict the dropped samples again after each epoch */
     uint8_t *clean;         /* labels before noise; NULL without noise */
     uint8_t *given;         /* label correction: the labels as given (after noise), which train's labels
                                return to before each epoch's correction; NULL when off */
@@ -107,6 +108,9 @@ rg_status rg_sampler_check_config(const rg_train_config *c, rg_error *err)
     if (c->select_relabel > 0.0f && c->select_keep >= 1.0f)
         return rg_fail(err, RG_ERR_ARG, "select_relabel: corrects the labels of the samples selection drops, but "
                                         "select_keep is 1 (no selection)");
+    if (c->select_refresh && c->select_relabel <= 0.0f)
+        return rg_fail(err, RG_ERR_ARG, "select_refresh: refreshes the predictions label correction uses, but "
+                                        "select_relabel is 0 (off)");
     if (c->select_relabel > 0.0f && (c->mixup > 0.0f || c->cutmix > 0.0f))
         return rg_fail(err, RG_ERR_ARG, "select_relabel: needs each sample's own prediction, which mixup and CutMix "
                                         "blend (set mixup and cutmix to 0)");
@@ -175,6 +179,7 @@ rg_status rg_sampler_create(const rg_train_config *c, rg_dataset *train, const r
     s->warmup = c->select_warmup;
     s->ramp = c->select_ramp_epochs;
     s->relabel = c->select_relabel;
+    s->refresh = c->select_refresh;
     s->used = s->n;
     if (!(s->rank = rg_malloc(n * sizeof *s->rank, err)) || !(s->subset = rg_malloc(n * sizeof *s->subset, err)) ||
         !(s->tmp = rg_malloc(n * sizeof *s->tmp, err)))
@@ -242,23 +247,59 @@ void rg_sampler_record(rg_sampler *s, const int32_t *indices, const float *loss,
 
 int rg_sampler_wants_logits(const rg_sampler *s) { return s && s->relabel > 0.0f; }
 
+/* The predicted class of one sample's logits, and the softmax normalizer
+ * relative to it: the class's probability is 1 / *sum. */
+static int32_t predict(const float *l, int32_t classes, double *sum)
+{
+    int32_t best = 0;
+    for (int32_t k = 1; k < classes; k++)
+        if (l[k] > l[best]) best = k;
+    *sum = 0.0;
+    for (int32_t k = 0; k < classes; k++) *sum += exp((double)l[k] - (double)l[best]);
+    return best;
+}
+
 void rg_sampler_record_logits(rg_sampler *s, const int32_t *indices, const float *logits, int32_t count,
                               int32_t classes)
 {
     if (!rg_sampler_wants_logits(s)) return;
     for (int32_t j = 0; j < count; j++) {
         const float *l = logits + (size_t)j * classes;
-        int32_t i = indices[j], best = 0;
-        for (int32_t k = 1; k < classes; k++)
-            if (l[k] > l[best]) best = k;
-        double sum = 0.0;
-        for (int32_t k = 0; k < classes; k++) sum += exp((double)l[k] - (double)l[best]);
+        int32_t i = indices[j];
+        double sum;
+        int32_t best = predict(l, classes, &sum);
         /* the selection ranks by the loss against the label as given, not
          * the corrected one the sample may have been trained on */
         int32_t y = s->given[i] < classes ? s->given[i] : 0;
         s->loss[i] = (float)(log(sum) - ((double)l[y] - (double)l[best]));
         s->pred[i] = (float)best;
         s->conf[i] = (float)(1.0 / sum);
+    }
+}
+
+int32_t rg_sampler_unseen(rg_sampler *s, const int32_t **indices)
+{
+    *indices = NULL;
+    if (!s || !s->refresh || s->used >= s->n) return 0;
+    /* the complement of the ascending subset, into rank (free between epochs) */
+    int32_t m = 0, j = 0;
+    for (int32_t i = 0; i < s->n; i++) {
+        if (j < s->used && s->subset[j] == i) j++;
+        else s->rank[m++] = i;
+    }
+    *indices = s->rank;
+    return m;
+}
+
+void rg_sampler_record_predictions(rg_sampler *s, const int32_t *indices, const float *logits, int32_t count,
+                                   int32_t classes)
+{
+    if (!rg_sampler_wants_logits(s)) return;
+    for (int32_t j = 0; j < count; j++) {
+        double sum;
+        int32_t best = predict(logits + (size_t)j * classes, classes, &sum);
+        s->pred[indices[j]] = (float)best;
+        s->conf[indices[j]] = (float)(1.0 / sum);
     }
 }
 

@@ -383,6 +383,28 @@ static int64_t schedule_step(const run_state *r, int32_t epoch, int32_t b, int32
     return (int64_t)epoch * r->batches + (nb > 0 ? (int64_t)b * r->batches / nb : 0);
 }
 
+static void record_predictions(void *sampler, const int32_t *indices, const float *logits, int32_t count,
+                               int32_t classes)
+{
+    rg_sampler_record_predictions(sampler, indices, logits, count, classes);
+}
+
+/* Label correction with select_refresh: the samples this epoch left out have
+ * predictions from when they were last trained on, often from an early
+ * model fitting their noisy label; predict them again with the model as it
+ * is now (eval mode, as it would be evaluated), before the checkpoint saves
+ * them. */
+static rg_status refresh_predictions(run_state *r, rg_error *err)
+{
+    const int32_t *unseen;
+    int32_t m = rg_sampler_unseen(r->sampler, &unseen);
+    if (!m) return RG_OK;
+    if (r->qat) rg_qat_begin(r->qat);
+    rg_status st = rg_predict(r->g, &r->train, unseen, m, r->cfg.mean, r->cfg.std, record_predictions, r->sampler, err);
+    if (r->qat) rg_qat_end(r->qat, 0);
+    return st ? rg_error_prefix(err, "refreshing the dropped samples' predictions") : RG_OK;
+}
+
 static rg_status train_epoch(run_state *r, int32_t epoch, const rg_train_hooks *hooks, double run_start,
                              int32_t first_epoch, rg_epoch_metrics *m, rg_error *err)
 {
@@ -453,6 +475,7 @@ static rg_status train_epoch(run_state *r, int32_t epoch, const rg_train_hooks *
         }
     }
     if ((st = rg_graph_set_batch(g, g->planned_batch, err))) return st;
+    if (epoch + 1 < r->cfg.epochs && (st = refresh_predictions(r, err))) return st;
     m->epoch = epoch + 1;
     m->lr = lr;
     m->train_loss = seen ? loss_sum / (double)seen : 0.0;

@@ -154,6 +154,8 @@ static void test_help_and_models(void **state)
     (void)state;
     expect_cli(0, "usage: regain", "Exit codes", "--help");
     expect_cli(0, "usage: regain train", "--lr", "train --help");
+    /* defaults beside their keys, also after the keys formatted only when set */
+    expect_cli(0, "(docs/augmentation.md) (default )", "CutMix Beta alpha (0 = off) (default 0)", "train --help");
     expect_cli(0, "usage: regain eval", NULL, "eval --help");
     expect_cli(0, "mbv2-tiny", "resnet20", "models");
     expect_cli(0, "ir name=b1", NULL, "models --spec mbv2-tiny");

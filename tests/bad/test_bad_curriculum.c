@@ -118,6 +118,8 @@ static void test_bad_keys(void **state)
     expect_key("select_relabel", "1.5", "select_keep=0.6", "select_relabel", "out of range");
     expect_key("select_relabel", "0.9", NULL, "select_relabel", "select_keep is 1");
     expect_key("select_relabel", "0.9", "select_keep=0.6;mixup=0.2", "select_relabel", "mixup and CutMix");
+    expect_key("select_refresh", "1", "select_keep=0.6", "select_refresh", "select_relabel is 0");
+    expect_key("select_refresh", "maybe", NULL, "select_refresh", "not a boolean");
     /* each is also refused by the command line, with the key named */
     rgt_expect_cli("REGAIN_CLI_SAN", out, sizeof out, 2, "curriculum", "none, teacher, self, file",
                    "train --curriculum teachers");

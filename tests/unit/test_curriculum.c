@@ -466,6 +466,80 @@ static void test_label_correction(void **state)
     rg_dataset_free(&ds);
 }
 
+/* select_refresh: the samples an epoch left out are listed (the complement
+ * of its subset, ascending), and predictions recorded for them change the
+ * next epoch's correction but not its selection, which ranks by the losses
+ * of training. Without select_refresh nothing is listed. */
+static void test_refresh_predictions(void **state)
+{
+    (void)state;
+    rg_train_config c;
+    rg_train_config_default(&c);
+    c.epochs = 3;
+    c.label_noise = 0.3f;
+    c.select_keep = 0.5f;
+    c.select_warmup = 1;
+    c.select_ramp_epochs = 0;
+    c.select_relabel = 0.9f;
+    for (int refresh = 0; refresh <= 1; refresh++) {
+        c.select_refresh = refresh;
+        CHECK(rg_train_config_validate(&c, &E));
+        rg_dataset ds = labels_only(100, 10);
+        rg_sampler *s = NULL;
+        CHECK(rg_sampler_create(&c, &ds, NULL, &s, &E));
+        uint8_t given[100];
+        memcpy(given, ds.labels, sizeof given);
+        const int32_t *sub, *unseen;
+        int32_t m;
+        CHECK(rg_sampler_epoch(s, 0, &sub, &m, &E));
+        /* all trained in the warm-up epoch: none left out */
+        assert_int_equal(rg_sampler_unseen(s, &unseen), 0);
+        /* trained on: every noisy sample unsure (p = 0.23 on its true class) */
+        int32_t idx[100], noisy = 0;
+        float logits[100 * 10] = {0};
+        for (int i = 0; i < 100; i++) {
+            idx[i] = i;
+            int is_noisy = given[i] != i % 10;
+            logits[i * 10 + i % 10] = is_noisy ? 1.0f : 6.0f + 0.001f * (float)i;
+            noisy += is_noisy;
+        }
+        rg_sampler_record_logits(s, idx, logits, 100, 10);
+        CHECK(rg_sampler_epoch(s, 1, &sub, &m, &E));
+        assert_int_equal(m, 70); /* 50 kept, the 20 other clean ones relabeled to themselves */
+        int32_t k = rg_sampler_unseen(s, &unseen);
+        if (!refresh) {
+            assert_int_equal(k, 0);
+            assert_null(unseen);
+        } else {
+            /* the complement: the noisy samples, ascending */
+            assert_int_equal(k, noisy);
+            for (int32_t j = 0; j < k; j++) {
+                assert_true(given[unseen[j]] != unseen[j] % 10);
+                if (j) assert_true(unseen[j] > unseen[j - 1]);
+            }
+            /* the model now predicts their true class confidently */
+            float fresh[100 * 10] = {0};
+            int32_t ids[100];
+            for (int32_t j = 0; j < k; j++) {
+                ids[j] = unseen[j];
+                fresh[j * 10 + unseen[j] % 10] = 8.0f;
+            }
+            rg_sampler_record_predictions(s, ids, fresh, k, 10);
+        }
+        CHECK(rg_sampler_epoch(s, 2, &sub, &m, &E));
+        /* the same 50 kept (their losses unchanged), and with fresh
+         * predictions every noisy sample corrected */
+        assert_int_equal(m, refresh ? 100 : 70);
+        if (refresh) assert_null(sub); /* all of them */
+        for (int32_t j = 0; j < m; j++) {
+            int32_t i = sub ? sub[j] : j;
+            assert_int_equal(ds.labels[i], i % 10);
+        }
+        rg_sampler_free(s);
+        rg_dataset_free(&ds);
+    }
+}
+
 /* ---- loader subsets ---------------------------------------------------------------------- */
 
 static rg_dataset pixels_dataset(int32_t n)
@@ -568,6 +642,7 @@ int main(void)
         cmocka_unit_test(test_orders),            cmocka_unit_test(test_label_noise_symmetric),
         cmocka_unit_test(test_label_noise_asymmetric), cmocka_unit_test(test_scores_file),
         cmocka_unit_test(test_sampler),           cmocka_unit_test(test_label_correction),
+        cmocka_unit_test(test_refresh_predictions),
         cmocka_unit_test(test_loader_subset),
     };
     return cmocka_run_group_tests(tests, rgt_root_setup, rgt_root_teardown);

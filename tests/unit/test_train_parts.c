@@ -552,6 +552,7 @@ static const struct {
     {"select_warmup", "2"},
     {"select_ramp_epochs", "5"},
     {"select_relabel", "0.9"},
+    {"select_refresh", "1"},
     {"augment", "trivialaugment + cutout:size=4"},
     {"erasing", "1"},
     {"mixup", "100"},
@@ -578,6 +579,19 @@ static void test_config_round_trip(void **state)
         if (i == N_EVERY) fail_msg("key '%s' is not covered by this test", k->key);
         assert_non_null(k->help);
     }
+    /* each key's stated default is its default (the help prints it) */
+    rg_train_config def0;
+    rg_train_config_default(&def0);
+    char *def0_text = rg_train_config_format(&def0);
+    for (const rg_config_key_help *k = rg_train_config_keys(); k->key; k++) {
+        rg_train_config one = def0;
+        if (rg_train_config_set(&one, k->key, k->default_value, &err) != RG_OK)
+            fail_msg("set %s = its default '%s': %s", k->key, k->default_value, err.msg);
+        char *t = rg_train_config_format(&one);
+        if (strcmp(t, def0_text)) fail_msg("%s: '%s' is not its default", k->key, k->default_value);
+        free(t);
+    }
+    free(def0_text);
     assert_int_equal(n_keys, N_EVERY);
 
     rg_train_config def, c, back;
@@ -588,6 +602,7 @@ static void test_config_round_trip(void **state)
     /* a key added after runs were recorded is formatted only when set, so
      * that the store's hashes of the runs that do not use it stay the same */
     assert_null(strstr(def_text, "select_relabel"));
+    assert_null(strstr(def_text, "select_refresh"));
     for (size_t i = 0; i < N_EVERY; i++) {
         rg_train_config one = def;
         if (rg_train_config_set(&one, every_key[i].key, every_key[i].value, &err) != RG_OK)
@@ -637,6 +652,7 @@ static void test_config_round_trip(void **state)
      * defaults, as every reader of one does). */
     back = c;
     back.select_relabel = def.select_relabel;
+    back.select_refresh = def.select_refresh;
     assert_int_equal(rg_train_config_parse(&back, def_text, "defaults", &err), RG_OK);
     text2 = rg_train_config_format(&back);
     assert_string_equal(text2, def_text);
