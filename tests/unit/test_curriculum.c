@@ -379,9 +379,9 @@ static void test_sampler(void **state)
  * prediction is confident come back with it as their label; labels return
  * to their given values every epoch before that; its state travels with
  * the checkpoint. */
-static void test_label_correction(void **state)
+/* 3 epochs, 30 % noise; after one epoch, keep half at once; correct at 0.9 */
+static rg_train_config relabel_config(void)
 {
-    (void)state;
     rg_train_config c;
     rg_train_config_default(&c);
     c.epochs = 3;
@@ -390,6 +390,13 @@ static void test_label_correction(void **state)
     c.select_warmup = 1;
     c.select_ramp_epochs = 0;
     c.select_relabel = 0.9f;
+    return c;
+}
+
+static void test_label_correction(void **state)
+{
+    (void)state;
+    rg_train_config c = relabel_config();
     CHECK(rg_train_config_validate(&c, &E));
     rg_dataset ds = labels_only(100, 10);
     rg_sampler *s = NULL;
@@ -473,14 +480,7 @@ static void test_label_correction(void **state)
 static void test_refresh_predictions(void **state)
 {
     (void)state;
-    rg_train_config c;
-    rg_train_config_default(&c);
-    c.epochs = 3;
-    c.label_noise = 0.3f;
-    c.select_keep = 0.5f;
-    c.select_warmup = 1;
-    c.select_ramp_epochs = 0;
-    c.select_relabel = 0.9f;
+    rg_train_config c = relabel_config();
     for (int refresh = 0; refresh <= 1; refresh++) {
         c.select_refresh = refresh;
         CHECK(rg_train_config_validate(&c, &E));
