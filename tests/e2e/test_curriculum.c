@@ -356,6 +356,50 @@ static void test_refresh_resumes(void **state)
     expect_resume_matches(&c, dr, dk);
 }
 
+/* A checkpoint whose per-sample state is damaged but whose checksum holds
+ * (written again with one prediction naming no class): the resume is
+ * refused, and the error names the file and the sample. */
+static void test_damaged_state_refused(void **state)
+{
+    (void)state;
+    rgt_require_fashion_mnist();
+    char from[700], dir[600], to[700];
+    snprintf(from, sizeof from, "%s/last.safetensors", rgt_in_root("refresh-a"));
+    snprintf(dir, sizeof dir, "%s", rgt_in_root("damaged-run"));
+    snprintf(to, sizeof to, "%s/last.safetensors", dir);
+    rg_st_file *f = NULL;
+    if (rg_st_read(from, &f, &E)) skip(); /* test_refresh_resumes did not run */
+    int32_t nt = rg_st_count(f), nm = 0;
+    rg_st_tensor *t = calloc((size_t)nt, sizeof *t);
+    rg_st_meta *meta = calloc((size_t)rg_st_meta_count(f), sizeof *meta);
+    float *pred = NULL;
+    for (int32_t i = 0; i < nt; i++) {
+        t[i] = *rg_st_at(f, i);
+        if (!strcmp(t[i].name, "sample.pred")) {
+            pred = malloc(t[i].nbytes);
+            memcpy(pred, t[i].raw, t[i].nbytes);
+            pred[17] = 12.0f;
+            t[i].data = pred;
+        }
+    }
+    assert_non_null(pred);
+    for (int32_t i = 0; i < rg_st_meta_count(f); i++)
+        if (strcmp(rg_st_meta_at(f, i)->key, "regain.crc32")) meta[nm++] = *rg_st_meta_at(f, i);
+    assert_int_equal(mkdir(dir, 0777), 0);
+    CHECK(rg_st_write(to, t, nt, meta, nm, &E));
+    rg_train_config c;
+    rg_train_config_default(&c);
+    rg_train_result res;
+    assert_int_equal(rg_train_run(&c, dir, 1, NULL, &res, &E), RG_ERR_FORMAT);
+    assert_non_null(strstr(E.msg, to));
+    assert_non_null(strstr(E.msg, "sample 17"));
+    assert_non_null(strstr(E.msg, "sample.pred 12"));
+    free(pred);
+    free(t);
+    free(meta);
+    rg_st_free(f);
+}
+
 static void test_teacher_and_file_scores(void **state)
 {
     (void)state;
@@ -429,6 +473,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_noisy_self_paced_selection_resumes),
         cmocka_unit_test(test_label_correction_resumes),
         cmocka_unit_test(test_refresh_resumes),
+        cmocka_unit_test(test_damaged_state_refused),
         cmocka_unit_test(test_teacher_and_file_scores),
     };
     return cmocka_run_group_tests(tests, rgt_root_setup, rgt_root_teardown);
