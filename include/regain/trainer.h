@@ -143,10 +143,13 @@ rg_status rg_evaluate(rg_graph *g, const rg_dataset *ds, float mean, float std, 
 /* Counts one prediction, the first maximum of logits[r->classes], against
  * its label into r (n, correct, confusion; top1 is left to the caller). */
 void rg_eval_count(rg_eval_result *r, const float *logits, int32_t label);
-/* The logits of g (eval mode) on the samples indices[m] of ds (unaugmented,
- * normalized with (mean, std)), handed to fn batch by batch in the order
- * given: fn(user, batch's indices, logits [count x classes], count, classes). */
-typedef void (*rg_logits_fn)(void *user, const int32_t *indices, const float *logits, int32_t count, int32_t classes);
+/* The logits of g (eval mode) on the samples indices[m] of ds (indices NULL:
+ * all of ds, in order), unaugmented, normalized with (mean, std), handed to
+ * fn batch by batch in the order given: fn(user, the batch's dataset
+ * indices and labels, logits [count x classes], count, classes). The graph
+ * must be planned. */
+typedef void (*rg_logits_fn)(void *user, const int32_t *indices, const int32_t *labels, const float *logits,
+                             int32_t count, int32_t classes);
 rg_status rg_predict(rg_graph *g, const rg_dataset *ds, const int32_t *indices, int32_t m, float mean, float std,
                      rg_logits_fn fn, void *user, rg_error *err);
 void rg_eval_result_free(rg_eval_result *r);

@@ -9,9 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef void (*batch_fn)(void *user, const int32_t *indices, const int32_t *labels, const float *logits, int32_t count,
-                         int32_t classes);
-
 static rg_status check_shapes(const rg_graph *g, const rg_dataset *ds, int32_t *classes, rg_error *err)
 {
     if (!g->arena) return rg_fail(err, RG_ERR_ARG, "evaluate: the graph has no plan");
@@ -26,10 +23,9 @@ static rg_status check_shapes(const rg_graph *g, const rg_dataset *ds, int32_t *
     return RG_OK;
 }
 
-/* Forward passes over ds (indices NULL: all of it, in order), in batches of
- * the planned size; the graph's batch is restored at the end. */
-static rg_status forward_batches(rg_graph *g, const rg_dataset *ds, const int32_t *indices, int32_t m, float mean,
-                                 float std, batch_fn fn, void *user, rg_error *err)
+/* In batches of the planned size; the graph's batch is restored at the end. */
+rg_status rg_predict(rg_graph *g, const rg_dataset *ds, const int32_t *indices, int32_t m, float mean, float std,
+                     rg_logits_fn fn, void *user, rg_error *err)
 {
     int32_t classes;
     rg_status st = check_shapes(g, ds, &classes, err);
@@ -37,7 +33,7 @@ static rg_status forward_batches(rg_graph *g, const rg_dataset *ds, const int32_
     rg_loader_config lc = {.batch = g->planned_batch, .mean = mean, .std = std, .workers = 0};
     rg_loader *ld = NULL;
     if ((st = rg_loader_create(ds, &lc, &ld, err))) return st;
-    if (indices) st = rg_loader_start_epoch_subset(ld, 0, indices, m, err);
+    if (indices) st = rg_loader_start_epoch_subset(ld, 0, indices, m > 0 ? m : 0, err);
     else rg_loader_start_epoch(ld, 0);
     const float *x;
     const int32_t *y, *idx;
@@ -82,33 +78,12 @@ rg_status rg_evaluate(rg_graph *g, const rg_dataset *ds, float mean, float std, 
     r->confusion = rg_calloc((size_t)r->classes * r->classes, sizeof *r->confusion, err);
     e.losses = rg_calloc((size_t)g->planned_batch, sizeof *e.losses, err);
     if (!r->confusion || !e.losses) st = RG_ERR_NOMEM;
-    if (!st) st = forward_batches(g, ds, NULL, 0, mean, std, count_batch, &e, err);
+    if (!st) st = rg_predict(g, ds, NULL, 0, mean, std, count_batch, &e, err);
     r->loss = r->n ? e.loss_sum / (double)r->n : 0.0;
     r->top1 = r->n ? (double)r->correct / (double)r->n : 0.0;
     free(e.losses);
     if (st) rg_eval_result_free(r);
     return st;
-}
-
-typedef struct {
-    rg_logits_fn fn;
-    void *user;
-} predict_state;
-
-static void hand_on(void *user, const int32_t *indices, const int32_t *labels, const float *logits, int32_t count,
-                    int32_t classes)
-{
-    (void)labels;
-    predict_state *p = user;
-    p->fn(p->user, indices, logits, count, classes);
-}
-
-rg_status rg_predict(rg_graph *g, const rg_dataset *ds, const int32_t *indices, int32_t m, float mean, float std,
-                     rg_logits_fn fn, void *user, rg_error *err)
-{
-    if (!indices || m <= 0) return RG_OK;
-    predict_state p = {fn, user};
-    return forward_batches(g, ds, indices, m, mean, std, hand_on, &p, err);
 }
 
 void rg_eval_count(rg_eval_result *r, const float *logits, int32_t label)

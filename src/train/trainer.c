@@ -383,9 +383,10 @@ static int64_t schedule_step(const run_state *r, int32_t epoch, int32_t b, int32
     return (int64_t)epoch * r->batches + (nb > 0 ? (int64_t)b * r->batches / nb : 0);
 }
 
-static void record_predictions(void *sampler, const int32_t *indices, const float *logits, int32_t count,
-                               int32_t classes)
+static void record_predictions(void *sampler, const int32_t *indices, const int32_t *labels, const float *logits,
+                               int32_t count, int32_t classes)
 {
+    (void)labels;
     rg_sampler_record_predictions(sampler, indices, logits, count, classes);
 }
 
