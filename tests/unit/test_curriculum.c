@@ -375,10 +375,6 @@ static void test_sampler(void **state)
     rg_dataset_free(&ds);
 }
 
-/* Label correction: of the samples selection drops, those whose recorded
- * prediction is confident come back with it as their label; labels return
- * to their given values every epoch before that; its state travels with
- * the checkpoint. */
 /* 3 epochs, 30 % noise; after one epoch, keep half at once; correct at 0.9 */
 static rg_train_config relabel_config(void)
 {
@@ -393,6 +389,10 @@ static rg_train_config relabel_config(void)
     return c;
 }
 
+/* Label correction: of the samples selection drops, those whose recorded
+ * prediction is confident come back with it as their label; labels return
+ * to their given values every epoch before that; its state travels with
+ * the checkpoint. */
 static void test_label_correction(void **state)
 {
     (void)state;
