@@ -3,6 +3,7 @@
  * prints the plan. A recipe edit that breaks a key, a reference, a profile
  * or a comparison fails here, not hours into a figure run. Nothing trains. */
 #include "test_support.h"
+#include "regain/recipe.h"
 
 #include <dirent.h>
 #include <stdio.h>
@@ -10,18 +11,6 @@
 #include <string.h>
 
 static char out[1 << 16];
-
-/* The names of the [profile NAME] sections of a recipe text, space-separated. */
-static void profiles_of(const char *text, char *names, size_t size)
-{
-    names[0] = 0;
-    for (const char *p = strstr(text, "\n[profile "); p; p = strstr(p + 1, "\n[profile ")) {
-        const char *a = p + 10, *b = strchr(a, ']');
-        if (!b) break;
-        size_t len = strlen(names);
-        snprintf(names + len, size - len, "%.*s ", (int)(b - a), a);
-    }
-}
 
 static void test_shipped_recipes_plan(void **state)
 {
@@ -34,21 +23,19 @@ static void test_shipped_recipes_plan(void **state)
     for (struct dirent *e; (e = readdir(d));) {
         size_t n = strlen(e->d_name);
         if (n < 5 || strcmp(e->d_name + n - 4, ".ini")) continue;
-        char path[1200], names[512];
+        char path[1200];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        size_t size;
-        char *text = rgt_read_file(path, &size);
-        profiles_of(text, names, sizeof names);
-        free(text);
+        rg_recipe *r = NULL;
+        rg_error err = {0};
+        if (rg_recipe_load(path, &r, &err)) fail_msg("%s", err.msg);
         /* the store in the test's directory: the real one is never touched */
         rgt_expect_cli("REGAIN_CLI", out, sizeof out, 0, "runs to do; estimated", NULL,
                        "run '%s' --dry-run --store plan.db", path);
         plans++;
-        for (char *name = strtok(names, " "); name; name = strtok(NULL, " ")) {
+        for (int32_t k = 0; k < r->n_profiles; k++, plans++)
             rgt_expect_cli("REGAIN_CLI", out, sizeof out, 0, "runs to do; estimated", NULL,
-                           "run '%s' --profile %s --dry-run --store plan.db", path, name);
-            plans++;
-        }
+                           "run '%s' --profile %s --dry-run --store plan.db", path, r->profiles[k].name);
+        rg_recipe_free(r);
         recipes++;
     }
     closedir(d);
