@@ -37,6 +37,7 @@ static const char *plan_name(rg_item_plan p)
     case RG_PLAN_AFTER_DEPS: return "run (after deps)";
     case RG_PLAN_ELSEWHERE: return "running elsewhere";
     case RG_PLAN_REUSE: return "reuse";
+    case RG_PLAN_RESTORE: return "run (restore)";
     }
     return "?";
 }
@@ -188,7 +189,8 @@ static void print_plan(const rg_experiment *x)
             to_run++;
             defaulted |= it->est_default_rate;
         }
-        printf("%-20s %6lld  %-18s %10s %12llu", it->name, (long long)it->seed, plan_name(it->plan), est,
+        const char *plan = it->plan == RG_PLAN_CACHED && it->results_only ? "cached (imported)" : plan_name(it->plan);
+        printf("%-20s %6lld  %-18s %10s %12llu", it->name, (long long)it->seed, plan, est,
                (unsigned long long)it->macs);
         if (it->plan == RG_PLAN_REUSE) printf("  from %s", it->reused_from);
         printf("\n");

@@ -1,4 +1,5 @@
-/* regain runs: the runs of the experiment store, as a table or JSON. */
+/* regain runs: the runs of the experiment store, as a table or JSON; and
+ * `regain runs export|import`, which move finished runs between stores. */
 #include "cli.h"
 #include "regain/store.h"
 
@@ -12,10 +13,20 @@ static void help(void)
 {
     printf("usage: regain runs [--experiment E] [--name RUN] [--status pending|running|done|failed]\n"
            "                   [--json] [--store DB]\n"
+           "       regain runs export EXPERIMENT --out FILE.json [--store DB]\n"
+           "       regain runs import FILE.json... [--store DB]\n"
            "\n"
            "Lists the runs recorded in the experiment store (default runs/regain.db):\n"
            "run, seed, status, test top-1, parameters, wall time and content hash;\n"
-           "--json prints every recorded field for scripts.\n");
+           "--json prints every recorded field for scripts. Runs imported from a\n"
+           "results file show the status 'imported'.\n"
+           "\n"
+           "export writes an experiment's finished runs (configuration, hash, metrics,\n"
+           "checkpoint checksums, environment; not the checkpoints) to a JSON file;\n"
+           "import adds them to a store, where `regain run` counts them as done and\n"
+           "`regain report` reports them. A run split over machines is merged this way.\n"
+           "An imported run that a run still to do depends on runs again first, to\n"
+           "give back its checkpoints.\n");
 }
 
 static void print_table(const rg_store_run_info *r, int32_t n)
@@ -27,8 +38,9 @@ static void print_table(const rg_store_run_info *r, int32_t n)
         if (r[i].has_final && !isnan(r[i].test_top1)) snprintf(acc, sizeof acc, "%.2f %%", 100.0 * r[i].test_top1);
         if (r[i].has_final) snprintf(params, sizeof params, "%lld", (long long)r[i].params);
         if (r[i].wall_s >= 0 && strcmp(r[i].status, "pending")) cli_format_duration(r[i].wall_s, wall, sizeof wall);
+        const char *status = r[i].imported_from[0] && !strcmp(r[i].status, "done") ? "imported" : r[i].status;
         printf("%-24s %-20s %6lld %-8s %10s %10s %9s  %.12s\n", r[i].experiment, r[i].name, (long long)r[i].seed,
-               r[i].status, acc, params, wall, r[i].hash[0] ? r[i].hash : "-");
+               status, acc, params, wall, r[i].hash[0] ? r[i].hash : "-");
     }
     if (!n) printf("(no runs match)\n");
 }
@@ -62,6 +74,7 @@ static int print_json(const rg_store_run_info *r, int32_t n)
         add_text(o, "started_at", r[i].started_at);
         add_text(o, "finished_at", r[i].finished_at);
         add_text(o, "error", r[i].error);
+        add_text(o, "imported_from", r[i].imported_from);
         add_number(o, "wall_s", r[i].wall_s, r[i].wall_s >= 0);
         int f = r[i].has_final;
         add_number(o, "test_top1", r[i].test_top1, f);
@@ -85,8 +98,85 @@ static int print_json(const rg_store_run_info *r, int32_t n)
     return EXIT_OK;
 }
 
+/* regain runs export EXPERIMENT --out FILE [--store DB] */
+static int runs_export(int argc, char **argv)
+{
+    const char *store = "runs/regain.db", *name = NULL, *path = NULL;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            help();
+            return EXIT_OK;
+        }
+        if (strncmp(a, "--", 2) != 0) {
+            if (name) return cli_usage_error("runs export", "unexpected argument '%s'", a);
+            name = a;
+            continue;
+        }
+        if (i + 1 >= argc) return cli_usage_error("runs export", "option %s needs a value", a);
+        const char *v = argv[++i];
+        if (!strcmp(a, "--out")) path = v;
+        else if (!strcmp(a, "--store")) store = v;
+        else return cli_usage_error("runs export", "unknown option '%s'", a);
+    }
+    if (!name) return cli_usage_error("runs export", "name the experiment to export");
+    if (!path) return cli_usage_error("runs export", "--out FILE.json is required");
+    rg_error err = {0};
+    rg_store *s;
+    if (rg_store_open(store, 1, &s, &err)) return cli_fail(&err);
+    int32_t n;
+    rg_status st = rg_store_export(s, name, path, &n, &err);
+    rg_store_close(s);
+    if (st) return cli_fail(&err);
+    printf("%s: %d finished runs of experiment %s\n", path, n, name);
+    return EXIT_OK;
+}
+
+/* regain runs import FILE... [--store DB] */
+static int runs_import(int argc, char **argv)
+{
+    const char *store = "runs/regain.db";
+    int32_t files = 0;
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            help();
+            return EXIT_OK;
+        }
+        if (!strcmp(argv[i], "--store")) {
+            if (++i >= argc) return cli_usage_error("runs import", "option --store needs a value");
+            store = argv[i];
+        } else if (!strncmp(argv[i], "--", 2)) {
+            return cli_usage_error("runs import", "unknown option '%s'", argv[i]);
+        } else {
+            files++;
+        }
+    }
+    if (!files) return cli_usage_error("runs import", "name the results files to import");
+    rg_error err = {0};
+    rg_store *s;
+    if (rg_store_open(store, 0, &s, &err)) return cli_fail(&err);
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--store")) {
+            i++;
+            continue;
+        }
+        rg_store_import_counts c;
+        if (rg_store_import(s, argv[i], &c, &err)) {
+            rg_store_close(s);
+            return cli_fail(&err);
+        }
+        printf("%s: %d runs imported, %d already here", argv[i], c.imported, c.present);
+        if (c.kept) printf(", %d kept as this store has them (another configuration, or running)", c.kept);
+        printf("\n");
+    }
+    rg_store_close(s);
+    return EXIT_OK;
+}
+
 int cmd_runs(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "export")) return runs_export(argc, argv);
+    if (argc > 1 && !strcmp(argv[1], "import")) return runs_import(argc, argv);
     const char *store = "runs/regain.db";
     rg_store_filter f = {0};
     int json = 0;

@@ -36,7 +36,8 @@ typedef enum {
     RG_PLAN_CACHED,         /* done with the same content hash: not run again */
     RG_PLAN_AFTER_DEPS,     /* a run it depends on runs first; its hash is known only then */
     RG_PLAN_ELSEWHERE,      /* another process is running it now */
-    RG_PLAN_REUSE           /* another experiment of the store has run it (same content hash): copied */
+    RG_PLAN_REUSE,          /* another experiment of the store has run it (same content hash): copied */
+    RG_PLAN_RESTORE         /* imported without its checkpoints, which a run still to do needs: runs again */
 } rg_item_plan;
 
 /* What happened to an item in rg_exp_execute. */
@@ -64,6 +65,7 @@ typedef struct {
     int est_default_rate;   /* the estimate uses the default rate, no recorded one */
     uint64_t macs;          /* forward MACs per image (0 unknown) */
     char reused_from[RG_RECIPE_NAME_MAX * 2 + 32]; /* RG_PLAN_REUSE / RG_OUT_REUSED: "EXPERIMENT/RUN" */
+    int results_only;       /* RG_PLAN_CACHED: imported results, the checkpoints are not here */
     /* outcome */
     rg_item_outcome outcome;
     double wall_s;          /* of this invocation's attempt */

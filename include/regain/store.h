@@ -74,6 +74,7 @@ typedef struct {
     double wall_s;
     char error[RG_ERR_MSG_MAX];
     double test_top1;       /* final_metrics.test_top1, < 0 when none */
+    int imported;           /* imported from a results file (rg_store_import): its checkpoints may be absent */
 } rg_store_run;
 
 /* The row of (experiment, name, seed); row->id is 0 when there is none. */
@@ -171,6 +172,7 @@ typedef struct {
     double test_top1, test_loss, best_top1, latency_ms, train_s;
     int32_t best_epoch;
     int64_t params, macs, model_bytes;
+    char imported_from[256]; /* the results file it was imported from; "" when run here */
 } rg_store_run_info;
 
 typedef struct {
@@ -181,6 +183,31 @@ typedef struct {
  * insertion and seed. *rows is malloc'd (caller frees). */
 rg_status rg_store_list_runs(rg_store *s, const rg_store_filter *f, rg_store_run_info **rows, int32_t *n,
                              rg_error *err);
+
+/* ---- moving results between stores ------------------------------------------------------------ */
+
+/* Results travel without their checkpoints, as a JSON file that is small
+ * and readable enough to keep in version control: a run split over several
+ * machines (or sessions) is merged by exporting each store and importing the
+ * files into one. Format: docs/experiments.md, "Moving results".
+ *
+ * rg_store_export writes experiment `name` (its recipe and comparisons) and
+ * its finished runs with their configuration, hash, epoch and final
+ * metrics, artifact checksums and environment, ordered by run and seed, to
+ * path (atomically); *n_runs gets their number. */
+rg_status rg_store_export(rg_store *s, const char *name, const char *path, int32_t *n_runs, rg_error *err);
+
+typedef struct {
+    int32_t imported;   /* new here, or replacing a pending or failed row */
+    int32_t present;    /* already done here with the same content hash */
+    int32_t kept;       /* done, running or imported here with another hash: the store's own row is kept */
+} rg_store_import_counts;
+
+/* Imports a file rg_store_export wrote, in one transaction: the experiment
+ * (created when the store has none of that name; its recipe and
+ * comparisons are taken only then) and each run the store does not hold as
+ * done, marked imported from path. Errors name the file and the field. */
+rg_status rg_store_import(rg_store *s, const char *path, rg_store_import_counts *counts, rg_error *err);
 
 /* ---- fault injection (tests) ------------------------------------------------------------------ */
 

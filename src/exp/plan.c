@@ -155,13 +155,21 @@ rg_status rg_exp_item_hash(rg_experiment *x, rg_store *s, int64_t experiment, in
                 break;
             }
             if ((st = rg_store_get_artifact(s, row.id, run->refs[r].artifact, &a, err))) break;
-            if ((st = rg_exp_file_sha256(s, a.path, sum, NULL, err))) break;
-            if (strcmp(sum, a.sha256)) {
-                st = rg_fail(err, RG_ERR_FORMAT, "%s: changed since run %s wrote it (SHA-256 differs)", a.path,
-                             dep->name);
-                break;
+            /* an imported run's checkpoint may be absent until the run is
+             * restored (plan_restores); one on disk must be what was recorded */
+            if (!row.imported || access(a.path, F_OK) == 0) {
+                if ((st = rg_exp_file_sha256(s, a.path, sum, NULL, err))) break;
+                if (strcmp(sum, a.sha256)) {
+                    st = rg_fail(err, RG_ERR_FORMAT, "%s: changed since run %s wrote it (SHA-256 differs)", a.path,
+                                 dep->name);
+                    break;
+                }
             }
-            add_line(h, *k, value, sum);
+            /* The run counts by its content hash, not its file's: training
+             * is deterministic, so a run done again (restored, or resumed
+             * elsewhere) stands for the same weights, although the file's
+             * bytes differ in their recorded timings. */
+            add_line(h, *k, value, dep->hash);
             rg_error e = {0};
             if (rg_train_config_set(cfg, *k, a.path, &e)) st = rg_fail(err, RG_ERR_ARG, "run %s: %s", it->name, e.msg);
         }
@@ -179,11 +187,11 @@ rg_status rg_exp_item_hash(rg_experiment *x, rg_store *s, int64_t experiment, in
 
 int rg_exp_run_reusable(rg_store *s, const rg_store_run *row, const char *hash)
 {
-    if (!row->id || strcmp(row->status, "done") || strcmp(row->hash, hash)) return 0;
+    if (!row->id || strcmp(row->status, "done") || strcmp(row->hash, hash)) return RG_EXP_REUSE_NO;
     /* every artifact the run recorded (training: best and last; quantize:
      * int8) must still be there, unchanged */
     static const char *const kinds[] = {"best", "last", "int8"};
-    int found = 0;
+    int found = 0, missing = 0;
     for (int i = 0; i < 3; i++) {
         rg_error err = {0};
         rg_store_artifact a;
@@ -191,11 +199,16 @@ int rg_exp_run_reusable(rg_store *s, const rg_store_run *row, const char *hash)
         int64_t bytes;
         rg_status st = rg_store_get_artifact(s, row->id, kinds[i], &a, &err);
         if (st == RG_ERR_NOTFOUND) continue;
+        if (!st && row->imported && access(a.path, F_OK) != 0) {
+            missing++;
+            continue;
+        }
         if (st || rg_exp_file_sha256(s, a.path, sum, &bytes, &err) || bytes != a.bytes || strcmp(sum, a.sha256))
-            return 0;
+            return RG_EXP_REUSE_NO;
         found++;
     }
-    return found > 0;
+    if (missing) return RG_EXP_REUSE_RESULTS;
+    return found > 0 ? RG_EXP_REUSE_FILES : RG_EXP_REUSE_NO;
 }
 
 /* ---- cost estimates ------------------------------------------------------------------------------ */
@@ -372,8 +385,10 @@ static rg_status plan_item(rg_experiment *x, rg_store *s, int64_t experiment, in
     if (s && experiment && (st = rg_store_get_run(s, experiment, it->name, it->seed, &row, err))) return st;
     char last[1200];
     snprintf(last, sizeof last, "%s/last.safetensors", it->run_dir);
-    if (s && rg_exp_run_reusable(s, &row, it->hash)) {
+    int reusable = s ? rg_exp_run_reusable(s, &row, it->hash) : RG_EXP_REUSE_NO;
+    if (reusable) {
         it->plan = RG_PLAN_CACHED;
+        it->results_only = reusable == RG_EXP_REUSE_RESULTS;
         it->test_top1 = row.test_top1;
         return RG_OK;
     }
@@ -385,13 +400,33 @@ static rg_status plan_item(rg_experiment *x, rg_store *s, int64_t experiment, in
     if (s && (st = rg_store_find_donor(s, it->hash, x->res->runs[it->run].kind, experiment, &donor, it->reused_from,
                                        sizeof it->reused_from, err)))
         return st;
-    if (s && rg_exp_run_reusable(s, &donor, it->hash)) {
+    if (s && rg_exp_run_reusable(s, &donor, it->hash) == RG_EXP_REUSE_FILES) {
         it->plan = RG_PLAN_REUSE;
         it->test_top1 = donor.test_top1;
     } else if (row.id && !strcmp(row.status, "running") && !strcmp(row.hash, it->hash) && access(last, F_OK) == 0)
         it->plan = RG_PLAN_RESUME;
     else it->plan = RG_PLAN_RUN;
     return RG_OK;
+}
+
+/* Imported runs came without their checkpoints: one that a run still to do
+ * depends on runs again first (training is deterministic: it writes the
+ * files the record describes). Items come in dependency order, so one
+ * backward sweep reaches the dependencies of restored runs too. */
+static void plan_restores(rg_experiment *x)
+{
+    for (int32_t i = x->n_items - 1; i >= 0; i--) {
+        rg_exp_item *it = &x->items[i];
+        if (it->plan == RG_PLAN_CACHED || it->plan == RG_PLAN_REUSE || it->plan == RG_PLAN_ELSEWHERE) continue;
+        const int32_t *deps = ((rg_exp_priv *)x->priv)->deps + (size_t)i * RG_RECIPE_MAX_REFS;
+        for (int32_t k = 0; k < RG_RECIPE_MAX_REFS; k++) {
+            if (deps[k] < 0) continue;
+            rg_exp_item *d = &x->items[deps[k]];
+            if (d->plan != RG_PLAN_CACHED || !d->results_only) continue;
+            d->plan = RG_PLAN_RESTORE;
+            it->plan = RG_PLAN_AFTER_DEPS;
+        }
+    }
 }
 
 rg_status rg_exp_open(const char *recipe_path, const rg_exp_options *opt, rg_experiment **out, rg_error *err)
@@ -423,6 +458,7 @@ rg_status rg_exp_open(const char *recipe_path, const rg_exp_options *opt, rg_exp
         if (s && rg_store_find_experiment(s, x->res->name, &experiment, &e)) experiment = 0;
     }
     for (int32_t i = 0; !st && i < x->n_items; i++) st = plan_item(x, s, experiment, i, err);
+    if (!st) plan_restores(x);
     rg_store_close(s);
     if (st) {
         rg_exp_close(x);

@@ -24,7 +24,11 @@ rg_status rg_exp_item_hash(rg_experiment *x, rg_store *s, int64_t experiment, in
                            char hex[65], rg_error *err);
 
 /* Whether a stored run can stand for an item with this hash: done, the same
- * hash, and its checkpoints on disk with the recorded size and SHA-256. */
+ * hash, and its checkpoints on disk with the recorded size and SHA-256
+ * (RG_EXP_REUSE_FILES); or imported without its checkpoints, which only a
+ * run depending on it misses (RG_EXP_REUSE_RESULTS). A checkpoint on disk
+ * that differs from the record makes it RG_EXP_REUSE_NO. */
+enum { RG_EXP_REUSE_NO = 0, RG_EXP_REUSE_FILES, RG_EXP_REUSE_RESULTS };
 int rg_exp_run_reusable(rg_store *s, const rg_store_run *row, const char *hash);
 
 

@@ -217,7 +217,7 @@ static int adopt(runner *r, int32_t i)
     rg_error e = {0};
     if (rg_store_find_donor(r->store, it->hash, r->x->res->runs[it->run].kind, r->experiment, &donor, it->reused_from,
                             sizeof it->reused_from, &e) ||
-        !rg_exp_run_reusable(r->store, &donor, it->hash))
+        rg_exp_run_reusable(r->store, &donor, it->hash) != RG_EXP_REUSE_FILES)
         return 0;
     remove_outputs(it->run_dir);
     if (copy_run_files(donor.run_dir, it->run_dir, &e)) return 0;
@@ -225,9 +225,19 @@ static int adopt(runner *r, int32_t i)
         rg_store_get_run(r->store, r->experiment, it->name, it->seed, &row, &e))
         return -1;
     /* the copies must be what the donor recorded */
-    if (!rg_exp_run_reusable(r->store, &row, it->hash)) return -1;
+    if (rg_exp_run_reusable(r->store, &row, it->hash) != RG_EXP_REUSE_FILES) return -1;
     it->test_top1 = row.test_top1;
     return 1;
+}
+
+/* Whether the store's row stands for item i: done with its hash, and with
+ * its checkpoints unless only its results are asked for (an imported run
+ * that no run still to do depends on). */
+static int done_already(const runner *r, int32_t i, const rg_store_run *row)
+{
+    int reusable = rg_exp_run_reusable(r->store, row, r->x->items[i].hash);
+    return reusable == RG_EXP_REUSE_FILES ||
+           (reusable == RG_EXP_REUSE_RESULTS && r->x->items[i].plan != RG_PLAN_RESTORE);
 }
 
 typedef enum { T_DONE, T_STARTED, T_BUSY } try_result;
@@ -248,7 +258,7 @@ static rg_status try_item(runner *r, int32_t i, try_result *res, rg_error *err)
     rg_store_run row;
     rg_status st = rg_store_get_run(r->store, r->experiment, it->name, it->seed, &row, err);
     if (st) return st;
-    if (rg_exp_run_reusable(r->store, &row, it->hash)) {
+    if (done_already(r, i, &row)) {
         it->test_top1 = row.test_top1;
         finish(r, i, r->seen_busy[i] ? RG_OUT_ELSEWHERE : RG_OUT_CACHED, NULL);
         return RG_OK;
@@ -275,7 +285,7 @@ static rg_status try_item(runner *r, int32_t i, try_result *res, rg_error *err)
         return st;
     }
     st = rg_store_get_run(r->store, r->experiment, it->name, it->seed, &row, err);
-    if (!st && rg_exp_run_reusable(r->store, &row, it->hash)) {
+    if (!st && done_already(r, i, &row)) {
         rg_store_rollback(r->store);
         close(fd);
         it->test_top1 = row.test_top1;

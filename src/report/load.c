@@ -130,8 +130,9 @@ static rg_status open_store(loader *L)
     if (rc != SQLITE_ROW) return sql_fail(L, "not a readable SQLite database");
     if (version == 0)
         return rg_fail(L->err, RG_ERR_FORMAT, "%s: not a regain experiment store (no schema version)", L->path);
-    /* version 1 differs only by the comparisons' missing reference */
-    if (version != 1 && version != RG_STORE_SCHEMA_VERSION)
+    /* older versions lack columns the report reads only from version 2 on
+     * (comparisons.reference) or does not read (runs.imported_from) */
+    if (version < 1 || version > RG_STORE_SCHEMA_VERSION)
         return rg_fail(L->err, RG_ERR_FORMAT,
                        "%s: experiment store schema version %d, but this regain reads versions 1 to %d", L->path,
                        version, RG_STORE_SCHEMA_VERSION);

@@ -1,6 +1,8 @@
 /* The experiment store's schema (see schema.h and docs/experiments.md). */
 #include "store/schema.h"
 
+#include <stddef.h>
+
 const char rg_store_schema_sql[] =
     /* One row per recipe experiment name; the recipe as last run. */
     "CREATE TABLE IF NOT EXISTS experiments(\n"
@@ -27,6 +29,9 @@ const char rg_store_schema_sql[] =
     "  started_at TEXT,\n"
     "  finished_at TEXT,\n"
     "  wall_s REAL,\n"
+    /* the results file a 'done' run was imported from (regain runs
+     * import): its records came without its checkpoints */
+    "  imported_from TEXT,\n"
     "  UNIQUE(experiment_id, name, seed));\n"
     "CREATE TABLE IF NOT EXISTS epoch_metrics(\n"
     "  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,\n"
@@ -71,5 +76,8 @@ const char rg_store_schema_sql[] =
     "  mtime_ns INTEGER NOT NULL,\n"
     "  sha256 TEXT NOT NULL);\n";
 
-const char rg_store_schema_upgrade_sql[] = "ALTER TABLE comparisons ADD COLUMN reference TEXT;\n"
-                                           "PRAGMA user_version = 2;\n";
+const char *const rg_store_schema_upgrades[RG_STORE_SCHEMA_VERSION] = {
+    NULL,
+    "ALTER TABLE comparisons ADD COLUMN reference TEXT;\nPRAGMA user_version = 2;\n",
+    "ALTER TABLE runs ADD COLUMN imported_from TEXT;\nPRAGMA user_version = 3;\n",
+};

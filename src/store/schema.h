@@ -4,14 +4,15 @@
 #define REGAIN_STORE_SCHEMA_H
 
 /* Bumped whenever a table changes; kept in PRAGMA user_version. Version
- * 1 lacked comparisons.reference: the store adds it when it opens such a
- * file for writing (rg_store_schema_upgrade_sql), and the report reads a
- * version 1 file as having no references. */
-#define RG_STORE_SCHEMA_VERSION 2
+ * 1 lacked comparisons.reference, version 2 runs.imported_from: the store
+ * adds them when it opens such a file for writing
+ * (rg_store_schema_upgrades), and readers of an older file read it as
+ * having no references and no imported runs. */
+#define RG_STORE_SCHEMA_VERSION 3
 
 /* CREATE TABLE IF NOT EXISTS statements, executable with sqlite3_exec. */
 extern const char rg_store_schema_sql[];
-/* From version 1 to the current version, executable with sqlite3_exec. */
-extern const char rg_store_schema_upgrade_sql[];
+/* [v]: from version v to v + 1 (v >= 1), executable with sqlite3_exec. */
+extern const char *const rg_store_schema_upgrades[RG_STORE_SCHEMA_VERSION];
 
 #endif

@@ -3,6 +3,7 @@
  * errors turned into rg_error messages that name the store file. */
 #include "regain/store.h"
 #include "store/schema.h"
+#include "store/store_sql.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -12,12 +13,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-struct rg_store {
-    sqlite3 *db;
-    char path[1024];
-    int read_only;
-};
 
 static void (*fault_hook)(const char *point);
 
@@ -30,7 +25,7 @@ static void fault(const char *point)
 
 /* ---- errors and statements ------------------------------------------------------------ */
 
-static rg_status db_fail(const rg_store *s, rg_error *err, const char *what)
+rg_status store_fail(const rg_store *s, rg_error *err, const char *what)
 {
     int code = sqlite3_extended_errcode(s->db);
     int prim = code & 0xff;
@@ -40,11 +35,11 @@ static rg_status db_fail(const rg_store *s, rg_error *err, const char *what)
     return rg_fail(err, st, "%s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
 }
 
-static rg_status prepare(rg_store *s, const char *sql, sqlite3_stmt **stmt, rg_error *err)
+rg_status store_prepare(rg_store *s, const char *sql, sqlite3_stmt **stmt, rg_error *err)
 {
     if (sqlite3_prepare_v2(s->db, sql, -1, stmt, NULL) != SQLITE_OK) {
         *stmt = NULL;
-        return db_fail(s, err, "cannot prepare a query");
+        return store_fail(s, err, "cannot prepare a query");
     }
     return RG_OK;
 }
@@ -73,25 +68,25 @@ static void bindv(sqlite3_stmt *st, const char *types, va_list ap)
 }
 
 /* Runs a statement that returns no rows. */
-static rg_status exec(rg_store *s, rg_error *err, const char *sql, const char *types, ...)
+rg_status store_exec(rg_store *s, rg_error *err, const char *sql, const char *types, ...)
 {
     sqlite3_stmt *st;
-    rg_status rc = prepare(s, sql, &st, err);
+    rg_status rc = store_prepare(s, sql, &st, err);
     if (rc) return rc;
     va_list ap;
     va_start(ap, types);
     bindv(st, types, ap);
     va_end(ap);
     int r = sqlite3_step(st);
-    if (r != SQLITE_DONE && r != SQLITE_ROW) rc = db_fail(s, err, "cannot write");
+    if (r != SQLITE_DONE && r != SQLITE_ROW) rc = store_fail(s, err, "cannot write");
     sqlite3_finalize(st);
     return rc;
 }
 
 /* Prepares and binds a query whose rows the caller steps through. */
-static rg_status query(rg_store *s, sqlite3_stmt **out, rg_error *err, const char *sql, const char *types, ...)
+rg_status store_query(rg_store *s, sqlite3_stmt **out, rg_error *err, const char *sql, const char *types, ...)
 {
-    rg_status rc = prepare(s, sql, out, err);
+    rg_status rc = store_prepare(s, sql, out, err);
     if (rc) return rc;
     va_list ap;
     va_start(ap, types);
@@ -100,13 +95,13 @@ static rg_status query(rg_store *s, sqlite3_stmt **out, rg_error *err, const cha
     return RG_OK;
 }
 
-static void col_text(sqlite3_stmt *st, int i, char *buf, size_t size)
+void store_col_text(sqlite3_stmt *st, int i, char *buf, size_t size)
 {
     const unsigned char *t = sqlite3_column_text(st, i);
     snprintf(buf, size, "%s", t ? (const char *)t : "");
 }
 
-static double col_double(sqlite3_stmt *st, int i, double missing)
+double store_col_double(sqlite3_stmt *st, int i, double missing)
 {
     return sqlite3_column_type(st, i) == SQLITE_NULL ? missing : sqlite3_column_double(st, i);
 }
@@ -116,41 +111,45 @@ static double col_double(sqlite3_stmt *st, int i, double missing)
 static rg_status check_schema(rg_store *s, rg_error *err)
 {
     sqlite3_stmt *st;
-    rg_status rc = query(s, &st, err, "PRAGMA user_version", "");
+    rg_status rc = store_query(s, &st, err, "PRAGMA user_version", "");
     if (rc) return rc;
     int r = sqlite3_step(st);
     int version = r == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
     sqlite3_finalize(st);
-    if (r != SQLITE_ROW) return db_fail(s, err, "cannot read the schema version");
+    if (r != SQLITE_ROW) return store_fail(s, err, "cannot read the schema version");
+    s->version = version;
     if (version == RG_STORE_SCHEMA_VERSION) return RG_OK;
     if (version > RG_STORE_SCHEMA_VERSION)
         return rg_fail(err, RG_ERR_FORMAT, "%s: store schema version %d is newer than this regain's (%d)", s->path,
                        version, RG_STORE_SCHEMA_VERSION);
-    if (version == 1) {
-        /* read-only users read no column version 2 added; a writer upgrades
-         * (inside the opening transaction: all or nothing) */
+    if (version >= 1) {
+        /* read-only users read no column a later version added; a writer
+         * upgrades (inside the opening transaction: all or nothing) */
         if (s->read_only) return RG_OK;
-        if (sqlite3_exec(s->db, rg_store_schema_upgrade_sql, NULL, NULL, NULL) != SQLITE_OK)
-            return db_fail(s, err, "cannot upgrade the schema from version 1");
+        for (int v = version; v < RG_STORE_SCHEMA_VERSION; v++)
+            if (sqlite3_exec(s->db, rg_store_schema_upgrades[v], NULL, NULL, NULL) != SQLITE_OK)
+                return store_fail(s, err, "cannot upgrade the schema");
+        s->version = RG_STORE_SCHEMA_VERSION;
         return RG_OK;
     }
     if (version != 0)
         return rg_fail(err, RG_ERR_FORMAT, "%s: store schema version %d is not %d", s->path, version,
                        RG_STORE_SCHEMA_VERSION);
     /* version 0: a new file, or some other SQLite database */
-    if ((rc = query(s, &st, err, "SELECT count(*) FROM sqlite_master", ""))) return rc;
+    if ((rc = store_query(s, &st, err, "SELECT count(*) FROM sqlite_master", ""))) return rc;
     r = sqlite3_step(st);
     int64_t objects = r == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
     sqlite3_finalize(st);
-    if (r != SQLITE_ROW) return db_fail(s, err, "cannot read the schema");
+    if (r != SQLITE_ROW) return store_fail(s, err, "cannot read the schema");
     if (objects > 0)
         return rg_fail(err, RG_ERR_FORMAT, "%s: an SQLite database, but not a regain experiment store", s->path);
     if (s->read_only) return rg_fail(err, RG_ERR_FORMAT, "%s: an empty database, not a regain store", s->path);
     if (sqlite3_exec(s->db, rg_store_schema_sql, NULL, NULL, NULL) != SQLITE_OK)
-        return db_fail(s, err, "cannot create the tables");
+        return store_fail(s, err, "cannot create the tables");
     char sql[64];
     snprintf(sql, sizeof sql, "PRAGMA user_version = %d", RG_STORE_SCHEMA_VERSION);
-    if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK) return db_fail(s, err, "cannot set the version");
+    if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK) return store_fail(s, err, "cannot set the version");
+    s->version = RG_STORE_SCHEMA_VERSION;
     return RG_OK;
 }
 
@@ -178,7 +177,7 @@ rg_status rg_store_open(const char *path, int read_only, rg_store **out, rg_erro
     }
     int flags = read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
     if (sqlite3_open_v2(path, &s->db, flags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-        rg_status st = s->db ? db_fail(s, err, "cannot open") : rg_fail(err, RG_ERR_NOMEM, "out of memory");
+        rg_status st = s->db ? store_fail(s, err, "cannot open") : rg_fail(err, RG_ERR_NOMEM, "out of memory");
         rg_store_close(s);
         return st;
     }
@@ -191,21 +190,21 @@ rg_status rg_store_open(const char *path, int read_only, rg_store **out, rg_erro
          * leaves a half-applied transaction (the WAL is replayed or dropped
          * on the next open). */
         sqlite3_stmt *q;
-        if (!(st = query(s, &q, err, "PRAGMA journal_mode = WAL", ""))) {
+        if (!(st = store_query(s, &q, err, "PRAGMA journal_mode = WAL", ""))) {
             int r = sqlite3_step(q);
             char mode[16] = "";
-            if (r == SQLITE_ROW) col_text(q, 0, mode, sizeof mode);
+            if (r == SQLITE_ROW) store_col_text(q, 0, mode, sizeof mode);
             sqlite3_finalize(q);
-            if (r != SQLITE_ROW) st = db_fail(s, err, "cannot switch to WAL mode");
+            if (r != SQLITE_ROW) st = store_fail(s, err, "cannot switch to WAL mode");
             else if (strcmp(mode, "wal") != 0)
                 st = rg_fail(err, RG_ERR_IO, "%s: the file system does not support WAL mode (journal mode %s)",
                              path, mode);
         }
         if (!st && sqlite3_exec(s->db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL) != SQLITE_OK)
-            st = db_fail(s, err, "cannot set synchronous mode");
+            st = store_fail(s, err, "cannot set synchronous mode");
     }
     if (!st && sqlite3_exec(s->db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL) != SQLITE_OK)
-        st = db_fail(s, err, "cannot enable foreign keys");
+        st = store_fail(s, err, "cannot enable foreign keys");
     /* Two processes creating one new store: the second waits here and then
      * finds the schema in place. */
     if (!st && !read_only) st = rg_store_begin(s, err);
@@ -237,14 +236,14 @@ sqlite3 *rg_store_db(rg_store *s) { return s->db; }
 rg_status rg_store_begin(rg_store *s, rg_error *err)
 {
     if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-        return db_fail(s, err, "cannot start a transaction");
+        return store_fail(s, err, "cannot start a transaction");
     return RG_OK;
 }
 
 rg_status rg_store_commit(rg_store *s, rg_error *err)
 {
     if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-        rg_status st = db_fail(s, err, "cannot commit");
+        rg_status st = store_fail(s, err, "cannot commit");
         rg_store_rollback(s);
         return st;
     }
@@ -263,12 +262,12 @@ void rg_store_rollback(rg_store *s)
 rg_status rg_store_find_experiment(rg_store *s, const char *name, int64_t *id, rg_error *err)
 {
     sqlite3_stmt *st;
-    rg_status rc = query(s, &st, err, "SELECT id FROM experiments WHERE name = ?", "t", name);
+    rg_status rc = store_query(s, &st, err, "SELECT id FROM experiments WHERE name = ?", "t", name);
     if (rc) return rc;
     int r = sqlite3_step(st);
     if (r == SQLITE_ROW) *id = sqlite3_column_int64(st, 0);
     else if (r == SQLITE_DONE) rc = rg_fail(err, RG_ERR_NOTFOUND, "%s: no experiment '%s'", s->path, name);
-    else rc = db_fail(s, err, "cannot read experiments");
+    else rc = store_fail(s, err, "cannot read experiments");
     sqlite3_finalize(st);
     return rc;
 }
@@ -276,7 +275,7 @@ rg_status rg_store_find_experiment(rg_store *s, const char *name, int64_t *id, r
 rg_status rg_store_put_experiment(rg_store *s, const char *name, const char *recipe_path, const char *recipe_text,
                                   int64_t *id, rg_error *err)
 {
-    rg_status rc = exec(s, err,
+    rg_status rc = store_exec(s, err,
                         "INSERT INTO experiments(name, recipe_path, recipe_text, created_at, updated_at) "
                         "VALUES(?, ?, ?, " NOW ", " NOW ") ON CONFLICT(name) DO UPDATE SET "
                         "recipe_path = excluded.recipe_path, recipe_text = excluded.recipe_text, "
@@ -288,9 +287,9 @@ rg_status rg_store_put_experiment(rg_store *s, const char *name, const char *rec
 rg_status rg_store_set_comparisons(rg_store *s, int64_t experiment, const rg_store_comparison *c, int32_t n,
                                    rg_error *err)
 {
-    rg_status rc = exec(s, err, "DELETE FROM comparisons WHERE experiment_id = ?", "i", experiment);
+    rg_status rc = store_exec(s, err, "DELETE FROM comparisons WHERE experiment_id = ?", "i", experiment);
     for (int32_t i = 0; !rc && i < n; i++)
-        rc = exec(s, err,
+        rc = store_exec(s, err,
                   "INSERT INTO comparisons(experiment_id, name, baseline, treatment, reference) VALUES(?, ?, ?, ?, ?)",
                   "itttt", experiment, c[i].name, c[i].baseline, c[i].treatment,
                   c[i].reference && c[i].reference[0] ? c[i].reference : NULL);
@@ -299,35 +298,46 @@ rg_status rg_store_set_comparisons(rg_store *s, int64_t experiment, const rg_sto
 
 /* ---- runs ----------------------------------------------------------------------------------- */
 
-/* The columns id, status, config_hash, run_dir, wall_s, error and
- * final_metrics.test_top1 (in this order) of a query's current row. */
+/* The columns of a run row that rg_store_run holds, for a query's SELECT
+ * list (imported_from is NULL in a read-only file older than version 3). */
+static const char *run_columns(const rg_store *s)
+{
+    return s->version >= 3 ? "r.id, r.status, r.config_hash, r.run_dir, r.wall_s, r.error, f.test_top1, "
+                             "r.imported_from IS NOT NULL"
+                           : "r.id, r.status, r.config_hash, r.run_dir, r.wall_s, r.error, f.test_top1, 0";
+}
+#define RUN_COLUMNS 8
+
+/* The run_columns() of a query's current row. */
 static void run_row(sqlite3_stmt *st, rg_store_run *row)
 {
-        row->id = sqlite3_column_int64(st, 0);
-        col_text(st, 1, row->status, sizeof row->status);
-        col_text(st, 2, row->hash, sizeof row->hash);
-        col_text(st, 3, row->run_dir, sizeof row->run_dir);
-        row->wall_s = col_double(st, 4, 0.0);
-        col_text(st, 5, row->error, sizeof row->error);
-        row->test_top1 = col_double(st, 6, -1.0);
+    row->id = sqlite3_column_int64(st, 0);
+    store_col_text(st, 1, row->status, sizeof row->status);
+    store_col_text(st, 2, row->hash, sizeof row->hash);
+    store_col_text(st, 3, row->run_dir, sizeof row->run_dir);
+    row->wall_s = store_col_double(st, 4, 0.0);
+    store_col_text(st, 5, row->error, sizeof row->error);
+    row->test_top1 = store_col_double(st, 6, -1.0);
+    row->imported = sqlite3_column_int(st, 7);
 }
 
 rg_status rg_store_get_run(rg_store *s, int64_t experiment, const char *name, int64_t seed, rg_store_run *row,
                            rg_error *err)
 {
     memset(row, 0, sizeof *row);
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT %s FROM runs r LEFT JOIN final_metrics f ON f.run_id = r.id "
+             "WHERE r.experiment_id = ? AND r.name = ? AND r.seed = ?",
+             run_columns(s));
     sqlite3_stmt *st;
-    rg_status rc = query(s, &st, err,
-                         "SELECT r.id, r.status, r.config_hash, r.run_dir, r.wall_s, r.error, f.test_top1 "
-                         "FROM runs r LEFT JOIN final_metrics f ON f.run_id = r.id "
-                         "WHERE r.experiment_id = ? AND r.name = ? AND r.seed = ?",
-                         "iti", experiment, name, seed);
+    rg_status rc = store_query(s, &st, err, sql, "iti", experiment, name, seed);
     if (rc) return rc;
     int r = sqlite3_step(st);
     if (r == SQLITE_ROW) {
         run_row(st, row);
     } else if (r != SQLITE_DONE) {
-        rc = db_fail(s, err, "cannot read runs");
+        rc = store_fail(s, err, "cannot read runs");
     }
     sqlite3_finalize(st);
     return rc;
@@ -336,7 +346,7 @@ rg_status rg_store_get_run(rg_store *s, int64_t experiment, const char *name, in
 rg_status rg_store_add_pending(rg_store *s, int64_t experiment, const char *name, int64_t seed, const char *kind,
                                const char *config_text, const char *run_dir, rg_error *err)
 {
-    return exec(s, err,
+    return store_exec(s, err,
                 "INSERT OR IGNORE INTO runs(experiment_id, name, seed, kind, config_hash, config_text, status, run_dir) "
                 "VALUES(?, ?, ?, ?, '', ?, 'pending', ?)",
                 "itittt", experiment, name, seed, kind, config_text, run_dir);
@@ -348,18 +358,18 @@ rg_status rg_store_start_run(rg_store *s, int64_t experiment, const char *name, 
 {
     rg_status rc;
     if (resume)
-        rc = exec(s, err,
+        rc = store_exec(s, err,
                   "UPDATE runs SET status = 'running', error = NULL, finished_at = NULL "
                   "WHERE experiment_id = ? AND name = ? AND seed = ?",
                   "iti", experiment, name, seed);
     else
-        rc = exec(s, err,
+        rc = store_exec(s, err,
                   "INSERT INTO runs(experiment_id, name, seed, kind, config_hash, config_text, status, run_dir, "
                   "started_at, wall_s) VALUES(?, ?, ?, ?, ?, ?, 'running', ?, " NOW ", 0) "
                   "ON CONFLICT(experiment_id, name, seed) DO UPDATE SET kind = excluded.kind, "
                   "config_hash = excluded.config_hash, config_text = excluded.config_text, status = 'running', "
                   "run_dir = excluded.run_dir, error = NULL, started_at = excluded.started_at, finished_at = NULL, "
-                  "wall_s = 0",
+                  "wall_s = 0, imported_from = NULL",
                   "ititttt", experiment, name, seed, kind, hash, config_text, run_dir);
     rg_store_run row;
     if (!rc) rc = rg_store_get_run(s, experiment, name, seed, &row, err);
@@ -371,7 +381,7 @@ rg_status rg_store_start_run(rg_store *s, int64_t experiment, const char *name, 
     for (size_t i = 0; !rc && i < sizeof tables / sizeof tables[0]; i++) {
         char sql[96];
         snprintf(sql, sizeof sql, "DELETE FROM %s WHERE run_id = ?", tables[i]);
-        rc = exec(s, err, sql, "i", row.id);
+        rc = store_exec(s, err, sql, "i", row.id);
     }
     return rc;
 }
@@ -381,21 +391,22 @@ rg_status rg_store_find_donor(rg_store *s, const char *hash, const char *kind, i
 {
     memset(row, 0, sizeof *row);
     if (cap) donor[0] = 0;
+    char sql[640];
+    snprintf(sql, sizeof sql,
+             "SELECT %s, e.name || '/' || r.name FROM runs r JOIN experiments e ON e.id = r.experiment_id "
+             "LEFT JOIN final_metrics f ON f.run_id = r.id "
+             "WHERE r.config_hash = ? AND r.kind = ? AND r.status = 'done' AND r.experiment_id != ? "
+             "ORDER BY r.finished_at DESC, r.id DESC LIMIT 1",
+             run_columns(s));
     sqlite3_stmt *st;
-    rg_status rc = query(s, &st, err,
-                         "SELECT r.id, r.status, r.config_hash, r.run_dir, r.wall_s, r.error, f.test_top1, e.name || '/' || r.name "
-                         "FROM runs r JOIN experiments e ON e.id = r.experiment_id "
-                         "LEFT JOIN final_metrics f ON f.run_id = r.id "
-                         "WHERE r.config_hash = ? AND r.kind = ? AND r.status = 'done' AND r.experiment_id != ? "
-                         "ORDER BY r.finished_at DESC, r.id DESC LIMIT 1",
-                         "tti", hash, kind, experiment);
+    rg_status rc = store_query(s, &st, err, sql, "tti", hash, kind, experiment);
     if (rc) return rc;
     int r = sqlite3_step(st);
     if (r == SQLITE_ROW) {
         run_row(st, row);
-        if (cap) col_text(st, 7, donor, cap);
+        if (cap) store_col_text(st, RUN_COLUMNS, donor, cap);
     } else if (r != SQLITE_DONE) {
-        rc = db_fail(s, err, "cannot read runs");
+        rc = store_fail(s, err, "cannot read runs");
     }
     sqlite3_finalize(st);
     return rc;
@@ -408,7 +419,7 @@ static rg_status copy_rows(rg_store *s, const char *table, int64_t from, int64_t
     char cols[1024] = "", sql[2400], q[96];
     snprintf(q, sizeof q, "PRAGMA table_info(%s)", table);
     sqlite3_stmt *st;
-    rg_status rc = query(s, &st, err, q, "");
+    rg_status rc = store_query(s, &st, err, q, "");
     if (rc) return rc;
     size_t len = 0;
     while (sqlite3_step(st) == SQLITE_ROW) {
@@ -420,13 +431,13 @@ static rg_status copy_rows(rg_store *s, const char *table, int64_t from, int64_t
     if (len >= sizeof cols) return rg_fail(err, RG_ERR_FORMAT, "%s: table %s has too many columns", s->path, table);
     snprintf(sql, sizeof sql, "INSERT INTO %s(run_id, %s) SELECT ?, %s FROM %s WHERE run_id = ?", table, cols, cols,
              table);
-    return exec(s, err, sql, "ii", to, from);
+    return store_exec(s, err, sql, "ii", to, from);
 }
 
 rg_status rg_store_adopt_run(rg_store *s, int64_t from, int64_t experiment, const char *name, int64_t seed,
                              const char *run_dir, rg_error *err)
 {
-    rg_status rc = exec(s, err,
+    rg_status rc = store_exec(s, err,
                         "INSERT INTO runs(experiment_id, name, seed, kind, config_hash, config_text, status, run_dir, "
                         "error, started_at, finished_at, wall_s) "
                         "SELECT ?, ?, ?, kind, config_hash, config_text, 'done', ?, NULL, started_at, finished_at, "
@@ -434,28 +445,28 @@ rg_status rg_store_adopt_run(rg_store *s, int64_t from, int64_t experiment, cons
                         "ON CONFLICT(experiment_id, name, seed) DO UPDATE SET kind = excluded.kind, "
                         "config_hash = excluded.config_hash, config_text = excluded.config_text, status = 'done', "
                         "run_dir = excluded.run_dir, error = NULL, started_at = excluded.started_at, "
-                        "finished_at = excluded.finished_at, wall_s = excluded.wall_s",
+                        "finished_at = excluded.finished_at, wall_s = excluded.wall_s, imported_from = NULL",
                         "ititi", experiment, name, seed, run_dir, from);
     rg_store_run row, donor;
     if (!rc) rc = rg_store_get_run(s, experiment, name, seed, &row, err);
     if (!rc && !row.id) rc = rg_fail(err, RG_ERR_IO, "%s: run %s seed %lld vanished", s->path, name, (long long)seed);
     sqlite3_stmt *st;
-    if (!rc) rc = query(s, &st, err, "SELECT run_dir FROM runs WHERE id = ?", "i", from);
+    if (!rc) rc = store_query(s, &st, err, "SELECT run_dir FROM runs WHERE id = ?", "i", from);
     if (rc) return rc;
     int found = sqlite3_step(st) == SQLITE_ROW;
-    if (found) col_text(st, 0, donor.run_dir, sizeof donor.run_dir);
+    if (found) store_col_text(st, 0, donor.run_dir, sizeof donor.run_dir);
     sqlite3_finalize(st);
     if (!found) return rg_fail(err, RG_ERR_NOTFOUND, "%s: no run with id %lld to reuse", s->path, (long long)from);
     static const char *const tables[] = {"epoch_metrics", "final_metrics", "artifacts", "environment"};
     for (size_t i = 0; !rc && i < sizeof tables / sizeof tables[0]; i++) {
         char sql[96];
         snprintf(sql, sizeof sql, "DELETE FROM %s WHERE run_id = ?", tables[i]);
-        rc = exec(s, err, sql, "i", row.id);
+        rc = store_exec(s, err, sql, "i", row.id);
         if (!rc) rc = copy_rows(s, tables[i], from, row.id, err);
     }
     /* the artifacts are this run's copies: DONOR_DIR/x becomes RUN_DIR/x */
     if (!rc)
-        rc = exec(s, err,
+        rc = store_exec(s, err,
                   "UPDATE artifacts SET path = ? || substr(path, length(?) + 1) "
                   "WHERE run_id = ? AND substr(path, 1, length(?) + 1) = ? || '/'",
                   "ttitt", run_dir, donor.run_dir, row.id, donor.run_dir, donor.run_dir);
@@ -465,12 +476,12 @@ rg_status rg_store_adopt_run(rg_store *s, int64_t from, int64_t experiment, cons
 rg_status rg_store_delete_run(rg_store *s, int64_t id, rg_error *err)
 {
     /* the other tables follow through ON DELETE CASCADE */
-    return exec(s, err, "DELETE FROM runs WHERE id = ?", "i", id);
+    return store_exec(s, err, "DELETE FROM runs WHERE id = ?", "i", id);
 }
 
 rg_status rg_store_fail_run(rg_store *s, int64_t id, const char *message, double wall_s, rg_error *err)
 {
-    return exec(s, err, "UPDATE runs SET status = 'failed', error = ?, finished_at = " NOW ", wall_s = ? WHERE id = ?",
+    return store_exec(s, err, "UPDATE runs SET status = 'failed', error = ?, finished_at = " NOW ", wall_s = ? WHERE id = ?",
                 "tdi", message, wall_s, id);
 }
 
@@ -481,14 +492,14 @@ static rg_status put_epoch(rg_store *s, int64_t id, const rg_epoch_metrics *m, c
              "%s INTO epoch_metrics(run_id, epoch, lr, train_loss, train_top1, test_loss, test_top1, val_top1, "
              "seconds, images_per_s) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
              verb);
-    return exec(s, err, sql, "iidddddddd", id, (int64_t)m->epoch, m->lr, m->train_loss, m->train_top1, m->test_loss,
+    return store_exec(s, err, sql, "iidddddddd", id, (int64_t)m->epoch, m->lr, m->train_loss, m->train_top1, m->test_loss,
                 m->test_top1, m->val_top1 < 0 ? NAN : m->val_top1, m->seconds, m->images_per_s);
 }
 
 rg_status rg_store_put_epoch(rg_store *s, int64_t id, const rg_epoch_metrics *m, double wall_s, rg_error *err)
 {
     rg_status rc = put_epoch(s, id, m, "INSERT OR REPLACE", err);
-    return rc ? rc : exec(s, err, "UPDATE runs SET wall_s = ? WHERE id = ?", "di", wall_s, id);
+    return rc ? rc : store_exec(s, err, "UPDATE runs SET wall_s = ? WHERE id = ?", "di", wall_s, id);
 }
 
 rg_status rg_store_finish_run(rg_store *s, int64_t id, const rg_epoch_metrics *epochs, int32_t n_epochs,
@@ -500,25 +511,25 @@ rg_status rg_store_finish_run(rg_store *s, int64_t id, const rg_epoch_metrics *e
     for (int32_t i = 0; !rc && i < n_epochs; i++) rc = put_epoch(s, id, &epochs[i], "INSERT OR IGNORE", err);
     fault("finish:epochs");
     if (!rc)
-        rc = exec(s, err,
+        rc = store_exec(s, err,
                   "INSERT OR REPLACE INTO final_metrics(run_id, test_top1, test_loss, best_top1, best_epoch, params, "
                   "macs, model_bytes, latency_ms, train_s, confusion) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                   "idddiiiiddt", id, f->test_top1, f->test_loss, f->best_top1, (int64_t)f->best_epoch, f->params,
                   f->macs, f->model_bytes, f->latency_ms, f->train_s, f->confusion_json);
     fault("finish:final_metrics");
     for (int32_t i = 0; !rc && i < n_artifacts; i++)
-        rc = exec(s, err, "INSERT OR REPLACE INTO artifacts(run_id, kind, path, sha256, bytes) VALUES(?, ?, ?, ?, ?)",
+        rc = store_exec(s, err, "INSERT OR REPLACE INTO artifacts(run_id, kind, path, sha256, bytes) VALUES(?, ?, ?, ?, ?)",
                   "ittti", id, artifacts[i].kind, artifacts[i].path, artifacts[i].sha256, artifacts[i].bytes);
     fault("finish:artifacts");
     if (!rc)
-        rc = exec(s, err,
+        rc = store_exec(s, err,
                   "INSERT OR REPLACE INTO environment(run_id, git_commit, compiler, cpu_model, cpu_features, threads, "
                   "seed, hostname, regain_version) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
                   "ittttiitt", id, env->git_commit, env->compiler, env->cpu_model, env->cpu_features,
                   (int64_t)env->threads, env->seed, env->hostname, env->regain_version);
     fault("finish:environment");
     if (!rc)
-        rc = exec(s, err,
+        rc = store_exec(s, err,
                   "UPDATE runs SET status = 'done', error = NULL, finished_at = " NOW ", wall_s = ? WHERE id = ?",
                   "di", wall_s, id);
     fault("finish:status");
@@ -534,18 +545,18 @@ rg_status rg_store_get_artifact(rg_store *s, int64_t run_id, const char *kind, r
     memset(a, 0, sizeof *a);
     sqlite3_stmt *st;
     rg_status rc =
-        query(s, &st, err, "SELECT path, sha256, bytes FROM artifacts WHERE run_id = ? AND kind = ?", "it", run_id, kind);
+        store_query(s, &st, err, "SELECT path, sha256, bytes FROM artifacts WHERE run_id = ? AND kind = ?", "it", run_id, kind);
     if (rc) return rc;
     int r = sqlite3_step(st);
     if (r == SQLITE_ROW) {
         snprintf(a->kind, sizeof a->kind, "%s", kind);
-        col_text(st, 0, a->path, sizeof a->path);
-        col_text(st, 1, a->sha256, sizeof a->sha256);
+        store_col_text(st, 0, a->path, sizeof a->path);
+        store_col_text(st, 1, a->sha256, sizeof a->sha256);
         a->bytes = sqlite3_column_int64(st, 2);
     } else if (r == SQLITE_DONE) {
         rc = rg_fail(err, RG_ERR_NOTFOUND, "%s: run %lld has no '%s' artifact", s->path, (long long)run_id, kind);
     } else {
-        rc = db_fail(s, err, "cannot read artifacts");
+        rc = store_fail(s, err, "cannot read artifacts");
     }
     sqlite3_finalize(st);
     return rc;
@@ -560,7 +571,7 @@ rg_status rg_store_rates(rg_store *s, const char *model, double (*model_macs)(vo
     *macs_per_s = 0.0;
     /* The model is the "model = ..." line of the stored configuration. */
     sqlite3_stmt *st;
-    rg_status rc = query(s, &st, err,
+    rg_status rc = store_query(s, &st, err,
                          "SELECT substr(r.config_text, instr(r.config_text, char(10) || 'model = ') + 9) AS tail, "
                          "avg(e.images_per_s) FROM epoch_metrics e JOIN runs r ON r.id = e.run_id "
                          "WHERE e.images_per_s > 0 AND instr(r.config_text, char(10) || 'model = ') > 0 "
@@ -587,7 +598,7 @@ rg_status rg_store_rates(rg_store *s, const char *model, double (*model_macs)(vo
             }
         }
     }
-    if (r != SQLITE_DONE) rc = db_fail(s, err, "cannot read epoch metrics");
+    if (r != SQLITE_DONE) rc = store_fail(s, err, "cannot read epoch metrics");
     sqlite3_finalize(st);
     if (n) *macs_per_s = sum / n;
     return rc;
@@ -600,15 +611,15 @@ rg_status rg_store_get_file_hash(rg_store *s, const char *path, int64_t size, in
 {
     *found = 0;
     sqlite3_stmt *st;
-    rg_status rc = query(s, &st, err, "SELECT sha256 FROM file_hashes WHERE path = ? AND size = ? AND mtime_ns = ?",
+    rg_status rc = store_query(s, &st, err, "SELECT sha256 FROM file_hashes WHERE path = ? AND size = ? AND mtime_ns = ?",
                          "tii", path, size, mtime_ns);
     if (rc) return rc;
     int r = sqlite3_step(st);
     if (r == SQLITE_ROW) {
-        col_text(st, 0, sha256, 65);
+        store_col_text(st, 0, sha256, 65);
         *found = strlen(sha256) == 64;
     } else if (r != SQLITE_DONE) {
-        rc = db_fail(s, err, "cannot read file checksums");
+        rc = store_fail(s, err, "cannot read file checksums");
     }
     sqlite3_finalize(st);
     return rc;
@@ -618,7 +629,7 @@ rg_status rg_store_put_file_hash(rg_store *s, const char *path, int64_t size, in
                                  const char *sha256, rg_error *err)
 {
     if (s->read_only) return RG_OK;
-    return exec(s, err, "INSERT OR REPLACE INTO file_hashes(path, size, mtime_ns, sha256) VALUES(?, ?, ?, ?)", "tiit",
+    return store_exec(s, err, "INSERT OR REPLACE INTO file_hashes(path, size, mtime_ns, sha256) VALUES(?, ?, ?, ?)", "tiit",
                 path, size, mtime_ns, sha256);
 }
 
@@ -629,17 +640,19 @@ rg_status rg_store_list_runs(rg_store *s, const rg_store_filter *f, rg_store_run
 {
     *rows = NULL;
     *n = 0;
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "SELECT x.name, r.name, r.kind, r.status, r.config_hash, r.id, r.seed, r.run_dir, r.started_at, "
+             "r.finished_at, r.error, r.wall_s, f.run_id, f.test_top1, f.test_loss, f.best_top1, f.latency_ms, "
+             "f.train_s, f.best_epoch, f.params, f.macs, f.model_bytes, %s "
+             "FROM runs r JOIN experiments x ON x.id = r.experiment_id LEFT JOIN final_metrics f ON f.run_id = r.id "
+             "WHERE (?1 IS NULL OR x.name = ?1) AND (?2 IS NULL OR r.name = ?2) AND (?3 IS NULL OR r.status = ?3) "
+             "ORDER BY x.id, (SELECT min(id) FROM runs q WHERE q.experiment_id = r.experiment_id AND q.name = r.name), "
+             "r.seed",
+             s->version >= 3 ? "r.imported_from" : "NULL");
     sqlite3_stmt *st;
-    rg_status rc =
-        query(s, &st, err,
-              "SELECT x.name, r.name, r.kind, r.status, r.config_hash, r.id, r.seed, r.run_dir, r.started_at, "
-              "r.finished_at, r.error, r.wall_s, f.run_id, f.test_top1, f.test_loss, f.best_top1, f.latency_ms, "
-              "f.train_s, f.best_epoch, f.params, f.macs, f.model_bytes "
-              "FROM runs r JOIN experiments x ON x.id = r.experiment_id LEFT JOIN final_metrics f ON f.run_id = r.id "
-              "WHERE (?1 IS NULL OR x.name = ?1) AND (?2 IS NULL OR r.name = ?2) AND (?3 IS NULL OR r.status = ?3) "
-              "ORDER BY x.id, (SELECT min(id) FROM runs q WHERE q.experiment_id = r.experiment_id AND q.name = r.name), "
-              "r.seed",
-              "ttt", f ? f->experiment : NULL, f ? f->name : NULL, f ? f->status : NULL);
+    rg_status rc = store_query(s, &st, err, sql, "ttt", f ? f->experiment : NULL, f ? f->name : NULL,
+                               f ? f->status : NULL);
     if (rc) return rc;
     int32_t cap = 0;
     int r;
@@ -655,30 +668,31 @@ rg_status rg_store_list_runs(rg_store *s, const rg_store_filter *f, rg_store_run
         }
         rg_store_run_info *o = &(*rows)[(*n)++];
         memset(o, 0, sizeof *o);
-        col_text(st, 0, o->experiment, sizeof o->experiment);
-        col_text(st, 1, o->name, sizeof o->name);
-        col_text(st, 2, o->kind, sizeof o->kind);
-        col_text(st, 3, o->status, sizeof o->status);
-        col_text(st, 4, o->hash, sizeof o->hash);
+        store_col_text(st, 0, o->experiment, sizeof o->experiment);
+        store_col_text(st, 1, o->name, sizeof o->name);
+        store_col_text(st, 2, o->kind, sizeof o->kind);
+        store_col_text(st, 3, o->status, sizeof o->status);
+        store_col_text(st, 4, o->hash, sizeof o->hash);
         o->id = sqlite3_column_int64(st, 5);
         o->seed = sqlite3_column_int64(st, 6);
-        col_text(st, 7, o->run_dir, sizeof o->run_dir);
-        col_text(st, 8, o->started_at, sizeof o->started_at);
-        col_text(st, 9, o->finished_at, sizeof o->finished_at);
-        col_text(st, 10, o->error, sizeof o->error);
-        o->wall_s = col_double(st, 11, -1.0);
+        store_col_text(st, 7, o->run_dir, sizeof o->run_dir);
+        store_col_text(st, 8, o->started_at, sizeof o->started_at);
+        store_col_text(st, 9, o->finished_at, sizeof o->finished_at);
+        store_col_text(st, 10, o->error, sizeof o->error);
+        o->wall_s = store_col_double(st, 11, -1.0);
         o->has_final = sqlite3_column_type(st, 12) != SQLITE_NULL;
-        o->test_top1 = col_double(st, 13, NAN);
-        o->test_loss = col_double(st, 14, NAN);
-        o->best_top1 = col_double(st, 15, NAN);
-        o->latency_ms = col_double(st, 16, NAN);
-        o->train_s = col_double(st, 17, NAN);
+        o->test_top1 = store_col_double(st, 13, NAN);
+        o->test_loss = store_col_double(st, 14, NAN);
+        o->best_top1 = store_col_double(st, 15, NAN);
+        o->latency_ms = store_col_double(st, 16, NAN);
+        o->train_s = store_col_double(st, 17, NAN);
         o->best_epoch = sqlite3_column_int(st, 18);
         o->params = sqlite3_column_int64(st, 19);
         o->macs = sqlite3_column_int64(st, 20);
         o->model_bytes = sqlite3_column_int64(st, 21);
+        store_col_text(st, 22, o->imported_from, sizeof o->imported_from);
     }
-    if (!rc && r != SQLITE_DONE) rc = db_fail(s, err, "cannot list runs");
+    if (!rc && r != SQLITE_DONE) rc = store_fail(s, err, "cannot list runs");
     sqlite3_finalize(st);
     if (rc) {
         free(*rows);

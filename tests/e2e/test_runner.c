@@ -11,7 +11,11 @@
  *     intact (integrity_check) with the run not done, and the run resumes;
  *   - a failing run is recorded with its error, its dependents are skipped,
  *     the other runs still run;
- *   - two `regain run` processes on one store run every run exactly once.
+ *   - two `regain run` processes on one store run every run exactly once;
+ *   - results exported from one store and imported into another count as
+ *     done there; an imported run a new run depends on is restored first,
+ *     with the same weights; bad results files are refused, naming the
+ *     file and the field, and leave the store as it was.
  * Run time: about 30 s on two cores. */
 #include "test_support.h"
 
@@ -540,6 +544,123 @@ static void test_concurrent_runs(void **state)
     sqlite3_close(db);
 }
 
+/* ---- moving results between stores ------------------------------------------------------------------ */
+
+static const char *move_recipe = "[experiment]\nname = move\nstore = m1.db\n[defaults]\n" TINY
+                                 "[run a]\nlr = 0.05\n[run b]\ninit = @a\nlr = 1e-9\n[run c]\nlr = 0.04\n"
+                                 "[compare ab]\nbaseline = a\ntreatment = b\n";
+
+/* "regain ARGS" must fail with exit code `code` and name both words. */
+static void regain_refused(int code, const char *word1, const char *word2, const char *args)
+{
+    rgt_expect_cli("REGAIN_CLI", out, sizeof out, code, word1, word2, "%s", args);
+}
+
+static void test_export_import(void **state)
+{
+    (void)state;
+    rgt_write_text("move.ini", move_recipe);
+    regain_ok("run move.ini");
+    assert_int_equal(summary(out).ran, 3);
+    regain_ok("runs export move --store m1.db --out move.json");
+    assert_non_null(strstr(out, "3 finished runs"));
+    /* the other machine has the results file, not the checkpoints */
+    char from[700], to[700];
+    snprintf(from, sizeof from, "%s", rgt_in_root("runs/move"));
+    snprintf(to, sizeof to, "%s", rgt_in_root("move-machine1"));
+    assert_int_equal(rename(from, to), 0);
+
+    regain_ok("runs import move.json --store m2.db");
+    assert_non_null(strstr(out, "3 runs imported, 0 already here"));
+    sqlite3 *a = open_db("m1.db"), *b = open_db("m2.db");
+    expect_intact(b);
+    /* every recorded row came along */
+    static const char *const counts_sql[] = {
+        "SELECT count(*) FROM runs WHERE status = 'done'", "SELECT count(*) FROM epoch_metrics",
+        "SELECT count(*) FROM final_metrics", "SELECT count(*) FROM artifacts",
+        "SELECT count(*) FROM environment", "SELECT count(*) FROM comparisons",
+        "SELECT sum(test_top1) FROM final_metrics", "SELECT length(group_concat(config_hash)) FROM runs",
+    };
+    for (size_t i = 0; i < sizeof counts_sql / sizeof counts_sql[0]; i++)
+        assert_int_equal(query_int(a, counts_sql[i]), query_int(b, counts_sql[i]));
+    char ca[2048], cb[2048];
+    query_text(a, "SELECT group_concat(confusion || test_loss || best_epoch || config_hash, '|') FROM final_metrics f "
+                  "JOIN runs r ON r.id = f.run_id", ca, sizeof ca);
+    query_text(b, "SELECT group_concat(confusion || test_loss || best_epoch || config_hash, '|') FROM final_metrics f "
+                  "JOIN runs r ON r.id = f.run_id", cb, sizeof cb);
+    assert_string_equal(ca, cb);
+    assert_int_equal(query_int(b, "SELECT count(*) FROM runs WHERE imported_from = 'move.json'"), 3);
+    sqlite3_close(a);
+    regain_ok("runs --store m2.db");
+    assert_non_null(strstr(out, "imported"));
+    /* they count as done: nothing runs, and the report reports them */
+    regain_ok("run move.ini --store m2.db --dry-run");
+    assert_non_null(strstr(out, "cached (imported)"));
+    assert_non_null(strstr(out, "0 of 3 runs to do"));
+    regain_ok("report move --store m2.db --out move-report");
+    /* importing again changes nothing */
+    regain_ok("runs import move.json --store m2.db");
+    assert_non_null(strstr(out, "0 runs imported, 3 already here"));
+
+    /* a new run starts from a's checkpoint: a runs again first and gives
+     * back the same weights; b, whose hash counts a by its content hash,
+     * stays cached */
+    char text[1024];
+    snprintf(text, sizeof text, "%s[run d]\ninit = @a\n", move_recipe);
+    rgt_write_text("move.ini", text);
+    regain_ok("run move.ini --store m2.db --dry-run");
+    assert_non_null(strstr(out, "run (restore)"));
+    assert_non_null(strstr(out, "2 of 4 runs to do"));
+    regain_ok("run move.ini --store m2.db");
+    counts c = summary(out);
+    assert_int_equal(c.ran, 2);
+    assert_int_equal(c.cached, 2);
+    expect_identical("move-machine1/a/seed1/best.safetensors", "runs/move/a/seed1/best.safetensors");
+    assert_int_equal(query_int(b, "SELECT count(*) FROM runs WHERE imported_from IS NOT NULL"), 2);
+    sqlite3_close(b);
+
+    /* bad files: refused with the file and the field named, store unchanged */
+    rgt_write_text("bad1.json", "{\"format\": \"regain results\", \"version\": 1, \"runs\": [");
+    regain_refused(4, "bad1.json", "not valid JSON", "runs import bad1.json --store m3.db");
+    rgt_write_text("bad2.json", "{\"format\": \"other\", \"version\": 1, \"runs\": []}");
+    regain_refused(4, "bad2.json", "'format'", "runs import bad2.json --store m3.db");
+    rgt_write_text("bad3.json", "{\"format\": \"regain results\", \"version\": 7, \"runs\": []}");
+    regain_refused(4, "bad3.json", "'version' 7", "runs import bad3.json --store m3.db");
+    size_t n;
+    char *good = rgt_read_file(rgt_in_root("move.json"), &n);
+    cJSON *j = cJSON_Parse(good);
+    free(good);
+    cJSON *run1 = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "runs"), 1);
+    cJSON_ReplaceItemInObject(cJSON_GetArrayItem(cJSON_GetObjectItem(run1, "epoch_metrics"), 0), "lr",
+                              cJSON_CreateString("fast"));
+    char *bad = cJSON_Print(j);
+    rgt_write_text("bad4.json", bad);
+    free(bad);
+    regain_refused(4, "bad4.json", "runs[1].epoch_metrics[0].lr: not a number", "runs import bad4.json --store m3.db");
+    cJSON_ReplaceItemInObject(cJSON_GetArrayItem(cJSON_GetObjectItem(run1, "epoch_metrics"), 0), "lr",
+                              cJSON_CreateNumber(0.1));
+    cJSON_AddNumberToObject(run1, "speed", 3);
+    bad = cJSON_Print(j);
+    rgt_write_text("bad5.json", bad);
+    free(bad);
+    regain_refused(4, "bad5.json", "runs[1]: unknown field 'speed'", "runs import bad5.json --store m3.db");
+    cJSON_DeleteItemFromObject(run1, "speed");
+    cJSON_DeleteItemFromObject(run1, "config_text");
+    bad = cJSON_Print(j);
+    rgt_write_text("bad6.json", bad);
+    free(bad);
+    regain_refused(4, "bad6.json", "runs[1]: NOT NULL constraint failed: runs.config_text",
+                   "runs import bad6.json --store m3.db");
+    cJSON_Delete(j);
+    /* the failed imports wrote nothing (run 0 of bad6.json was fine) */
+    sqlite3 *m3 = open_db("m3.db");
+    assert_int_equal(query_int(m3, "SELECT count(*) FROM runs"), 0);
+    assert_int_equal(query_int(m3, "SELECT count(*) FROM experiments"), 0);
+    sqlite3_close(m3);
+    regain_refused(2, "--out", NULL, "runs export move --store m2.db");
+    regain_refused(5, "nosuch", NULL, "runs export nosuch --store m2.db --out x.json");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -550,6 +671,7 @@ int main(void)
         cmocka_unit_test(test_failed_run),
         cmocka_unit_test(test_concurrent_runs),
         cmocka_unit_test(test_estimate_counts_teacher),
+        cmocka_unit_test(test_export_import),
     };
     return cmocka_run_group_tests(tests, rgt_root_setup, rgt_root_teardown);
 }

@@ -269,16 +269,18 @@ static void test_gap_closed(void **state)
     rg_report_free(&r);
 }
 
-/* A store of schema version 1 (no comparisons.reference): the report reads
- * it as having no references (a teacher's gap still counts); opened for
- * writing, the store upgrades it in place, keeping every row; opened
- * read-only, it leaves it alone. */
+/* A store of schema version 1 (no comparisons.reference, no
+ * runs.imported_from): the report reads it as having no references (a
+ * teacher's gap still counts); opened read-only, the store lists its runs
+ * as run here and leaves the file alone; opened for writing, it upgrades
+ * it in place through every version, keeping every row. */
 static void test_schema_version_1(void **state)
 {
     (void)state;
     sqlite3 *db = kd_store();
     rgt_sql(db, "INSERT INTO comparisons(experiment_id, name, baseline, treatment) VALUES(1, 'kd', 'base', 'kd')");
-    rgt_sql(db, "ALTER TABLE comparisons DROP COLUMN reference; PRAGMA user_version = 1");
+    rgt_sql(db, "ALTER TABLE comparisons DROP COLUMN reference; ALTER TABLE runs DROP COLUMN imported_from; "
+                "PRAGMA user_version = 1");
     sqlite3_close(db);
     rg_report r;
     rg_error err = {0};
@@ -289,13 +291,23 @@ static void test_schema_version_1(void **state)
     rg_report_free(&r);
     rg_store *s;
     if (rg_store_open(store, 1, &s, &err)) fail_msg("%s", err.msg);
+    rg_store_run_info *rows;
+    int32_t n;
+    if (rg_store_list_runs(s, NULL, &rows, &n, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(n, 8);
+    assert_string_equal(rows[0].imported_from, "");
+    free(rows);
+    rg_store_run row;
+    if (rg_store_get_run(s, 1, "kd", 1, &row, &err)) fail_msg("%s", err.msg);
+    assert_true(row.id > 0);
+    assert_int_equal(row.imported, 0);
     rg_store_close(s);
     assert_int_equal(rgt_user_version(store), 1);
     if (rg_store_open(store, 0, &s, &err)) fail_msg("%s", err.msg);
     rg_store_close(s);
     assert_int_equal(rgt_user_version(store), RG_STORE_SCHEMA_VERSION);
     assert_int_equal(sqlite3_open(store, &db), SQLITE_OK);
-    rgt_sql(db, "UPDATE comparisons SET reference = 'teacher'");
+    rgt_sql(db, "UPDATE comparisons SET reference = 'teacher'; UPDATE runs SET imported_from = NULL");
     sqlite3_close(db);
     if (rg_report_load(store, "kd", &r, &err)) fail_msg("%s", err.msg);
     assert_int_equal(r.n_runs, 4);
