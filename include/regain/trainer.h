@@ -78,6 +78,7 @@ typedef struct {
     float select_keep;          /* final keep fraction of small-loss selection; 1 = off */
     int32_t select_warmup;      /* epochs on all data before selecting */
     int32_t select_ramp_epochs; /* epochs over which the keep fraction falls from 1 to select_keep */
+    int32_t select_per_class;   /* 1: keep the fraction of each class (by its label as given), not of all */
     float select_relabel;       /* label correction: a sample selection drops is trained on with the model's
                                    predicted class when that class's probability is at least this; 0 = off */
     int32_t select_refresh;     /* label correction: 1 = after each epoch, predict the samples it did not train on

@@ -26,7 +26,7 @@ typedef struct {
  * text is what the experiment store hashes to know a finished run, so a key
  * added after runs were recorded goes here: runs that do not use it keep
  * their text, and their results. */
-static const char *const quiet_keys[] = {"select_relabel", "select_refresh", NULL};
+static const char *const quiet_keys[] = {"select_per_class", "select_relabel", "select_refresh", NULL};
 
 static int quiet(const char *name)
 {
@@ -96,6 +96,7 @@ static const key_def keys[] = {
     {"select_keep", K_FLOAT, F(select_keep), 0, 1, "small-loss selection: final fraction of samples kept (1 = off)"},
     {"select_warmup", K_INT, F(select_warmup), 0, 100000, "small-loss selection: epochs on all data first"},
     {"select_ramp_epochs", K_INT, F(select_ramp_epochs), 0, 100000, "small-loss selection: epochs for the keep fraction to fall from 1"},
+    {"select_per_class", K_BOOL, F(select_per_class), 0, 1, "small-loss selection: keep the fraction of each class (by its label as given) instead of the fraction of all samples"},
     {"select_relabel", K_FLOAT, F(select_relabel), 0, 1, "label correction: a sample selection drops is trained on with the predicted class when its probability is at least this (0 = off)"},
     {"select_refresh", K_BOOL, F(select_refresh), 0, 1, "label correction: after each epoch, predict the samples it did not train on again (eval mode), so their correction uses the current model"},
     {"augment", K_STR, F(augment), 0, 0, "augmentation spec on top of crop_pad/hflip, e.g. randaugment:n=2,m=9 (docs/augmentation.md)"},

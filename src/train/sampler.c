@@ -22,6 +22,7 @@ struct rg_sampler {
     rg_pacing pacing;
     float keep;
     int32_t warmup, ramp;
+    int per_class;          /* selection keeps the fraction of each class */
     float relabel;          /* label correction threshold; 0 = off */
     int refresh;            /* label correction: predict the dropped samples again after each epoch */
     uint8_t *clean;         /* labels before noise; NULL without noise */
@@ -108,6 +109,9 @@ rg_status rg_sampler_check_config(const rg_train_config *c, rg_error *err)
     if (c->select_relabel > 0.0f && c->select_keep >= 1.0f)
         return rg_fail(err, RG_ERR_ARG, "select_relabel: corrects the labels of the samples selection drops, but "
                                         "select_keep is 1 (no selection)");
+    if (c->select_per_class && c->select_keep >= 1.0f)
+        return rg_fail(err, RG_ERR_ARG, "select_per_class: divides selection between the classes, but select_keep "
+                                        "is 1 (no selection)");
     if (c->select_refresh && c->select_relabel <= 0.0f)
         return rg_fail(err, RG_ERR_ARG, "select_refresh: refreshes the predictions label correction uses, but "
                                         "select_relabel is 0 (off)");
@@ -178,6 +182,7 @@ rg_status rg_sampler_create(const rg_train_config *c, rg_dataset *train, const r
     s->keep = c->select_keep;
     s->warmup = c->select_warmup;
     s->ramp = c->select_ramp_epochs;
+    s->per_class = c->select_per_class;
     s->relabel = c->select_relabel;
     s->refresh = c->select_refresh;
     s->used = s->n;
@@ -303,6 +308,31 @@ void rg_sampler_record_predictions(rg_sampler *s, const int32_t *indices, const 
     }
 }
 
+/* Per-class selection: of the candidates subset[rank[0..k)] (ranked by
+ * loss, smallest first), the smallest-loss fraction `keep` of each class,
+ * by the label as given: the labels the candidates are trained on, which
+ * label correction changes only after selection. Global selection drops
+ * the hard classes' clean samples with the noise, since their losses are
+ * high too; keeping each class's share (the uniform selection of UNICON,
+ * Karim et al. 2022) keeps them. Writes the kept samples to rank[0..) in
+ * rank order and returns their count. */
+static int32_t select_per_class(rg_sampler *s, double keep, int32_t k)
+{
+    const uint8_t *label = s->given ? s->given : s->train->labels;
+    int32_t quota[256] = {0};
+    for (int32_t j = 0; j < k; j++) quota[label[s->subset[j]]]++;
+    for (int c = 0; c < 256; c++) quota[c] = rg_selection_count(keep, quota[c]);
+    int32_t kept = 0;
+    for (int32_t j = 0; j < k; j++) {
+        int32_t i = s->subset[s->rank[j]];
+        if (quota[label[i]] > 0) {
+            quota[label[i]]--;
+            s->rank[kept++] = i; /* kept <= j: the entries still to read stay intact */
+        }
+    }
+    return kept;
+}
+
 rg_status rg_sampler_epoch(rg_sampler *s, int32_t epoch, const int32_t **subset, int32_t *m, rg_error *err)
 {
     *subset = NULL;
@@ -330,7 +360,9 @@ rg_status rg_sampler_epoch(rg_sampler *s, int32_t epoch, const int32_t **subset,
             s->tmp[j] = isinf(l) ? -INFINITY : l;
         }
         if ((st = rg_curriculum_rank(s->tmp, k, RG_ORDER_EASY, s->seed, s->rank, err))) return st;
-        for (int32_t j = 0; j < kept; j++) s->rank[j] = s->subset[s->rank[j]];
+        if (s->per_class) kept = select_per_class(s, keep, k);
+        else
+            for (int32_t j = 0; j < kept; j++) s->rank[j] = s->subset[s->rank[j]];
         if (s->relabel > 0.0f) {
             /* label correction: the candidates left out whose prediction is
              * confident enough come back with it as their label */

@@ -375,6 +375,62 @@ static void test_sampler(void **state)
     rg_dataset_free(&ds);
 }
 
+/* Per-class selection: where one class's losses are all high (a hard
+ * class), global selection drops it, per-class selection keeps its share:
+ * the smallest-loss half of every class. */
+static void test_select_per_class(void **state)
+{
+    (void)state;
+    rg_train_config c;
+    rg_train_config_default(&c);
+    c.epochs = 3;
+    c.select_keep = 0.5f;
+    c.select_warmup = 1;
+    c.select_ramp_epochs = 0;
+    rg_dataset ds = labels_only(100, 10);
+    int32_t idx[100];
+    float loss[100];
+    for (int i = 0; i < 100; i++) {
+        idx[i] = i;
+        /* class 3 is hard: every loss above every other class's */
+        loss[i] = (i % 10 == 3 ? 10.0f : 0.0f) + 0.01f * (float)((i * 7) % 100);
+    }
+    for (int per_class = 0; per_class <= 1; per_class++) {
+        c.select_per_class = per_class;
+        CHECK(rg_train_config_validate(&c, &E));
+        rg_sampler *s = NULL;
+        CHECK(rg_sampler_create(&c, &ds, NULL, &s, &E));
+        const int32_t *sub;
+        int32_t m;
+        CHECK(rg_sampler_epoch(s, 0, &sub, &m, &E));
+        rg_sampler_record(s, idx, loss, 100);
+        CHECK(rg_sampler_epoch(s, 1, &sub, &m, &E));
+        assert_int_equal(m, 50);
+        int32_t per[10] = {0};
+        for (int32_t j = 0; j < m; j++) {
+            per[sub[j] % 10]++;
+            if (j) assert_true(sub[j] > sub[j - 1]);
+        }
+        if (!per_class) {
+            assert_int_equal(per[3], 0);
+        } else {
+            /* five of each class, and within a class the five smallest losses */
+            for (int k = 0; k < 10; k++) assert_int_equal(per[k], 5);
+            for (int32_t j = 0; j < m; j++) {
+                int below = 0;
+                for (int i = sub[j] % 10; i < 100; i += 10) below += loss[i] < loss[sub[j]];
+                assert_true(below < 5);
+            }
+        }
+        rg_sampler_free(s);
+    }
+    /* it divides selection: without selection there is nothing to divide */
+    c.select_keep = 1.0f;
+    assert_int_equal(rg_train_config_validate(&c, &E), RG_ERR_ARG);
+    assert_non_null(strstr(E.msg, "select_per_class"));
+    rg_dataset_free(&ds);
+}
+
 /* 3 epochs, 30 % noise; after one epoch, keep half at once; correct at 0.9 */
 static rg_train_config relabel_config(void)
 {
@@ -639,6 +695,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pacing_values),     cmocka_unit_test(test_select_ramp),
+        cmocka_unit_test(test_select_per_class),
         cmocka_unit_test(test_orders),            cmocka_unit_test(test_label_noise_symmetric),
         cmocka_unit_test(test_label_noise_asymmetric), cmocka_unit_test(test_scores_file),
         cmocka_unit_test(test_sampler),           cmocka_unit_test(test_label_correction),

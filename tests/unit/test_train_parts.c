@@ -551,6 +551,7 @@ static const struct {
     {"select_keep", "0.6"},
     {"select_warmup", "2"},
     {"select_ramp_epochs", "5"},
+    {"select_per_class", "1"},
     {"select_relabel", "0.9"},
     {"select_refresh", "1"},
     {"augment", "trivialaugment + cutout:size=4"},
@@ -601,6 +602,7 @@ static void test_config_round_trip(void **state)
     assert_non_null(def_text);
     /* a key added after runs were recorded is formatted only when set, so
      * that the store's hashes of the runs that do not use it stay the same */
+    assert_null(strstr(def_text, "select_per_class"));
     assert_null(strstr(def_text, "select_relabel"));
     assert_null(strstr(def_text, "select_refresh"));
     for (size_t i = 0; i < N_EVERY; i++) {
@@ -651,6 +653,7 @@ static void test_config_round_trip(void **state)
      * (but for the keys formatted only when set: a text reads on top of the
      * defaults, as every reader of one does). */
     back = c;
+    back.select_per_class = def.select_per_class;
     back.select_relabel = def.select_relabel;
     back.select_refresh = def.select_refresh;
     assert_int_equal(rg_train_config_parse(&back, def_text, "defaults", &err), RG_OK);
