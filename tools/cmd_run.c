@@ -3,6 +3,7 @@
 #include "cli.h"
 #include "regain/experiment.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,7 +11,7 @@
 
 static void help(void)
 {
-    printf("usage: regain run RECIPE [--quick | --profile P] [--only NAME]... [--dry-run]\n"
+    printf("usage: regain run RECIPE [--quick | --profile P] [--only NAME]... [--seed N]... [--dry-run]\n"
            "                  [--jobs N] [--threads N] [--store DB]\n"
            "\n"
            "Runs every run of the recipe, once per seed, in dependency order, and records\n"
@@ -22,6 +23,8 @@ static void help(void)
            "  --quick        the recipe's [profile quick] (same as --profile quick)\n"
            "  --profile P    apply [profile P]; results go to experiment NAME-P\n"
            "  --only NAME    run NAME and what it depends on (repeatable)\n"
+           "  --seed N       only seed N of the recipe's seeds (repeatable); with --only, a\n"
+           "                 way to split a recipe over machines (regain runs export/import)\n"
            "  --dry-run      print the plan and its estimated cost; run nothing\n"
            "  --jobs N       run up to N independent runs at once (processes)\n"
            "  --threads N    compute threads in all, split between jobs (0 = all cores)\n"
@@ -240,6 +243,7 @@ static int parse_count(const char *v, int32_t lo, int32_t hi, int32_t *out)
 int cmd_run(int argc, char **argv)
 {
     const char *recipe = NULL, *only[64];
+    int64_t seeds[64];
     rg_exp_options o = {.jobs = 1};
     int dry = 0;
     for (int i = 1; i < argc; i++) {
@@ -272,6 +276,13 @@ int cmd_run(int argc, char **argv)
         } else if (!strcmp(a, "--only")) {
             if (o.n_only == (int32_t)(sizeof only / sizeof only[0])) return cli_usage_error("run", "too many --only");
             only[o.n_only++] = v;
+        } else if (!strcmp(a, "--seed")) {
+            char *end;
+            errno = 0;
+            long long sd = strtoll(v, &end, 10);
+            if (errno || end == v || *end) return cli_usage_error("run", "--seed: '%s' is not an integer", v);
+            if (o.n_seeds == (int32_t)(sizeof seeds / sizeof seeds[0])) return cli_usage_error("run", "too many --seed");
+            seeds[o.n_seeds++] = sd;
         } else if (!strcmp(a, "--store")) {
             o.store = v;
         } else if (!strcmp(a, "--jobs")) {
@@ -285,12 +296,15 @@ int cmd_run(int argc, char **argv)
     }
     if (!recipe) return cli_usage_error("run", "missing the recipe file");
     o.only = only;
+    o.seeds = seeds;
     rg_error err = {0};
     rg_experiment *x;
     if (rg_exp_open(recipe, &o, &x, &err)) return cli_fail(&err);
     const rg_resolved_recipe *res = x->res;
-    printf("experiment %s: %d runs x %d seeds -> %d items; store %s\n", res->name, x->n_items / res->n_seeds,
-           res->n_seeds, x->n_items, x->store_path);
+    int32_t n_seeds = 0; /* items come seed by seed */
+    for (int32_t i = 0; i < x->n_items; i++) n_seeds += i == 0 || x->items[i].seed != x->items[i - 1].seed;
+    printf("experiment %s: %d runs x %d seeds -> %d items; store %s\n", res->name,
+           n_seeds ? x->n_items / n_seeds : 0, n_seeds, x->n_items, x->store_path);
     if (dry) {
         print_plan(x);
         rg_exp_close(x);

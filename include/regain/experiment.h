@@ -77,6 +77,8 @@ typedef struct {
     const char *profile;            /* NULL or "": none */
     const char *const *only;        /* run names (and what they depend on); n_only = 0: all */
     int32_t n_only;
+    const int64_t *seeds;           /* of the recipe's seeds, only these; n_seeds = 0: all */
+    int32_t n_seeds;
     const char *store;              /* overrides the recipe's store */
     int32_t jobs;                   /* runs at once (processes); < 1 means 1 */
     int32_t threads;                /* compute threads in all (0 = all cores), split between jobs */

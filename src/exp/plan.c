@@ -330,6 +330,16 @@ static rg_status select_items(rg_experiment *x, rg_error *err)
     for (int32_t i = res->n_runs - 1; i >= 0; i--)
         if (keep[i])
             for (int32_t k = 0; k < res->runs[i].n_refs; k++) keep[res->runs[i].refs[k].run] = 1;
+    /* the seeds asked for, each one of the recipe's */
+    for (int32_t o = 0; o < x->opt.n_seeds; o++) {
+        int found = 0;
+        for (int32_t sd = 0; sd < res->n_seeds; sd++) found |= res->seeds[sd] == x->opt.seeds[o];
+        if (!found) {
+            free(keep);
+            return rg_fail(err, RG_ERR_ARG, "%s: --seed %lld: not one of the recipe's seeds", res->recipe->origin,
+                           (long long)x->opt.seeds[o]);
+        }
+    }
     int32_t n = 0;
     for (int32_t i = 0; i < res->n_runs; i++) n += keep[i];
     size_t total = (size_t)n * (size_t)res->n_seeds;
@@ -342,6 +352,9 @@ static rg_status select_items(rg_experiment *x, rg_error *err)
     }
     rg_status st = RG_OK;
     for (int32_t sd = 0; !st && sd < res->n_seeds; sd++) {
+        int asked = x->opt.n_seeds == 0;
+        for (int32_t o = 0; o < x->opt.n_seeds; o++) asked |= x->opt.seeds[o] == res->seeds[sd];
+        if (!asked) continue;
         int32_t first = x->n_items;
         for (int32_t r = 0; !st && r < res->n_runs; r++) {
             if (!keep[r]) continue;

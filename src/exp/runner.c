@@ -422,7 +422,7 @@ static rg_status record_experiment(runner *r, rg_error *err)
     /* The store holds the experiment as the recipe declares it: a whole run
      * (no --only) forgets runs and seeds the recipe no longer has, so that
      * they do not mix into the report. Their directories stay on disk. */
-    if (!st && x->opt.n_only == 0) st = prune(r, err);
+    if (!st && x->opt.n_only == 0 && x->opt.n_seeds == 0) st = prune(r, err);
     for (int32_t i = 0; !st && i < x->n_items; i++)
         st = rg_store_add_pending(r->store, r->experiment, x->items[i].name, x->items[i].seed,
                                   res->runs[x->items[i].run].kind, x->items[i].config_text, x->items[i].run_dir, err);

@@ -15,7 +15,8 @@
  *   - results exported from one store and imported into another count as
  *     done there; an imported run a new run depends on is restored first,
  *     with the same weights; bad results files are refused, naming the
- *     file and the field, and leave the store as it was.
+ *     file and the field, and leave the store as it was;
+ *   - a recipe split by seed (--seed) over two stores merges into a third.
  * Run time: about 30 s on two cores. */
 #include "test_support.h"
 
@@ -661,6 +662,34 @@ static void test_export_import(void **state)
     regain_refused(5, "nosuch", NULL, "runs export nosuch --store m2.db --out x.json");
 }
 
+/* A recipe split by seed over two stores (two machines) and merged into a
+ * third; a run of some seeds leaves the others' rows alone. */
+static void test_split_by_seed(void **state)
+{
+    (void)state;
+    rgt_write_text("split.ini", "[experiment]\nname = split\nseeds = 1, 2\n[defaults]\n" TINY "[run a]\n");
+    regain_ok("run split.ini --seed 1 --store s1.db");
+    assert_non_null(strstr(out, "1 runs x 1 seeds"));
+    assert_int_equal(summary(out).ran, 1);
+    regain_ok("run split.ini --seed 2 --store s2.db");
+    assert_int_equal(summary(out).ran, 1);
+    regain_ok("runs export split --store s1.db --out split1.json");
+    regain_ok("runs export split --store s2.db --out split2.json");
+    regain_ok("runs import split1.json split2.json --store s3.db");
+    assert_non_null(strstr(out, "split2.json: 1 runs imported"));
+    regain_ok("run split.ini --store s3.db --dry-run");
+    assert_non_null(strstr(out, "0 of 2 runs to do"));
+    /* seed 1 again on the first store: seed 2, imported, stays */
+    regain_ok("runs import split2.json --store s1.db");
+    regain_ok("run split.ini --seed 1 --store s1.db");
+    assert_int_equal(summary(out).cached, 1);
+    sqlite3 *db = open_db("s1.db");
+    assert_int_equal(query_int(db, "SELECT count(*) FROM runs WHERE status = 'done'"), 2);
+    sqlite3_close(db);
+    regain_refused(2, "--seed 3", "not one of the recipe's seeds", "run split.ini --seed 3 --store s1.db");
+    regain_refused(2, "--seed", "not an integer", "run split.ini --seed one --store s1.db");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -672,6 +701,7 @@ int main(void)
         cmocka_unit_test(test_concurrent_runs),
         cmocka_unit_test(test_estimate_counts_teacher),
         cmocka_unit_test(test_export_import),
+        cmocka_unit_test(test_split_by_seed),
     };
     return cmocka_run_group_tests(tests, rgt_root_setup, rgt_root_teardown);
 }
