@@ -44,6 +44,20 @@ static int local_column(const char *table, const char *column)
 
 /* ---- export --------------------------------------------------------------------------------------- */
 
+/* A number as JSON text that reads back as the same double: the shortest
+ * of 15, 16 or 17 significant digits that does (cJSON's own printing
+ * accepts a last-bit difference). JSON has no infinity: null. */
+static cJSON *exact_number(double v)
+{
+    if (!isfinite(v)) return cJSON_CreateNull();
+    char text[40];
+    for (int digits = 15; digits <= 17; digits++) {
+        snprintf(text, sizeof text, "%.*g", digits, v);
+        if (strtod(text, NULL) == v) break;
+    }
+    return cJSON_CreateRaw(text);
+}
+
 /* The current row as an object of its non-local columns. */
 static cJSON *row_object(sqlite3_stmt *st, const char *table)
 {
@@ -53,8 +67,13 @@ static cJSON *row_object(sqlite3_stmt *st, const char *table)
         if (local_column(table, c)) continue;
         cJSON *v;
         switch (sqlite3_column_type(st, i)) {
-        case SQLITE_INTEGER: v = cJSON_CreateNumber((double)sqlite3_column_int64(st, i)); break;
-        case SQLITE_FLOAT: v = cJSON_CreateNumber(sqlite3_column_double(st, i)); break;
+        case SQLITE_INTEGER: {
+            char text[24];
+            snprintf(text, sizeof text, "%lld", (long long)sqlite3_column_int64(st, i));
+            v = cJSON_CreateRaw(text);
+            break;
+        }
+        case SQLITE_FLOAT: v = exact_number(sqlite3_column_double(st, i)); break;
         case SQLITE_NULL: v = cJSON_CreateNull(); break;
         default: v = cJSON_CreateString((const char *)sqlite3_column_text(st, i)); break;
         }

@@ -575,21 +575,30 @@ static void test_export_import(void **state)
     assert_non_null(strstr(out, "3 runs imported, 0 already here"));
     sqlite3 *a = open_db("m1.db"), *b = open_db("m2.db");
     expect_intact(b);
-    /* every recorded row came along */
-    static const char *const counts_sql[] = {
-        "SELECT count(*) FROM runs WHERE status = 'done'", "SELECT count(*) FROM epoch_metrics",
-        "SELECT count(*) FROM final_metrics", "SELECT count(*) FROM artifacts",
-        "SELECT count(*) FROM environment", "SELECT count(*) FROM comparisons",
-        "SELECT sum(test_top1) FROM final_metrics", "SELECT length(group_concat(config_hash)) FROM runs",
+    /* every recorded row came along, every number bit for bit (17 digits) */
+    static const char *const same_sql[] = {
+        "SELECT count(*) || ' ' || (SELECT count(*) FROM comparisons) FROM runs WHERE status = 'done'",
+        "SELECT group_concat(x, '|') FROM (SELECT r.name || r.seed || r.kind || r.config_hash || r.config_text || "
+        "r.run_dir || r.started_at || r.finished_at || printf('%.17g', r.wall_s) AS x FROM runs r ORDER BY r.name)",
+        "SELECT group_concat(x, '|') FROM (SELECT r.name || printf(' %d %.17g %.17g %.17g %.17g %.17g %.17g %.17g', "
+        "e.epoch, e.lr, e.train_loss, e.train_top1, e.test_loss, e.test_top1, e.seconds, e.images_per_s) AS x "
+        "FROM epoch_metrics e JOIN runs r ON r.id = e.run_id ORDER BY r.name, e.epoch)",
+        "SELECT group_concat(x, '|') FROM (SELECT r.name || printf(' %.17g %.17g %.17g %d %d %d %d %.17g %.17g ', "
+        "f.test_top1, f.test_loss, f.best_top1, f.best_epoch, f.params, f.macs, f.model_bytes, f.latency_ms, "
+        "f.train_s) || f.confusion AS x FROM final_metrics f JOIN runs r ON r.id = f.run_id ORDER BY r.name)",
+        "SELECT group_concat(x, '|') FROM (SELECT r.name || a.kind || a.path || a.sha256 || a.bytes AS x "
+        "FROM artifacts a JOIN runs r ON r.id = a.run_id ORDER BY r.name, a.kind)",
+        "SELECT group_concat(x, '|') FROM (SELECT r.name || v.git_commit || v.compiler || v.cpu_model || "
+        "v.cpu_features || v.threads || v.seed || v.hostname || v.regain_version AS x "
+        "FROM environment v JOIN runs r ON r.id = v.run_id ORDER BY r.name)",
+        "SELECT group_concat(name || baseline || treatment, '|') FROM comparisons",
     };
-    for (size_t i = 0; i < sizeof counts_sql / sizeof counts_sql[0]; i++)
-        assert_int_equal(query_int(a, counts_sql[i]), query_int(b, counts_sql[i]));
-    char ca[2048], cb[2048];
-    query_text(a, "SELECT group_concat(confusion || test_loss || best_epoch || config_hash, '|') FROM final_metrics f "
-                  "JOIN runs r ON r.id = f.run_id", ca, sizeof ca);
-    query_text(b, "SELECT group_concat(confusion || test_loss || best_epoch || config_hash, '|') FROM final_metrics f "
-                  "JOIN runs r ON r.id = f.run_id", cb, sizeof cb);
-    assert_string_equal(ca, cb);
+    static char ta[16384], tb[16384];
+    for (size_t i = 0; i < sizeof same_sql / sizeof same_sql[0]; i++) {
+        query_text(a, same_sql[i], ta, sizeof ta);
+        query_text(b, same_sql[i], tb, sizeof tb);
+        if (!ta[0] || strcmp(ta, tb)) fail_msg("%s\nbefore: %s\nafter:  %s", same_sql[i], ta, tb);
+    }
     assert_int_equal(query_int(b, "SELECT count(*) FROM runs WHERE imported_from = 'move.json'"), 3);
     sqlite3_close(a);
     regain_ok("runs --store m2.db");
