@@ -608,6 +608,13 @@ static void test_export_import(void **state)
     assert_non_null(strstr(out, "cached (imported)"));
     assert_non_null(strstr(out, "0 of 3 runs to do"));
     regain_ok("report move --store m2.db --out move-report");
+    size_t len;
+    char *report = rgt_read_file(rgt_in_root("move-report/results.json"), &len);
+    cJSON *rj = cJSON_Parse(report);
+    free(report);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(rj, "runs")), 3);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(rj, "comparisons")), 1);
+    cJSON_Delete(rj);
     /* importing again changes nothing */
     regain_ok("runs import move.json --store m2.db");
     assert_non_null(strstr(out, "0 runs imported, 3 already here"));
