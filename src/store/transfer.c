@@ -188,28 +188,49 @@ rg_status rg_store_export(rg_store *s, const char *name, const char *path, int32
 
 /* ---- import --------------------------------------------------------------------------------------- */
 
+/* The columns of one table as the schema declares them, read once per
+ * import (PRAGMA table_info). */
+#define MAX_COLUMNS 32
+typedef struct {
+    const char *table;
+    int32_t n;
+    char name[MAX_COLUMNS][32];
+    char type[MAX_COLUMNS]; /* 'i' integer, 'd' real, 't' text */
+} table_columns;
+
 typedef struct {
     rg_store *s;
     const char *path;   /* the file, for errors and runs.imported_from */
     rg_error *err;
+    table_columns tables[8];
+    int32_t n_tables;
 } importer;
 
 /* The declared type of table.column: 'i' integer, 'd' real, 't' text; 0
- * when the table has no such column. */
+ * when the table has no such column (or its columns cannot be read). */
 static char column_type(importer *im, const char *table, const char *column)
 {
-    char sql[96];
-    snprintf(sql, sizeof sql, "PRAGMA table_info(%s)", table);
-    sqlite3_stmt *st;
-    if (store_query(im->s, &st, im->err, sql, "")) return 0;
-    char type = 0;
-    while (!type && sqlite3_step(st) == SQLITE_ROW) {
-        if (strcmp((const char *)sqlite3_column_text(st, 1), column)) continue;
-        const char *decl = (const char *)sqlite3_column_text(st, 2);
-        type = decl && strstr(decl, "INT") ? 'i' : decl && strstr(decl, "REAL") ? 'd' : 't';
+    table_columns *t = NULL;
+    for (int32_t i = 0; i < im->n_tables && !t; i++)
+        if (!strcmp(im->tables[i].table, table)) t = &im->tables[i];
+    if (!t && im->n_tables < (int32_t)(sizeof im->tables / sizeof im->tables[0])) {
+        t = &im->tables[im->n_tables++];
+        memset(t, 0, sizeof *t);
+        t->table = table;
+        char sql[96];
+        snprintf(sql, sizeof sql, "PRAGMA table_info(%s)", table);
+        sqlite3_stmt *st;
+        if (store_query(im->s, &st, im->err, sql, "")) return 0;
+        while (t->n < MAX_COLUMNS && sqlite3_step(st) == SQLITE_ROW) {
+            const char *decl = (const char *)sqlite3_column_text(st, 2);
+            snprintf(t->name[t->n], sizeof t->name[0], "%s", (const char *)sqlite3_column_text(st, 1));
+            t->type[t->n++] = decl && strstr(decl, "INT") ? 'i' : decl && strstr(decl, "REAL") ? 'd' : 't';
+        }
+        sqlite3_finalize(st);
     }
-    sqlite3_finalize(st);
-    return type;
+    for (int32_t i = 0; t && i < t->n; i++)
+        if (!strcmp(t->name[i], column)) return t->type[i];
+    return 0;
 }
 
 /* Inserts obj's fields as a row of table, with link = link_id first
@@ -396,7 +417,7 @@ rg_status rg_store_import(rg_store *s, const char *path, rg_store_import_counts 
         return rg_fail(err, RG_ERR_FORMAT, "%s: not valid JSON (near byte %zu)", path, off);
     }
     free(text);
-    importer im = {s, path, err};
+    importer im = {.s = s, .path = path, .err = err};
     const cJSON *fmt = cJSON_GetObjectItem(root, "format"), *ver = cJSON_GetObjectItem(root, "version");
     const cJSON *runs = cJSON_GetObjectItem(root, "runs");
     if (!cJSON_IsString(fmt) || strcmp(fmt->valuestring, FORMAT_NAME))
