@@ -169,6 +169,24 @@ static inline int32_t rg_q_mul_by_multiplier(int32_t x, int32_t multiplier, int3
     return rg_q_rdbpot(rg_q_srdhm((int32_t)shifted, multiplier), right);
 }
 
+/* The fp32 requantization, a layer's alternative to the multipliers
+ * (regain/quant_kernels.h, `scales`): the accumulator times the channel's
+ * float scale (s_in * s_w / s_out), in IEEE single precision, clamped to
+ * [act_min - zp, act_max - zp], rounded to the nearest integer (ties to
+ * even), plus the zero point. It is the rule XNNPACK, ONNX Runtime's MLAS and
+ * oneDNN requantize with; each step is one correctly rounded IEEE operation,
+ * so every machine with IEEE floats (an x86 vector unit, a Cortex-M4F's
+ * FPU, soft-float) gives the same bits. The rounding adds and subtracts
+ * 1.5 * 2^23, which rounds |v| < 2^22 to an integer in the current (nearest
+ * even) mode without libm; after the clamp |v| <= 255. */
+static inline int32_t rg_q_requant_fp32(int32_t acc, float scale, int32_t zp, int32_t act_min, int32_t act_max)
+{
+    const float lo = (float)(act_min - zp), hi = (float)(act_max - zp);
+    volatile float v = (float)acc * scale; /* volatile: rounded on its own, never fused into the add below */
+    float c = v < lo ? lo : v > hi ? hi : v;
+    return (int32_t)((c + 12582912.0f) - 12582912.0f) + zp;
+}
+
 /* Requantization of one convolution or fully connected layer: for each
  * output channel c, rg_q_multiplier(in_scale * w_scale / out_scale) in
  * double, with w_scale = w_scales[n_w_scales == 1 ? 0 : c]. n_w_scales is 1

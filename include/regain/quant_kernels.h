@@ -7,6 +7,9 @@
  *   conv / fc:  acc = bias[c] + sum (x - in_zp) * w          (int32)
  *               y   = clamp(mul_by_multiplier(acc, m[c], s[c]) + out_zp,
  *                           act_min, act_max)
+ *               or, when the layer has float scales (fp32 requantization,
+ *               regain/quant.h rg_q_requant_fp32):
+ *               y   = rg_q_requant_fp32(acc, scales[c], out_zp, act_min, act_max)
  *   add:        TFLite's int8 add (inputs shifted left by 20, rescaled by
  *               their own multipliers, summed, rescaled to the output)
  *   avg pool:   sum over the valid window / count, rounded half away from 0
@@ -54,6 +57,7 @@ typedef struct {
     int32_t act_min, act_max;       /* -128 <= act_min <= act_max <= 127 */
     const int32_t *multipliers;     /* [out_c], each >= 0 */
     const int32_t *shifts;          /* [out_c], each in [-31, 30] */
+    const float *scales;            /* [out_c] finite, >= 0: fp32 requantization; NULL: the multipliers */
 } rg_q_conv_params;
 
 /* Dense convolution. w: OHWI [out_c, k_h, k_w, in_c], int8 (symmetric, zero
@@ -75,6 +79,7 @@ typedef struct {
     int32_t act_min, act_max;
     const int32_t *multipliers;     /* [out_features] */
     const int32_t *shifts;          /* [out_features] */
+    const float *scales;            /* [out_features] or NULL, as rg_q_conv_params's */
 } rg_q_fc_params;
 
 rg_status rg_q_fc_s8(const rg_q_fc_params *p, const int8_t *x, const int8_t *w, const int32_t *bias, int8_t *y,

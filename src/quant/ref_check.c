@@ -36,8 +36,16 @@ rg_status rg_qref_check_act(const char *op, int32_t lo, int32_t hi, rg_error *er
     return RG_OK;
 }
 
-rg_status rg_qref_check_requant(const char *op, const int32_t *m, const int32_t *s, int32_t n, rg_error *err)
+rg_status rg_qref_check_requant(const char *op, const int32_t *m, const int32_t *s, const float *scales, int32_t n,
+                                rg_error *err)
 {
+    if (scales) { /* fp32 requantization: the multipliers are not used */
+        for (int32_t c = 0; c < n; c++)
+            if (!(scales[c] - scales[c] == 0.0f) || scales[c] < 0.0f) /* NaN or infinite, or negative */
+                return rg_fail(err, RG_ERR_ARG, "%s: scales[%d] = %g must be finite and >= 0", op, (int)c,
+                               (double)scales[c]);
+        return RG_OK;
+    }
     if (!m || !s) return rg_fail(err, RG_ERR_ARG, "%s: multipliers and shifts are required", op);
     for (int32_t c = 0; c < n; c++) {
 #ifdef RG_FREESTANDING /* no stdio on a microcontroller: the message names the op only */

@@ -29,7 +29,7 @@ rg_status rg_qref_check_conv(const char *op, const rg_q_conv_params *p, rg_error
                        (int)p->stride_w, (int)p->pad_top, (int)p->pad_left);
     if ((st = rg_qref_check_zp(op, "in_zp", p->in_zp, err)) || (st = rg_qref_check_zp(op, "out_zp", p->out_zp, err)) ||
         (st = rg_qref_check_act(op, p->act_min, p->act_max, err)) ||
-        (st = rg_qref_check_requant(op, p->multipliers, p->shifts, p->out_c, err)))
+        (st = rg_qref_check_requant(op, p->multipliers, p->shifts, p->scales, p->out_c, err)))
         return st;
     return RG_OK;
 }
@@ -56,7 +56,7 @@ rg_status rg_q_conv2d_s8(const rg_q_conv_params *p, const int8_t *x, const int8_
                             for (int32_t c = 0; c < ci; c++) acc += ((int32_t)xp[c] - p->in_zp) * (int32_t)wp[c];
                         }
                     }
-                    int64_t r32 = (int64_t)rg_q_mul_by_multiplier(rg_qref_sat32(acc), p->multipliers[oc], p->shifts[oc]) + p->out_zp;
+                    int64_t r32 = rg_qref_requant(p->scales, p->multipliers, p->shifts, oc, rg_qref_sat32(acc), p->out_zp, p->act_min, p->act_max);
                     y[(((int64_t)n * p->out_h + oh) * p->out_w + ow) * co + oc] =
                         (int8_t)rg_qref_clamp(r32, p->act_min, p->act_max);
                 }
@@ -87,7 +87,7 @@ rg_status rg_q_depthwise_s8(const rg_q_conv_params *p, const int8_t *x, const in
                             acc += (xv - p->in_zp) * (int32_t)w[((int64_t)c * p->k_h + kh) * p->k_w + kw];
                         }
                     }
-                    int64_t r32 = (int64_t)rg_q_mul_by_multiplier(rg_qref_sat32(acc), p->multipliers[c], p->shifts[c]) + p->out_zp;
+                    int64_t r32 = rg_qref_requant(p->scales, p->multipliers, p->shifts, c, rg_qref_sat32(acc), p->out_zp, p->act_min, p->act_max);
                     y[(((int64_t)n * p->out_h + oh) * p->out_w + ow) * ch + c] =
                         (int8_t)rg_qref_clamp(r32, p->act_min, p->act_max);
                 }

@@ -12,7 +12,7 @@ static rg_status fc(const char *op, const rg_q_fc_params *p, const int8_t *x, co
         (st = rg_qref_check_dim(op, "out_features", p->out_features, err)) ||
         (st = rg_qref_check_zp(op, "in_zp", p->in_zp, err)) || (st = rg_qref_check_zp(op, "out_zp", p->out_zp, err)) ||
         (st = rg_qref_check_act(op, p->act_min, p->act_max, err)) ||
-        (st = rg_qref_check_requant(op, p->multipliers, p->shifts, p->out_features, err)))
+        (st = rg_qref_check_requant(op, p->multipliers, p->shifts, p->scales, p->out_features, err)))
         return st;
     const int32_t k = p->in_features, m = p->out_features;
     for (int32_t r = 0; r < p->batch; r++) {
@@ -21,7 +21,7 @@ static rg_status fc(const char *op, const rg_q_fc_params *p, const int8_t *x, co
             const int8_t *wr = w + (int64_t)o * k;
             int64_t acc = bias ? bias[o] : 0;
             for (int32_t i = 0; i < k; i++) acc += ((int32_t)xr[i] - p->in_zp) * (int32_t)wr[i];
-            int64_t r32 = (int64_t)rg_q_mul_by_multiplier(rg_qref_sat32(acc), p->multipliers[o], p->shifts[o]) + p->out_zp;
+            int64_t r32 = rg_qref_requant(p->scales, p->multipliers, p->shifts, o, rg_qref_sat32(acc), p->out_zp, p->act_min, p->act_max);
             y[(int64_t)r * m + o] = (int8_t)rg_qref_clamp(r32, p->act_min, p->act_max);
         }
     }

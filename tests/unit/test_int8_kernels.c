@@ -101,6 +101,23 @@ static void short_requant(int32_t n, int32_t *m, int32_t *s)
     }
 }
 
+/* fp32 scales (regain/quant.h rg_q_requant_fp32): powers of two (ties of
+ * the rounding everywhere), typical small scales, zero, and scales large
+ * enough to clamp most outputs. */
+static void rand_scales(int32_t n, float *sc)
+{
+    for (int32_t c = 0; c < n; c++) {
+        switch (rg_rng_below(&rng, 5)) {
+        case 0: sc[c] = 1.0f / (float)(1 << rnd(1, 6)); break;
+        case 1: sc[c] = rg_rng_below(&rng, 8) ? 3.0f : 0.0f; break;
+        default: sc[c] = 1e-4f + 0.02f * rg_rng_uniform(&rng); break;
+        }
+    }
+}
+
+/* 1: the checks below give their layers fp32 scales (test_fp32) */
+static int use_fp32 = 0;
+
 static void check_gemm(const rg_qk_table *const *t, int nt, int32_t rows, int32_t k, int32_t n, int bias_mode,
                        int extreme)
 {
@@ -118,6 +135,9 @@ static void check_gemm(const rg_qk_table *const *t, int nt, int32_t rows, int32_
     if (rg_rng_below(&rng, 3) == 0) lo = -128, hi = 127;
     rg_q_fc_params p = {.batch = rows, .in_features = k, .out_features = n, .in_zp = rnd(-128, 127),
                         .out_zp = rnd(-128, 127), .act_min = lo, .act_max = hi, .multipliers = m, .shifts = s};
+    float *sc = malloc(sizeof(float) * n);
+    rand_scales(n, sc);
+    if (use_fp32) p.scales = sc;
     const int32_t *b = rg_rng_below(&rng, 8) ? bias : NULL;
     int8_t *want = malloc((size_t)rows * n), *got = malloc((size_t)rows * n);
     rg_error err;
@@ -129,6 +149,7 @@ static void check_gemm(const rg_qk_table *const *t, int nt, int32_t rows, int32_
         if (rg_qk_gemm_prepare(t[it], &p, w, b, buf, size, &L, &err)) fail_msg("%s", err.msg);
         if (t[it]->nr && expect_short >= 0) assert_int_equal(L.rshort, expect_short);
         if (t[it]->nr) assert_int_equal(L.fast, bias_mode == 3 && b ? 0 : 1);
+        assert_int_equal(L.fp32, use_fp32);
         void *scratch = malloc(rg_qk_gemm_scratch(&L) + 1);
         memset(got, 0x55, (size_t)rows * n);
         rg_qk_gemm_run(&L, rows, x, got, scratch);
@@ -138,7 +159,7 @@ static void check_gemm(const rg_qk_table *const *t, int nt, int32_t rows, int32_
         expect_same(t[it]->name, what, got, want, (size_t)rows * n);
         free(buf), free(scratch);
     }
-    free(x), free(w), free(bias), free(m), free(s), free(want), free(got);
+    free(x), free(w), free(bias), free(m), free(s), free(sc), free(want), free(got);
 }
 
 static void test_gemm(void **state)
@@ -498,6 +519,34 @@ static void test_short_rounding(void **state)
     expect_short = -1;
 }
 
+/* fp32 requantization on every kernel: products of every shape the tiles
+ * split, 3x3 depthwise (the ring) and wider kernels (the per-tap code), the
+ * direct stem and im2col convolutions, all against the reference's
+ * rg_q_requant_fp32 bit for bit. */
+static void test_fp32(void **state)
+{
+    (void)state;
+    const rg_qk_table *t[3];
+    int nt = tables(t);
+    int32_t m[128], s[128];
+    float sc[128];
+    use_fp32 = 1;
+    for (int rep = 0; rep < 30; rep++) {
+        check_gemm(t, nt, rnd(1, 30), rnd(1, 100), rnd(1, 100), rep % 3, 0);
+        int32_t c = rnd(1, 100), k = rep % 5 == 4 ? 5 : 3;
+        rg_q_conv_params p = rand_conv(1 + rep % 2, rnd(1, 9), rnd(1, 9), c, c, k, 1 + rep % 2, k / 2, 1, m, s, 0);
+        rand_scales(c, sc);
+        p.scales = sc;
+        check_dw(t, nt, p, rep % 3);
+        p = rand_conv(1, rnd(1, 9), rnd(1, 9), rep % 2 ? rnd(1, 3) : rnd(4, 20), rnd(1, 40), 3, 1 + rep % 2, 1, 1, m,
+                      s, 0);
+        rand_scales(p.out_c, sc);
+        p.scales = sc;
+        check_conv(t, nt, p, rep % 3);
+    }
+    use_fp32 = 0;
+}
+
 /* The runtime's input quantization: every table's (rg_qk_quantize) gives
  * rg_q_quantize_value's bits: ties of the rounding on both signs, values
  * that saturate, infinities, NaN, -0, odd lengths. */
@@ -537,7 +586,7 @@ int main(void)
 {
     rng = rg_rng_keyed(2026, 11, 29);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_gemm),      cmocka_unit_test(test_gemm_extremes), cmocka_unit_test(test_short_rounding), cmocka_unit_test(test_quantize), cmocka_unit_test(test_depthwise),
+        cmocka_unit_test(test_gemm),      cmocka_unit_test(test_gemm_extremes), cmocka_unit_test(test_short_rounding), cmocka_unit_test(test_fp32), cmocka_unit_test(test_quantize), cmocka_unit_test(test_depthwise),
         cmocka_unit_test(test_conv),      cmocka_unit_test(test_add),           cmocka_unit_test(test_gap_clamp),
         cmocka_unit_test(test_dispatch),  cmocka_unit_test(test_prepare_errors),
     };

@@ -227,6 +227,58 @@ static void test_fc(void **state)
     }
 }
 
+/* ---- fp32 requantization ---- */
+
+/* rg_q_requant_fp32 on values worked out by hand: ties go to the even
+ * integer on both signs, the clamp comes before the zero point, a huge
+ * product clamps instead of overflowing; and a layer with scales gives, for
+ * every output, the rule applied to its accumulator. */
+static void test_requant_fp32(void **state)
+{
+    (void)state;
+    /* acc * 0.5: 3 -> 1.5 -> 2, 5 -> 2.5 -> 2, -3 -> -2, -5 -> -2, 7 -> 4 */
+    const int32_t accs[] = {3, 5, -3, -5, 7, 1, -1, 0};
+    const int32_t want[] = {2, 2, -2, -2, 4, 0, 0, 0};
+    for (size_t i = 0; i < sizeof accs / sizeof accs[0]; i++)
+        assert_int_equal(rg_q_requant_fp32(accs[i], 0.5f, 0, -128, 127), want[i]);
+    assert_int_equal(rg_q_requant_fp32(10, 0.25f, 3, -128, 127), 3 + 2);    /* 2.5 -> 2, + zp */
+    assert_int_equal(rg_q_requant_fp32(1000, 1.0f, 3, -128, 127), 127);     /* 997 clamped, then + 3 */
+    assert_int_equal(rg_q_requant_fp32(-1000, 1.0f, -5, -20, 127), -20);
+    assert_int_equal(rg_q_requant_fp32(INT32_MAX, 1e30f, 0, -128, 127), 127); /* no int overflow */
+    assert_int_equal(rg_q_requant_fp32(INT32_MIN, 1e30f, 0, -128, 127), -128);
+    assert_int_equal(rg_q_requant_fp32(12345, 0.0f, 7, -128, 127), 7);
+    /* 16777217 is not a float: (float)acc rounds to 16777216 first */
+    assert_int_equal(rg_q_requant_fp32(16777217, 0x1p-24f, 0, -128, 127), 1);
+
+    rg_rng r = rg_rng_keyed(6, 0, 0);
+    int8_t x[3 * 40], w[7 * 40], y[3 * 7];
+    int32_t bias[7];
+    float sc[7];
+    for (int i = 0; i < 3 * 40; i++) x[i] = rnd_i8(&r, -128, 127);
+    for (int i = 0; i < 7 * 40; i++) w[i] = rnd_i8(&r, -127, 127);
+    for (int i = 0; i < 7; i++) bias[i] = (int32_t)rg_rng_below(&r, 20000) - 10000;
+    for (int i = 0; i < 7; i++) sc[i] = i == 0 ? 0.5f : i == 1 ? 0.0f : 1e-4f + 0.01f * rg_rng_uniform(&r);
+    rg_q_fc_params p = {.batch = 3, .in_features = 40, .out_features = 7, .in_zp = -3, .out_zp = 11,
+                        .act_min = -100, .act_max = 120, .scales = sc};
+    CHECK(rg_q_fc_s8(&p, x, w, bias, y, &E));
+    for (int i = 0; i < 3; i++)
+        for (int o = 0; o < 7; o++) {
+            int32_t a = bias[o];
+            for (int l = 0; l < 40; l++) a += (x[i * 40 + l] + 3) * w[o * 40 + l];
+            assert_int_equal(y[i * 7 + o], rg_q_requant_fp32(a, sc[o], 11, -100, 120));
+        }
+    /* the multipliers are not needed, bad scales are refused by name */
+    rg_error err = {0};
+    sc[4] = NAN;
+    assert_int_equal(rg_q_fc_s8(&p, x, w, bias, y, &err), RG_ERR_ARG);
+    assert_non_null(strstr(err.msg, "scales[4]"));
+    sc[4] = -0.5f;
+    assert_int_equal(rg_q_pointwise_s8(&p, x, w, bias, y, &err), RG_ERR_ARG);
+    assert_non_null(strstr(err.msg, "scales[4]"));
+    sc[4] = INFINITY;
+    assert_int_equal(rg_q_fc_s8(&p, x, w, bias, y, &err), RG_ERR_ARG);
+}
+
 /* ---- add ---- */
 
 static void test_add(void **state)
@@ -441,7 +493,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv_dense), cmocka_unit_test(test_conv_depthwise),
-        cmocka_unit_test(test_fc),         cmocka_unit_test(test_add),
+        cmocka_unit_test(test_fc),         cmocka_unit_test(test_requant_fp32), cmocka_unit_test(test_add),
         cmocka_unit_test(test_pool),       cmocka_unit_test(test_gap),
         cmocka_unit_test(test_clamp_and_activation_range), cmocka_unit_test(test_bad_params),
     };

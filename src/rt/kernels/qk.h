@@ -33,7 +33,11 @@
  *     shift, the rounding doubling high multiply as (a*m + 2^30) >> 31 in
  *     64-bit lanes (the same value as gemmlowp's nudge-and-truncate), the
  *     rounding right shift with gemmlowp's remainder test; the clamp is done
- *     before adding the output zero point, so nothing overflows.
+ *     before adding the output zero point, so nothing overflows. A layer
+ *     with fp32 scales (rg_qk_gemm.fp32) requantizes with three vector
+ *     float operations and the clamp instead: the 32 x 32 -> 64-bit
+ *     products of the fixed-point rule (two per 16 outputs) bound its
+ *     speed, and fp32 takes about a third of its time.
  *
  *     const rg_qk_table *t = rg_qk_kernels();
  *     rg_qk_gemm L;
@@ -78,6 +82,15 @@ typedef struct {
      * INT32_MAX for each channel (prepare checks it). */
     int rshort;
     const int32_t *qmodd, *qrnd;            /* [npad] next channel's multiplier at even channels; 2^(e-1) */
+    /* fp32 requantization (the layer has float scales, regain/quant.h
+     * rg_q_requant_fp32): the accumulator converted to float, times the
+     * scale, clamped to [qlo, qhi] = [act_min, act_max] - out_zp, converted
+     * back rounding to nearest even (the vector unit's default mode): the
+     * reference's operations one for one. The multipliers are then unused. */
+    int fp32;
+    const float *scales;                    /* the specification's, borrowed (NULL unless fp32) */
+    const float *qscale;                    /* [npad] */
+    float qlo, qhi;
 } rg_qk_gemm;
 
 /* A prepared depthwise convolution (channel multiplier 1, any kernel size,
@@ -102,6 +115,9 @@ typedef struct {
     const int32_t *qbias_u8;                /* [cpad] bias - (128 + in_zp) * sum w */
     int rshort;                             /* as rg_qk_gemm's */
     const int32_t *qmodd, *qrnd;
+    int fp32;                               /* as rg_qk_gemm's (p.scales given) */
+    const float *qscale;                    /* [cpad] */
+    float qlo, qhi;
 } rg_qk_dw;
 
 /* A prepared dense convolution: im2col of a block of output pixels into

@@ -48,6 +48,21 @@ static inline __attribute__((always_inline)) __m256i requant(__m256i acc, __m256
     return _mm256_add_epi32(_mm256_min_epi32(_mm256_max_epi32(r, lo), hi), zp);
 }
 
+/* fp32 requantization, as qk_vnni.c's rq_fp32 */
+static inline __m256i rq_fp32(__m256i acc, __m256 scale, float lo, float hi)
+{
+    __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(acc), scale);
+    v = _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(lo)), _mm256_set1_ps(hi));
+    return _mm256_cvtps_epi32(v);
+}
+
+/* Layer L's requantization of the 8 channels from c, without the zero
+ * point: mode 3 fp32, else mbm with lsh_any = mode. */
+#define RQ(L, c, acc, mode)                                                                                      \
+    ((mode) == 3 ? rq_fp32((acc), _mm256_loadu_ps((L)->qscale + (c)), (L)->qlo, (L)->qhi)                      \
+                 : mbm((acc), LD((L)->qmult + (c)), LD((L)->qlsh + (c)), LD((L)->qrsh + (c)), LD((L)->qmask + (c)), \
+                       LD((L)->qhalf + (c)), (mode)))
+
 /* The first n (1..8) of 8 int32 lanes in [-128, 127] as int8. */
 static inline void store8(int8_t *y, __m256i r, int32_t n)
 {
@@ -108,8 +123,7 @@ static inline __attribute__((always_inline)) void tile(const rg_qk_gemm *L, cons
                 continue;
             }
             int32_t c = c0 + 8 * j;
-            r[j] = mbm(_mm256_add_epi32(acc[i][j], LD(L->qbias + c)), LD(L->qmult + c), LD(L->qlsh + c),
-                       LD(L->qrsh + c), LD(L->qmask + c), LD(L->qhalf + c), lsh_any);
+            r[j] = RQ(L, c, _mm256_add_epi32(acc[i][j], LD(L->qbias + c)), lsh_any);
         }
         __m256i a = _mm256_adds_epi16(_mm256_packs_epi32(r[0], r[1]), zp16);
         __m256i v = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(a, a), perm);
@@ -142,7 +156,10 @@ static void gemm(const rg_qk_gemm *Lp, int32_t rows, const int8_t *x, int8_t *y,
         }
         int8_t *yr = y + (size_t)r0 * n;
         int32_t p = 0;
-        if (L->lsh_any) {
+        if (L->fp32) {
+            for (; p + NP <= panels; p += NP) tile(L, xs, mr, p, NP, 3, yr);
+            for (; p < panels; p++) tile(L, xs, mr, p, 1, 3, yr);
+        } else if (L->lsh_any) {
             for (; p + NP <= panels; p += NP) tile(L, xs, mr, p, NP, 1, yr);
             for (; p < panels; p++) tile(L, xs, mr, p, 1, 1, yr);
         } else {
@@ -176,9 +193,8 @@ static inline __attribute__((always_inline)) void dw_pixel(const rg_qk_dw *L, co
             acc = _mm256_add_epi32(acc, _mm256_madd_epi16(xv, LD(wr + (size_t)kw * cpad)));
         }
     }
-    __m256i r = requant(acc, LD(L->qmult + c0), LD(L->qlsh + c0), LD(L->qrsh + c0), LD(L->qmask + c0),
-                        LD(L->qhalf + c0), lsh_any, lo, hi, zp);
-    store8(yp + c0, r, cn);
+    __m256i r = RQ(L, c0, acc, lsh_any);
+    store8(yp + c0, _mm256_add_epi32(_mm256_min_epi32(_mm256_max_epi32(r, lo), hi), zp), cn);
 }
 
 static inline __attribute__((always_inline)) void dw_impl(const rg_qk_dw *Lp, const int8_t *x, int8_t *y,
@@ -209,7 +225,10 @@ static void depthwise(const rg_qk_dw *L, const int8_t *x, int8_t *y, void *scrat
 {
     (void)scratch;
     int k33 = L->p.k_h == 3 && L->p.k_w == 3 && L->p.dilation_h == 1 && L->p.dilation_w == 1;
-    if (k33 && !L->lsh_any) dw_impl(L, x, y, 3, 3, 0);
+    if (L->fp32) {
+        if (k33) dw_impl(L, x, y, 3, 3, 3);
+        else dw_impl(L, x, y, 0, 0, 3);
+    } else if (k33 && !L->lsh_any) dw_impl(L, x, y, 3, 3, 0);
     else if (k33) dw_impl(L, x, y, 3, 3, 1);
     else dw_impl(L, x, y, 0, 0, 1); /* other kernels: the general code */
 }

@@ -13,7 +13,7 @@ static rg_q_fc_params fc_params(const rg_qk_gemm *L, int32_t rows)
 {
     return (rg_q_fc_params){.batch = rows, .in_features = L->k, .out_features = L->n, .in_zp = L->in_zp,
                             .out_zp = L->out_zp, .act_min = L->act_min, .act_max = L->act_max,
-                            .multipliers = L->multipliers, .shifts = L->shifts};
+                            .multipliers = L->multipliers, .shifts = L->shifts, .scales = L->scales};
 }
 
 static void ref_gemm(const rg_qk_gemm *L, int32_t rows, const int8_t *x, int8_t *y, void *scratch)
@@ -77,16 +77,21 @@ static size_t align64(size_t v) { return (v + 63) & ~(size_t)63; }
 /* The eight per-channel int32 vectors (bias, multiplier, left and right
  * shift, rounding mask and half mask; the next channel's multiplier at
  * even channels and 2^(right-1): the short rounding, qk.h) of npad
- * channels. */
-#define NQ 8
+ * channels, and the fp32 scales as a ninth. */
+#define NQ 9
 static size_t requant_bytes(int32_t npad) { return align64((size_t)NQ * (size_t)npad * sizeof(int32_t)); }
 
 /* Fills the requantization vectors (but the bias); channels >= n are
- * padding (all zero). Returns whether some channel shifts left. */
-static int fill_requant(int32_t *q, int32_t n, int32_t npad, const int32_t *m, const int32_t *s)
+ * padding (all zero). With fp32 scales only those are filled (q + 8 npad,
+ * as floats). Returns whether some channel shifts left. */
+static int fill_requant(int32_t *q, int32_t n, int32_t npad, const int32_t *m, const int32_t *s, const float *scales)
 {
     int lsh_any = 0;
     memset(q, 0, (size_t)NQ * (size_t)npad * sizeof *q);
+    if (scales) {
+        memcpy(q + 8 * npad, scales, (size_t)n * sizeof *scales);
+        return 0;
+    }
     for (int32_t c = 0; c < n; c++) {
         int32_t right = s[c] > 0 ? 0 : -s[c];
         q[npad + c] = m[c];
@@ -138,7 +143,7 @@ rg_status rg_qk_gemm_prepare(const rg_qk_table *t, const rg_q_fc_params *p, cons
         (st = rg_qref_check_dim(op, "out_features", p->out_features, err)) ||
         (st = rg_qref_check_zp(op, "in_zp", p->in_zp, err)) || (st = rg_qref_check_zp(op, "out_zp", p->out_zp, err)) ||
         (st = rg_qref_check_act(op, p->act_min, p->act_max, err)) ||
-        (st = rg_qref_check_requant(op, p->multipliers, p->shifts, p->out_features, err)))
+        (st = rg_qref_check_requant(op, p->multipliers, p->shifts, p->scales, p->out_features, err)))
         return st;
     if (!w) return rg_fail(err, RG_ERR_ARG, "%s: weights are required", op);
     const int32_t k = p->in_features, n = p->out_features;
@@ -156,6 +161,10 @@ rg_status rg_qk_gemm_prepare(const rg_qk_table *t, const rg_q_fc_params *p, cons
     L->bias = bias;
     L->multipliers = p->multipliers;
     L->shifts = p->shifts;
+    L->scales = p->scales;
+    L->fp32 = p->scales != NULL;
+    L->qlo = (float)(p->act_min - p->out_zp);
+    L->qhi = (float)(p->act_max - p->out_zp);
     L->table = t;
     L->kpad = k;
     L->npad = n;
@@ -165,9 +174,9 @@ rg_status rg_qk_gemm_prepare(const rg_qk_table *t, const rg_q_fc_params *p, cons
     L->kpad = kpad;
     L->npad = npad;
     int32_t *q = buf;
-    L->lsh_any = fill_requant(q, n, npad, p->multipliers, p->shifts);
+    L->lsh_any = fill_requant(q, n, npad, p->multipliers, p->shifts, p->scales);
     L->fast = 1;
-    L->rshort = 1;
+    L->rshort = !L->fp32;
     for (int32_t o = 0; o < n; o++) {
         int64_t sum = 0, sum_abs = 0;
         for (int32_t i = 0; i < k; i++) {
@@ -177,7 +186,7 @@ rg_status rg_qk_gemm_prepare(const rg_qk_table *t, const rg_q_fc_params *p, cons
         }
         int64_t b = bias ? bias[o] : 0;
         if (!channel_fits(b, sum_abs)) L->fast = 0;
-        if (!channel_short(b, sum_abs, p->shifts[o])) L->rshort = 0;
+        if (L->rshort && !channel_short(b, sum_abs, p->shifts[o])) L->rshort = 0;
         q[o] = (int32_t)(b - (128 + (int64_t)p->in_zp) * sum); /* fits when channel_fits */
     }
     L->qbias = q;
@@ -188,6 +197,7 @@ rg_status rg_qk_gemm_prepare(const rg_qk_table *t, const rg_q_fc_params *p, cons
     L->qhalf = q + 5 * npad;
     L->qmodd = q + 6 * npad;
     L->qrnd = q + 7 * npad;
+    L->qscale = (const float *)(const void *)(q + 8 * npad);
     char *pack = (char *)buf + requant_bytes(npad);
     memset(pack, 0, (size_t)npad * (size_t)kpad * (size_t)t->wbytes);
     const int32_t groups = kpad / kr;
@@ -254,9 +264,12 @@ rg_status rg_qk_dw_prepare(const rg_qk_table *t, const rg_q_conv_params *p, cons
     const int32_t c = p->in_c, cpad = round_up(c, t->cvec), taps = p->k_h * p->k_w;
     L->cpad = cpad;
     int32_t *q = buf;
-    L->lsh_any = fill_requant(q, c, cpad, p->multipliers, p->shifts);
+    L->lsh_any = fill_requant(q, c, cpad, p->multipliers, p->shifts, p->scales);
     L->fast = 1;
-    L->rshort = 1;
+    L->fp32 = p->scales != NULL;
+    L->rshort = !L->fp32;
+    L->qlo = (float)(p->act_min - p->out_zp);
+    L->qhi = (float)(p->act_max - p->out_zp);
     int32_t *wt = (int32_t *)(void *)((char *)buf + requant_bytes(cpad));
     memset(wt, 0, (size_t)taps * (size_t)cpad * sizeof *wt);
     int32_t *bzp = (int32_t *)(void *)((char *)wt + align64((size_t)taps * (size_t)cpad * sizeof *wt));
@@ -279,7 +292,7 @@ rg_status rg_qk_dw_prepare(const rg_qk_table *t, const rg_q_conv_params *p, cons
         }
         int64_t b = bias ? bias[ch] : 0;
         if (!channel_fits(b, sum_abs)) L->fast = 0;
-        if (!channel_short(b, sum_abs, p->shifts[ch])) L->rshort = 0;
+        if (L->rshort && !channel_short(b, sum_abs, p->shifts[ch])) L->rshort = 0;
         q[ch] = (int32_t)b;
         /* where every tap is inside the input, sum (x - zp) w = sum x w -
          * zp sum w; |bias - zp sum w| <= |bias| + 128 sum |w| fits when the
@@ -296,6 +309,7 @@ rg_status rg_qk_dw_prepare(const rg_qk_table *t, const rg_q_conv_params *p, cons
     L->qhalf = q + 5 * cpad;
     L->qmodd = q + 6 * cpad;
     L->qrnd = q + 7 * cpad;
+    L->qscale = (const float *)(const void *)(q + 8 * cpad);
     L->wtap = wt;
     L->wrow = wrow;
     L->qbias_u8 = bu8;
@@ -361,7 +375,7 @@ rg_status rg_qk_conv_prepare(const rg_qk_table *t, const rg_q_conv_params *p, co
     L->bias = bias;
     rg_q_fc_params fp = {.batch = 1, .in_features = (int32_t)k, .out_features = p->out_c, .in_zp = p->in_zp,
                          .out_zp = p->out_zp, .act_min = p->act_min, .act_max = p->act_max,
-                         .multipliers = p->multipliers, .shifts = p->shifts};
+                         .multipliers = p->multipliers, .shifts = p->shifts, .scales = p->scales};
     size_t gsize = align64(rg_qk_gemm_size(t, (int32_t)k, p->out_c));
     st = rg_qk_gemm_prepare(t, &fp, w, bias, buf, size < gsize ? size : gsize, &L->gemm, err);
     if (st) return rg_error_prefix(err, "conv2d");

@@ -58,14 +58,25 @@ static inline __attribute__((always_inline)) __m512i mbm_short(__m512i x, __m512
     return _mm512_srav_epi32(t, rsh);
 }
 
+/* fp32 requantization (rt/kernels/qk.h, rg_qk_gemm.fp32): rg_q_requant_fp32
+ * but the zero point, the conversions rounding to nearest even (MXCSR's
+ * default, as the reference's) */
+static inline __m512i rq_fp32(__m512i acc, __m512 scale, float lo, float hi)
+{
+    __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), scale);
+    v = _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(lo)), _mm512_set1_ps(hi));
+    return _mm512_cvtps_epi32(v);
+}
+
 /* The requantization of a prepared layer L (rg_qk_gemm or rg_qk_dw) for
- * the 16 channels from c: mode 2 the short rounding, else mbm with
- * lsh_any = mode. */
+ * the 16 channels from c, without the zero point: mode 3 fp32, mode 2 the
+ * short rounding, else mbm with lsh_any = mode. */
 #define RQ(L, c, acc, mode)                                                                                      \
-    ((mode) == 2 ? mbm_short((acc), LD((L)->qmult + (c)), LD((L)->qmodd + (c)), LD((L)->qrsh + (c)),             \
-                             LD((L)->qrnd + (c)))                                                                \
-                 : mbm((acc), LD((L)->qmult + (c)), LD((L)->qlsh + (c)), LD((L)->qrsh + (c)), LD((L)->qmask + (c)), \
-                       LD((L)->qhalf + (c)), (mode)))
+    ((mode) == 3   ? rq_fp32((acc), _mm512_loadu_ps((L)->qscale + (c)), (L)->qlo, (L)->qhi)                    \
+     : (mode) == 2 ? mbm_short((acc), LD((L)->qmult + (c)), LD((L)->qmodd + (c)), LD((L)->qrsh + (c)),           \
+                               LD((L)->qrnd + (c)))                                                              \
+                   : mbm((acc), LD((L)->qmult + (c)), LD((L)->qlsh + (c)), LD((L)->qrsh + (c)),                \
+                         LD((L)->qmask + (c)), LD((L)->qhalf + (c)), (mode)))
 
 /* mbm, clamped to [lo, hi] (the bounds minus the output zero point), plus
  * the zero point: the order in which nothing can overflow. */
@@ -195,7 +206,11 @@ static void gemm(const rg_qk_gemm *Lp, int32_t rows, const int8_t *x, int8_t *y,
             }
         int8_t *yr = y + (size_t)r0 * n;
         int32_t p = 0;
-        if (L->rshort) {
+        if (L->fp32) {
+            for (; p + NP <= panels; p += NP) tile(L, xr, mr, p, NP, 3, yr);
+            for (; p + 2 <= panels; p += 2) tile(L, xr, mr, p, 2, 3, yr);
+            for (; p < panels; p++) tile(L, xr, mr, p, 1, 3, yr);
+        } else if (L->rshort) {
             for (; p + NP <= panels; p += NP) tile(L, xr, mr, p, NP, 2, yr);
             for (; p + 2 <= panels; p += 2) tile(L, xr, mr, p, 2, 2, yr);
             for (; p < panels; p++) tile(L, xr, mr, p, 1, 2, yr);
@@ -253,9 +268,8 @@ static inline __attribute__((always_inline)) void dw_pixel(const rg_qk_dw *L, co
     }
     /* int32 sums wrap, so the order of the partial sums does not matter */
     __m512i acc = _mm512_add_epi32(_mm512_add_epi32(part[0], part[1]), part[2]);
-    __m512i r = requant(acc, LD(L->qmult + c0), LD(L->qlsh + c0), LD(L->qrsh + c0), LD(L->qmask + c0),
-                        LD(L->qhalf + c0), lsh_any, lo, hi, zp);
-    store16(yp + c0, keep, r);
+    __m512i r = RQ(L, c0, acc, lsh_any);
+    store16(yp + c0, keep, _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(r, lo), hi), zp));
 }
 
 /* 64 full channels of one output pixel from c0: four independent chains,
@@ -288,11 +302,7 @@ static inline __attribute__((always_inline)) void dw_quad(const rg_qk_dw *L, con
         }
     }
     __m512i r[4];
-    for (int j = 0; j < 4; j++) {
-        int32_t cc = c0 + 16 * j;
-        r[j] = mbm(acc[j], LD(L->qmult + cc), LD(L->qlsh + cc), LD(L->qrsh + cc), LD(L->qmask + cc),
-                   LD(L->qhalf + cc), lsh_any);
-    }
+    for (int j = 0; j < 4; j++) r[j] = RQ(L, c0 + 16 * j, acc[j], lsh_any);
     const __m512i zp16 = _mm512_set1_epi16((short)L->p.out_zp);
     const __m512i lo8 = _mm512_set1_epi8((char)L->p.act_min), hi8 = _mm512_set1_epi8((char)L->p.act_max);
     const __m512i perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
@@ -504,12 +514,17 @@ static void depthwise(const rg_qk_dw *L, const int8_t *x, int8_t *y, void *scrat
 {
     if (L->p.k_w <= 4 && L->p.k_h <= RING_MAX) {
         /* MobileNets' 3x3: constant loops */
-        if (L->p.k_h == 3 && L->p.k_w == 3 && L->rshort) dw_rows_impl(L, x, y, scratch, 3, 3, 2);
+        if (L->fp32) {
+            if (L->p.k_h == 3 && L->p.k_w == 3) dw_rows_impl(L, x, y, scratch, 3, 3, 3);
+            else dw_rows_impl(L, x, y, scratch, 0, 0, 3);
+        } else if (L->p.k_h == 3 && L->p.k_w == 3 && L->rshort) dw_rows_impl(L, x, y, scratch, 3, 3, 2);
         else if (L->p.k_h == 3 && L->p.k_w == 3 && !L->lsh_any) dw_rows_impl(L, x, y, scratch, 3, 3, 0);
         else dw_rows_impl(L, x, y, scratch, 0, 0, 1);
         return;
     }
-    dw_impl(L, x, y, 0, 0, 1); /* wide kernels: the per-tap code */
+    /* wide kernels: the per-tap code */
+    if (L->fp32) dw_impl(L, x, y, 0, 0, 3);
+    else dw_impl(L, x, y, 0, 0, 1);
 }
 
 /* The direct convolution (rt/kernels/qk.h, rg_qk_conv): the image padded
@@ -578,7 +593,10 @@ static inline __attribute__((always_inline)) void direct_impl(const rg_qk_conv *
 static void conv_direct(const rg_qk_conv *L, const int8_t *x, int8_t *y, void *scratch)
 {
     /* 3x3 over one input channel (a grayscale stem): constant loops */
-    if (L->p.k_h == 3 && L->rquads == 1 && L->gemm.rshort) direct_impl(L, x, y, scratch, 2, 3, 1);
+    if (L->gemm.fp32) {
+        if (L->p.k_h == 3 && L->rquads == 1) direct_impl(L, x, y, scratch, 3, 3, 1);
+        else direct_impl(L, x, y, scratch, 3, 0, 0);
+    } else if (L->p.k_h == 3 && L->rquads == 1 && L->gemm.rshort) direct_impl(L, x, y, scratch, 2, 3, 1);
     else if (L->p.k_h == 3 && L->rquads == 1 && !L->gemm.lsh_any) direct_impl(L, x, y, scratch, 0, 3, 1);
     else if (L->gemm.lsh_any) direct_impl(L, x, y, scratch, 1, 0, 0);
     else direct_impl(L, x, y, scratch, 0, 0, 0);
