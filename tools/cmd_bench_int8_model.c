@@ -37,6 +37,8 @@ static const char *help_text =
     "  --isa NAME       ref, avx2, avx512 or avx512vnni: use at most these kernels\n"
     "  --profile        then time every op alone (one image, one thread, median\n"
     "                   over the steps) and print the per-op table\n"
+    "  --requant RULE   fixed (default) or fp32: the zoo network's requantization\n"
+    "                   (regain quantize --requant); a .rgm file keeps its own\n"
     "  --json           print one JSON line (the format bench/compare.py reads)\n"
     "\n"
     "Without MODEL, 'regain bench int8 [--batch N] [--seconds S]' times the\n"
@@ -49,7 +51,7 @@ static int ends_with(const char *s, const char *tail)
 }
 
 /* A zoo network with random weights, lowered on noise: for timing only. */
-static rg_status zoo_model(const char *name, rg_qmodel **qm, rg_rgm **out, rg_error *err)
+static rg_status zoo_model(const char *name, int fp32, rg_qmodel **qm, rg_rgm **out, rg_error *err)
 {
     enum { CALIB = 64 };
     rg_graph *g;
@@ -66,6 +68,7 @@ static rg_status zoo_model(const char *name, rg_qmodel **qm, rg_rgm **out, rg_er
     rg_lower_config cfg = rg_lower_default();
     cfg.batch = 8; /* small calibration batches: the float graph's memory is most of the peak RSS */
     st = rg_quant_lower(g, calib, CALIB, &cfg, qm, err);
+    if (!st && fp32) st = rg_qmodel_use_fp32(*qm, err);
     free(calib);
     rg_graph_free(g);
     if (!st) st = rg_rgm_from_qmodel(*qm, 0.286f, 0.353f, out, err);
@@ -134,7 +137,7 @@ int cmd_bench_int8_model(int argc, char **argv)
 {
     const char *model = NULL;
     int32_t batch = 1, threads = 1, mb = 0, steps = 200, window = 1, warmup = 20;
-    int json = 0, prof = 0;
+    int json = 0, prof = 0, fp32 = 0;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -170,6 +173,12 @@ int cmd_bench_int8_model(int argc, char **argv)
                 rg_cpu_set_isa((rg_isa)isa);
                 found = 1;
             }
+            if (!found && !strcmp(a, "--requant")) {
+                if (strcmp(v, "fixed") && strcmp(v, "fp32"))
+                    return cli_usage_error("bench int8", "--requant: '%s' is not fixed or fp32", v);
+                fp32 = !strcmp(v, "fp32");
+                found = 1;
+            }
             if (!found) return cli_usage_error("bench int8", "unknown option '%s'", a);
         } else if (!model)
             model = a;
@@ -182,7 +191,7 @@ int cmd_bench_int8_model(int argc, char **argv)
     rg_error err = {0};
     rg_qmodel *qm = NULL;
     rg_rgm *m = NULL;
-    rg_status st = ends_with(model, ".rgm") ? rg_rgm_load(model, &m, &err) : zoo_model(model, &qm, &m, &err);
+    rg_status st = ends_with(model, ".rgm") ? rg_rgm_load(model, &m, &err) : zoo_model(model, fp32, &qm, &m, &err);
     if (st) {
         rg_qmodel_free(qm);
         return cli_fail(&err);
@@ -218,12 +227,13 @@ int cmd_bench_int8_model(int argc, char **argv)
     if (json)
         printf("{\"tool\": \"regain\", \"work\": \"int8\", \"model\": \"%s\", \"batch\": %d, \"threads\": %d, "
                "\"images_per_s\": %.2f, \"latency_ms\": %.4f, \"windows\": %d, \"peak_rss_mib\": %.1f, "
-               "\"isa\": \"%s\", \"micro_batch\": %d}\n",
+               "\"isa\": \"%s\", \"micro_batch\": %d, \"requant\": \"%s\"}\n",
                model, (int)batch, (int)threads, ips, lat_ms, (int)steps, (double)rg_peak_rss_bytes() / (1 << 20),
-               rg_rt_table_name(rt), (int)mb);
+               rg_rt_table_name(rt), (int)mb, rg_rgm_requant_name(m));
     else {
-        printf("int8 %s, batch %d, %d thread%s, micro-batch %d, kernels %s, %s\n", model, (int)batch, (int)threads,
-               threads == 1 ? "" : "s", (int)mb, rg_rt_table_name(rt), rg_cpu_description());
+        printf("int8 %s, batch %d, %d thread%s, micro-batch %d, kernels %s, requantization %s, %s\n", model, (int)batch,
+               (int)threads, threads == 1 ? "" : "s", (int)mb, rg_rt_table_name(rt), rg_rgm_requant_name(m),
+               rg_cpu_description());
         printf("  images/s   %.1f (median of %d %s; min %.1f, max %.1f)\n", ips, (int)steps,
                window > 1 ? "windows" : "steps", (double)batch * window / win[steps - 1],
                (double)batch * window / win[0]);

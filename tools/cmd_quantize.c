@@ -21,6 +21,8 @@ const char *const cli_quant_options_help =
     "  --equalize          cross-layer equalization (ReLU6-safe) before calibration\n"
     "  --bias-correct      empirical bias correction of the weight quantization error\n"
     "  --adaround          learned weight rounding (AdaRound) on the calibration images\n"
+    "  --requant RULE      fixed (default: integer multipliers, TFLite's reference kernels and CMSIS-NN) or\n"
+    "                      fp32 (float scales, as XNNPACK and ONNX Runtime; faster on x86): conv, depthwise, fc\n"
     "  --data DIR          dataset (default fashion-mnist)\n"
     "  --seed N            seed of the calibration subset (default 0)\n"
     "  --batch N           images per pass (default 64)\n"
@@ -67,6 +69,10 @@ int cli_quant_parse(const char *cmd, int argc, char **argv, cli_quant_opts *o, c
                 percentile = strtod(v, &end);
                 if (!*v || *end || !(percentile > 50 && percentile <= 100))
                     return cli_usage_error(cmd, "--percentile must be in (50, 100], got '%s'", v);
+            } else if (!strcmp(a, "--requant")) {
+                if (strcmp(v, "fixed") && strcmp(v, "fp32"))
+                    return cli_usage_error(cmd, "--requant must be fixed or fp32, got '%s'", v);
+                o->requant_fp32 = !strcmp(v, "fp32");
             } else if (!strcmp(a, "--data")) o->data = v;
             else if (!strcmp(a, "--out")) o->out = v;
             else if (!strcmp(a, "--seed") && is_num && n >= 0) o->seed = (uint64_t)n;
@@ -135,7 +141,9 @@ rg_status cli_quant_lower(const cli_quant_opts *o, cli_quant_ctx *c, rg_error *e
             (int)c->n_calib, rg_obs_kind_name(cfg.observer.kind), cfg.per_channel ? "per-channel" : "per-tensor",
             cfg.equalize ? ", equalization" : "", cfg.adaround ? ", AdaRound" : "",
             cfg.bias_correct ? ", bias correction" : "");
-    return rg_quant_lower(c->g, c->calib, c->n_calib, &cfg, &c->m, err);
+    rg_status st = rg_quant_lower(c->g, c->calib, c->n_calib, &cfg, &c->m, err);
+    if (!st && o->requant_fp32) st = rg_qmodel_use_fp32(c->m, err);
+    return st;
 }
 
 static void eval_progress(void *user, int32_t done, int32_t total) { progress(user, "evaluate", done, total); }
@@ -144,7 +152,8 @@ int cmd_quantize(int argc, char **argv)
 {
     static const char *const usage_head =
         "usage: regain quantize CHECKPOINT [--calib N] [--observer KIND] [--per-tensor] [--equalize]\n"
-        "                       [--bias-correct] [--adaround] [--data DIR] [--limit N] [--out FILE] [...]\n"
+        "                       [--bias-correct] [--adaround] [--requant fixed|fp32] [--data DIR] [--limit N]\n"
+        "                       [--out FILE] [...]\n"
         "\n"
         "Post-training quantization to int8: calibrates activation ranges on a seeded subset of\n"
         "the training set, lowers the model (batch norms folded, activations fused), evaluates\n"
@@ -195,6 +204,7 @@ int cmd_quantize(int argc, char **argv)
         printf("  weights       %s%s%s%s\n", o.lower.per_channel ? "per-channel" : "per-tensor",
                o.lower.equalize ? ", equalized" : "", o.lower.adaround ? ", AdaRound" : "",
                o.lower.bias_correct ? ", bias-corrected" : "");
+        printf("  requantize    %s\n", o.requant_fp32 ? "fp32 scales" : "fixed-point multipliers");
         printf("  int8 arena    %zu bytes per image (liveness plan; %zu unplanned)\n\n", c.m->image_bytes,
                c.m->tensor_bytes);
         printf("  %-8s %9s\n", "model", "top-1 %");

@@ -170,6 +170,9 @@ int cmd_rt_info(int argc, char **argv)
     printf("output          %d int8 (scale %g, zero point %d)\n", (int)(to->h * to->w * to->c), (double)to->q.scale,
            (int)to->q.zero_point);
     printf("ops / tensors   %d / %d\n", (int)m->n_ops, (int)m->n_tensors);
+    printf("requantization  %s\n", !strcmp(rg_rgm_requant_name(m), "fp32")
+                                        ? "fp32 scales (conv, depthwise, fc)"
+                                        : "fixed-point multipliers");
     printf("MACs per image  %lld\n", (long long)macs);
     printf("flash           %zu bytes (%.1f KiB) of weights, biases, requantization, clamps and tables\n",
            rg_rgm_param_bytes(m), (double)rg_rgm_param_bytes(m) / 1024);

@@ -12,6 +12,7 @@ typedef struct {
     int32_t calib, batch, limit, threads;
     uint64_t seed;
     rg_lower_config lower;
+    int requant_fp32;         /* --requant fp32 (rg_qmodel_use_fp32 after lowering) */
 } cli_quant_opts;
 
 typedef struct {

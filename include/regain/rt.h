@@ -36,7 +36,7 @@
 #include "regain/quant_kernels.h"
 #include "regain/status.h"
 
-#define RG_RGM_VERSION 2      /* written; versions 1 and 2 are read */
+#define RG_RGM_VERSION 3      /* written; versions 1 to 3 are read */
 #define RG_RGM_NAME_MAX 48   /* op names, NUL included (longer ones are cut) */
 #define RG_RGM_MAX_IN 4      /* inputs of an op (concat) */
 
@@ -82,6 +82,10 @@ typedef struct {
      * applied after act_min/act_max (equalized ReLU6 layers), each in
      * [act_min, act_max]; NULL when none */
     const int32_t *act_max_c;
+    /* conv, dw, fc (version 3): float scales [out_c], finite and >= 0: the
+     * layer requantizes with them (regain/quant.h rg_q_requant_fp32) instead
+     * of the multipliers, which the file still holds; NULL when none */
+    const float *scales;
     rg_q_add_params add;        /* add */
     int32_t gap_multiplier, gap_shift;  /* gap (zero points from the tensors, clamp act_min/max) */
     /* version 2 kinds (zero points always from the tensors): */
@@ -108,6 +112,9 @@ typedef struct {
     int32_t version;            /* the file's format version (0: built in memory) */
     void *storage;              /* the file's bytes (owned), or NULL */
 } rg_rgm;
+
+/* "fp32" when some layer of m requantizes with float scales, else "fixed". */
+const char *rg_rgm_requant_name(const rg_rgm *m);
 
 /* Writes m to path atomically (regain/fileio.h). Checks m as the loader
  * would first (a model the loader rejects is never written). */

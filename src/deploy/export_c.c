@@ -75,18 +75,40 @@ static void emit_s32(rg_text *t, const char *name, int32_t op, const int32_t *v,
     rg_text_put(t, "\n};\n");
 }
 
-/* Weights, bias and requantization arrays of op i; returns their bytes. */
+/* fp32 scales as hexadecimal float literals: the compiler reads back the
+ * exact bits */
+static void emit_f32(rg_text *t, const char *name, int32_t op, const float *v, size_t n)
+{
+    rg_text_printf(t, "static const float %s%d[%zu] = {", name, (int)op, n);
+    for (size_t i = 0; i < n; i++) rg_text_printf(t, "%s%af%s", i % 6 ? " " : "\n    ", (double)v[i], i + 1 < n ? "," : "");
+    rg_text_put(t, "\n};\n");
+}
+
+/* Weights, bias and requantization arrays of op i (the fp32 scales when the
+ * op has them, else multipliers and shifts); returns their bytes. */
 static size_t emit_params(rg_text *t, const rg_rgm_op *o, int32_t i, size_t weights)
 {
     emit_s8(t, "w", i, o->weights, weights);
-    size_t bytes = weights + 8 * (size_t)o->out_c;
+    size_t bytes = weights + (o->scales ? 4 : 8) * (size_t)o->out_c;
     if (o->bias) {
         emit_s32(t, "b", i, o->bias, (size_t)o->out_c);
         bytes += 4 * (size_t)o->out_c;
     }
+    if (o->scales) {
+        emit_f32(t, "f", i, o->scales, (size_t)o->out_c);
+        return bytes;
+    }
     emit_s32(t, "m", i, o->multipliers, (size_t)o->out_c);
     emit_s32(t, "s", i, o->shifts, (size_t)o->out_c);
     return bytes;
+}
+
+/* The requantization fields of op i's parameter initializer. */
+static const char *requant_fields(const rg_rgm_op *o, int32_t i, char *buf, size_t size)
+{
+    if (o->scales) snprintf(buf, size, ".scales = f%d", (int)i);
+    else snprintf(buf, size, ".multipliers = m%d, .shifts = s%d", (int)i, (int)i);
+    return buf;
 }
 
 /* The per-output-channel upper clamp of an equalized conv / depthwise / fc
@@ -151,7 +173,7 @@ static rg_status emit_op(const rg_rgm *m, const rg_rt *rt, int32_t i, rg_text *d
         rg_text_printf(body, "%s %dx%dx%d", k ? " +" : "", (int)tk->h, (int)tk->w, (int)tk->c);
     }
     rg_text_printf(body, " -> %dx%dx%d */\n", (int)out->h, (int)out->w, (int)out->c);
-    char bias[32] = "NULL";
+    char bias[32] = "NULL", rq[64];
     if (o->bias) snprintf(bias, sizeof bias, "b%d", (int)i);
     switch (o->kind) {
     case RG_RT_CONV:
@@ -160,10 +182,9 @@ static rg_status emit_op(const rg_rgm *m, const rg_rt *rt, int32_t i, rg_text *d
             *bytes += emit_params(decl, o, i, (size_t)o->out_c * in->c);
             rg_text_printf(decl,
                            "static const rg_q_fc_params p%d = {.batch = %d, .in_features = %d, .out_features = %d, "
-                           ".in_zp = %d, .out_zp = %d,\n    .act_min = %d, .act_max = %d, .multipliers = m%d, "
-                           ".shifts = s%d};\n\n",
+                           ".in_zp = %d, .out_zp = %d,\n    .act_min = %d, .act_max = %d, %s};\n\n",
                            (int)i, (int)(in->h * in->w), (int)in->c, (int)o->out_c, (int)in->q.zero_point,
-                           (int)out->q.zero_point, (int)o->act_min, (int)o->act_max, (int)i, (int)i);
+                           (int)out->q.zero_point, (int)o->act_min, (int)o->act_max, requant_fields(o, i, rq, sizeof rq));
             rg_text_printf(body, "    if (rg_q_pointwise_s8(&p%d, a + %zu, w%d, %s, a + %zu, NULL)) return %d;\n", (int)i,
                            x, (int)i, bias, y, (int)i + 1);
         } else {
@@ -173,12 +194,11 @@ static rg_status emit_op(const rg_rgm *m, const rg_rt *rt, int32_t i, rg_text *d
                            "static const rg_q_conv_params p%d = {.batch = 1, .in_h = %d, .in_w = %d, .in_c = %d, "
                            ".out_h = %d, .out_w = %d, .out_c = %d,\n    .k_h = %d, .k_w = %d, .stride_h = %d, "
                            ".stride_w = %d, .dilation_h = 1, .dilation_w = 1, .pad_top = %d, .pad_left = %d,\n"
-                           "    .in_zp = %d, .out_zp = %d, .act_min = %d, .act_max = %d, .multipliers = m%d, "
-                           ".shifts = s%d};\n\n",
+                           "    .in_zp = %d, .out_zp = %d, .act_min = %d, .act_max = %d, %s};\n\n",
                            (int)i, (int)in->h, (int)in->w, (int)in->c, (int)out->h, (int)out->w, (int)out->c,
                            (int)o->k_h, (int)o->k_w, (int)o->stride, (int)o->stride, (int)o->pad, (int)o->pad,
-                           (int)in->q.zero_point, (int)out->q.zero_point, (int)o->act_min, (int)o->act_max, (int)i,
-                           (int)i);
+                           (int)in->q.zero_point, (int)out->q.zero_point, (int)o->act_min, (int)o->act_max,
+                           requant_fields(o, i, rq, sizeof rq));
             rg_text_printf(body, "    if (rg_q_%s_s8(&p%d, a + %zu, w%d, %s, a + %zu, NULL)) return %d;\n",
                            dw ? "depthwise" : "conv2d", (int)i, x, (int)i, bias, y, (int)i + 1);
         }
@@ -187,10 +207,9 @@ static rg_status emit_op(const rg_rgm *m, const rg_rt *rt, int32_t i, rg_text *d
         *bytes += emit_params(decl, o, i, (size_t)o->out_c * tensor_bytes(m, o->in[0]));
         rg_text_printf(decl,
                        "static const rg_q_fc_params p%d = {.batch = 1, .in_features = %zu, .out_features = %d, "
-                       ".in_zp = %d, .out_zp = %d,\n    .act_min = %d, .act_max = %d, .multipliers = m%d, "
-                       ".shifts = s%d};\n\n",
+                       ".in_zp = %d, .out_zp = %d,\n    .act_min = %d, .act_max = %d, %s};\n\n",
                        (int)i, tensor_bytes(m, o->in[0]), (int)o->out_c, (int)in->q.zero_point, (int)out->q.zero_point,
-                       (int)o->act_min, (int)o->act_max, (int)i, (int)i);
+                       (int)o->act_min, (int)o->act_max, requant_fields(o, i, rq, sizeof rq));
         rg_text_printf(body, "    if (rg_q_fc_s8(&p%d, a + %zu, w%d, %s, a + %zu, NULL)) return %d;\n", (int)i, x,
                        (int)i, bias, y, (int)i + 1);
         break;

@@ -52,6 +52,7 @@ void rg_qmodel_free(rg_qmodel *m)
         free(o->w_scales);
         free(o->multipliers);
         free(o->shifts);
+        free(o->scales);
         free(o->fw);
         free(o->fb);
         free(o->clip);
@@ -350,6 +351,34 @@ rg_status rg_qmodel_dequantized_weights(const rg_qmodel *m, int32_t op, float *o
     return st;
 }
 
+/* o's fp32 scales from its tensors and weight scales (rg_qmodel_use_fp32) */
+static rg_status op_scales(const rg_qmodel *m, rg_qop *o, rg_error *err)
+{
+    if (!o->scales && !(o->scales = rg_malloc(sizeof(float) * (size_t)o->out_c, err))) return RG_ERR_NOMEM;
+    double s_in = m->tensors[o->in[0]].q.scale, s_out = m->tensors[o->out].q.scale;
+    for (int32_t c = 0; c < o->out_c; c++) {
+        double v = s_in * (double)o->w_scales[c] / s_out;
+        if (!isfinite(v) || v < 0.0 || (float)v > 3.0e38f)
+            return rg_fail(err, RG_ERR_ARG, "%s: fp32 requantization scale %g of channel %d is not a finite float >= 0",
+                           o->name, v, (int)c);
+        o->scales[c] = (float)v;
+    }
+    return RG_OK;
+}
+
+rg_status rg_qmodel_use_fp32(rg_qmodel *m, rg_error *err)
+{
+    m->requant_fp32 = 1;
+    for (int32_t i = 0; i < m->n_ops; i++) {
+        rg_qop *o = &m->ops[i];
+        if (o->kind != RG_QOP_CONV && o->kind != RG_QOP_DEPTHWISE && o->kind != RG_QOP_FC) continue;
+        if (!o->w_scales) return rg_fail(err, RG_ERR_ARG, "%s: no weight scales (not a lowered layer)", o->name);
+        rg_status st = op_scales(m, o, err);
+        if (st) return st;
+    }
+    return RG_OK;
+}
+
 rg_status rg_qmodel_requantize_op(rg_qmodel *m, int32_t i, rg_error *err)
 {
     rg_qop *o = &m->ops[i];
@@ -377,6 +406,7 @@ rg_status rg_qmodel_requantize_op(rg_qmodel *m, int32_t i, rg_error *err)
         if (!st)
             st = rg_q_requant_params(in->q.scale, o->w_scales, cout, out->q.scale, cout, o->multipliers, o->shifts,
                                      err);
+        if (!st && m->requant_fp32) st = op_scales(m, o, err);
         if (!st) st = rg_q_activation_range(act, out->q, &o->act_min, &o->act_max, err);
         if (!st && o->clip) {
             /* the per-channel upper clamp of an equalized ReLU6 layer (see

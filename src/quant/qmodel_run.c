@@ -105,7 +105,7 @@ static rg_status run_op(const rg_qmodel *m, const rg_qop *o, int8_t *arena, int3
                               .stride_w = o->stride, .dilation_h = 1, .dilation_w = 1, .pad_top = o->pad,
                               .pad_left = o->pad, .in_zp = in->q.zero_point, .out_zp = out->q.zero_point,
                               .act_min = o->act_min, .act_max = o->act_max, .multipliers = o->multipliers,
-                              .shifts = o->shifts};
+                              .shifts = o->shifts, .scales = o->scales};
         rg_status st = o->kind == RG_QOP_CONV ? rg_q_conv2d_s8(&p, x, o->weights, o->bias, y, err)
                                               : rg_q_depthwise_s8(&p, x, o->weights, o->bias, y, err);
         if (!st && o->act_max_c) /* per-channel upper clamp after equalization */
@@ -142,7 +142,8 @@ static rg_status run_op(const rg_qmodel *m, const rg_qop *o, int8_t *arena, int3
     case RG_QOP_FC: {
         rg_q_fc_params p = {.batch = batch, .in_features = in->h * in->w * in->c, .out_features = o->out_c,
                             .in_zp = in->q.zero_point, .out_zp = out->q.zero_point, .act_min = o->act_min,
-                            .act_max = o->act_max, .multipliers = o->multipliers, .shifts = o->shifts};
+                            .act_max = o->act_max, .multipliers = o->multipliers, .shifts = o->shifts,
+                            .scales = o->scales};
         return rg_q_fc_s8(&p, x, o->weights, o->bias, y, err);
     }
     case RG_QOP_ADD:

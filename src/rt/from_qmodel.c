@@ -68,6 +68,7 @@ rg_status rg_rgm_from_qmodel(const rg_qmodel *q, float mean, float std, rg_rgm *
             o->multipliers = s->multipliers;
             o->shifts = s->shifts;
             o->act_max_c = s->act_max_c; /* equalization's per-channel ReLU6 clip, or NULL */
+            o->scales = s->scales;       /* fp32 requantization, or NULL */
         }
         if (s->kind == RG_QOP_ADD) o->add = s->add;
         if (s->kind == RG_QOP_CONCAT)

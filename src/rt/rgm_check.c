@@ -26,6 +26,13 @@ const char *rg_rt_kind_name(rg_rt_kind k)
     return (unsigned)k < RG_RT_N_KINDS ? kind_names[k] : "?";
 }
 
+const char *rg_rgm_requant_name(const rg_rgm *m)
+{
+    for (int32_t i = 0; i < m->n_ops; i++)
+        if (m->ops[i].scales) return "fp32";
+    return "fixed";
+}
+
 int32_t rg_rgm_op_n_in(const rg_rgm_op *o)
 {
     switch (o->kind) {
@@ -70,6 +77,9 @@ static rg_status check_requant(const rg_rgm_op *o, int32_t n, rg_error *err)
 {
     if (!o->weights || !o->multipliers || !o->shifts)
         return rg_fail(err, RG_ERR_FORMAT, "weights, multipliers and shifts are required");
+    for (int32_t c = 0; o->scales && c < n; c++)
+        if (!(o->scales[c] - o->scales[c] == 0.0f) || o->scales[c] < 0.0f) /* NaN, infinite or negative */
+            return rg_fail(err, RG_ERR_FORMAT, "scales[%d] = %g must be finite and >= 0", (int)c, (double)o->scales[c]);
     for (int32_t c = 0; c < n; c++) {
         if (o->multipliers[c] < 0)
             return rg_fail(err, RG_ERR_FORMAT, "multipliers[%d] = %d is negative", (int)c, (int)o->multipliers[c]);
@@ -345,7 +355,10 @@ size_t rg_rgm_param_bytes(const rg_rgm *m)
         case RG_RT_LUT: total += 256; continue;
         default: continue;
         }
-        total += w + (size_t)o->out_c * 4 * (o->bias ? 3 : 2) + (o->act_max_c ? (size_t)o->out_c * 4 : 0);
+        /* requantization: the fp32 scales when there are (a deployment keeps only those), else
+         * multipliers and shifts */
+        total += w + (size_t)o->out_c * ((o->bias ? 4 : 0) + (o->scales ? 4 : 8)) +
+                 (o->act_max_c ? (size_t)o->out_c * 4 : 0);
     }
     return total;
 }

@@ -8,13 +8,15 @@
  *   40 f32 mean                44 f32 std
  *   48 u64 tensors_offset      56 u64 ops_offset    64 u64 blob_offset  72 u64 blob_size
  * then n_tensors tensor records (32 bytes), n_ops op records (320 bytes in
- * version 2, 192 in version 1), and the blob (64-byte aligned): weights,
- * biases, multipliers, shifts, per-channel clamps, lookup tables, each
- * array 64-byte aligned, referenced from the op records by offset in the
- * blob (NONE = all ones). Version 2 is written; version 1 files (the first
- * eight kinds, no per-channel clamps) still load: their records are the
- * first 192 bytes of version 2's, with n_in (byte 148) and the act_max_c
- * offset (184) reserved as zeros. */
+ * versions 2 and 3, 192 in version 1), and the blob (64-byte aligned):
+ * weights, biases, multipliers, shifts, per-channel clamps, lookup tables,
+ * fp32 scales, each array 64-byte aligned, referenced from the op records
+ * by offset in the blob (NONE = all ones). Version 3 is written: version
+ * 2's record with the scales' offset at byte 260 (reserved, zero, in
+ * version 2). Version 1 files (the first eight kinds, no per-channel
+ * clamps) still load: their records are the first 192 bytes of version
+ * 2's, with n_in (byte 148) and the act_max_c offset (184) reserved as
+ * zeros. */
 #include "regain/rt.h"
 
 #include <stdlib.h>
@@ -27,7 +29,8 @@
 #define TENSOR_BYTES 32
 #define OP_BYTES_V1 192
 #define OP_BYTES 320          /* version 2 */
-#define N_ARRAYS 6            /* weights, bias, multipliers, shifts, act_max_c, lut */
+#define N_ARRAYS 7            /* weights, bias, multipliers, shifts, act_max_c, lut, scales */
+#define V2_ARRAYS 6           /* no scales */
 #define V1_KINDS 8
 #define BLOB_ALIGN 64
 #define NONE UINT64_MAX
@@ -83,13 +86,20 @@ static size_t align_up(size_t n)
     return (n + BLOB_ALIGN - 1) / BLOB_ALIGN * BLOB_ALIGN;
 }
 
-/* The arrays an op of this kind carries, and their byte sizes. The offset
- * of array k sits at byte 152 + 8k of the op record. */
+/* The arrays an op of this kind carries, and their byte sizes (offsets:
+ * array_field). */
 typedef struct {
     size_t bytes[N_ARRAYS]; /* 0 = absent */
 } op_arrays;
 
-static const char *const array_names[N_ARRAYS] = {"weights", "bias", "multipliers", "shifts", "act_max_c", "lut"};
+static const char *const array_names[N_ARRAYS] = {"weights", "bias",  "multipliers", "shifts",
+                                                  "act_max_c", "lut", "scales"};
+
+/* where array k's offset sits in an op record */
+static size_t array_field(int k)
+{
+    return k < V2_ARRAYS ? 152 + 8 * (size_t)k : 260;
+}
 
 static op_arrays arrays_of(const rg_rgm *m, const rg_rgm_op *o)
 {
@@ -107,6 +117,7 @@ static op_arrays arrays_of(const rg_rgm *m, const rg_rgm_op *o)
     a.bytes[2] = 4 * n;
     a.bytes[3] = 4 * n;
     a.bytes[4] = 4 * n;
+    a.bytes[6] = 4 * n;
     return a;
 }
 
@@ -124,7 +135,8 @@ static const void *array_ptr(const rg_rgm_op *o, int k)
     case 2: return o->multipliers;
     case 3: return o->shifts;
     case 4: return o->act_max_c;
-    default: return o->lut;
+    case 5: return o->lut;
+    default: return o->scales;
     }
 }
 
@@ -136,7 +148,8 @@ static void set_array(rg_rgm_op *o, int k, const void *p)
     case 2: o->multipliers = p; break;
     case 3: o->shifts = p; break;
     case 4: o->act_max_c = p; break;
-    default: o->lut = p; break;
+    case 5: o->lut = p; break;
+    default: o->scales = p; break;
     }
 }
 
@@ -204,12 +217,15 @@ rg_status rg_rgm_serialize(const rg_rgm *m, void **data, size_t *size, rg_error 
         for (int k = 0; k < N_ARRAYS; k++) {
             const void *src = array_ptr(o, k);
             if (!a.bytes[k] || !src) {
-                put64(r + 152 + 8 * k, NONE);
+                put64(r + array_field(k), NONE);
                 continue;
             }
-            put64(r + 152 + 8 * k, at);
+            put64(r + array_field(k), at);
             if (k == 0 || k == 5) { /* int8 */
                 memcpy(f + blob_off + at, src, a.bytes[k]);
+            } else if (k == 6) { /* float: its bits, little-endian */
+                const float *v = src;
+                for (size_t j = 0; j < a.bytes[k] / 4; j++) putf(f + blob_off + at + 4 * j, v[j]);
             } else {
                 const int32_t *v = src;
                 for (size_t j = 0; j < a.bytes[k] / 4; j++) put32(f + blob_off + at + 4 * j, (uint32_t)v[j]);
@@ -245,10 +261,10 @@ static rg_status parse(uint8_t *f, size_t size, rg_rgm *m, rg_error *err)
     if (size < HEADER_BYTES) return BAD("file of %zu bytes is shorter than the %d-byte header (truncated)", size, HEADER_BYTES);
     if (memcmp(f, magic, 4) != 0) return BAD("magic: not an .rgm model file (bad magic bytes)");
     uint32_t version = get32(f + 4);
-    if (version != 1 && version != RG_RGM_VERSION)
+    if (version < 1 || version > RG_RGM_VERSION)
         return BAD("version: %u is not supported (this build reads versions 1 to %d)", version, RG_RGM_VERSION);
     const size_t op_bytes = version == 1 ? OP_BYTES_V1 : OP_BYTES;
-    const int n_arrays = version == 1 ? 4 : N_ARRAYS;
+    const int n_arrays = version == 1 ? 4 : version == 2 ? V2_ARRAYS : N_ARRAYS;
     m->version = (int32_t)version;
     uint64_t file_size = get64(f + 8);
     if (file_size != size)
@@ -314,7 +330,7 @@ static rg_status parse(uint8_t *f, size_t size, rg_rgm *m, rg_error *err)
             for (int k = 184; k < OP_BYTES_V1; k++)
                 if (r[k]) return BAD("op %u (%s): reserved byte %d is not zero", i, o->name, k);
         } else {
-            for (int k = 260; k < OP_BYTES; k++)
+            for (int k = version == 2 ? 260 : 268; k < OP_BYTES; k++)
                 if (r[k]) return BAD("op %u (%s): reserved byte %d is not zero", i, o->name, k);
             int32_t w[15];
             for (int k = 0; k < 15; k++) w[k] = (int32_t)get32(r + 200 + 4 * k);
@@ -350,7 +366,7 @@ static rg_status parse(uint8_t *f, size_t size, rg_rgm *m, rg_error *err)
             return BAD("op %u (%s): kernel %dx%d outside [1, 32]", i, o->name, (int)o->k_h, (int)o->k_w);
         op_arrays a = arrays_of(m, o);
         for (int k = 0; k < n_arrays; k++) {
-            uint64_t off = get64(r + 152 + 8 * k);
+            uint64_t off = get64(r + array_field(k));
             const void *p = NULL;
             if (off != NONE) {
                 if (!a.bytes[k])

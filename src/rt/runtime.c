@@ -24,7 +24,7 @@ static rg_q_conv_params conv_params(const rg_rgm *m, const rg_rgm_op *o)
                               .stride_h = o->stride, .stride_w = o->stride, .dilation_h = 1, .dilation_w = 1,
                               .pad_top = o->pad, .pad_left = o->pad, .in_zp = in->q.zero_point,
                               .out_zp = out->q.zero_point, .act_min = o->act_min, .act_max = o->act_max,
-                              .multipliers = o->multipliers, .shifts = o->shifts};
+                              .multipliers = o->multipliers, .shifts = o->shifts, .scales = o->scales};
 }
 
 static rg_q_fc_params fc_params(const rg_rgm *m, const rg_rgm_op *o, int32_t rows, int32_t k)
@@ -32,7 +32,7 @@ static rg_q_fc_params fc_params(const rg_rgm *m, const rg_rgm_op *o, int32_t row
     const rg_rgm_tensor *in = &m->tensors[o->in[0]], *out = &m->tensors[o->out];
     return (rg_q_fc_params){.batch = rows, .in_features = k, .out_features = o->out_c, .in_zp = in->q.zero_point,
                             .out_zp = out->q.zero_point, .act_min = o->act_min, .act_max = o->act_max,
-                            .multipliers = o->multipliers, .shifts = o->shifts};
+                            .multipliers = o->multipliers, .shifts = o->shifts, .scales = o->scales};
 }
 
 /* Bytes of packed weights op i needs (and its path). */

@@ -23,6 +23,7 @@
 /* A small valid model: 6x6x2 -> conv 3x3 (4) -> clamp -> gap -> fc (3). */
 static int8_t w_conv[4 * 3 * 3 * 2], w_fc[3 * 4];
 static int32_t b4[4], m4[4], s4[4], b3[3], m3[3], s3[3];
+static float f3[3] = {0.01f, 0.02f, 0.5f}; /* the fc's fp32 scales (version 3) */
 
 static rg_rgm *small_model(rg_rgm *m, rg_rgm_tensor *t, rg_rgm_op *o)
 {
@@ -45,7 +46,7 @@ static rg_rgm *small_model(rg_rgm *m, rg_rgm_tensor *t, rg_rgm_op *o)
     o[2] = (rg_rgm_op){.kind = RG_RT_GAP, .name = "gap", .in = {2, -1}, .out = 3, .act_min = -128, .act_max = 127,
                        .gap_multiplier = gp.multiplier, .gap_shift = gp.shift};
     o[3] = (rg_rgm_op){.kind = RG_RT_FC, .name = "fc", .in = {3, -1}, .out = 4, .out_c = 3, .act_min = -128,
-                       .act_max = 127, .weights = w_fc, .bias = b3, .multipliers = m3, .shifts = s3};
+                       .act_max = 127, .weights = w_fc, .bias = b3, .multipliers = m3, .shifts = s3, .scales = f3};
     *m = (rg_rgm){.tensors = t, .n_tensors = 5, .ops = o, .n_ops = 4, .input = 0, .output = 4, .mean = 0.5f,
                   .std = 0.25f};
     return m;
@@ -154,6 +155,10 @@ static void test_good_loads(void **state)
     rg_rgm *m;
     CHECK(rg_rgm_parse(good, good_size, "good.rgm", &m, &E));
     assert_int_equal(m->n_ops, 4);
+    assert_int_equal(m->version, 3);
+    assert_null(m->ops[0].scales);
+    assert_true(m->ops[3].scales[2] == 0.5f);
+    assert_string_equal(rg_rgm_requant_name(m), "fp32");
     rg_rt *rt;
     CHECK(rg_rt_prepare(m, NULL, &rt, &E));
     int8_t *arena = malloc(rg_rt_arena_size(rt)), x[72] = {0}, y[3];
@@ -164,7 +169,8 @@ static void test_good_loads(void **state)
     rg_rgm_free(m);
     /* the version 2 model prepares and runs on the reference table */
     CHECK(rg_rgm_parse(good2, good2_size, "good2.rgm", &m, &E));
-    assert_int_equal(m->version, 2);
+    assert_int_equal(m->version, 3);
+    assert_string_equal(rg_rgm_requant_name(m), "fixed");
     assert_int_equal(m->ops[0].act_max_c[3], -50);
     assert_int_equal(m->ops[2].lut[200], table[200]);
     CHECK(rg_rt_prepare(m, NULL, &rt, &E));
@@ -196,13 +202,13 @@ static void test_version_1(void **state)
     rg_rt_invoke(rt, arena, x, y);
     free(arena), free(x), free(y);
     rg_rt_free(rt);
-    /* written again, it becomes a version 2 file of the same model */
+    /* written again, it becomes a version 3 file of the same model */
     void *data;
     size_t size;
     CHECK(rg_rgm_serialize(m, &data, &size, &E));
     rg_rgm *m2;
-    CHECK(rg_rgm_parse(data, size, "v2.rgm", &m2, &E));
-    assert_int_equal(m2->version, 2);
+    CHECK(rg_rgm_parse(data, size, "v3.rgm", &m2, &E));
+    assert_int_equal(m2->version, 3);
     assert_int_equal(m2->n_ops, m->n_ops);
     for (int32_t i = 0; i < m->n_ops; i++) assert_int_equal((int)m2->ops[i].kind, (int)m->ops[i].kind);
     free(data);
@@ -264,10 +270,10 @@ static void test_magic_version(void **state)
     memcpy(f, "GGUF", 4);
     expect_bad(f, good_size, "magic", NULL);
     memcpy(f, good, good_size);
-    put32(f + 4, 3);
-    expect_bad(f, good_size, "version", "3");
+    put32(f + 4, 4);
+    expect_bad(f, good_size, "version", "4");
     put32(f + 4, 0);
-    expect_bad(f, good_size, "version", "versions 1 to 2");
+    expect_bad(f, good_size, "version", "versions 1 to 3");
     free(f);
 }
 
@@ -328,7 +334,8 @@ static void test_fields_behind_valid_checksum(void **state)
     bad_field(conv + 84, 200, "conv", "act_min");
     bad_field(conv + 88, 200, "conv", "act_max");
     bad_field(conv + 148, 2, "op 0", "n_in");
-    bad_field(conv + 260, 1, "op 0", "reserved");
+    bad_field(conv + 260, 1, "op 0", "scales_offset");
+    bad_field(conv + 268, 1, "op 0", "reserved");
     bad_field(conv + OPB - 4, 1, "op 0", "reserved");
     bad_field(conv + 152, 1000000, "op 0", "weights_offset");
     bad_field(conv + 152, 2, "op 0", "weights_offset"); /* every array 4-byte aligned */
@@ -435,6 +442,40 @@ static void test_version_2_fields(void **state)
     bad_field2(shuffle + 300, 1, "op 6 (shuffle)", "reserved");
 }
 
+/* version 3's fp32 scales, each out of range; a version 2 file (no scales:
+ * the offset's bytes reserved, zero) still loads */
+static void test_version_3_scales(void **state)
+{
+    (void)state;
+    const size_t ops = (size_t)get64(good + 56), blob = (size_t)get64(good + 64);
+    const size_t relu = ops + OPB, fc = ops + 3 * OPB, sc = blob + (size_t)get64(good + fc + 260);
+    float bad[] = {NAN, INFINITY, -0.25f};
+    for (int k = 0; k < 3; k++) {
+        uint32_t u;
+        memcpy(&u, &bad[k], 4);
+        bad_field(sc + 4, u, "op 3 (fc)", "scales[1]");
+    }
+    bad_field(fc + 260, 6, "op 3", "scales_offset");                               /* unaligned */
+    bad_field(fc + 260, (uint32_t)(good_size - blob - 8), "op 3", "scales_offset"); /* past the blob */
+    bad_field(relu + 260, 0, "op 1", "scales_offset given");
+    /* version 2: the same model without scales, the field zero */
+    uint8_t *f = malloc(good2_size);
+    memcpy(f, good2, good2_size);
+    const size_t ops2 = (size_t)get64(good2 + 56);
+    for (uint32_t i = 0; i < get32(good2 + 28); i++) memset(f + ops2 + (size_t)i * OPB + 260, 0, 8);
+    put32(f + 4, 2);
+    reseal(f, good2_size);
+    rg_rgm *m;
+    CHECK(rg_rgm_parse(f, good2_size, "v2.rgm", &m, &E));
+    assert_int_equal(m->version, 2);
+    for (int32_t i = 0; i < m->n_ops; i++) assert_null(m->ops[i].scales);
+    rg_rgm_free(m);
+    f[ops2 + 263] = 1;
+    reseal(f, good2_size);
+    expect_bad(f, good2_size, "op 0 (pw)", "reserved byte 263");
+    free(f);
+}
+
 static void test_files(void **state)
 {
     (void)state;
@@ -471,6 +512,7 @@ int main(void)
         cmocka_unit_test(test_flipped_bytes),
         cmocka_unit_test(test_magic_version),
         cmocka_unit_test(test_version_1),
+        cmocka_unit_test(test_version_3_scales),
         cmocka_unit_test(test_version_2_fields),
         cmocka_unit_test(test_fields_behind_valid_checksum),
         cmocka_unit_test(test_parameters),

@@ -332,7 +332,7 @@ static void test_eval_matches_qmodel(void **state)
     /* equalized: per-channel clamps in the file, and it runs */
     rgt_expect_cli("REGAIN_CLI", out, sizeof out, 0, "int8 ops", NULL,
                    "export-rgm run/best.safetensors --calib %d --equalize --out eq.rgm", CALIB);
-    rgt_expect_cli("REGAIN_CLI", out, sizeof out, 0, "per-channel clamp", ".rgm version 2", "rt-info eq.rgm");
+    rgt_expect_cli("REGAIN_CLI", out, sizeof out, 0, "per-channel clamp", ".rgm version 3", "rt-info eq.rgm");
     rgt_expect_cli("REGAIN_CLI", out, sizeof out, 0, "top-1 accuracy", NULL, "eval eq.rgm --data fashion-mnist --limit 50");
     /* a damaged file: exit 4 (malformed input), the file and the problem named */
     size_t size;

@@ -164,7 +164,7 @@ static void test_every_new_op(void **state)
     free(fa);
 
     char out[1 << 15];
-    rgt_expect_cli("REGAIN_CLI", out, sizeof out, 0, ".rgm version 2", "hswish table", "rt-info ops.rgm");
+    rgt_expect_cli("REGAIN_CLI", out, sizeof out, 0, ".rgm version 3", "hswish table", "rt-info ops.rgm");
     assert_non_null(strstr(out, "sigmoid table"));
     assert_non_null(strstr(out, "per-channel clamp"));
     assert_non_null(strstr(out, "channels [4, 8)"));
