@@ -42,7 +42,7 @@ static void require_tool(const char *tool)
 
 /* Lowers g (random weights, calibrated on 32 noise images) and writes the
  * .rgm to rgt_root/name; returns the loaded model. */
-static rg_rgm *lowered(rg_graph *g, const char *name)
+static rg_rgm *lowered_as(rg_graph *g, const char *name, int fp32)
 {
     const rg_value *in = &g->values[g->input];
     size_t image = (size_t)in->shape.h * in->shape.w * in->shape.c;
@@ -57,6 +57,7 @@ static rg_rgm *lowered(rg_graph *g, const char *name)
     cfg.batch = 16;
     rg_qmodel *qm;
     CHECK(rg_quant_lower(g, calib, 32, &cfg, &qm, &E));
+    if (fp32) CHECK(rg_qmodel_use_fp32(qm, &E));
     free(calib);
     CHECK(rg_rgm_write_qmodel(qm, 0.3f, 0.35f, rgt_in_root(name), &E));
     rg_qmodel_free(qm);
@@ -64,6 +65,8 @@ static rg_rgm *lowered(rg_graph *g, const char *name)
     CHECK(rg_rgm_load(rgt_in_root(name), &m, &E));
     return m;
 }
+
+static rg_rgm *lowered(rg_graph *g, const char *name) { return lowered_as(g, name, 0); }
 
 /* Reads the "output k:" line of a self-check's output into y (n values). */
 static void parse_output(const char *text, int k, int8_t *y, size_t n)
@@ -380,6 +383,30 @@ static void test_mbv2_tiny(void **state)
     rg_graph_free(g);
 }
 
+/* mbv2-tiny with fp32 requantization (regain quantize --requant fp32): the
+ * Cortex-M4F's and M7's single-precision FPU give the host's bits, and the
+ * flash holds the scales alone (4 bytes a channel, not 8). */
+static void test_mbv2_tiny_fp32(void **state)
+{
+    (void)state;
+    require_tool("arm-none-eabi-gcc");
+    require_tool("qemu-system-arm");
+    rg_graph *g;
+    CHECK(rg_zoo_build("mbv2-tiny", 28, 28, 1, 10, &g, &E));
+    rg_rgm *m = lowered_as(g, "mbv2f.rgm", 1);
+    assert_string_equal(rg_rgm_requant_name(m), "fp32");
+    rg_export_c_stats st;
+    export_and_run(m, "mbv2f", 2, 1, &st);
+    assert_int_equal(st.const_bytes, rg_rgm_param_bytes(m));
+    size_t size;
+    char *c = rgt_read_file(rgt_in_root("mbv2f/model.c"), &size);
+    assert_non_null(strstr(c, ".scales = f0"));
+    assert_null(strstr(c, ".multipliers = m0"));
+    free(c);
+    rg_rgm_free(m);
+    rg_graph_free(g);
+}
+
 /* mbv2-tiny lowered with cross-layer equalization: its ReLU6 layers carry
  * per-channel clamps that bind (tests/support/qmodel_fixture.h); on both
  * boards. */
@@ -466,6 +493,7 @@ int main(void)
         cmocka_unit_test(test_concat4),
         cmocka_unit_test(test_mbv2_tiny),
         cmocka_unit_test(test_mbv2_tiny_equalized),
+        cmocka_unit_test(test_mbv2_tiny_fp32),
     };
     return cmocka_run_group_tests(tests, rgt_root_setup, rgt_root_teardown);
 }

@@ -200,6 +200,47 @@ static void test_mbv2_tiny(void **state)
     rg_graph_free(g);
 }
 
+/* fp32 requantization (.rgm version 3 scales): every table against the
+ * integer reference, the file round trip, the float entry; and the rule is
+ * really the other one: inner tensors differ from the fixed-point model's
+ * (ties and last-bit differences of the two roundings). */
+static void test_mbv2_tiny_fp32(void **state)
+{
+    (void)state;
+    rg_graph *g;
+    CHECK(rg_zoo_build("mbv2-tiny", 28, 28, 1, 10, &g, &E));
+    rg_qmodel *fixed = lower(g, 28 * 28, NULL), *qm = lower(g, 28 * 28, NULL);
+    CHECK(rg_qmodel_use_fp32(qm, &E));
+    check_model(qm, "mbv2-tiny fp32");
+    rg_qmodel_plan_arena(fixed, 1);
+    rg_qmodel_plan_arena(qm, 1);
+    const rg_qtensor *ti = &qm->tensors[qm->input];
+    size_t in_n = (size_t)ti->h * ti->w * ti->c;
+    int8_t *x = malloc(in_n * 4), *a1 = malloc(rg_qmodel_arena_bytes(fixed, 4)), *a2 = malloc(rg_qmodel_arena_bytes(qm, 4));
+    int8_t out1[40], out2[40];
+    rg_rng r = rg_rng_keyed(7, 0, 0);
+    for (size_t i = 0; i < in_n * 4; i++) x[i] = (int8_t)((int)rg_rng_below(&r, 256) - 128);
+    CHECK(rg_qmodel_run(fixed, a1, x, 4, out1, &E));
+    CHECK(rg_qmodel_run(qm, a2, x, 4, out2, &E));
+    size_t differ = 0, total = 0;
+    for (int32_t t = 0; t < qm->n_tensors; t++) {
+        const rg_qtensor *q = &qm->tensors[t];
+        size_t n = (size_t)q->h * q->w * q->c * 4;
+        const int8_t *p1 = rg_qmodel_tensor(fixed, a1, 4, t), *p2 = rg_qmodel_tensor(qm, a2, 4, t);
+        for (size_t i = 0; i < n; i++) differ += p1[i] != p2[i];
+        total += n;
+    }
+    print_message("fp32 against fixed-point requantization: %zu of %zu int8 values differ\n", differ, total);
+    assert_true(differ > 0);
+    /* the same model: last-bit differences, which spread through the layers
+     * below (about 6 % of all values here, on noise inputs) */
+    assert_true(differ < total / 5);
+    free(x), free(a1), free(a2);
+    rg_qmodel_free(fixed);
+    rg_qmodel_free(qm);
+    rg_graph_free(g);
+}
+
 /* Equalized: the ReLU6 layers carry per-channel clamps (.rgm version 2),
  * which now export and run bit-exact; the clamps change the outputs (so the
  * comparison would catch a runtime that skipped them). */
@@ -362,6 +403,7 @@ int main(void)
         cmocka_unit_test(test_every_kind),
         cmocka_unit_test(test_mbv2_tiny),
         cmocka_unit_test(test_mbv2_tiny_equalized),
+        cmocka_unit_test(test_mbv2_tiny_fp32),
         cmocka_unit_test(test_eval_matches_qmodel),
     };
     return cmocka_run_group_tests(tests, rgt_root_setup, rgt_root_teardown);
