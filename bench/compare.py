@@ -67,7 +67,7 @@ REGAIN_ARGS = ("bench {work} {model} --batch {batch} --threads {threads} "
                "--steps {windows} --window {steps} --warmup {warmup} --json")
 # int8 works: the same windows through the int8 runtime
 REGAIN_INT8_ARGS = ("bench int8 {model} --batch {batch} --threads {threads} "
-                    "--steps {windows} --window {steps} --warmup {warmup} --json")
+                    "--steps {windows} --window {steps} --warmup {warmup} --requant {requant} --json")
 
 # The issue's table: (work, model, batch, threads, steps per window). Steps
 # per window are sized so that one window of the slowest tool lasts about a
@@ -186,6 +186,9 @@ def parse_args(argv):
     ap.add_argument("--int8", action="store_true",
                     help="issue 8's table: int8 mbv2-tiny at batch 1 on 1 thread and batch 256 on 2 threads "
                          "(regain int8, regain float, PyTorch int8, ONNX Runtime int8)")
+    ap.add_argument("--requant", choices=("fixed", "fp32"), default="fixed",
+                    help="regain int8's requantization (regain quantize --requant): fixed-point multipliers "
+                         "(default, TFLite's reference rule) or fp32 scales (the peers' rule)")
     ap.add_argument("--quick", action="store_true",
                     help="smoke check: 1 round, 2 windows of a tenth of the steps, 1 warm-up step")
     ap.add_argument("--out", default=os.path.join(BENCH, "out", "compare"), help="output folder (default bench/out/compare)")
@@ -223,7 +226,7 @@ def warmup_steps(work, args):
 def placeholders(work, args):
     return dict(work=work.work, model=work.model, batch=work.batch, threads=work.threads,
                 steps=work.steps, windows=args.windows, warmup=warmup_steps(work, args),
-                total_steps=work.steps * args.windows)
+                total_steps=work.steps * args.windows, requant=getattr(args, "requant", "fixed"))
 
 
 def clean_env(**extra):
@@ -580,6 +583,8 @@ def render(summary, args, meta, failures):
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.requant == "fp32":  # the tables say which rule regain int8 ran
+        INT8_TOOL_NAMES["regain"] = "regain int8 (fp32 requant)"
     preflight(args)
     os.makedirs(os.path.join(args.out, "logs"), exist_ok=True)
     ensure_onnx(args.works, args)

@@ -155,15 +155,13 @@ static inline __attribute__((always_inline)) void tile(const rg_qk_gemm *L, cons
     __m512i c00 = z, c01 = z, c02 = z, c03 = z, c10 = z, c11 = z, c12 = z, c13 = z;
     __m512i c20 = z, c21 = z, c22 = z, c23 = z, c30 = z, c31 = z, c32 = z, c33 = z;
     const uint8_t *x0 = xr[0], *x1 = xr[1], *x2 = xr[2], *x3 = xr[3];
-    /* x + 128 as u8: the 4 bytes broadcast straight from memory (a load on
-     * Zen 4, where a broadcast from a general register costs a transfer),
-     * then flipped in the vector */
-    const __m512i flip = _mm512_set1_epi32((int32_t)0x80808080u);
     const int8_t *w0 = wp, *w1 = wp + (size_t)groups * 64, *w2 = wp + (size_t)2 * groups * 64,
                  *w3 = wp + (size_t)3 * groups * 64;
 #define ROW(xp, a0, a1, a2, a3)                                                                                    \
     do {                                                                                                         \
-        __m512i a = _mm512_xor_si512(_mm512_broadcastd_epi32(_mm_loadu_si32((xp) + 4 * (size_t)g)), flip);        \
+        uint32_t a4;                                                                                             \
+        memcpy(&a4, (xp) + 4 * (size_t)g, 4);                                                                    \
+        __m512i a = _mm512_set1_epi32((int32_t)(a4 ^ 0x80808080u));                                              \
         a0 = _mm512_dpbusd_epi32(a0, a, b0);                                                                     \
         if (np > 1) a1 = _mm512_dpbusd_epi32(a1, a, b1);                                                         \
         if (np > 2) a2 = _mm512_dpbusd_epi32(a2, a, b2);                                                         \
