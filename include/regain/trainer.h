@@ -99,6 +99,7 @@ typedef struct {
     int32_t ptq_calib;          /* calibration images */
     char ptq_observer[16];      /* minmax | moving-average | percentile | mse | entropy */
     int32_t ptq_per_tensor, ptq_equalize, ptq_bias_correct, ptq_adaround;
+    int32_t ptq_requant_fp32;   /* conv, depthwise, fc requantize with fp32 scales */
 } rg_train_config;
 
 /* The defaults (the benchmark recipe: SGD 0.1 Nesterov, wd 5e-4, cosine,

@@ -79,12 +79,13 @@ rg_status rg_exp_run_quantize(rg_exp_job *job, rg_error *err)
     if (!st) st = rg_graph_stats_compute(g, &gs, err);
     if (!st) {
         char msg[1024];
-        snprintf(msg, sizeof msg, "quantizing %s: %d calibration images, observer %s, %s weights%s%s%s", c->init,
+        snprintf(msg, sizeof msg, "quantizing %s: %d calibration images, observer %s, %s weights%s%s%s%s", c->init,
                  (int)n_calib, rg_obs_kind_name(lc.observer.kind), lc.per_channel ? "per-channel" : "per-tensor",
                  lc.equalize ? ", equalization" : "", lc.bias_correct ? ", bias correction" : "",
-                 lc.adaround ? ", AdaRound" : "");
+                 lc.adaround ? ", AdaRound" : "", c->ptq_requant_fp32 ? ", fp32 requantization" : "");
         note(job, msg);
         st = rg_quant_lower(g, calib, n_calib, &lc, &m, err);
+        if (!st && c->ptq_requant_fp32) st = rg_qmodel_use_fp32(m, err);
     }
     if (!st) st = rg_qmodel_evaluate_rt(m, &test, mean, std, NULL, NULL, &r, err);
     char path[1100];

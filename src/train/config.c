@@ -26,7 +26,8 @@ typedef struct {
  * text is what the experiment store hashes to know a finished run, so a key
  * added after runs were recorded goes here: runs that do not use it keep
  * their text, and their results. */
-static const char *const quiet_keys[] = {"select_per_class", "select_relabel", "select_refresh", NULL};
+static const char *const quiet_keys[] = {"select_per_class", "select_relabel", "select_refresh", "ptq_requant_fp32",
+                                         NULL};
 
 static int quiet(const char *name)
 {
@@ -116,6 +117,7 @@ static const key_def keys[] = {
     {"ptq_equalize", K_BOOL, F(ptq_equalize), 0, 1, "kind = quantize: cross-layer equalization (ReLU6-safe)"},
     {"ptq_bias_correct", K_BOOL, F(ptq_bias_correct), 0, 1, "kind = quantize: empirical bias correction"},
     {"ptq_adaround", K_BOOL, F(ptq_adaround), 0, 1, "kind = quantize: learned weight rounding (AdaRound)"},
+    {"ptq_requant_fp32", K_BOOL, F(ptq_requant_fp32), 0, 1, "kind = quantize: requantize conv, depthwise and fc with fp32 scales (regain quantize --requant fp32)"},
 };
 #define N_KEYS (sizeof keys / sizeof keys[0])
 

@@ -39,6 +39,7 @@ static const char recipe[] = "[experiment]\n"
                              "ptq_per_tensor = 1\n"
                              "ptq_equalize = 1\n"
                              "ptq_bias_correct = 1\n"
+                             "ptq_requant_fp32 = 1\n"
                              "[compare int8-vs-float]\n"
                              "baseline = float\n"
                              "treatment = int8\n";
@@ -81,6 +82,11 @@ static void test_quantize_runs(void **state)
     rg_rgm *m;
     CHECK(rg_rgm_load(rgt_in_root("runs/q/int8/seed1/int8.rgm"), &m, &E));
     assert_true(m->n_ops > 3);
+    assert_string_equal(rg_rgm_requant_name(m), "fixed");
+    rg_rgm_free(m);
+    /* ptq_requant_fp32: the layers carry fp32 scales */
+    CHECK(rg_rgm_load(rgt_in_root("runs/q/int8-remedies/seed1/int8.rgm"), &m, &E));
+    assert_string_equal(rg_rgm_requant_name(m), "fp32");
     rg_rgm_free(m);
 
     /* cached: nothing runs again; the report compares int8 with float */
