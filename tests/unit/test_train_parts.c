@@ -534,6 +534,7 @@ static const struct {
     {"ptq_equalize", "yes"},
     {"ptq_bias_correct", "yes"},
     {"ptq_adaround", "yes"},
+    {"ptq_requant_fp32", "1"},
     {"threads", "3"},
     {"workers", "5"},
     {"label_noise", "0.4"},
@@ -605,6 +606,7 @@ static void test_config_round_trip(void **state)
     assert_null(strstr(def_text, "select_per_class"));
     assert_null(strstr(def_text, "select_relabel"));
     assert_null(strstr(def_text, "select_refresh"));
+    assert_null(strstr(def_text, "ptq_requant_fp32"));
     for (size_t i = 0; i < N_EVERY; i++) {
         rg_train_config one = def;
         if (rg_train_config_set(&one, every_key[i].key, every_key[i].value, &err) != RG_OK)
@@ -656,6 +658,7 @@ static void test_config_round_trip(void **state)
     back.select_per_class = def.select_per_class;
     back.select_relabel = def.select_relabel;
     back.select_refresh = def.select_refresh;
+    back.ptq_requant_fp32 = def.ptq_requant_fp32;
     assert_int_equal(rg_train_config_parse(&back, def_text, "defaults", &err), RG_OK);
     text2 = rg_train_config_format(&back);
     assert_string_equal(text2, def_text);
