@@ -29,19 +29,21 @@ int cmd_export_rgm(int argc, char **argv)
 {
     const char *ckpt = NULL, *out = NULL, *data = "fashion-mnist";
     int32_t n_calib = 256;
-    int raw = 0, per_tensor = 0, equalize = 0;
+    int raw = 0, per_tensor = 0, equalize = 0, fp32 = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             printf("usage: regain export-rgm CHECKPOINT --out MODEL.rgm [--calib N] [--data fashion-mnist|DIR]\n"
-                   "                        [--per-tensor] [--equalize] [--raw]\n"
+                   "                        [--per-tensor] [--equalize] [--requant fixed|fp32] [--raw]\n"
                    "\n"
                    "Lowers a trained checkpoint to int8 (batch norms folded, ReLUs fused,\n"
                    "activation ranges calibrated on the first N training images, default 256)\n"
                    "and writes the integer runtime's model file (docs/runtime.md). Weights are\n"
                    "quantized per output channel unless --per-tensor; the EMA weights are used\n"
                    "when the checkpoint has them, unless --raw. --equalize applies cross-layer\n"
-                   "equalization first (ReLU6 layers then carry per-channel clamps).\n");
+                   "equalization first (ReLU6 layers then carry per-channel clamps). --requant fp32\n"
+                   "requantizes conv, depthwise and fc layers with float scales instead of integer\n"
+                   "multipliers (docs/quantization.md: faster on x86, not TFLite's reference rule).\n");
             return EXIT_OK;
         }
         if (!strcmp(a, "--raw")) raw = 1;
@@ -56,7 +58,11 @@ int cmd_export_rgm(int argc, char **argv)
             const char *v = argv[++i];
             if (!strcmp(a, "--out")) out = v;
             else if (!strcmp(a, "--data")) data = v;
-            else if (!strcmp(a, "--calib")) {
+            else if (!strcmp(a, "--requant")) {
+                if (strcmp(v, "fixed") && strcmp(v, "fp32"))
+                    return cli_usage_error("export-rgm", "--requant %s: need fixed or fp32", v);
+                fp32 = !strcmp(v, "fp32");
+            } else if (!strcmp(a, "--calib")) {
                 if (int_value(v, 1, 100000, &n_calib))
                     return cli_usage_error("export-rgm", "--calib %s: need an integer in [1, 100000]", v);
             } else return cli_usage_error("export-rgm", "unknown option %s", a);
@@ -93,6 +99,7 @@ int cmd_export_rgm(int argc, char **argv)
     cfg.per_channel = !per_tensor;
     cfg.equalize = equalize;
     if (!st) st = rg_quant_lower(g, calib, n_calib, &cfg, &qm, &err);
+    if (!st && fp32) st = rg_qmodel_use_fp32(qm, &err);
     if (!st) st = rg_rgm_write_qmodel(qm, mean, std, out, &err);
     if (!st) {
         rg_rgm *m;

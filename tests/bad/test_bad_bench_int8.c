@@ -15,6 +15,7 @@ static void test_json_and_batches(void **state)
 {
     (void)state;
     expect_cli(0, "\"tool\": \"regain\"", "\"work\": \"int8\"", "bench int8 mbv2-tiny --steps 3 --warmup 1 --json");
+    expect_cli(0, "\"requant\": \"fp32\"", NULL, "bench int8 mbv2-tiny --steps 3 --warmup 1 --requant fp32 --json");
     assert_non_null(strstr(out, "\"batch\": 1, \"threads\": 1"));
     assert_non_null(strstr(out, "\"images_per_s\": "));
     assert_null(strstr(out, "\"images_per_s\": 0.00"));
@@ -29,6 +30,7 @@ static void test_bad(void **state)
 {
     (void)state;
     expect_cli(2, "--threads", "[1, 256]", "bench int8 mbv2-tiny --threads 0");
+    expect_cli(2, "--requant", "'int16' is not fixed or fp32", "bench int8 mbv2-tiny --requant int16");
     expect_cli(2, "--micro-batch", "integer", "bench int8 mbv2-tiny --micro-batch x");
     expect_cli(2, "--batch", "integer", "bench int8 mbv2-tiny --batch -3");
     expect_cli(2, "--isa", "avx512vnni", "bench int8 mbv2-tiny --isa sse9");

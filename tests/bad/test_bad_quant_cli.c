@@ -93,6 +93,9 @@ static void test_command_line(void **state)
     expect_cli(2, "--calib", "'-5'", "quantize '%s' --calib -5", ckpt);
     expect_cli(2, "--observer: 'kl' is not an observer", "entropy", "quantize '%s' --observer kl", ckpt);
     expect_cli(2, "--percentile", "needs --observer percentile", "quantize '%s' --percentile 99.9", ckpt);
+    expect_cli(2, "--requant must be fixed or fp32", "'float'", "quantize '%s' --requant float", ckpt);
+    expect_cli(2, "--requant", "needs a value", "quantize '%s' --requant", ckpt);
+    expect_cli(2, "--requant bad: need fixed or fp32", NULL, "export-rgm '%s' --requant bad --out x.rgm", ckpt);
     expect_cli(2, "--percentile", "(50, 100]", "quantize '%s' --observer percentile --percentile 40", ckpt);
     expect_cli(2, "needs a value", "--observer", "quantize '%s' --observer", ckpt);
     expect_cli(2, "unknown option or bad value", "--bogus", "quantize '%s' --bogus 1", ckpt);
