@@ -298,8 +298,8 @@ static int run_predictions(const run_args *r, int eval)
             for (int32_t i = 0; i < n; i++) printf("%5d  %5d  %9d%s\n", (int)i, (int)ds.labels[i], (int)pred[i],
                                                    pred[i] == ds.labels[i] ? "" : "  (wrong)");
         }
-        printf("%s on %s (%s split, %d images, int8 runtime, %s kernels):\n", r->model, ds.source, r->split, (int)n,
-               rg_rt_table_name(rt));
+        printf("%s on %s (%s split, %d images, int8 runtime, %s kernels, %s requantization):\n", r->model,
+               ds.source, r->split, (int)n, rg_rt_table_name(rt), rg_rgm_requant_name(m));
         printf("top-1 accuracy  %.2f %% (%d / %d)\n", n ? 100.0 * correct / n : 0.0, (int)correct, (int)n);
         printf("latency         %.3f ms per image (batch 1, one thread)\n", n ? 1e3 * (t1 - t0) / n : 0.0);
     }
