@@ -22,6 +22,7 @@
 #include "regain/bias_correct.h"
 #include "regain/equalize.h"
 
+#include <float.h>
 #include <math.h>
 
 #include <stdio.h>
@@ -358,7 +359,7 @@ static rg_status op_scales(const rg_qmodel *m, rg_qop *o, rg_error *err)
     double s_in = m->tensors[o->in[0]].q.scale, s_out = m->tensors[o->out].q.scale;
     for (int32_t c = 0; c < o->out_c; c++) {
         double v = s_in * (double)o->w_scales[c] / s_out;
-        if (!isfinite(v) || v < 0.0 || (float)v > 3.0e38f)
+        if (!isfinite(v) || v < 0.0 || v > FLT_MAX)
             return rg_fail(err, RG_ERR_ARG, "%s: fp32 requantization scale %g of channel %d is not a finite float >= 0",
                            o->name, v, (int)c);
         o->scales[c] = (float)v;

@@ -28,7 +28,7 @@
 #define HEADER_BYTES 80
 #define TENSOR_BYTES 32
 #define OP_BYTES_V1 192
-#define OP_BYTES 320          /* version 2 */
+#define OP_BYTES 320          /* versions 2 and 3 */
 #define N_ARRAYS 7            /* weights, bias, multipliers, shifts, act_max_c, lut, scales */
 #define V2_ARRAYS 6           /* no scales */
 #define V1_KINDS 8
