@@ -99,6 +99,12 @@ typedef struct {
     int32_t in1_multiplier, in1_shift, in2_multiplier, in2_shift;
     int32_t out_multiplier, out_shift;
     int32_t act_min, act_max;
+    /* fp32 requantization (regain/quant.h rg_q_requant_fp32's rule) when
+     * both are > 0: u = (float)(a - in1_zp) * in1_scale, w = (float)(b -
+     * in2_zp) * in2_scale, y = round_half_even(clamp(u + w)) + out_zp, each
+     * step one IEEE single operation; in*_scale = s_in* / s_out. Both 0:
+     * the fixed-point rule above (the multipliers are checked either way). */
+    float in1_scale, in2_scale;
 } rg_q_add_params;
 
 /* From the two inputs' and the output's parameters, as TFLite prepares its

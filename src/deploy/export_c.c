@@ -218,10 +218,12 @@ static rg_status emit_op(const rg_rgm *m, const rg_rt *rt, int32_t i, rg_text *d
         rg_text_printf(decl,
                        "static const rg_q_add_params p%d = {.in1_zp = %d, .in2_zp = %d, .out_zp = %d, .left_shift = %d,\n"
                        "    .in1_multiplier = %ld, .in1_shift = %d, .in2_multiplier = %ld, .in2_shift = %d,\n"
-                       "    .out_multiplier = %ld, .out_shift = %d, .act_min = %d, .act_max = %d};\n\n",
+                       "    .out_multiplier = %ld, .out_shift = %d, .act_min = %d, .act_max = %d,\n"
+                       "    .in1_scale = %af, .in2_scale = %af};\n\n",
                        (int)i, (int)p->in1_zp, (int)p->in2_zp, (int)p->out_zp, (int)p->left_shift,
                        (long)p->in1_multiplier, (int)p->in1_shift, (long)p->in2_multiplier, (int)p->in2_shift,
-                       (long)p->out_multiplier, (int)p->out_shift, (int)p->act_min, (int)p->act_max);
+                       (long)p->out_multiplier, (int)p->out_shift, (int)p->act_min, (int)p->act_max,
+                       (double)p->in1_scale, (double)p->in2_scale);
         rg_text_printf(body, "    if (rg_q_add_s8(&p%d, a + %zu, a + %zu, %zu, a + %zu, NULL)) return %d;\n", (int)i, x,
                        rg_rt_tensor_offset(rt, o->in[1]), n_out, y, (int)i + 1);
         break;

@@ -367,11 +367,20 @@ static rg_status op_scales(const rg_qmodel *m, rg_qop *o, rg_error *err)
     return RG_OK;
 }
 
+/* an add's fp32 scales: each input's scale over the output's */
+static void add_scales(const rg_qmodel *m, rg_qop *o)
+{
+    double s_out = m->tensors[o->out].q.scale;
+    o->add.in1_scale = (float)(m->tensors[o->in[0]].q.scale / s_out);
+    o->add.in2_scale = (float)(m->tensors[o->in[1]].q.scale / s_out);
+}
+
 rg_status rg_qmodel_use_fp32(rg_qmodel *m, rg_error *err)
 {
     m->requant_fp32 = 1;
     for (int32_t i = 0; i < m->n_ops; i++) {
         rg_qop *o = &m->ops[i];
+        if (o->kind == RG_QOP_ADD) add_scales(m, o);
         if (o->kind != RG_QOP_CONV && o->kind != RG_QOP_DEPTHWISE && o->kind != RG_QOP_FC) continue;
         if (!o->w_scales) return rg_fail(err, RG_ERR_ARG, "%s: no weight scales (not a lowered layer)", o->name);
         rg_status st = op_scales(m, o, err);
@@ -423,6 +432,7 @@ rg_status rg_qmodel_requantize_op(rg_qmodel *m, int32_t i, rg_error *err)
     }
     case RG_QOP_ADD:
         st = rg_q_add_prepare(in->q, m->tensors[o->in[1]].q, out->q, RG_Q_ACT_NONE, &o->add, err);
+        if (!st && m->requant_fp32) add_scales(m, o);
         break;
     case RG_QOP_CONCAT:
         for (int32_t k = 0; k < o->n_in && !st; k++)

@@ -29,7 +29,7 @@ const char *rg_rt_kind_name(rg_rt_kind k)
 const char *rg_rgm_requant_name(const rg_rgm *m)
 {
     for (int32_t i = 0; i < m->n_ops; i++)
-        if (m->ops[i].scales) return "fp32";
+        if (m->ops[i].scales || m->ops[i].add.in1_scale > 0.0f) return "fp32";
     return "fixed";
 }
 
@@ -145,6 +145,8 @@ static rg_status check_unused(const rg_rgm_op *o, rg_error *err)
         if (o->cat_multipliers[k] || o->cat_shifts[k])
             return rg_fail(err, RG_ERR_FORMAT, "cat[%d] multiplier / shift set for a %s op without that input", (int)k,
                            kind);
+    if (o->kind != RG_RT_ADD && (o->add.in1_scale != 0.0f || o->add.in2_scale != 0.0f))
+        return rg_fail(err, RG_ERR_FORMAT, "add in1_scale / in2_scale set for a %s op (add only)", kind);
     if (o->kind != RG_RT_SPLIT && o->ch_begin)
         return rg_fail(err, RG_ERR_FORMAT, "ch_begin %d set for a %s op (split only)", (int)o->ch_begin, kind);
     if (o->kind != RG_RT_SHUFFLE && o->groups)

@@ -12,8 +12,8 @@
  * weights, biases, multipliers, shifts, per-channel clamps, lookup tables,
  * fp32 scales, each array 64-byte aligned, referenced from the op records
  * by offset in the blob (NONE = all ones). Version 3 is written: version
- * 2's record with the scales' offset at byte 260 (reserved, zero, in
- * version 2). Version 1 files (the first eight kinds, no per-channel
+ * 2's record with the scales' offset at byte 260 and an add's two f32
+ * scales at 268 and 272 (reserved, zero, in version 2). Version 1 files (the first eight kinds, no per-channel
  * clamps) still load: their records are the first 192 bytes of version
  * 2's, with n_in (byte 148) and the act_max_c offset (184) reserved as
  * zeros. */
@@ -213,6 +213,8 @@ rg_status rg_rgm_serialize(const rg_rgm *m, void **data, size_t *size, rg_error 
                                    o->cat_shifts[3], o->ch_begin, o->groups, o->mul_multiplier, o->mul_shift,
                                    o->lut_fn};
         for (size_t k = 0; k < sizeof fields2 / sizeof fields2[0]; k++) put32(r + 200 + 4 * k, (uint32_t)fields2[k]);
+        putf(r + 268, o->add.in1_scale); /* version 3: an add's fp32 scales (0: fixed-point) */
+        putf(r + 272, o->add.in2_scale);
         op_arrays a = arrays_of(m, o);
         for (int k = 0; k < N_ARRAYS; k++) {
             const void *src = array_ptr(o, k);
@@ -321,7 +323,8 @@ static rg_status parse(uint8_t *f, size_t size, rg_rgm *m, rg_error *err)
         o->in[2] = o->in[3] = -1;
         o->k_h = v[3], o->k_w = v[4], o->stride = v[5], o->pad = v[6], o->out_c = v[7];
         o->act_min = v[8], o->act_max = v[9];
-        o->add = (rg_q_add_params){v[10], v[11], v[12], v[13], v[14], v[15], v[16], v[17], v[18], v[19], v[20], v[21]};
+        o->add = (rg_q_add_params){v[10], v[11], v[12], v[13], v[14], v[15], v[16], v[17], v[18], v[19], v[20], v[21],
+                                   version >= 3 ? getf(r + 268) : 0.0f, version >= 3 ? getf(r + 272) : 0.0f};
         o->gap_multiplier = v[22], o->gap_shift = v[23];
         int32_t nin = o->kind == RG_RT_ADD || o->kind == RG_RT_MUL ? 2 : 1;
         if (version == 1) {
@@ -330,7 +333,7 @@ static rg_status parse(uint8_t *f, size_t size, rg_rgm *m, rg_error *err)
             for (int k = 184; k < OP_BYTES_V1; k++)
                 if (r[k]) return BAD("op %u (%s): reserved byte %d is not zero", i, o->name, k);
         } else {
-            for (int k = version == 2 ? 260 : 268; k < OP_BYTES; k++)
+            for (int k = version == 2 ? 260 : 276; k < OP_BYTES; k++)
                 if (r[k]) return BAD("op %u (%s): reserved byte %d is not zero", i, o->name, k);
             int32_t w[15];
             for (int k = 0; k < 15; k++) w[k] = (int32_t)get32(r + 200 + 4 * k);

@@ -335,7 +335,8 @@ static void test_fields_behind_valid_checksum(void **state)
     bad_field(conv + 88, 200, "conv", "act_max");
     bad_field(conv + 148, 2, "op 0", "n_in");
     bad_field(conv + 260, 1, "op 0", "scales_offset");
-    bad_field(conv + 268, 1, "op 0", "reserved");
+    bad_field(conv + 268, 0x3f800000u, "op 0", "in1_scale"); /* an add's fp32 scale on a conv */
+    bad_field(conv + 276, 1, "op 0", "reserved");
     bad_field(conv + OPB - 4, 1, "op 0", "reserved");
     bad_field(conv + 152, 1000000, "op 0", "weights_offset");
     bad_field(conv + 152, 2, "op 0", "weights_offset"); /* every array 4-byte aligned */

@@ -374,6 +374,10 @@ static void test_add(void **state)
             p.out_multiplier = mm[2], p.out_shift = ss[2];
             p.left_shift = rnd(0, 22);
         }
+        if (rep % 5 == 1) { /* the fp32 rule: scales of every size, halves (ties) among them */
+            p.in1_scale = rep % 3 ? a.scale / o.scale : 0.5f;
+            p.in2_scale = rep % 7 ? b.scale / o.scale : 0.25f;
+        }
         assert_int_equal(rg_qk_check_add(&p, &err), RG_OK);
         int64_t n = rep >= 60 ? 1000 + rep % 17 : ns[rep % 9];
         int8_t *x1 = rand_s8((size_t)n, -128, 127), *x2 = rand_s8((size_t)n, -128, 127);
@@ -391,6 +395,12 @@ static void test_add(void **state)
                            .out_multiplier = 1 << 30, .act_min = -128, .act_max = 127};
     assert_int_equal(rg_qk_check_add(&bad, &err), RG_ERR_ARG);
     assert_non_null(strstr(err.msg, "left_shift"));
+    bad.left_shift = 20;
+    bad.in1_scale = 0.5f; /* one scale without the other */
+    assert_int_equal(rg_qk_check_add(&bad, &err), RG_ERR_ARG);
+    assert_non_null(strstr(err.msg, "in2_scale"));
+    bad.in2_scale = NAN;
+    assert_int_equal(rg_qk_check_add(&bad, &err), RG_ERR_ARG);
 }
 
 static void test_gap_clamp(void **state)

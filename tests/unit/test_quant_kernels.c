@@ -277,6 +277,20 @@ static void test_requant_fp32(void **state)
     assert_non_null(strstr(err.msg, "scales[4]"));
     sc[4] = INFINITY;
     assert_int_equal(rg_q_fc_s8(&p, x, w, bias, y, &err), RG_ERR_ARG);
+
+    /* the add: (a - z1) s1 + (b - z2) s2, each product rounded, ties to even:
+     * (3 - 1) * 0.75 + (0 - 2) * 0.5 = 0.5 -> 0; (4 - 1) * 0.75 + 0 = 2.25
+     * -> 2; (5 - 1) * 0.75 + (5 - 2) * 0.5 = 4.5 -> 4; clamped at 10 - 3 */
+    rg_q_add_params ap = {.in1_zp = 1, .in2_zp = 2, .out_zp = 3, .left_shift = 20, .in1_multiplier = 1 << 30,
+                          .in2_multiplier = 1 << 30, .out_multiplier = 1 << 30, .act_min = -128, .act_max = 10,
+                          .in1_scale = 0.75f, .in2_scale = 0.5f};
+    const int8_t xa[4] = {3, 4, 5, 100}, xb[4] = {0, 2, 5, 100};
+    int8_t ya[4];
+    CHECK(rg_q_add_s8(&ap, xa, xb, 4, ya, &E));
+    assert_int_equal(ya[0], 0 + 3);
+    assert_int_equal(ya[1], 2 + 3);
+    assert_int_equal(ya[2], 4 + 3);
+    assert_int_equal(ya[3], 10);
 }
 
 /* ---- add ---- */

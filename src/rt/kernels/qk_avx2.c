@@ -274,8 +274,29 @@ static inline __attribute__((always_inline)) void add_impl(const rg_q_add_params
     }
 }
 
+/* The add's fp32 rule, as qk_vnni.c's add_fp32 (the empty asm: no FMA) */
+static void add_fp32(const rg_q_add_params *p, const int8_t *a, const int8_t *b, int64_t n, int8_t *y)
+{
+    const __m256i z1 = _mm256_set1_epi32(p->in1_zp), z2 = _mm256_set1_epi32(p->in2_zp);
+    const __m256i zo = _mm256_set1_epi32(p->out_zp);
+    const __m256 s1 = _mm256_set1_ps(p->in1_scale), s2 = _mm256_set1_ps(p->in2_scale);
+    const __m256 lo = _mm256_set1_ps((float)(p->act_min - p->out_zp)), hi = _mm256_set1_ps((float)(p->act_max - p->out_zp));
+    for (int64_t i = 0; i < n; i += 8) {
+        int32_t cn = (int32_t)(n - i < 8 ? n - i : 8);
+        __m256 u = _mm256_mul_ps(_mm256_cvtepi32_ps(load_x(a + i, cn, z1)), s1);
+        __m256 w = _mm256_mul_ps(_mm256_cvtepi32_ps(load_x(b + i, cn, z2)), s2);
+        __asm__("" : "+x"(u), "+x"(w));
+        __m256 v = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(u, w), lo), hi);
+        store8(y + i, _mm256_add_epi32(_mm256_cvtps_epi32(v), zo), cn);
+    }
+}
+
 static void add(const rg_q_add_params *p, const int8_t *a, const int8_t *b, int64_t n, int8_t *y)
 {
+    if (p->in1_scale > 0.0f) {
+        add_fp32(p, a, b, n, y);
+        return;
+    }
     if (p->in1_shift > 0 || p->in2_shift > 0 || p->out_shift > 0) add_impl(p, a, b, n, y, 1);
     else add_impl(p, a, b, n, y, 0);
 }

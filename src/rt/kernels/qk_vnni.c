@@ -703,8 +703,33 @@ static inline __attribute__((always_inline)) void add_split(const rg_q_add_param
     }
 }
 
+/* The add's fp32 rule (regain/quant_kernels.h, rg_q_add_params.in1_scale):
+ * the two products rounded on their own, then summed. The empty asm keeps
+ * GCC from fusing a product and the sum into one FMA (it contracts vector
+ * arithmetic written with intrinsics too), which would round once where the
+ * reference rounds twice. */
+static void add_fp32(const rg_q_add_params *p, const int8_t *a, const int8_t *b, int64_t n, int8_t *y)
+{
+    const __m512i z1 = _mm512_set1_epi32(p->in1_zp), z2 = _mm512_set1_epi32(p->in2_zp);
+    const __m512i zo = _mm512_set1_epi32(p->out_zp);
+    const __m512 s1 = _mm512_set1_ps(p->in1_scale), s2 = _mm512_set1_ps(p->in2_scale);
+    const __m512 lo = _mm512_set1_ps((float)(p->act_min - p->out_zp)), hi = _mm512_set1_ps((float)(p->act_max - p->out_zp));
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 keep = lanes((int32_t)(n - i < 16 ? n - i : 16));
+        __m512 u = _mm512_mul_ps(_mm512_cvtepi32_ps(load_x(a + i, keep, z1)), s1);
+        __m512 w = _mm512_mul_ps(_mm512_cvtepi32_ps(load_x(b + i, keep, z2)), s2);
+        __asm__("" : "+v"(u), "+v"(w));
+        __m512 v = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(u, w), lo), hi);
+        store16(y + i, keep, _mm512_add_epi32(_mm512_cvtps_epi32(v), zo));
+    }
+}
+
 static void add(const rg_q_add_params *p, const int8_t *a, const int8_t *b, int64_t n, int8_t *y)
 {
+    if (p->in1_scale > 0.0f) {
+        add_fp32(p, a, b, n, y);
+        return;
+    }
     if (in_scale_ok(p->left_shift, p->in1_shift) && in_scale_ok(p->left_shift, p->in2_shift)) {
         /* the output's short rounding (rt/kernels/qk.h): |s1 + s2| <= 510
          * 2^ls + 2, so r + 2^(e-1) stays in int32 when this bound holds */
