@@ -22,7 +22,7 @@ const char *const cli_quant_options_help =
     "  --bias-correct      empirical bias correction of the weight quantization error\n"
     "  --adaround          learned weight rounding (AdaRound) on the calibration images\n"
     "  --requant RULE      fixed (default: integer multipliers, TFLite's reference kernels and CMSIS-NN) or\n"
-    "                      fp32 (float scales, as XNNPACK and ONNX Runtime; faster on x86): conv, depthwise, fc\n"
+    "                      fp32 (float scales, as XNNPACK and ONNX Runtime; faster on x86): conv, depthwise, fc, add\n"
     "  --data DIR          dataset (default fashion-mnist)\n"
     "  --seed N            seed of the calibration subset (default 0)\n"
     "  --batch N           images per pass (default 64)\n"

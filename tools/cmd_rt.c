@@ -42,7 +42,7 @@ int cmd_export_rgm(int argc, char **argv)
                    "quantized per output channel unless --per-tensor; the EMA weights are used\n"
                    "when the checkpoint has them, unless --raw. --equalize applies cross-layer\n"
                    "equalization first (ReLU6 layers then carry per-channel clamps). --requant fp32\n"
-                   "requantizes conv, depthwise and fc layers with float scales instead of integer\n"
+                   "requantizes conv, depthwise, fc and add layers with float scales instead of integer\n"
                    "multipliers (docs/quantization.md: faster on x86, not TFLite's reference rule).\n");
             return EXIT_OK;
         }
@@ -178,7 +178,7 @@ int cmd_rt_info(int argc, char **argv)
            (int)to->q.zero_point);
     printf("ops / tensors   %d / %d\n", (int)m->n_ops, (int)m->n_tensors);
     printf("requantization  %s\n", !strcmp(rg_rgm_requant_name(m), "fp32")
-                                        ? "fp32 scales (conv, depthwise, fc)"
+                                        ? "fp32 scales (conv, depthwise, fc, add)"
                                         : "fixed-point multipliers");
     printf("MACs per image  %lld\n", (long long)macs);
     printf("flash           %zu bytes (%.1f KiB) of weights, biases, requantization, clamps and tables\n",

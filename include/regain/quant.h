@@ -169,6 +169,19 @@ static inline int32_t rg_q_mul_by_multiplier(int32_t x, int32_t multiplier, int3
     return rg_q_rdbpot(rg_q_srdhm((int32_t)shifted, multiplier), right);
 }
 
+/* The last steps of the fp32 rule: v clamped to [act_min - zp, act_max -
+ * zp], rounded to the nearest integer, ties to even, plus zp. */
+static inline int32_t rg_q_round_fp32(float v, int32_t zp, int32_t act_min, int32_t act_max)
+{
+    const float lo = (float)(act_min - zp), hi = (float)(act_max - zp);
+    float c = v < lo ? lo : v > hi ? hi : v;
+    return (int32_t)((c + 12582912.0f) - 12582912.0f) + zp;
+}
+
+/* Whether s can be an fp32 requantization scale: finite and >= 0 (NaN
+ * fails every comparison; infinity minus itself is NaN). */
+static inline int rg_q_scale_valid(float s) { return s >= 0.0f && s - s == 0.0f; }
+
 /* The fp32 requantization, a layer's alternative to the multipliers
  * (regain/quant_kernels.h, `scales`): the accumulator times the channel's
  * float scale (s_in * s_w / s_out), in IEEE single precision, clamped to
@@ -181,10 +194,8 @@ static inline int32_t rg_q_mul_by_multiplier(int32_t x, int32_t multiplier, int3
  * even) mode without libm; after the clamp |v| <= 255. */
 static inline int32_t rg_q_requant_fp32(int32_t acc, float scale, int32_t zp, int32_t act_min, int32_t act_max)
 {
-    const float lo = (float)(act_min - zp), hi = (float)(act_max - zp);
     volatile float v = (float)acc * scale; /* volatile: rounded on its own, never fused into the add below */
-    float c = v < lo ? lo : v > hi ? hi : v;
-    return (int32_t)((c + 12582912.0f) - 12582912.0f) + zp;
+    return rg_q_round_fp32(v, zp, act_min, act_max);
 }
 
 /* Requantization of one convolution or fully connected layer: for each

@@ -122,7 +122,7 @@ typedef struct {
     size_t tensor_bytes;        /* sum of all tensors' bytes per image (unplanned) */
     size_t image_floats;        /* float arena per image for rg_qmodel_run_ref */
     int per_channel;            /* weights quantized per output channel */
-    int requant_fp32;           /* conv, depthwise and fc requantize with float scales (rg_qmodel_use_fp32) */
+    int requant_fp32;           /* conv, depthwise, fc and add requantize with float scales (rg_qmodel_use_fp32) */
 } rg_qmodel;
 
 typedef struct {
@@ -205,12 +205,13 @@ rg_status rg_qmodel_requantize_op(rg_qmodel *m, int32_t op, rg_error *err);
 /* Switches m's conv, depthwise and fc layers to fp32 requantization
  * (regain/quant.h rg_q_requant_fp32): each gets scales[c] = s_in * s_w[c] /
  * s_out, computed in double and rounded to float, the real multiplier its
- * integer multiplier approximates. The multipliers stay (the .rgm file
- * keeps both). Works on any lowered model, PTQ or QAT; later
+ * integer multiplier approximates; each add gets in1_scale and in2_scale
+ * (regain/quant_kernels.h rg_q_add_params). The multipliers stay (the .rgm
+ * file keeps both). Works on any lowered model, PTQ or QAT; later
  * rg_qmodel_requantize_op calls keep the scales up to date. The default
  * (a model never switched) is the fixed-point rule of TFLite's reference
  * kernels and CMSIS-NN; fp32 is XNNPACK's, ONNX Runtime's and oneDNN's, and
- * about 20 % faster on x86 (docs/quantization.md compares the two). */
+ * about 20 % faster over mbv2-tiny on x86 (docs/quantization.md compares the two). */
 rg_status rg_qmodel_use_fp32(rg_qmodel *m, rg_error *err);
 
 /* The weights op would hold quantized then dequantized (same layout as fw),

@@ -46,16 +46,14 @@ rg_status rg_q_add_s8(const rg_q_add_params *p, const int8_t *a, const int8_t *b
     if (n < 0) return rg_fail(err, RG_ERR_SHAPE, "add_s8: n %lld must be >= 0", (long long)n);
     const float s1 = p->in1_scale, s2 = p->in2_scale;
     if (s1 != 0.0f || s2 != 0.0f) {
-        /* fp32: both finite and > 0 (NaN fails every comparison) */
-        if (!(s1 > 0.0f && s1 - s1 == 0.0f) || !(s2 > 0.0f && s2 - s2 == 0.0f))
+        /* fp32: both finite and > 0 */
+        if (!(s1 > 0.0f && rg_q_scale_valid(s1)) || !(s2 > 0.0f && rg_q_scale_valid(s2)))
             return rg_fail(err, RG_ERR_ARG, "add_s8: in1_scale %g / in2_scale %g must both be finite and > 0 (or both 0)",
                            (double)s1, (double)s2);
-        const float lo = (float)(p->act_min - p->out_zp), hi = (float)(p->act_max - p->out_zp);
         for (int64_t i = 0; i < n; i++) {
             /* volatile: each product rounded on its own, never fused into the sum */
             volatile float u = (float)((int32_t)a[i] - p->in1_zp) * s1, w = (float)((int32_t)b[i] - p->in2_zp) * s2;
-            float v = u + w, c = v < lo ? lo : v > hi ? hi : v;
-            y[i] = (int8_t)((int32_t)((c + 12582912.0f) - 12582912.0f) + p->out_zp);
+            y[i] = (int8_t)rg_q_round_fp32(u + w, p->out_zp, p->act_min, p->act_max);
         }
         return RG_OK;
     }

@@ -41,7 +41,7 @@ rg_status rg_qref_check_requant(const char *op, const int32_t *m, const int32_t 
 {
     if (scales) { /* fp32 requantization: the multipliers are not used */
         for (int32_t c = 0; c < n; c++)
-            if (!(scales[c] - scales[c] == 0.0f) || scales[c] < 0.0f) /* NaN or infinite, or negative */
+            if (!rg_q_scale_valid(scales[c]))
                 return rg_fail(err, RG_ERR_ARG, "%s: scales[%d] = %g must be finite and >= 0", op, (int)c,
                                (double)scales[c]);
         return RG_OK;

@@ -78,7 +78,7 @@ static rg_status check_requant(const rg_rgm_op *o, int32_t n, rg_error *err)
     if (!o->weights || !o->multipliers || !o->shifts)
         return rg_fail(err, RG_ERR_FORMAT, "weights, multipliers and shifts are required");
     for (int32_t c = 0; o->scales && c < n; c++)
-        if (!(o->scales[c] - o->scales[c] == 0.0f) || o->scales[c] < 0.0f) /* NaN, infinite or negative */
+        if (!rg_q_scale_valid(o->scales[c]))
             return rg_fail(err, RG_ERR_FORMAT, "scales[%d] = %g must be finite and >= 0", (int)c, (double)o->scales[c]);
     for (int32_t c = 0; c < n; c++) {
         if (o->multipliers[c] < 0)

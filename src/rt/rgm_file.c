@@ -13,10 +13,10 @@
  * fp32 scales, each array 64-byte aligned, referenced from the op records
  * by offset in the blob (NONE = all ones). Version 3 is written: version
  * 2's record with the scales' offset at byte 260 and an add's two f32
- * scales at 268 and 272 (reserved, zero, in version 2). Version 1 files (the first eight kinds, no per-channel
- * clamps) still load: their records are the first 192 bytes of version
- * 2's, with n_in (byte 148) and the act_max_c offset (184) reserved as
- * zeros. */
+ * scales at 268 and 272 (reserved, zero, in version 2). Version 1 files
+ * (the first eight kinds, no per-channel clamps) still load: their records
+ * are the first 192 bytes of version 2's, with n_in (byte 148) and the
+ * act_max_c offset (184) reserved as zeros. */
 #include "regain/rt.h"
 
 #include <stdlib.h>

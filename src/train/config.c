@@ -117,7 +117,7 @@ static const key_def keys[] = {
     {"ptq_equalize", K_BOOL, F(ptq_equalize), 0, 1, "kind = quantize: cross-layer equalization (ReLU6-safe)"},
     {"ptq_bias_correct", K_BOOL, F(ptq_bias_correct), 0, 1, "kind = quantize: empirical bias correction"},
     {"ptq_adaround", K_BOOL, F(ptq_adaround), 0, 1, "kind = quantize: learned weight rounding (AdaRound)"},
-    {"ptq_requant_fp32", K_BOOL, F(ptq_requant_fp32), 0, 1, "kind = quantize: requantize conv, depthwise and fc with fp32 scales (regain quantize --requant fp32)"},
+    {"ptq_requant_fp32", K_BOOL, F(ptq_requant_fp32), 0, 1, "kind = quantize: requantize conv, depthwise, fc and add with fp32 scales (regain quantize --requant fp32)"},
 };
 #define N_KEYS (sizeof keys / sizeof keys[0])
 
