@@ -126,9 +126,11 @@ rg_status rg_checkpoint_load(const char *path, int prefer_ema, rg_graph **out, r
     if (st) return st;
     const char *fmt = rg_st_meta_get(f, "regain.format"), *spec = rg_st_meta_get(f, "regain.spec");
     if (!fmt || strcmp(fmt, FORMAT) != 0 || !spec) {
+        /* the message quotes the metadata: written before the file is freed */
+        st = rg_fail(err, RG_ERR_FORMAT, "%s: not a regain checkpoint (metadata 'regain.format' is %s%s%s)", path,
+                     fmt ? "'" : "", fmt ? fmt : "missing", fmt ? "'" : "");
         rg_st_free(f);
-        return rg_fail(err, RG_ERR_FORMAT, "%s: not a regain checkpoint (metadata 'regain.format' is %s%s%s)", path,
-                       fmt ? "'" : "", fmt ? fmt : "missing", fmt ? "'" : "");
+        return st;
     }
     char origin[600];
     snprintf(origin, sizeof origin, "%s (regain.spec)", path);
