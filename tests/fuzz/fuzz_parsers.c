@@ -1,7 +1,8 @@
 /* libFuzzer harness for every parser of user input besides the .rgm loader
  * (fuzz_rgm.c): recipes, model specs, trainer configurations, augmentation
  * specs, safetensors files and checkpoints, IDX image and label files,
- * difficulty score files and label-noise maps. The first input byte picks
+ * difficulty score files, label-noise maps and results files (regain runs
+ * import, into a new store for every input). The first input byte picks
  * the parser, the rest is its input. Any bytes must be rejected with an
  * error or accepted; where a parser has a writer, what it accepts must also
  * survive the round trip (format, parse again, same result): a failure
@@ -29,12 +30,13 @@
 #include "regain/recipe.h"
 #include "regain/safetensors.h"
 #include "regain/spec.h"
+#include "regain/store.h"
 #include "regain/trainer.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 enum { P_RECIPE, P_SPEC, P_TRAIN_CONFIG, P_AUGMENT, P_SAFETENSORS, P_CHECKPOINT, P_IDX_IMAGES, P_IDX_LABELS,
-       P_SCORES, P_NOISE_MAP, P_COUNT };
+       P_SCORES, P_RESULTS, P_NOISE_MAP, P_COUNT };
 
 static void check(int ok, const char *what)
 {
@@ -46,13 +48,20 @@ static void check(int ok, const char *what)
 
 /* The input as a file for the path-based readers; NULL if it cannot be
  * written (then the input is skipped). */
+static const char *temp_path(const char *suffix)
+{
+    static char path[2][512];
+    int k = suffix[0] == 'd';
+    if (!path[k][0]) {
+        const char *dir = getenv("TMPDIR");
+        snprintf(path[k], sizeof path[k], "%s/regain-fuzz-%ld.%s", dir && dir[0] ? dir : "/tmp", (long)getpid(), suffix);
+    }
+    return path[k];
+}
+
 static const char *as_file(const uint8_t *data, size_t size)
 {
-    static char path[512];
-    if (!path[0]) {
-        const char *dir = getenv("TMPDIR");
-        snprintf(path, sizeof path, "%s/regain-fuzz-%ld.bin", dir && dir[0] ? dir : "/tmp", (long)getpid());
-    }
+    const char *path = temp_path("bin");
     FILE *f = fopen(path, "wb");
     if (!f) return NULL;
     int ok = fwrite(data, 1, size, f) == size;
@@ -153,6 +162,24 @@ static void fuzz_file(int parser, const uint8_t *data, size_t size)
         rg_curriculum_read_scores(path, 64, scores, &err);
         break;
     }
+    case P_RESULTS: {
+        /* a new store each time: the import's result must not depend on
+         * earlier inputs */
+        const char *db = temp_path("db");
+        char side[600];
+        remove(db);
+        snprintf(side, sizeof side, "%s-wal", db);
+        remove(side);
+        snprintf(side, sizeof side, "%s-shm", db);
+        remove(side);
+        rg_store *s;
+        if (rg_store_open(db, 0, &s, &err) == RG_OK) {
+            rg_store_import_counts counts;
+            rg_store_import(s, path, &counts, &err);
+            rg_store_close(s);
+        }
+        break;
+    }
     }
 }
 
@@ -162,7 +189,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int parser = data[0] % P_COUNT;
     data++;
     size--;
-    if (parser >= P_SAFETENSORS && parser <= P_SCORES) {
+    if (parser >= P_SAFETENSORS && parser <= P_RESULTS) {
         fuzz_file(parser, data, size);
         return 0;
     }
