@@ -90,7 +90,7 @@ static inline __m256i load_x(const int8_t *p, int32_t n, __m256i zp)
 }
 
 static inline __attribute__((always_inline)) void tile(const rg_qk_gemm *L, const int16_t *xs, int32_t rows,
-                                                      int32_t p0, const int np, const int lsh_any, int8_t *y)
+                                                      int32_t p0, const int np, const int rq_mode, int8_t *y)
 {
     const int32_t kpad = L->kpad, groups = kpad / 2, n = L->n;
     const int16_t *wp = (const int16_t *)L->wpack + (size_t)p0 * (size_t)groups * 16;
@@ -123,7 +123,7 @@ static inline __attribute__((always_inline)) void tile(const rg_qk_gemm *L, cons
                 continue;
             }
             int32_t c = c0 + 8 * j;
-            r[j] = RQ(L, c, _mm256_add_epi32(acc[i][j], LD(L->qbias + c)), lsh_any);
+            r[j] = RQ(L, c, _mm256_add_epi32(acc[i][j], LD(L->qbias + c)), rq_mode);
         }
         __m256i a = _mm256_adds_epi16(_mm256_packs_epi32(r[0], r[1]), zp16);
         __m256i v = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(a, a), perm);
@@ -173,7 +173,7 @@ static void gemm(const rg_qk_gemm *Lp, int32_t rows, const int8_t *x, int8_t *y,
  * vpmaddwd + vpaddd in place of vpdpwssd). */
 static inline __attribute__((always_inline)) void dw_pixel(const rg_qk_dw *L, const int8_t *xn, int32_t ih0,
                                                           int32_t iw0, int32_t c0, const int inside, const int KH,
-                                                          const int KW, const int lsh_any, int8_t *yp, __m256i xzp,
+                                                          const int KW, const int rq_mode, int8_t *yp, __m256i xzp,
                                                           __m256i lo, __m256i hi, __m256i zp)
 {
     const int32_t c = L->p.in_c, cpad = L->cpad, in_w = L->p.in_w, in_h = L->p.in_h, cn = c - c0;
@@ -193,12 +193,12 @@ static inline __attribute__((always_inline)) void dw_pixel(const rg_qk_dw *L, co
             acc = _mm256_add_epi32(acc, _mm256_madd_epi16(xv, LD(wr + (size_t)kw * cpad)));
         }
     }
-    __m256i r = RQ(L, c0, acc, lsh_any);
+    __m256i r = RQ(L, c0, acc, rq_mode);
     store8(yp + c0, _mm256_add_epi32(_mm256_min_epi32(_mm256_max_epi32(r, lo), hi), zp), cn);
 }
 
 static inline __attribute__((always_inline)) void dw_impl(const rg_qk_dw *Lp, const int8_t *x, int8_t *y,
-                                                         const int KH, const int KW, const int lsh_any)
+                                                         const int KH, const int KW, const int rq_mode)
 {
     const rg_qk_dw L = *Lp; /* a local copy: int8 stores cannot alias it */
     const rg_q_conv_params *p = &L.p;
@@ -214,9 +214,9 @@ static inline __attribute__((always_inline)) void dw_impl(const rg_qk_dw *Lp, co
                 int32_t ih0 = oh * p->stride_h - p->pad_top, iw0 = ow * p->stride_w - p->pad_left;
                 int inside = ih0 >= 0 && ih0 + span_h < p->in_h && iw0 >= 0 && iw0 + span_w < p->in_w;
                 if (inside)
-                    for (int32_t c0 = 0; c0 < c; c0 += 8) dw_pixel(&L, xn, ih0, iw0, c0, 1, KH, KW, lsh_any, yp, xzp, lo, hi, zp);
+                    for (int32_t c0 = 0; c0 < c; c0 += 8) dw_pixel(&L, xn, ih0, iw0, c0, 1, KH, KW, rq_mode, yp, xzp, lo, hi, zp);
                 else
-                    for (int32_t c0 = 0; c0 < c; c0 += 8) dw_pixel(&L, xn, ih0, iw0, c0, 0, KH, KW, lsh_any, yp, xzp, lo, hi, zp);
+                    for (int32_t c0 = 0; c0 < c; c0 += 8) dw_pixel(&L, xn, ih0, iw0, c0, 0, KH, KW, rq_mode, yp, xzp, lo, hi, zp);
             }
     }
 }

@@ -110,7 +110,7 @@ static inline void store16(int8_t *p, __mmask16 keep, __m512i v)
  * the channel order. */
 static inline __attribute__((always_inline)) void store_row(const rg_qk_gemm *L, __m512i a0, __m512i a1,
                                                            __m512i a2, __m512i a3, int32_t c0, const int np,
-                                                           const int lsh_any, int8_t *yr)
+                                                           const int rq_mode, int8_t *yr)
 {
     const int32_t n = L->n;
     __m512i r[4] = {a0, a1, a2, a3};
@@ -120,7 +120,7 @@ static inline __attribute__((always_inline)) void store_row(const rg_qk_gemm *L,
             continue;
         }
         int32_t c = c0 + 16 * j;
-        r[j] = RQ(L, c, _mm512_add_epi32(r[j], LD(L->qbias + c)), lsh_any);
+        r[j] = RQ(L, c, _mm512_add_epi32(r[j], LD(L->qbias + c)), rq_mode);
     }
     if (np == 1) {
         const __m512i lo = _mm512_set1_epi32(L->act_min - L->out_zp), hi = _mm512_set1_epi32(L->act_max - L->out_zp);
@@ -141,10 +141,10 @@ static inline __attribute__((always_inline)) void store_row(const rg_qk_gemm *L,
 
 /* One tile: MR activation rows (xr[i], read 4 bytes at a time and flipped
  * to u8 = x + 128; rows past `rows` repeat a valid row and are not stored)
- * times np panels of 16 channels from panel p0. np and lsh_any are
+ * times np panels of 16 channels from panel p0. np and rq_mode are
  * constants at each call so the accumulators stay in registers. */
 static inline __attribute__((always_inline)) void tile(const rg_qk_gemm *L, const uint8_t *const *xr,
-                                                      int32_t rows, int32_t p0, const int np, const int lsh_any,
+                                                      int32_t rows, int32_t p0, const int np, const int rq_mode,
                                                       int8_t *y)
 {
     const int32_t groups = L->kpad / 4, n = L->n;
@@ -179,10 +179,10 @@ static inline __attribute__((always_inline)) void tile(const rg_qk_gemm *L, cons
     }
 #undef ROW
     const int32_t c0 = p0 * 16;
-    if (rows > 0) store_row(L, c00, c01, c02, c03, c0, np, lsh_any, y);
-    if (rows > 1) store_row(L, c10, c11, c12, c13, c0, np, lsh_any, y + (size_t)n);
-    if (rows > 2) store_row(L, c20, c21, c22, c23, c0, np, lsh_any, y + (size_t)2 * n);
-    if (rows > 3) store_row(L, c30, c31, c32, c33, c0, np, lsh_any, y + (size_t)3 * n);
+    if (rows > 0) store_row(L, c00, c01, c02, c03, c0, np, rq_mode, y);
+    if (rows > 1) store_row(L, c10, c11, c12, c13, c0, np, rq_mode, y + (size_t)n);
+    if (rows > 2) store_row(L, c20, c21, c22, c23, c0, np, rq_mode, y + (size_t)2 * n);
+    if (rows > 3) store_row(L, c30, c31, c32, c33, c0, np, rq_mode, y + (size_t)3 * n);
 }
 
 static void gemm(const rg_qk_gemm *Lp, int32_t rows, const int8_t *x, int8_t *y, void *scratch)
@@ -240,7 +240,7 @@ static inline __m512i load_x(const int8_t *p, __mmask16 keep, __m512i zp)
 static inline __attribute__((always_inline)) void dw_pixel(const rg_qk_dw *L, const int8_t *xn, int32_t ih0,
                                                           int32_t iw0, int32_t c0, __mmask16 keep,
                                                           const int inside, const int KH, const int KW,
-                                                          const int lsh_any, int8_t *yp, __m512i xzp, __m512i lo,
+                                                          const int rq_mode, int8_t *yp, __m512i xzp, __m512i lo,
                                                           __m512i hi, __m512i zp)
 {
     const int32_t c = L->p.in_c, cpad = L->cpad, in_w = L->p.in_w, in_h = L->p.in_h;
@@ -266,7 +266,7 @@ static inline __attribute__((always_inline)) void dw_pixel(const rg_qk_dw *L, co
     }
     /* int32 sums wrap, so the order of the partial sums does not matter */
     __m512i acc = _mm512_add_epi32(_mm512_add_epi32(part[0], part[1]), part[2]);
-    __m512i r = RQ(L, c0, acc, lsh_any);
+    __m512i r = RQ(L, c0, acc, rq_mode);
     store16(yp + c0, keep, _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(r, lo), hi), zp));
 }
 
@@ -275,7 +275,7 @@ static inline __attribute__((always_inline)) void dw_pixel(const rg_qk_dw *L, co
  * for 64 outputs). */
 static inline __attribute__((always_inline)) void dw_quad(const rg_qk_dw *L, const int8_t *xn, int32_t ih0,
                                                          int32_t iw0, int32_t c0, const int inside, const int KH,
-                                                         const int KW, const int lsh_any, int8_t *yp, __m512i xzp)
+                                                         const int KW, const int rq_mode, int8_t *yp, __m512i xzp)
 {
     const int32_t c = L->p.in_c, cpad = L->cpad, in_w = L->p.in_w, in_h = L->p.in_h;
     const int32_t kh_n = KH ? KH : L->p.k_h, kw_n = KW ? KW : L->p.k_w;
@@ -300,7 +300,7 @@ static inline __attribute__((always_inline)) void dw_quad(const rg_qk_dw *L, con
         }
     }
     __m512i r[4];
-    for (int j = 0; j < 4; j++) r[j] = RQ(L, c0 + 16 * j, acc[j], lsh_any);
+    for (int j = 0; j < 4; j++) r[j] = RQ(L, c0 + 16 * j, acc[j], rq_mode);
     const __m512i zp16 = _mm512_set1_epi16((short)L->p.out_zp);
     const __m512i lo8 = _mm512_set1_epi8((char)L->p.act_min), hi8 = _mm512_set1_epi8((char)L->p.act_max);
     const __m512i perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
@@ -311,7 +311,7 @@ static inline __attribute__((always_inline)) void dw_quad(const rg_qk_dw *L, con
 }
 
 static inline __attribute__((always_inline)) void dw_impl(const rg_qk_dw *Lp, const int8_t *x, int8_t *y,
-                                                         const int KH, const int KW, const int lsh_any)
+                                                         const int KH, const int KW, const int rq_mode)
 {
     const rg_qk_dw L = *Lp; /* a local copy: int8 stores cannot alias it */
     const rg_q_conv_params *p = &L.p;
@@ -328,13 +328,13 @@ static inline __attribute__((always_inline)) void dw_impl(const rg_qk_dw *Lp, co
                 int inside = ih0 >= 0 && ih0 + span_h < p->in_h && iw0 >= 0 && iw0 + span_w < p->in_w;
                 int32_t c0 = 0;
                 if (inside) {
-                    for (; c0 + 64 <= c; c0 += 64) dw_quad(&L, xn, ih0, iw0, c0, 1, KH, KW, lsh_any, yp, xzp);
+                    for (; c0 + 64 <= c; c0 += 64) dw_quad(&L, xn, ih0, iw0, c0, 1, KH, KW, rq_mode, yp, xzp);
                     for (; c0 < c; c0 += 16)
-                        dw_pixel(&L, xn, ih0, iw0, c0, lanes(c - c0), 1, KH, KW, lsh_any, yp, xzp, lo, hi, zp);
+                        dw_pixel(&L, xn, ih0, iw0, c0, lanes(c - c0), 1, KH, KW, rq_mode, yp, xzp, lo, hi, zp);
                 } else {
-                    for (; c0 + 64 <= c; c0 += 64) dw_quad(&L, xn, ih0, iw0, c0, 0, KH, KW, lsh_any, yp, xzp);
+                    for (; c0 + 64 <= c; c0 += 64) dw_quad(&L, xn, ih0, iw0, c0, 0, KH, KW, rq_mode, yp, xzp);
                     for (; c0 < c; c0 += 16)
-                        dw_pixel(&L, xn, ih0, iw0, c0, lanes(c - c0), 0, KH, KW, lsh_any, yp, xzp, lo, hi, zp);
+                        dw_pixel(&L, xn, ih0, iw0, c0, lanes(c - c0), 0, KH, KW, rq_mode, yp, xzp, lo, hi, zp);
                 }
             }
     }
@@ -446,7 +446,7 @@ static inline __attribute__((always_inline)) void dw_gather_row(const rg_qk_dw *
 
 static inline __attribute__((always_inline)) void dw_rows_impl(const rg_qk_dw *Lp, const int8_t *x, int8_t *y,
                                                               int32_t *ring, const int KH, const int KW,
-                                                              const int lsh_any)
+                                                              const int rq_mode)
 {
     const rg_qk_dw L = *Lp; /* a local copy: int8 stores cannot alias it */
     const rg_q_conv_params *p = &L.p;
@@ -485,7 +485,7 @@ static inline __attribute__((always_inline)) void dw_rows_impl(const rg_qk_dw *L
                     __m512i r[4];
                     for (int j = 0; j < 4; j++) {
                         int32_t cc = c0 + 16 * j;
-                        r[j] = RQ(&L, cc, a[j], lsh_any);
+                        r[j] = RQ(&L, cc, a[j], rq_mode);
                     }
                     __m512i u = _mm512_adds_epi16(_mm512_packs_epi32(r[0], r[1]), zp16);
                     __m512i v = _mm512_adds_epi16(_mm512_packs_epi32(r[2], r[3]), zp16);
@@ -499,7 +499,7 @@ static inline __attribute__((always_inline)) void dw_rows_impl(const rg_qk_dw *L
                         if (kh % 2) a1 = _mm512_dpbusd_epi32(a1, LD(xr), LD(L.wrow + (size_t)kh * cpad + c0));
                         else a0 = _mm512_dpbusd_epi32(a0, LD(xr), LD(L.wrow + (size_t)kh * cpad + c0));
                     }
-                    __m512i r = RQ(&L, c0, _mm512_add_epi32(a0, a1), lsh_any);
+                    __m512i r = RQ(&L, c0, _mm512_add_epi32(a0, a1), rq_mode);
                     r = _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(r, lo), hi), zp);
                     store16(yp + c0, lanes(c - c0), r);
                 }
@@ -530,7 +530,7 @@ static void depthwise(const rg_qk_dw *L, const int8_t *x, int8_t *y, void *scrat
  * pixel and 16 output channels one vpdpbusd per 4 taps of each kernel row,
  * from the product's bias (which holds -(128 + in_zp) sum w). */
 static inline __attribute__((always_inline)) void direct_impl(const rg_qk_conv *L, const int8_t *x, int8_t *y,
-                                                             uint8_t *xp, const int lsh_any, const int KH,
+                                                             uint8_t *xp, const int rq_mode, const int KH,
                                                              const int RQ4)
 {
     const rg_q_conv_params *p = &L->p;
@@ -580,7 +580,7 @@ static inline __attribute__((always_inline)) void direct_impl(const rg_qk_conv *
                         }
                     }
                     __m512i acc = _mm512_add_epi32(_mm512_add_epi32(a[0], a[1]), a[2]);
-                    __m512i r = RQ(G, c0, acc, lsh_any);
+                    __m512i r = RQ(G, c0, acc, rq_mode);
                     r = _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(r, lo), hi), ozp);
                     store16(yp + c0, lanes(oc - c0), r);
                 }
