@@ -62,7 +62,14 @@ static void add_backward(const rg_op_call *c)
     for (int k = 0; k < 2; k++) {
         float *d = rg_din(c, k);
         if (rg_din_fresh(c, k)) {
-            memcpy(d, dy, count * sizeof(float));
+            /* a copy, split over the threads (one thread alone does not
+             * reach the memory's bandwidth) */
+            size_t pieces = (count + PIECE - 1) / PIECE;
+#pragma omp parallel for schedule(static)
+            for (size_t p = 0; p < pieces; p++) {
+                size_t i0 = p * PIECE, n = count - i0 < PIECE ? count - i0 : PIECE;
+                memcpy(d + i0, dy + i0, n * sizeof(float));
+            }
             continue;
         }
 #pragma omp parallel for schedule(static)
