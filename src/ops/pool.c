@@ -117,37 +117,44 @@ static void avgpool_backward(const rg_op_call *c)
 static void gap_forward(const rg_op_call *c)
 {
     rg_shape xs = rg_in_shape(c, 0);
-    const float *x = rg_in(c, 0);
-    float *y = rg_out(c);
+    const float *restrict x = rg_in(c, 0);
+    float *restrict y = rg_out(c);
     size_t hw = (size_t)xs.h * xs.w;
     float inv = 1.0f / (float)hw;
 #pragma omp parallel for schedule(static)
     for (int32_t n = 0; n < xs.n; n++) {
-        float *d = y + (size_t)n * xs.c;
+        float *restrict d = y + (size_t)n * xs.c;
         for (int32_t ch = 0; ch < xs.c; ch++) d[ch] = 0.0f;
         for (size_t r = 0; r < hw; r++) {
-            const float *s = x + ((size_t)n * hw + r) * xs.c;
+            const float *restrict s = x + ((size_t)n * hw + r) * xs.c;
             for (int32_t ch = 0; ch < xs.c; ch++) d[ch] += s[ch];
         }
         for (int32_t ch = 0; ch < xs.c; ch++) d[ch] *= inv;
     }
 }
 
+/* A fresh input gradient is stored (no clearing pass before it). */
 static void gap_backward(const rg_op_call *c)
 {
     rg_shape xs = rg_in_shape(c, 0);
-    const float *dy = rg_dout(c);
-    float *dx = rg_din(c, 0);
+    const float *restrict dy = rg_dout(c);
+    float *restrict dx = rg_din(c, 0);
+    int fresh = rg_din_fresh(c, 0);
     size_t hw = (size_t)xs.h * xs.w;
     float inv = 1.0f / (float)hw;
 #pragma omp parallel for schedule(static)
-    for (int32_t n = 0; n < xs.n; n++)
+    for (int32_t n = 0; n < xs.n; n++) {
+        const float *restrict g = dy + (size_t)n * xs.c;
         for (size_t r = 0; r < hw; r++) {
-            float *d = dx + ((size_t)n * hw + r) * xs.c;
-            for (int32_t ch = 0; ch < xs.c; ch++) d[ch] += dy[(size_t)n * xs.c + ch] * inv;
+            float *restrict d = dx + ((size_t)n * hw + r) * xs.c;
+            if (fresh)
+                for (int32_t ch = 0; ch < xs.c; ch++) d[ch] = g[ch] * inv;
+            else
+                for (int32_t ch = 0; ch < xs.c; ch++) d[ch] += g[ch] * inv;
         }
+    }
 }
 
 const rg_op_def rg_op_maxpool = {.name = "maxpool", .forward = maxpool_forward, .backward = maxpool_backward};
 const rg_op_def rg_op_avgpool = {.name = "avgpool", .forward = avgpool_forward, .backward = avgpool_backward};
-const rg_op_def rg_op_gap = {.name = "gap", .forward = gap_forward, .backward = gap_backward};
+const rg_op_def rg_op_gap = {.name = "gap", .forward = gap_forward, .backward = gap_backward, .stores_fresh_din = 1};
