@@ -113,9 +113,11 @@ rg_status cli_quant_prepare(const cli_quant_opts *o, cli_quant_ctx *c, rg_error 
     if ((st = rg_dataset_load(o->data, "train", &train, err))) return st;
     const rg_shape in = c->g->values[c->g->input].shape;
     if (train.h != in.h || train.w != in.w || train.c != in.c) {
+        /* the message quotes the dataset: written before it is freed */
+        st = rg_fail(err, RG_ERR_SHAPE, "%s: images are %dx%dx%d, the model takes %dx%dx%d", train.source, (int)train.h,
+                     (int)train.w, (int)train.c, (int)in.h, (int)in.w, (int)in.c);
         rg_dataset_free(&train);
-        return rg_fail(err, RG_ERR_ARG, "%s: images are %dx%dx%d, the model takes %dx%dx%d", train.source,
-                       (int)train.h, (int)train.w, (int)train.c, (int)in.h, (int)in.w, (int)in.c);
+        return st;
     }
     st = rg_ptq_calibration(&train, o->calib, o->seed, c->mean, c->std, &c->calib, &c->n_calib, err);
     rg_dataset_free(&train);

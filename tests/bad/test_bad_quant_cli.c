@@ -22,20 +22,20 @@ static void put32(uint8_t *p, uint32_t v)
     p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
 }
 
-/* An IDX file of n items (images 28x28 with a class-dependent pattern, or labels). */
-static void write_idx(const char *dir, const char *name, int images, uint32_t n)
+/* An IDX file of n items (images side x side with a class-dependent pattern, or labels). */
+static void write_idx(const char *dir, const char *name, int images, uint32_t n, uint32_t side)
 {
     char p[800];
     snprintf(p, sizeof p, "%s/%s", dir, name);
-    size_t head = images ? 16 : 8, payload = images ? (size_t)n * 784 : n;
+    size_t area = (size_t)side * side, head = images ? 16 : 8, payload = images ? (size_t)n * area : n;
     uint8_t *b = malloc(head + payload);
     assert_non_null(b);
     put32(b, images ? 0x803 : 0x801);
     put32(b + 4, n);
-    if (images) put32(b + 8, 28), put32(b + 12, 28);
+    if (images) put32(b + 8, side), put32(b + 12, side);
     for (size_t k = 0; k < payload; k++) {
-        size_t item = images ? k / 784 : k, pix = k % 784;
-        b[head + k] = images ? (uint8_t)((pix * 7 + item % 10 * 40 + (pix / 28) * (item % 10)) & 0xff)
+        size_t item = images ? k / area : k, pix = k % area;
+        b[head + k] = images ? (uint8_t)((pix * 7 + item % 10 * 40 + (pix / side) * (item % 10)) & 0xff)
                              : (uint8_t)(item % 10);
     }
     rgt_write_file(p, b, head + payload);
@@ -50,10 +50,18 @@ static int setup(void **state)
     snprintf(run_dir, sizeof run_dir, "%s/run", rgt_root);
     snprintf(ckpt, sizeof ckpt, "%s/last.safetensors", run_dir);
     mkdir(data_dir, 0777);
-    write_idx(data_dir, "train-images-idx3-ubyte", 1, 256);
-    write_idx(data_dir, "train-labels-idx1-ubyte", 0, 256);
-    write_idx(data_dir, "t10k-images-idx3-ubyte", 1, 64);
-    write_idx(data_dir, "t10k-labels-idx1-ubyte", 0, 64);
+    write_idx(data_dir, "train-images-idx3-ubyte", 1, 256, 28);
+    write_idx(data_dir, "train-labels-idx1-ubyte", 0, 256, 28);
+    write_idx(data_dir, "t10k-images-idx3-ubyte", 1, 64, 28);
+    write_idx(data_dir, "t10k-labels-idx1-ubyte", 0, 64, 28);
+    /* images the model does not take */
+    char small_dir[700];
+    snprintf(small_dir, sizeof small_dir, "%s/small", rgt_root);
+    mkdir(small_dir, 0777);
+    write_idx(small_dir, "train-images-idx3-ubyte", 1, 32, 14);
+    write_idx(small_dir, "train-labels-idx1-ubyte", 0, 32, 14);
+    write_idx(small_dir, "t10k-images-idx3-ubyte", 1, 16, 14);
+    write_idx(small_dir, "t10k-labels-idx1-ubyte", 0, 16, 14);
     char cmd[2000];
     snprintf(cmd, sizeof cmd,
              "'%s' train --data '%s' --model mbv2-tiny --train-limit 256 --test-limit 64 --epochs 1 --batch 64 "
@@ -115,6 +123,8 @@ static void test_bad_files(void **state)
     expect_cli(4, "foreign.safetensors", NULL, "quantize '%s' --data '%s'", rgt_in_root("foreign.safetensors"),
                data_dir);
     expect_cli(5, "no-such-dir", NULL, "quantize '%s' --data '%s/no-such-dir'", ckpt, rgt_root);
+    /* the message quotes the dataset's shape (it was read after the dataset was freed) */
+    expect_cli(4, "images are 14x14x1", "the model takes 28x28x1", "quantize '%s' --data '%s/small'", ckpt, rgt_root);
     expect_cli(3, "no-dir", NULL, "quantize '%s' --data '%s' --calib 8 --limit 8 --out '%s/no-dir/q.safetensors'",
                ckpt, data_dir, rgt_root);
 }
