@@ -117,16 +117,16 @@ static void avgpool_backward(const rg_op_call *c)
 static void gap_forward(const rg_op_call *c)
 {
     rg_shape xs = rg_in_shape(c, 0);
-    const float *restrict x = rg_in(c, 0);
-    float *restrict y = rg_out(c);
+    const float *x = rg_in(c, 0);
+    float *y = rg_out(c);
     size_t hw = (size_t)xs.h * xs.w;
     float inv = 1.0f / (float)hw;
 #pragma omp parallel for schedule(static)
     for (int32_t n = 0; n < xs.n; n++) {
-        float *restrict d = y + (size_t)n * xs.c;
+        float *d = y + (size_t)n * xs.c;
         for (int32_t ch = 0; ch < xs.c; ch++) d[ch] = 0.0f;
         for (size_t r = 0; r < hw; r++) {
-            const float *restrict s = x + ((size_t)n * hw + r) * xs.c;
+            const float *s = x + ((size_t)n * hw + r) * xs.c;
             for (int32_t ch = 0; ch < xs.c; ch++) d[ch] += s[ch];
         }
         for (int32_t ch = 0; ch < xs.c; ch++) d[ch] *= inv;

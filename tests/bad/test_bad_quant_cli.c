@@ -42,6 +42,16 @@ static void write_idx(const char *dir, const char *name, int images, uint32_t n,
     free(b);
 }
 
+/* An IDX dataset in dir (made if missing): train and test images side x side, labels. */
+static void write_dataset(const char *dir, uint32_t n_train, uint32_t n_test, uint32_t side)
+{
+    mkdir(dir, 0777);
+    write_idx(dir, "train-images-idx3-ubyte", 1, n_train, side);
+    write_idx(dir, "train-labels-idx1-ubyte", 0, n_train, side);
+    write_idx(dir, "t10k-images-idx3-ubyte", 1, n_test, side);
+    write_idx(dir, "t10k-labels-idx1-ubyte", 0, n_test, side);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -49,19 +59,11 @@ static int setup(void **state)
     snprintf(data_dir, sizeof data_dir, "%s/data", rgt_root);
     snprintf(run_dir, sizeof run_dir, "%s/run", rgt_root);
     snprintf(ckpt, sizeof ckpt, "%s/last.safetensors", run_dir);
-    mkdir(data_dir, 0777);
-    write_idx(data_dir, "train-images-idx3-ubyte", 1, 256, 28);
-    write_idx(data_dir, "train-labels-idx1-ubyte", 0, 256, 28);
-    write_idx(data_dir, "t10k-images-idx3-ubyte", 1, 64, 28);
-    write_idx(data_dir, "t10k-labels-idx1-ubyte", 0, 64, 28);
+    write_dataset(data_dir, 256, 64, 28);
     /* images the model does not take */
     char small_dir[700];
     snprintf(small_dir, sizeof small_dir, "%s/small", rgt_root);
-    mkdir(small_dir, 0777);
-    write_idx(small_dir, "train-images-idx3-ubyte", 1, 32, 14);
-    write_idx(small_dir, "train-labels-idx1-ubyte", 0, 32, 14);
-    write_idx(small_dir, "t10k-images-idx3-ubyte", 1, 16, 14);
-    write_idx(small_dir, "t10k-labels-idx1-ubyte", 0, 16, 14);
+    write_dataset(small_dir, 32, 16, 14);
     char cmd[2000];
     snprintf(cmd, sizeof cmd,
              "'%s' train --data '%s' --model mbv2-tiny --train-limit 256 --test-limit 64 --epochs 1 --batch 64 "

@@ -46,22 +46,22 @@ static void check(int ok, const char *what)
     }
 }
 
-/* The input as a file for the path-based readers; NULL if it cannot be
- * written (then the input is skipped). */
-static const char *temp_path(const char *suffix)
+/* $TMPDIR/regain-fuzz-PID.SUFFIX (or under /tmp), made once into buf */
+static const char *temp_path(char *buf, size_t size, const char *suffix)
 {
-    static char path[2][512];
-    int k = suffix[0] == 'd';
-    if (!path[k][0]) {
+    if (!buf[0]) {
         const char *dir = getenv("TMPDIR");
-        snprintf(path[k], sizeof path[k], "%s/regain-fuzz-%ld.%s", dir && dir[0] ? dir : "/tmp", (long)getpid(), suffix);
+        snprintf(buf, size, "%s/regain-fuzz-%ld.%s", dir && dir[0] ? dir : "/tmp", (long)getpid(), suffix);
     }
-    return path[k];
+    return buf;
 }
 
+/* The input as a file for the path-based readers; NULL if it cannot be
+ * written (then the input is skipped). */
 static const char *as_file(const uint8_t *data, size_t size)
 {
-    const char *path = temp_path("bin");
+    static char buf[512];
+    const char *path = temp_path(buf, sizeof buf, "bin");
     FILE *f = fopen(path, "wb");
     if (!f) return NULL;
     int ok = fwrite(data, 1, size, f) == size;
@@ -165,7 +165,8 @@ static void fuzz_file(int parser, const uint8_t *data, size_t size)
     case P_RESULTS: {
         /* a new store each time: the import's result must not depend on
          * earlier inputs */
-        const char *db = temp_path("db");
+        static char db_buf[512];
+        const char *db = temp_path(db_buf, sizeof db_buf, "db");
         char side[600];
         remove(db);
         snprintf(side, sizeof side, "%s-wal", db);
