@@ -181,7 +181,7 @@ static void on_end(void *user, const rg_exp_status *s)
 static void print_plan(const rg_experiment *x)
 {
     double total = 0.0;
-    int32_t to_run = 0, defaulted = 0;
+    int32_t to_run = 0, defaulted = 0, timed = 0;
     printf("%-20s %6s  %-18s %10s %12s\n", "run", "seed", "plan", "estimate", "MACs/image");
     for (int32_t i = 0; i < x->n_items; i++) {
         const rg_exp_item *it = &x->items[i];
@@ -191,6 +191,7 @@ static void print_plan(const rg_experiment *x)
             total += it->est_s;
             to_run++;
             defaulted |= it->est_default_rate;
+            timed |= it->est_timed;
         }
         const char *plan = it->plan == RG_PLAN_CACHED && it->results_only ? "cached (imported)" : plan_name(it->plan);
         printf("%-20s %6lld  %-18s %10s %12llu", it->name, (long long)it->seed, plan, est,
@@ -201,6 +202,8 @@ static void print_plan(const rg_experiment *x)
     char dur[32];
     cli_format_duration(total / x->opt.jobs, dur, sizeof dur);
     printf("\n%d of %d runs to do; estimated %s", to_run, x->n_items, dur);
+    if (timed) printf(" (models with no throughput on record at %d threads a run: timed on a few steps now)",
+                      rg_exp_threads_per_run(x));
     if (defaulted)
         printf(" (no throughput on record for some models: assumed %.0f GMAC/s of forward MACs per training image)",
                x->default_rate / 1e9);

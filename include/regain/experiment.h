@@ -63,6 +63,7 @@ typedef struct {
     char hash[65];          /* "" when not known yet */
     double est_s;           /* estimated seconds to run (0 when cached) */
     int est_default_rate;   /* the estimate uses the default rate, no recorded one */
+    int est_timed;          /* the estimate uses a few training steps timed by rg_exp_open */
     uint64_t macs;          /* forward MACs per image (0 unknown) */
     char reused_from[RG_RECIPE_NAME_MAX * 2 + 32]; /* RG_PLAN_REUSE / RG_OUT_REUSED: "EXPERIMENT/RUN" */
     int results_only;       /* RG_PLAN_CACHED: imported results, the checkpoints are not here */
@@ -94,6 +95,10 @@ typedef struct {
     double default_rate;            /* forward MACs/s assumed without records (rg_exp_open) */
     void *priv;                     /* runner state */
 } rg_experiment;
+
+/* Compute threads each run gets: the options' threads (0: all cores)
+ * divided between the jobs, at least 1. */
+int32_t rg_exp_threads_per_run(const rg_experiment *x);
 
 /* Parses and resolves the recipe and plans every selected item against the
  * store (read only; a missing store means that everything runs). Writes

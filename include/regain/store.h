@@ -146,11 +146,15 @@ rg_status rg_store_get_artifact(rg_store *s, int64_t run_id, const char *kind, r
 
 /* ---- throughput (for cost estimates) ------------------------------------------------------- */
 
-/* Mean training images/s recorded for model (the `model` key of the runs'
- * configuration), and the mean forward MACs/s over all models given each
- * model's MACs by the callback (NULL: skipped). 0 where nothing is recorded. */
-rg_status rg_store_rates(rg_store *s, const char *model, double (*model_macs)(void *user, const char *model),
-                         void *user, double *images_per_s, double *macs_per_s, rg_error *err);
+/* Median training images/s of the epochs recorded for model (the `model`
+ * key of the runs' configuration), and the mean over all models of their
+ * median forward MACs/s given each model's MACs by the callback (NULL:
+ * skipped). threads > 0: only runs that finished with that many threads
+ * (a run's rate depends on its threads, and on what ran beside it); 0: all.
+ * 0 where nothing is recorded. */
+rg_status rg_store_rates(rg_store *s, const char *model, int32_t threads,
+                         double (*model_macs)(void *user, const char *model), void *user, double *images_per_s,
+                         double *macs_per_s, rg_error *err);
 
 /* ---- file checksums ------------------------------------------------------------------------ */
 

@@ -5,6 +5,7 @@
 #include "exp/hash.h"
 #include "exp/kinds.h"
 #include "regain/augment.h"
+#include "regain/bench.h"
 #include "regain/checkpoint.h"
 #include "regain/mix.h"
 #include "regain/trainer.h"
@@ -21,9 +22,10 @@
 #include <unistd.h>
 
 /* Forward MACs of training images per second assumed when the store has no
- * throughput on record: between mbv2-tiny (about 500 images/s, 4.4 GMAC/s)
- * and resnet20-w2 (about 150 images/s, 18.6 GMAC/s) on two cores. */
-#define DEFAULT_MAC_RATE 9e9
+ * throughput on record and the model cannot be timed: between mbv2-tiny
+ * (about 1,650 images/s, 14 GMAC/s) and resnet20-w2 (about 250 images/s,
+ * 31 GMAC/s) on two cores. */
+#define DEFAULT_MAC_RATE 2e10
 
 /* Fashion-MNIST's sizes, assumed for estimates of any data set. */
 #define EST_TRAIN_IMAGES 60000
@@ -252,6 +254,65 @@ static uint64_t checkpoint_macs(const char *path)
     return macs;
 }
 
+int32_t rg_exp_threads_per_run(const rg_experiment *x)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int32_t all = x->opt.threads > 0 ? x->opt.threads : (int32_t)(cores > 0 ? cores : 1);
+    return all / x->opt.jobs > 0 ? all / x->opt.jobs : 1;
+}
+
+/* Training images/s of a few steps of model at batch on the items'
+ * threads, timed once per invocation; 0 when it cannot be built (a spec
+ * for other image sizes). */
+static double timed_rate(rg_experiment *x, const char *model, int32_t batch)
+{
+    rg_exp_priv *p = x->priv;
+    for (int32_t i = 0; i < p->n_rates; i++)
+        if (p->rates[i].batch == batch && !strcmp(p->rates[i].model, model)) return p->rates[i].images_per_s;
+    rg_bench_config bc = {.model = model, .train = 1, .batch = batch > 0 ? batch : 128,
+                          .threads = rg_exp_threads_per_run(x), .steps = 2, .warmup = 1, .seed = 1};
+    rg_bench_result br;
+    rg_error err = {0};
+    double ips = rg_bench_run(&bc, &br, &err) ? 0.0 : br.images_per_s;
+    rg_bench_result_free(&br);
+    if (p->n_rates < RG_EXP_MAX_RATES && strlen(model) < sizeof p->rates[0].model) {
+        rg_exp_rate *r = &p->rates[p->n_rates++];
+        snprintf(r->model, sizeof r->model, "%s", model);
+        r->batch = batch;
+        r->images_per_s = ips;
+    }
+    return ips;
+}
+
+typedef enum { RATE_RECORDED, RATE_TIMED, RATE_ASSUMED } rate_source;
+
+/* Training images/s of model (macs forward MACs an image): the store's
+ * record at the items' thread count; else a few steps timed now; else the
+ * record at other thread counts, or the MAC rate of the models on record;
+ * else the default MAC rate. A record at another thread count, or of runs
+ * that shared the cores, can be several times off (1 thread beside another
+ * run against 2 alone: 470 against 1,650 images/s for mbv2-tiny). */
+static double training_rate(rg_experiment *x, rg_store *s, const char *model, uint64_t macs, int32_t batch,
+                            rate_source *source)
+{
+    double ips = 0.0, mac_rate = 0.0;
+    rg_error err = {0};
+    *source = RATE_RECORDED;
+    if (s) rg_store_rates(s, model, rg_exp_threads_per_run(x), macs_cb, NULL, &ips, &mac_rate, &err);
+    if (ips > 0) return ips;
+    *source = RATE_TIMED;
+    if ((ips = timed_rate(x, model, batch)) > 0) return ips;
+    *source = RATE_RECORDED;
+    if (s) rg_store_rates(s, model, 0, macs_cb, NULL, &ips, &mac_rate, &err);
+    if (ips > 0) return ips;
+    if (!macs) return 0.0;
+    if (mac_rate <= 0) {
+        *source = RATE_ASSUMED;
+        mac_rate = x->default_rate;
+    }
+    return mac_rate / (double)macs;
+}
+
 /* Seconds of teacher forward passes per training image per epoch: the
  * teachers run in eval mode, about a third of a training step of their own
  * model, on every augmented image (cached once when nothing augments). A
@@ -268,12 +329,9 @@ static double teacher_s_per_image(rg_experiment *x, rg_store *s, const rg_resolv
         const char *model = vals[i][0] == '@' ? ref_model(run, x->res, keys[i]) : NULL;
         uint64_t macs = model ? model_macs(model) : vals[i][0] == '@' ? 0 : checkpoint_macs(vals[i]);
         if (!macs) continue;
-        double rate = 0.0, ips = 0.0;
-        rg_error err = {0};
-        if (s && model) rg_store_rates(s, model, macs_cb, NULL, &ips, &rate, &err);
-        if (ips > 0) rate = ips * (double)macs;
-        if (rate <= 0) rate = x->default_rate;
-        sec += (double)macs / rate / 3.0;
+        rate_source source;
+        double ips = model ? training_rate(x, s, model, macs, c->batch, &source) : 0.0;
+        sec += (ips > 0 ? 1.0 / ips : (double)macs / x->default_rate) / 3.0;
     }
     return sec;
 }
@@ -282,11 +340,11 @@ static void estimate(rg_experiment *x, rg_store *s, rg_exp_item *it)
 {
     const rg_train_config *c = &x->res->runs[it->run].cfg;
     it->macs = model_macs(c->model);
-    double ips = 0.0, mac_rate = 0.0;
-    rg_error err = {0};
-    if (s) rg_store_rates(s, c->model, macs_cb, NULL, &ips, &mac_rate, &err);
-    it->est_default_rate = ips <= 0 && mac_rate <= 0;
-    if (ips <= 0) ips = it->macs ? (mac_rate > 0 ? mac_rate : x->default_rate) / (double)it->macs : 500.0;
+    rate_source source;
+    double ips = training_rate(x, s, c->model, it->macs, c->batch, &source);
+    it->est_default_rate = source == RATE_ASSUMED;
+    it->est_timed = source == RATE_TIMED;
+    if (ips <= 0) ips = 500.0;
     double train = EST_TRAIN_IMAGES - c->val_split;
     if (c->train_limit > 0 && c->train_limit < train) train = c->train_limit;
     double test = c->test_limit > 0 && c->test_limit < EST_TEST_IMAGES ? c->test_limit : EST_TEST_IMAGES;

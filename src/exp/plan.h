@@ -10,10 +10,21 @@ typedef struct {
     char key[512], hex[65];
 } rg_exp_memo;
 
+/* A training throughput timed on the spot for the estimates. */
+typedef struct {
+    char model[256];
+    int32_t batch;
+    double images_per_s;    /* 0: the model could not be timed */
+} rg_exp_rate;
+
+#define RG_EXP_MAX_RATES 16
+
 typedef struct {
     int32_t *deps;          /* RG_RECIPE_MAX_REFS per item: item indices, -1 unused */
     rg_exp_memo *data;      /* data set checksums of this invocation */
     int32_t n_data;
+    rg_exp_rate rates[RG_EXP_MAX_RATES];
+    int32_t n_rates;
 } rg_exp_priv;
 
 /* The item's trainer configuration (seed set, references replaced by the

@@ -457,11 +457,7 @@ rg_status rg_exp_execute(rg_experiment *x, const rg_exp_hooks *hooks, rg_error *
     }
     if (!st) st = rg_store_open(x->store_path, 0, &r.store, err);
     if (!st) st = record_experiment(&r, err);
-    if (!st) {
-        long cores = sysconf(_SC_NPROCESSORS_ONLN);
-        int32_t all = x->opt.threads > 0 ? x->opt.threads : (int32_t)(cores > 0 ? cores : 1);
-        r.threads = x->opt.jobs == 1 ? x->opt.threads : (all / x->opt.jobs > 0 ? all / x->opt.jobs : 1);
-    }
+    if (!st) r.threads = x->opt.jobs == 1 ? x->opt.threads : rg_exp_threads_per_run(x);
     while (!st) {
         int unfinished = 0, progressed = 0;
         for (int32_t i = 0; !st && i < x->n_items; i++) {

@@ -564,43 +564,62 @@ rg_status rg_store_get_artifact(rg_store *s, int64_t run_id, const char *kind, r
 
 /* ---- throughput ------------------------------------------------------------------------------- */
 
-rg_status rg_store_rates(rg_store *s, const char *model, double (*model_macs)(void *user, const char *model),
-                         void *user, double *images_per_s, double *macs_per_s, rg_error *err)
+/* The median of the sorted values v[0, n). */
+static double median_sorted(const double *v, int n) { return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]); }
+
+rg_status rg_store_rates(rg_store *s, const char *model, int32_t threads,
+                         double (*model_macs)(void *user, const char *model), void *user, double *images_per_s,
+                         double *macs_per_s, rg_error *err)
 {
     *images_per_s = 0.0;
     *macs_per_s = 0.0;
-    /* The model is the "model = ..." line of the stored configuration. */
+    /* The model is the "model = ..." line of the stored configuration; the
+     * epochs come sorted by model, then by rate, for the medians. */
     sqlite3_stmt *st;
-    rg_status rc = store_query(s, &st, err,
-                         "SELECT substr(r.config_text, instr(r.config_text, char(10) || 'model = ') + 9) AS tail, "
-                         "avg(e.images_per_s) FROM epoch_metrics e JOIN runs r ON r.id = e.run_id "
-                         "WHERE e.images_per_s > 0 AND instr(r.config_text, char(10) || 'model = ') > 0 "
-                         "GROUP BY substr(tail, 1, instr(tail, char(10)) - 1)",
-                         "");
+    rg_status rc = store_query(
+        s, &st, err,
+        "SELECT CASE WHEN instr(tail, char(10)) > 0 THEN substr(tail, 1, instr(tail, char(10)) - 1) ELSE tail END "
+        "AS name, ips FROM (SELECT substr(r.config_text, instr(r.config_text, char(10) || 'model = ') + 9) AS tail, "
+        "e.images_per_s AS ips FROM epoch_metrics e JOIN runs r ON r.id = e.run_id "
+        "LEFT JOIN environment v ON v.run_id = r.id "
+        "WHERE e.images_per_s > 0 AND instr(r.config_text, char(10) || 'model = ') > 0 AND (?1 = 0 OR v.threads = ?1)) "
+        "ORDER BY name, ips",
+        "i", (int64_t)threads);
     if (rc) return rc;
-    double sum = 0.0;
-    int n = 0, r;
-    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *tail = (const char *)sqlite3_column_text(st, 0);
-        double ips = sqlite3_column_double(st, 1);
-        if (!tail) continue;
-        char name[256];
-        size_t len = strcspn(tail, "\n");
-        if (len >= sizeof name) continue;
-        memcpy(name, tail, len);
-        name[len] = 0;
-        if (!strcmp(name, model)) *images_per_s = ips;
-        if (model_macs) {
-            double m = model_macs(user, name);
+    double sum = 0.0, *v = NULL;
+    int n_models = 0, n = 0, cap = 0, r;
+    char name[256] = "";
+    for (;;) {
+        r = sqlite3_step(st);
+        const char *next = r == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
+        if (n && (!next || strcmp(next, name))) {
+            /* the end of one model's epochs */
+            double med = median_sorted(v, n);
+            if (!strcmp(name, model)) *images_per_s = med;
+            double m = model_macs ? model_macs(user, name) : 0.0;
             if (m > 0) {
-                sum += m * ips;
-                n++;
+                sum += m * med;
+                n_models++;
             }
+            n = 0;
         }
+        if (r != SQLITE_ROW) break;
+        if (!next || strlen(next) >= sizeof name) continue;
+        snprintf(name, sizeof name, "%s", next);
+        if (n == cap) {
+            double *grown = realloc(v, (size_t)(cap = cap ? 2 * cap : 64) * sizeof *v);
+            if (!grown) {
+                rc = rg_fail(err, RG_ERR_NOMEM, "out of memory");
+                break;
+            }
+            v = grown;
+        }
+        v[n++] = sqlite3_column_double(st, 1);
     }
-    if (r != SQLITE_DONE) rc = store_fail(s, err, "cannot read epoch metrics");
+    if (!rc && r != SQLITE_DONE) rc = store_fail(s, err, "cannot read epoch metrics");
     sqlite3_finalize(st);
-    if (n) *macs_per_s = sum / n;
+    free(v);
+    if (n_models) *macs_per_s = sum / n_models;
     return rc;
 }
 

@@ -456,7 +456,8 @@ static void test_kill_inside_store_write(void **state)
 
 /* A distillation run costs its teacher's forward passes on top of its own
  * training: every epoch when images are augmented, once when nothing is
- * and the teacher's outputs are cached. Nothing runs: only the plan. */
+ * and the teacher's outputs are cached. Nothing runs but a few timed
+ * training steps of each model: only the plan. */
 static void test_estimate_counts_teacher(void **state)
 {
     (void)state;
@@ -476,6 +477,9 @@ static void test_estimate_counts_teacher(void **state)
     double plain = -1, kd = -1, kd_crop = -1;
     for (int32_t i = 0; i < x->n_items; i++) {
         const char *name = x->res->runs[x->items[i].run].name;
+        /* no store: each model's training steps were timed on the spot */
+        assert_int_equal(x->items[i].est_timed, 1);
+        assert_int_equal(x->items[i].est_default_rate, 0);
         if (!strcmp(name, "plain")) plain = x->items[i].est_s;
         if (!strcmp(name, "kd")) kd = x->items[i].est_s;
         if (!strcmp(name, "kd-crop")) kd_crop = x->items[i].est_s;

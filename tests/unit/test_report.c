@@ -316,6 +316,64 @@ static void test_schema_version_1(void **state)
     rg_report_free(&r);
 }
 
+/* ---- throughput for the runner's estimates ------------------------------------------ */
+
+/* A run of model with `threads` in its environment (0: none, as while it
+ * runs) and these epoch rates. */
+static void rates_run(sqlite3 *db, const char *name, const char *config, int threads, const double *ips, int n)
+{
+    rgt_sql(db,
+            "INSERT INTO runs(experiment_id, name, seed, config_hash, config_text, status) "
+            "VALUES(1, %Q, 1, 'h', %Q, %Q)",
+            name, config, threads ? "done" : "running");
+    long long id = (long long)sqlite3_last_insert_rowid(db);
+    for (int e = 0; e < n; e++)
+        rgt_sql(db, "INSERT INTO epoch_metrics(run_id, epoch, images_per_s) VALUES(%lld, %d, %f)", id, e + 1, ips[e]);
+    if (threads) rgt_sql(db, "INSERT INTO environment(run_id, threads) VALUES(%lld, %d)", id, threads);
+}
+
+static double rates_macs(void *user, const char *model)
+{
+    (void)user;
+    return !strcmp(model, "small") ? 1e6 : !strcmp(model, "big") ? 1e8 : !strcmp(model, "last") ? 2e6 : 0.0;
+}
+
+/* Medians per model, of the runs that finished with the thread count asked
+ * for (0: of every run); a model line that ends the configuration counts. */
+static void test_store_rates(void **state)
+{
+    (void)state;
+    sqlite3 *db = rgt_store_new(store, "rates");
+    rates_run(db, "a", "epochs = 3\nmodel = small\nseed = 1\n", 2, (double[]){1600, 1700, 1650}, 3);
+    rates_run(db, "b", "epochs = 2\nmodel = small\n", 1, (double[]){480, 470}, 2);
+    rates_run(db, "c", "epochs = 1\nmodel = small\n", 0, (double[]){900}, 1);
+    rates_run(db, "d", "epochs = 1\nmodel = big\n", 1, (double[]){120}, 1);
+    rates_run(db, "e", "epochs = 1\nmodel = last", 2, (double[]){300}, 1);
+    rates_run(db, "f", "epochs = 1\nmodel = small-x\n", 2, (double[]){5}, 1);
+    sqlite3_close(db);
+    rg_store *s;
+    rg_error err = {0};
+    if (rg_store_open(store, 1, &s, &err)) fail_msg("%s", err.msg);
+    double ips, macs;
+    if (rg_store_rates(s, "small", 2, rates_macs, NULL, &ips, &macs, &err)) fail_msg("%s", err.msg);
+    assert_true(fabs(ips - 1650) < 1e-9);
+    assert_true(fabs(macs - (1e6 * 1650 + 2e6 * 300) / 2) < 1e-3);
+    /* every run: 470 480 900 1600 1650 1700 */
+    if (rg_store_rates(s, "small", 0, NULL, NULL, &ips, &macs, &err)) fail_msg("%s", err.msg);
+    assert_true(fabs(ips - 1250) < 1e-9);
+    assert_true(macs == 0.0);
+    if (rg_store_rates(s, "big", 1, rates_macs, NULL, &ips, &macs, &err)) fail_msg("%s", err.msg);
+    assert_true(fabs(ips - 120) < 1e-9);
+    assert_true(fabs(macs - (1e6 * 475 + 1e8 * 120) / 2) < 1e-3);
+    if (rg_store_rates(s, "big", 2, rates_macs, NULL, &ips, &macs, &err)) fail_msg("%s", err.msg);
+    assert_true(ips == 0.0);
+    if (rg_store_rates(s, "last", 2, NULL, NULL, &ips, &macs, &err)) fail_msg("%s", err.msg);
+    assert_true(fabs(ips - 300) < 1e-9);
+    if (rg_store_rates(s, "small", 4, rates_macs, NULL, &ips, &macs, &err)) fail_msg("%s", err.msg);
+    assert_true(ips == 0.0 && macs == 0.0);
+    rg_store_close(s);
+}
+
 /* Unfinished runs are counted and left out; a comparison with a run that
  * has no finished seed has no pairs and no verdict. */
 static void test_load_unfinished(void **state)
@@ -593,6 +651,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_load_unfinished, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gap_closed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schema_version_1, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_rates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_demo, setup, teardown),
         cmocka_unit_test_setup_teardown(test_escaping, setup, teardown),
         cmocka_unit_test_setup_teardown(test_minimal_store, setup, teardown),
