@@ -17,8 +17,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* Forward MACs of training images per second assumed when the store has no
@@ -262,19 +265,40 @@ int32_t rg_exp_threads_per_run(const rg_experiment *x)
 }
 
 /* Training images/s of a few steps of model at batch on the items'
- * threads, timed once per invocation; 0 when it cannot be built (a spec
- * for other image sizes). */
+ * threads, timed once per invocation in a child process; 0 when it cannot
+ * be built (a spec for other image sizes). The child keeps OpenMP out of
+ * this process: `regain run --jobs` forks its runs from here, and GNU
+ * OpenMP's thread pool does not survive a fork (a child's first parallel
+ * region with two or more threads hung). */
 static double timed_rate(rg_experiment *x, const char *model, int32_t batch)
 {
     rg_exp_priv *p = x->priv;
     for (int32_t i = 0; i < p->n_rates; i++)
         if (p->rates[i].batch == batch && !strcmp(p->rates[i].model, model)) return p->rates[i].images_per_s;
-    rg_bench_config bc = {.model = model, .train = 1, .batch = batch > 0 ? batch : 128,
-                          .threads = rg_exp_threads_per_run(x), .steps = 2, .warmup = 1, .seed = 1};
-    rg_bench_result br;
-    rg_error err = {0};
-    double ips = rg_bench_run(&bc, &br, &err) ? 0.0 : br.images_per_s;
-    rg_bench_result_free(&br);
+    double ips = 0.0;
+    int fds[2];
+    if (pipe(fds) == 0) {
+        fflush(NULL);
+        pid_t parent = getpid(), pid = fork();
+        if (pid == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+            if (getppid() != parent) _exit(1);
+            close(fds[0]);
+            rg_bench_config bc = {.model = model, .train = 1, .batch = batch > 0 ? batch : 128,
+                                  .threads = rg_exp_threads_per_run(x), .steps = 2, .warmup = 1, .seed = 1};
+            rg_bench_result br;
+            rg_error err = {0};
+            double v = rg_bench_run(&bc, &br, &err) ? 0.0 : br.images_per_s;
+            _exit(write(fds[1], &v, sizeof v) == (ssize_t)sizeof v ? 0 : 1);
+        }
+        close(fds[1]);
+        if (pid > 0) {
+            double v;
+            if (read(fds[0], &v, sizeof v) == (ssize_t)sizeof v && v > 0) ips = v;
+            while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) continue;
+        }
+        close(fds[0]);
+    }
     if (p->n_rates < RG_EXP_MAX_RATES && strlen(model) < sizeof p->rates[0].model) {
         rg_exp_rate *r = &p->rates[p->n_rates++];
         snprintf(r->model, sizeof r->model, "%s", model);

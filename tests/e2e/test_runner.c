@@ -549,6 +549,23 @@ static void test_concurrent_runs(void **state)
     sqlite3_close(db);
 }
 
+/* Runs forked by --jobs with two threads each, from a process that timed
+ * the model for its estimate (nothing on record in a new store): the timing
+ * runs in a child of its own, since GNU OpenMP's threads do not survive a
+ * fork (the runs hung before it did). */
+static void test_jobs_after_timing(void **state)
+{
+    (void)state;
+    rgt_write_text("jobs.ini", "[experiment]\nname = jobs\nstore = jobs.db\n[defaults]\n" TINY
+                               "batch = 64\n[run a]\n[run b]\nlr = 0.05\n");
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "cd '%s' && timeout 120 '%s' run jobs.ini --jobs 2 --threads 4", rgt_root,
+             rgt_env("REGAIN_CLI"));
+    int code = rgt_run(cmd, out, sizeof out);
+    if (code) fail_msg("exit code %d (124: it hung):\n%s", code, out);
+    assert_int_equal(summary(out).ran, 2);
+}
+
 /* ---- moving results between stores ------------------------------------------------------------------ */
 
 static const char *move_recipe = "[experiment]\nname = move\nstore = m1.db\n[defaults]\n" TINY
@@ -719,6 +736,7 @@ int main(void)
         cmocka_unit_test(test_kill_inside_store_write),
         cmocka_unit_test(test_failed_run),
         cmocka_unit_test(test_concurrent_runs),
+        cmocka_unit_test(test_jobs_after_timing),
         cmocka_unit_test(test_estimate_counts_teacher),
         cmocka_unit_test(test_export_import),
         cmocka_unit_test(test_split_by_seed),
