@@ -75,6 +75,7 @@ typedef struct {
     char error[RG_ERR_MSG_MAX];
     double test_top1;       /* final_metrics.test_top1, < 0 when none */
     int imported;           /* imported from a results file (rg_store_import): its checkpoints may be absent */
+    int32_t epochs_done;    /* epochs with metrics on record */
 } rg_store_run;
 
 /* The row of (experiment, name, seed); row->id is 0 when there is none. */

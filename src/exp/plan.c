@@ -462,6 +462,15 @@ static rg_status select_items(rg_experiment *x, rg_error *err)
     return st;
 }
 
+/* A run under way (resumed, or running elsewhere) has its recorded epochs
+ * behind it: the estimate keeps the share of epochs still to do. */
+static void left_to_do(const rg_experiment *x, rg_exp_item *it, const rg_store_run *row)
+{
+    int32_t epochs = x->res->runs[it->run].cfg.epochs;
+    if (epochs > 0 && row->epochs_done > 0 && row->epochs_done <= epochs)
+        it->est_s *= (double)(epochs - row->epochs_done) / (double)epochs;
+}
+
 /* Plans item i against the store (s may be NULL: nothing recorded). */
 static rg_status plan_item(rg_experiment *x, rg_store *s, int64_t experiment, int32_t i, rg_error *err)
 {
@@ -489,6 +498,7 @@ static rg_status plan_item(rg_experiment *x, rg_store *s, int64_t experiment, in
     }
     if (rg_exp_locked(it->run_dir)) {
         it->plan = RG_PLAN_ELSEWHERE;
+        left_to_do(x, it, &row);
         return RG_OK;
     }
     rg_store_run donor;
@@ -498,9 +508,10 @@ static rg_status plan_item(rg_experiment *x, rg_store *s, int64_t experiment, in
     if (s && rg_exp_run_reusable(s, &donor, it->hash) == RG_EXP_REUSE_FILES) {
         it->plan = RG_PLAN_REUSE;
         it->test_top1 = donor.test_top1;
-    } else if (row.id && !strcmp(row.status, "running") && !strcmp(row.hash, it->hash) && access(last, F_OK) == 0)
+    } else if (row.id && !strcmp(row.status, "running") && !strcmp(row.hash, it->hash) && access(last, F_OK) == 0) {
         it->plan = RG_PLAN_RESUME;
-    else it->plan = RG_PLAN_RUN;
+        left_to_do(x, it, &row);
+    } else it->plan = RG_PLAN_RUN;
     return RG_OK;
 }
 

@@ -302,11 +302,13 @@ rg_status rg_store_set_comparisons(rg_store *s, int64_t experiment, const rg_sto
  * list (imported_from is NULL in a read-only file older than version 3). */
 static const char *run_columns(const rg_store *s)
 {
+#define EPOCHS_DONE "(SELECT count(*) FROM epoch_metrics e WHERE e.run_id = r.id)"
     return s->version >= 3 ? "r.id, r.status, r.config_hash, r.run_dir, r.wall_s, r.error, f.test_top1, "
-                             "r.imported_from IS NOT NULL"
-                           : "r.id, r.status, r.config_hash, r.run_dir, r.wall_s, r.error, f.test_top1, 0";
+                             "r.imported_from IS NOT NULL, " EPOCHS_DONE
+                           : "r.id, r.status, r.config_hash, r.run_dir, r.wall_s, r.error, f.test_top1, 0, " EPOCHS_DONE;
+#undef EPOCHS_DONE
 }
-#define RUN_COLUMNS 8
+#define RUN_COLUMNS 9
 
 /* The run_columns() of a query's current row. */
 static void run_row(sqlite3_stmt *st, rg_store_run *row)
@@ -319,6 +321,7 @@ static void run_row(sqlite3_stmt *st, rg_store_run *row)
     store_col_text(st, 5, row->error, sizeof row->error);
     row->test_top1 = store_col_double(st, 6, -1.0);
     row->imported = sqlite3_column_int(st, 7);
+    row->epochs_done = sqlite3_column_int(st, 8);
 }
 
 rg_status rg_store_get_run(rg_store *s, int64_t experiment, const char *name, int64_t seed, rg_store_run *row,

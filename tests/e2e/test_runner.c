@@ -357,18 +357,16 @@ static double now_s(void)
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-static void test_kill_and_resume(void **state)
+/* `regain run RECIPE`, killed (SIGKILL) as soon as the checkpoint `last`
+ * (under the test root) appears: in its run's second epoch. */
+static void run_killed_after(const char *recipe, const char *log, const char *last)
 {
-    (void)state;
-    char text[512];
-    snprintf(text, sizeof text, kill_recipe, "killed", "k.db");
-    rgt_write_text("kill.ini", text);
-    pid_t pid = spawn(rgt_in_root("kill.log"), "run", "kill.ini", NULL, NULL);
-    /* last.safetensors appears when epoch 1 ends: kill in epoch 2 */
-    const char *last = rgt_in_root("runs/killed/a/seed1/last.safetensors");
+    pid_t pid = spawn(rgt_in_root(log), "run", recipe, NULL, NULL);
+    char path[700];
+    snprintf(path, sizeof path, "%s", rgt_in_root(last));
     struct stat sb;
     double t0 = now_s();
-    while (stat(last, &sb) != 0) {
+    while (stat(path, &sb) != 0) {
         if (now_s() - t0 > 120) {
             kill(pid, SIGKILL);
             fail_msg("no checkpoint after 120 s");
@@ -380,6 +378,16 @@ static void test_kill_and_resume(void **state)
     }
     kill(pid, SIGKILL);
     assert_int_equal(wait_exit(pid), 128 + SIGKILL);
+}
+
+static void test_kill_and_resume(void **state)
+{
+    (void)state;
+    char text[512];
+    snprintf(text, sizeof text, kill_recipe, "killed", "k.db");
+    rgt_write_text("kill.ini", text);
+    /* last.safetensors appears when epoch 1 ends */
+    run_killed_after("kill.ini", "kill.log", "runs/killed/a/seed1/last.safetensors");
     sqlite3 *db = open_db("k.db");
     expect_intact(db);
     char status[32];
@@ -489,6 +497,39 @@ static void test_estimate_counts_teacher(void **state)
     double once = kd - plain, every_epoch = kd_crop - plain;
     assert_true(plain > 0 && once > 0.1 * plain);
     assert_true(fabs(every_epoch - 4.0 * once) < 0.02 * every_epoch);
+}
+
+/* A run to resume is estimated for the epochs it has left: seed 1, killed
+ * after its first epochs, against seed 2 of the same run, not started, in
+ * one plan (the same throughput). */
+static void test_estimate_of_a_resume(void **state)
+{
+    (void)state;
+    rgt_write_text("left.ini", "[experiment]\nname = left\nstore = l.db\nseeds = 1, 2\n[defaults]\n"
+                               "model = mbv2-tiny\nepochs = 3\ntrain_limit = 512\ntest_limit = 128\n[run a]\n");
+    run_killed_after("left.ini", "left.log", "runs/left/a/seed1/last.safetensors");
+    sqlite3 *db = open_db("l.db");
+    int done = query_int(db, "SELECT count(*) FROM epoch_metrics e JOIN runs r ON r.id = e.run_id WHERE r.seed = 1");
+    sqlite3_close(db);
+    assert_true(done >= 1 && done < 3);
+    rg_error err = {0};
+    rg_exp_options o = {.jobs = 1};
+    rg_experiment *x;
+    char cwd[1024];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    assert_int_equal(chdir(rgt_root), 0);
+    rg_status st = rg_exp_open("left.ini", &o, &x, &err);
+    assert_int_equal(chdir(cwd), 0);
+    if (st) fail_msg("rg_exp_open: %s", err.msg);
+    assert_int_equal(x->n_items, 2);
+    const rg_exp_item *killed = x->items[0].seed == 1 ? &x->items[0] : &x->items[1];
+    const rg_exp_item *fresh = killed == &x->items[0] ? &x->items[1] : &x->items[0];
+    assert_int_equal(killed->plan, RG_PLAN_RESUME);
+    assert_int_equal(fresh->plan, RG_PLAN_RUN);
+    double want = fresh->est_s * (3 - done) / 3.0;
+    if (fabs(killed->est_s - want) > 1e-9 * want)
+        fail_msg("resume estimated %.3f s, want %.3f (%d of 3 epochs done)", killed->est_s, want, done);
+    rg_exp_close(x);
 }
 
 /* ---- a run that fails ---------------------------------------------------------------------------------------- */
@@ -738,6 +779,7 @@ int main(void)
         cmocka_unit_test(test_concurrent_runs),
         cmocka_unit_test(test_jobs_after_timing),
         cmocka_unit_test(test_estimate_counts_teacher),
+        cmocka_unit_test(test_estimate_of_a_resume),
         cmocka_unit_test(test_export_import),
         cmocka_unit_test(test_split_by_seed),
     };
