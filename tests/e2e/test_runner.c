@@ -462,6 +462,22 @@ static void test_kill_inside_store_write(void **state)
 
 /* ---- cost estimates ---------------------------------------------------------------------------------------- */
 
+/* The plan of a recipe in the test root (rg_exp_open: nothing runs but the
+ * timing of models the store has no throughput for). */
+static rg_experiment *plan_of(const char *recipe)
+{
+    rg_error err = {0};
+    rg_exp_options o = {.jobs = 1};
+    rg_experiment *x = NULL;
+    char cwd[1024];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    assert_int_equal(chdir(rgt_root), 0);
+    rg_status st = rg_exp_open(recipe, &o, &x, &err);
+    assert_int_equal(chdir(cwd), 0);
+    if (st) fail_msg("rg_exp_open %s: %s", recipe, err.msg);
+    return x;
+}
+
 /* A distillation run costs its teacher's forward passes on top of its own
  * training: every epoch when images are augmented, once when nothing is
  * and the teacher's outputs are cached. Nothing runs but a few timed
@@ -473,15 +489,7 @@ static void test_estimate_counts_teacher(void **state)
                               "train_limit = 20000\ntest_limit = 256\ncrop_pad = 0\nhflip = 0\n"
                               "[run t]\nmodel = resnet20\n[run plain]\n[run kd]\nteacher = @t\nkd_alpha = 0.9\n"
                               "[run kd-crop]\nteacher = @t\nkd_alpha = 0.9\ncrop_pad = 2\n");
-    rg_error err = {0};
-    rg_exp_options o = {.jobs = 1};
-    rg_experiment *x;
-    char cwd[1024];
-    assert_non_null(getcwd(cwd, sizeof cwd));
-    assert_int_equal(chdir(rgt_root), 0);
-    rg_status st = rg_exp_open("est.ini", &o, &x, &err);
-    assert_int_equal(chdir(cwd), 0);
-    if (st) fail_msg("rg_exp_open: %s", err.msg);
+    rg_experiment *x = plan_of("est.ini");
     double plain = -1, kd = -1, kd_crop = -1;
     for (int32_t i = 0; i < x->n_items; i++) {
         const char *name = x->res->runs[x->items[i].run].name;
@@ -512,15 +520,7 @@ static void test_estimate_of_a_resume(void **state)
     int done = query_int(db, "SELECT count(*) FROM epoch_metrics e JOIN runs r ON r.id = e.run_id WHERE r.seed = 1");
     sqlite3_close(db);
     assert_true(done >= 1 && done < 3);
-    rg_error err = {0};
-    rg_exp_options o = {.jobs = 1};
-    rg_experiment *x;
-    char cwd[1024];
-    assert_non_null(getcwd(cwd, sizeof cwd));
-    assert_int_equal(chdir(rgt_root), 0);
-    rg_status st = rg_exp_open("left.ini", &o, &x, &err);
-    assert_int_equal(chdir(cwd), 0);
-    if (st) fail_msg("rg_exp_open: %s", err.msg);
+    rg_experiment *x = plan_of("left.ini");
     assert_int_equal(x->n_items, 2);
     const rg_exp_item *killed = x->items[0].seed == 1 ? &x->items[0] : &x->items[1];
     const rg_exp_item *fresh = killed == &x->items[0] ? &x->items[1] : &x->items[0];
