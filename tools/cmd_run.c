@@ -190,8 +190,8 @@ static void print_plan(const rg_experiment *x)
             cli_format_duration(it->est_s, est, sizeof est);
             total += it->est_s;
             to_run++;
-            defaulted |= it->est_default_rate;
-            timed |= it->est_timed;
+            defaulted |= it->est_rate == RG_EST_ASSUMED;
+            timed |= it->est_rate == RG_EST_TIMED;
         }
         const char *plan = it->plan == RG_PLAN_CACHED && it->results_only ? "cached (imported)" : plan_name(it->plan);
         printf("%-20s %6lld  %-18s %10s %12llu", it->name, (long long)it->seed, plan, est,

@@ -40,6 +40,13 @@ typedef enum {
     RG_PLAN_RESTORE         /* imported without its checkpoints, which a run still to do needs: runs again */
 } rg_item_plan;
 
+/* Where an item's estimated throughput comes from (rg_exp_open). */
+typedef enum {
+    RG_EST_RECORDED = 0,    /* the store's records */
+    RG_EST_TIMED,           /* a few training steps timed by rg_exp_open */
+    RG_EST_ASSUMED          /* nothing on record and nothing timed: the default MAC rate */
+} rg_est_rate;
+
 /* What happened to an item in rg_exp_execute. */
 typedef enum {
     RG_OUT_NONE = 0,        /* not reached */
@@ -62,8 +69,7 @@ typedef struct {
     rg_item_plan plan;
     char hash[65];          /* "" when not known yet */
     double est_s;           /* estimated seconds to run (0 when cached) */
-    int est_default_rate;   /* the estimate uses the default rate, no recorded one */
-    int est_timed;          /* the estimate uses a few training steps timed by rg_exp_open */
+    rg_est_rate est_rate;   /* where the estimate's throughput comes from */
     uint64_t macs;          /* forward MACs per image (0 unknown) */
     char reused_from[RG_RECIPE_NAME_MAX * 2 + 32]; /* RG_PLAN_REUSE / RG_OUT_REUSED: "EXPERIMENT/RUN" */
     int results_only;       /* RG_PLAN_CACHED: imported results, the checkpoints are not here */

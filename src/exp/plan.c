@@ -257,6 +257,17 @@ static uint64_t checkpoint_macs(const char *path)
     return macs;
 }
 
+pid_t rg_exp_fork(void)
+{
+    fflush(NULL);
+    pid_t parent = getpid(), pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) _exit(1);
+    }
+    return pid;
+}
+
 int32_t rg_exp_threads_per_run(const rg_experiment *x)
 {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -278,11 +289,8 @@ static double timed_rate(rg_experiment *x, const char *model, int32_t batch)
     double ips = 0.0;
     int fds[2];
     if (pipe(fds) == 0) {
-        fflush(NULL);
-        pid_t parent = getpid(), pid = fork();
+        pid_t pid = rg_exp_fork();
         if (pid == 0) {
-            prctl(PR_SET_PDEATHSIG, SIGKILL);
-            if (getppid() != parent) _exit(1);
             close(fds[0]);
             rg_bench_config bc = {.model = model, .train = 1, .batch = batch > 0 ? batch : 128,
                                   .threads = rg_exp_threads_per_run(x), .steps = 2, .warmup = 1, .seed = 1};
@@ -308,8 +316,6 @@ static double timed_rate(rg_experiment *x, const char *model, int32_t batch)
     return ips;
 }
 
-typedef enum { RATE_RECORDED, RATE_TIMED, RATE_ASSUMED } rate_source;
-
 /* Training images/s of model (macs forward MACs an image): the store's
  * record at the items' thread count; else a few steps timed now; else the
  * record at other thread counts, or the MAC rate of the models on record;
@@ -317,21 +323,21 @@ typedef enum { RATE_RECORDED, RATE_TIMED, RATE_ASSUMED } rate_source;
  * that shared the cores, can be several times off (1 thread beside another
  * run against 2 alone: 470 against 1,650 images/s for mbv2-tiny). */
 static double training_rate(rg_experiment *x, rg_store *s, const char *model, uint64_t macs, int32_t batch,
-                            rate_source *source)
+                            rg_est_rate *source)
 {
     double ips = 0.0, mac_rate = 0.0;
     rg_error err = {0};
-    *source = RATE_RECORDED;
+    *source = RG_EST_RECORDED;
     if (s) rg_store_rates(s, model, rg_exp_threads_per_run(x), macs_cb, NULL, &ips, &mac_rate, &err);
     if (ips > 0) return ips;
-    *source = RATE_TIMED;
+    *source = RG_EST_TIMED;
     if ((ips = timed_rate(x, model, batch)) > 0) return ips;
-    *source = RATE_RECORDED;
+    *source = RG_EST_RECORDED;
     if (s) rg_store_rates(s, model, 0, macs_cb, NULL, &ips, &mac_rate, &err);
     if (ips > 0) return ips;
     if (!macs) return 0.0;
     if (mac_rate <= 0) {
-        *source = RATE_ASSUMED;
+        *source = RG_EST_ASSUMED;
         mac_rate = x->default_rate;
     }
     return mac_rate / (double)macs;
@@ -353,7 +359,7 @@ static double teacher_s_per_image(rg_experiment *x, rg_store *s, const rg_resolv
         const char *model = vals[i][0] == '@' ? ref_model(run, x->res, keys[i]) : NULL;
         uint64_t macs = model ? model_macs(model) : vals[i][0] == '@' ? 0 : checkpoint_macs(vals[i]);
         if (!macs) continue;
-        rate_source source;
+        rg_est_rate source;
         double ips = model ? training_rate(x, s, model, macs, c->batch, &source) : 0.0;
         sec += (ips > 0 ? 1.0 / ips : (double)macs / x->default_rate) / 3.0;
     }
@@ -364,10 +370,7 @@ static void estimate(rg_experiment *x, rg_store *s, rg_exp_item *it)
 {
     const rg_train_config *c = &x->res->runs[it->run].cfg;
     it->macs = model_macs(c->model);
-    rate_source source;
-    double ips = training_rate(x, s, c->model, it->macs, c->batch, &source);
-    it->est_default_rate = source == RATE_ASSUMED;
-    it->est_timed = source == RATE_TIMED;
+    double ips = training_rate(x, s, c->model, it->macs, c->batch, &it->est_rate);
     if (ips <= 0) ips = 500.0;
     double train = EST_TRAIN_IMAGES - c->val_split;
     if (c->train_limit > 0 && c->train_limit < train) train = c->train_limit;

@@ -6,6 +6,8 @@
 
 #include "regain/experiment.h"
 
+#include <sys/types.h>
+
 typedef struct {
     char key[512], hex[65];
 } rg_exp_memo;
@@ -42,6 +44,10 @@ rg_status rg_exp_item_hash(rg_experiment *x, rg_store *s, int64_t experiment, in
 enum { RG_EXP_REUSE_NO = 0, RG_EXP_REUSE_FILES, RG_EXP_REUSE_RESULTS };
 int rg_exp_run_reusable(rg_store *s, const rg_store_run *row, const char *hash);
 
+
+/* fork() for a child of this process (buffered output flushed first): in
+ * the child, which dies with its parent, it returns 0. */
+pid_t rg_exp_fork(void);
 
 /* The run directory's lock (RUN_DIR/.lock, flock): -1 with *busy set when
  * another process holds it, -1 with an error otherwise; the descriptor

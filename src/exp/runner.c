@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <dirent.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -152,10 +151,8 @@ static rg_status perform(runner *r, rg_store *store, int32_t i, const rg_train_c
 /* Child process of --jobs: its own store connection (an SQLite connection
  * must not cross fork), and it dies with the parent so that a killed
  * `regain run` stops all its runs (the next one resumes them). */
-static void child(runner *r, int32_t i, const rg_train_config *cfg, int64_t run_id, double prior_wall, pid_t parent)
+static void child(runner *r, int32_t i, const rg_train_config *cfg, int64_t run_id, double prior_wall)
 {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(1);
     rg_error err = {0};
     rg_store *s;
     if (rg_store_open(r->x->store_path, 0, &s, &err)) _exit(1);
@@ -343,9 +340,8 @@ static rg_status try_item(runner *r, int32_t i, try_result *res, rg_error *err)
         finish(r, i, st ? RG_OUT_FAILED : r->resumed[i] ? RG_OUT_RESUMED : RG_OUT_RAN, st ? e.msg : NULL);
         return RG_OK;
     }
-    fflush(NULL);
-    pid_t parent = getpid(), pid = fork();
-    if (pid == 0) child(r, i, &cfg, run_id, prior_wall, parent);
+    pid_t pid = rg_exp_fork();
+    if (pid == 0) child(r, i, &cfg, run_id, prior_wall);
     close(fd);   /* the child holds the lock until it exits */
     if (pid < 0) {
         rg_error e2 = {0};

@@ -494,8 +494,7 @@ static void test_estimate_counts_teacher(void **state)
     for (int32_t i = 0; i < x->n_items; i++) {
         const char *name = x->res->runs[x->items[i].run].name;
         /* no store: each model's training steps were timed on the spot */
-        assert_int_equal(x->items[i].est_timed, 1);
-        assert_int_equal(x->items[i].est_default_rate, 0);
+        assert_int_equal(x->items[i].est_rate, RG_EST_TIMED);
         if (!strcmp(name, "plain")) plain = x->items[i].est_s;
         if (!strcmp(name, "kd")) kd = x->items[i].est_s;
         if (!strcmp(name, "kd-crop")) kd_crop = x->items[i].est_s;
