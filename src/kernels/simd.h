@@ -72,6 +72,20 @@ static inline void rg_vstore_k(float *p, rg_vf v, int n)
     else rg_vstore_n(p, v, n);
 }
 
+#if RG_VEC == 16
+/* Half a vector (8 floats, a ymm register), for tails of at most 8 lanes:
+ * on Zen 4 a 512-bit FMA takes both 256-bit pipes, so a masked 16-lane FMA
+ * that uses 8 lanes costs twice a 256-bit one. Widened (upper lanes zero)
+ * for the epilogues, which then run the full-vector code. */
+typedef float rg_vh __attribute__((vector_size(8 * sizeof(float))));
+static inline rg_vh rg_vhset1(float x) { return (rg_vh)_mm256_set1_ps(x); }
+static inline rg_vh rg_vhload_n(const float *p, int n)
+{
+    return n == 8 ? (rg_vh)_mm256_loadu_ps(p) : (rg_vh)_mm256_maskz_loadu_ps((__mmask8)((1u << n) - 1u), p);
+}
+static inline rg_vf rg_vh_widen(rg_vh v) { return (rg_vf)_mm512_zextps256_ps512((__m256)v); }
+#endif
+
 /* C has no vector ?:, so min and max come from the intrinsics. */
 #if RG_VEC == 16
 static inline rg_vf rg_vmax(rg_vf a, rg_vf b) { return (rg_vf)_mm512_max_ps((__m512)a, (__m512)b); }
