@@ -4,11 +4,16 @@
  *      window scan order (as PyTorch does), found again in backward.
  * avg: the divisor is the number of in-bounds taps (count_include_pad = 0).
  * gap: y[n, c] = mean over H*W of x[n, :, :, c]; dx += dy / (H*W).
+ *      Fed by a batch norm in training (ops/bn.h: a network's head), it
+ *      computes each image's act(bn(x)) into cache as it reads it, and takes
+ *      the batch norm's gradient sums of each image it writes.
  */
-#include "ops/op.h"
+#include "ops/bn.h"
+#include "ops/conv.h"
 
 #include <float.h>
 #include <math.h>
+#include <omp.h>
 
 typedef struct {
     int32_t h0, h1, w0, w1; /* in-bounds window [h0, h1) x [w0, w1) */
@@ -114,6 +119,21 @@ static void avgpool_backward(const rg_op_call *c)
             }
 }
 
+/* The batch norm feeding this gap in this pass (0: none), and the floats of
+ * an input image, each thread's buffer for it (rg_conv_slots). */
+static int32_t gap_feed(const rg_op_call *c)
+{
+    int32_t feed = c->node->bn_feed;
+    return rg_bn_pair_active(c->g, c->ctx, feed) ? feed : 0;
+}
+
+static size_t gap_scratch(const rg_graph *g, const rg_node *n, int32_t batch)
+{
+    (void)batch;
+    rg_shape x = g->values[n->in[0]].shape;
+    return n->bn_feed ? rg_conv_slots_floats(g, (size_t)x.h * x.w * x.c) : 0;
+}
+
 static void gap_forward(const rg_op_call *c)
 {
     rg_shape xs = rg_in_shape(c, 0);
@@ -121,15 +141,23 @@ static void gap_forward(const rg_op_call *c)
     float *y = rg_out(c);
     size_t hw = (size_t)xs.h * xs.w;
     float inv = 1.0f / (float)hw;
-#pragma omp parallel for schedule(static)
-    for (int32_t n = 0; n < xs.n; n++) {
-        float *d = y + (size_t)n * xs.c;
-        for (int32_t ch = 0; ch < xs.c; ch++) d[ch] = 0.0f;
-        for (size_t r = 0; r < hw; r++) {
-            const float *s = x + ((size_t)n * hw + r) * xs.c;
-            for (int32_t ch = 0; ch < xs.c; ch++) d[ch] += s[ch];
+    int32_t feed = gap_feed(c);
+#pragma omp parallel num_threads(feed ? rg_conv_slots(c->g) : omp_get_max_threads())
+    {
+        float *slot = c->scratch + (size_t)omp_get_thread_num() * hw * xs.c;
+#pragma omp for schedule(static)
+        for (int32_t n = 0; n < xs.n; n++) {
+            const float *restrict xn = x + (size_t)n * hw * xs.c;
+            if (feed) {
+                rg_bn_feed_apply(c->g, feed, (size_t)n * hw, hw, slot);
+                xn = slot;
+            }
+            float *restrict d = y + (size_t)n * xs.c;
+            for (int32_t ch = 0; ch < xs.c; ch++) d[ch] = 0.0f;
+            for (size_t r = 0; r < hw; r++)
+                for (int32_t ch = 0; ch < xs.c; ch++) d[ch] += xn[r * xs.c + ch];
+            for (int32_t ch = 0; ch < xs.c; ch++) d[ch] *= inv;
         }
-        for (int32_t ch = 0; ch < xs.c; ch++) d[ch] *= inv;
     }
 }
 
@@ -142,19 +170,27 @@ static void gap_backward(const rg_op_call *c)
     int fresh = rg_din_fresh(c, 0);
     size_t hw = (size_t)xs.h * xs.w;
     float inv = 1.0f / (float)hw;
+    int32_t feed = gap_feed(c);
 #pragma omp parallel for schedule(static)
     for (int32_t n = 0; n < xs.n; n++) {
         const float *restrict g = dy + (size_t)n * xs.c;
+        float *dn = dx + (size_t)n * hw * xs.c;
         for (size_t r = 0; r < hw; r++) {
-            float *restrict d = dx + ((size_t)n * hw + r) * xs.c;
+            float *restrict d = dn + r * xs.c;
             if (fresh)
                 for (int32_t ch = 0; ch < xs.c; ch++) d[ch] = g[ch] * inv;
             else
                 for (int32_t ch = 0; ch < xs.c; ch++) d[ch] += g[ch] * inv;
         }
+        /* fed: gap is the batch norm's sole reader, so this image's gradient is whole */
+        if (feed) rg_bn_feed_grad_sums(c->g, feed, n, dn);
     }
 }
 
 const rg_op_def rg_op_maxpool = {.name = "maxpool", .forward = maxpool_forward, .backward = maxpool_backward};
 const rg_op_def rg_op_avgpool = {.name = "avgpool", .forward = avgpool_forward, .backward = avgpool_backward};
-const rg_op_def rg_op_gap = {.name = "gap", .forward = gap_forward, .backward = gap_backward, .stores_fresh_din = 1};
+const rg_op_def rg_op_gap = {.name = "gap",
+                             .forward = gap_forward,
+                             .backward = gap_backward,
+                             .scratch_floats = gap_scratch,
+                             .stores_fresh_din = 1};

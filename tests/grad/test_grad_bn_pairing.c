@@ -6,7 +6,8 @@
  * and, pointwise or depthwise, computes the batch norm's input gradient
  * itself), and a convolution that alone reads a batch norm's chain output
  * is fed by it (it applies batch norm and relu6 to its
- * input as it reads it and takes the gradient sums). A tapped value is never
+ * input as it reads it and takes the gradient sums), as is a global average
+ * pooling (the head). A tapped value is never
  * fused, so tapping every value of the same network gives the plain
  * execution of the ops, which the finite-difference checks of
  * test_grad_ops.c hold to the definition. Here:
@@ -181,10 +182,10 @@ static void test_fused_matches_plain(void **state)
     expect_fused_matches_plain(0, &pairs, &feeds);
     /* stem, c2, b1.dw, b1.project, b2..b3 expand/dw/project, head: all 11
      * convolutions are paired; fed: stem -> c2 (direct, stride 2), b1.dw ->
-     * b1.project, and per t > 1 block expand -> dw and dw -> project (c2's
-     * output also feeds b1's residual add) */
+     * b1.project, per t > 1 block expand -> dw and dw -> project (c2's
+     * output also feeds b1's residual add), and head -> gap */
     assert_int_equal(pairs, 11);
-    assert_int_equal(feeds, 6);
+    assert_int_equal(feeds, 7);
 }
 
 static void test_fused_matches_plain_frozen(void **state)
