@@ -21,7 +21,7 @@
  * batch norm's does.
  *
  * Batch norm [+ relu/relu6] -> pointwise, depthwise or direct convolution,
- * or global average pooling, in training plans: fed (rg_node.bn_feed,
+ * add or global average pooling, in training plans: fed (rg_node.bn_feed,
  * ops/bn.h); the reader applies the batch norm to its input as it reads
  * it, and takes the batch norm's gradient sums as it writes their input;
  * the chain output is not written.
@@ -70,8 +70,11 @@ void rg_graph_fuse(rg_graph *g, rg_plan_mode mode)
         if (act > 0 && (g->nodes[act].op == RG_OP_RELU || g->nodes[act].op == RG_OP_RELU6)) link(g, i, act);
         if (g->nodes[i].op != RG_OP_BN) continue;
         int32_t reader = mode == RG_PLAN_TRAIN ? sole_reader(g, rg_graph_chain_output(g, i)) : -1;
-        if (reader > 0 && ((g->nodes[reader].op == RG_OP_CONV && rg_conv_can_take_bn_feed(g, &g->nodes[reader])) ||
-                           g->nodes[reader].op == RG_OP_GAP)) {
+        /* one feed a reader: an add of two batch norms' outputs (a
+         * projection shortcut) is fed by the first */
+        if (reader > 0 && !g->nodes[reader].bn_feed &&
+            ((g->nodes[reader].op == RG_OP_CONV && rg_conv_can_take_bn_feed(g, &g->nodes[reader])) ||
+             g->nodes[reader].op == RG_OP_GAP || g->nodes[reader].op == RG_OP_ADD)) {
             /* the chain's output is computed where the reader reads it */
             g->nodes[reader].bn_feed = i;
             g->nodes[i].bn_feed = reader;

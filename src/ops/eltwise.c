@@ -3,17 +3,63 @@
  *   add: y = a + b (same shape)                  da += dy, db += dy (a fresh gradient: a copy)
  *        or act(a + b) with a fused relu/relu6   the same with dy * act'(y) (graph/fuse.c; the
  *                                                slope from the output equals the slope from the sum)
+ *        In training an input that is a batch norm's chain output read by
+ *        nothing else is fed (ops/bn.h: a residual block's projection): the
+ *        add computes it image by image into cache as it reads it, and takes
+ *        the batch norm's gradient sums as it writes that input's gradient.
  *   mul: y = a * b, b same shape or (N,1,1,C)    da += dy * b
  *        (channel broadcast: the gate of a       db += dy * a, summed over
  *         squeeze-excitation block)                   H*W per image when broadcast
  */
 #include "graph/fuse.h"
 #include "kernels/kernels.h"
-#include "ops/op.h"
+#include "ops/bn.h"
+#include "ops/conv.h"
 
+#include <omp.h>
 #include <string.h>
 
 #define PIECE 16384 /* elements a parallel piece of the fused add */
+
+/* The batch norm feeding this add in this pass (0: none) and which input
+ * it gives. */
+static int32_t add_feed(const rg_op_call *c, int *which)
+{
+    int32_t feed = c->node->bn_feed;
+    if (!rg_bn_pair_active(c->g, c->ctx, feed)) return 0;
+    *which = c->node->in[0] == rg_graph_chain_output(c->g, feed) ? 0 : 1;
+    return feed;
+}
+
+/* Per thread, one image of the fed input (rg_conv_slots). */
+static size_t add_scratch(const rg_graph *g, const rg_node *n, int32_t batch)
+{
+    (void)batch;
+    rg_shape y = g->values[n->out].shape;
+    return n->bn_feed ? rg_conv_slots_floats(g, (size_t)y.h * y.w * y.c) : 0;
+}
+
+/* Fed: image by image, the batch norm's chain output into cache, added
+ * there, the fused activation applied while it is in cache. */
+static void add_forward_fed(const rg_op_call *c, int32_t feed, int which, rg_act act, float *y)
+{
+    const rg_kernel_table *k = rg_kernels();
+    const float *other = rg_in(c, 1 - which);
+    rg_shape s = rg_out_shape(c);
+    size_t hw = (size_t)s.h * s.w, per = hw * s.c;
+#pragma omp parallel num_threads(rg_conv_slots(c->g))
+    {
+        float *slot = c->scratch + (size_t)omp_get_thread_num() * per;
+#pragma omp for schedule(static)
+        for (int32_t n = 0; n < s.n; n++) {
+            rg_bn_feed_apply(c->g, feed, (size_t)n * hw, hw, slot);
+            const float *restrict o = other + (size_t)n * per;
+            float *restrict yn = y + (size_t)n * per;
+            for (size_t i = 0; i < per; i++) yn[i] = o[i] + slot[i];
+            if (act != RG_ACT_NONE) k->act_forward(act, yn, yn, per);
+        }
+    }
+}
 
 static void add_forward(const rg_op_call *c)
 {
@@ -21,6 +67,12 @@ static void add_forward(const rg_op_call *c)
     rg_act act = rg_fused_act(c->g, c->node);
     float *y = rg_graph_act(c->g, rg_graph_chain_output(c->g, c->index));
     size_t count = rg_shape_count(rg_out_shape(c));
+    int which;
+    int32_t feed = add_feed(c, &which);
+    if (feed) {
+        add_forward_fed(c, feed, which, act, y);
+        return;
+    }
     if (act == RG_ACT_NONE) {
 #pragma omp parallel for schedule(static)
         for (size_t i = 0; i < count; i++) y[i] = a[i] + b[i];
@@ -36,12 +88,48 @@ static void add_forward(const rg_op_call *c)
     }
 }
 
+/* Fed: image by image, both inputs' gradients, then the batch norm's
+ * gradient sums of the fed input's while it is in cache (the add is its
+ * sole reader, so it is whole and fresh). */
+static void add_backward_fed(const rg_op_call *c, int32_t feed, int which, rg_act act, const float *dy)
+{
+    const rg_kernel_table *k = rg_kernels();
+    const float *y = rg_graph_act(c->g, rg_graph_chain_output(c->g, c->index));
+    rg_shape s = rg_out_shape(c);
+    size_t per = (size_t)s.h * s.w * s.c;
+    float *d[2] = {rg_din(c, 0), rg_din(c, 1)};
+    int fresh[2] = {rg_din_fresh(c, 0), rg_din_fresh(c, 1)};
+#pragma omp parallel for schedule(static)
+    for (int32_t n = 0; n < s.n; n++) {
+        size_t o = (size_t)n * per;
+        for (int i = 0; i < 2; i++) {
+            int j = i ? which : 1 - which; /* the fed input's last, so it is in cache for the sums */
+            if (act != RG_ACT_NONE) {
+                k->act_backward(act, y + o, dy + o, d[j] + o, per, fresh[j]);
+            } else if (fresh[j]) {
+                memcpy(d[j] + o, dy + o, per * sizeof(float));
+            } else {
+                float *restrict dj = d[j] + o;
+                const float *restrict g = dy + o;
+                for (size_t e = 0; e < per; e++) dj[e] += g[e];
+            }
+        }
+        rg_bn_feed_grad_sums(c->g, feed, n, d[which] + o);
+    }
+}
+
 static void add_backward(const rg_op_call *c)
 {
     rg_act act = rg_fused_act(c->g, c->node);
     int32_t out = rg_graph_chain_output(c->g, c->index);
     const float *dy = rg_graph_grad(c->g, out);
     size_t count = rg_shape_count(rg_out_shape(c));
+    int which;
+    int32_t feed = add_feed(c, &which);
+    if (feed) {
+        add_backward_fed(c, feed, which, act, dy);
+        return;
+    }
     if (act != RG_ACT_NONE) {
         /* both inputs' gradients piece by piece, dy and y read while in
          * cache; add(x, x) adds twice into x's gradient, zeroed first (not
@@ -132,5 +220,9 @@ static void mul_backward(const rg_op_call *c)
     }
 }
 
-const rg_op_def rg_op_add = {.name = "add", .forward = add_forward, .backward = add_backward, .stores_fresh_din = 1};
+const rg_op_def rg_op_add = {.name = "add",
+                             .forward = add_forward,
+                             .backward = add_backward,
+                             .scratch_floats = add_scratch,
+                             .stores_fresh_din = 1};
 const rg_op_def rg_op_mul = {.name = "mul", .forward = mul_forward, .backward = mul_backward};

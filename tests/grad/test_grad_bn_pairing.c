@@ -6,15 +6,16 @@
  * and, pointwise or depthwise, computes the batch norm's input gradient
  * itself), and a convolution that alone reads a batch norm's chain output
  * is fed by it (it applies batch norm and relu6 to its
- * input as it reads it and takes the gradient sums), as is a global average
- * pooling (the head). A tapped value is never
+ * input as it reads it and takes the gradient sums), as are a residual
+ * add (alone or fused with relu) and a global average pooling (the head). A tapped value is never
  * fused, so tapping every value of the same network gives the plain
  * execution of the ops, which the finite-difference checks of
  * test_grad_ops.c hold to the definition. Here:
  * - the small MobileNetV2-style network below, which has every pairing
  *   (direct, pointwise and depthwise convolutions, stride 1 and 2, fed
  *   direct convolution c2 and pointwise ones, both
- *   pairings on one convolution and on one batch norm, a residual), runs
+ *   pairings on one convolution and on one batch norm, residual adds with
+ *   and without relu, one of two batch norms feeding an add), runs
  *   fused and plain from the same weights and inputs, for two steps (the
  *   second sees running statistics and gradients left by the first); every
  *   output, parameter gradient, input gradient and running statistic must
@@ -51,6 +52,8 @@ static const char *const SPEC = "input h=28 w=26 c=3\n"
                                 "ir name=b1 t=1 c=8 s=1\n"
                                 "ir name=b2 t=3 c=12 s=2\n"
                                 "ir name=b3 t=2 c=12 s=1\n"
+                                "basic name=r1 c=16 s=2\n"
+                                "basic name=r2 c=16 s=1\n"
                                 "conv name=head c=96 k=1 s=1 bn act=relu6\n"
                                 "gap\n"
                                 "fc name=fc n=5\n";
@@ -180,12 +183,15 @@ static void test_fused_matches_plain(void **state)
     (void)state;
     int pairs, feeds;
     expect_fused_matches_plain(0, &pairs, &feeds);
-    /* stem, c2, b1.dw, b1.project, b2..b3 expand/dw/project, head: all 11
-     * convolutions are paired; fed: stem -> c2 (direct, stride 2), b1.dw ->
+    /* paired: stem, c2, b1.dw, b1.project, b2..b3 expand/dw/project, r1
+     * and r2's two 3x3 convolutions, head (r1's strided 1x1 shortcut runs
+     * by im2col, unpaired); fed: stem -> c2 (direct, stride 2), b1.dw ->
      * b1.project, per t > 1 block expand -> dw and dw -> project (c2's
-     * output also feeds b1's residual add), and head -> gap */
-    assert_int_equal(pairs, 11);
-    assert_int_equal(feeds, 7);
+     * output also feeds b1's residual add), b1, b3, r1 and r2's adds (r1's
+     * by one of its two batch norms), r1 and r2's first batch norm -> their
+     * second convolution, and head -> gap */
+    assert_int_equal(pairs, 15);
+    assert_int_equal(feeds, 13);
 }
 
 static void test_fused_matches_plain_frozen(void **state)
