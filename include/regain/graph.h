@@ -104,13 +104,16 @@ typedef struct {
      * batch norm's input gradient block by block as it reads it, so that
      * gradient is never stored. 0 = none. */
     int32_t bn_pair;
-    /* Training plans: a pointwise or depthwise convolution that is the only
-     * reader of a batch norm's chain output (act(bn(x))), and that batch
-     * norm, name each other here. With batch statistics the batch norm
-     * computes no pass over memory itself: the convolution applies it (and
-     * its activation) to its input block by block as it reads x, and takes
-     * the batch norm's gradient sums per image as it writes their input, so
-     * the chain output is never written. 0 = none. */
+    /* Training plans: a batch norm whose chain output (act(bn(x))) is read
+     * only by convolutions (pointwise, depthwise, direct), adds and global
+     * average pooling is fed: it names its first reader here, and each
+     * convolution or pooling reading it names the batch norm (an add, which
+     * may be fed twice, finds its batch norms by its inputs). With batch
+     * statistics the batch norm computes no pass over memory itself: each
+     * reader applies it (and its activation) to its input block by block
+     * as it reads x, the first reader takes the batch norm's gradient sums
+     * per image as it writes their input, and the chain output is never
+     * written. 0 = none. */
     int32_t bn_feed;
 } rg_node;
 

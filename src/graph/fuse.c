@@ -20,11 +20,12 @@
  * the activation's output and its backward masks the gradient by it, as
  * batch norm's does.
  *
- * Batch norm [+ relu/relu6] -> pointwise, depthwise or direct convolution,
- * add or global average pooling, in training plans: fed (rg_node.bn_feed,
- * ops/bn.h); the reader applies the batch norm to its input as it reads
- * it, and takes the batch norm's gradient sums as it writes their input;
- * the chain output is not written.
+ * Batch norm [+ relu/relu6] -> pointwise, depthwise or direct convolutions,
+ * adds or global average pooling, in training plans: fed (rg_node.bn_feed,
+ * ops/bn.h) when every reader of the chain output is one of these; each
+ * reader applies the batch norm to its input as it reads it, the first
+ * takes the batch norm's gradient sums as it writes their input (the last
+ * write of it in the backward pass), and the chain output is not written.
  */
 #include "graph/fuse.h"
 #include "ops/conv.h"
@@ -52,6 +53,26 @@ static int32_t sole_reader(const rg_graph *g, int32_t v)
     return g->tapped && g->tapped[v] ? -1 : rg_graph_sole_reader(g, v);
 }
 
+/* Whether every reader of value v can compute it from batch norm as it
+ * reads it: pointwise, depthwise and direct convolutions, global average
+ * pooling, adds (an add may be fed on both inputs; it finds them with
+ * rg_bn_feeding), each reading v once. The first reader, or -1. */
+static int32_t feedable_readers(const rg_graph *g, int32_t v)
+{
+    if (v == g->output || (g->tapped && g->tapped[v])) return -1;
+    int32_t first = -1;
+    for (int32_t j = 1; j < g->n_nodes; j++) {
+        const rg_node *n = &g->nodes[j];
+        int reads = 0;
+        for (int32_t k = 0; k < n->n_in; k++) reads += n->in[k] == v;
+        if (!reads) continue;
+        int can = n->op == RG_OP_GAP || n->op == RG_OP_ADD || (n->op == RG_OP_CONV && rg_conv_can_take_bn_feed(g, n));
+        if (reads > 1 || !can) return -1;
+        if (first < 0) first = j;
+    }
+    return first;
+}
+
 static void link(rg_graph *g, int32_t a, int32_t b)
 {
     g->nodes[a].fuse_next = b;
@@ -69,15 +90,15 @@ void rg_graph_fuse(rg_graph *g, rg_plan_mode mode)
         int32_t act = sole_reader(g, g->nodes[i].out);
         if (act > 0 && (g->nodes[act].op == RG_OP_RELU || g->nodes[act].op == RG_OP_RELU6)) link(g, i, act);
         if (g->nodes[i].op != RG_OP_BN) continue;
-        int32_t reader = mode == RG_PLAN_TRAIN ? sole_reader(g, rg_graph_chain_output(g, i)) : -1;
-        /* one feed a reader: an add of two batch norms' outputs (a
-         * projection shortcut) is fed by the first */
-        if (reader > 0 && !g->nodes[reader].bn_feed &&
-            ((g->nodes[reader].op == RG_OP_CONV && rg_conv_can_take_bn_feed(g, &g->nodes[reader])) ||
-             g->nodes[reader].op == RG_OP_GAP || g->nodes[reader].op == RG_OP_ADD)) {
-            /* the chain's output is computed where the reader reads it */
-            g->nodes[reader].bn_feed = i;
-            g->nodes[i].bn_feed = reader;
+        int32_t first = mode == RG_PLAN_TRAIN ? feedable_readers(g, rg_graph_chain_output(g, i)) : -1;
+        if (first > 0) {
+            /* the chain's output is computed where each reader reads it; the
+             * first reader's backward writes its gradient last (the others
+             * wrote theirs before), so it takes the gradient sums */
+            g->nodes[i].bn_feed = first;
+            for (int32_t j = first; j < g->n_nodes; j++)
+                if (g->nodes[j].op != RG_OP_ADD && g->nodes[j].in[0] == rg_graph_chain_output(g, i))
+                    g->nodes[j].bn_feed = i;
         }
         int32_t conv = g->values[g->nodes[i].in[0]].producer;
         if (g->nodes[conv].op != RG_OP_CONV || sole_reader(g, g->nodes[conv].out) != i) continue;

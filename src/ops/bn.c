@@ -29,6 +29,7 @@
  * in double (in the backward pass of a fed batch norm: the per-image
  * gradient sums, sum g and sum g (x - mean)).
  */
+#include "graph/fuse.h"
 #include "ops/bn.h"
 #include "ops/conv.h"
 #include "kernels/kernels.h"
@@ -274,6 +275,12 @@ static void bn_backward(const rg_op_call *call)
         size_t r0 = p * ROWS_PER_PIECE, rows = M - r0 < ROWS_PER_PIECE ? M - r0 : ROWS_PER_PIECE;
         k->bn_grad_apply(x + r0 * C, dy + r0 * C, scale, shift, act, mean, k1, k2, k3, rows, C, dx + r0 * C, store);
     }
+}
+
+int32_t rg_bn_feeding(const rg_graph *g, int32_t v)
+{
+    int32_t head = rg_graph_value_written_at(g, v);
+    return g->nodes[head].op == RG_OP_BN && g->nodes[head].bn_feed && rg_graph_chain_output(g, head) == v ? head : 0;
 }
 
 void rg_bn_feed_apply(rg_graph *g, int32_t bn, size_t r0, size_t rows, float *out)

@@ -25,6 +25,16 @@ static inline int rg_bn_pair_active(const rg_graph *g, const rg_exec *ctx, int32
 /* Image `image`'s channel moments (x: its hw x C output) for batch norm bn. */
 void rg_bn_take_moments(rg_graph *g, int32_t bn, int32_t image, const float *x);
 
+/* The fed batch norm (rg_node.bn_feed) whose chain output value v is,
+ * 0 when v is none's. */
+int32_t rg_bn_feeding(const rg_graph *g, int32_t v);
+/* Whether reader `node` takes fed batch norm bn's gradient sums: only the
+ * first of its readers does, whose backward writes the gradient last. */
+static inline int rg_bn_feed_takes_sums(const rg_graph *g, int32_t bn, int32_t node)
+{
+    return g->nodes[bn].bn_feed == node;
+}
+
 /* Fed (rg_node.bn_feed): rows [r0, r0 + rows) of the chain output
  * act(x * scale + shift) of batch norm bn into out, after bn's forward ran. */
 void rg_bn_feed_apply(rg_graph *g, int32_t bn, size_t r0, size_t rows, float *out);

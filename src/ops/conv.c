@@ -343,7 +343,7 @@ static void pw_backward_blocks(const rg_op_call *call, int32_t pair, int32_t fee
             rg_gemm_tn_block(cout, cin, rows, dy, cout, a, cin, 0.0f, part + (size_t)b * mn, cin);
             if (!dx) continue;
             k->gemm_nn(rows, cin, cout, dy, cout, w, cin, dx + r0 * cin, cin, accumulate, NULL, RG_ACT_NONE);
-            if (feed)
+            if (feed && rg_bn_feed_takes_sums(call->g, feed, call->index))
                 for (int32_t i = 0; i < nb; i++)
                     rg_bn_feed_grad_sums(call->g, feed, n0 + i, dx + (r0 + (size_t)i * l.hw) * cin);
         }

@@ -123,7 +123,8 @@ void rg_conv_dw_backward(const rg_op_call *call)
             if (as_forward) k->dw_forward(&flip, dyn, wf, NULL, RG_ACT_NONE, dx + n * xi);
             else if (dx) k->dw_backward_data(&geo, dyn, wt, dx + n * xi, store);
             if (b.feed) {
-                if (dx) rg_bn_feed_grad_sums(call->g, b.feed, n, dx + n * xi);
+                if (dx && rg_bn_feed_takes_sums(call->g, b.feed, call->index))
+                    rg_bn_feed_grad_sums(call->g, b.feed, n, dx + n * xi);
                 rg_bn_feed_apply(call->g, b.feed, (size_t)n * geo.h * geo.w, (size_t)geo.h * geo.w, xin);
                 xn = xin;
             }

@@ -252,7 +252,8 @@ void rg_conv_direct_backward(const rg_op_call *call)
                 if (!dx) continue;
                 pad_image(call->g, 0, 0, dy + i * yi, ys.h, ys.w, ys.c, d.hp, d.wp, d.top, d.left, dyp);
                 input_grad(&d, a, xs, dyp, wf, at, accumulate, buf, dx + i * xi);
-                if (feed) rg_bn_feed_grad_sums(call->g, feed, i, dx + i * xi);
+                if (feed && rg_bn_feed_takes_sums(call->g, feed, call->index))
+                    rg_bn_feed_grad_sums(call->g, feed, i, dx + i * xi);
             }
         }
     }

@@ -3,10 +3,11 @@
  *   add: y = a + b (same shape)                  da += dy, db += dy (a fresh gradient: a copy)
  *        or act(a + b) with a fused relu/relu6   the same with dy * act'(y) (graph/fuse.c; the
  *                                                slope from the output equals the slope from the sum)
- *        In training an input that is a batch norm's chain output read by
- *        nothing else is fed (ops/bn.h: a residual block's projection): the
- *        add computes it image by image into cache as it reads it, and takes
- *        the batch norm's gradient sums as it writes that input's gradient.
+ *        In training an input that is a fed batch norm's chain output
+ *        (ops/bn.h: a residual block's projection, the block input) is
+ *        computed image by image into cache as the add reads it; the add
+ *        takes the batch norm's gradient sums as it writes that input's
+ *        gradient when it is the last to write it.
  *   mul: y = a * b, b same shape or (N,1,1,C)    da += dy * b
  *        (channel broadcast: the gate of a       db += dy * a, summed over
  *         squeeze-excitation block)                   H*W per image when broadcast
@@ -21,42 +22,55 @@
 
 #define PIECE 16384 /* elements a parallel piece of the fused add */
 
-/* The batch norm feeding this add in this pass (0: none) and which input
- * it gives. */
-static int32_t add_feed(const rg_op_call *c, int *which)
+/* The batch norms feeding this add's inputs in this pass (0: none);
+ * whether any does. */
+static int add_feeds(const rg_op_call *c, int32_t feed[2])
 {
-    int32_t feed = c->node->bn_feed;
-    if (!rg_bn_pair_active(c->g, c->ctx, feed)) return 0;
-    *which = c->node->in[0] == rg_graph_chain_output(c->g, feed) ? 0 : 1;
-    return feed;
+    for (int k = 0; k < 2; k++) {
+        int32_t bn = rg_bn_feeding(c->g, c->node->in[k]);
+        feed[k] = rg_bn_pair_active(c->g, c->ctx, bn) ? bn : 0;
+    }
+    return feed[0] || feed[1];
 }
 
-/* Per thread, one image of the fed input (rg_conv_slots). */
+#define FED_ROWS_FLOATS 2048 /* a fed input computed 8 KiB at a time: it stays in L1 for the add */
+
+/* Per thread, a piece of each fed input (rg_conv_slots). */
+static size_t fed_rows(int32_t c) { return c < FED_ROWS_FLOATS ? (size_t)(FED_ROWS_FLOATS / c) : 1; }
+
 static size_t add_scratch(const rg_graph *g, const rg_node *n, int32_t batch)
 {
     (void)batch;
-    rg_shape y = g->values[n->out].shape;
-    return n->bn_feed ? rg_conv_slots_floats(g, (size_t)y.h * y.w * y.c) : 0;
+    int32_t c = g->values[n->out].shape.c;
+    int fed = rg_bn_feeding(g, n->in[0]) || rg_bn_feeding(g, n->in[1]);
+    return fed ? rg_conv_slots_floats(g, 2 * fed_rows(c) * (size_t)c) : 0;
 }
 
-/* Fed: image by image, the batch norm's chain output into cache, added
- * there, the fused activation applied while it is in cache. */
-static void add_forward_fed(const rg_op_call *c, int32_t feed, int which, rg_act act, float *y)
+/* Fed: a few rows at a time, each fed input's chain output into L1, added
+ * there, the fused activation applied while the sum is in L1. */
+static void add_forward_fed(const rg_op_call *c, const int32_t feed[2], rg_act act, float *y)
 {
     const rg_kernel_table *k = rg_kernels();
-    const float *other = rg_in(c, 1 - which);
     rg_shape s = rg_out_shape(c);
-    size_t hw = (size_t)s.h * s.w, per = hw * s.c;
+    size_t rows = (size_t)s.n * s.h * s.w, step = fed_rows(s.c), pieces = (rows + step - 1) / step;
 #pragma omp parallel num_threads(rg_conv_slots(c->g))
     {
-        float *slot = c->scratch + (size_t)omp_get_thread_num() * per;
+        float *slot = c->scratch + (size_t)omp_get_thread_num() * 2 * step * s.c;
 #pragma omp for schedule(static)
-        for (int32_t n = 0; n < s.n; n++) {
-            rg_bn_feed_apply(c->g, feed, (size_t)n * hw, hw, slot);
-            const float *restrict o = other + (size_t)n * per;
-            float *restrict yn = y + (size_t)n * per;
-            for (size_t i = 0; i < per; i++) yn[i] = o[i] + slot[i];
-            if (act != RG_ACT_NONE) k->act_forward(act, yn, yn, per);
+        for (size_t p = 0; p < pieces; p++) {
+            size_t r0 = p * step, nr = rows - r0 < step ? rows - r0 : step, count = nr * s.c;
+            const float *in[2];
+            for (int i = 0; i < 2; i++) {
+                in[i] = rg_in(c, i) + r0 * s.c;
+                if (feed[i]) {
+                    rg_bn_feed_apply(c->g, feed[i], r0, nr, slot + i * step * s.c);
+                    in[i] = slot + i * step * s.c;
+                }
+            }
+            const float *restrict a = in[0], *restrict b = in[1];
+            float *restrict yp = y + r0 * s.c;
+            for (size_t e = 0; e < count; e++) yp[e] = a[e] + b[e];
+            if (act != RG_ACT_NONE) k->act_forward(act, yp, yp, count);
         }
     }
 }
@@ -67,10 +81,9 @@ static void add_forward(const rg_op_call *c)
     rg_act act = rg_fused_act(c->g, c->node);
     float *y = rg_graph_act(c->g, rg_graph_chain_output(c->g, c->index));
     size_t count = rg_shape_count(rg_out_shape(c));
-    int which;
-    int32_t feed = add_feed(c, &which);
-    if (feed) {
-        add_forward_fed(c, feed, which, act, y);
+    int32_t feed[2];
+    if (add_feeds(c, feed)) {
+        add_forward_fed(c, feed, act, y);
         return;
     }
     if (act == RG_ACT_NONE) {
@@ -88,33 +101,34 @@ static void add_forward(const rg_op_call *c)
     }
 }
 
-/* Fed: image by image, both inputs' gradients, then the batch norm's
- * gradient sums of the fed input's while it is in cache (the add is its
- * sole reader, so it is whole and fresh). */
-static void add_backward_fed(const rg_op_call *c, int32_t feed, int which, rg_act act, const float *dy)
+/* Fed: image by image, both inputs' gradients, then the gradient sums of
+ * each batch norm for which this add writes the gradient last (its first
+ * reader, ops/bn.h), while that gradient, whole, is in cache. */
+static void add_backward_fed(const rg_op_call *c, const int32_t feed[2], rg_act act, const float *dy)
 {
     const rg_kernel_table *k = rg_kernels();
     const float *y = rg_graph_act(c->g, rg_graph_chain_output(c->g, c->index));
     rg_shape s = rg_out_shape(c);
     size_t per = (size_t)s.h * s.w * s.c;
-    float *d[2] = {rg_din(c, 0), rg_din(c, 1)};
-    int fresh[2] = {rg_din_fresh(c, 0), rg_din_fresh(c, 1)};
+    int sums[2];
+    for (int i = 0; i < 2; i++) sums[i] = feed[i] && rg_bn_feed_takes_sums(c->g, feed[i], c->index);
 #pragma omp parallel for schedule(static)
     for (int32_t n = 0; n < s.n; n++) {
         size_t o = (size_t)n * per;
         for (int i = 0; i < 2; i++) {
-            int j = i ? which : 1 - which; /* the fed input's last, so it is in cache for the sums */
+            float *d = rg_din(c, i) + o;
+            int fresh = rg_din_fresh(c, i);
             if (act != RG_ACT_NONE) {
-                k->act_backward(act, y + o, dy + o, d[j] + o, per, fresh[j]);
-            } else if (fresh[j]) {
-                memcpy(d[j] + o, dy + o, per * sizeof(float));
+                k->act_backward(act, y + o, dy + o, d, per, fresh);
+            } else if (fresh) {
+                memcpy(d, dy + o, per * sizeof(float));
             } else {
-                float *restrict dj = d[j] + o;
                 const float *restrict g = dy + o;
-                for (size_t e = 0; e < per; e++) dj[e] += g[e];
+                float *restrict dd = d;
+                for (size_t e = 0; e < per; e++) dd[e] += g[e];
             }
+            if (sums[i]) rg_bn_feed_grad_sums(c->g, feed[i], n, d);
         }
-        rg_bn_feed_grad_sums(c->g, feed, n, d[which] + o);
     }
 }
 
@@ -124,10 +138,9 @@ static void add_backward(const rg_op_call *c)
     int32_t out = rg_graph_chain_output(c->g, c->index);
     const float *dy = rg_graph_grad(c->g, out);
     size_t count = rg_shape_count(rg_out_shape(c));
-    int which;
-    int32_t feed = add_feed(c, &which);
-    if (feed) {
-        add_backward_fed(c, feed, which, act, dy);
+    int32_t feed[2];
+    if (add_feeds(c, feed)) {
+        add_backward_fed(c, feed, act, dy);
         return;
     }
     if (act != RG_ACT_NONE) {

@@ -182,8 +182,8 @@ static void gap_backward(const rg_op_call *c)
             else
                 for (int32_t ch = 0; ch < xs.c; ch++) d[ch] += g[ch] * inv;
         }
-        /* fed: gap is the batch norm's sole reader, so this image's gradient is whole */
-        if (feed) rg_bn_feed_grad_sums(c->g, feed, n, dn);
+        /* fed: gap is the last to write this image's gradient, so it is whole */
+        if (feed && rg_bn_feed_takes_sums(c->g, feed, c->index)) rg_bn_feed_grad_sums(c->g, feed, n, dn);
     }
 }
 

@@ -185,13 +185,15 @@ static void test_fused_matches_plain(void **state)
     expect_fused_matches_plain(0, &pairs, &feeds);
     /* paired: stem, c2, b1.dw, b1.project, b2..b3 expand/dw/project, r1
      * and r2's two 3x3 convolutions, head (r1's strided 1x1 shortcut runs
-     * by im2col, unpaired); fed: stem -> c2 (direct, stride 2), b1.dw ->
-     * b1.project, per t > 1 block expand -> dw and dw -> project (c2's
-     * output also feeds b1's residual add), b1, b3, r1 and r2's adds (r1's
-     * by one of its two batch norms), r1 and r2's first batch norm -> their
-     * second convolution, and head -> gap */
+     * by im2col, unpaired); fed: stem -> c2 (direct, stride 2), c2 -> b1.dw
+     * and b1's add (two readers), b1.dw -> b1.project, b1.project -> the
+     * add, per t > 1 block expand -> dw and dw -> project, b2.project ->
+     * b3.expand and b3's add, b3.project -> the add, r1 and r2's first
+     * batch norm -> their second convolution, r1's second and shortcut
+     * batch norms -> its add (fed twice), r2's second -> its add, and head
+     * -> gap */
     assert_int_equal(pairs, 15);
-    assert_int_equal(feeds, 13);
+    assert_int_equal(feeds, 16);
 }
 
 static void test_fused_matches_plain_frozen(void **state)
