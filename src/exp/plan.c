@@ -246,13 +246,22 @@ static const char *ref_model(const rg_resolved_run *run, const rg_resolved_recip
 }
 
 /* Forward MACs per image of the model a checkpoint file holds (0 unknown). */
-static uint64_t checkpoint_macs(const char *path)
+/* A checkpoint's forward MACs an image (0 when it does not load) and the
+ * model name its trainer recorded ("regain.model"; empty when none). */
+static uint64_t checkpoint_macs(const char *path, char *model, size_t cap)
 {
     rg_error err = {0};
     rg_graph *g = NULL;
+    rg_st_file *f = NULL;
     rg_graph_stats s;
     uint64_t macs = 0;
-    if (!rg_checkpoint_load(path, 0, &g, NULL, &err) && !rg_graph_stats_compute(g, &s, &err)) macs = s.macs;
+    model[0] = '\0';
+    if (!rg_checkpoint_load(path, 0, &g, &f, &err) && !rg_graph_stats_compute(g, &s, &err)) {
+        macs = s.macs;
+        const char *m = rg_st_meta_get(f, "regain.model");
+        if (m && strlen(m) < cap) snprintf(model, cap, "%s", m);
+    }
+    rg_st_free(f);
     rg_graph_free(g);
     return macs;
 }
@@ -346,8 +355,10 @@ static double training_rate(rg_experiment *x, rg_store *s, const char *model, ui
 /* Seconds of teacher forward passes per training image per epoch: the
  * teachers run in eval mode, about a third of a training step of their own
  * model, on every augmented image (cached once when nothing augments). A
- * teacher is another run of the recipe ("@RUN": its model, and its
- * recorded throughput) or a checkpoint file (its model, the default rate). */
+ * teacher is another run of the recipe ("@RUN") or a checkpoint file (the
+ * model its trainer recorded); either way its model's training rate as
+ * for any run (training_rate), the default MAC rate when a checkpoint
+ * names no model. */
 static double teacher_s_per_image(rg_experiment *x, rg_store *s, const rg_resolved_run *run)
 {
     const rg_train_config *c = &run->cfg;
@@ -356,8 +367,13 @@ static double teacher_s_per_image(rg_experiment *x, rg_store *s, const rg_resolv
     double sec = 0.0;
     for (int i = 0; i < 3; i++) {
         if (!vals[i][0]) continue;
+        char recorded[128];
         const char *model = vals[i][0] == '@' ? ref_model(run, x->res, keys[i]) : NULL;
-        uint64_t macs = model ? model_macs(model) : vals[i][0] == '@' ? 0 : checkpoint_macs(vals[i]);
+        uint64_t macs = model ? model_macs(model) : 0;
+        if (vals[i][0] != '@') {
+            macs = checkpoint_macs(vals[i], recorded, sizeof recorded);
+            model = recorded[0] ? recorded : NULL;
+        }
         if (!macs) continue;
         rg_est_rate source;
         double ips = model ? training_rate(x, s, model, macs, c->batch, &source) : 0.0;

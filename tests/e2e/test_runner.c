@@ -33,8 +33,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "regain/checkpoint.h"
 #include "regain/experiment.h"
 #include "regain/safetensors.h"
+#include "regain/zoo.h"
 
 static char out[1 << 17];
 
@@ -480,17 +482,25 @@ static rg_experiment *plan_of(const char *recipe)
 
 /* A distillation run costs its teacher's forward passes on top of its own
  * training: every epoch when images are augmented, once when nothing is
- * and the teacher's outputs are cached. Nothing runs but a few timed
- * training steps of each model: only the plan. */
+ * and the teacher's outputs are cached. A teacher given as a checkpoint
+ * file costs what the same model costs as a run of the recipe (the model
+ * its trainer recorded). Nothing runs but a few timed training steps of
+ * each model: only the plan. */
 static void test_estimate_counts_teacher(void **state)
 {
     (void)state;
+    rg_graph *t = NULL;
+    CHECK(rg_zoo_build("resnet20", 28, 28, 1, 10, &t, &E));
+    rg_st_meta meta[] = {{"regain.model", "resnet20"}};
+    CHECK(rg_checkpoint_save(rgt_in_root("t.safetensors"), t, NULL, NULL, meta, 1, &E));
+    rg_graph_free(t);
     rgt_write_text("est.ini", "[experiment]\nname = est\nstore = est.db\n[defaults]\nmodel = mbv2-tiny\nepochs = 4\n"
                               "train_limit = 20000\ntest_limit = 256\ncrop_pad = 0\nhflip = 0\n"
                               "[run t]\nmodel = resnet20\n[run plain]\n[run kd]\nteacher = @t\nkd_alpha = 0.9\n"
-                              "[run kd-crop]\nteacher = @t\nkd_alpha = 0.9\ncrop_pad = 2\n");
+                              "[run kd-crop]\nteacher = @t\nkd_alpha = 0.9\ncrop_pad = 2\n"
+                              "[run kd-file]\nteacher = t.safetensors\nkd_alpha = 0.9\n");
     rg_experiment *x = plan_of("est.ini");
-    double plain = -1, kd = -1, kd_crop = -1;
+    double plain = -1, kd = -1, kd_crop = -1, kd_file = -1;
     for (int32_t i = 0; i < x->n_items; i++) {
         const char *name = x->res->runs[x->items[i].run].name;
         /* no store: each model's training steps were timed on the spot */
@@ -498,8 +508,10 @@ static void test_estimate_counts_teacher(void **state)
         if (!strcmp(name, "plain")) plain = x->items[i].est_s;
         if (!strcmp(name, "kd")) kd = x->items[i].est_s;
         if (!strcmp(name, "kd-crop")) kd_crop = x->items[i].est_s;
+        if (!strcmp(name, "kd-file")) kd_file = x->items[i].est_s;
     }
     rg_exp_close(x);
+    if (fabs(kd_file - kd) > 1e-9 * kd) fail_msg("teacher file estimated %.3f s, as a run %.3f s", kd_file, kd);
     /* resnet20 (31 M MACs) teaching mbv2-tiny (8.8 M): a clear share */
     double once = kd - plain, every_epoch = kd_crop - plain;
     assert_true(plain > 0 && once > 0.1 * plain);
