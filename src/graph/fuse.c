@@ -90,15 +90,15 @@ void rg_graph_fuse(rg_graph *g, rg_plan_mode mode)
         int32_t act = sole_reader(g, g->nodes[i].out);
         if (act > 0 && (g->nodes[act].op == RG_OP_RELU || g->nodes[act].op == RG_OP_RELU6)) link(g, i, act);
         if (g->nodes[i].op != RG_OP_BN) continue;
-        int32_t first = mode == RG_PLAN_TRAIN ? feedable_readers(g, rg_graph_chain_output(g, i)) : -1;
+        int32_t out = rg_graph_chain_output(g, i);
+        int32_t first = mode == RG_PLAN_TRAIN ? feedable_readers(g, out) : -1;
         if (first > 0) {
             /* the chain's output is computed where each reader reads it; the
              * first reader's backward writes its gradient last (the others
              * wrote theirs before), so it takes the gradient sums */
             g->nodes[i].bn_feed = first;
             for (int32_t j = first; j < g->n_nodes; j++)
-                if (g->nodes[j].op != RG_OP_ADD && g->nodes[j].in[0] == rg_graph_chain_output(g, i))
-                    g->nodes[j].bn_feed = i;
+                if (g->nodes[j].op != RG_OP_ADD && g->nodes[j].in[0] == out) g->nodes[j].bn_feed = i;
         }
         int32_t conv = g->values[g->nodes[i].in[0]].producer;
         if (g->nodes[conv].op != RG_OP_CONV || sole_reader(g, g->nodes[conv].out) != i) continue;

@@ -119,8 +119,8 @@ static void avgpool_backward(const rg_op_call *c)
             }
 }
 
-/* The batch norm feeding this gap in this pass (0: none), and the floats of
- * an input image, each thread's buffer for it (rg_conv_slots). */
+/* The batch norm feeding this gap in this pass (0: none). Its scratch:
+ * per thread, one input image (rg_conv_slots). */
 static int32_t gap_feed(const rg_op_call *c)
 {
     int32_t feed = c->node->bn_feed;
