@@ -245,7 +245,6 @@ static const char *ref_model(const rg_resolved_run *run, const rg_resolved_recip
     return NULL;
 }
 
-/* Forward MACs per image of the model a checkpoint file holds (0 unknown). */
 /* A checkpoint's forward MACs an image (0 when it does not load) and the
  * model name its trainer recorded ("regain.model"; empty when none). */
 static uint64_t checkpoint_macs(const char *path, char *model, size_t cap)
@@ -368,9 +367,12 @@ static double teacher_s_per_image(rg_experiment *x, rg_store *s, const rg_resolv
     for (int i = 0; i < 3; i++) {
         if (!vals[i][0]) continue;
         char recorded[128];
-        const char *model = vals[i][0] == '@' ? ref_model(run, x->res, keys[i]) : NULL;
-        uint64_t macs = model ? model_macs(model) : 0;
-        if (vals[i][0] != '@') {
+        const char *model;
+        uint64_t macs;
+        if (vals[i][0] == '@') {
+            model = ref_model(run, x->res, keys[i]);
+            macs = model ? model_macs(model) : 0;
+        } else {
             macs = checkpoint_macs(vals[i], recorded, sizeof recorded);
             model = recorded[0] ? recorded : NULL;
         }

@@ -5,8 +5,8 @@
  *                                                slope from the output equals the slope from the sum)
  *        In training an input that is a fed batch norm's chain output
  *        (ops/bn.h: a residual block's projection, the block input) is
- *        computed image by image into cache as the add reads it; the add
- *        takes the batch norm's gradient sums as it writes that input's
+ *        computed a few rows at a time into L1 as the add reads it; the
+ *        add takes the batch norm's gradient sums as it writes that input's
  *        gradient when it is the last to write it.
  *   mul: y = a * b, b same shape or (N,1,1,C)    da += dy * b
  *        (channel broadcast: the gate of a       db += dy * a, summed over
@@ -20,42 +20,43 @@
 #include <omp.h>
 #include <string.h>
 
-#define PIECE 16384 /* elements a parallel piece of the fused add */
-
-/* The batch norms feeding this add's inputs in this pass (0: none);
- * whether any does. */
-static int add_feeds(const rg_op_call *c, int32_t feed[2])
+/* The batch norms feeding this add's inputs in this pass (0: none). */
+static void add_feeds(const rg_op_call *c, int32_t feed[2])
 {
     for (int k = 0; k < 2; k++) {
         int32_t bn = rg_bn_feeding(c->g, c->node->in[k]);
         feed[k] = rg_bn_pair_active(c->g, c->ctx, bn) ? bn : 0;
     }
-    return feed[0] || feed[1];
 }
 
-#define FED_ROWS_FLOATS 2048 /* a fed input computed 8 KiB at a time: it stays in L1 for the add */
+#define PIECE_FLOATS 2048 /* the forward pass's piece: 8 KiB, a fed input stays in L1 for the add */
+
+static size_t piece_rows(int32_t c) { return c < PIECE_FLOATS ? (size_t)(PIECE_FLOATS / c) : 1; }
 
 /* Per thread, a piece of each fed input (rg_conv_slots). */
-static size_t fed_rows(int32_t c) { return c < FED_ROWS_FLOATS ? (size_t)(FED_ROWS_FLOATS / c) : 1; }
-
 static size_t add_scratch(const rg_graph *g, const rg_node *n, int32_t batch)
 {
     (void)batch;
     int32_t c = g->values[n->out].shape.c;
     int fed = rg_bn_feeding(g, n->in[0]) || rg_bn_feeding(g, n->in[1]);
-    return fed ? rg_conv_slots_floats(g, 2 * fed_rows(c) * (size_t)c) : 0;
+    return fed ? rg_conv_slots_floats(g, 2 * piece_rows(c) * (size_t)c) : 0;
 }
 
-/* Fed: a few rows at a time, each fed input's chain output into L1, added
- * there, the fused activation applied while the sum is in L1. */
-static void add_forward_fed(const rg_op_call *c, const int32_t feed[2], rg_act act, float *y)
+/* A few rows at a time: each fed input's chain output computed into L1,
+ * the sum, the fused activation applied while the sum is in L1. */
+static void add_forward(const rg_op_call *c)
 {
     const rg_kernel_table *k = rg_kernels();
+    rg_act act = rg_fused_act(c->g, c->node);
+    float *y = rg_graph_act(c->g, rg_graph_chain_output(c->g, c->index));
     rg_shape s = rg_out_shape(c);
-    size_t rows = (size_t)s.n * s.h * s.w, step = fed_rows(s.c), pieces = (rows + step - 1) / step;
+    int32_t feed[2];
+    add_feeds(c, feed);
+    size_t rows = (size_t)s.n * s.h * s.w, step = piece_rows(s.c), pieces = (rows + step - 1) / step;
 #pragma omp parallel num_threads(rg_conv_slots(c->g))
     {
-        float *slot = c->scratch + (size_t)omp_get_thread_num() * 2 * step * s.c;
+        /* no scratch when nothing is fed (add_scratch) */
+        float *slot = feed[0] || feed[1] ? c->scratch + (size_t)omp_get_thread_num() * 2 * step * s.c : NULL;
 #pragma omp for schedule(static)
         for (size_t p = 0; p < pieces; p++) {
             size_t r0 = p * step, nr = rows - r0 < step ? rows - r0 : step, count = nr * s.c;
@@ -75,41 +76,20 @@ static void add_forward_fed(const rg_op_call *c, const int32_t feed[2], rg_act a
     }
 }
 
-static void add_forward(const rg_op_call *c)
+/* Image by image, both inputs' gradients (add(x, x) adds twice into x's
+ * gradient, zeroed first: not fresh, graph/run.c), then the gradient sums
+ * of each fed batch norm for which this add writes the gradient last (its
+ * first reader, ops/bn.h), while that gradient, whole, is in cache. */
+static void add_backward(const rg_op_call *c)
 {
-    const float *a = rg_in(c, 0), *b = rg_in(c, 1);
+    const rg_kernel_table *k = rg_kernels();
     rg_act act = rg_fused_act(c->g, c->node);
-    float *y = rg_graph_act(c->g, rg_graph_chain_output(c->g, c->index));
-    size_t count = rg_shape_count(rg_out_shape(c));
-    int32_t feed[2];
-    if (add_feeds(c, feed)) {
-        add_forward_fed(c, feed, act, y);
-        return;
-    }
-    if (act == RG_ACT_NONE) {
-#pragma omp parallel for schedule(static)
-        for (size_t i = 0; i < count; i++) y[i] = a[i] + b[i];
-        return;
-    }
-    const rg_kernel_table *k = rg_kernels();
-    size_t pieces = (count + PIECE - 1) / PIECE;
-#pragma omp parallel for schedule(static)
-    for (size_t p = 0; p < pieces; p++) {
-        size_t i0 = p * PIECE, n = count - i0 < PIECE ? count - i0 : PIECE;
-        for (size_t i = i0; i < i0 + n; i++) y[i] = a[i] + b[i];
-        k->act_forward(act, y + i0, y + i0, n);
-    }
-}
-
-/* Fed: image by image, both inputs' gradients, then the gradient sums of
- * each batch norm for which this add writes the gradient last (its first
- * reader, ops/bn.h), while that gradient, whole, is in cache. */
-static void add_backward_fed(const rg_op_call *c, const int32_t feed[2], rg_act act, const float *dy)
-{
-    const rg_kernel_table *k = rg_kernels();
-    const float *y = rg_graph_act(c->g, rg_graph_chain_output(c->g, c->index));
+    int32_t out = rg_graph_chain_output(c->g, c->index);
+    const float *dy = rg_graph_grad(c->g, out), *y = rg_graph_act(c->g, out);
     rg_shape s = rg_out_shape(c);
     size_t per = (size_t)s.h * s.w * s.c;
+    int32_t feed[2];
+    add_feeds(c, feed);
     int sums[2];
     for (int i = 0; i < 2; i++) sums[i] = feed[i] && rg_bn_feed_takes_sums(c->g, feed[i], c->index);
 #pragma omp parallel for schedule(static)
@@ -129,52 +109,6 @@ static void add_backward_fed(const rg_op_call *c, const int32_t feed[2], rg_act 
             }
             if (sums[i]) rg_bn_feed_grad_sums(c->g, feed[i], n, d);
         }
-    }
-}
-
-static void add_backward(const rg_op_call *c)
-{
-    rg_act act = rg_fused_act(c->g, c->node);
-    int32_t out = rg_graph_chain_output(c->g, c->index);
-    const float *dy = rg_graph_grad(c->g, out);
-    size_t count = rg_shape_count(rg_out_shape(c));
-    int32_t feed[2];
-    if (add_feeds(c, feed)) {
-        add_backward_fed(c, feed, act, dy);
-        return;
-    }
-    if (act != RG_ACT_NONE) {
-        /* both inputs' gradients piece by piece, dy and y read while in
-         * cache; add(x, x) adds twice into x's gradient, zeroed first (not
-         * fresh: graph/run.c) */
-        const rg_kernel_table *k = rg_kernels();
-        const float *y = rg_graph_act(c->g, out);
-        float *d0 = rg_din(c, 0), *d1 = rg_din(c, 1);
-        int s0 = rg_din_fresh(c, 0), s1 = rg_din_fresh(c, 1);
-        size_t pieces = (count + PIECE - 1) / PIECE;
-#pragma omp parallel for schedule(static)
-        for (size_t p = 0; p < pieces; p++) {
-            size_t i0 = p * PIECE, n = count - i0 < PIECE ? count - i0 : PIECE;
-            k->act_backward(act, y + i0, dy + i0, d0 + i0, n, s0);
-            k->act_backward(act, y + i0, dy + i0, d1 + i0, n, s1);
-        }
-        return;
-    }
-    for (int k = 0; k < 2; k++) {
-        float *d = rg_din(c, k);
-        if (rg_din_fresh(c, k)) {
-            /* a copy, split over the threads (one thread alone does not
-             * reach the memory's bandwidth) */
-            size_t pieces = (count + PIECE - 1) / PIECE;
-#pragma omp parallel for schedule(static)
-            for (size_t p = 0; p < pieces; p++) {
-                size_t i0 = p * PIECE, n = count - i0 < PIECE ? count - i0 : PIECE;
-                memcpy(d + i0, dy + i0, n * sizeof(float));
-            }
-            continue;
-        }
-#pragma omp parallel for schedule(static)
-        for (size_t i = 0; i < count; i++) d[i] += dy[i];
     }
 }
 
