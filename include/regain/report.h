@@ -55,6 +55,9 @@ typedef struct {
     double params, macs, model_bytes, latency_ms, train_s;
     int32_t n_epochs;
     rg_report_epoch *epochs;
+    int32_t is_teacher;     /* 1 when another run of the experiment distills from it
+                               (its teacher, teacher2 or teacher3 is @NAME): a reference,
+                               not a candidate for the best run */
     int32_t classes;        /* 0 when no seed recorded a confusion matrix */
     int64_t *confusion;     /* classes x classes, rows = true label, summed over seeds */
 } rg_report_run;
@@ -93,7 +96,8 @@ typedef struct {
     rg_report_comparison *comparisons;
     int32_t n_envs;
     rg_report_env *envs;
-    int32_t best;           /* index of the run with the highest mean top-1 */
+    int32_t best;           /* index of the run with the highest mean top-1, teachers
+                               left out unless every run is one */
     int32_t n_pending, n_running, n_failed;   /* (run, seed) rows not finished */
 } rg_report;
 

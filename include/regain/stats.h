@@ -54,9 +54,10 @@ typedef enum {
 } rg_paired_method;
 
 typedef enum {
-    RG_VERDICT_NONE = 0,     /* the interval holds 0 (or there is no interval) */
+    RG_VERDICT_NONE = 0,     /* the interval holds 0 */
     RG_VERDICT_GAIN = 1,     /* the interval lies above 0 */
-    RG_VERDICT_LOSS = 2      /* the interval lies below 0 */
+    RG_VERDICT_LOSS = 2,     /* the interval lies below 0 */
+    RG_VERDICT_UNTESTED = 3  /* fewer than 2 pairs: no interval, nothing tested */
 } rg_verdict;
 
 /* A paired comparison: d_i = treatment_i - baseline_i over n pairs. */
@@ -77,7 +78,7 @@ typedef struct {
  * (RG_ERR_ARG) or allocation (RG_ERR_NOMEM). */
 rg_status rg_stats_paired(const double *baseline, const double *treatment, int32_t n, rg_paired *out, rg_error *err);
 
-/* "gain", "loss" or "no detectable difference". */
+/* "gain", "loss", "no detectable difference" or "not tested". */
 const char *rg_verdict_name(rg_verdict v);
 /* "paired t-test" or "too few pairs". */
 const char *rg_paired_method_name(rg_paired_method m);

@@ -236,6 +236,11 @@ static void header(rg_text *o, const rg_report *r)
              rg_fmt_count(best->macs, ma, sizeof ma));
     card(o, "best run's model", size, b);
     rg_text_put(o, "</div>\n");
+    if (rg_report_teachers(r, b, sizeof b)) {
+        rg_text_put(o, "<p class=\"note\">");
+        rg_text_html(o, b);
+        rg_text_put(o, "</p>\n");
+    }
     if (rg_report_unfinished(r, b, sizeof b)) {
         rg_text_put(o, "<p class=\"warn\">");
         rg_text_html(o, b);

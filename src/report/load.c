@@ -417,7 +417,6 @@ static rg_status load_runs(loader *L, rg_report *r, int64_t exp_id)
 
 static rg_status summarize_runs(rg_report *r, rg_error *err)
 {
-    r->best = 0;
     for (int32_t i = 0; i < r->n_runs; i++) {
         rg_report_run *run = &r->runs[i];
         double *top1 = rg_malloc((size_t)run->n_seeds * sizeof *top1, err);
@@ -434,9 +433,54 @@ static rg_status summarize_runs(rg_report *r, rg_error *err)
         run->model_bytes = seed_mean(run, offsetof(rg_report_seed, model_bytes));
         run->latency_ms = seed_mean(run, offsetof(rg_report_seed, latency_ms));
         run->train_s = seed_mean(run, offsetof(rg_report_seed, train_s));
-        if (run->top1.mean > r->runs[r->best].top1.mean) r->best = i;
     }
+    /* A teacher is what the others are measured against, so the best run
+     * is the best of the rest (a teacher only when every run is one). */
+    r->best = -1;
+    for (int32_t pass = 0; pass < 2 && r->best < 0; pass++)
+        for (int32_t i = 0; i < r->n_runs; i++)
+            if ((pass || !r->runs[i].is_teacher) &&
+                (r->best < 0 || r->runs[i].top1.mean > r->runs[r->best].top1.mean))
+                r->best = i;
     return RG_OK;
+}
+
+/* The run name a configuration's KEY refers to ("KEY = @NAME:best"), as
+ * a pointer into text and its length; NULL when KEY names no run. */
+static const char *teacher_run(const char *text, const char *key, size_t *len)
+{
+    char pat[32];
+    snprintf(pat, sizeof pat, "\n%s = @", key);
+    const char *p = strstr(text, pat);
+    if (!p) return NULL;
+    p += strlen(pat);
+    *len = strcspn(p, ":\n");
+    return p;
+}
+
+/* Marks the runs another run of the experiment distills from. */
+static rg_status mark_teachers(loader *L, rg_report *r, int64_t exp_id)
+{
+    static const char *const keys[] = {"teacher", "teacher2", "teacher3"};
+    sqlite3_stmt *s;
+    rg_status st = prepare(L, "SELECT DISTINCT config_text FROM runs WHERE experiment_id = ?", &s,
+                           "reading the configurations");
+    if (st) return st;
+    sqlite3_bind_int64(s, 1, exp_id);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *text = (const char *)sqlite3_column_text(s, 0);
+        for (size_t k = 0; text && k < sizeof keys / sizeof *keys; k++) {
+            size_t len;
+            const char *name = teacher_run(text, keys[k], &len);
+            for (int32_t i = 0; name && i < r->n_runs; i++)
+                if (strlen(r->runs[i].name) == len && !memcmp(r->runs[i].name, name, len))
+                    r->runs[i].is_teacher = 1;
+        }
+    }
+    if (rc != SQLITE_DONE) st = sql_fail(L, "reading the configurations");
+    sqlite3_finalize(s);
+    return st;
 }
 
 /* ---- comparisons and environment --------------------------------------------------- */
@@ -497,10 +541,9 @@ static rg_status reference_gap(loader *L, rg_report *r, rg_report_comparison *c,
     sqlite3_bind_int64(s, 1, exp_id);
     sqlite3_bind_text(s, 2, c->treatment, -1, SQLITE_STATIC);
     if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0)) {
-        const char *text = (const char *)sqlite3_column_text(s, 0), *p = strstr(text, "\nteacher = @");
+        size_t len;
+        const char *p = teacher_run((const char *)sqlite3_column_text(s, 0), "teacher", &len);
         if (p) {
-            p += strlen("\nteacher = @");
-            size_t len = strcspn(p, ":\n");
             c->reference = rg_malloc(len + 1, L->err);
             if (!c->reference) st = RG_ERR_NOMEM;
             else memcpy(c->reference, p, len), c->reference[len] = 0;
@@ -605,6 +648,7 @@ rg_status rg_report_load(const char *store_path, const char *experiment, rg_repo
                      experiment, out->n_pending, out->n_running, out->n_failed,
                      other ? "" : "; run its recipe with `regain run`");
     }
+    if (!st) st = mark_teachers(&L, out, exp_id);
     if (!st) st = summarize_runs(out, err);
     if (!st) st = load_comparisons(&L, out, exp_id);
     if (!st) st = load_envs(&L, out, exp_id);

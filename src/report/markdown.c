@@ -52,6 +52,7 @@ void rg_report_markdown(const rg_report *r, rg_text *o)
     rg_text_md(o, best->name);
     rg_text_printf(o, "** \xe2\x80\x94 top-1 %s %% over %d seed%s.\n\n", rg_report_top1(best, b, sizeof b),
                    best->n_seeds, best->n_seeds == 1 ? "" : "s");
+    if (rg_report_teachers(r, b, sizeof b)) rg_text_printf(o, "%s\n\n", b);
     if (rg_report_unfinished(r, b, sizeof b)) rg_text_printf(o, "> %s\n\n", b);
 
     rg_text_put(o, "## Summary\n\n"

@@ -56,6 +56,7 @@ static void add_run(int *f, cJSON *runs, const rg_report_run *run)
     cJSON *o = push(f, runs, cJSON_CreateObject());
     str(f, o, "name", run->name);
     num(f, o, "n_seeds", run->n_seeds);
+    if (!cJSON_AddBoolToObject(o, "teacher", run->is_teacher)) *f = 1;
     cJSON *t = child(f, o, "test_top1_pct", 0);
     num(f, t, "mean", run->top1.mean);
     num(f, t, "sd", run->top1.sd);

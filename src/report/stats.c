@@ -53,6 +53,7 @@ const char *rg_verdict_name(rg_verdict v)
     switch (v) {
     case RG_VERDICT_GAIN: return "gain";
     case RG_VERDICT_LOSS: return "loss";
+    case RG_VERDICT_UNTESTED: return "not tested";
     case RG_VERDICT_NONE: break;
     }
     return "no detectable difference";
@@ -88,7 +89,8 @@ static void paired_t(int32_t n, rg_paired *out)
 
 rg_status rg_stats_paired(const double *baseline, const double *treatment, int32_t n, rg_paired *out, rg_error *err)
 {
-    *out = (rg_paired){.n = n, .mean = NAN, .sd = NAN, .lo = NAN, .hi = NAN, .t = NAN, .p = NAN};
+    *out = (rg_paired){.n = n, .mean = NAN, .sd = NAN, .lo = NAN, .hi = NAN, .t = NAN, .p = NAN,
+                       .verdict = n < 2 ? RG_VERDICT_UNTESTED : RG_VERDICT_NONE};
     if (n < 0) return rg_fail(err, RG_ERR_ARG, "paired comparison: negative number of pairs (%d)", n);
     if (n == 0) return RG_OK;
     double *d = rg_malloc((size_t)n * sizeof *d, err);

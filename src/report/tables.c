@@ -73,6 +73,23 @@ const char *rg_report_unfinished(const rg_report *r, char *buf, size_t size)
     return buf;
 }
 
+const char *rg_report_teachers(const rg_report *r, char *buf, size_t size)
+{
+    if (r->runs[r->best].is_teacher) return NULL;
+    size_t at = 0;
+    int32_t n = 0;
+    for (int32_t i = 0; i < r->n_runs && at < size; i++) {
+        if (!r->runs[i].is_teacher) continue;
+        char v[64];
+        at += (size_t)snprintf(buf + at, size - at, "%s%s %s %%",
+                               n++ ? ", " : "Teachers are references, not candidates for the best run: ",
+                               r->runs[i].name, rg_report_top1(&r->runs[i], v, sizeof v));
+    }
+    if (!n) return NULL;
+    if (at < size) snprintf(buf + at, size - at, ".");
+    return buf;
+}
+
 /* "[lo, hi]" with the given decimals, or a dash. */
 static const char *interval(double lo, double hi, const char *fmt, char *buf, size_t size)
 {

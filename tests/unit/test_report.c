@@ -269,6 +269,39 @@ static void test_gap_closed(void **state)
     rg_report_free(&r);
 }
 
+/* The best run is the best of the students: a run another run distills
+ * from (teacher, teacher2 or teacher3) is a reference, named apart. */
+static void test_best_leaves_out_teachers(void **state)
+{
+    (void)state;
+    sqlite3 *db = kd_store();
+    rg_report r;
+    rg_error err = {0};
+    sqlite3_close(db);
+    if (rg_report_load(store, "kd", &r, &err)) fail_msg("%s", err.msg);
+    assert_string_equal(r.runs[r.best].name, "clean");  /* 96 % beats the teacher's 94 */
+    assert_true(r.runs[1].is_teacher && !r.runs[0].is_teacher && !r.runs[3].is_teacher);
+    rg_report_free(&r);
+
+    /* clean as a second teacher: kd (92 %) is the best student, though
+     * both teachers are above it */
+    assert_int_equal(sqlite3_open(store, &db), SQLITE_OK);
+    rgt_sql(db, "UPDATE runs SET config_text = config_text || 'teacher2 = @clean\n' WHERE name = 'kd'");
+    sqlite3_close(db);
+    if (rg_report_load(store, "kd", &r, &err)) fail_msg("%s", err.msg);
+    assert_string_equal(r.runs[r.best].name, "kd");
+    assert_true(r.runs[3].is_teacher);
+    if (rg_report_write(&r, out, &err)) fail_msg("%s", err.msg);
+    char *md = read_out("report.md"), *html = read_out("report.html"), *json = rg_report_json(&r);
+    assert_non_null(strstr(md, "**Best run: kd**"));
+    assert_non_null(strstr(md, "not candidates for the best run: teacher 94.00 \xc2\xb1 0.00 %, clean 96.00"));
+    assert_non_null(strstr(html, "not candidates for the best run: teacher"));
+    assert_non_null(strstr(json, "\"best_run\":\t\"kd\""));
+    assert_non_null(strstr(json, "\"name\":\t\"clean\",\n\t\t\t\"n_seeds\":\t2,\n\t\t\t\"teacher\":\ttrue"));
+    free(md), free(html), free(json);
+    rg_report_free(&r);
+}
+
 /* A store of schema version 1 (no comparisons.reference, no
  * runs.imported_from): the report reads it as having no references (a
  * teacher's gap still counts); opened read-only, the store lists its runs
@@ -396,12 +429,14 @@ static void test_load_unfinished(void **state)
     assert_true(isnan(r.runs[0].latency_ms));
     assert_int_equal(r.comparisons[0].n_pairs, 0);
     assert_int_equal(r.comparisons[0].diff.method, RG_PAIRED_NONE);
-    assert_int_equal(r.comparisons[0].diff.verdict, RG_VERDICT_NONE);
+    assert_int_equal(r.comparisons[0].diff.verdict, RG_VERDICT_UNTESTED);
     /* The report still renders, saying what is missing. */
     if (rg_report_write(&r, out, &err)) fail_msg("%s", err.msg);
     char *md = read_out("report.md"), *html = read_out("report.html");
     assert_non_null(strstr(md, "3 runs of this experiment are not finished (1 pending, 1 running, 1 failed)"));
     assert_non_null(strstr(md, "too few pairs"));
+    assert_non_null(strstr(md, "not tested"));
+    assert_null(strstr(md, "no detectable difference"));
     assert_non_null(strstr(html, "No run recorded its latency."));
     assert_well_formed(html, "report.html");
     free(md), free(html);
@@ -650,6 +685,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_load_demo, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_unfinished, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gap_closed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_best_leaves_out_teachers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schema_version_1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_rates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_demo, setup, teardown),

@@ -161,10 +161,12 @@ static void test_paired_t_few(void **state)
     assert_int_equal(d.method, RG_PAIRED_NONE);
     NEAR(d.mean, 0.5, 1e-12);
     assert_true(isnan(d.lo) && isnan(d.p));
-    assert_int_equal(d.verdict, RG_VERDICT_NONE);
+    assert_int_equal(d.verdict, RG_VERDICT_UNTESTED);
+    assert_string_equal(rg_verdict_name(d.verdict), "not tested");
     assert_string_equal(rg_paired_method_name(d.method), "too few pairs");
     assert_int_equal(rg_stats_paired(NULL, NULL, 0, &d, NULL), RG_OK);
     assert_true(isnan(d.mean));
+    assert_int_equal(d.verdict, RG_VERDICT_UNTESTED);
     rg_error err = {0};
     assert_int_equal(rg_stats_paired(NULL, NULL, -1, &d, &err), RG_ERR_ARG);
     assert_non_null(strstr(err.msg, "negative"));
