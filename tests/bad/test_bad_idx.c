@@ -12,30 +12,7 @@
 #include <string.h>
 #include <zlib.h>
 
-/* ---- Fixture: a temporary directory ------------------------------------ */
-
-typedef struct {
-    char dir[512];
-} fixture;
-
-static int setup(void **state)
-{
-    fixture *f = calloc(1, sizeof *f);
-    if (!f) return -1;
-    rgt_tmpdir(f->dir, sizeof f->dir);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    rgt_rmtree(f->dir);
-    free(f);
-    return 0;
-}
-
-static const char *in_dir(const fixture *f, const char *name)
+static const char *in_dir(const rgt_dir *f, const char *name)
 {
     static char buf[4][700];
     static int next;
@@ -142,7 +119,7 @@ static void expect_labels(const char *path, rg_status want, const char *word)
 
 static void test_wrong_magic(void **state)
 {
-    fixture *f = *state;
+    rgt_dir *f = *state;
     const char *p = in_dir(f, "images-badmagic");
     const uint32_t d[3] = {2, 2, 2};
     write_raw(p, idx(0x12345678, 3, d, 8));
@@ -174,7 +151,7 @@ static void test_wrong_magic(void **state)
 
 static void test_truncated_header(void **state)
 {
-    fixture *f = *state;
+    rgt_dir *f = *state;
     const char *p = in_dir(f, "images-header7");
     bytes b = images(2, 2, 2, 8);
     b.len = 7;
@@ -198,7 +175,7 @@ static void test_truncated_header(void **state)
 
 static void test_zero_dimensions(void **state)
 {
-    fixture *f = *state;
+    rgt_dir *f = *state;
     const char *p = in_dir(f, "images-n0");
     write_raw(p, images(0, 28, 28, 0));
     expect_images(p, RG_ERR_FORMAT, "zero dimension");
@@ -215,7 +192,7 @@ static void test_zero_dimensions(void **state)
 
 static void test_absurd_dimensions(void **state)
 {
-    fixture *f = *state;
+    rgt_dir *f = *state;
     const char *p = in_dir(f, "images-2e31");
     write_raw(p, images(0x80000000u, 28, 28, 100));
     expect_images(p, RG_ERR_FORMAT, "implausible dimensions");
@@ -242,7 +219,7 @@ static void test_absurd_dimensions(void **state)
 
 static void test_truncated_data(void **state)
 {
-    fixture *f = *state;
+    rgt_dir *f = *state;
     const char *p = in_dir(f, "images-short");
     write_raw(p, images(3, 4, 5, 59));
     expect_images(p, RG_ERR_FORMAT, "truncated: expected 60 pixel bytes, found 59");
@@ -256,7 +233,7 @@ static void test_truncated_data(void **state)
 
 static void test_trailing_bytes(void **state)
 {
-    fixture *f = *state;
+    rgt_dir *f = *state;
     const char *p = in_dir(f, "images-long");
     write_raw(p, images(3, 4, 5, 61));
     expect_images(p, RG_ERR_FORMAT, "trailing data: 1 byte after");
@@ -269,7 +246,7 @@ static void test_trailing_bytes(void **state)
 
 static void test_missing(void **state)
 {
-    fixture *f = *state;
+    rgt_dir *f = *state;
     const char *p = in_dir(f, "no-such-file.gz");
     expect_images(p, RG_ERR_IO, "No such file");
     expect_labels(p, RG_ERR_IO, "cannot open");
@@ -295,7 +272,7 @@ static void test_missing(void **state)
 
 static void test_count_mismatch(void **state)
 {
-    fixture *f = *state;
+    rgt_dir *f = *state;
     write_raw(in_dir(f, "train-images-idx3-ubyte"), images(5, 2, 3, 30));
     write_gz(in_dir(f, "train-labels-idx1-ubyte.gz"), labels(4, 4));
     rg_error err = {0};
@@ -317,7 +294,7 @@ static void test_count_mismatch(void **state)
 /* ---- Damaged gzip ------------------------------------------------------ */
 
 /* A valid gzip IDX file in memory, via a temporary file. */
-static bytes gz_bytes(const fixture *f, bytes raw)
+static bytes gz_bytes(const rgt_dir *f, bytes raw)
 {
     const char *tmp = in_dir(f, "tmp.gz");
     write_gz(tmp, raw);
@@ -329,7 +306,7 @@ static bytes gz_bytes(const fixture *f, bytes raw)
 
 static void test_corrupted_gzip(void **state)
 {
-    fixture *f = *state;
+    rgt_dir *f = *state;
     /* Bad CRC in the trailer: the data decompresses, the check fails. */
     bytes g = gz_bytes(f, images(20, 8, 8, 20 * 64));
     g.b[g.len - 8] ^= 0xff;
@@ -379,7 +356,7 @@ static void test_corrupted_gzip(void **state)
  * success must be self-consistent. Deterministic (keyed rng). */
 static void test_mutations(void **state)
 {
-    fixture *f = *state;
+    rgt_dir *f = *state;
     const char *p = in_dir(f, "fuzz");
     const bytes base_raw = images(6, 5, 4, 120);
     const bytes base_gz = gz_bytes(f, images(6, 5, 4, 120));
@@ -424,16 +401,16 @@ static void test_mutations(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_wrong_magic, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_truncated_header, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_zero_dimensions, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_absurd_dimensions, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_truncated_data, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_trailing_bytes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_missing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_count_mismatch, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_corrupted_gzip, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mutations, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wrong_magic, rgt_dir_setup, rgt_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_truncated_header, rgt_dir_setup, rgt_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_zero_dimensions, rgt_dir_setup, rgt_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_absurd_dimensions, rgt_dir_setup, rgt_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_truncated_data, rgt_dir_setup, rgt_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_trailing_bytes, rgt_dir_setup, rgt_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_missing, rgt_dir_setup, rgt_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_count_mismatch, rgt_dir_setup, rgt_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_corrupted_gzip, rgt_dir_setup, rgt_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_mutations, rgt_dir_setup, rgt_dir_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

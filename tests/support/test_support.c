@@ -24,6 +24,23 @@ void rgt_rmtree(const char *dir)
     rgt_run(cmd, NULL, 0);
 }
 
+int rgt_dir_setup(void **state)
+{
+    rgt_dir *d = calloc(1, sizeof *d);
+    if (!d) return -1;
+    rgt_tmpdir(d->dir, sizeof d->dir);
+    *state = d;
+    return 0;
+}
+
+int rgt_dir_teardown(void **state)
+{
+    rgt_dir *d = *state;
+    rgt_rmtree(d->dir);
+    free(d);
+    return 0;
+}
+
 void rgt_write_file(const char *path, const void *data, size_t size)
 {
     FILE *f = fopen(path, "wb");

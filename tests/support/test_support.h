@@ -24,6 +24,13 @@ extern rg_error E;
 void rgt_tmpdir(char *buf, size_t size);
 /* Removes a directory tree made by rgt_tmpdir (errors ignored). */
 void rgt_rmtree(const char *dir);
+/* A cmocka setup and teardown that give each test its own fresh temporary
+ * directory: *state is an rgt_dir, removed with its contents afterwards. */
+typedef struct {
+    char dir[512];
+} rgt_dir;
+int rgt_dir_setup(void **state);
+int rgt_dir_teardown(void **state);
 /* Writes bytes to path; fails the test on error. */
 void rgt_write_file(const char *path, const void *data, size_t size);
 /* Reads a whole file; *size receives its length. Caller frees. */

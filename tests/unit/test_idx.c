@@ -75,30 +75,7 @@ static void make_pixels(uint8_t *p, uint32_t n, uint32_t hw)
         for (uint32_t k = 0; k < hw; k++) p[i * hw + k] = (uint8_t)(k == 0 ? i : (i * 7 + k));
 }
 
-/* ---- A temporary directory cleaned up after each test ------------------ */
-
-typedef struct {
-    char dir[512];
-} fixture;
-
-static int setup(void **state)
-{
-    fixture *f = calloc(1, sizeof *f);
-    if (!f) return -1;
-    rgt_tmpdir(f->dir, sizeof f->dir);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    rgt_rmtree(f->dir);
-    free(f);
-    return 0;
-}
-
-static void path_in(const fixture *f, const char *name, char *out, size_t size)
+static void path_in(const rgt_dir *f, const char *name, char *out, size_t size)
 {
     snprintf(out, size, "%s/%s", f->dir, name);
 }
@@ -107,7 +84,7 @@ static void path_in(const fixture *f, const char *name, char *out, size_t size)
 
 static void round_trip(void **state, int gzip)
 {
-    fixture *f = *state;
+    rgt_dir *f = *state;
     enum { N = 7, H = 5, W = 3 };
     uint8_t pixels[N * H * W], labels[N];
     make_pixels(pixels, N, H * W);
@@ -141,7 +118,7 @@ static void test_round_trip_gzip(void **state) { round_trip(state, 1); }
 /* A raw file named .gz is still read as raw. */
 static void test_raw_named_gz(void **state)
 {
-    fixture *f = *state;
+    rgt_dir *f = *state;
     uint8_t labels[3] = {2, 0, 1};
     char lp[600];
     path_in(f, "labels.gz", lp, sizeof lp);
@@ -158,7 +135,7 @@ static void test_raw_named_gz(void **state)
 /* A payload larger than the reader's first chunk exercises buffer growth. */
 static void test_large_gzip(void **state)
 {
-    fixture *f = *state;
+    rgt_dir *f = *state;
     const uint32_t n = 7000, h = 28, w = 28; /* 5.5 MB > the 4 MiB first chunk */
     size_t bytes = (size_t)n * h * w;
     uint8_t *pixels = malloc(bytes);
@@ -183,7 +160,7 @@ static void test_large_gzip(void **state)
 enum { DN = 20, DH = 4, DW = 3, DT = 6 };
 
 /* Writes a dataset directory: train raw (DN samples), test gzip (DT). */
-static void write_dataset_dir(const fixture *f, uint8_t *pixels, uint8_t *labels)
+static void write_dataset_dir(const rgt_dir *f, uint8_t *pixels, uint8_t *labels)
 {
     char p[600];
     make_pixels(pixels, DN, DH * DW);
@@ -200,7 +177,7 @@ static void write_dataset_dir(const fixture *f, uint8_t *pixels, uint8_t *labels
 
 static void test_dataset_load_dir(void **state)
 {
-    fixture *f = *state;
+    rgt_dir *f = *state;
     uint8_t pixels[DN * DH * DW], labels[DN];
     write_dataset_dir(f, pixels, labels);
 
@@ -236,7 +213,7 @@ static int32_t sample_id(const rg_dataset *ds, int32_t k)
 
 static void test_split(void **state)
 {
-    fixture *f = *state;
+    rgt_dir *f = *state;
     uint8_t pixels[DN * DH * DW], labels[DN];
     write_dataset_dir(f, pixels, labels);
     rg_error err = {0};
@@ -306,7 +283,7 @@ static void test_split(void **state)
 
 static void test_head_and_checksum(void **state)
 {
-    fixture *f = *state;
+    rgt_dir *f = *state;
     uint8_t pixels[DN * DH * DW], labels[DN];
     write_dataset_dir(f, pixels, labels);
     rg_error err = {0};
@@ -366,13 +343,13 @@ static void test_fashion_mnist(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_round_trip_raw, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_round_trip_gzip, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_raw_named_gz, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_large_gzip, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_dataset_load_dir, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_split, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_head_and_checksum, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_round_trip_raw, rgt_dir_setup, rgt_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_round_trip_gzip, rgt_dir_setup, rgt_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_raw_named_gz, rgt_dir_setup, rgt_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_large_gzip, rgt_dir_setup, rgt_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_dataset_load_dir, rgt_dir_setup, rgt_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_split, rgt_dir_setup, rgt_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_head_and_checksum, rgt_dir_setup, rgt_dir_teardown),
         cmocka_unit_test(test_fashion_mnist),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
