@@ -68,17 +68,23 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
     return EXIT_USAGE;
 }
 
-/* OpenMP threads that wait for work spin by default. On a machine shared
- * with other processes the spinning threads take the cores the working ones
- * need, and training runs several times slower (measured: 40 against 150
- * images/s for mbv2-tiny with two other busy processes). libgomp reads
- * OMP_WAIT_POLICY once, when it is loaded, before main() runs; so when the
- * user has not chosen a policy, regain sets "passive" and re-executes itself.
- * If that fails, it carries on with the default. */
+/* OpenMP threads that wait for work spin for about 3 ms by default. On a
+ * machine shared with other processes the spinning threads take the cores
+ * the working ones need, and training runs several times slower (measured:
+ * 40 against 150 images/s for mbv2-tiny with two other busy processes).
+ * Sleeping at once costs a wake-up at each of the hundred or so barriers of
+ * a training step (about 6 % of mbv2-tiny's step on an idle 2-core VM). A
+ * short spin, GOMP_SPINCOUNT=1000 (libgomp's own short spin for more
+ * threads than cores), wins most of that back when idle (4.5 %) and loses
+ * about as much beside a busy process; 3000 gained no more when idle and
+ * lost 12 % when busy (docs/training.md). libgomp reads these once, when it
+ * is loaded, before main() runs; so when the user has not chosen a policy,
+ * regain sets them and re-executes itself. If that fails, it carries on
+ * with libgomp's default. */
 static void default_wait_policy(char **argv)
 {
     if (getenv("OMP_WAIT_POLICY")) return;
-    if (setenv("OMP_WAIT_POLICY", "passive", 0) != 0) return;
+    if (setenv("OMP_WAIT_POLICY", "passive", 0) != 0 || setenv("GOMP_SPINCOUNT", "1000", 0) != 0) return;
     execv("/proc/self/exe", argv);
 }
 
