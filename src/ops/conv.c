@@ -8,8 +8,9 @@
  *   (N*H*W, Cin) x (Cin, Cout), no copy at all (here);
  * - depthwise (groups = Cin = Cout): the kernel table's direct kernels
  *   (ops/conv_depthwise.c);
- * - dense stride 1: direct, an implicit GEMM over the padded input
- *   (ops/conv_direct.c);
+ * - dense, stride 1 to 4: direct, an implicit GEMM over the padded input
+ *   (ops/conv_direct.c); the forward pass of a 3x3 stride-1 one with 16
+ *   channels or more by Winograd F(2x2, 3x3) there;
  * - everything else (strided, grouped): im2col over a chunk of images, then
  *   one sgemm per group (here). The im2col row layout (kh, kw, ci) matches
  *   the OHWI weight layout, so the weight needs no transposition. Chunks
@@ -190,8 +191,8 @@ size_t rg_conv_folded_floats(const rg_graph *g, const rg_node *n)
 {
     /* a pointwise convolution keeps its folded weight transposed as well,
      * [cin][cout], the layout the kernels' gemm_nn reads */
-    size_t w = weight_floats(g, n);
-    return (is_pointwise(&n->a.conv) ? 2 * w : w) + (size_t)n->a.conv.cout;
+    size_t w = weight_floats(g, n), wino = rg_conv_is_wino(g, n) ? 16 * w / 9 : 0;
+    return (is_pointwise(&n->a.conv) ? 2 * w : w) + (size_t)n->a.conv.cout + wino;
 }
 
 void rg_conv_fold(const rg_graph *g, const rg_node *n, float *folded)
@@ -210,6 +211,7 @@ void rg_conv_fold(const rg_graph *g, const rg_node *n, float *folded)
         for (size_t k = 0; k < per_out; k++) wf[co * per_out + k] = w[co * per_out + k] * scale;
         bf[co] = ((b ? b[co] : 0.0f) - mean[co]) * scale + beta[co];
     }
+    if (rg_conv_is_wino(g, n)) rg_conv_wino_weight(wf, (int32_t)(per_out / 9), n->a.conv.cout, bf + n->a.conv.cout);
     if (!is_pointwise(&n->a.conv)) return;
     int32_t cin = (int32_t)per_out, cout = n->a.conv.cout;
     float *wt = bf + cout;
@@ -221,7 +223,8 @@ conv_out rg_conv_output(const rg_op_call *call)
 {
     rg_graph *g = call->g;
     const rg_node *n = call->node;
-    conv_out o = {rg_param_data(call, 0), n->param[1] >= 0 ? rg_param_data(call, 1) : NULL, RG_ACT_NONE, rg_out(call)};
+    conv_out o = {rg_param_data(call, 0), n->param[1] >= 0 ? rg_param_data(call, 1) : NULL, NULL, RG_ACT_NONE,
+                  rg_out(call)};
     if (!n->fuse_next) return o;
     /* folded once by rg_graph_fold (an inference session), or here on every
      * call, since the weights may have changed since the last */
@@ -232,6 +235,7 @@ conv_out rg_conv_output(const rg_op_call *call)
     }
     o.w = folded;
     o.bias = folded + weight_floats(g, n);
+    if (rg_conv_is_wino(g, n)) o.wino = o.bias + n->a.conv.cout;
     const rg_node *bn = &g->nodes[n->fuse_next];
     o.act = rg_fused_act(g, bn);
     o.y = rg_graph_act(g, rg_graph_chain_output(g, call->index));

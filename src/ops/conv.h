@@ -12,6 +12,7 @@
  * the chain's activation, and the chain's output. */
 typedef struct {
     const float *w, *bias; /* bias may be NULL */
+    const float *wino;     /* w transformed for Winograd (rg_conv_wino_weight), when folded; else NULL */
     rg_act act;
     float *y;
 } conv_out;
@@ -21,7 +22,8 @@ typedef struct {
 conv_out rg_conv_output(const rg_op_call *call);
 /* The convolution with the batch norm of its evaluation chain folded in:
  * rg_conv_folded_floats floats, the weight, then the bias (and for a
- * pointwise convolution the weight again, transposed). */
+ * pointwise convolution the weight again, transposed; for one that runs by
+ * Winograd, the weight transformed). */
 size_t rg_conv_folded_floats(const rg_graph *g, const rg_node *n);
 void rg_conv_fold(const rg_graph *g, const rg_node *n, float *folded);
 /* db[k] += sum over rows of dy[r, k], rows in order. */
@@ -38,6 +40,20 @@ static inline int rg_conv_is_direct(const rg_conv_attr *a)
 {
     return a->groups == 1 && a->kh * a->kw > 1 && a->stride <= RG_CONV_DIRECT_MAX_STRIDE;
 }
+
+/* A direct convolution whose forward pass runs by Winograd F(2x2, 3x3)
+ * (ops/conv_direct.c): 3x3, stride 1, padding 1, and at least 16 input and
+ * output channels (narrower, the transforms cost more than the 16 products
+ * of 36 save). */
+#define RG_CONV_WINO_MIN_CHANNELS 16
+static inline int rg_conv_is_wino(const rg_graph *g, const rg_node *n)
+{
+    const rg_conv_attr *a = &n->a.conv;
+    return a->groups == 1 && a->kh == 3 && a->kw == 3 && a->stride == 1 && a->pad == 1 &&
+           g->values[n->in[0]].shape.c >= RG_CONV_WINO_MIN_CHANNELS && a->cout >= RG_CONV_WINO_MIN_CHANNELS;
+}
+/* u[xi][ci][co] = (G g G^T)[xi] of the OHWI 3x3 weight w: 16 cin x cout planes. */
+void rg_conv_wino_weight(const float *w, int32_t cin, int32_t cout, float *u);
 
 /* Depthwise: one filter per channel. */
 static inline int rg_conv_is_depthwise(const rg_graph *g, const rg_node *n)

@@ -12,7 +12,13 @@
  * multiply by an inserted zero. With stride 1 there is one phase, the
  * whole flipped weight, written straight into the input gradient; with a
  * larger stride each phase goes through a per-thread buffer into its rows
- * and columns of the input gradient. */
+ * and columns of the input gradient.
+ *
+ * The forward pass of a 3x3, stride-1, padding-1 convolution of 16 channels
+ * or more runs by Winograd F(2x2, 3x3) instead (rg_conv_is_wino): per image
+ * the tiles are transformed (kernels' wino_input), multiplied plane by
+ * plane by the transformed weight (gemm_nn), and transformed back
+ * (wino_output). */
 #include "ops/bn.h"
 #include "ops/conv.h"
 
@@ -20,6 +26,7 @@
 #include <string.h>
 
 #define WGRAD_GROUP 8 /* images summed into one weight-gradient partial */
+#define WINO_FLOATS ((size_t)160 << 10) /* a thread's transformed tiles, input and output: 640 KiB, in L2 */
 #define MAX_STRIDE RG_CONV_DIRECT_MAX_STRIDE
 
 /* One dimension's phase r: j taps (kernel index r + s (j - 1 - t) for tap
@@ -45,6 +52,7 @@ typedef struct {
     int32_t top, left, hp, wp; /* the output gradient's padding and padded size */
     phase ph[MAX_STRIDE], pw[MAX_STRIDE];
     size_t xp, dyp, kc, slot;  /* floats: padded input, padded output gradient (per image), weight, phase buffer */
+    int32_t tiles_w, tiles, wino; /* forward by Winograd F(2x2, 3x3): the tile grid, tiles at a time (0: direct) */
 } direct_plan;
 
 static direct_plan direct_geometry(const rg_graph *g, const rg_node *n, int32_t batch)
@@ -74,13 +82,28 @@ static direct_plan direct_geometry(const rg_graph *g, const rg_node *n, int32_t 
     d.dyp = (size_t)d.hp * d.wp * a->cout;
     d.kc = (size_t)a->kh * a->kw * x.c * a->cout;
     d.slot = d.s > 1 ? (size_t)most_h * most_w * x.c : 0;
+    /* Winograd: as many tiles at a time as keep them in L2 (for the
+     * benchmark networks, a whole image or half one) */
+    if (rg_conv_is_wino(g, n)) {
+        d.tiles_w = (y.w + 1) / 2;
+        d.tiles = d.tiles_w * ((y.h + 1) / 2);
+        size_t fit = WINO_FLOATS / (16 * ((size_t)x.c + a->cout));
+        d.wino = fit < 1 ? 1 : fit < (size_t)d.tiles ? (int32_t)fit : d.tiles;
+    }
     return d;
 }
+
+/* Floats of a thread's Winograd tiles: input, then output, transformed. */
+static size_t wino_floats(const direct_plan *d) { return (size_t)16 * d->wino * (d->fwd.cin + d->fwd.cout); }
 
 /* weight [kh][kw][ci][co] | flipped weight, phase after phase | weight-
  * gradient partials | per thread: a padded input image, a padded output-
  * gradient image, a phase buffer */
-static size_t slot_floats(const direct_plan *d) { return d->xp + d->dyp + d->slot; }
+static size_t slot_floats(const direct_plan *d)
+{
+    size_t rest = d->dyp + d->slot, wino = wino_floats(d); /* the forward's tiles reuse the backward's room */
+    return d->xp + (wino > rest ? wino : rest);
+}
 
 size_t rg_conv_direct_scratch(const rg_graph *g, const rg_node *n, int32_t batch)
 {
@@ -129,6 +152,48 @@ static void pad_input(const rg_op_call *call, int32_t feed, const direct_plan *d
     pad_image(call->g, feed, (size_t)i * xs.h * xs.w, x, xs.h, xs.w, xs.c, d->fwd.hp, d->fwd.wp, pad, pad, xp);
 }
 
+/* G g G^T, G as in kernels/winograd_ref.c; each output channel's row of
+ * every plane written in turn. */
+void rg_conv_wino_weight(const float *w, int32_t cin, int32_t cout, float *u)
+{
+    size_t plane = (size_t)cin * cout;
+    for (int32_t co = 0; co < cout; co++)
+        for (int32_t ci = 0; ci < cin; ci++) {
+            float g[3][3], t[4][3];
+            for (int i = 0; i < 3; i++)
+                for (int j = 0; j < 3; j++) g[i][j] = w[(((size_t)co * 3 + i) * 3 + j) * cin + ci];
+            for (int j = 0; j < 3; j++) { /* G g */
+                t[0][j] = g[0][j];
+                t[1][j] = 0.5f * (g[0][j] + g[1][j] + g[2][j]);
+                t[2][j] = 0.5f * (g[0][j] - g[1][j] + g[2][j]);
+                t[3][j] = g[2][j];
+            }
+            for (int i = 0; i < 4; i++) { /* (G g) G^T */
+                float r[4] = {t[i][0], 0.5f * (t[i][0] + t[i][1] + t[i][2]), 0.5f * (t[i][0] - t[i][1] + t[i][2]),
+                              t[i][2]};
+                for (int j = 0; j < 4; j++) u[(size_t)(i * 4 + j) * plane + (size_t)ci * cout + co] = r[j];
+            }
+        }
+}
+
+/* One padded image by Winograd: tiles transformed, 16 matrix products of
+ * (tiles x cin) by (cin x cout), transformed back with bias and activation. */
+static void wino_image(const direct_plan *d, const float *xp, const float *u, const conv_out *o, float *buf,
+                       float *y)
+{
+    const rg_kernel_table *k = rg_kernels();
+    int32_t cin = d->fwd.cin, cout = d->fwd.cout;
+    for (int32_t t0 = 0; t0 < d->tiles; t0 += d->wino) {
+        int32_t nt = d->tiles - t0 < d->wino ? d->tiles - t0 : d->wino;
+        float *v = buf, *m = buf + (size_t)16 * nt * cin;
+        k->wino_input(xp, d->fwd.hp, d->fwd.wp, cin, d->tiles_w, t0, nt, v);
+        for (int xi = 0; xi < 16; xi++)
+            k->gemm_nn(nt, cout, cin, v + (size_t)xi * nt * cin, cin, u + (size_t)xi * cin * cout, cout,
+                       m + (size_t)xi * nt * cout, cout, 0, NULL, RG_ACT_NONE);
+        k->wino_output(m, d->tiles_w, t0, nt, d->fwd.ho, d->fwd.wo, cout, o->bias, o->act, y);
+    }
+}
+
 void rg_conv_direct_forward(const rg_op_call *call, const conv_out *o)
 {
     const rg_conv_attr *a = &call->node->a.conv;
@@ -138,9 +203,13 @@ void rg_conv_direct_forward(const rg_op_call *call, const conv_out *o)
     size_t per = slot_floats(&d);
     float *wt = call->scratch, *slots = slots_of(call, &d);
     int32_t K = a->kh * a->kw * xs.c;
-    /* OHWI [co][kh][kw][ci] -> [kh][kw][ci][co] */
-    for (int32_t co = 0; co < a->cout; co++)
-        for (int32_t t = 0; t < K; t++) wt[(size_t)t * a->cout + co] = o->w[(size_t)co * K + t];
+    /* OHWI [co][kh][kw][ci] -> [kh][kw][ci][co], or the Winograd weight
+     * (16 planes: room for it in the weight's and the flipped weight's) */
+    const float *u = o->wino ? o->wino : wt;
+    if (d.wino && !o->wino) rg_conv_wino_weight(o->w, xs.c, a->cout, wt);
+    else if (!d.wino)
+        for (int32_t co = 0; co < a->cout; co++)
+            for (int32_t t = 0; t < K; t++) wt[(size_t)t * a->cout + co] = o->w[(size_t)co * K + t];
     size_t yi = (size_t)ys.h * ys.w * ys.c;
     /* paired with a batch norm (ops/bn.h): each image's moments while it is in cache */
     int32_t bn = rg_bn_pair_active(call->g, call->ctx, call->node->bn_pair) ? call->node->bn_pair : 0;
@@ -152,7 +221,8 @@ void rg_conv_direct_forward(const rg_op_call *call, const conv_out *o)
 #pragma omp for schedule(static)
         for (int32_t i = 0; i < xs.n; i++) {
             pad_input(call, feed, &d, i, xp);
-            k->conv_forward(&d.fwd, xp, wt, o->y + i * yi, 0, o->bias, o->act);
+            if (d.wino) wino_image(&d, xp, u, o, xp + d.xp, o->y + i * yi);
+            else k->conv_forward(&d.fwd, xp, wt, o->y + i * yi, 0, o->bias, o->act);
             if (bn) rg_bn_take_moments(call->g, bn, i, o->y + i * yi);
         }
     }

@@ -269,6 +269,75 @@ static void test_dense_conv(void **state)
         }
 }
 
+/* Winograd F(2x2, 3x3) transforms: the input transform is additions only
+ * and must give the reference's bits; the output transform adds the bias
+ * and applies the activation (a multiply for hard-swish), within the
+ * tolerance. Odd sizes leave tiles half outside the image; channel counts
+ * leave vector tails; blocks start inside the grid. */
+static void test_winograd_transforms(void **state)
+{
+    (void)state;
+    const rg_kernel_table *t[2];
+    int nt = fast_tables(t);
+    /* padded h, w, channels, first tile, tiles */
+    static const int32_t cases[][5] = {{30, 30, 16, 0, 196}, {9, 9, 40, 3, 13}, {16, 15, 24, 5, 30}, {4, 5, 3, 0, 2}};
+    for (int k = 0; k < nt; k++)
+        for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+            const int32_t *c = cases[ci];
+            int32_t hp = c[0], wp = c[1], ch = c[2], t0 = c[3], n = c[4], ho = hp - 2, wo = wp - 2;
+            int32_t tiles_w = (wo + 1) / 2;
+            size_t xn = (size_t)hp * wp * ch, vn = (size_t)16 * n * ch, yn = (size_t)ho * wo * ch;
+            float *x = random_floats(xn, -1.0f, 1.0f), *bias = random_floats((size_t)ch, -1.0f, 1.0f);
+            float *v0 = random_floats(vn, -1.0f, 1.0f), *v1 = copy(v0, vn);
+            rg_kernels_ref.wino_input(x, hp, wp, ch, tiles_w, t0, n, v0);
+            t[k]->wino_input(x, hp, wp, ch, tiles_w, t0, n, v1);
+            if (memcmp(v0, v1, vn * sizeof *v0)) fail_msg("%s wino_input %dx%dx%d: not the reference's bits", t[k]->name, hp, wp, ch);
+            for (size_t a = 0; a < 4; a++) {
+                char what[96];
+                snprintf(what, sizeof what, "wino_output %dx%dx%d tiles %d+%d act %zu", ho, wo, ch, t0, n, a);
+                float *y0 = random_floats(yn, -1.0f, 1.0f), *y1 = copy(y0, yn);
+                rg_kernels_ref.wino_output(v0, tiles_w, t0, n, ho, wo, ch, a & 1 ? bias : NULL, acts[a], y0);
+                t[k]->wino_output(v0, tiles_w, t0, n, ho, wo, ch, a & 1 ? bias : NULL, acts[a], y1);
+                expect_close(t[k]->name, what, y1, y0, yn);
+                free(y0), free(y1);
+            }
+            free(x), free(bias), free(v0), free(v1);
+        }
+}
+
+/* The reference transforms against the direct definition: a whole 3x3
+ * convolution by Winograd (weights transformed here, G g G^T, in double)
+ * equals the reference direct convolution. */
+static void test_winograd_reference(void **state)
+{
+    (void)state;
+    enum { HP = 9, WP = 8, CI = 5, CO = 3 };
+    rg_conv_geom g = {HP, WP, CI, HP - 2, WP - 2, CO, 3, 3, 1};
+    int32_t tiles_w = (g.wo + 1) / 2, tiles = tiles_w * ((g.ho + 1) / 2);
+    float *x = random_floats((size_t)HP * WP * CI, -1.0f, 1.0f), *w = random_floats(9 * CI * CO, -1.0f, 1.0f);
+    float y0[(HP - 2) * (WP - 2) * CO], y1[(HP - 2) * (WP - 2) * CO];
+    rg_kernels_ref.conv_forward(&g, x, w, y0, 0, NULL, RG_ACT_NONE); /* w is [kh][kw][ci][co] */
+    float u[16][CI][CO], *v = malloc((size_t)16 * tiles * CI * sizeof *v), *m = calloc((size_t)16 * tiles * CO, sizeof *m);
+    assert_non_null(v), assert_non_null(m);
+    static const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+    for (int ci = 0; ci < CI; ci++)
+        for (int co = 0; co < CO; co++)
+            for (int i = 0; i < 4; i++)
+                for (int j = 0; j < 4; j++) {
+                    double s = 0.0;
+                    for (int a = 0; a < 3; a++)
+                        for (int b = 0; b < 3; b++) s += G[i][a] * w[((a * 3 + b) * CI + ci) * CO + co] * G[j][b];
+                    u[i * 4 + j][ci][co] = (float)s;
+                }
+    rg_kernels_ref.wino_input(x, HP, WP, CI, tiles_w, 0, tiles, v);
+    for (int xi = 0; xi < 16; xi++)
+        rg_kernels_ref.gemm_nn(tiles, CO, CI, v + (size_t)xi * tiles * CI, CI, &u[xi][0][0], CO,
+                               m + (size_t)xi * tiles * CO, CO, 0, NULL, RG_ACT_NONE);
+    rg_kernels_ref.wino_output(m, tiles_w, 0, tiles, g.ho, g.wo, CO, NULL, RG_ACT_NONE, y1);
+    expect_close("ref", "winograd convolution", y1, y0, sizeof y0 / sizeof *y0);
+    free(x), free(w), free(v), free(m);
+}
+
 /* The reference depthwise kernel against the definition in double, so the
  * reference itself is pinned down. */
 static void test_depthwise_reference(void **state)
@@ -446,6 +515,7 @@ int main(void)
         cmocka_unit_test(test_activations),        cmocka_unit_test(test_batch_norm),
         cmocka_unit_test(test_depthwise),          cmocka_unit_test(test_depthwise_reference),
         cmocka_unit_test(test_gemm),               cmocka_unit_test(test_dense_conv),
+        cmocka_unit_test(test_winograd_transforms), cmocka_unit_test(test_winograd_reference),
         cmocka_unit_test(test_fake_quant),         cmocka_unit_test(test_fake_quant_requant),
         cmocka_unit_test(test_fake_quant_add),
         cmocka_unit_test(test_isa_choice),
