@@ -101,11 +101,12 @@ typedef struct {
      * wino_input: v[xi][t][ci] = (B^T d B)[xi] of the 4x4 input patch d of
      * tile t0 + t, t < nt, zero past the image's edge;
      * wino_output: y[2 ty + i, 2 tx + j, co] = act(bias[co] + (A^T m A)[i][j])
-     * of m[xi][t][co], for the positions inside ho x wo. */
+     * of m[xi][t][co], for the positions inside ho x wo; or, with
+     * accumulate, y += (A^T m A)[i][j] (no bias, no activation). */
     void (*wino_input)(const float *xp, int32_t hp, int32_t wp, int32_t c, int32_t tiles_w, int32_t t0, int32_t nt,
                        float *v);
     void (*wino_output)(const float *m, int32_t tiles_w, int32_t t0, int32_t nt, int32_t ho, int32_t wo, int32_t c,
-                        const float *bias, rg_act act, float *y);
+                        int accumulate, const float *bias, rg_act act, float *y);
     /* dwt[kh, kw, ci, co] += sum over (oh, ow) of xp[s oh + kh, s ow + kw, ci] dy[oh, ow, co]. */
     void (*conv_weight_grad)(const rg_conv_geom *g, const float *xp, const float *dy, float *dwt);
 

@@ -26,7 +26,7 @@ void rg_ref_dw_backward_weight(const rg_dw_geom *g, const float *dy, const float
 void rg_ref_wino_input(const float *xp, int32_t hp, int32_t wp, int32_t c, int32_t tiles_w, int32_t t0, int32_t nt,
                        float *v);
 void rg_ref_wino_output(const float *m, int32_t tiles_w, int32_t t0, int32_t nt, int32_t ho, int32_t wo, int32_t c,
-                        const float *bias, rg_act act, float *y);
+                        int accumulate, const float *bias, rg_act act, float *y);
 void rg_ref_minmax(const float *x, size_t n, float *lo, float *hi);
 void rg_ref_fq_forward(const float *x, size_t n, float scale, int32_t zp, int32_t qmin, int32_t qmax, float *y);
 void rg_ref_fq_ste(const float *x, const float *dy, size_t n, float scale, int32_t zp, int32_t qmin, int32_t qmax,

@@ -47,7 +47,7 @@ void rg_ref_wino_input(const float *xp, int32_t hp, int32_t wp, int32_t c, int32
 }
 
 void rg_ref_wino_output(const float *m, int32_t tiles_w, int32_t t0, int32_t nt, int32_t ho, int32_t wo, int32_t c,
-                        const float *bias, rg_act act, float *y)
+                        int accumulate, const float *bias, rg_act act, float *y)
 {
     size_t step = (size_t)nt * c;
     for (int32_t t = 0; t < nt; t++) {
@@ -64,8 +64,9 @@ void rg_ref_wino_output(const float *m, int32_t tiles_w, int32_t t0, int32_t nt,
                 float out[2] = {s[i][0] + s[i][1] + s[i][2], s[i][1] - s[i][2] - s[i][3]};
                 for (int j = 0; j < 2; j++) {
                     if (r0 + i >= ho || q0 + j >= wo) continue;
-                    float val = out[j] + (bias ? bias[co] : 0.0f);
-                    y[((size_t)(r0 + i) * wo + q0 + j) * c + co] = rg_act_value(act, val);
+                    float *dst = y + ((size_t)(r0 + i) * wo + q0 + j) * c + co;
+                    if (accumulate) *dst += out[j];
+                    else *dst = rg_act_value(act, out[j] + (bias ? bias[co] : 0.0f));
                 }
             }
         }

@@ -211,7 +211,7 @@ void rg_conv_fold(const rg_graph *g, const rg_node *n, float *folded)
         for (size_t k = 0; k < per_out; k++) wf[co * per_out + k] = w[co * per_out + k] * scale;
         bf[co] = ((b ? b[co] : 0.0f) - mean[co]) * scale + beta[co];
     }
-    if (rg_conv_is_wino(g, n)) rg_conv_wino_weight(wf, (int32_t)(per_out / 9), n->a.conv.cout, bf + n->a.conv.cout);
+    if (rg_conv_is_wino(g, n)) rg_conv_wino_weight(wf, (int32_t)(per_out / 9), n->a.conv.cout, 0, bf + n->a.conv.cout);
     if (!is_pointwise(&n->a.conv)) return;
     int32_t cin = (int32_t)per_out, cout = n->a.conv.cout;
     float *wt = bf + cout;

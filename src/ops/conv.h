@@ -52,8 +52,10 @@ static inline int rg_conv_is_wino(const rg_graph *g, const rg_node *n)
     return a->groups == 1 && a->kh == 3 && a->kw == 3 && a->stride == 1 && a->pad == 1 &&
            g->values[n->in[0]].shape.c >= RG_CONV_WINO_MIN_CHANNELS && a->cout >= RG_CONV_WINO_MIN_CHANNELS;
 }
-/* u[xi][ci][co] = (G g G^T)[xi] of the OHWI 3x3 weight w: 16 cin x cout planes. */
-void rg_conv_wino_weight(const float *w, int32_t cin, int32_t cout, float *u);
+/* u[xi][ci][co] = (G g G^T)[xi] of the OHWI 3x3 weight w: 16 cin x cout
+ * planes; with flip, those of the input gradient's convolution (the taps
+ * reversed, the channels swapped): 16 cout x cin planes. */
+void rg_conv_wino_weight(const float *w, int32_t cin, int32_t cout, int flip, float *u);
 
 /* Depthwise: one filter per channel. */
 static inline int rg_conv_is_depthwise(const rg_graph *g, const rg_node *n)

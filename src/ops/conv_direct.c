@@ -14,11 +14,11 @@
  * larger stride each phase goes through a per-thread buffer into its rows
  * and columns of the input gradient.
  *
- * The forward pass of a 3x3, stride-1, padding-1 convolution of 16 channels
- * or more runs by Winograd F(2x2, 3x3) instead (rg_conv_is_wino): per image
- * the tiles are transformed (kernels' wino_input), multiplied plane by
- * plane by the transformed weight (gemm_nn), and transformed back
- * (wino_output). */
+ * The forward pass and the input gradient of a 3x3, stride-1, padding-1
+ * convolution of 16 channels or more run by Winograd F(2x2, 3x3) instead
+ * (rg_conv_is_wino): per image the tiles are transformed (kernels'
+ * wino_input), multiplied plane by plane by the transformed weight
+ * (gemm_nn), and transformed back (wino_output). */
 #include "ops/bn.h"
 #include "ops/conv.h"
 
@@ -101,8 +101,8 @@ static size_t wino_floats(const direct_plan *d) { return (size_t)16 * d->wino * 
  * gradient image, a phase buffer */
 static size_t slot_floats(const direct_plan *d)
 {
-    size_t rest = d->dyp + d->slot, wino = wino_floats(d); /* the forward's tiles reuse the backward's room */
-    return d->xp + (wino > rest ? wino : rest);
+    size_t wino = wino_floats(d); /* no phase buffer at stride 1, where the tiles are */
+    return d->xp + d->dyp + (wino > d->slot ? wino : d->slot);
 }
 
 size_t rg_conv_direct_scratch(const rg_graph *g, const rg_node *n, int32_t batch)
@@ -154,14 +154,16 @@ static void pad_input(const rg_op_call *call, int32_t feed, const direct_plan *d
 
 /* G g G^T, G as in kernels/winograd_ref.c; each output channel's row of
  * every plane written in turn. */
-void rg_conv_wino_weight(const float *w, int32_t cin, int32_t cout, float *u)
+void rg_conv_wino_weight(const float *w, int32_t cin, int32_t cout, int flip, float *u)
 {
     size_t plane = (size_t)cin * cout;
     for (int32_t co = 0; co < cout; co++)
         for (int32_t ci = 0; ci < cin; ci++) {
             float g[3][3], t[4][3];
             for (int i = 0; i < 3; i++)
-                for (int j = 0; j < 3; j++) g[i][j] = w[(((size_t)co * 3 + i) * 3 + j) * cin + ci];
+                for (int j = 0; j < 3; j++)
+                    g[i][j] = flip ? w[(((size_t)co * 3 + 2 - i) * 3 + 2 - j) * cin + ci]
+                                   : w[(((size_t)co * 3 + i) * 3 + j) * cin + ci];
             for (int j = 0; j < 3; j++) { /* G g */
                 t[0][j] = g[0][j];
                 t[1][j] = 0.5f * (g[0][j] + g[1][j] + g[2][j]);
@@ -171,18 +173,20 @@ void rg_conv_wino_weight(const float *w, int32_t cin, int32_t cout, float *u)
             for (int i = 0; i < 4; i++) { /* (G g) G^T */
                 float r[4] = {t[i][0], 0.5f * (t[i][0] + t[i][1] + t[i][2]), 0.5f * (t[i][0] - t[i][1] + t[i][2]),
                               t[i][2]};
-                for (int j = 0; j < 4; j++) u[(size_t)(i * 4 + j) * plane + (size_t)ci * cout + co] = r[j];
+                size_t at = flip ? (size_t)co * cin + ci : (size_t)ci * cout + co;
+                for (int j = 0; j < 4; j++) u[(size_t)(i * 4 + j) * plane + at] = r[j];
             }
         }
 }
 
-/* One padded image by Winograd: tiles transformed, 16 matrix products of
- * (tiles x cin) by (cin x cout), transformed back with bias and activation. */
-static void wino_image(const direct_plan *d, const float *xp, const float *u, const conv_out *o, float *buf,
-                       float *y)
+/* One padded image (the forward's input, cin channels in and cout out, or
+ * the input gradient's padded output gradient, the other way round) by
+ * Winograd: tiles transformed, 16 matrix products of (tiles x cin) by
+ * (cin x cout), transformed back with bias and activation, or added. */
+static void wino_image(const direct_plan *d, const float *xp, int32_t cin, int32_t cout, const float *u,
+                       int accumulate, const float *bias, rg_act act, float *buf, float *y)
 {
     const rg_kernel_table *k = rg_kernels();
-    int32_t cin = d->fwd.cin, cout = d->fwd.cout;
     for (int32_t t0 = 0; t0 < d->tiles; t0 += d->wino) {
         int32_t nt = d->tiles - t0 < d->wino ? d->tiles - t0 : d->wino;
         float *v = buf, *m = buf + (size_t)16 * nt * cin;
@@ -190,7 +194,7 @@ static void wino_image(const direct_plan *d, const float *xp, const float *u, co
         for (int xi = 0; xi < 16; xi++)
             k->gemm_nn(nt, cout, cin, v + (size_t)xi * nt * cin, cin, u + (size_t)xi * cin * cout, cout,
                        m + (size_t)xi * nt * cout, cout, 0, NULL, RG_ACT_NONE);
-        k->wino_output(m, d->tiles_w, t0, nt, d->fwd.ho, d->fwd.wo, cout, o->bias, o->act, y);
+        k->wino_output(m, d->tiles_w, t0, nt, d->fwd.ho, d->fwd.wo, cout, accumulate, bias, act, y);
     }
 }
 
@@ -206,7 +210,7 @@ void rg_conv_direct_forward(const rg_op_call *call, const conv_out *o)
     /* OHWI [co][kh][kw][ci] -> [kh][kw][ci][co], or the Winograd weight
      * (16 planes: room for it in the weight's and the flipped weight's) */
     const float *u = o->wino ? o->wino : wt;
-    if (d.wino && !o->wino) rg_conv_wino_weight(o->w, xs.c, a->cout, wt);
+    if (d.wino && !o->wino) rg_conv_wino_weight(o->w, xs.c, a->cout, 0, wt);
     else if (!d.wino)
         for (int32_t co = 0; co < a->cout; co++)
             for (int32_t t = 0; t < K; t++) wt[(size_t)t * a->cout + co] = o->w[(size_t)co * K + t];
@@ -221,7 +225,7 @@ void rg_conv_direct_forward(const rg_op_call *call, const conv_out *o)
 #pragma omp for schedule(static)
         for (int32_t i = 0; i < xs.n; i++) {
             pad_input(call, feed, &d, i, xp);
-            if (d.wino) wino_image(&d, xp, u, o, xp + d.xp, o->y + i * yi);
+            if (d.wino) wino_image(&d, xp, xs.c, a->cout, u, 0, o->bias, o->act, xp + d.xp + d.dyp, o->y + i * yi);
             else k->conv_forward(&d.fwd, xp, wt, o->y + i * yi, 0, o->bias, o->act);
             if (bn) rg_bn_take_moments(call->g, bn, i, o->y + i * yi);
         }
@@ -302,7 +306,11 @@ void rg_conv_direct_backward(const rg_op_call *call)
     float *dx = rg_din_wanted(call, 0), *dw = rg_param_grad(call, 0);
     int32_t feed = rg_bn_pair_active(call->g, call->ctx, call->node->bn_feed) ? call->node->bn_feed : 0;
     size_t at[MAX_STRIDE * MAX_STRIDE];
-    if (dx) flip_phases(&d, a, xs.c, w, wf, at);
+    /* the input gradient's weight: flipped phase by phase, or by Winograd
+     * (its 16 planes in the room of the forward's weight and the flipped one) */
+    float *u = call->scratch;
+    if (dx && d.wino) rg_conv_wino_weight(w, xs.c, a->cout, 1, u);
+    else if (dx) flip_phases(&d, a, xs.c, w, wf, at);
     int accumulate = dx && !rg_din_fresh(call, 0);
     /* Per group of images, each image padded into cache once: its share
      * of the group's weight-gradient partial, then its input gradient
@@ -321,7 +329,8 @@ void rg_conv_direct_backward(const rg_op_call *call)
                 k->conv_weight_grad(&d.fwd, xp, dy + i * yi, pg);
                 if (!dx) continue;
                 pad_image(call->g, 0, 0, dy + i * yi, ys.h, ys.w, ys.c, d.hp, d.wp, d.top, d.left, dyp);
-                input_grad(&d, a, xs, dyp, wf, at, accumulate, buf, dx + i * xi);
+                if (d.wino) wino_image(&d, dyp, a->cout, xs.c, u, accumulate, NULL, RG_ACT_NONE, buf, dx + i * xi);
+                else input_grad(&d, a, xs, dyp, wf, at, accumulate, buf, dx + i * xi);
                 if (feed && rg_bn_feed_takes_sums(call->g, feed, call->index))
                     rg_bn_feed_grad_sums(call->g, feed, i, dx + i * xi);
             }

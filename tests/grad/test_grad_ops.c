@@ -328,10 +328,10 @@ static void test_conv_dense(void **state)
     /* a grayscale stem at batch 20: three weight-gradient groups of images */
     conv_case("conv 3x3 s2 p1 cin1", 28, 28, 1, (rg_conv_attr){.kh = 3, .kw = 3, .stride = 2, .pad = 1, .groups = 1, .cout = 8},
               20, 17);
-    /* 3x3, stride 1, padding 1, 16 channels or more: the forward pass by
-     * Winograd F(2x2, 3x3) (ops/conv_direct.c), the backward direct, so
-     * this checks that both compute the same convolution; 7x5 leaves half
-     * tiles at the bottom and the right, 17 channels a vector's tail */
+    /* 3x3, stride 1, padding 1, 16 channels or more: the forward pass and
+     * the input gradient by Winograd F(2x2, 3x3) (ops/conv_direct.c), the
+     * weight gradient direct; 7x5 leaves half tiles at the bottom and the
+     * right, 16 -> 17 channels unequal planes and a vector's tail */
     conv_case("conv 3x3 s1 p1 (Winograd)", 7, 5, 16,
               (rg_conv_attr){.kh = 3, .kw = 3, .stride = 1, .pad = 1, .groups = 1, .cout = 17}, 2, 18);
     /* a rectangular kernel and stride 1 */

@@ -292,12 +292,14 @@ static void test_winograd_transforms(void **state)
             rg_kernels_ref.wino_input(x, hp, wp, ch, tiles_w, t0, n, v0);
             t[k]->wino_input(x, hp, wp, ch, tiles_w, t0, n, v1);
             if (memcmp(v0, v1, vn * sizeof *v0)) fail_msg("%s wino_input %dx%dx%d: not the reference's bits", t[k]->name, hp, wp, ch);
-            for (size_t a = 0; a < 4; a++) {
+            for (size_t a = 0; a < 5; a++) { /* the four activations, then accumulating */
                 char what[96];
                 snprintf(what, sizeof what, "wino_output %dx%dx%d tiles %d+%d act %zu", ho, wo, ch, t0, n, a);
                 float *y0 = random_floats(yn, -1.0f, 1.0f), *y1 = copy(y0, yn);
-                rg_kernels_ref.wino_output(v0, tiles_w, t0, n, ho, wo, ch, a & 1 ? bias : NULL, acts[a], y0);
-                t[k]->wino_output(v0, tiles_w, t0, n, ho, wo, ch, a & 1 ? bias : NULL, acts[a], y1);
+                int acc = a == 4;
+                rg_act act = acc ? RG_ACT_NONE : acts[a];
+                rg_kernels_ref.wino_output(v0, tiles_w, t0, n, ho, wo, ch, acc, a & 1 ? bias : NULL, act, y0);
+                t[k]->wino_output(v0, tiles_w, t0, n, ho, wo, ch, acc, a & 1 ? bias : NULL, act, y1);
                 expect_close(t[k]->name, what, y1, y0, yn);
                 free(y0), free(y1);
             }
@@ -333,8 +335,12 @@ static void test_winograd_reference(void **state)
     for (int xi = 0; xi < 16; xi++)
         rg_kernels_ref.gemm_nn(tiles, CO, CI, v + (size_t)xi * tiles * CI, CI, &u[xi][0][0], CO,
                                m + (size_t)xi * tiles * CO, CO, 0, NULL, RG_ACT_NONE);
-    rg_kernels_ref.wino_output(m, tiles_w, 0, tiles, g.ho, g.wo, CO, NULL, RG_ACT_NONE, y1);
+    rg_kernels_ref.wino_output(m, tiles_w, 0, tiles, g.ho, g.wo, CO, 0, NULL, RG_ACT_NONE, y1);
     expect_close("ref", "winograd convolution", y1, y0, sizeof y0 / sizeof *y0);
+    /* accumulating adds the same convolution again */
+    rg_kernels_ref.wino_output(m, tiles_w, 0, tiles, g.ho, g.wo, CO, 1, NULL, RG_ACT_NONE, y1);
+    for (size_t i = 0; i < sizeof y0 / sizeof *y0; i++) y0[i] *= 2.0f;
+    expect_close("ref", "winograd convolution, accumulated", y1, y0, sizeof y0 / sizeof *y0);
     free(x), free(w), free(v), free(m);
 }
 
