@@ -9,8 +9,8 @@
  * - depthwise (groups = Cin = Cout): the kernel table's direct kernels
  *   (ops/conv_depthwise.c);
  * - dense, stride 1 to 4: direct, an implicit GEMM over the padded input
- *   (ops/conv_direct.c); the forward pass of a 3x3 stride-1 one with 16
- *   channels or more by Winograd F(2x2, 3x3) there;
+ *   (ops/conv_direct.c); the forward pass and input gradient of a 3x3
+ *   stride-1 one with 16 channels or more by Winograd F(2x2, 3x3) there;
  * - everything else (strided, grouped): im2col over a chunk of images, then
  *   one sgemm per group (here). The im2col row layout (kh, kw, ci) matches
  *   the OHWI weight layout, so the weight needs no transposition. Chunks

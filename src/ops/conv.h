@@ -41,10 +41,10 @@ static inline int rg_conv_is_direct(const rg_conv_attr *a)
     return a->groups == 1 && a->kh * a->kw > 1 && a->stride <= RG_CONV_DIRECT_MAX_STRIDE;
 }
 
-/* A direct convolution whose forward pass runs by Winograd F(2x2, 3x3)
- * (ops/conv_direct.c): 3x3, stride 1, padding 1, and at least 16 input and
- * output channels (narrower, the transforms cost more than the 16 products
- * of 36 save). */
+/* A direct convolution whose forward pass and input gradient run by
+ * Winograd F(2x2, 3x3) (ops/conv_direct.c): 3x3, stride 1, padding 1, and
+ * at least 16 input and output channels (narrower, the transforms cost
+ * more than the 16 products of 36 save). */
 #define RG_CONV_WINO_MIN_CHANNELS 16
 static inline int rg_conv_is_wino(const rg_graph *g, const rg_node *n)
 {

@@ -52,7 +52,7 @@ typedef struct {
     int32_t top, left, hp, wp; /* the output gradient's padding and padded size */
     phase ph[MAX_STRIDE], pw[MAX_STRIDE];
     size_t xp, dyp, kc, slot;  /* floats: padded input, padded output gradient (per image), weight, phase buffer */
-    int32_t tiles_w, tiles, wino; /* forward by Winograd F(2x2, 3x3): the tile grid, tiles at a time (0: direct) */
+    int32_t tiles_w, tiles, wino; /* by Winograd F(2x2, 3x3): the tile grid, tiles at a time (0: direct) */
 } direct_plan;
 
 static direct_plan direct_geometry(const rg_graph *g, const rg_node *n, int32_t batch)
@@ -96,9 +96,10 @@ static direct_plan direct_geometry(const rg_graph *g, const rg_node *n, int32_t 
 /* Floats of a thread's Winograd tiles: input, then output, transformed. */
 static size_t wino_floats(const direct_plan *d) { return (size_t)16 * d->wino * (d->fwd.cin + d->fwd.cout); }
 
-/* weight [kh][kw][ci][co] | flipped weight, phase after phase | weight-
- * gradient partials | per thread: a padded input image, a padded output-
- * gradient image, a phase buffer */
+/* weight [kh][kw][ci][co] | flipped weight, phase after phase (or the
+ * Winograd weight over both) | weight-gradient partials | per thread: a
+ * padded input image, a padded output-gradient image, a phase buffer or
+ * the Winograd tiles */
 static size_t slot_floats(const direct_plan *d)
 {
     size_t wino = wino_floats(d); /* no phase buffer at stride 1, where the tiles are */
