@@ -279,7 +279,8 @@ void rg_report_html(const rg_report *r, rg_text *o)
              "Each comparison pairs the two runs seed by seed. Difference: treatment \xe2\x88\x92 baseline in "
              "percentage points (pp) of top-1, with its 95 %% confidence interval (the whisker) and a two-sided "
              "p-value from a paired t-test (n \xe2\x88\x92 1 degrees of freedom: with 3 seeds the interval is wide). "
-             "Verdict: gain when the interval lies above 0, loss when below, otherwise no detectable difference.");
+             "Verdict: gain when the interval lies above 0, loss when below, otherwise no detectable difference; not "
+             "tested with fewer than two pairs.");
     section(o, "comparisons", "Comparisons", r->n_comparisons ? b : "The recipe names no comparisons.");
     if (r->n_comparisons) {
         rg_table_comparisons(r, &t);

@@ -72,7 +72,7 @@ void rg_report_markdown(const rg_report *r, rg_text *o)
                        "in percentage points (pp) of top-1, with its 95 %% confidence interval and a two-sided "
                        "p-value from a paired t-test (n \xe2\x88\x92 1 degrees of freedom: with 3 seeds the interval is "
                        "wide). Verdict: *gain* when the interval lies above 0, *loss* when below, otherwise *no "
-                       "detectable difference*.\n\n");
+                       "detectable difference*; *not tested* with fewer than two pairs.\n\n");
         rg_table_comparisons(r, &t);
         md_table(o, &t);
         rg_table_free(&t);
