@@ -361,17 +361,37 @@ static double now_s(void)
 
 /* `regain run RECIPE`, killed (SIGKILL) as soon as the checkpoint `last`
  * (under the test root) appears: in its run's second epoch. */
-static void run_killed_after(const char *recipe, const char *log, const char *last)
+/* Whether store `db_name` answers `sql` with a count above 0 (0 while it
+ * is busy or not there yet). */
+static int store_has(const char *db_name, const char *sql)
+{
+    sqlite3 *db;
+    int64_t n = 0;
+    if (sqlite3_open_v2(rgt_in_root(db_name), &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+        sqlite3_stmt *st;
+        if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+            n = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    }
+    sqlite3_close(db);
+    return n > 0;
+}
+
+/* Kills `regain run recipe` once checkpoint `last` exists and, when
+ * db_name is not NULL, the store answers `sql` with a count above 0 (the
+ * trainer writes the checkpoint before the runner records the epoch). */
+static void run_killed_after(const char *recipe, const char *log, const char *last, const char *db_name,
+                             const char *sql)
 {
     pid_t pid = spawn(rgt_in_root(log), "run", recipe, NULL, NULL);
     char path[700];
     snprintf(path, sizeof path, "%s", rgt_in_root(last));
     struct stat sb;
     double t0 = now_s();
-    while (stat(path, &sb) != 0) {
+    while (stat(path, &sb) != 0 || (db_name && !store_has(db_name, sql))) {
         if (now_s() - t0 > 120) {
             kill(pid, SIGKILL);
-            fail_msg("no checkpoint after 120 s");
+            fail_msg("no checkpoint%s after 120 s", db_name ? " and recorded epoch" : "");
         }
         int st;
         if (waitpid(pid, &st, WNOHANG) == pid) fail_msg("regain run ended before its first checkpoint");
@@ -389,7 +409,7 @@ static void test_kill_and_resume(void **state)
     snprintf(text, sizeof text, kill_recipe, "killed", "k.db");
     rgt_write_text("kill.ini", text);
     /* last.safetensors appears when epoch 1 ends */
-    run_killed_after("kill.ini", "kill.log", "runs/killed/a/seed1/last.safetensors");
+    run_killed_after("kill.ini", "kill.log", "runs/killed/a/seed1/last.safetensors", NULL, NULL);
     sqlite3 *db = open_db("k.db");
     expect_intact(db);
     char status[32];
@@ -526,9 +546,10 @@ static void test_estimate_of_a_resume(void **state)
     (void)state;
     rgt_write_text("left.ini", "[experiment]\nname = left\nstore = l.db\nseeds = 1, 2\n[defaults]\n"
                                "model = mbv2-tiny\nepochs = 3\ntrain_limit = 512\ntest_limit = 128\n[run a]\n");
-    run_killed_after("left.ini", "left.log", "runs/left/a/seed1/last.safetensors");
+    const char *epochs = "SELECT count(*) FROM epoch_metrics e JOIN runs r ON r.id = e.run_id WHERE r.seed = 1";
+    run_killed_after("left.ini", "left.log", "runs/left/a/seed1/last.safetensors", "l.db", epochs);
     sqlite3 *db = open_db("l.db");
-    int done = query_int(db, "SELECT count(*) FROM epoch_metrics e JOIN runs r ON r.id = e.run_id WHERE r.seed = 1");
+    int done = (int)query_int(db, epochs);
     sqlite3_close(db);
     assert_true(done >= 1 && done < 3);
     rg_experiment *x = plan_of("left.ini");
