@@ -26,6 +26,10 @@
  * reader applies the batch norm to its input as it reads it, the first
  * takes the batch norm's gradient sums as it writes their input (the last
  * write of it in the backward pass), and the chain output is not written.
+ *
+ * Gradient memory, in training plans (rg_graph_grad_owners): an add whose
+ * backward writes an input's gradient first hands that input its own
+ * output gradient's memory instead of copying into a buffer of its own.
  */
 #include "graph/fuse.h"
 #include "ops/conv.h"
@@ -136,6 +140,59 @@ int32_t rg_graph_grad_last_reader(const rg_graph *g, int32_t v)
     const rg_node *n = &g->nodes[at];
     if (n->op == RG_OP_BN && n->bn_pair && rg_conv_applies_bn_grad(g, n->bn_pair)) return n->bn_pair;
     return at;
+}
+
+/* Whether the nodes other than `add` that write value x's gradient (its
+ * readers) all run their backward after the last read of value y's
+ * gradient (the backward runs nodes in reverse). */
+static int writes_after_last_read(const rg_graph *g, int32_t add, int32_t x, int32_t y)
+{
+    int32_t last_read = rg_graph_grad_last_reader(g, y);
+    for (int32_t j = 1; j < g->n_nodes; j++) {
+        if (j == add) continue;
+        for (int32_t k = 0; k < g->nodes[j].n_in; k++)
+            if (g->nodes[j].in[k] == x && j >= last_read) return 0;
+    }
+    return 1;
+}
+
+static int tapped(const rg_graph *g, int32_t v) { return g->tapped && g->tapped[v]; }
+
+/* Whether add node `add` can hand its output gradient's memory to input k:
+ * the add writes that gradient first (it is the input's last reader), and
+ * nothing reads the output's gradient after the add. */
+static int can_hand_over(const rg_graph *g, int32_t add, int k)
+{
+    const rg_node *n = &g->nodes[add];
+    int32_t v = n->in[k], o = rg_graph_chain_output(g, add);
+    return n->n_in == 2 && n->in[0] != n->in[1] && g->values[v].last_use == add && v != g->input &&
+           v != g->output && o != g->output && !tapped(g, v) && !tapped(g, o);
+}
+
+void rg_graph_grad_owners(const rg_graph *g, int32_t *owner)
+{
+    for (int32_t v = 0; v < g->n_values; v++) owner[v] = v;
+    if (g->mode != RG_PLAN_TRAIN) return;
+    /* from the last add back: an add's output may already live in a later
+     * add's memory (a chain of residual blocks) */
+    for (int32_t add = g->n_nodes - 1; add > 0; add--) {
+        const rg_node *n = &g->nodes[add];
+        if (n->op != RG_OP_ADD || n->fuse_prev) continue;
+        int32_t o = rg_graph_chain_output(g, add), root = owner[o];
+        /* that memory's other gradients must all have been read for the last time */
+        int free_then = 1;
+        for (int32_t w = 0; w < g->n_values; w++)
+            if (w != o && owner[w] == root && rg_graph_grad_last_reader(g, w) <= add) free_then = 0;
+        if (!free_then) continue;
+        int take[2] = {can_hand_over(g, add, 0), can_hand_over(g, add, 1)};
+        /* both inputs, only when neither's other writers can change it
+         * before the other input's gradient is read for the last time */
+        if (take[0] && take[1] && !(writes_after_last_read(g, add, n->in[0], n->in[1]) &&
+                                    writes_after_last_read(g, add, n->in[1], n->in[0])))
+            take[1] = 0;
+        for (int k = 0; k < 2; k++)
+            if (take[k]) owner[n->in[k]] = root;
+    }
 }
 
 int rg_graph_value_stored(const rg_graph *g, int32_t v) { return g->nodes[g->values[v].producer].fuse_next == 0; }

@@ -20,6 +20,12 @@ int32_t rg_graph_value_written_at(const rg_graph *g, int32_t v);
  * the chain output of a batch norm paired with a convolution that computes
  * its input gradient (ops/bn.h), that convolution. */
 int32_t rg_graph_grad_last_reader(const rg_graph *g, int32_t v);
+/* owner[v]: the value whose gradient memory v's gradient uses in a
+ * training plan: v itself, or the output gradient of an add that writes
+ * v's gradient first and hands that memory over (a residual add's inputs
+ * receive its output gradient unchanged, or masked by its fused relu: no
+ * copy), followed through chains of such adds. */
+void rg_graph_grad_owners(const rg_graph *g, int32_t *owner);
 /* Drops the folded weights of rg_graph_fold. */
 void rg_graph_unfold(rg_graph *g);
 /* A shallow copy of g whose nodes (a fresh array, free copy->nodes) carry

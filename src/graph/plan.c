@@ -86,8 +86,25 @@ static rg_status plan_gradients(rg_graph *g, int32_t batch, size_t *total, rg_er
          * and a paired batch norm's by its convolution's */
         p[v] = (placement){v, size, first, last - rg_graph_grad_last_reader(g, v), 0};
     }
+    /* a gradient in its owner's memory (rg_graph_grad_owners) keeps that
+     * memory alive for its own stretch too */
+    int32_t *owner = rg_calloc((size_t)g->n_values, sizeof *owner, err);
+    if (!owner) {
+        free(p);
+        return RG_ERR_NOMEM;
+    }
+    rg_graph_grad_owners(g, owner);
+    for (int32_t v = 0; v < g->n_values; v++) {
+        int32_t o = owner[v];
+        if (o == v) continue;
+        if (p[v].first < p[o].first) p[o].first = p[v].first;
+        if (p[v].last > p[o].last) p[o].last = p[v].last;
+        p[v].size = 0;
+    }
     size_t peak = place_by_liveness(p, g->n_values);
     for (int32_t i = 0; i < g->n_values; i++) g->values[p[i].v].grad_off = *total + p[i].off;
+    for (int32_t v = 0; v < g->n_values; v++) g->values[v].grad_off = g->values[owner[v]].grad_off;
+    free(owner);
     free(p);
     *total += peak;
     return RG_OK;

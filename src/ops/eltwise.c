@@ -79,26 +79,39 @@ static void add_forward(const rg_op_call *c)
 /* Image by image, both inputs' gradients (add(x, x) adds twice into x's
  * gradient, zeroed first: not fresh, graph/run.c), then the gradient sums
  * of each fed batch norm for which this add writes the gradient last (its
- * first reader, ops/bn.h), while that gradient, whole, is in cache. */
+ * first reader, ops/bn.h), while that gradient, whole, is in cache. An
+ * input whose gradient is the output gradient's memory (graph/fuse.h:
+ * rg_graph_grad_owners) is not copied; a fused activation masks that memory
+ * in place, after the other input's gradient has read it. */
 static void add_backward(const rg_op_call *c)
 {
     const rg_kernel_table *k = rg_kernels();
     rg_act act = rg_fused_act(c->g, c->node);
     int32_t out = rg_graph_chain_output(c->g, c->index);
-    const float *dy = rg_graph_grad(c->g, out), *y = rg_graph_act(c->g, out);
+    float *dy = rg_graph_grad(c->g, out);
+    const float *y = rg_graph_act(c->g, out);
     rg_shape s = rg_out_shape(c);
     size_t per = (size_t)s.h * s.w * s.c;
     int32_t feed[2];
     add_feeds(c, feed);
     int sums[2];
     for (int i = 0; i < 2; i++) sums[i] = feed[i] && rg_bn_feed_takes_sums(c->g, feed[i], c->index);
+    /* an input that shares the output gradient's memory goes last */
+    int owned[2], order[2] = {0, 1};
+    for (int i = 0; i < 2; i++) owned[i] = rg_din(c, i) == dy;
+    if (owned[0] && !owned[1]) order[0] = 1, order[1] = 0;
 #pragma omp parallel for schedule(static)
     for (int32_t n = 0; n < s.n; n++) {
         size_t o = (size_t)n * per;
-        for (int i = 0; i < 2; i++) {
+        int masked = 0; /* the shared memory, masked once */
+        for (int j = 0; j < 2; j++) {
+            int i = order[j];
             float *d = rg_din(c, i) + o;
             int fresh = rg_din_fresh(c, i);
-            if (act != RG_ACT_NONE) {
+            if (owned[i]) {
+                if (act != RG_ACT_NONE && !masked) k->act_backward(act, y + o, d, d, per, 1);
+                masked = 1;
+            } else if (act != RG_ACT_NONE) {
                 k->act_backward(act, y + o, dy + o, d, per, fresh);
             } else if (fresh) {
                 memcpy(d, dy + o, per * sizeof(float));
