@@ -359,8 +359,6 @@ static double now_s(void)
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-/* `regain run RECIPE`, killed (SIGKILL) as soon as the checkpoint `last`
- * (under the test root) appears: in its run's second epoch. */
 /* Whether store `db_name` answers `sql` with a count above 0 (0 while it
  * is busy or not there yet). */
 static int store_has(const char *db_name, const char *sql)
@@ -377,7 +375,8 @@ static int store_has(const char *db_name, const char *sql)
     return n > 0;
 }
 
-/* Kills `regain run recipe` once checkpoint `last` exists and, when
+/* `regain run RECIPE`, killed (SIGKILL) as soon as the checkpoint `last`
+ * (under the test root) appears, in its run's second epoch, and, when
  * db_name is not NULL, the store answers `sql` with a count above 0 (the
  * trainer writes the checkpoint before the runner records the epoch). */
 static void run_killed_after(const char *recipe, const char *log, const char *last, const char *db_name,
