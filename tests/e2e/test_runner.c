@@ -393,7 +393,7 @@ static void run_killed_after(const char *recipe, const char *log, const char *la
             fail_msg("no checkpoint%s after 120 s", db_name ? " and recorded epoch" : "");
         }
         int st;
-        if (waitpid(pid, &st, WNOHANG) == pid) fail_msg("regain run ended before its first checkpoint");
+        if (waitpid(pid, &st, WNOHANG) == pid) fail_msg("regain run ended before its first checkpoint%s", db_name ? " and recorded epoch" : "");
         struct timespec ts = {0, 5000000};
         nanosleep(&ts, NULL);
     }

@@ -90,10 +90,6 @@ static float *copy_of(const float *p, size_t n)
 /* The passes' rg_exec.no_input_grad. */
 static int skip_input_grad;
 
-/* Builds the network (every value tapped when `plain`, batch norms
- * frozen when `frozen`), plans it for
- * `planned` images, runs two training steps of `batch` images on `threads`
- * threads, and keeps what the second step left. */
 /* Inputs of adds whose gradient is the add's output gradient's memory
  * (graph/fuse.h: rg_graph_grad_owners), in graph g's plan. */
 static int handed_over(const rg_graph *g)
@@ -110,6 +106,11 @@ static int handed_over(const rg_graph *g)
 
 static int last_handed_over;
 
+/* Builds the network of `spec` (every value tapped when `plain`, batch norms
+ * frozen when `frozen`), plans it for
+ * `planned` images, runs two training steps of `batch` images on `threads`
+ * threads, and keeps what the second step left (and, in
+ * last_handed_over, handed_over() of its plan). */
 static snapshot run_spec(const char *spec, int plain, int frozen, int32_t planned, int32_t batch, int threads, int *pairs,
                         int *feeds)
 {
