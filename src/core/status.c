@@ -2,8 +2,10 @@
 #include "regain/status.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <string.h>
 
 rg_status rg_fail(rg_error *err, rg_status code, const char *fmt, ...)
@@ -66,10 +68,28 @@ void *rg_alloc_aligned(size_t size, rg_error *err)
 {
     void *p = NULL;
     size_t rounded = (size + 63) & ~(size_t)63;
-    if (posix_memalign(&p, 64, rounded ? rounded : 64) != 0) {
+    if (size > SIZE_MAX - 63 || posix_memalign(&p, 64, rounded ? rounded : 64) != 0) {
         rg_fail(err, RG_ERR_NOMEM, "out of memory allocating %zu bytes", size);
         return NULL;
     }
+    return p;
+}
+
+/* 2 MiB: the x86-64 huge page. */
+#define HUGE_PAGE ((size_t)2 << 20)
+
+void *rg_alloc_streamed(size_t size, rg_error *err)
+{
+    void *p = NULL;
+    size_t rounded = size ? (size + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1) : HUGE_PAGE;
+    if (size > SIZE_MAX - HUGE_PAGE || posix_memalign(&p, HUGE_PAGE, rounded) != 0) {
+        rg_fail(err, RG_ERR_NOMEM, "out of memory allocating %zu bytes", size);
+        return NULL;
+    }
+#ifdef MADV_HUGEPAGE
+    /* a hint: where transparent huge pages are off, nothing changes */
+    (void)madvise(p, rounded, MADV_HUGEPAGE);
+#endif
     return p;
 }
 

@@ -173,7 +173,13 @@ rg_status rg_graph_plan(rg_graph *g, int32_t batch, rg_plan_mode mode, rg_error 
         if (d->saved_floats) total += align_up(d->saved_floats(g, &g->nodes[i], batch));
     }
 
-    g->arena = rg_alloc_aligned((total + ALIGN_FLOATS) * sizeof(float), err);
+    /* Training walks every activation and gradient of the step from memory
+     * several times: huge pages, 3 % faster on mbv2-tiny (1,981 -> 2,046
+     * images/s on 2 threads), 1 to 2 % on resnet20. An inference plan
+     * reuses a few buffers that stay in cache, and measured 2 % slower on
+     * them (mbv2-tiny, batch 256): plain pages. */
+    size_t bytes = (total + ALIGN_FLOATS) * sizeof(float);
+    g->arena = mode == RG_PLAN_TRAIN ? rg_alloc_streamed(bytes, err) : rg_alloc_aligned(bytes, err);
     if (!g->arena) {
         g->arena_floats = 0;
         return rg_fail(err, RG_ERR_NOMEM, "out of memory planning %zu MiB of activations for batch %d",
