@@ -174,8 +174,8 @@ rg_status rg_graph_plan(rg_graph *g, int32_t batch, rg_plan_mode mode, rg_error 
     }
 
     /* Training walks every activation and gradient of the step from memory
-     * several times: huge pages, 3 % faster on mbv2-tiny (1,981 -> 2,046
-     * images/s on 2 threads), 1 to 2 % on resnet20. An inference plan
+     * several times: huge pages, about 3 % faster on mbv2-tiny (2.8 to
+     * 4.1 % on 2 threads), 1 to 2 % on resnet20. An inference plan
      * reuses a few buffers that stay in cache, and measured 2 % slower on
      * them (mbv2-tiny, batch 256): plain pages. */
     size_t bytes = (total + ALIGN_FLOATS) * sizeof(float);
