@@ -64,31 +64,37 @@ void *rg_calloc(size_t count, size_t size, rg_error *err)
     return p;
 }
 
-void *rg_alloc_aligned(size_t size, rg_error *err)
+/* size rounded up to a multiple of align (a power of two; at least one);
+ * 0 when that does not fit a size_t. */
+static size_t round_up(size_t size, size_t align)
+{
+    return size > SIZE_MAX - align ? 0 : size ? (size + align - 1) & ~(align - 1) : align;
+}
+
+/* round_up(size, align) bytes aligned to align; NULL with err filled when
+ * that is impossible. */
+static void *alloc_rounded(size_t size, size_t align, rg_error *err)
 {
     void *p = NULL;
-    size_t rounded = (size + 63) & ~(size_t)63;
-    if (size > SIZE_MAX - 63 || posix_memalign(&p, 64, rounded ? rounded : 64) != 0) {
+    size_t rounded = round_up(size, align);
+    if (!rounded || posix_memalign(&p, align, rounded) != 0) {
         rg_fail(err, RG_ERR_NOMEM, "out of memory allocating %zu bytes", size);
         return NULL;
     }
     return p;
 }
 
+void *rg_alloc_aligned(size_t size, rg_error *err) { return alloc_rounded(size, 64, err); }
+
 /* 2 MiB: the x86-64 huge page. */
 #define HUGE_PAGE ((size_t)2 << 20)
 
 void *rg_alloc_streamed(size_t size, rg_error *err)
 {
-    void *p = NULL;
-    size_t rounded = size ? (size + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1) : HUGE_PAGE;
-    if (size > SIZE_MAX - HUGE_PAGE || posix_memalign(&p, HUGE_PAGE, rounded) != 0) {
-        rg_fail(err, RG_ERR_NOMEM, "out of memory allocating %zu bytes", size);
-        return NULL;
-    }
+    void *p = alloc_rounded(size, HUGE_PAGE, err);
 #ifdef MADV_HUGEPAGE
     /* a hint: where transparent huge pages are off, nothing changes */
-    (void)madvise(p, rounded, MADV_HUGEPAGE);
+    if (p) (void)madvise(p, round_up(size, HUGE_PAGE), MADV_HUGEPAGE);
 #endif
     return p;
 }

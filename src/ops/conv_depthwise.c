@@ -34,7 +34,7 @@ static rg_dw_geom dw_geom(const rg_op_call *call)
 typedef struct {
     int32_t pair, feed;
     float *slots;
-    size_t in, out, per;
+    size_t per;
     int threads;
 } dw_bn;
 
@@ -59,8 +59,6 @@ static dw_bn dw_bn_of(const rg_op_call *call, const rg_dw_geom *geo)
     b.pair = rg_bn_pair_active(g, call->ctx, call->node->bn_pair) ? call->node->bn_pair : 0;
     b.feed = rg_bn_pair_active(g, call->ctx, call->node->bn_feed) ? call->node->bn_feed : 0;
     size_t kc = (size_t)geo->kh * geo->kw * geo->c;
-    b.in = (size_t)geo->h * geo->w * geo->c;
-    b.out = (size_t)geo->ho * geo->wo * geo->c;
     b.per = slot_floats(g, call->node);
     b.slots = call->scratch + 2 * kc + (size_t)g->planned_batch * kc;
     b.threads = b.per ? rg_conv_slots(g) : omp_get_max_threads();

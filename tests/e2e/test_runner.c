@@ -386,14 +386,15 @@ static void run_killed_after(const char *recipe, const char *log, const char *la
     char path[700];
     snprintf(path, sizeof path, "%s", rgt_in_root(last));
     struct stat sb;
+    const char *also = db_name ? " and recorded epoch" : "";
     double t0 = now_s();
     while (stat(path, &sb) != 0 || (db_name && !store_has(db_name, sql))) {
         if (now_s() - t0 > 120) {
             kill(pid, SIGKILL);
-            fail_msg("no checkpoint%s after 120 s", db_name ? " and recorded epoch" : "");
+            fail_msg("no checkpoint%s after 120 s", also);
         }
         int st;
-        if (waitpid(pid, &st, WNOHANG) == pid) fail_msg("regain run ended before its first checkpoint%s", db_name ? " and recorded epoch" : "");
+        if (waitpid(pid, &st, WNOHANG) == pid) fail_msg("regain run ended before its first checkpoint%s", also);
         struct timespec ts = {0, 5000000};
         nanosleep(&ts, NULL);
     }
