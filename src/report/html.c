@@ -251,7 +251,7 @@ static void header(rg_text *o, const rg_report *r)
 void rg_report_html(const rg_report *r, rg_text *o)
 {
     rg_table t;
-    char b[512];
+    char b[640];
     size_t *colors = malloc(((size_t)r->n_runs + 1) * sizeof *colors);
     if (!colors) {
         o->failed = 1;
@@ -275,12 +275,7 @@ void rg_report_html(const rg_report *r, rg_text *o)
     rg_table_free(&t);
     rg_text_put(o, "</section>\n");
 
-    snprintf(b, sizeof b,
-             "Each comparison pairs the two runs seed by seed. Difference: treatment \xe2\x88\x92 baseline in "
-             "percentage points (pp) of top-1, with its 95 %% confidence interval (the whisker) and a two-sided "
-             "p-value from a paired t-test (n \xe2\x88\x92 1 degrees of freedom: with 3 seeds the interval is wide). "
-             "Verdict: gain when the interval lies above 0, loss when below, otherwise no detectable difference; not "
-             "tested with fewer than two pairs.");
+    rg_report_comparisons_note(b, sizeof b, "", " (the whisker)");
     section(o, "comparisons", "Comparisons", r->n_comparisons ? b : "The recipe names no comparisons.");
     if (r->n_comparisons) {
         rg_table_comparisons(r, &t);

@@ -67,12 +67,8 @@ void rg_report_markdown(const rg_report *r, rg_text *o)
     if (!r->n_comparisons) {
         rg_text_put(o, "The recipe names no comparisons.\n\n");
     } else {
-        rg_text_printf(o,
-                       "Each comparison pairs the two runs seed by seed. Difference: treatment \xe2\x88\x92 baseline "
-                       "in percentage points (pp) of top-1, with its 95 %% confidence interval and a two-sided "
-                       "p-value from a paired t-test (n \xe2\x88\x92 1 degrees of freedom: with 3 seeds the interval is "
-                       "wide). Verdict: *gain* when the interval lies above 0, *loss* when below, otherwise *no "
-                       "detectable difference*; *not tested* with fewer than two pairs.\n\n");
+        char note[640];
+        rg_text_printf(o, "%s\n\n", rg_report_comparisons_note(note, sizeof note, "*", ""));
         rg_table_comparisons(r, &t);
         md_table(o, &t);
         rg_table_free(&t);

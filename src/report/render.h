@@ -43,6 +43,9 @@ const char *rg_report_class(const rg_report_run *run, int32_t c, char *buf, size
 const char *rg_report_top1(const rg_report_run *run, char *buf, size_t size);
 /* A sentence on the rows that are not finished, or NULL when all are. */
 const char *rg_report_unfinished(const rg_report *r, char *buf, size_t size);
+/* The comparisons table's explanation: em marks the verdicts ("*" in
+ * Markdown, "" in HTML), whisker follows the interval's name. */
+const char *rg_report_comparisons_note(char *buf, size_t size, const char *em, const char *whisker);
 /* A sentence naming the teacher runs left out of the best run, or NULL
  * when there are none (or every run is a teacher). */
 const char *rg_report_teachers(const rg_report *r, char *buf, size_t size);

@@ -90,6 +90,18 @@ const char *rg_report_teachers(const rg_report *r, char *buf, size_t size)
     return buf;
 }
 
+const char *rg_report_comparisons_note(char *buf, size_t size, const char *em, const char *whisker)
+{
+    snprintf(buf, size,
+             "Each comparison pairs the two runs seed by seed. Difference: treatment \xe2\x88\x92 baseline in "
+             "percentage points (pp) of top-1, with its 95 %% confidence interval%s and a two-sided p-value from a "
+             "paired t-test (n \xe2\x88\x92 1 degrees of freedom: with 3 seeds the interval is wide). Verdict: "
+             "%sgain%s when the interval lies above 0, %sloss%s when below, otherwise %sno detectable difference%s; "
+             "%snot tested%s with fewer than two pairs.",
+             whisker, em, em, em, em, em, em, em, em);
+    return buf;
+}
+
 /* "[lo, hi]" with the given decimals, or a dash. */
 static const char *interval(double lo, double hi, const char *fmt, char *buf, size_t size)
 {
