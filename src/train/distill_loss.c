@@ -85,13 +85,24 @@ float rg_dkd_loss(const float *student_logits, const float *teacher_probs, const
         sum_tc += tc;
         sum_nc += nc;
         if (!dlogits) continue;
-        /* dTCKD/du_j = (-t1 + t2 * s1 / s2) (delta_jy - ps_j), u = z / T;
-         * dNCKD/du_j = qs_j - qt_j for j != y, 0 for y */
-        double k_tc = -t1 + t2nt * exp(log_s1 - log_s2), scale = weight * t2 * inv_t / n;
+        /* With u = z / T and qs_j = exp(u_j - lse_nt), the student's
+         * distribution over the non-targets:
+         *   dTCKD/du_y = -t1 s2 + t2 s1,
+         *   dTCKD/du_j = t1 ps_j - t2 s1 qs_j (j != y),
+         *   dNCKD/du_j = qs_j - qt_j (j != y), 0 for y.
+         * Written with s1 and s2 from their logs and no ratio of them, the
+         * target's term keeps its precision when the student is sure
+         * (ps_y rounds to 1) and nothing overflows at a small T. */
+        double s1 = exp(log_s1), s2 = exp(log_s2), scale = weight * t2 * inv_t / n;
         for (int32_t c = 0; c < classes; c++) {
-            double ps = exp(inv_t * z[c] - lse);
-            double g = alpha * k_tc * ((c == y) - ps);
-            if (c != y && t2nt > 0.0) g += beta * (exp(inv_t * z[c] - lse_nt) - pt[c] / t2nt);
+            double g;
+            if (c == y) {
+                g = alpha * (-t1 * s2 + t2nt * s1);
+            } else {
+                double qs = exp(inv_t * z[c] - lse_nt);
+                g = alpha * (t1 * exp(inv_t * z[c] - lse) - t2nt * s1 * qs);
+                if (t2nt > 0.0) g += beta * (qs - pt[c] / t2nt);
+            }
             dlogits[(size_t)i * classes + c] += (float)(scale * g);
         }
     }

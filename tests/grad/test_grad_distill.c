@@ -185,6 +185,29 @@ static void test_dkd_gradient_and_value(void **state)
     rg_dkd_loss(zz, sure, &yy, 1, C, 2.0f, 1.0f, 8.0f, 1.0f, g, NULL, &nc);
     assert_float_equal(nc, 0.0f, 0.0);
     for (int c = 0; c < C; c++) assert_true(isfinite(g[c]));
+
+    /* A sure student: at T = 1 and a margin of 40 its target probability
+     * rounds to 1 in double, yet the target's gradient is
+     * -t1 s2 + t2 s1 = -(0.9)(2 e^-40) + 0.1, about 0.1, and every row of
+     * the gradient sums to 0. At T = 0.01 the margin over T is 800: the
+     * gradient must stay finite. */
+    float zs[C] = {40, 0, 0, 0, 0}, ts[C] = {0.9f, 0.025f, 0.025f, 0.025f, 0.025f};
+    int32_t y0 = 0;
+    for (int t = 0; t < 2; t++) {
+        float T = t ? 0.01f : 1.0f;
+        memset(g, 0, sizeof g);
+        rg_dkd_loss(zs, ts, &y0, 1, C, T, 1.0f, 0.0f, 1.0f, g, NULL, NULL);
+        double sum = 0.0;
+        for (int c = 0; c < C; c++) {
+            assert_true(isfinite(g[c]));
+            sum += g[c];
+        }
+        /* dL/dz = T^2 / T dL/du = T dL/du; at T = 0.01, s2 = 4 e^-4000 is 0 */
+        double t2nt = (double)ts[1] + ts[2] + ts[3] + ts[4], s2 = t ? 0.0 : 4.0 * exp(-40.0) / (1.0 + 4.0 * exp(-40.0));
+        double want = T * (-(double)ts[0] * s2 + t2nt * (1.0 - s2));
+        assert_true(fabs(g[0] - want) < 1e-6 * T);
+        assert_true(fabs(sum) < 1e-6 * T);
+    }
 }
 
 /* ---- feature losses ------------------------------------------------------------------ */
