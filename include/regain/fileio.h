@@ -3,7 +3,7 @@
  * A checkpoint, a report or an experiment record must never be left half
  * written: a run killed mid-write (or a full disk) has to leave either the
  * old file or the new one, never a mixture. Writes therefore go to a
- * temporary file "<path>.tmp.<pid>" in the same directory (rename is only
+ * temporary file "<path>.tmp.<pid>.<tid>" in the same directory (rename is only
  * atomic within one file system), which is flushed, fsync'ed and renamed over
  * the target; the directory is then fsync'ed so the rename itself survives a
  * power cut.
@@ -25,8 +25,8 @@
 
 typedef struct rg_atomic_file rg_atomic_file;
 
-/* Creates the temporary file "<path>.tmp.<pid>" next to path (a stale one
- * left by an earlier process with the same pid is replaced) and returns a
+/* Creates the temporary file "<path>.tmp.<pid>.<tid>" next to path (a stale one
+ * left by an earlier process with the same ids is replaced) and returns a
  * handle in *out. The target itself is not touched until rg_atomic_commit.
  * On error *out is NULL and nothing is left on disk. */
 rg_status rg_atomic_open(const char *path, rg_atomic_file **out, rg_error *err);
@@ -45,11 +45,12 @@ rg_status rg_atomic_commit(rg_atomic_file *f, rg_error *err);
 /* Closes and removes the temporary file and frees f. NULL is a no-op. */
 void rg_atomic_abort(rg_atomic_file *f);
 
-/* Replaces path with the size bytes at data, atomically (open, write, commit). */
-/* Creates path and the directories above it that are missing (mkdir -p);
- * an error names the directory that could not be made. */
+/* Creates path and the directories above it that are missing (mkdir -p),
+ * each made durable (its parent fsync'ed); an error names the directory
+ * that could not be made. An empty path is RG_ERR_ARG. */
 rg_status rg_make_dirs(const char *path, rg_error *err);
 
+/* Replaces path with the size bytes at data, atomically (open, write, commit). */
 rg_status rg_write_file_atomic(const char *path, const void *data, size_t size, rg_error *err);
 
 /* Reads the whole of path into a new buffer *data (caller frees with free();

@@ -1,6 +1,7 @@
 /* Atomic file replacement (temp + fsync + rename + directory fsync) and
  * bounded whole-file reads. See include/regain/fileio.h for the contract. */
 #include "regain/fileio.h"
+#include "io/sync.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -9,11 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 struct rg_atomic_file {
     char *path;   /* the target */
-    char *tmp;    /* "<path>.tmp.<pid>" */
+    char *tmp;    /* "<path>.tmp.<pid>.<tid>" */
     FILE *fp;     /* open on tmp until commit/abort */
     int failed;   /* a write failed: commit must not publish the file */
 };
@@ -41,10 +43,7 @@ static void discard(rg_atomic_file *f)
     errno = saved;
 }
 
-/* fsync of the directory holding path, so that the rename is durable. Some
- * file systems cannot fsync a directory (EINVAL) — nothing more can be done
- * there, so that is not an error. */
-static int sync_parent_dir(const char *path)
+int rg_sync_parent_dir(const char *path)
 {
     const char *slash = strrchr(path, '/');
     char *dir;
@@ -87,11 +86,14 @@ rg_status rg_atomic_open(const char *path, rg_atomic_file **out, rg_error *err)
         free(f);
         return RG_ERR_NOMEM;
     }
-    snprintf(f->tmp, tmp_size, "%s.tmp.%ld", path, (long)getpid());
+    /* The thread id keeps two threads of this process apart when they
+     * write the same target. */
+    snprintf(f->tmp, tmp_size, "%s.tmp.%ld.%ld", path, (long)getpid(), (long)syscall(SYS_gettid));
 
     /* O_EXCL so we never write through a symlink or into a file someone else
-     * has open. A leftover with our pid can only come from a dead process
-     * (pids are reused, e.g. pid 1 in every container run): replace it once. */
+     * has open. A leftover with our pid and thread id can only come from a
+     * dead process (ids are reused, e.g. pid 1 in every container run):
+     * replace it once. */
     int fd = open(f->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
     if (fd < 0 && errno == EEXIST && unlink(f->tmp) == 0)
         fd = open(f->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
@@ -154,7 +156,7 @@ rg_status rg_atomic_commit(rg_atomic_file *f, rg_error *err)
     /* The temporary name no longer exists: nothing to remove from here on. */
     free(f->tmp);
     f->tmp = NULL;
-    if (sync_parent_dir(f->path) != 0) {
+    if (rg_sync_parent_dir(f->path) != 0) {
         rg_fail(err, RG_ERR_IO, "%s: written, but cannot fsync its directory: %s", f->path, strerror(errno));
         discard(f);
         return RG_ERR_IO;

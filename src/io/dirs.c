@@ -1,5 +1,6 @@
 /* Directories made on the way to a path (regain/fileio.h). */
 #include "regain/fileio.h"
+#include "io/sync.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -8,20 +9,26 @@
 
 rg_status rg_make_dirs(const char *path, rg_error *err)
 {
+    if (!path || !*path) return rg_fail(err, RG_ERR_ARG, "cannot create a directory with an empty name");
     size_t n = strlen(path);
     char *buf = rg_malloc(n + 1, err);
     if (!buf) return RG_ERR_NOMEM;
     memcpy(buf, path, n + 1);
     rg_status st = RG_OK;
-    for (char *p = buf + 1; !st; p++) {
+    /* a leading '/' is the root, not a directory to make */
+    for (char *p = buf + (buf[0] == '/'); !st; p++) {
         if (*p != '/' && *p) continue;
         char c = *p;
         *p = 0;
         struct stat sb;
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+        int made = mkdir(buf, 0777) == 0;
+        if (!made && errno != EEXIST)
             st = rg_fail(err, RG_ERR_IO, "%s: cannot create directory: %s", buf, strerror(errno));
         else if (stat(buf, &sb) != 0 || !S_ISDIR(sb.st_mode))
             st = rg_fail(err, RG_ERR_IO, "%s: cannot create directory: a file of that name is in the way", buf);
+        /* the new entry must survive a crash as the files later committed in it do */
+        else if (made && rg_sync_parent_dir(buf) != 0)
+            st = rg_fail(err, RG_ERR_IO, "%s: cannot sync the directory holding it: %s", buf, strerror(errno));
         *p = c;
         if (!c) break;
     }

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "regain/fileio.h"
@@ -299,8 +301,9 @@ static void test_atomic_replaces_and_leaves_no_temp(void **state)
     char path[600], tmp[700];
     path_in(path, sizeof path, "ckpt.safetensors");
     rgt_write_file(path, "old content", 11);
-    /* A stale temp file with our pid (left by a killed earlier process). */
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    /* A stale temp file with our pid and thread id (left by a killed
+     * earlier process). */
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld.%ld", path, (long)getpid(), (long)syscall(SYS_gettid));
     rgt_write_file(tmp, "stale", 5);
 
     write_standard(path);
@@ -355,6 +358,29 @@ static void test_atomic_missing_dir(void **state)
     assert_non_null(strstr(err.msg, "No such file"));
     assert_int_equal(rg_st_write(path, NULL, 0, NULL, 0, &err), RG_ERR_IO);
     assert_int_equal(strncmp(err.msg, path, strlen(path)), 0);
+}
+
+/* mkdir -p: nested directories made, existing ones kept, a file in the
+ * way and an empty name refused with the name in the message. */
+static void test_make_dirs(void **state)
+{
+    (void)state;
+    char path[600], file[600];
+    rg_error err = {0};
+    path_in(path, sizeof path, "a/b/c");
+    assert_int_equal(rg_make_dirs(path, &err), RG_OK);
+    assert_int_equal(rg_make_dirs(path, &err), RG_OK);
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    assert_true(S_ISDIR(sb.st_mode));
+    path_in(file, sizeof file, "a/f");
+    rgt_write_file(file, "x", 1);
+    path_in(path, sizeof path, "a/f/g");
+    assert_int_equal(rg_make_dirs(path, &err), RG_ERR_IO);
+    assert_int_equal(strncmp(err.msg, file, strlen(file)), 0);
+    assert_non_null(strstr(err.msg, "in the way"));
+    assert_int_equal(rg_make_dirs("", &err), RG_ERR_ARG);
+    assert_non_null(strstr(err.msg, "empty name"));
 }
 
 /* ---- interoperability with PyTorch -------------------------------------- */
@@ -483,6 +509,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_write_rejects, setup, teardown),
         cmocka_unit_test_setup_teardown(test_atomic_replaces_and_leaves_no_temp, setup, teardown),
         cmocka_unit_test_setup_teardown(test_atomic_missing_dir, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_make_dirs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_python_reads_ours, setup, teardown),
         cmocka_unit_test_setup_teardown(test_foreign_file_we_read, setup, teardown),
     };
