@@ -184,6 +184,14 @@ rg_status rg_train_config_set(rg_train_config *c, const char *key, const char *v
     case K_STR:
         if (strlen(value) >= k->size)
             return rg_fail(err, RG_ERR_ARG, "%s: value is longer than %zu characters", key, k->size - 1);
+        /* the value must read back the same from the configuration text a
+         * checkpoint and config.txt keep, or a resumed run would differ */
+        if (strpbrk(value, "#\n\r"))
+            return rg_fail(err, RG_ERR_ARG, "%s: '%s' holds a '#' or a line break, which the saved configuration cannot keep",
+                           key, value);
+        if (*value && (isspace((unsigned char)value[0]) || isspace((unsigned char)value[strlen(value) - 1])))
+            return rg_fail(err, RG_ERR_ARG, "%s: '%s' starts or ends with white space, which the saved configuration drops",
+                           key, value);
         memcpy(p, value, strlen(value) + 1);
         return RG_OK;
     case K_BOOL:

@@ -193,6 +193,9 @@ static void test_usage_errors(void **state)
     expect_cli(2, "unknown option '--bogus'", NULL, "info --bogus");
     expect_cli(2, "missing the checkpoint", NULL, "info");
     expect_cli(2, "unknown argument", NULL, "models --bogus");
+    /* values the saved configuration could not give back on resume */
+    expect_cli(2, "teacher: 'runs/a#2/best.safetensors'", "'#'", "train --teacher 'runs/a#2/best.safetensors'");
+    expect_cli(2, "init: ' x.safetensors'", "white space", "train --init ' x.safetensors'");
 }
 
 /* regain bench: a short run of each kind works and prints what it measured;
