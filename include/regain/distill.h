@@ -89,6 +89,8 @@ typedef struct {
     float hint_weight;
     char at[256];               /* "student_layer:teacher_layer[,...]" (attention transfer) */
     float at_weight;            /* beta of the paper; the loss is beta/2 * sum over pairs */
+    float mean, std;            /* the student's input normalization, which every teacher
+                                   must share (std 0 = not checked) */
 } rg_distill_config;
 
 /* Whether c asks for any distillation (a teacher is named). */
@@ -112,6 +114,10 @@ typedef struct rg_distiller rg_distiller;
 rg_status rg_distiller_create(const rg_distill_config *c, rg_graph *student, int32_t batch, int32_t classes,
                               const rg_optim_config *oc, uint64_t seed, rg_distiller **out, rg_error *err);
 void rg_distiller_free(rg_distiller *d);
+
+/* The teachers' data checksums (their "regain.crc32"), comma-separated, in
+ * buf: a resumed run checks that it is taught by the same files. */
+const char *rg_distiller_teacher_sums(const rg_distiller *d, char *buf, size_t size);
 
 /* Teacher logits for every image of ds, computed once in dataset order and
  * reused when the student sees unaugmented images (the trainer's choice):

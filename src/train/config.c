@@ -289,6 +289,8 @@ void rg_train_config_distill(const rg_train_config *c, rg_distill_config *d)
     d->hint_weight = c->hint_weight;
     snprintf(d->at, sizeof d->at, "%s", c->at);
     d->at_weight = c->at_weight;
+    d->mean = c->mean;
+    d->std = c->std;
 }
 
 static void format_value(const key_def *k, const rg_train_config *c, char *val, size_t size)

@@ -164,6 +164,15 @@ static rg_status build_adapter(rg_distiller *d, hint *h, int32_t k, const rg_opt
     return h->target ? RG_OK : RG_ERR_NOMEM;
 }
 
+const char *rg_distiller_teacher_sums(const rg_distiller *d, char *buf, size_t size)
+{
+    size_t at = 0;
+    buf[0] = 0;
+    for (int32_t k = 0; k < d->teachers.n && at < size; k++)
+        at += (size_t)snprintf(buf + at, size - at, "%s%s", k ? "," : "", d->teachers.crc[k]);
+    return buf;
+}
+
 rg_status rg_distiller_create(const rg_distill_config *c, rg_graph *student, int32_t batch, int32_t classes,
                               const rg_optim_config *oc, uint64_t seed, rg_distiller **out, rg_error *err)
 {

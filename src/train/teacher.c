@@ -16,10 +16,23 @@ rg_status rg_teachers_load(rg_teachers *t, const rg_distill_config *c, int32_t h
         if (!path[0]) continue;
         const char *key = k == 0 ? "teacher" : k == 1 ? "teacher2" : "teacher3";
         rg_graph *g;
-        rg_status st = rg_checkpoint_load(path, 1, &g, NULL, err);
+        rg_st_file *f;
+        rg_status st = rg_checkpoint_load(path, 1, &g, &f, err);
         if (st) return rg_error_prefix(err, "%s", key);
         snprintf(t->path[t->n], sizeof t->path[0], "%s", path);
+        const char *crc = rg_st_meta_get(f, "regain.crc32");
+        snprintf(t->crc[t->n], sizeof t->crc[0], "%s", crc ? crc : "");
         t->g[t->n++] = g;
+        /* the teacher reads the student's batches as they are */
+        float mean, std;
+        int normalized = rg_st_meta_get(f, "regain.normalize") != NULL;
+        rg_checkpoint_normalization(f, &mean, &std);
+        rg_st_free(f);
+        if (c->std > 0.0f && normalized && (mean != c->mean || std != c->std))
+            return rg_fail(err, RG_ERR_ARG,
+                           "%s %s: the teacher learned inputs normalized with mean %.9g and std %.9g, but this run "
+                           "normalizes with %.9g and %.9g (set mean and std as the teacher's run did)",
+                           key, path, (double)mean, (double)std, (double)c->mean, (double)c->std);
         rg_shape in = g->values[g->input].shape, out = g->values[g->output].shape;
         if (in.h != h || in.w != w || in.c != ch)
             return rg_fail(err, RG_ERR_SHAPE, "%s %s: the teacher takes %dx%dx%d images but the data is %dx%dx%d",

@@ -8,13 +8,15 @@
 typedef struct {
     rg_graph *g[RG_DISTILL_MAX_TEACHERS];
     char path[RG_DISTILL_MAX_TEACHERS][512];
+    char crc[RG_DISTILL_MAX_TEACHERS][16];  /* each file's "regain.crc32", "" if it has none */
     int32_t n, classes, batch;
     float *member_probs;   /* batch x classes: one member's share of an ensemble */
 } rg_teachers;
 
 /* Loads every non-empty path of c->teachers: its weight average when the
  * checkpoint has one, otherwise its weights. Each must take h x w x ch
- * images and give `classes` outputs. Not planned yet (taps come first). */
+ * images, give `classes` outputs and have been trained on inputs
+ * normalized as c->mean and c->std say. Not planned yet (taps come first). */
 rg_status rg_teachers_load(rg_teachers *t, const rg_distill_config *c, int32_t h, int32_t w, int32_t ch,
                            int32_t classes, rg_error *err);
 /* Plans each teacher for `batch` images in evaluation mode and folds its

@@ -247,6 +247,15 @@ static rg_status setup(run_state *r, int resume, rg_st_file *ck, rg_error *err)
                           .eps = c->adam_eps, .weight_decay = c->wd, .decay_all = c->decay_all};
     /* the distiller taps student layers, so it comes before the plan */
     if ((st = setup_distillation(r, &oc, err))) return st;
+    /* a resumed run is taught by the files it started with (checkpoints
+     * written before teacher checksums were recorded are not checked) */
+    const char *was = resume && r->distill ? rg_st_meta_get(ck, "regain.teacher_crc32") : NULL;
+    char sums[64];
+    if (was && strcmp(was, rg_distiller_teacher_sums(r->distill, sums, sizeof sums)))
+        return rg_fail(err, RG_ERR_ARG,
+                       "%s/last.safetensors: the teacher files changed since this run started (data crc32 %s, "
+                       "now %s): resuming would distill from other weights; start the run again",
+                       r->dir, was, sums);
     if ((st = rg_graph_plan(r->g, c->batch, RG_PLAN_TRAIN, err))) return st;
     if ((st = rg_optim_init(&r->opt, &oc, r->g, err))) return st;
     r->use_ema = c->ema > 0.0f;
@@ -328,17 +337,21 @@ static rg_status save(run_state *r, const char *file, int32_t epochs_done, int w
                          {"regain.best_epoch", best_epoch},
                          {"regain.metrics_csv", r->metrics},
                          {"regain.dataset", r->train_full.source},
-                         {"regain.normalize", ""}};
-    char norm[64];
+                         {"regain.normalize", ""},
+                         {"regain.teacher_crc32", ""}};
+    char norm[64], sums[64];
     snprintf(norm, sizeof norm, "%.9g,%.9g", (double)r->cfg.mean, (double)r->cfg.std);
     meta[8].value = norm;
+    int32_t n_meta = (int32_t)(sizeof meta / sizeof meta[0]);
+    if (with_state && r->distill) meta[9].value = rg_distiller_teacher_sums(r->distill, sums, sizeof sums);
+    else n_meta--;
     /* the hint adapters and the sampler's per-sample state travel with the training state */
     rg_checkpoint_part parts[RG_DISTILL_MAX_PAIRS];
     rg_st_tensor extra[4];
     rg_checkpoint_extras x = {parts, with_state ? distill_parts(r, parts) : 0, extra,
                               with_state ? rg_sampler_tensors(r->sampler, extra, 4) : 0};
     st = rg_checkpoint_save_with(path, r->g, with_state ? &r->opt : NULL, with_state && r->use_ema ? &r->ema : NULL,
-                                 &x, meta, (int32_t)(sizeof meta / sizeof meta[0]), err);
+                                 &x, meta, n_meta, err);
     free(config);
     return st;
 }

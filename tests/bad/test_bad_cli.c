@@ -411,9 +411,25 @@ static void test_distill_errors(void **state)
     expect_cli(2, "at: ", "more than 4", TRAIN "--teacher '%s' --at a:a,b:b,c:c,d:d,e:e", data_dir, o, ckpt);
     expect_cli(2, "hints: ", "student has no layer 'zz'", TRAIN "--teacher '%s' --hints zz:b3", data_dir, o, ckpt);
     expect_cli(2, "at: ", "has no layer 'zz'", TRAIN "--teacher '%s' --at b3:zz", data_dir, o, ckpt);
-#undef TRAIN
+    /* a teacher that learned other inputs than the student's batches */
+    expect_cli(2, "teacher ", "normalized with mean", TRAIN "--teacher '%s' --kd-alpha 0.5 --mean 0.5", data_dir, o,
+               ckpt);
     struct stat sb;
     assert_int_not_equal(stat(rgt_in_root("never-distilled/last.safetensors"), &sb), 0);
+
+    /* the teacher file replaced under a run: its resume is refused */
+    char teacher[800], best[800];
+    snprintf(teacher, sizeof teacher, "%s", rgt_in_root("teacher.safetensors"));
+    snprintf(best, sizeof best, "%s/best.safetensors", run_dir);
+    copy_file(ckpt, teacher);
+    const char *taught = rgt_in_root("taught");
+    expect_cli(0, "teacher", NULL,
+               TRAIN "--teacher '%s' --kd-alpha 0.5 --train-limit 256 --test-limit 128 --batch 64 --workers 0",
+               data_dir, taught, teacher);
+    expect_cli(0, "resuming", NULL, "train --resume '%s'", taught);
+    copy_file(best, teacher);
+    expect_cli(2, "taught/last.safetensors", "teacher files changed", "train --resume '%s'", taught);
+#undef TRAIN
 }
 
 int main(void)
