@@ -526,11 +526,23 @@ rg_status rg_recipe_resolve(const rg_recipe *r, const char *profile, rg_resolved
     if (!st && !x->name[0])
         st = rg_fail(err, RG_ERR_FORMAT, "%s:%d: [experiment] needs a name", r->origin, r->experiment.line);
     if (!st && prof) {
-        /* a profile's results are kept apart from the full runs' */
+        /* a profile's results are kept apart from the full runs': its own
+         * name and, when [experiment] names the runs' directory, its own
+         * directory beside it (a quick run must never start over in, and
+         * so delete, a full run's directory) */
         if (!rg_recipe_get(prof, "name")) {
             char name[sizeof x->name];
             snprintf(name, sizeof name, "%.63s-%.63s", x->name, prof->name);
             snprintf(x->name, sizeof x->name, "%s", name);
+        }
+        if (x->runs_dir[0] && !rg_recipe_get(prof, "runs_dir")) {
+            size_t n = strlen(x->runs_dir);
+            while (n > 1 && x->runs_dir[n - 1] == '/') x->runs_dir[--n] = 0;
+            if (n + 1 + strlen(prof->name) >= sizeof x->runs_dir)
+                st = rg_fail(err, RG_ERR_FORMAT, "%s: runs_dir with '-%s' added for the profile is too long",
+                             r->origin, prof->name);
+            else
+                snprintf(x->runs_dir + n, sizeof x->runs_dir - n, "-%s", prof->name);
         }
         for (int32_t i = 0; !st && i < prof->n_kv; i++) {
             int handled;

@@ -186,9 +186,12 @@ rg_status rg_train_config_set(rg_train_config *c, const char *key, const char *v
             return rg_fail(err, RG_ERR_ARG, "%s: value is longer than %zu characters", key, k->size - 1);
         /* the value must read back the same from the configuration text a
          * checkpoint and config.txt keep, or a resumed run would differ */
-        if (strpbrk(value, "#\n\r"))
-            return rg_fail(err, RG_ERR_ARG, "%s: '%s' holds a '#' or a line break, which the saved configuration cannot keep",
-                           key, value);
+        for (const char *h = value; *h; h++)
+            if (*h == '\n' || *h == '\r' || (*h == '#' && h > value && isspace((unsigned char)h[-1])))
+                return rg_fail(err, RG_ERR_ARG,
+                               "%s: '%s' holds a line break or a '#' after white space, which the saved "
+                               "configuration would read as a comment",
+                               key, value);
         if (*value && (isspace((unsigned char)value[0]) || isspace((unsigned char)value[strlen(value) - 1])))
             return rg_fail(err, RG_ERR_ARG, "%s: '%s' starts or ends with white space, which the saved configuration drops",
                            key, value);
@@ -346,8 +349,13 @@ rg_status rg_train_config_parse(rg_train_config *c, const char *text, const char
         memcpy(buf, p, len);
         buf[len] = 0;
         p = nl ? nl + 1 : p + len;
-        char *hash = strchr(buf, '#');
-        if (hash) *hash = 0;
+        /* a comment starts with '#' at the start of the line or after white
+         * space, as in recipes: "data = dir#1" keeps its '#' */
+        for (char *h = buf; *h; h++)
+            if (*h == '#' && (h == buf || isspace((unsigned char)h[-1]))) {
+                *h = 0;
+                break;
+            }
         char *s = buf;
         while (isspace((unsigned char)*s)) s++;
         if (!*s) continue;

@@ -194,7 +194,7 @@ static void test_usage_errors(void **state)
     expect_cli(2, "missing the checkpoint", NULL, "info");
     expect_cli(2, "unknown argument", NULL, "models --bogus");
     /* values the saved configuration could not give back on resume */
-    expect_cli(2, "teacher: 'runs/a#2/best.safetensors'", "'#'", "train --teacher 'runs/a#2/best.safetensors'");
+    expect_cli(2, "teacher: 'runs/a #2/best.safetensors'", "comment", "train --teacher 'runs/a #2/best.safetensors'");
     expect_cli(2, "init: ' x.safetensors'", "white space", "train --init ' x.safetensors'");
 }
 

@@ -134,6 +134,23 @@ static void test_profile(void **state)
     assert_float_equal(x->runs[1].cfg.lr, 0.01f, 0);
     rg_resolved_free(x);
     rg_recipe_free(r);
+
+    /* [experiment] names the runs' directory: the profile gets its own
+     * beside it, unless it names one itself */
+    static const char *const texts[] = {
+        "[experiment]\nname = fm\nruns_dir = out/fm/\n[run a]\n[profile quick]\nepochs = 1\n",
+        "[experiment]\nname = fm\nruns_dir = out/fm\n[run a]\n[profile quick]\nruns_dir = q\n"};
+    static const char *const want[] = {"out/fm-quick", "q"};
+    for (int k = 0; k < 2; k++) {
+        r = parse_ok(texts[k]);
+        x = resolve_ok(r, "quick");
+        assert_string_equal(x->runs_dir, want[k]);
+        rg_resolved_free(x);
+        x = resolve_ok(r, NULL);
+        assert_string_equal(x->runs_dir, k ? "out/fm" : "out/fm/");
+        rg_resolved_free(x);
+        rg_recipe_free(r);
+    }
 }
 
 static void test_config_text(void **state)

@@ -489,7 +489,7 @@ static const struct {
     const char *key, *value;
 } every_key[] = {
     {"model", "my model.spec"},
-    {"data", "/data/some dir/fmnist"},
+    {"data", "/data/some dir/fmnist#2"}, /* a "#" inside a value is not a comment */
     {"init", "runs/some run/best.safetensors"},
     {"epochs", "7"},
     {"batch", "33"},
@@ -697,6 +697,10 @@ static void test_config_rejects(void **state)
     expect_set_fails("bogus", "1", "unknown key");
     expect_set_fails("Epochs", "1", "unknown key");
     expect_set_fails("", "1", "unknown key");
+    /* strings the saved configuration could not give back */
+    expect_set_fails("data", "a #b", "comment");
+    expect_set_fails("data", "a\nepochs = 3", "line break");
+    expect_set_fails("init", "x.safetensors ", "white space");
     /* bad integers */
     expect_set_fails("epochs", "abc", "not an integer");
     expect_set_fails("epochs", "3.5", "not an integer");
