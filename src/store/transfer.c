@@ -361,9 +361,13 @@ static rg_status import_run(importer *im, int64_t experiment, const cJSON *run, 
     if (!rc) rc = string_field(im, run, "status", where, &status);
     if (rc) return rc;
     const cJSON *seed = cJSON_GetObjectItem(run, "seed");
-    if (!cJSON_IsNumber(seed) || seed->valuedouble != floor(seed->valuedouble))
+    /* 2^53: every integer up to it is exact in a double, and it converts */
+    if (!cJSON_IsNumber(seed) || seed->valuedouble != floor(seed->valuedouble) ||
+        fabs(seed->valuedouble) > 9007199254740992.0)
         return rg_fail(im->err, RG_ERR_FORMAT, "%s: %s: 'seed' is %s", im->path, where,
-                       seed ? "not an integer" : "missing");
+                       !seed ? "missing" : cJSON_IsNumber(seed) && seed->valuedouble == floor(seed->valuedouble)
+                                               ? "out of range"
+                                               : "not an integer");
     if (strcmp(status, "done"))
         return rg_fail(im->err, RG_ERR_FORMAT, "%s: %s: status '%s': only finished runs are imported", im->path,
                        where, status);

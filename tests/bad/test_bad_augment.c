@@ -71,8 +71,10 @@ static void test_small_images(void **state)
     static const char *specs[] = {
         "crop:pad=3 + hflip + vflip + resizedcrop + randaugment:n=4,m=30,fill=9 + cutout:size=5 + erasing:p=1,value=random",
         "trivialaugment + erasing:p=1,scale=0.5..1,ratio=0.1..10", "autoaugment:imagenet + resizedcrop:scale=1..1",
-        "autoaugment:svhn", "autoaugment:cifar10 + cutout:size=100"};
-    static const int32_t sizes[][2] = {{1, 1}, {1, 7}, {7, 1}, {2, 2}, {3, 5}};
+        "autoaugment:svhn", "autoaugment:cifar10 + cutout:size=100",
+        /* aspect ratios that draw sides beyond int32 (their conversion was undefined) */
+        "resizedcrop:ratio=1e-30..1 + erasing:p=1,scale=0.5..1,ratio=1e-30..1000"};
+    static const int32_t sizes[][2] = {{1, 1}, {1, 7}, {7, 1}, {2, 2}, {3, 5}, {28, 28}};
     for (size_t s = 0; s < sizeof specs / sizeof specs[0]; s++) {
         rg_augment_config c = {0};
         rg_error err = {0};

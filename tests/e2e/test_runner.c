@@ -756,6 +756,15 @@ static void test_export_import(void **state)
     free(bad);
     regain_refused(4, "bad5.json", "runs[1]: unknown field 'speed'", "runs import bad5.json --store m3.db");
     cJSON_DeleteItemFromObject(run1, "speed");
+    /* an integral seed beyond what converts (undefined behaviour before) */
+    cJSON *seed = cJSON_DetachItemFromObject(run1, "seed");
+    cJSON_AddNumberToObject(run1, "seed", 1e300);
+    bad = cJSON_Print(j);
+    rgt_write_text("bad7.json", bad);
+    free(bad);
+    regain_refused(4, "bad7.json", "runs[1]: 'seed' is out of range", "runs import bad7.json --store m3.db");
+    cJSON_DeleteItemFromObject(run1, "seed");
+    cJSON_AddItemToObject(run1, "seed", seed);
     cJSON_DeleteItemFromObject(run1, "config_text");
     bad = cJSON_Print(j);
     rgt_write_text("bad6.json", bad);

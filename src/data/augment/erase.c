@@ -30,7 +30,10 @@ void rg_aug_erase(uint8_t *img, int32_t h, int32_t w, int32_t c, int32_t top, in
 static double uniform_in(rg_rng *rng, double a, double b) { return a + (b - a) * (double)rg_rng_uniform(rng); }
 
 /* Python's int(round(x)) for x >= 0 (half to even). */
-static int32_t round_half_even(double x) { return (int32_t)nearbyint(x); }
+/* A side far beyond any image (an extreme aspect ratio draws one) is
+ * clamped before the conversion, which would otherwise be undefined; the
+ * callers then reject it like any box that does not fit. */
+static int32_t round_half_even(double x) { return x < 1e9 ? (int32_t)nearbyint(x) : 1000000000; }
 
 void aug_draw_resized_crop(const rg_augment_config *cfg, int32_t h, int32_t w, rg_rng *rng,
                            rg_augment_params *p)
