@@ -155,7 +155,10 @@ static void child(runner *r, int32_t i, const rg_train_config *cfg, int64_t run_
 {
     rg_error err = {0};
     rg_store *s;
-    if (rg_store_open(r->x->store_path, 0, &s, &err)) _exit(1);
+    if (rg_store_open(r->x->store_path, 0, &s, &err)) {
+        fprintf(stderr, "regain: %s\n", err.msg);
+        _exit(1);
+    }
     rg_status st = perform(r, s, i, cfg, run_id, prior_wall, &err);
     rg_store_close(s);
     _exit(st ? 1 : 0);
@@ -354,30 +357,46 @@ static rg_status try_item(runner *r, int32_t i, try_result *res, rg_error *err)
     return RG_OK;
 }
 
+/* Settles item i, whose process ended (status NULL: it could not be
+ * waited for), from what the process recorded in the store. */
+static void settle(runner *r, int32_t i, const int *status)
+{
+    rg_exp_item *it = &r->x->items[i];
+    rg_store_run row = {0};
+    rg_error e = {0};
+    rg_status st = rg_store_get_run(r->store, r->experiment, it->name, it->seed, &row, &e);
+    if (!st && row.id && !strcmp(row.status, "done")) {
+        it->test_top1 = row.test_top1;
+        finish(r, i, r->resumed[i] ? RG_OUT_RESUMED : RG_OUT_RAN, NULL);
+        return;
+    }
+    char msg[RG_ERR_MSG_MAX + 64];
+    if (st) snprintf(msg, sizeof msg, "its result cannot be read from the store: %s", e.msg);
+    else if (row.id && !strcmp(row.status, "failed")) snprintf(msg, sizeof msg, "%s", row.error);
+    else if (!status) snprintf(msg, sizeof msg, "its process could not be waited for; run again to resume");
+    else if (WIFSIGNALED(*status))
+        snprintf(msg, sizeof msg, "its process died (signal %d); run again to resume", WTERMSIG(*status));
+    else snprintf(msg, sizeof msg, "its process ended with status %d", WEXITSTATUS(*status));
+    finish(r, i, RG_OUT_FAILED, msg);
+}
+
 /* Collects finished children; with block set, waits for one. */
 static void reap(runner *r, int block)
 {
     for (;;) {
         int status;
         pid_t pid = waitpid(-1, &status, block ? 0 : WNOHANG);
+        if (pid < 0 && errno == ECHILD) {
+            /* no child left to wait for (they were reaped elsewhere): the
+             * running items are over, whatever the store says of them */
+            for (int32_t i = 0; i < r->x->n_items; i++)
+                if (r->state[i] == RUNNING) settle(r, i, NULL);
+            return;
+        }
         if (pid <= 0) return;
         for (int32_t i = 0; i < r->x->n_items; i++) {
             if (r->pid[i] != pid || r->state[i] != RUNNING) continue;
-            rg_exp_item *it = &r->x->items[i];
-            rg_store_run row = {0};
-            rg_error e = {0};
-            rg_store_get_run(r->store, r->experiment, it->name, it->seed, &row, &e);
-            if (row.id && !strcmp(row.status, "done")) {
-                it->test_top1 = row.test_top1;
-                finish(r, i, r->resumed[i] ? RG_OUT_RESUMED : RG_OUT_RAN, NULL);
-            } else {
-                char msg[RG_ERR_MSG_MAX];
-                if (row.id && !strcmp(row.status, "failed")) snprintf(msg, sizeof msg, "%s", row.error);
-                else if (WIFSIGNALED(status))
-                    snprintf(msg, sizeof msg, "its process died (signal %d); run again to resume", WTERMSIG(status));
-                else snprintf(msg, sizeof msg, "its process ended with status %d", WEXITSTATUS(status));
-                finish(r, i, RG_OUT_FAILED, msg);
-            }
+            settle(r, i, &status);
         }
         block = 0;
     }
@@ -442,6 +461,9 @@ rg_status rg_exp_execute(rg_experiment *x, const rg_exp_hooks *hooks, rg_error *
     rg_status st = r.state && r.seen_busy && r.resumed && r.pid && r.index && r.t_start
                        ? RG_OK
                        : rg_fail(err, RG_ERR_NOMEM, "out of memory");
+    /* the runs' processes are waited for: an ignored SIGCHLD inherited from
+     * the caller would have the kernel reap them unseen */
+    if (x->opt.jobs > 1) signal(SIGCHLD, SIG_DFL);
     for (int32_t i = 0; i < x->n_items; i++) r.total += counts_as_work(x->items[i].plan);
     /* the store's directory, then the store */
     char dir[sizeof x->store_path];

@@ -637,6 +637,15 @@ static void test_jobs_after_timing(void **state)
     int code = rgt_run(cmd, out, sizeof out);
     if (code) fail_msg("exit code %d (124: it hung):\n%s", code, out);
     assert_int_equal(summary(out).ran, 2);
+
+    /* started with SIGCHLD ignored (the kernel then reaps children unseen,
+     * and the runner waited for them forever) */
+    rgt_write_text("jobs2.ini", "[experiment]\nname = jobs2\nstore = jobs2.db\n[defaults]\n" TINY
+                                "batch = 64\n[run a]\n[run b]\nlr = 0.05\n");
+    snprintf(cmd, sizeof cmd, "cd '%s' && timeout 120 bash -c \"trap '' CHLD; exec '%s' run jobs2.ini --jobs 2\"",
+             rgt_root, rgt_env("REGAIN_CLI"));
+    code = rgt_run(cmd, out, sizeof out);
+    if (code || summary(out).ran != 2) fail_msg("SIGCHLD ignored: exit code %d (124: it hung):\n%s", code, out);
 }
 
 /* ---- moving results between stores ------------------------------------------------------------------ */
