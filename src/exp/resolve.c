@@ -455,12 +455,20 @@ static rg_status add_twins(rg_resolved_recipe *x, rg_error *err)
         for (int32_t c = 0; c < x->n_compares; c++)
             have |= !strcmp(x->compares[c].baseline, base) && !strcmp(x->compares[c].treatment, treat);
         if (have) continue;
+        char name[sizeof x->compares[0].name];
+        snprintf(name, sizeof name, "%.*s-distillation", (int)sizeof name - 14, treat);
+        for (int32_t c = 0; c < x->n_compares; c++)
+            if (!strcmp(x->compares[c].name, name))
+                return rg_fail(err, RG_ERR_FORMAT,
+                               "%s:%d: run %s: its comparison with its twin would be named %s, which another "
+                               "comparison already is",
+                               x->recipe->origin, x->runs[i].line, treat, name);
         rg_resolved_compare *cs = realloc(x->compares, (size_t)(x->n_compares + 1) * sizeof *cs);
         if (!cs) return rg_fail(err, RG_ERR_NOMEM, "out of memory");
         x->compares = cs;
         rg_resolved_compare *c = &cs[x->n_compares++];
         *c = (rg_resolved_compare){0};
-        snprintf(c->name, sizeof c->name, "%.*s-distillation", (int)sizeof c->name - 14, treat);
+        snprintf(c->name, sizeof c->name, "%s", name);
         snprintf(c->baseline, sizeof c->baseline, "%s", base);
         snprintf(c->treatment, sizeof c->treatment, "%s", treat);
     }

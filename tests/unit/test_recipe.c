@@ -352,6 +352,10 @@ static void test_distillation_twins(void **state)
     /* a twin's name taken by a run that is not the twin */
     expect_error(EXP "[run t]\n[run a]\nteacher = @t\nkd_alpha = 1\nepochs = 2\n[run a-no-kd]\nepochs = 3\n", NULL,
                  "t.ini:4: run a:", "would be named a-no-kd");
+    /* the added comparison's name taken by a comparison of other runs */
+    expect_error(EXP "[run t]\n[run b]\n[run a]\nteacher = @t\nkd_alpha = 1\n"
+                     "[compare a-distillation]\nbaseline = t\ntreatment = b\n",
+                 NULL, "t.ini:5: run a:", "would be named a-distillation");
 }
 
 int main(void)
