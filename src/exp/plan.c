@@ -551,7 +551,9 @@ static void plan_restores(rg_experiment *x)
             rg_exp_item *d = &x->items[deps[k]];
             if (d->plan != RG_PLAN_CACHED || !d->results_only) continue;
             d->plan = RG_PLAN_RESTORE;
-            it->plan = RG_PLAN_AFTER_DEPS;
+            /* a run being restored stays one: it waits for its own
+             * dependencies all the same */
+            if (it->plan != RG_PLAN_RESTORE) it->plan = RG_PLAN_AFTER_DEPS;
         }
     }
 }

@@ -739,6 +739,22 @@ static void test_export_import(void **state)
     assert_int_equal(query_int(b, "SELECT count(*) FROM runs WHERE imported_from IS NOT NULL"), 2);
     sqlite3_close(b);
 
+    /* a chain of imported runs on a third machine: e starts from b, which
+     * starts from a; both come back first (b counted as done before) */
+    snprintf(from, sizeof from, "%s", rgt_in_root("runs/move"));
+    snprintf(to, sizeof to, "%s", rgt_in_root("move-machine2"));
+    assert_int_equal(rename(from, to), 0);
+    regain_ok("runs import move.json --store m4.db");
+    snprintf(text, sizeof text, "%s[run e]\ninit = @b\n", move_recipe);
+    rgt_write_text("move.ini", text);
+    regain_ok("run move.ini --store m4.db --dry-run");
+    if (!strstr(out, "3 of 4 runs to do")) fail_msg("a, b and e to do:\n%s", out);
+    regain_ok("run move.ini --store m4.db");
+    c = summary(out);
+    assert_int_equal(c.ran, 3);
+    assert_int_equal(c.cached, 1);
+    expect_identical("move-machine1/b/seed1/best.safetensors", "runs/move/b/seed1/best.safetensors");
+
     /* bad files: refused with the file and the field named, store unchanged */
     rgt_write_text("bad1.json", "{\"format\": \"regain results\", \"version\": 1, \"runs\": [");
     regain_refused(4, "bad1.json", "not valid JSON", "runs import bad1.json --store m3.db");
