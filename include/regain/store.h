@@ -85,6 +85,10 @@ rg_status rg_store_get_run(rg_store *s, int64_t experiment, const char *name, in
  * (experiment, name, seed) exists already. */
 rg_status rg_store_add_pending(rg_store *s, int64_t experiment, const char *name, int64_t seed, const char *kind,
                                const char *config_text, const char *run_dir, rg_error *err);
+/* Sets the finished run (experiment, name, seed) back to 'pending': a run
+ * it started from runs again with another configuration, so its results
+ * no longer follow from the recipe. No row, or one not 'done': nothing. */
+rg_status rg_store_mark_stale(rg_store *s, int64_t experiment, const char *name, int64_t seed, rg_error *err);
 /* Marks the run 'running' with this hash and configuration and returns its
  * id. Fresh (resume = 0): creates or resets the row (started_at now, wall
  * time 0) and deletes its metrics, artifacts and environment. Resume: keeps

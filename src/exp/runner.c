@@ -240,6 +240,32 @@ static int done_already(const runner *r, int32_t i, const rg_store_run *row)
            (reusable == RG_EXP_REUSE_RESULTS && r->x->items[i].plan != RG_PLAN_RESTORE);
 }
 
+/* Sets back to 'pending' the finished rows, of item i's seed, of the runs
+ * that start from item i's run, directly or through others: they came from
+ * a run that now runs with another configuration, and must not be reported
+ * beside it until they run again (a whole run of the recipe reruns them;
+ * their content hashes no longer match). Inside the transaction. */
+static rg_status mark_dependents_stale(runner *r, int32_t i, rg_error *err)
+{
+    const rg_resolved_recipe *res = r->x->res;
+    char *stale = calloc((size_t)res->n_runs, 1);
+    if (!stale) return rg_fail(err, RG_ERR_NOMEM, "out of memory");
+    stale[r->x->items[i].run] = 1;
+    rg_status st = RG_OK;
+    for (int changed = 1; changed && !st;) {
+        changed = 0;
+        for (int32_t j = 0; j < res->n_runs && !st; j++) {
+            if (stale[j]) continue;
+            for (int32_t k = 0; k < res->runs[j].n_refs; k++) stale[j] |= stale[res->runs[j].refs[k].run];
+            if (!stale[j]) continue;
+            changed = 1;
+            st = rg_store_mark_stale(r->store, r->experiment, res->runs[j].name, r->x->items[i].seed, err);
+        }
+    }
+    free(stale);
+    return st;
+}
+
 typedef enum { T_DONE, T_STARTED, T_BUSY } try_result;
 
 /* Tries to perform (or start) item i. Store errors are returned; anything
@@ -313,17 +339,21 @@ static rg_status try_item(runner *r, int32_t i, try_result *res, rg_error *err)
     r->resumed[i] = !st && row.id && !strcmp(row.status, "running") && !strcmp(row.hash, it->hash) &&
                     access(last, F_OK) == 0;
     double prior_wall = r->resumed[i] ? row.wall_s : 0.0;
+    /* A fresh start must not find an older run's checkpoint to resume
+     * from: removed before the new row is committed, so that a kill in
+     * between cannot leave the new row with the old files. */
+    if (!st && !r->resumed[i]) remove_outputs(it->run_dir);
     if (!st)
         st = rg_store_start_run(r->store, r->experiment, it->name, it->seed, x->res->runs[it->run].kind, it->hash,
                                 it->config_text, it->run_dir, r->resumed[i], &run_id, err);
+    /* with another configuration, the runs that start from this one are stale */
+    if (!st && !r->resumed[i] && (!row.id || strcmp(row.hash, it->hash))) st = mark_dependents_stale(r, i, err);
     if (!st) st = rg_store_commit(r->store, err);
     else rg_store_rollback(r->store);
     if (st) {
         close(fd);
         return st;
     }
-    /* a fresh start must not find an older run's checkpoint to resume from */
-    if (!r->resumed[i]) remove_outputs(it->run_dir);
     r->state[i] = RUNNING;
     r->running++;
     r->index[i] = ++r->started;

@@ -355,6 +355,14 @@ rg_status rg_store_add_pending(rg_store *s, int64_t experiment, const char *name
                 "itittt", experiment, name, seed, kind, config_text, run_dir);
 }
 
+rg_status rg_store_mark_stale(rg_store *s, int64_t experiment, const char *name, int64_t seed, rg_error *err)
+{
+    return store_exec(s, err,
+                      "UPDATE runs SET status = 'pending' WHERE experiment_id = ? AND name = ? AND seed = ? AND "
+                      "status = 'done'",
+                      "iti", experiment, name, seed);
+}
+
 rg_status rg_store_start_run(rg_store *s, int64_t experiment, const char *name, int64_t seed, const char *kind,
                              const char *hash, const char *config_text, const char *run_dir, int resume,
                              int64_t *id, rg_error *err)

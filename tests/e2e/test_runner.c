@@ -263,6 +263,22 @@ static void test_caching_and_dependencies(void **state)
     regain_ok("runs --store c.db --name b --status done");
     assert_non_null(strstr(out, "cache"));
     assert_null(strstr(out, " c "));
+    /* a runs again alone with another key: b, which started from the old
+     * a, is no longer reported as finished until it runs again */
+    write_cache_recipe("0.03", "[run c]\n");
+    regain_ok("run cache.ini --only a");
+    assert_int_equal(summary(out).ran, 1);
+    db = open_db("c.db");
+    assert_int_equal(query_int(db, "SELECT count(*) FROM runs WHERE name = 'b' AND status = 'pending'"), 1);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM runs WHERE status = 'done'"), 2);
+    sqlite3_close(db);
+    regain_ok("run cache.ini");
+    c = summary(out);
+    assert_int_equal(c.ran, 1);
+    assert_int_equal(c.cached, 2);
+    write_cache_recipe("0.04", "[run c]\n");
+    regain_ok("run cache.ini");
+    assert_int_equal(summary(out).ran, 2);
     /* a run taken out of the recipe leaves the store (nothing runs) */
     write_cache_recipe("0.04", "");
     regain_ok("run cache.ini");
