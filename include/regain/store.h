@@ -96,10 +96,11 @@ rg_status rg_store_mark_stale(rg_store *s, int64_t experiment, const char *name,
 rg_status rg_store_start_run(rg_store *s, int64_t experiment, const char *name, int64_t seed, const char *kind,
                              const char *hash, const char *config_text, const char *run_dir, int resume,
                              int64_t *id, rg_error *err);
-/* Another experiment's finished run with the same content hash and kind:
- * the most recently finished one whose experiment is not `experiment`.
- * row->id is 0 when there is none; donor gets "EXPERIMENT/RUN". */
-rg_status rg_store_find_donor(rg_store *s, const char *hash, const char *kind, int64_t experiment,
+/* Another experiment's finished run with the same content hash and kind,
+ * whose experiment is not `experiment`: the skip-th of them (0: the most
+ * recently finished). row->id is 0 when there is none; donor gets
+ * "EXPERIMENT/RUN". */
+rg_status rg_store_find_donor(rg_store *s, const char *hash, const char *kind, int64_t experiment, int32_t skip,
                               rg_store_run *row, char *donor, size_t cap, rg_error *err);
 /* Makes (experiment, name, seed) a done copy of run `from` (another
  * experiment's run with the same content hash): the row's configuration,

@@ -216,6 +216,15 @@ int rg_exp_run_reusable(rg_store *s, const rg_store_run *row, const char *hash)
     return found > 0 ? RG_EXP_REUSE_FILES : RG_EXP_REUSE_NO;
 }
 
+rg_status rg_exp_find_donor(rg_store *s, const char *hash, const char *kind, int64_t experiment, rg_store_run *row,
+                            char *donor, size_t cap, rg_error *err)
+{
+    for (int32_t skip = 0;; skip++) {
+        rg_status st = rg_store_find_donor(s, hash, kind, experiment, skip, row, donor, cap, err);
+        if (st || !row->id || rg_exp_run_reusable(s, row, hash) == RG_EXP_REUSE_FILES) return st;
+    }
+}
+
 /* ---- cost estimates ------------------------------------------------------------------------------ */
 
 static uint64_t model_macs(const char *model)
@@ -523,10 +532,10 @@ static rg_status plan_item(rg_experiment *x, rg_store *s, int64_t experiment, in
         return RG_OK;
     }
     rg_store_run donor;
-    if (s && (st = rg_store_find_donor(s, it->hash, x->res->runs[it->run].kind, experiment, &donor, it->reused_from,
-                                       sizeof it->reused_from, err)))
+    if (s && (st = rg_exp_find_donor(s, it->hash, x->res->runs[it->run].kind, experiment, &donor, it->reused_from,
+                                     sizeof it->reused_from, err)))
         return st;
-    if (s && rg_exp_run_reusable(s, &donor, it->hash) == RG_EXP_REUSE_FILES) {
+    if (s && donor.id) {
         it->plan = RG_PLAN_REUSE;
         it->test_top1 = donor.test_top1;
     } else if (row.id && !strcmp(row.status, "running") && !strcmp(row.hash, it->hash) && access(last, F_OK) == 0) {

@@ -43,6 +43,12 @@ rg_status rg_exp_item_hash(rg_experiment *x, rg_store *s, int64_t experiment, in
  * that differs from the record makes it RG_EXP_REUSE_NO. */
 enum { RG_EXP_REUSE_NO = 0, RG_EXP_REUSE_FILES, RG_EXP_REUSE_RESULTS };
 int rg_exp_run_reusable(rg_store *s, const rg_store_run *row, const char *hash);
+/* The most recently finished run of another experiment that can stand for
+ * an item with this hash and kind, files included (rg_exp_run_reusable):
+ * donors whose files are gone or changed are passed over for older ones.
+ * row->id is 0 when there is none; donor gets "EXPERIMENT/RUN". */
+rg_status rg_exp_find_donor(rg_store *s, const char *hash, const char *kind, int64_t experiment, rg_store_run *row,
+                            char *donor, size_t cap, rg_error *err);
 
 
 /* fork() for a child of this process (buffered output flushed first): in

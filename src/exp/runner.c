@@ -215,9 +215,9 @@ static int adopt(runner *r, int32_t i)
     rg_exp_item *it = &r->x->items[i];
     rg_store_run donor, row;
     rg_error e = {0};
-    if (rg_store_find_donor(r->store, it->hash, r->x->res->runs[it->run].kind, r->experiment, &donor, it->reused_from,
-                            sizeof it->reused_from, &e) ||
-        rg_exp_run_reusable(r->store, &donor, it->hash) != RG_EXP_REUSE_FILES)
+    if (rg_exp_find_donor(r->store, it->hash, r->x->res->runs[it->run].kind, r->experiment, &donor, it->reused_from,
+                          sizeof it->reused_from, &e) ||
+        !donor.id)
         return 0;
     remove_outputs(it->run_dir);
     if (copy_run_files(donor.run_dir, it->run_dir, &e)) return 0;

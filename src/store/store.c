@@ -397,7 +397,7 @@ rg_status rg_store_start_run(rg_store *s, int64_t experiment, const char *name, 
     return rc;
 }
 
-rg_status rg_store_find_donor(rg_store *s, const char *hash, const char *kind, int64_t experiment,
+rg_status rg_store_find_donor(rg_store *s, const char *hash, const char *kind, int64_t experiment, int32_t skip,
                               rg_store_run *row, char *donor, size_t cap, rg_error *err)
 {
     memset(row, 0, sizeof *row);
@@ -407,10 +407,10 @@ rg_status rg_store_find_donor(rg_store *s, const char *hash, const char *kind, i
              "SELECT %s, e.name || '/' || r.name FROM runs r JOIN experiments e ON e.id = r.experiment_id "
              "LEFT JOIN final_metrics f ON f.run_id = r.id "
              "WHERE r.config_hash = ? AND r.kind = ? AND r.status = 'done' AND r.experiment_id != ? "
-             "ORDER BY r.finished_at DESC, r.id DESC LIMIT 1",
+             "ORDER BY r.finished_at DESC, r.id DESC LIMIT 1 OFFSET ?",
              run_columns(s));
     sqlite3_stmt *st;
-    rg_status rc = store_query(s, &st, err, sql, "tti", hash, kind, experiment);
+    rg_status rc = store_query(s, &st, err, sql, "ttii", hash, kind, experiment, (int64_t)skip);
     if (rc) return rc;
     int r = sqlite3_step(st);
     if (r == SQLITE_ROW) {

@@ -360,6 +360,16 @@ static void test_reuse_across_experiments(void **state)
     c = summary(out);
     assert_int_equal(c.reused, 3);
     assert_int_equal(c.ran, 0);
+
+    /* the newest donor broken (taker2's copy): an older intact one stands in */
+    snprintf(best, sizeof best, "%s/runs/taker2/float/seed1/best.safetensors", rgt_root);
+    assert_int_equal(unlink(best), 0);
+    snprintf(text, sizeof text, taker, "taker3");
+    rgt_write_text("taker3.ini", text);
+    regain_ok("run taker3.ini --dry-run");
+    if (!strstr(out, "from taker/float")) fail_msg("the intact donor taker/float is not used:\n%s", out);
+    regain_ok("run taker3.ini");
+    assert_int_equal(summary(out).reused, 3);
 }
 
 /* ---- kill and resume ------------------------------------------------------------------------------------ */
