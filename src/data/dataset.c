@@ -70,7 +70,7 @@ static rg_status dataset_alloc(rg_dataset *out, int32_t n, const rg_dataset *lik
     out->labels = out->pixels ? rg_malloc((size_t)n, err) : NULL;
     if (!out->labels) {
         rg_dataset_free(out);
-        return err ? err->code : RG_ERR_NOMEM;
+        return err ? rg_error_prefix(err, "%s: %d images", like->source, n) : RG_ERR_NOMEM;
     }
     return RG_OK;
 }
@@ -185,7 +185,7 @@ rg_status rg_dataset_split(const rg_dataset *full, int32_t n_val, uint64_t seed,
     uint8_t *in_val = perm ? rg_calloc((size_t)n, 1, err) : NULL;
     if (!in_val) {
         free(perm);
-        return err ? err->code : RG_ERR_NOMEM;
+        return err ? rg_error_prefix(err, "%s: splitting off the validation set", full->source) : RG_ERR_NOMEM;
     }
     rg_rng rng = rg_rng_keyed(seed, SPLIT_KEY, 0);
     rg_rng_permutation(&rng, perm, (uint32_t)n);

@@ -701,7 +701,7 @@ static rg_status read_data(const char *path, FILE *fp, rg_st_file *f, const span
     size_t total = 0;
     for (int32_t i = 0; i < f->n; i++) total += (f->tensors[i].nbytes + 63) & ~(size_t)63;
     f->data = rg_alloc_aligned(total, err);
-    if (!f->data) return RG_ERR_NOMEM;
+    if (!f->data) return err ? rg_error_prefix(err, "%s: the data section", path) : RG_ERR_NOMEM;
     size_t slot = 0;
     for (int32_t i = 0; i < f->n; i++) {
         rg_st_tensor *t = &f->tensors[i];
@@ -783,7 +783,7 @@ rg_status rg_st_read(const char *path, rg_st_file **out, rg_error *err)
     }
     header = rg_malloc((size_t)hlen + 1, err);
     if (!header) {
-        st = RG_ERR_NOMEM;
+        st = err ? rg_error_prefix(err, "%s: the header", path) : RG_ERR_NOMEM;
         goto done;
     }
     st = read_exact(fp, header, (size_t)hlen, path, "the header", err);

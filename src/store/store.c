@@ -67,6 +67,22 @@ static void bindv(sqlite3_stmt *st, const char *types, va_list ap)
     }
 }
 
+/* What a statement writes, for its error message: "to table T" for an
+ * INSERT, UPDATE or DELETE, otherwise its first word ("BEGIN"). */
+static void statement_target(const char *sql, char *buf, size_t size)
+{
+    static const char *const marks[] = {"UPDATE ", "INTO ", "DELETE FROM "};
+    for (size_t k = 0; k < sizeof marks / sizeof marks[0]; k++) {
+        const char *p = strstr(sql, marks[k]);
+        if (!p) continue;
+        p += strlen(marks[k]);
+        size_t n = strcspn(p, " (");
+        snprintf(buf, size, "to table %.*s", (int)n, p);
+        return;
+    }
+    snprintf(buf, size, "(%.*s)", (int)strcspn(sql, " "), sql);
+}
+
 /* Runs a statement that returns no rows. */
 rg_status store_exec(rg_store *s, rg_error *err, const char *sql, const char *types, ...)
 {
@@ -78,7 +94,12 @@ rg_status store_exec(rg_store *s, rg_error *err, const char *sql, const char *ty
     bindv(st, types, ap);
     va_end(ap);
     int r = sqlite3_step(st);
-    if (r != SQLITE_DONE && r != SQLITE_ROW) rc = store_fail(s, err, "cannot write");
+    if (r != SQLITE_DONE && r != SQLITE_ROW) {
+        char what[96], target[64];
+        statement_target(sql, target, sizeof target);
+        snprintf(what, sizeof what, "cannot write %s", target);
+        rc = store_fail(s, err, what);
+    }
     sqlite3_finalize(st);
     return rc;
 }
@@ -433,12 +454,16 @@ static rg_status copy_rows(rg_store *s, const char *table, int64_t from, int64_t
     rg_status rc = store_query(s, &st, err, q, "");
     if (rc) return rc;
     size_t len = 0;
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    int r;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
         const char *c = (const char *)sqlite3_column_text(st, 1);
         if (!c || !strcmp(c, "run_id")) continue;
         len += (size_t)snprintf(cols + len, len < sizeof cols ? sizeof cols - len : 0, "%s%s", len ? ", " : "", c);
     }
+    /* a failed step is not the end of the columns */
+    if (r != SQLITE_DONE) rc = store_fail(s, err, "cannot read the columns of a table");
     sqlite3_finalize(st);
+    if (rc) return rc;
     if (len >= sizeof cols) return rg_fail(err, RG_ERR_FORMAT, "%s: table %s has too many columns", s->path, table);
     snprintf(sql, sizeof sql, "INSERT INTO %s(run_id, %s) SELECT ?, %s FROM %s WHERE run_id = ?", table, cols, cols,
              table);
