@@ -491,6 +491,12 @@ static rg_status check_profile(const rg_recipe *r, const rg_recipe_section *p, r
             st = rg_fail(err, RG_ERR_FORMAT, "%s:%d: kind: a profile cannot change a run's kind", r->origin, kv->line);
         else if (!(st = check_reserved(r, kv->key, kv->line, 0, err)) && kv->value[0] != '@')
             st = set_key(r, &cfg, kv->key, kv->value, kv->line, err);
+        else if (!st) {
+            /* a reference must name a run of the recipe and an artifact */
+            merged_kv m = {kv->key, kv->value, kv->line};
+            rg_recipe_ref ref;
+            st = parse_ref(r, &m, &ref, err);
+        }
     }
     free(scratch.seeds);
     return st;

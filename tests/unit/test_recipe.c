@@ -299,7 +299,9 @@ static void test_profile_errors(void **state)
     assert_int_equal(rg_recipe_resolve(r, "fast", &x, &err), RG_ERR_ARG);
     assert_non_null(strstr(err.msg, "no [profile fast] (profiles: quick)"));
     rg_recipe_free(r);
-    /* a profile is checked even when not selected */
+    /* a profile is checked even when not selected, its references too */
+    expect_error(EXP "[run a]\n[profile quick]\ninit = @nosuch\n", NULL, "t.ini:5: init:", "refers to no [run nosuch]");
+    expect_error(EXP "[run a]\n[profile quick]\ninit = @a:first\n", NULL, "t.ini:5: init:", "'best' and 'last'");
     expect_error(EXP "[run a]\n[profile quick]\nepochs = soon\n", NULL, "t.ini:5: epochs:", "not an integer");
     expect_error(EXP "[run a]\n[profile quick]\nkind = train\n", NULL, "t.ini:5: kind:", "cannot change");
     expect_error(EXP "[run a]\n[profile quick]\nseed = 1\n", NULL, "t.ini:5: seed:", "seeds");
