@@ -276,11 +276,8 @@ static void test_caching_and_dependencies(void **state)
     c = summary(out);
     assert_int_equal(c.ran, 1);
     assert_int_equal(c.cached, 2);
-    write_cache_recipe("0.04", "[run c]\n");
-    regain_ok("run cache.ini");
-    assert_int_equal(summary(out).ran, 2);
     /* a run taken out of the recipe leaves the store (nothing runs) */
-    write_cache_recipe("0.04", "");
+    write_cache_recipe("0.03", "");
     regain_ok("run cache.ini");
     assert_int_equal(summary(out).cached, 2);
     db = open_db("c.db");
