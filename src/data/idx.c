@@ -205,18 +205,22 @@ static rg_status idx_read_payload(gzFile gz, const char *path, size_t expected,
         goto fail;
     }
 
+    /* surplus bytes are counted up to a limit, not to the end of what may
+     * be a huge (or highly compressed) stream */
     uint8_t extra_buf[4096];
     uint64_t extra = 0;
+    const uint64_t count_limit = (uint64_t)1 << 20;
     for (;;) {
         size_t got = 0;
         st = idx_read(gz, path, extra_buf, sizeof extra_buf, &got, &cut, err);
         if (st != RG_OK) goto fail;
         extra += got;
-        if (got < sizeof extra_buf) break;
+        if (got < sizeof extra_buf || extra >= count_limit) break;
     }
     if (extra > 0) {
-        st = rg_fail(err, RG_ERR_FORMAT, "%s: trailing data: %llu byte%s after the %zu %s", path,
-                     (unsigned long long)extra, extra == 1 ? "" : "s", expected, what);
+        st = rg_fail(err, RG_ERR_FORMAT, "%s: trailing data: %s%llu byte%s after the %zu %s", path,
+                     extra >= count_limit ? "at least " : "", (unsigned long long)extra, extra == 1 ? "" : "s",
+                     expected, what);
         goto fail;
     }
     if (cut) {

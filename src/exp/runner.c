@@ -143,7 +143,12 @@ static rg_status perform(runner *r, rg_store *store, int32_t i, const rg_train_c
     rg_status st = rg_exp_kind_find(run->kind)->run(&job, err);
     if (st) {
         rg_error e2 = {0};
-        rg_store_fail_run(store, run_id, err->msg, prior_wall + now_s() - job.start_s, &e2);
+        /* the row would stay 'running', and the next invocation would
+         * resume the run instead of starting it over: say so */
+        if (rg_store_fail_run(store, run_id, err->msg, prior_wall + now_s() - job.start_s, &e2)) {
+            size_t n = strlen(err->msg);
+            snprintf(err->msg + n, sizeof err->msg - n, " (and the store could not record the failure: %s)", e2.msg);
+        }
     }
     return st;
 }

@@ -240,6 +240,11 @@ static void test_trailing_bytes(void **state)
     p = in_dir(f, "labels-long.gz");
     write_gz(p, labels(10, 10 + 5000));
     expect_labels(p, RG_ERR_FORMAT, "trailing data: 5000 bytes");
+    /* 4 MB of zeros after the labels (a few kB compressed): counted up to
+     * a limit, not to the end */
+    p = in_dir(f, "labels-bomb.gz");
+    write_gz(p, labels(10, 10 + ((size_t)4 << 20)));
+    expect_labels(p, RG_ERR_FORMAT, "trailing data: at least 1048576 bytes");
 }
 
 /* ---- Files that are not there or not files ----------------------------- */
