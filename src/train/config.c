@@ -187,9 +187,9 @@ rg_status rg_train_config_set(rg_train_config *c, const char *key, const char *v
         /* the value must read back the same from the configuration text a
          * checkpoint and config.txt keep, or a resumed run would differ */
         for (const char *h = value; *h; h++)
-            if (*h == '\n' || *h == '\r' || (*h == '#' && h > value && isspace((unsigned char)h[-1])))
+            if (*h == '\n' || *h == '\r' || (*h == '#' && (h == value || isspace((unsigned char)h[-1]))))
                 return rg_fail(err, RG_ERR_ARG,
-                               "%s: '%s' holds a line break or a '#' after white space, which the saved "
+                               "%s: '%s' holds a line break, or a '#' first or after white space, which the saved "
                                "configuration would read as a comment",
                                key, value);
         if (*value && (isspace((unsigned char)value[0]) || isspace((unsigned char)value[strlen(value) - 1])))

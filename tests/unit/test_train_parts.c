@@ -699,6 +699,7 @@ static void test_config_rejects(void **state)
     expect_set_fails("", "1", "unknown key");
     /* strings the saved configuration could not give back */
     expect_set_fails("data", "a #b", "comment");
+    expect_set_fails("data", "#b", "comment");
     expect_set_fails("data", "a\nepochs = 3", "line break");
     expect_set_fails("init", "x.safetensors ", "white space");
     /* bad integers */
