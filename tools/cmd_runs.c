@@ -1,6 +1,8 @@
 /* regain runs: the runs of the experiment store, as a table or JSON; and
- * `regain runs export|import`, which move finished runs between stores. */
+ * `regain runs export|import`, which move runs between stores, with their
+ * checkpoints when asked. */
 #include "cli.h"
+#include "regain/experiment.h"
 #include "regain/store.h"
 
 #include <cjson/cJSON.h>
@@ -13,8 +15,9 @@ static void help(void)
 {
     printf("usage: regain runs [--experiment E] [--name RUN] [--status pending|running|done|failed]\n"
            "                   [--json] [--store DB]\n"
-           "       regain runs export EXPERIMENT --out FILE.json [--store DB]\n"
-           "       regain runs import FILE.json... [--store DB]\n"
+           "       regain runs export EXPERIMENT --out FILE.json [--files DIR [--files-of RUN[:KIND]]...]\n"
+           "                          [--store DB]\n"
+           "       regain runs import FILE.json... [--files DIR] [--store DB]\n"
            "\n"
            "Lists the runs recorded in the experiment store (default runs/regain.db):\n"
            "run, seed, status, test top-1, parameters, wall time and content hash;\n"
@@ -26,7 +29,13 @@ static void help(void)
            "import adds them to a store, where `regain run` counts them as done and\n"
            "`regain report` reports them. A run split over machines is merged this way.\n"
            "An imported run that a run still to do depends on runs again first, to\n"
-           "give back its checkpoints.\n");
+           "give back its checkpoints.\n"
+           "\n"
+           "--files DIR carries checkpoints too, each under its SHA-256 in DIR: the\n"
+           "finished runs' checkpoints that --files-of names (RUN, RUN:best, RUN:last,\n"
+           "RUN:int8, or '*' for all), and all files of each unfinished run, which\n"
+           "then travels too and resumes from its last epoch where it is imported\n"
+           "with --files DIR. Imported files are checked against their SHA-256.\n");
 }
 
 static void print_table(const rg_store_run_info *r, int32_t n)
@@ -98,10 +107,12 @@ static int print_json(const rg_store_run_info *r, int32_t n)
     return EXIT_OK;
 }
 
-/* regain runs export EXPERIMENT --out FILE [--store DB] */
+/* regain runs export EXPERIMENT --out FILE [--files DIR [--files-of RUN[:KIND]]...] [--store DB] */
 static int runs_export(int argc, char **argv)
 {
     const char *store = "runs/regain.db", *name = NULL, *path = NULL;
+    const char *of[64];
+    rg_exp_export_options o = {.files_of = of};
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -117,34 +128,49 @@ static int runs_export(int argc, char **argv)
         const char *v = argv[++i];
         if (!strcmp(a, "--out")) path = v;
         else if (!strcmp(a, "--store")) store = v;
-        else return cli_usage_error("runs export", "unknown option '%s'", a);
+        else if (!strcmp(a, "--files")) o.files_dir = v;
+        else if (!strcmp(a, "--files-of")) {
+            if (o.n_files_of == (int32_t)(sizeof of / sizeof of[0]))
+                return cli_usage_error("runs export", "more than %d --files-of", o.n_files_of);
+            of[o.n_files_of++] = v;
+        } else return cli_usage_error("runs export", "unknown option '%s'", a);
     }
     if (!name) return cli_usage_error("runs export", "name the experiment to export");
     if (!path) return cli_usage_error("runs export", "--out FILE.json is required");
+    if (o.n_files_of && !o.files_dir) return cli_usage_error("runs export", "--files-of needs --files DIR");
     rg_error err = {0};
     rg_store *s;
     if (rg_store_open(store, 1, &s, &err)) return cli_fail(&err);
-    int32_t n;
-    rg_status st = rg_store_export(s, name, path, &n, &err);
+    rg_exp_export_counts c;
+    rg_status st = rg_exp_export(s, name, path, &o, &c, &err);
     rg_store_close(s);
     if (st) return cli_fail(&err);
-    printf("%s: %d finished runs of experiment %s\n", path, n, name);
+    printf("%s: %d finished runs of experiment %s", path, c.finished, name);
+    if (o.files_dir) printf(", %d unfinished; %d files in %s", c.unfinished, c.files, o.files_dir);
+    printf("\n");
+    if (c.changed)
+        fprintf(stderr, "regain: %d checkpoints changed since their runs recorded them: not carried\n", c.changed);
+    if (c.busy)
+        fprintf(stderr, "regain: %d unfinished runs left out: a process is running them now (%s); stop it and "
+                "export again to carry them\n", c.busy, c.busy_dir);
     return EXIT_OK;
 }
 
-/* regain runs import FILE... [--store DB] */
+/* regain runs import FILE... [--files DIR] [--store DB] */
 static int runs_import(int argc, char **argv)
 {
-    const char *store = "runs/regain.db";
+    const char *store = "runs/regain.db", *files_dir = NULL;
     int32_t files = 0;
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             help();
             return EXIT_OK;
         }
-        if (!strcmp(argv[i], "--store")) {
-            if (++i >= argc) return cli_usage_error("runs import", "option --store needs a value");
-            store = argv[i];
+        if (!strcmp(argv[i], "--store") || !strcmp(argv[i], "--files")) {
+            if (i + 1 >= argc) return cli_usage_error("runs import", "option %s needs a value", argv[i]);
+            if (!strcmp(argv[i], "--store")) store = argv[i + 1];
+            else files_dir = argv[i + 1];
+            i++;
         } else if (!strncmp(argv[i], "--", 2)) {
             return cli_usage_error("runs import", "unknown option '%s'", argv[i]);
         } else {
@@ -156,17 +182,20 @@ static int runs_import(int argc, char **argv)
     rg_store *s;
     if (rg_store_open(store, 0, &s, &err)) return cli_fail(&err);
     for (int i = 2; i < argc; i++) {
-        if (!strcmp(argv[i], "--store")) {
+        if (!strcmp(argv[i], "--store") || !strcmp(argv[i], "--files")) {
             i++;
             continue;
         }
         rg_store_import_counts c;
-        if (rg_store_import(s, argv[i], &c, &err)) {
+        int32_t placed;
+        if (rg_exp_import(s, argv[i], files_dir, &c, &placed, &err)) {
             rg_store_close(s);
             return cli_fail(&err);
         }
         printf("%s: %d runs imported, %d already here", argv[i], c.imported, c.present);
         if (c.kept) printf(", %d kept as this store has them (another configuration, or running)", c.kept);
+        if (files_dir) printf("; %d files put in place", placed);
+        if (c.unfinished) printf("; %d unfinished runs left out (import with --files DIR to resume them)", c.unfinished);
         printf("\n");
     }
     rg_store_close(s);

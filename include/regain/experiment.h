@@ -136,4 +136,39 @@ typedef struct {
 rg_status rg_exp_execute(rg_experiment *x, const rg_exp_hooks *hooks, rg_error *err);
 void rg_exp_close(rg_experiment *x);
 
+/* ---- moving runs between machines with their checkpoints ------------------------------------------ */
+
+/* rg_exp_export writes experiment `experiment`'s results file as
+ * rg_store_export does; with files_dir it also copies checkpoints there,
+ * each under its SHA-256: the recorded artifacts of the finished runs that
+ * files_of names ("RUN", "RUN:best|last|int8", or "*" for every run), and
+ * every file of each unfinished run's directory, whose row then travels
+ * too (status "running", with a `files` list), unless a process holds the
+ * run now. */
+typedef struct {
+    const char *files_dir;          /* NULL: results only */
+    const char *const *files_of;
+    int32_t n_files_of;
+} rg_exp_export_options;
+
+typedef struct {
+    int32_t finished, unfinished;   /* runs in the file */
+    int32_t files;                  /* files put into files_dir */
+    int32_t changed;                /* artifacts no longer what their record says: not carried */
+    int32_t busy;                   /* unfinished runs left out: a process holds them */
+    char busy_dir[512];             /* the first of them */
+} rg_exp_export_counts;
+
+rg_status rg_exp_export(rg_store *s, const char *experiment, const char *path, const rg_exp_export_options *o,
+                        rg_exp_export_counts *c, rg_error *err);
+
+/* rg_exp_import imports a results file as rg_store_import does; with
+ * files_dir it puts each imported finished run's artifacts that the
+ * directory holds at their recorded paths, and imports unfinished runs with
+ * all their files into their run directories (resumed by the next `regain
+ * run`). Every file is checked against its SHA-256 first; *files gets the
+ * number put in place. */
+rg_status rg_exp_import(rg_store *s, const char *path, const char *files_dir, rg_store_import_counts *c,
+                        int32_t *files, rg_error *err);
+
 #endif

@@ -199,25 +199,44 @@ rg_status rg_store_list_runs(rg_store *s, const rg_store_filter *f, rg_store_run
 /* Results travel without their checkpoints, as a JSON file that is small
  * and readable enough to keep in version control: a run split over several
  * machines (or sessions) is merged by exporting each store and importing the
- * files into one. Format: docs/experiments.md, "Moving results".
+ * files into one. Format: docs/experiments.md, "Moving results". The
+ * checkpoints themselves travel through the hooks below (the runner's
+ * rg_exp_export and rg_exp_import), which know the run directories.
  *
- * rg_store_export writes experiment `name` (its recipe and comparisons) and
+ * Hooks see each run as its JSON object (cJSON). on_export may add fields
+ * to it, or leave the run out (*keep = 0); on_import is called inside the
+ * import's transaction after the run's rows went in, and an error from it
+ * imports nothing. */
+struct cJSON;
+typedef struct {
+    int unfinished;   /* export: runs still 'running' too, with the rows they have */
+    rg_status (*on_export)(void *user, struct cJSON *run, int *keep, rg_error *err);
+    /* import: runs "running" in the file are imported only with this hook */
+    rg_status (*on_import)(void *user, const struct cJSON *run, rg_error *err);
+    void *user;
+} rg_store_transfer_hooks;
+
+/* rg_store_export writes experiment `name` (its recipe and comparisons) and
  * its finished runs with their configuration, hash, epoch and final
  * metrics, artifact checksums and environment, ordered by run and seed, to
- * path (atomically); *n_runs gets their number. */
-rg_status rg_store_export(rg_store *s, const char *name, const char *path, int32_t *n_runs, rg_error *err);
+ * path (atomically); *n_runs gets their number. hooks may be NULL. */
+rg_status rg_store_export(rg_store *s, const char *name, const char *path, const rg_store_transfer_hooks *hooks,
+                          int32_t *n_runs, rg_error *err);
 
 typedef struct {
     int32_t imported;   /* new here, or replacing a pending or failed row */
     int32_t present;    /* already done here with the same content hash */
     int32_t kept;       /* done, running or imported here with another hash: the store's own row is kept */
+    int32_t unfinished; /* unfinished runs left out: no on_import hook to bring their files */
 } rg_store_import_counts;
 
 /* Imports a file rg_store_export wrote, in one transaction: the experiment
  * (created when the store has none of that name; its recipe and
  * comparisons are taken only then) and each run the store does not hold as
- * done, marked imported from path. Errors name the file and the field. */
-rg_status rg_store_import(rg_store *s, const char *path, rg_store_import_counts *counts, rg_error *err);
+ * done, marked imported from path. Errors name the file and the field.
+ * hooks may be NULL. */
+rg_status rg_store_import(rg_store *s, const char *path, const rg_store_transfer_hooks *hooks,
+                          rg_store_import_counts *counts, rg_error *err);
 
 /* ---- fault injection (tests) ------------------------------------------------------------------ */
 

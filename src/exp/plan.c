@@ -545,26 +545,42 @@ static rg_status plan_item(rg_experiment *x, rg_store *s, int64_t experiment, in
     return RG_OK;
 }
 
-/* Imported runs came without their checkpoints: one that a run still to do
- * depends on runs again first (training is deterministic: it writes the
- * files the record describes). Items come in dependency order, so one
- * backward sweep reaches the dependencies of restored runs too. */
-static void plan_restores(rg_experiment *x)
+/* Imported runs may come without their checkpoints: one that a run still
+ * to do depends on runs again first (training is deterministic: it writes
+ * the files the record describes), unless the checkpoint that run names is
+ * here (carried with `runs import --files`; its content was checked against
+ * the record when the dependent's hash was made). Items come in dependency
+ * order, so one backward sweep reaches the dependencies of restored runs
+ * too. */
+static rg_status plan_restores(rg_experiment *x, rg_store *s, int64_t experiment, rg_error *err)
 {
     for (int32_t i = x->n_items - 1; i >= 0; i--) {
         rg_exp_item *it = &x->items[i];
         if (it->plan == RG_PLAN_CACHED || it->plan == RG_PLAN_REUSE || it->plan == RG_PLAN_ELSEWHERE) continue;
         const int32_t *deps = ((rg_exp_priv *)x->priv)->deps + (size_t)i * RG_RECIPE_MAX_REFS;
+        const rg_resolved_run *run = &x->res->runs[it->run];
         for (int32_t k = 0; k < RG_RECIPE_MAX_REFS; k++) {
             if (deps[k] < 0) continue;
             rg_exp_item *d = &x->items[deps[k]];
             if (d->plan != RG_PLAN_CACHED || !d->results_only) continue;
+            rg_store_run row;
+            rg_store_artifact a;
+            rg_status st = rg_store_get_run(s, experiment, d->name, d->seed, &row, err);
+            if (!st && row.id) {
+                rg_error e = {0};
+                st = rg_store_get_artifact(s, row.id, run->refs[k].artifact, &a, &e);
+                if (st == RG_ERR_NOTFOUND) st = RG_OK;
+                else if (st) *err = e;
+                else if (access(a.path, F_OK) == 0) continue;
+            }
+            if (st) return st;
             d->plan = RG_PLAN_RESTORE;
             /* a run being restored stays one: it waits for its own
              * dependencies all the same */
             if (it->plan != RG_PLAN_RESTORE) it->plan = RG_PLAN_AFTER_DEPS;
         }
     }
+    return RG_OK;
 }
 
 rg_status rg_exp_open(const char *recipe_path, const rg_exp_options *opt, rg_experiment **out, rg_error *err)
@@ -596,7 +612,7 @@ rg_status rg_exp_open(const char *recipe_path, const rg_exp_options *opt, rg_exp
         if (s && rg_store_find_experiment(s, x->res->name, &experiment, &e)) experiment = 0;
     }
     for (int32_t i = 0; !st && i < x->n_items; i++) st = plan_item(x, s, experiment, i, err);
-    if (!st) plan_restores(x);
+    if (!st && s) st = plan_restores(x, s, experiment, err);
     rg_store_close(s);
     if (st) {
         rg_exp_close(x);

@@ -500,14 +500,6 @@ rg_status rg_exp_execute(rg_experiment *x, const rg_exp_hooks *hooks, rg_error *
      * the caller would have the kernel reap them unseen */
     if (x->opt.jobs > 1) signal(SIGCHLD, SIG_DFL);
     for (int32_t i = 0; i < x->n_items; i++) r.total += counts_as_work(x->items[i].plan);
-    /* the store's directory, then the store */
-    char dir[sizeof x->store_path];
-    snprintf(dir, sizeof dir, "%s", x->store_path);
-    char *slash = strrchr(dir, '/');
-    if (!st && slash && slash != dir) {
-        *slash = 0;
-        st = rg_make_dirs(dir, err);
-    }
     if (!st) st = rg_store_open(x->store_path, 0, &r.store, err);
     if (!st) st = record_experiment(&r, err);
     if (!st) r.threads = x->opt.jobs == 1 ? x->opt.threads : rg_exp_threads_per_run(x);

@@ -2,6 +2,7 @@
  * docs/experiments.md). Every statement goes through prepare/bind/step with
  * errors turned into rg_error messages that name the store file. */
 #include "regain/store.h"
+#include "regain/fileio.h"
 #include "store/schema.h"
 #include "store/store_sql.h"
 
@@ -191,6 +192,18 @@ rg_status rg_store_open(const char *path, int read_only, rg_store **out, rg_erro
             free(s);
             return rg_fail(err, RG_ERR_NOTFOUND, "%s: no experiment store (run a recipe with 'regain run' first)",
                            path);
+        }
+        /* a new store: its directory too (runs/ on a fresh checkout) */
+        char dir[sizeof s->path];
+        snprintf(dir, sizeof dir, "%s", path);
+        char *slash = strrchr(dir, '/');
+        if (slash && slash != dir) {
+            *slash = 0;
+            rg_status st = rg_make_dirs(dir, err);
+            if (st) {
+                free(s);
+                return st;
+            }
         }
     } else if (!S_ISREG(sb.st_mode)) {
         free(s);
@@ -391,7 +404,8 @@ rg_status rg_store_start_run(rg_store *s, int64_t experiment, const char *name, 
     rg_status rc;
     if (resume)
         rc = store_exec(s, err,
-                  "UPDATE runs SET status = 'running', error = NULL, finished_at = NULL "
+                  /* an unfinished run imported with its files is this store's own once it resumes here */
+                  "UPDATE runs SET status = 'running', error = NULL, finished_at = NULL, imported_from = NULL "
                   "WHERE experiment_id = ? AND name = ? AND seed = ?",
                   "iti", experiment, name, seed);
     else

@@ -116,13 +116,18 @@ static rg_status rows_json(rg_store *s, const char *table, const char *sql, int6
 }
 
 /* One row per run of the experiment, with its rows of the other tables. */
-static rg_status runs_json(rg_store *s, int64_t experiment, cJSON *runs, int32_t *n, rg_error *err)
+static rg_status runs_json(rg_store *s, int64_t experiment, const rg_store_transfer_hooks *hooks, cJSON *runs,
+                           int32_t *n, rg_error *err)
 {
     sqlite3_stmt *st;
     rg_status rc = store_query(s, &st, err,
-                               "SELECT * FROM runs r WHERE experiment_id = ? AND status = 'done' ORDER BY "
-                               "(SELECT min(id) FROM runs q WHERE q.experiment_id = r.experiment_id AND "
-                               "q.name = r.name), seed",
+                               hooks && hooks->unfinished
+                                   ? "SELECT * FROM runs r WHERE experiment_id = ? AND status IN ('done', 'running') "
+                                     "ORDER BY (SELECT min(id) FROM runs q WHERE q.experiment_id = r.experiment_id "
+                                     "AND q.name = r.name), seed"
+                                   : "SELECT * FROM runs r WHERE experiment_id = ? AND status = 'done' ORDER BY "
+                                     "(SELECT min(id) FROM runs q WHERE q.experiment_id = r.experiment_id AND "
+                                     "q.name = r.name), seed",
                                "i", experiment);
     if (rc) return rc;
     int r;
@@ -142,14 +147,18 @@ static rg_status runs_json(rg_store *s, int64_t experiment, cJSON *runs, int32_t
             if (!(rc = rows_json(s, run_tables[t].table, sql, id, run_tables[t].many, &rows, err)))
                 cJSON_AddItemToObject(o, run_tables[t].table, rows);
         }
-        (*n)++;
+        int keep = 1;
+        if (!rc && hooks && hooks->on_export) rc = hooks->on_export(hooks->user, o, &keep, err);
+        if (!keep) cJSON_Delete(cJSON_DetachItemViaPointer(runs, o));
+        else (*n)++;
     }
     if (!rc && r != SQLITE_DONE) rc = store_fail(s, err, "cannot read the runs to export");
     sqlite3_finalize(st);
     return rc;
 }
 
-rg_status rg_store_export(rg_store *s, const char *name, const char *path, int32_t *n_runs, rg_error *err)
+rg_status rg_store_export(rg_store *s, const char *name, const char *path, const rg_store_transfer_hooks *hooks,
+                          int32_t *n_runs, rg_error *err)
 {
     *n_runs = 0;
     int64_t experiment;
@@ -171,7 +180,7 @@ rg_status rg_store_export(rg_store *s, const char *name, const char *path, int32
         cJSON_AddItemToObject(root, "comparisons", cmp);
         cJSON_AddItemToObject(root, "runs", runs);
         runs = NULL;
-        rc = runs_json(s, experiment, cJSON_GetObjectItem(root, "runs"), n_runs, err);
+        rc = runs_json(s, experiment, hooks, cJSON_GetObjectItem(root, "runs"), n_runs, err);
     }
     char *text = rc ? NULL : cJSON_Print(root);
     if (!rc && !text) rc = rg_fail(err, RG_ERR_NOMEM, "out of memory writing %s", path);
@@ -201,6 +210,7 @@ typedef struct {
 typedef struct {
     rg_store *s;
     const char *path;   /* the file, for errors and runs.imported_from */
+    const rg_store_transfer_hooks *hooks;
     rg_error *err;
     table_columns tables[8];
     int32_t n_tables;
@@ -255,7 +265,8 @@ static rg_status insert_row(importer *im, const char *table, const cJSON *obj, c
     const cJSON *f;
     cJSON_ArrayForEach(f, obj)
     {
-        int child = 0;
+        /* child tables, and the files list of an unfinished run (its hook's) */
+        int child = runs && !strcmp(f->string, "files");
         for (size_t t = 0; runs && t < N_RUN_TABLES; t++) child |= !strcmp(f->string, run_tables[t].table);
         if (child) continue;
         if (local_column(table, f->string) || !column_type(im, table, f->string))
@@ -368,9 +379,15 @@ static rg_status import_run(importer *im, int64_t experiment, const cJSON *run, 
                        !seed ? "missing" : cJSON_IsNumber(seed) && seed->valuedouble == floor(seed->valuedouble)
                                                ? "out of range"
                                                : "not an integer");
-    if (strcmp(status, "done"))
-        return rg_fail(im->err, RG_ERR_FORMAT, "%s: %s: status '%s': only finished runs are imported", im->path,
-                       where, status);
+    int unfinished = !strcmp(status, "running");
+    if (strcmp(status, "done") && !unfinished)
+        return rg_fail(im->err, RG_ERR_FORMAT, "%s: %s: status '%s': only finished and unfinished runs are imported",
+                       im->path, where, status);
+    /* an unfinished run is worth its row only with its files */
+    if (unfinished && !(im->hooks && im->hooks->on_import)) {
+        c->unfinished++;
+        return RG_OK;
+    }
     rg_store_run row;
     if ((rc = rg_store_get_run(im->s, experiment, name, (int64_t)seed->valuedouble, &row, im->err))) return rc;
     if (row.id && (!strcmp(row.status, "done") || !strcmp(row.status, "running"))) {
@@ -402,11 +419,13 @@ static rg_status import_run(importer *im, int64_t experiment, const cJSON *run, 
             if (!rc) rc = insert_row(im, table, r, "run_id", id, sub, NULL);
         }
     }
+    if (!rc && im->hooks && im->hooks->on_import) rc = im->hooks->on_import(im->hooks->user, run, im->err);
     if (!rc) c->imported++;
     return rc;
 }
 
-rg_status rg_store_import(rg_store *s, const char *path, rg_store_import_counts *counts, rg_error *err)
+rg_status rg_store_import(rg_store *s, const char *path, const rg_store_transfer_hooks *hooks,
+                          rg_store_import_counts *counts, rg_error *err)
 {
     memset(counts, 0, sizeof *counts);
     void *text;
@@ -421,7 +440,7 @@ rg_status rg_store_import(rg_store *s, const char *path, rg_store_import_counts 
         return rg_fail(err, RG_ERR_FORMAT, "%s: not valid JSON (near byte %zu)", path, off);
     }
     free(text);
-    importer im = {.s = s, .path = path, .err = err};
+    importer im = {.s = s, .path = path, .hooks = hooks, .err = err};
     const cJSON *fmt = cJSON_GetObjectItem(root, "format"), *ver = cJSON_GetObjectItem(root, "version");
     const cJSON *runs = cJSON_GetObjectItem(root, "runs");
     if (!cJSON_IsString(fmt) || strcmp(fmt->valuestring, FORMAT_NAME))

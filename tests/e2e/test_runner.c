@@ -16,6 +16,9 @@
  *     done there; an imported run a new run depends on is restored first,
  *     with the same weights; bad results files are refused, naming the
  *     file and the field, and leave the store as it was;
+ *   - an unfinished run exported with its files resumes on a wiped machine
+ *     and ends bit-identical; a carried checkpoint spares a restore; bad
+ *     carried files are refused;
  *   - a recipe split by seed (--seed) over two stores merges into a third.
  * Run time: about 30 s on two cores. */
 #include "test_support.h"
@@ -398,14 +401,12 @@ static int store_has(const char *db_name, const char *sql)
     return n > 0;
 }
 
-/* `regain run RECIPE`, killed (SIGKILL) as soon as the checkpoint `last`
- * (under the test root) appears, in its run's second epoch, and, when
- * db_name is not NULL, the store answers `sql` with a count above 0 (the
- * trainer writes the checkpoint before the runner records the epoch). */
-static void run_killed_after(const char *recipe, const char *log, const char *last, const char *db_name,
-                             const char *sql)
+/* Waits until the checkpoint `last` (under the test root) of the run that
+ * process pid runs appears, in its second epoch, and, when db_name is not
+ * NULL, the store answers `sql` with a count above 0 (the trainer writes
+ * the checkpoint before the runner records the epoch). */
+static void wait_for_checkpoint(pid_t pid, const char *last, const char *db_name, const char *sql)
 {
-    pid_t pid = spawn(rgt_in_root(log), "run", recipe, NULL, NULL);
     char path[700];
     snprintf(path, sizeof path, "%s", rgt_in_root(last));
     struct stat sb;
@@ -421,6 +422,15 @@ static void run_killed_after(const char *recipe, const char *log, const char *la
         struct timespec ts = {0, 5000000};
         nanosleep(&ts, NULL);
     }
+}
+
+/* `regain run RECIPE`, killed (SIGKILL) as soon as wait_for_checkpoint
+ * returns. */
+static void run_killed_after(const char *recipe, const char *log, const char *last, const char *db_name,
+                             const char *sql)
+{
+    pid_t pid = spawn(rgt_in_root(log), "run", recipe, NULL, NULL);
+    wait_for_checkpoint(pid, last, db_name, sql);
     kill(pid, SIGKILL);
     assert_int_equal(wait_exit(pid), 128 + SIGKILL);
 }
@@ -836,6 +846,115 @@ static void test_export_import(void **state)
     regain_refused(5, "nosuch", NULL, "runs export nosuch --store m2.db --out x.json");
 }
 
+/* Runs that travel with their checkpoints (runs export/import --files): an
+ * unfinished run moves to a wiped machine and resumes there, ending bit for
+ * bit as an uninterrupted run; a finished run's carried checkpoint spares a
+ * dependent's restore; a run a process holds is left out; carried files
+ * that are not what the record says are refused. */
+static const char *carry_recipe = "[experiment]\nname = %s\nstore = %s\n"
+                                  "[defaults]\nmodel = mbv2-tiny\nepochs = 3\ntrain_limit = 512\ntest_limit = 128\n"
+                                  "[run a]\n[run b]\ninit = @a\nepochs = 1\nlr = 1e-9\n%s";
+
+static void write_carry_recipe(const char *file, const char *name, const char *store, const char *more)
+{
+    char text[700];
+    snprintf(text, sizeof text, carry_recipe, name, store, more);
+    rgt_write_text(file, text);
+}
+
+/* Renames a directory under the test root: a machine wiped, its files kept aside. */
+static void move_aside(const char *from_name, const char *to_name)
+{
+    char from[700], to[700];
+    snprintf(from, sizeof from, "%s", rgt_in_root(from_name));
+    snprintf(to, sizeof to, "%s", rgt_in_root(to_name));
+    assert_int_equal(rename(from, to), 0);
+}
+
+static void test_carry_checkpoints(void **state)
+{
+    (void)state;
+    write_carry_recipe("carry.ini", "carried", "cr1.db", "");
+    pid_t pid = spawn(rgt_in_root("carry.log"), "run", "carry.ini", NULL, NULL);
+    wait_for_checkpoint(pid, "runs/carried/a/seed1/last.safetensors", "cr1.db",
+                        "SELECT count(*) FROM epoch_metrics");
+    /* while a process holds the run, its files are not carried */
+    regain_ok("runs export carried --store cr1.db --out busy.json --files busy-files");
+    assert_non_null(strstr(out, "0 unfinished"));
+    assert_non_null(strstr(out, "a process is running them now (runs/carried/a/seed1)"));
+    kill(pid, SIGKILL);
+    assert_int_equal(wait_exit(pid), 128 + SIGKILL);
+
+    regain_refused(2, "--files-of", NULL, "runs export carried --store cr1.db --out c.json --files-of a");
+    regain_refused(2, "a:weights", "best, last or int8",
+                   "runs export carried --store cr1.db --out c.json --files cf --files-of a:weights");
+    regain_ok("runs export carried --store cr1.db --out carry.json --files carry-files");
+    assert_non_null(strstr(out, "0 finished runs of experiment carried, 1 unfinished"));
+    move_aside("runs/carried", "carry-machine1");
+
+    /* without the files, the unfinished run is left out */
+    regain_ok("runs import carry.json --store cr2.db");
+    assert_non_null(strstr(out, "0 runs imported"));
+    assert_non_null(strstr(out, "1 unfinished runs left out"));
+    /* a carried file that is not what the record says: nothing imported */
+    size_t n;
+    char *text = rgt_read_file(rgt_in_root("carry.json"), &n);
+    cJSON *j = cJSON_Parse(text);
+    free(text);
+    const cJSON *files = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "runs"), 0), "files");
+    assert_true(cJSON_GetArraySize(files) >= 3); /* config, metrics, best, last */
+    char victim[700], keep[720];
+    snprintf(victim, sizeof victim, "carry-files/%s",
+             cJSON_GetObjectItem(cJSON_GetArrayItem(files, 0), "sha256")->valuestring);
+    snprintf(keep, sizeof keep, "%s.kept", victim);
+    move_aside(victim, keep);
+    regain_refused(5, "carry.json", "missing", "runs import carry.json --files carry-files --store cr3.db");
+    rgt_write_text(victim, "not the file\n");
+    regain_refused(4, victim, "not what the record says", "runs import carry.json --files carry-files --store cr3.db");
+    sqlite3 *db = open_db("cr3.db");
+    assert_int_equal(query_int(db, "SELECT count(*) FROM runs"), 0);
+    sqlite3_close(db);
+    assert_int_equal(remove(rgt_in_root(victim)), 0);
+    move_aside(keep, victim);
+
+    /* with them, it resumes where it stopped, and ends as an uninterrupted run */
+    regain_ok("runs import carry.json --files carry-files --store cr2.db");
+    assert_non_null(strstr(out, "1 runs imported"));
+    regain_ok("run carry.ini --store cr2.db");
+    assert_non_null(strstr(out, "resuming after epoch"));
+    counts c = summary(out);
+    assert_int_equal(c.resumed, 1);
+    assert_int_equal(c.ran, 1);
+    db = open_db("cr2.db");
+    assert_int_equal(query_int(db, "SELECT count(*) FROM epoch_metrics e JOIN runs r ON r.id = e.run_id "
+                                   "WHERE r.name = 'a'"),
+                     3);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM runs WHERE status = 'done' AND imported_from IS NULL"), 2);
+    sqlite3_close(db);
+    write_carry_recipe("whole-carry.ini", "whole-carry", "cw.db", "");
+    regain_ok("run whole-carry.ini");
+    expect_identical("runs/carried/a/seed1/last.safetensors", "runs/whole-carry/a/seed1/last.safetensors");
+    expect_identical("runs/carried/a/seed1/best.safetensors", "runs/whole-carry/a/seed1/best.safetensors");
+
+    /* a finished run's best checkpoint travels: a new run that starts from
+     * it needs no restore of a, though a's last checkpoint stays behind */
+    regain_ok("runs export carried --store cr2.db --out done.json --files done-files --files-of a:best");
+    assert_non_null(strstr(out, "2 finished runs of experiment carried, 0 unfinished; 1 files"));
+    move_aside("runs/carried", "carry-machine2");
+    /* into a new store in a directory not there yet */
+    regain_ok("runs import done.json --files done-files --store new-dir/cr4.db");
+    assert_non_null(strstr(out, "2 runs imported, 0 already here; 1 files put in place"));
+    write_carry_recipe("carry.ini", "carried", "cr1.db", "[run d]\ninit = @a\nepochs = 1\n");
+    regain_ok("run carry.ini --store new-dir/cr4.db --dry-run");
+    if (strstr(out, "restore") || !strstr(out, "1 of 3 runs to do")) fail_msg("only d to do:\n%s", out);
+    regain_ok("run carry.ini --store new-dir/cr4.db");
+    c = summary(out);
+    assert_int_equal(c.ran, 1);
+    assert_int_equal(c.cached, 2);
+    expect_identical("carry-machine2/a/seed1/best.safetensors", "runs/carried/a/seed1/best.safetensors");
+    cJSON_Delete(j);
+}
+
 /* A recipe split by seed over two stores (two machines) and merged into a
  * third; a run of some seeds leaves the others' rows alone. */
 static void test_split_by_seed(void **state)
@@ -877,6 +996,7 @@ int main(void)
         cmocka_unit_test(test_estimate_counts_teacher),
         cmocka_unit_test(test_estimate_of_a_resume),
         cmocka_unit_test(test_export_import),
+        cmocka_unit_test(test_carry_checkpoints),
         cmocka_unit_test(test_split_by_seed),
     };
     return cmocka_run_group_tests(tests, rgt_root_setup, rgt_root_teardown);

@@ -176,7 +176,7 @@ static void fuzz_file(int parser, const uint8_t *data, size_t size)
         rg_store *s;
         if (rg_store_open(db, 0, &s, &err) == RG_OK) {
             rg_store_import_counts counts;
-            rg_store_import(s, path, &counts, &err);
+            rg_store_import(s, path, NULL, &counts, &err);
             rg_store_close(s);
         }
         break;
