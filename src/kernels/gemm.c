@@ -2,6 +2,7 @@
 #include "kernels/gemm.h"
 
 #include <cblas.h>
+#include <omp.h>
 
 #define ROW_BLOCK 1024
 
@@ -9,7 +10,20 @@
  * an active parallel region, and with omp_get_max_threads() threads
  * otherwise (openblas_set_num_threads is overridden at the next call). So
  * every call below is made from inside a parallel loop, even when there is
- * only one piece of work: then one thread computes it and the others wait. */
+ * only one piece of work: then one thread computes it and the others wait.
+ * A region of one thread (num_threads(1) while more are allowed) is not
+ * active, though: there a call runs with the thread count lowered to 1 for
+ * its duration (a pointwise backward planned on one thread and run on more
+ * summed otherwise on AVX2 machines). */
+static void sgemm(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                  float beta, float *C, int ldc)
+{
+    int restore = !omp_in_parallel() && omp_get_max_threads() > 1 ? omp_get_max_threads() : 0;
+    if (restore) omp_set_num_threads(1);
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K,
+                1.0f, A, lda, B, ldb, beta, C, ldc);
+    if (restore) omp_set_num_threads(restore);
+}
 
 static void gemm_rows(int trans_b, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta,
                       float *C, int ldc, const float *bias, rg_act act, int epilogue)
@@ -19,8 +33,7 @@ static void gemm_rows(int trans_b, int M, int N, int K, const float *A, int lda,
 #pragma omp parallel for schedule(dynamic, 1)
     for (int b = 0; b < blocks; b++) {
         int r0 = b * ROW_BLOCK, m = M - r0 < ROW_BLOCK ? M - r0 : ROW_BLOCK;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, N, K, 1.0f,
-                    A + (size_t)r0 * lda, lda, B, ldb, beta, C + (size_t)r0 * ldc, ldc);
+        sgemm(0, trans_b, m, N, K, A + (size_t)r0 * lda, lda, B, ldb, beta, C + (size_t)r0 * ldc, ldc);
         if (epilogue) k->bias_act(C + (size_t)r0 * ldc, (size_t)m, N, bias, act);
     }
 }
@@ -40,8 +53,7 @@ void rg_gemm_rows_bias_act(int trans_b, int M, int N, int K, const float *A, int
 void rg_gemm_block(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
                    float beta, float *C, int ldc)
 {
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K,
-                1.0f, A, lda, B, ldb, beta, C, ldc);
+    sgemm(trans_a, trans_b, M, N, K, A, lda, B, ldb, beta, C, ldc);
 }
 
 void rg_gemm_tn_block(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta, float *C,
@@ -49,8 +61,7 @@ void rg_gemm_tn_block(int M, int N, int K, const float *A, int lda, const float 
 {
     for (int k0 = 0; k0 < K || k0 == 0; k0 += RG_GEMM_K_PIECE) {
         int kc = K - k0 < RG_GEMM_K_PIECE ? K - k0 : RG_GEMM_K_PIECE;
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, N, kc, 1.0f, A + (size_t)k0 * lda, lda,
-                    B + (size_t)k0 * ldb, ldb, k0 ? 1.0f : beta, C, ldc);
+        sgemm(1, 0, M, N, kc, A + (size_t)k0 * lda, lda, B + (size_t)k0 * ldb, ldb, k0 ? 1.0f : beta, C, ldc);
     }
 }
 
