@@ -157,8 +157,10 @@ rg_status rg_store_get_artifact(rg_store *s, int64_t run_id, const char *kind, r
  * median forward MACs/s given each model's MACs by the callback (NULL:
  * skipped). threads > 0: only runs that finished with that many threads
  * (a run's rate depends on its threads, and on what ran beside it); 0: all.
- * 0 where nothing is recorded. */
-rg_status rg_store_rates(rg_store *s, const char *model, int32_t threads,
+ * cpu (NULL: any) "MODEL\nFEATURES": only runs whose environment records
+ * that CPU model and those features (results imported from another
+ * machine carry its rates). 0 where nothing is recorded. */
+rg_status rg_store_rates(rg_store *s, const char *model, int32_t threads, const char *cpu,
                          double (*model_macs)(void *user, const char *model), void *user, double *images_per_s,
                          double *macs_per_s, rg_error *err);
 

@@ -11,6 +11,7 @@
 #include "regain/trainer.h"
 #include "regain/spec.h"
 #include "regain/zoo.h"
+#include "regain/cpu.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -334,23 +335,31 @@ static double timed_rate(rg_experiment *x, const char *model, int32_t batch)
 }
 
 /* Training images/s of model (macs forward MACs an image): the store's
- * record at the items' thread count; else a few steps timed now; else the
- * record at other thread counts, or the MAC rate of the models on record;
- * else the default MAC rate. A record at another thread count, or of runs
- * that shared the cores, can be several times off (1 thread beside another
- * run against 2 alone: 470 against 1,650 images/s for mbv2-tiny). */
+ * record on this machine's kind of CPU at the items' thread count; else a
+ * few steps timed now; else the record at other thread counts, then on
+ * other CPUs, or the MAC rate of the models on record; else the default
+ * MAC rate. A record at another thread count, or of runs that shared the
+ * cores, can be several times off (1 thread beside another run against 2
+ * alone: 470 against 1,650 images/s for mbv2-tiny), and one from another
+ * CPU too (resnet20-w2 at 2 threads: about 300 images/s with AVX-512, 160
+ * on an AVX2 machine). */
 static double training_rate(rg_experiment *x, rg_store *s, const char *model, uint64_t macs, int32_t batch,
                             rg_est_rate *source)
 {
     double ips = 0.0, mac_rate = 0.0;
     rg_error err = {0};
+    char cpu[512];
+    snprintf(cpu, sizeof cpu, "%s\n%s", rg_cpu_model(), rg_cpu_features());
+    int32_t threads = rg_exp_threads_per_run(x);
     *source = RG_EST_RECORDED;
-    if (s) rg_store_rates(s, model, rg_exp_threads_per_run(x), macs_cb, NULL, &ips, &mac_rate, &err);
+    if (s) rg_store_rates(s, model, threads, cpu, macs_cb, NULL, &ips, &mac_rate, &err);
     if (ips > 0) return ips;
     *source = RG_EST_TIMED;
     if ((ips = timed_rate(x, model, batch)) > 0) return ips;
     *source = RG_EST_RECORDED;
-    if (s) rg_store_rates(s, model, 0, macs_cb, NULL, &ips, &mac_rate, &err);
+    if (s) rg_store_rates(s, model, 0, cpu, macs_cb, NULL, &ips, &mac_rate, &err);
+    if (s && ips <= 0) rg_store_rates(s, model, threads, NULL, macs_cb, NULL, &ips, &mac_rate, &err);
+    if (s && ips <= 0) rg_store_rates(s, model, 0, NULL, macs_cb, NULL, &ips, &mac_rate, &err);
     if (ips > 0) return ips;
     if (!macs) return 0.0;
     if (mac_rate <= 0) {

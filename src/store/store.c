@@ -617,7 +617,7 @@ rg_status rg_store_get_artifact(rg_store *s, int64_t run_id, const char *kind, r
 /* The median of the sorted values v[0, n). */
 static double median_sorted(const double *v, int n) { return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]); }
 
-rg_status rg_store_rates(rg_store *s, const char *model, int32_t threads,
+rg_status rg_store_rates(rg_store *s, const char *model, int32_t threads, const char *cpu,
                          double (*model_macs)(void *user, const char *model), void *user, double *images_per_s,
                          double *macs_per_s, rg_error *err)
 {
@@ -632,9 +632,10 @@ rg_status rg_store_rates(rg_store *s, const char *model, int32_t threads,
         "AS name, ips FROM (SELECT substr(r.config_text, instr(r.config_text, char(10) || 'model = ') + 9) AS tail, "
         "e.images_per_s AS ips FROM epoch_metrics e JOIN runs r ON r.id = e.run_id "
         "LEFT JOIN environment v ON v.run_id = r.id "
-        "WHERE e.images_per_s > 0 AND instr(r.config_text, char(10) || 'model = ') > 0 AND (?1 = 0 OR v.threads = ?1)) "
+        "WHERE e.images_per_s > 0 AND instr(r.config_text, char(10) || 'model = ') > 0 AND (?1 = 0 OR v.threads = ?1) "
+        "AND (?2 = '' OR v.cpu_model || char(10) || v.cpu_features = ?2)) "
         "ORDER BY name, ips",
-        "i", (int64_t)threads);
+        "it", (int64_t)threads, cpu ? cpu : "");
     if (rc) return rc;
     double sum = 0.0, *v = NULL;
     int n_models = 0, n = 0, cap = 0, r;

@@ -372,7 +372,8 @@ static double rates_macs(void *user, const char *model)
 }
 
 /* Medians per model, of the runs that finished with the thread count asked
- * for (0: of every run); a model line that ends the configuration counts. */
+ * for (0: of every run) and, when asked, on one kind of CPU; a model line
+ * that ends the configuration counts. */
 static void test_store_rates(void **state)
 {
     (void)state;
@@ -388,22 +389,41 @@ static void test_store_rates(void **state)
     rg_error err = {0};
     if (rg_store_open(store, 1, &s, &err)) fail_msg("%s", err.msg);
     double ips, macs;
-    if (rg_store_rates(s, "small", 2, rates_macs, NULL, &ips, &macs, &err)) fail_msg("%s", err.msg);
+    if (rg_store_rates(s, "small", 2, NULL, rates_macs, NULL, &ips, &macs, &err)) fail_msg("%s", err.msg);
     assert_true(fabs(ips - 1650) < 1e-9);
     assert_true(fabs(macs - (1e6 * 1650 + 2e6 * 300) / 2) < 1e-3);
     /* every run: 470 480 900 1600 1650 1700 */
-    if (rg_store_rates(s, "small", 0, NULL, NULL, &ips, &macs, &err)) fail_msg("%s", err.msg);
+    if (rg_store_rates(s, "small", 0, NULL, NULL, NULL, &ips, &macs, &err)) fail_msg("%s", err.msg);
     assert_true(fabs(ips - 1250) < 1e-9);
     assert_true(macs == 0.0);
-    if (rg_store_rates(s, "big", 1, rates_macs, NULL, &ips, &macs, &err)) fail_msg("%s", err.msg);
+    if (rg_store_rates(s, "big", 1, NULL, rates_macs, NULL, &ips, &macs, &err)) fail_msg("%s", err.msg);
     assert_true(fabs(ips - 120) < 1e-9);
     assert_true(fabs(macs - (1e6 * 475 + 1e8 * 120) / 2) < 1e-3);
-    if (rg_store_rates(s, "big", 2, rates_macs, NULL, &ips, &macs, &err)) fail_msg("%s", err.msg);
+    if (rg_store_rates(s, "big", 2, NULL, rates_macs, NULL, &ips, &macs, &err)) fail_msg("%s", err.msg);
     assert_true(ips == 0.0);
-    if (rg_store_rates(s, "last", 2, NULL, NULL, &ips, &macs, &err)) fail_msg("%s", err.msg);
+    if (rg_store_rates(s, "last", 2, NULL, NULL, NULL, &ips, &macs, &err)) fail_msg("%s", err.msg);
     assert_true(fabs(ips - 300) < 1e-9);
-    if (rg_store_rates(s, "small", 4, rates_macs, NULL, &ips, &macs, &err)) fail_msg("%s", err.msg);
+    if (rg_store_rates(s, "small", 4, NULL, rates_macs, NULL, &ips, &macs, &err)) fail_msg("%s", err.msg);
     assert_true(ips == 0.0 && macs == 0.0);
+    rg_store_close(s);
+
+    /* a run from another machine (imported results): only its CPU's rates
+     * when asked for, among all of them otherwise */
+    assert_int_equal(sqlite3_open(store, &db), SQLITE_OK);
+    rates_run(db, "g", "epochs = 1\nmodel = small\n", 2, (double[]){200}, 1);
+    rgt_sql(db, "UPDATE environment SET cpu_model = 'Other CPU', cpu_features = 'avx2' WHERE run_id = "
+                "(SELECT id FROM runs WHERE name = 'g')");
+    sqlite3_close(db);
+    if (rg_store_open(store, 1, &s, &err)) fail_msg("%s", err.msg);
+    if (rg_store_rates(s, "small", 2, "Other CPU\navx2", NULL, NULL, &ips, &macs, &err)) fail_msg("%s", err.msg);
+    assert_true(fabs(ips - 200) < 1e-9);
+    if (rg_store_rates(s, "small", 0, "Other CPU\navx2", NULL, NULL, &ips, &macs, &err)) fail_msg("%s", err.msg);
+    assert_true(fabs(ips - 200) < 1e-9);
+    if (rg_store_rates(s, "small", 2, "Other CPU\navx512f", NULL, NULL, &ips, &macs, &err)) fail_msg("%s", err.msg);
+    assert_true(ips == 0.0);
+    /* 200 1600 1650 1700 */
+    if (rg_store_rates(s, "small", 2, NULL, NULL, NULL, &ips, &macs, &err)) fail_msg("%s", err.msg);
+    assert_true(fabs(ips - 1625) < 1e-9);
     rg_store_close(s);
 }
 
