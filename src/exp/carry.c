@@ -252,6 +252,24 @@ static rg_status take_file(importer *im, const char *sha, int64_t bytes, const c
     return st;
 }
 
+/* Whether run_dir is a relative path without "." or ".." parts: files from
+ * a results file go only under the current directory, so that a file from
+ * elsewhere cannot write over anything outside it. */
+static int safe_run_dir(const char *run_dir)
+{
+    if (!run_dir[0] || run_dir[0] == '/') return 0;
+    for (const char *p = run_dir; *p;) {
+        size_t len = strcspn(p, "/");
+        if (!len || (len == 1 && p[0] == '.') || (len == 2 && p[0] == '.' && p[1] == '.')) return 0;
+        p += len;
+        if (*p) p++;
+    }
+    return 1;
+}
+
+/* A file name of a run directory: not empty, no '/', not hidden (the lock). */
+static int plain_name(const char *name) { return name[0] && name[0] != '.' && !strchr(name, '/'); }
+
 /* The string field key of obj, a SHA-256 when sha is set, or an error naming it. */
 static rg_status text_field(importer *im, const cJSON *obj, const char *key, const char *where, int sha,
                             const char **out, rg_error *err)
@@ -262,6 +280,15 @@ static rg_status text_field(importer *im, const cJSON *obj, const char *key, con
                        !v ? "missing" : !cJSON_IsString(v) ? "not a string" : "not a SHA-256 (64 hex digits)");
     *out = v->valuestring;
     return RG_OK;
+}
+
+static rg_status run_dir_field(importer *im, const cJSON *run, const char *where, const char **out, rg_error *err)
+{
+    rg_status st = text_field(im, run, "run_dir", where, 0, out, err);
+    if (!st && !safe_run_dir(*out))
+        st = rg_fail(err, RG_ERR_FORMAT, "%s: %s.run_dir: '%s': files are put only under the current directory (a "
+                     "relative path without . or ..)", im->json, where, *out);
+    return st;
 }
 
 static int64_t bytes_field(const cJSON *obj)
@@ -275,6 +302,7 @@ static int64_t bytes_field(const cJSON *obj)
  * still to do needs one). */
 static rg_status import_finished(importer *im, const cJSON *run, const char *where, rg_error *err)
 {
+    const char *run_dir = NULL;
     int i = 0;
     const cJSON *a;
     cJSON_ArrayForEach(a, cJSON_GetObjectItem(run, "artifacts"))
@@ -286,6 +314,17 @@ static rg_status import_finished(importer *im, const cJSON *run, const char *whe
         if (!st) st = text_field(im, a, "sha256", at, 1, &sha, err);
         void *data = NULL;
         size_t size;
+        if (!st) {
+            char src[1200];
+            snprintf(src, sizeof src, "%s/%s", im->dir, sha);
+            if (access(src, F_OK) != 0) continue; /* not carried */
+        }
+        /* a carried checkpoint goes only into the run's own directory */
+        if (!st && !run_dir) st = run_dir_field(im, run, where, &run_dir, err);
+        size_t n = run_dir ? strlen(run_dir) : 0;
+        if (!st && (strncmp(path, run_dir, n) || path[n] != '/' || !plain_name(path + n + 1)))
+            st = rg_fail(err, RG_ERR_FORMAT, "%s: %s.path: '%s' is not a file of the run's directory %s", im->json,
+                         at, path, run_dir);
         if (!st) st = take_file(im, sha, bytes_field(a), at, &data, &size, err);
         if (!st && data) {
             st = put_file(path, data, size, err);
@@ -302,7 +341,7 @@ static rg_status import_finished(importer *im, const cJSON *run, const char *whe
 static rg_status import_unfinished(importer *im, const cJSON *run, const char *where, rg_error *err)
 {
     const char *run_dir;
-    rg_status st = text_field(im, run, "run_dir", where, 0, &run_dir, err);
+    rg_status st = run_dir_field(im, run, where, &run_dir, err);
     if (st) return st;
     const cJSON *files = cJSON_GetObjectItem(run, "files");
     if (!cJSON_IsArray(files))
@@ -317,8 +356,7 @@ static rg_status import_unfinished(importer *im, const cJSON *run, const char *w
         const char *name, *sha;
         if ((st = text_field(im, f, "name", at, 0, &name, err)) || (st = text_field(im, f, "sha256", at, 1, &sha, err)))
             return st;
-        /* a plain name inside the run directory, not the lock */
-        if (!name[0] || name[0] == '.' || strchr(name, '/'))
+        if (!plain_name(name))
             return rg_fail(err, RG_ERR_FORMAT, "%s: %s.name: '%s' is not a file name of a run directory", im->json,
                            at, name);
         has_last |= !strcmp(name, "last.safetensors");

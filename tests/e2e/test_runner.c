@@ -916,6 +916,15 @@ static void test_carry_checkpoints(void **state)
     sqlite3_close(db);
     assert_int_equal(remove(rgt_in_root(victim)), 0);
     move_aside(keep, victim);
+    /* files go only under the current directory */
+    cJSON *run0 = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "runs"), 0);
+    cJSON_ReplaceItemInObject(run0, "run_dir", cJSON_CreateString("runs/../../outside"));
+    char *bad = cJSON_Print(j);
+    rgt_write_text("carry-bad.json", bad);
+    free(bad);
+    regain_refused(4, "runs/../../outside", "only under the current directory",
+                   "runs import carry-bad.json --files carry-files --store cr3.db");
+    cJSON_ReplaceItemInObject(run0, "run_dir", cJSON_CreateString("runs/carried/a/seed1"));
 
     /* with them, it resumes where it stopped, and ends as an uninterrupted run */
     regain_ok("runs import carry.json --files carry-files --store cr2.db");
@@ -940,6 +949,20 @@ static void test_carry_checkpoints(void **state)
      * it needs no restore of a, though a's last checkpoint stays behind */
     regain_ok("runs export carried --store cr2.db --out done.json --files done-files --files-of a:best");
     assert_non_null(strstr(out, "2 finished runs of experiment carried, 0 unfinished; 1 files"));
+    /* a carried checkpoint recorded outside its run's directory is refused */
+    text = rgt_read_file(rgt_in_root("done.json"), &n);
+    cJSON *d = cJSON_Parse(text);
+    free(text);
+    cJSON *arts = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(d, "runs"), 0), "artifacts");
+    const cJSON *best = cJSON_GetArrayItem(arts, 0);
+    assert_string_equal(cJSON_GetObjectItem(best, "kind")->valuestring, "best");
+    cJSON_ReplaceItemInObject((cJSON *)best, "path", cJSON_CreateString("elsewhere/best.safetensors"));
+    bad = cJSON_Print(d);
+    rgt_write_text("done-bad.json", bad);
+    free(bad);
+    cJSON_Delete(d);
+    regain_refused(4, "elsewhere/best.safetensors", "not a file of the run's directory",
+                   "runs import done-bad.json --files done-files --store cr3.db");
     move_aside("runs/carried", "carry-machine2");
     /* into a new store in a directory not there yet */
     regain_ok("runs import done.json --files done-files --store new-dir/cr4.db");
