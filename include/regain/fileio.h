@@ -49,6 +49,8 @@ void rg_atomic_abort(rg_atomic_file *f);
  * each made durable (its parent fsync'ed); an error names the directory
  * that could not be made. An empty path is RG_ERR_ARG. */
 rg_status rg_make_dirs(const char *path, rg_error *err);
+/* rg_make_dirs for the directory part of a file path (nothing when it has none). */
+rg_status rg_make_parent_dirs(const char *path, rg_error *err);
 
 /* Replaces path with the size bytes at data, atomically (open, write, commit). */
 rg_status rg_write_file_atomic(const char *path, const void *data, size_t size, rg_error *err);

@@ -52,15 +52,8 @@ static rg_status sha256_of(const void *data, size_t size, char hex[65], rg_error
 /* Writes data to path atomically, making its directory first. */
 static rg_status put_file(const char *path, const void *data, size_t size, rg_error *err)
 {
-    char dir[1200];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash && slash != dir) {
-        *slash = 0;
-        rg_status st = rg_make_dirs(dir, err);
-        if (st) return st;
-    }
-    return rg_write_file_atomic(path, data, size, err);
+    rg_status st = rg_make_parent_dirs(path, err);
+    return st ? st : rg_write_file_atomic(path, data, size, err);
 }
 
 /* ---- export ------------------------------------------------------------------------------------- */
@@ -314,19 +307,15 @@ static rg_status import_finished(importer *im, const cJSON *run, const char *whe
         if (!st) st = text_field(im, a, "sha256", at, 1, &sha, err);
         void *data = NULL;
         size_t size;
-        if (!st) {
-            char src[1200];
-            snprintf(src, sizeof src, "%s/%s", im->dir, sha);
-            if (access(src, F_OK) != 0) continue; /* not carried */
-        }
+        if (!st) st = take_file(im, sha, bytes_field(a), at, &data, &size, err);
+        if (!st && !data) continue; /* not carried */
         /* a carried checkpoint goes only into the run's own directory */
         if (!st && !run_dir) st = run_dir_field(im, run, where, &run_dir, err);
         size_t n = run_dir ? strlen(run_dir) : 0;
         if (!st && (strncmp(path, run_dir, n) || path[n] != '/' || !plain_name(path + n + 1)))
             st = rg_fail(err, RG_ERR_FORMAT, "%s: %s.path: '%s' is not a file of the run's directory %s", im->json,
                          at, path, run_dir);
-        if (!st) st = take_file(im, sha, bytes_field(a), at, &data, &size, err);
-        if (!st && data) {
+        if (!st) {
             st = put_file(path, data, size, err);
             if (!st) (*im->files)++;
         }

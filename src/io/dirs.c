@@ -35,3 +35,14 @@ rg_status rg_make_dirs(const char *path, rg_error *err)
     free(buf);
     return st;
 }
+
+rg_status rg_make_parent_dirs(const char *path, rg_error *err)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash || slash == path) return RG_OK;
+    char dir[4096];
+    if ((size_t)(slash - path) >= sizeof dir) return rg_fail(err, RG_ERR_ARG, "%s: path is too long", path);
+    memcpy(dir, path, (size_t)(slash - path));
+    dir[slash - path] = 0;
+    return rg_make_dirs(dir, err);
+}

@@ -194,16 +194,10 @@ rg_status rg_store_open(const char *path, int read_only, rg_store **out, rg_erro
                            path);
         }
         /* a new store: its directory too (runs/ on a fresh checkout) */
-        char dir[sizeof s->path];
-        snprintf(dir, sizeof dir, "%s", path);
-        char *slash = strrchr(dir, '/');
-        if (slash && slash != dir) {
-            *slash = 0;
-            rg_status st = rg_make_dirs(dir, err);
-            if (st) {
-                free(s);
-                return st;
-            }
+        rg_status st = rg_make_parent_dirs(path, err);
+        if (st) {
+            free(s);
+            return st;
         }
     } else if (!S_ISREG(sb.st_mode)) {
         free(s);
