@@ -274,6 +274,14 @@ rg_status rg_idx_read_images(const char *path, uint8_t **pixels, int32_t *n, int
                      path, (unsigned)d[0], (unsigned)d[1], (unsigned)d[2]);
         goto done;
     }
+    if ((uint64_t)bytes > RG_IDX_MAX_BYTES) {
+        st = rg_fail(err, RG_ERR_FORMAT,
+                     "%s: implausible size: %u images of %u x %u are %zu pixel bytes (limit "
+                     "%llu)",
+                     path, (unsigned)d[0], (unsigned)d[1], (unsigned)d[2], bytes,
+                     (unsigned long long)RG_IDX_MAX_BYTES);
+        goto done;
+    }
     st = idx_read_payload(gz, path, bytes, "pixel bytes", pixels, err);
     if (st != RG_OK) goto done;
     *n = (int32_t)d[0];

@@ -207,10 +207,22 @@ static void test_absurd_dimensions(void **state)
     write_gz(p, labels(0x80000000u, 10));
     expect_labels(p, RG_ERR_FORMAT, "implausible");
 
-    /* Within the limits but far larger than the file (1.6e15 bytes
-     * claimed): reported as truncated, without a huge allocation. */
-    p = in_dir(f, "images-liar");
+    /* Each side within its limit, the whole beyond the byte limit (1.6e15
+     * bytes claimed). */
+    p = in_dir(f, "images-too-many-bytes");
     write_raw(p, images(RG_IDX_MAX_ITEMS, RG_IDX_MAX_SIDE, RG_IDX_MAX_SIDE, 1000));
+    expect_images(p, RG_ERR_FORMAT, "implausible size");
+    expect_images(p, RG_ERR_FORMAT, "(limit 4294967296)");
+    /* A gzip stream that would expand past the limit is refused before any
+     * of its payload is read. */
+    p = in_dir(f, "images-5GiB-claimed.gz");
+    write_gz(p, images(5u << 20, 32, 32, 1000));
+    expect_images(p, RG_ERR_FORMAT, "implausible size");
+
+    /* Within the limits but far larger than the file (4.1e9 bytes claimed):
+     * reported as truncated, without a huge allocation. */
+    p = in_dir(f, "images-liar");
+    write_raw(p, images(1000000u, 64, 64, 1000));
     expect_images(p, RG_ERR_FORMAT, "truncated");
     expect_images(p, RG_ERR_FORMAT, "found 1000");
 }
