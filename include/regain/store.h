@@ -166,12 +166,19 @@ rg_status rg_store_rates(rg_store *s, const char *model, int32_t threads, const 
 
 /* ---- file checksums ------------------------------------------------------------------------ */
 
-/* SHA-256 of a file as recorded for (path, size, mtime in ns); *found = 0
- * when not recorded. */
-rg_status rg_store_get_file_hash(rg_store *s, const char *path, int64_t size, int64_t mtime_ns, char sha256[65],
+/* What identifies one version of a file without reading it. The mtime
+ * alone is not enough: `cp -p` or `touch -r` give new contents an old
+ * mtime. The ctime, which no program can set, and the inode change too. */
+typedef struct {
+    int64_t size, mtime_ns, ctime_ns, inode;
+} rg_file_stamp;
+
+/* SHA-256 of a file as recorded for (path, stamp); *found = 0 when not
+ * recorded. */
+rg_status rg_store_get_file_hash(rg_store *s, const char *path, const rg_file_stamp *stamp, char sha256[65],
                                  int *found, rg_error *err);
-rg_status rg_store_put_file_hash(rg_store *s, const char *path, int64_t size, int64_t mtime_ns,
-                                 const char *sha256, rg_error *err);
+rg_status rg_store_put_file_hash(rg_store *s, const char *path, const rg_file_stamp *stamp, const char *sha256,
+                                 rg_error *err);
 
 /* ---- listing --------------------------------------------------------------------------------- */
 

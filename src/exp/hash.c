@@ -71,12 +71,17 @@ rg_status rg_exp_file_sha256(rg_store *s, const char *path, char hex[65], int64_
     if (bytes) *bytes = (int64_t)sb.st_size;
     char real[PATH_MAX];
     if (!s || !realpath(path, real)) return hash_file_contents(path, hex, err);
-    int64_t mtime = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
+    const rg_file_stamp stamp = {
+        .size = (int64_t)sb.st_size,
+        .mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec,
+        .ctime_ns = (int64_t)sb.st_ctim.tv_sec * 1000000000 + sb.st_ctim.tv_nsec,
+        .inode = (int64_t)sb.st_ino,
+    };
     int found;
-    rg_status st = rg_store_get_file_hash(s, real, (int64_t)sb.st_size, mtime, hex, &found, err);
+    rg_status st = rg_store_get_file_hash(s, real, &stamp, hex, &found, err);
     if (st || found) return st;
     if ((st = hash_file_contents(path, hex, err))) return st;
-    return rg_store_put_file_hash(s, real, (int64_t)sb.st_size, mtime, hex, err);
+    return rg_store_put_file_hash(s, real, &stamp, hex, err);
 }
 
 static int by_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }

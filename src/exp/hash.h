@@ -17,8 +17,8 @@ void rg_sha256_update(rg_sha256 *h, const void *data, size_t size);
 void rg_sha256_final(rg_sha256 *h, char hex[65]);   /* frees h */
 
 /* SHA-256 and size of a file, read whole. With a store (may be NULL) the
- * checksum is looked up and recorded under the file's real path, size and
- * mtime. */
+ * checksum is looked up and recorded under the file's real path and stamp
+ * (size, mtime, ctime, inode). */
 rg_status rg_exp_file_sha256(rg_store *s, const char *path, char hex[65], int64_t *bytes, rg_error *err);
 
 /* Adds "name sha256" lines for every regular, non-hidden file of the data set

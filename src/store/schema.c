@@ -68,16 +68,24 @@ const char rg_store_schema_sql[] =
     "  reference TEXT,\n"
     "  PRIMARY KEY(experiment_id, name));\n"
     /* SHA-256 of input files (datasets, specs, checkpoints) keyed by path,
-     * size and modification time, so that a 30 MB dataset is not re-read on
-     * every `regain run`. */
+     * size, modification and change times and inode (rg_file_stamp), so
+     * that a 30 MB dataset is not re-read on every `regain run`. Rows
+     * without a stamp (-1: from version 3, or written by an older regain
+     * that had the store open while a newer one upgraded it) never match. */
     "CREATE TABLE IF NOT EXISTS file_hashes(\n"
     "  path TEXT PRIMARY KEY,\n"
     "  size INTEGER NOT NULL,\n"
     "  mtime_ns INTEGER NOT NULL,\n"
+    "  ctime_ns INTEGER NOT NULL DEFAULT -1,\n"
+    "  inode INTEGER NOT NULL DEFAULT -1,\n"
     "  sha256 TEXT NOT NULL);\n";
 
 const char *const rg_store_schema_upgrades[RG_STORE_SCHEMA_VERSION] = {
     NULL,
     "ALTER TABLE comparisons ADD COLUMN reference TEXT;\nPRAGMA user_version = 2;\n",
     "ALTER TABLE runs ADD COLUMN imported_from TEXT;\nPRAGMA user_version = 3;\n",
+    /* the old checksums get no stamp, so they are taken again when asked */
+    "ALTER TABLE file_hashes ADD COLUMN ctime_ns INTEGER NOT NULL DEFAULT -1;\n"
+    "ALTER TABLE file_hashes ADD COLUMN inode INTEGER NOT NULL DEFAULT -1;\n"
+    "PRAGMA user_version = 4;\n",
 };

@@ -4,11 +4,12 @@
 #define REGAIN_STORE_SCHEMA_H
 
 /* Bumped whenever a table changes; kept in PRAGMA user_version. Version
- * 1 lacked comparisons.reference, version 2 runs.imported_from: the store
- * adds them when it opens such a file for writing
- * (rg_store_schema_upgrades), and readers of an older file read it as
- * having no references and no imported runs. */
-#define RG_STORE_SCHEMA_VERSION 3
+ * 1 lacked comparisons.reference, version 2 runs.imported_from, version 3
+ * the ctime and inode of file_hashes: the store adds them when it opens
+ * such a file for writing (rg_store_schema_upgrades; the cached checksums
+ * are then taken again), and readers of an older file read it as having no
+ * references and no imported runs. */
+#define RG_STORE_SCHEMA_VERSION 4
 
 /* CREATE TABLE IF NOT EXISTS statements, executable with sqlite3_exec. */
 extern const char rg_store_schema_sql[];

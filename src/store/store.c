@@ -670,13 +670,15 @@ rg_status rg_store_rates(rg_store *s, const char *model, int32_t threads, const 
 
 /* ---- file checksums ----------------------------------------------------------------------------- */
 
-rg_status rg_store_get_file_hash(rg_store *s, const char *path, int64_t size, int64_t mtime_ns, char sha256[65],
+rg_status rg_store_get_file_hash(rg_store *s, const char *path, const rg_file_stamp *stamp, char sha256[65],
                                  int *found, rg_error *err)
 {
     *found = 0;
     sqlite3_stmt *st;
-    rg_status rc = store_query(s, &st, err, "SELECT sha256 FROM file_hashes WHERE path = ? AND size = ? AND mtime_ns = ?",
-                         "tii", path, size, mtime_ns);
+    rg_status rc = store_query(s, &st, err,
+                               "SELECT sha256 FROM file_hashes WHERE path = ? AND size = ? AND mtime_ns = ? "
+                               "AND ctime_ns = ? AND inode = ?",
+                               "tiiii", path, stamp->size, stamp->mtime_ns, stamp->ctime_ns, stamp->inode);
     if (rc) return rc;
     int r = sqlite3_step(st);
     if (r == SQLITE_ROW) {
@@ -689,12 +691,14 @@ rg_status rg_store_get_file_hash(rg_store *s, const char *path, int64_t size, in
     return rc;
 }
 
-rg_status rg_store_put_file_hash(rg_store *s, const char *path, int64_t size, int64_t mtime_ns,
-                                 const char *sha256, rg_error *err)
+rg_status rg_store_put_file_hash(rg_store *s, const char *path, const rg_file_stamp *stamp, const char *sha256,
+                                 rg_error *err)
 {
     if (s->read_only) return RG_OK;
-    return store_exec(s, err, "INSERT OR REPLACE INTO file_hashes(path, size, mtime_ns, sha256) VALUES(?, ?, ?, ?)", "tiit",
-                path, size, mtime_ns, sha256);
+    return store_exec(s, err,
+                      "INSERT OR REPLACE INTO file_hashes(path, size, mtime_ns, ctime_ns, inode, sha256) "
+                      "VALUES(?, ?, ?, ?, ?, ?)",
+                      "tiiiit", path, stamp->size, stamp->mtime_ns, stamp->ctime_ns, stamp->inode, sha256);
 }
 
 /* ---- listing ------------------------------------------------------------------------------------ */

@@ -30,16 +30,23 @@ static inline void rgt_sql(sqlite3 *db, const char *fmt, ...)
     sqlite3_free(sql);
 }
 
+/* The first column of the first row that sql returns; -1 without one. */
+static inline int rgt_sql_int(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st;
+    int v = -1;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
 /* PRAGMA user_version of the store at path. */
 static inline int rgt_user_version(const char *path)
 {
     sqlite3 *db;
-    sqlite3_stmt *st;
-    int v = -1;
     if (sqlite3_open(path, &db) != SQLITE_OK) fail_msg("cannot open %s", path);
-    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int(st, 0);
-    sqlite3_finalize(st);
+    int v = rgt_sql_int(db, "PRAGMA user_version");
     sqlite3_close(db);
     return v;
 }

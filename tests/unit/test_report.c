@@ -14,8 +14,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 
+#include "exp/hash.h"
 #include "regain/report.h"
 #include "regain/store.h"
 #include "report/render.h"
@@ -313,7 +315,9 @@ static void test_schema_version_1(void **state)
     sqlite3 *db = kd_store();
     rgt_sql(db, "INSERT INTO comparisons(experiment_id, name, baseline, treatment) VALUES(1, 'kd', 'base', 'kd')");
     rgt_sql(db, "ALTER TABLE comparisons DROP COLUMN reference; ALTER TABLE runs DROP COLUMN imported_from; "
-                "PRAGMA user_version = 1");
+                "DROP TABLE file_hashes; CREATE TABLE file_hashes(path TEXT PRIMARY KEY, size INTEGER NOT NULL, "
+                "mtime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL); "
+                "INSERT INTO file_hashes VALUES('/x', 1, 2, 'abc'); PRAGMA user_version = 1");
     sqlite3_close(db);
     rg_report r;
     rg_error err = {0};
@@ -341,6 +345,9 @@ static void test_schema_version_1(void **state)
     assert_int_equal(rgt_user_version(store), RG_STORE_SCHEMA_VERSION);
     assert_int_equal(sqlite3_open(store, &db), SQLITE_OK);
     rgt_sql(db, "UPDATE comparisons SET reference = 'teacher'; UPDATE runs SET imported_from = NULL");
+    /* the cached checksum has no stamp now (never matched), and a new one has */
+    assert_int_equal(rgt_sql_int(db, "SELECT count(*) FROM file_hashes WHERE ctime_ns = -1 AND inode = -1"), 1);
+    rgt_sql(db, "INSERT INTO file_hashes(path, size, mtime_ns, ctime_ns, inode, sha256) VALUES('/y', 1, 2, 3, 4, 'd')");
     sqlite3_close(db);
     if (rg_report_load(store, "kd", &r, &err)) fail_msg("%s", err.msg);
     assert_int_equal(r.n_runs, 4);
@@ -424,6 +431,47 @@ static void test_store_rates(void **state)
     /* 200 1600 1650 1700 */
     if (rg_store_rates(s, "small", 2, NULL, NULL, NULL, &ips, &macs, &err)) fail_msg("%s", err.msg);
     assert_true(fabs(ips - 1625) < 1e-9);
+    rg_store_close(s);
+}
+
+/* The checksum cache answers for a file whose stamp is unchanged, and not
+ * for new contents given the old size and mtime (as `cp -p` leaves them). */
+static void test_file_checksum_cache(void **state)
+{
+    (void)state;
+    char path[700], cached[65], fresh[65];
+    snprintf(path, sizeof path, "%s/data.bin", dir);
+    rgt_write_file(path, "first", 5);
+    struct stat before;
+    assert_int_equal(stat(path, &before), 0);
+    rg_store *s;
+    rg_error err = {0};
+    if (rg_store_open(store, 0, &s, &err)) fail_msg("%s", err.msg);
+    if (rg_exp_file_sha256(s, path, cached, NULL, &err)) fail_msg("%s", err.msg);
+    if (rg_exp_file_sha256(NULL, path, fresh, NULL, &err)) fail_msg("%s", err.msg);
+    assert_string_equal(cached, fresh);
+    rg_store_close(s);
+
+    /* the stamp unchanged: the recorded checksum is the answer, whatever it is */
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(store, &db), SQLITE_OK);
+    rgt_sql(db, "UPDATE file_hashes SET sha256 = '%064d'", 0);
+    sqlite3_close(db);
+    if (rg_store_open(store, 0, &s, &err)) fail_msg("%s", err.msg);
+    if (rg_exp_file_sha256(s, path, cached, NULL, &err)) fail_msg("%s", err.msg);
+    assert_string_equal(cached, "0000000000000000000000000000000000000000000000000000000000000000");
+
+    /* same size, same mtime, other contents: read again */
+    rgt_write_file(path, "other", 5);
+    const struct timespec times[2] = {before.st_atim, before.st_mtim};
+    assert_int_equal(utimensat(AT_FDCWD, path, times, 0), 0);
+    struct stat after;
+    assert_int_equal(stat(path, &after), 0);
+    assert_true(after.st_size == before.st_size && after.st_mtim.tv_sec == before.st_mtim.tv_sec &&
+                after.st_mtim.tv_nsec == before.st_mtim.tv_nsec);
+    if (rg_exp_file_sha256(s, path, cached, NULL, &err)) fail_msg("%s", err.msg);
+    if (rg_exp_file_sha256(NULL, path, fresh, NULL, &err)) fail_msg("%s", err.msg);
+    assert_string_equal(cached, fresh);
     rg_store_close(s);
 }
 
@@ -706,6 +754,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_best_leaves_out_teachers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schema_version_1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_rates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_file_checksum_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_demo, setup, teardown),
         cmocka_unit_test_setup_teardown(test_escaping, setup, teardown),
         cmocka_unit_test_setup_teardown(test_minimal_store, setup, teardown),
