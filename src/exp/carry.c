@@ -221,7 +221,35 @@ rg_status rg_exp_export(rg_store *s, const char *experiment, const char *path, c
 typedef struct {
     const char *json, *dir;   /* the results file (for errors), the files directory */
     int32_t *files;
+    /* the files this import created, removed again if it fails: the run
+     * rows roll back, and checkpoints no row claims would stop a fresh
+     * start of their runs (runner.c) */
+    char **created;
+    int32_t n_created, cap_created;
 } importer;
+
+/* Puts a carried file in place, remembering it when it is new. */
+static rg_status place_file(importer *im, const char *path, const void *data, size_t size, rg_error *err)
+{
+    int existed = access(path, F_OK) == 0;
+    if (!existed && im->n_created == im->cap_created) {
+        int32_t cap = im->cap_created ? 2 * im->cap_created : 16;
+        char **grown = realloc(im->created, (size_t)cap * sizeof *grown);
+        if (!grown) return rg_fail(err, RG_ERR_NOMEM, "out of memory");
+        im->created = grown;
+        im->cap_created = cap;
+    }
+    char *copy = existed ? NULL : strdup(path);
+    if (!existed && !copy) return rg_fail(err, RG_ERR_NOMEM, "out of memory");
+    rg_status st = put_file(path, data, size, err);
+    if (st) {
+        free(copy);
+        return st;
+    }
+    if (copy) im->created[im->n_created++] = copy;
+    (*im->files)++;
+    return RG_OK;
+}
 
 /* The content of <dir>/<sha256>, checked against it and its size; *data is
  * NULL (no error) when the directory does not hold it. */
@@ -315,10 +343,7 @@ static rg_status import_finished(importer *im, const cJSON *run, const char *whe
         if (!st && (strncmp(path, run_dir, n) || path[n] != '/' || !plain_name(path + n + 1)))
             st = rg_fail(err, RG_ERR_FORMAT, "%s: %s.path: '%s' is not a file of the run's directory %s", im->json,
                          at, path, run_dir);
-        if (!st) {
-            st = put_file(path, data, size, err);
-            if (!st) (*im->files)++;
-        }
+        if (!st) st = place_file(im, path, data, size, err);
         free(data);
         if (st) return st;
     }
@@ -357,10 +382,9 @@ static rg_status import_unfinished(importer *im, const cJSON *run, const char *w
                            "`runs export --files` wrote)", im->json, at, im->dir, sha);
         char dst[1200];
         snprintf(dst, sizeof dst, "%s/%s", run_dir, name);
-        st = put_file(dst, data, size, err);
+        st = place_file(im, dst, data, size, err);
         free(data);
         if (st) return st;
-        (*im->files)++;
     }
     if (!has_last)
         return rg_fail(err, RG_ERR_FORMAT, "%s: %s.files: no last.safetensors to resume from", im->json, where);
@@ -386,9 +410,14 @@ rg_status rg_exp_import(rg_store *s, const char *path, const char *files_dir, rg
     struct stat sb;
     if (stat(files_dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
         return rg_fail(err, RG_ERR_NOTFOUND, "%s: not a directory (--files)", files_dir);
-    importer im = {path, files_dir, files};
+    importer im = {.json = path, .dir = files_dir, .files = files};
     rg_store_transfer_hooks hooks = {.on_import = on_import, .user = &im};
     rg_status st = rg_store_import(s, path, &hooks, c, err);
     if (st) *files = 0;
+    for (int32_t i = 0; i < im.n_created; i++) {
+        if (st) unlink(im.created[i]);
+        free(im.created[i]);
+    }
+    free(im.created);
     return st;
 }

@@ -169,6 +169,13 @@ static void child(runner *r, int32_t i, const rg_train_config *cfg, int64_t run_
     _exit(st ? 1 : 0);
 }
 
+static int has_file(const char *dir, const char *name)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return access(path, F_OK) == 0;
+}
+
 static void remove_outputs(const char *run_dir)
 {
     static const char *const files[] = {"last.safetensors", "best.safetensors", "metrics.csv", "config.txt"};
@@ -323,6 +330,23 @@ static rg_status try_item(runner *r, int32_t i, try_result *res, rg_error *err)
         finish(r, i, r->seen_busy[i] ? RG_OUT_ELSEWHERE : RG_OUT_CACHED, NULL);
         return RG_OK;
     }
+    /* Checkpoints of a run that this store never started (no row, or the
+     * pending row without a hash that planning adds) were written through
+     * another store (two stores, one recipe) or one since removed: not
+     * ours to delete. */
+    int never_started = !st && (!row.id || !row.hash[0]);
+    if (never_started && (has_file(it->run_dir, "last.safetensors") || has_file(it->run_dir, "best.safetensors"))) {
+        rg_store_rollback(r->store);
+        close(fd);
+        char msg[2560];
+        snprintf(msg, sizeof msg,
+                 "%s holds checkpoints of a run that %s has no record of (written through another store, or "
+                 "one since removed); left alone: use that store (--store), or remove the directory to run it "
+                 "again",
+                 it->run_dir, x->store_path);
+        finish(r, i, RG_OUT_FAILED, msg);
+        return RG_OK;
+    }
     int adopted = st ? 0 : adopt(r, i);
     if (adopted > 0) {
         st = rg_store_commit(r->store, err);
@@ -339,10 +363,8 @@ static rg_status try_item(runner *r, int32_t i, try_result *res, rg_error *err)
             return st;
         }
     }
-    char last[1200];
-    snprintf(last, sizeof last, "%s/last.safetensors", it->run_dir);
     r->resumed[i] = !st && row.id && !strcmp(row.status, "running") && !strcmp(row.hash, it->hash) &&
-                    access(last, F_OK) == 0;
+                    has_file(it->run_dir, "last.safetensors");
     double prior_wall = r->resumed[i] ? row.wall_s : 0.0;
     /* A fresh start must not find an older run's checkpoint to resume
      * from: removed before the new row is committed, so that a kill in

@@ -896,7 +896,8 @@ static void test_carry_checkpoints(void **state)
     regain_ok("runs import carry.json --store cr2.db");
     assert_non_null(strstr(out, "0 runs imported"));
     assert_non_null(strstr(out, "1 unfinished runs left out"));
-    /* a carried file that is not what the record says: nothing imported */
+    /* a carried file that is not what the record says: nothing imported,
+     * and the files put in place before it are removed again */
     size_t n;
     char *text = rgt_read_file(rgt_in_root("carry.json"), &n);
     cJSON *j = cJSON_Parse(text);
@@ -905,7 +906,7 @@ static void test_carry_checkpoints(void **state)
     assert_true(cJSON_GetArraySize(files) >= 3); /* config, metrics, best, last */
     char victim[700], keep[720];
     snprintf(victim, sizeof victim, "carry-files/%s",
-             cJSON_GetObjectItem(cJSON_GetArrayItem(files, 0), "sha256")->valuestring);
+             cJSON_GetObjectItem(cJSON_GetArrayItem(files, cJSON_GetArraySize(files) - 1), "sha256")->valuestring);
     snprintf(keep, sizeof keep, "%s.kept", victim);
     move_aside(victim, keep);
     regain_refused(5, "carry.json", "missing", "runs import carry.json --files carry-files --store cr3.db");
@@ -914,6 +915,12 @@ static void test_carry_checkpoints(void **state)
     sqlite3 *db = open_db("cr3.db");
     assert_int_equal(query_int(db, "SELECT count(*) FROM runs"), 0);
     sqlite3_close(db);
+    for (int k = 0; k < cJSON_GetArraySize(files); k++) {
+        char put[700];
+        snprintf(put, sizeof put, "runs/carried/a/seed1/%s",
+                 cJSON_GetObjectItem(cJSON_GetArrayItem(files, k), "name")->valuestring);
+        if (access(rgt_in_root(put), F_OK) == 0) fail_msg("%s left behind by a failed import", put);
+    }
     assert_int_equal(remove(rgt_in_root(victim)), 0);
     move_aside(keep, victim);
     /* files go only under the current directory */
@@ -1006,6 +1013,36 @@ static void test_split_by_seed(void **state)
     regain_refused(2, "--seed", "not an integer", "run split.ini --seed one --store s1.db");
 }
 
+/* A second store used with the same recipe finds checkpoints it has no
+ * record of in a run's directory: the run is refused and its files are left
+ * as they were, not removed for a fresh start. */
+static void test_other_store_files(void **state)
+{
+    (void)state;
+    rgt_write_text("other.ini", "[experiment]\nname = other\n[defaults]\n" TINY "[run a]\n[run b]\nlr = 0.05\n");
+    regain_ok("run other.ini --store o1.db");
+    assert_int_equal(summary(out).ran, 2);
+    size_t n_before, n_after;
+    char *before = rgt_read_file(rgt_in_root("runs/other/a/seed1/best.safetensors"), &n_before);
+    assert_int_equal(remove(rgt_in_root("runs/other/b/seed1/last.safetensors")), 0);
+    assert_int_equal(remove(rgt_in_root("runs/other/b/seed1/best.safetensors")), 0);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' run other.ini --store o2.db", rgt_root, rgt_env("REGAIN_CLI"));
+    int code = rgt_run(cmd, out, sizeof out);
+    if (code != 1) fail_msg("exit code %d, expected 1:\n%s", code, out);
+    counts c = summary(out);
+    assert_int_equal(c.failed, 1);
+    assert_int_equal(c.ran, 1); /* b's directory held no checkpoint */
+    assert_non_null(strstr(out, "runs/other/a/seed1 holds checkpoints of a run that o2.db has no record of"));
+    char *after = rgt_read_file(rgt_in_root("runs/other/a/seed1/best.safetensors"), &n_after);
+    assert_true(n_before == n_after && !memcmp(before, after, n_before));
+    free(before);
+    free(after);
+    /* the first store still finds its run cached */
+    regain_ok("run other.ini --store o1.db --only a");
+    assert_int_equal(summary(out).cached, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1021,6 +1058,7 @@ int main(void)
         cmocka_unit_test(test_export_import),
         cmocka_unit_test(test_carry_checkpoints),
         cmocka_unit_test(test_split_by_seed),
+        cmocka_unit_test(test_other_store_files),
     };
     return cmocka_run_group_tests(tests, rgt_root_setup, rgt_root_teardown);
 }
