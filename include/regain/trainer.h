@@ -114,6 +114,11 @@ char *rg_train_config_format(const rg_train_config *c);
 /* Reads "key = value" lines (as written by rg_train_config_format) on top of
  * *c; origin names the text in errors ("origin:line: ..."). */
 rg_status rg_train_config_parse(rg_train_config *c, const char *text, const char *origin, rg_error *err);
+/* Where a comment starts in line: the first of `marks` ("#" here, ";#" in
+ * recipes) at the start of the line or after white space, so that "dir#1"
+ * stays a value; NULL when there is none. The one rule for configuration
+ * texts and recipes. */
+const char *rg_config_comment(const char *line, const char *marks);
 /* The QAT part of a configuration. */
 void rg_train_config_qat(const rg_train_config *c, rg_qat_config *q);
 /* The distillation part of a configuration. */

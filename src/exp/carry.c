@@ -135,13 +135,21 @@ static rg_status export_unfinished(exporter *x, cJSON *run, const char *run_dir,
         *keep = 0;
         return RG_OK;
     }
-    if (rg_exp_locked(run_dir)) {
+    /* held shared while the files are copied: a `regain run` that would
+     * start the run now finds it busy and comes back for it later */
+    int busy;
+    int lock = rg_exp_lock(run_dir, 1, &busy, err);
+    if (lock < 0 && busy) {
         *keep = 0;
         if (!x->c->busy++) snprintf(x->c->busy_dir, sizeof x->c->busy_dir, "%s", run_dir);
         return RG_OK;
     }
+    if (lock < 0) return err ? err->code : RG_ERR_IO;
     DIR *d = opendir(run_dir);
-    if (!d) return rg_fail(err, RG_ERR_IO, "%s: cannot list the run directory", run_dir);
+    if (!d) {
+        close(lock);
+        return rg_fail(err, RG_ERR_IO, "%s: cannot list the run directory", run_dir);
+    }
     char *names[64];
     int32_t n = 0;
     rg_status st = RG_OK;
@@ -177,6 +185,7 @@ static rg_status export_unfinished(exporter *x, cJSON *run, const char *run_dir,
         }
     }
     for (int32_t i = 0; i < n; i++) free(names[i]);
+    close(lock);
     if (!st) x->c->unfinished++;
     return st;
 }

@@ -37,7 +37,7 @@
 
 /* ---- files and locks ------------------------------------------------------------------------ */
 
-int rg_exp_lock(const char *run_dir, int *busy, rg_error *err)
+int rg_exp_lock(const char *run_dir, int shared, int *busy, rg_error *err)
 {
     *busy = 0;
     char path[1200];
@@ -47,7 +47,7 @@ int rg_exp_lock(const char *run_dir, int *busy, rg_error *err)
         rg_fail(err, RG_ERR_IO, "%s: cannot open the lock file: %s", path, strerror(errno));
         return -1;
     }
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    if (flock(fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
         int e = errno;
         close(fd);
         if (e == EWOULDBLOCK) *busy = 1;

@@ -55,10 +55,12 @@ rg_status rg_exp_find_donor(rg_store *s, const char *hash, const char *kind, int
  * the child, which dies with its parent, it returns 0. */
 pid_t rg_exp_fork(void);
 
-/* The run directory's lock (RUN_DIR/.lock, flock): -1 with *busy set when
- * another process holds it, -1 with an error otherwise; the descriptor
- * (close it to release) on success. The directory must exist. */
-int rg_exp_lock(const char *run_dir, int *busy, rg_error *err);
+/* The run directory's lock (RUN_DIR/.lock, flock), exclusive to run it or
+ * shared (`shared` set) to read its files while no process runs it: -1
+ * with *busy set when another process holds it so, -1 with an error
+ * otherwise; the descriptor (close it to release) on success. The
+ * directory must exist. */
+int rg_exp_lock(const char *run_dir, int shared, int *busy, rg_error *err);
 /* Whether another process holds the lock now (no lock taken). */
 int rg_exp_locked(const char *run_dir);
 

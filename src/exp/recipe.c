@@ -62,11 +62,8 @@ static char *trim(char *s)
  * (so that "a#b" stays a value). */
 static void strip_comment(char *s)
 {
-    for (char *p = s; *p; p++)
-        if ((*p == ';' || *p == '#') && (p == s || isspace((unsigned char)p[-1]))) {
-            *p = 0;
-            return;
-        }
+    char *comment = (char *)rg_config_comment(s, ";#");
+    if (comment) *comment = 0;
 }
 
 static rg_status add_section(rg_recipe_section **list, int32_t *n, const char *name, int32_t line, const char *what,

@@ -306,7 +306,7 @@ static rg_status try_item(runner *r, int32_t i, try_result *res, rg_error *err)
         return RG_OK;
     }
     int busy;
-    int fd = rg_exp_lock(it->run_dir, &busy, &e);
+    int fd = rg_exp_lock(it->run_dir, 0, &busy, &e);
     if (fd < 0) {
         if (busy) {
             r->seen_busy[i] = 1;

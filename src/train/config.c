@@ -186,12 +186,11 @@ rg_status rg_train_config_set(rg_train_config *c, const char *key, const char *v
             return rg_fail(err, RG_ERR_ARG, "%s: value is longer than %zu characters", key, k->size - 1);
         /* the value must read back the same from the configuration text a
          * checkpoint and config.txt keep, or a resumed run would differ */
-        for (const char *h = value; *h; h++)
-            if (*h == '\n' || *h == '\r' || (*h == '#' && (h == value || isspace((unsigned char)h[-1]))))
-                return rg_fail(err, RG_ERR_ARG,
-                               "%s: '%s' holds a line break, or a '#' first or after white space, which the saved "
-                               "configuration would read as a comment",
-                               key, value);
+        if (strpbrk(value, "\r\n") || rg_config_comment(value, "#"))
+            return rg_fail(err, RG_ERR_ARG,
+                           "%s: '%s' holds a line break, or a '#' first or after white space, which the saved "
+                           "configuration would read as a comment",
+                           key, value);
         if (*value && (isspace((unsigned char)value[0]) || isspace((unsigned char)value[strlen(value) - 1])))
             return rg_fail(err, RG_ERR_ARG, "%s: '%s' starts or ends with white space, which the saved configuration drops",
                            key, value);
@@ -336,6 +335,13 @@ char *rg_train_config_format(const rg_train_config *c)
     return out;
 }
 
+const char *rg_config_comment(const char *line, const char *marks)
+{
+    for (const char *h = line; *h; h++)
+        if (strchr(marks, *h) && (h == line || isspace((unsigned char)h[-1]))) return h;
+    return NULL;
+}
+
 rg_status rg_train_config_parse(rg_train_config *c, const char *text, const char *origin, rg_error *err)
 {
     int line = 0;
@@ -349,13 +355,8 @@ rg_status rg_train_config_parse(rg_train_config *c, const char *text, const char
         memcpy(buf, p, len);
         buf[len] = 0;
         p = nl ? nl + 1 : p + len;
-        /* a comment starts with '#' at the start of the line or after white
-         * space, as in recipes: "data = dir#1" keeps its '#' */
-        for (char *h = buf; *h; h++)
-            if (*h == '#' && (h == buf || isspace((unsigned char)h[-1]))) {
-                *h = 0;
-                break;
-            }
+        char *comment = (char *)rg_config_comment(buf, "#");
+        if (comment) *comment = 0;
         char *s = buf;
         while (isspace((unsigned char)*s)) s++;
         if (!*s) continue;
