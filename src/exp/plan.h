@@ -52,7 +52,11 @@ rg_status rg_exp_find_donor(rg_store *s, const char *hash, const char *kind, int
 
 
 /* fork() for a child of this process (buffered output flushed first): in
- * the child, which dies with its parent, it returns 0. */
+ * the child, which dies with its parent, it returns 0. The parent's store
+ * connection is copied into the child; SQLite's rule is that a child must
+ * not use it, and the children here never do: they open their own, and
+ * leave through _exit, so the copy is not even closed (a close could
+ * checkpoint the parent's write-ahead log and remove it). */
 pid_t rg_exp_fork(void);
 
 /* The run directory's lock (RUN_DIR/.lock, flock), exclusive to run it or
