@@ -41,10 +41,10 @@ typedef struct {
 /* Limits beyond which an IDX header is rejected as implausible. */
 #define RG_IDX_MAX_ITEMS 100000000u
 #define RG_IDX_MAX_SIDE 4096u
-/* and beyond which an image file's payload (n*h*w bytes) is: a gzip stream
- * can expand a thousandfold, so a small file with a plausible header could
- * otherwise make the reader grow its buffer to many gigabytes before the
- * data ran out. Fashion-MNIST's training images are 47 MB. */
+/* The most pixel bytes (n*h*w) an image file may hold. A gzip stream can
+ * expand a thousandfold: without a limit, a small file with a plausible
+ * header could make the reader grow its buffer to many gigabytes.
+ * Fashion-MNIST's training images are 47 MB. */
 #define RG_IDX_MAX_BYTES ((uint64_t)1 << 32)
 
 /* The directory that the name "fashion-mnist" stands for. */
@@ -57,10 +57,11 @@ typedef struct {
  *
  * Checks: the magic (an other IDX element type is RG_ERR_UNSUPPORTED, an other
  * magic RG_ERR_FORMAT), 0 < n <= RG_IDX_MAX_ITEMS, 0 < h, w <= RG_IDX_MAX_SIDE,
- * n*h*w <= RG_IDX_MAX_BYTES, and that the file holds exactly n*h*w pixel bytes after the header (fewer
- * is "truncated", more is "trailing data"); for gzip, the stream itself must
- * be intact (CRC and length checked). Memory grows with the bytes actually
- * read, so a header that lies about its size costs nothing.
+ * n*h*w <= RG_IDX_MAX_BYTES, and that the file holds exactly n*h*w pixel
+ * bytes after the header (fewer is "truncated", more is "trailing data");
+ * for gzip, the stream itself must be intact (CRC and length checked).
+ * Memory grows with the bytes actually read, so a header that lies about
+ * its size costs nothing.
  *
  * On success *pixels is a new malloc'd block of n*h*w bytes that the caller
  * releases with free(). On failure *pixels is NULL, *n = *h = *w = 0, and err

@@ -149,6 +149,9 @@ rg_status rg_store_finish_run(rg_store *s, int64_t id, const rg_epoch_metrics *e
                               const rg_store_env *env, double wall_s, rg_error *err);
 /* The artifact `kind` of run id; RG_ERR_NOTFOUND when it has none. */
 rg_status rg_store_get_artifact(rg_store *s, int64_t run_id, const char *kind, rg_store_artifact *a, rg_error *err);
+/* *known = whether a run of any experiment records an artifact with this
+ * SHA-256. */
+rg_status rg_store_knows_artifact(rg_store *s, const char *sha256, int *known, rg_error *err);
 
 /* ---- throughput (for cost estimates) ------------------------------------------------------- */
 

@@ -1,6 +1,7 @@
 /* The runner: performs the planned items in dependency order, one at a time
  * in this process or several at once in child processes (--jobs), claiming
  * each through its run directory's lock and the store. */
+#include "exp/hash.h"
 #include "exp/kinds.h"
 #include "exp/plan.h"
 #include "regain/fileio.h"
@@ -176,6 +177,25 @@ static int has_file(const char *dir, const char *name)
     return access(path, F_OK) == 0;
 }
 
+/* Whether run_dir holds a checkpoint that no run of the store records:
+ * written through another store (two stores, one recipe) or one since
+ * removed, and so not the store's to delete. A copy of a recorded one (an
+ * adoption killed before its commit) is the store's own. */
+static int foreign_checkpoint(rg_store *s, const char *run_dir)
+{
+    static const char *const names[] = {"last.safetensors", "best.safetensors"};
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+        char path[1200], sum[65];
+        snprintf(path, sizeof path, "%s/%s", run_dir, names[k]);
+        rg_error e = {0};
+        int known = 0;
+        if (access(path, F_OK) != 0) continue;
+        if (rg_exp_file_sha256(NULL, path, sum, NULL, &e) || rg_store_knows_artifact(s, sum, &known, &e) || !known)
+            return 1;
+    }
+    return 0;
+}
+
 static void remove_outputs(const char *run_dir)
 {
     static const char *const files[] = {"last.safetensors", "best.safetensors", "metrics.csv", "config.txt"};
@@ -330,12 +350,10 @@ static rg_status try_item(runner *r, int32_t i, try_result *res, rg_error *err)
         finish(r, i, r->seen_busy[i] ? RG_OUT_ELSEWHERE : RG_OUT_CACHED, NULL);
         return RG_OK;
     }
-    /* Checkpoints of a run that this store never started (no row, or the
-     * pending row without a hash that planning adds) were written through
-     * another store (two stores, one recipe) or one since removed: not
-     * ours to delete. */
+    /* a run this store never started: no row, or the pending row without
+     * a hash that planning adds */
     int never_started = !st && (!row.id || !row.hash[0]);
-    if (never_started && (has_file(it->run_dir, "last.safetensors") || has_file(it->run_dir, "best.safetensors"))) {
+    if (never_started && foreign_checkpoint(r->store, it->run_dir)) {
         rg_store_rollback(r->store);
         close(fd);
         char msg[2560];

@@ -606,6 +606,19 @@ rg_status rg_store_get_artifact(rg_store *s, int64_t run_id, const char *kind, r
     return rc;
 }
 
+rg_status rg_store_knows_artifact(rg_store *s, const char *sha256, int *known, rg_error *err)
+{
+    *known = 0;
+    sqlite3_stmt *st;
+    rg_status rc = store_query(s, &st, err, "SELECT 1 FROM artifacts WHERE sha256 = ? LIMIT 1", "t", sha256);
+    if (rc) return rc;
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW) *known = 1;
+    else if (r != SQLITE_DONE) rc = store_fail(s, err, "cannot read artifacts");
+    sqlite3_finalize(st);
+    return rc;
+}
+
 /* ---- throughput ------------------------------------------------------------------------------- */
 
 /* The median of the sorted values v[0, n). */

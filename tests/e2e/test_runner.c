@@ -1041,6 +1041,17 @@ static void test_other_store_files(void **state)
     /* the first store still finds its run cached */
     regain_ok("run other.ini --store o1.db --only a");
     assert_int_equal(summary(out).cached, 1);
+    /* a copy of a checkpoint the store records (an adoption killed before
+     * its commit leaves one) is the store's own: a fresh start replaces it */
+    rgt_write_text("other.ini", "[experiment]\nname = other\n[defaults]\n" TINY
+                                "[run a]\n[run b]\nlr = 0.05\n[run c]\nlr = 0.02\n");
+    assert_int_equal(mkdir(rgt_in_root("runs/other/c"), 0777), 0);
+    assert_int_equal(mkdir(rgt_in_root("runs/other/c/seed1"), 0777), 0);
+    before = rgt_read_file(rgt_in_root("runs/other/a/seed1/best.safetensors"), &n_before);
+    rgt_write_file(rgt_in_root("runs/other/c/seed1/best.safetensors"), before, n_before);
+    free(before);
+    regain_ok("run other.ini --store o1.db --only c");
+    assert_int_equal(summary(out).ran, 1);
 }
 
 int main(void)
