@@ -180,7 +180,8 @@ static int has_file(const char *dir, const char *name)
 /* Whether run_dir holds a checkpoint that no run of the store records:
  * written through another store (two stores, one recipe) or one since
  * removed, and so not the store's to delete. A copy of a recorded one (an
- * adoption killed before its commit) is the store's own. */
+ * adoption killed before its commit) is the store's own. One that cannot
+ * be read or looked up counts as foreign: it is kept. */
 static int foreign_checkpoint(rg_store *s, const char *run_dir)
 {
     static const char *const names[] = {"last.safetensors", "best.safetensors"};
