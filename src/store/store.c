@@ -687,6 +687,8 @@ rg_status rg_store_get_file_hash(rg_store *s, const char *path, const rg_file_st
                                  int *found, rg_error *err)
 {
     *found = 0;
+    /* a store older than version 4, open read-only, keeps no stamps */
+    if (s->version < 4) return RG_OK;
     sqlite3_stmt *st;
     rg_status rc = store_query(s, &st, err,
                                "SELECT sha256 FROM file_hashes WHERE path = ? AND size = ? AND mtime_ns = ? "

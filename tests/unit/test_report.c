@@ -473,6 +473,17 @@ static void test_file_checksum_cache(void **state)
     if (rg_exp_file_sha256(NULL, path, fresh, NULL, &err)) fail_msg("%s", err.msg);
     assert_string_equal(cached, fresh);
     rg_store_close(s);
+
+    /* a version-3 store (no stamps), open read-only as `regain run` plans:
+     * no cache, and no error */
+    assert_int_equal(sqlite3_open(store, &db), SQLITE_OK);
+    rgt_sql(db, "ALTER TABLE file_hashes DROP COLUMN ctime_ns; ALTER TABLE file_hashes DROP COLUMN inode; "
+                "PRAGMA user_version = 3");
+    sqlite3_close(db);
+    if (rg_store_open(store, 1, &s, &err)) fail_msg("%s", err.msg);
+    if (rg_exp_file_sha256(s, path, cached, NULL, &err)) fail_msg("%s", err.msg);
+    assert_string_equal(cached, fresh);
+    rg_store_close(s);
 }
 
 /* Unfinished runs are counted and left out; a comparison with a run that
