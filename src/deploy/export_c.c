@@ -460,13 +460,7 @@ static rg_status write_under(const char *dir, const char *rel, const void *data,
     char *path = malloc(n);
     if (!path) return rg_fail(err, RG_ERR_NOMEM, "out of memory");
     snprintf(path, n, "%s/%s", dir, rel);
-    rg_status st = RG_OK;
-    char *slash = strrchr(path, '/');
-    if (slash && slash > path + strlen(dir)) {
-        *slash = 0;
-        st = rg_make_dirs(path, err);
-        *slash = '/';
-    }
+    rg_status st = rg_make_parent_dirs(path, err);
     if (!st) st = rg_write_file_atomic(path, data, size, err);
     free(path);
     return st;

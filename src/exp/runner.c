@@ -177,12 +177,12 @@ static int has_file(const char *dir, const char *name)
     return access(path, F_OK) == 0;
 }
 
-/* Whether run_dir holds a checkpoint that no run of the store records:
- * written through another store (two stores, one recipe) or one since
- * removed, and so not the store's to delete. A copy of a recorded one (an
- * adoption killed before its commit) is the store's own. One that cannot
- * be read or looked up counts as foreign: it is kept. */
-static int foreign_checkpoint(rg_store *s, const char *run_dir)
+/* Whether run_dir holds a checkpoint that is not this store's to delete:
+ * one that no run of the store records (written through another store,
+ * two stores, one recipe; or one since removed), or one that cannot be
+ * read to tell. A copy of a recorded one (an adoption killed before its
+ * commit) is the store's own. If so, says why in why. */
+static int foreign_checkpoint(rg_store *s, const char *run_dir, const char *store_path, char *why, size_t size)
 {
     static const char *const names[] = {"last.safetensors", "best.safetensors"};
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
@@ -191,8 +191,17 @@ static int foreign_checkpoint(rg_store *s, const char *run_dir)
         rg_error e = {0};
         int known = 0;
         if (access(path, F_OK) != 0) continue;
-        if (rg_exp_file_sha256(NULL, path, sum, NULL, &e) || rg_store_knows_artifact(s, sum, &known, &e) || !known)
+        if (rg_exp_file_sha256(NULL, path, sum, NULL, &e) || rg_store_knows_artifact(s, sum, &known, &e)) {
+            snprintf(why, size, "cannot tell which run wrote %s (%s)", path, e.msg);
             return 1;
+        }
+        if (!known) {
+            snprintf(why, size,
+                     "%s holds checkpoints of a run that %s has no record of (written through another store, or "
+                     "one since removed)",
+                     run_dir, store_path);
+            return 1;
+        }
     }
     return 0;
 }
@@ -354,15 +363,14 @@ static rg_status try_item(runner *r, int32_t i, try_result *res, rg_error *err)
     /* a run this store never started: no row, or the pending row without
      * a hash that planning adds */
     int never_started = !st && (!row.id || !row.hash[0]);
-    if (never_started && foreign_checkpoint(r->store, it->run_dir)) {
+    char why[2048];
+    if (never_started && foreign_checkpoint(r->store, it->run_dir, x->store_path, why, sizeof why)) {
         rg_store_rollback(r->store);
         close(fd);
         char msg[2560];
         snprintf(msg, sizeof msg,
-                 "%s holds checkpoints of a run that %s has no record of (written through another store, or "
-                 "one since removed); left alone: use that store (--store), or remove the directory to run it "
-                 "again",
-                 it->run_dir, x->store_path);
+                 "%s; left alone: use the store that wrote it (--store), or remove the directory to run it again",
+                 why);
         finish(r, i, RG_OUT_FAILED, msg);
         return RG_OK;
     }

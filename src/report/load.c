@@ -558,10 +558,11 @@ static rg_status load_comparisons(loader *L, rg_report *r, int64_t exp_id)
 {
     sqlite3_stmt *s;
     rg_status st = prepare(L,
-                           L->version >= 2 ? "SELECT name, baseline, treatment, reference FROM comparisons "
-                                             "WHERE experiment_id = ? ORDER BY rowid"
-                                           : "SELECT name, baseline, treatment, NULL FROM comparisons "
-                                             "WHERE experiment_id = ? ORDER BY rowid",
+                           L->version >= RG_STORE_SINCE_REFERENCE
+                               ? "SELECT name, baseline, treatment, reference FROM comparisons "
+                                 "WHERE experiment_id = ? ORDER BY rowid"
+                               : "SELECT name, baseline, treatment, NULL FROM comparisons "
+                                 "WHERE experiment_id = ? ORDER BY rowid",
                            &s, "reading the comparisons");
     if (st) return st;
     sqlite3_bind_int64(s, 1, exp_id);

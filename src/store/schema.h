@@ -11,6 +11,11 @@
  * references and no imported runs. */
 #define RG_STORE_SCHEMA_VERSION 4
 
+/* The first version that has a column, for readers of older files. */
+#define RG_STORE_SINCE_REFERENCE 2  /* comparisons.reference */
+#define RG_STORE_SINCE_IMPORTED 3   /* runs.imported_from */
+#define RG_STORE_SINCE_FILE_STAMP 4 /* file_hashes.ctime_ns and inode */
+
 /* CREATE TABLE IF NOT EXISTS statements, executable with sqlite3_exec. */
 extern const char rg_store_schema_sql[];
 /* [v]: from version v to v + 1 (v >= 1), executable with sqlite3_exec. */

@@ -327,13 +327,14 @@ rg_status rg_store_set_comparisons(rg_store *s, int64_t experiment, const rg_sto
 /* ---- runs ----------------------------------------------------------------------------------- */
 
 /* The columns of a run row that rg_store_run holds, for a query's SELECT
- * list (imported_from is NULL in a read-only file older than version 3). */
+ * list (imported_from is NULL in a read-only file from before it). */
 static const char *run_columns(const rg_store *s)
 {
 #define EPOCHS_DONE "(SELECT count(*) FROM epoch_metrics e WHERE e.run_id = r.id)"
-    return s->version >= 3 ? "r.id, r.status, r.config_hash, r.run_dir, r.wall_s, r.error, f.test_top1, "
-                             "r.imported_from IS NOT NULL, " EPOCHS_DONE
-                           : "r.id, r.status, r.config_hash, r.run_dir, r.wall_s, r.error, f.test_top1, 0, " EPOCHS_DONE;
+    return s->version >= RG_STORE_SINCE_IMPORTED
+               ? "r.id, r.status, r.config_hash, r.run_dir, r.wall_s, r.error, f.test_top1, "
+                 "r.imported_from IS NOT NULL, " EPOCHS_DONE
+               : "r.id, r.status, r.config_hash, r.run_dir, r.wall_s, r.error, f.test_top1, 0, " EPOCHS_DONE;
 #undef EPOCHS_DONE
 }
 #define RUN_COLUMNS 9
@@ -687,8 +688,8 @@ rg_status rg_store_get_file_hash(rg_store *s, const char *path, const rg_file_st
                                  int *found, rg_error *err)
 {
     *found = 0;
-    /* a store older than version 4, open read-only, keeps no stamps */
-    if (s->version < 4) return RG_OK;
+    /* an older store open read-only keeps no stamps */
+    if (s->version < RG_STORE_SINCE_FILE_STAMP) return RG_OK;
     sqlite3_stmt *st;
     rg_status rc = store_query(s, &st, err,
                                "SELECT sha256 FROM file_hashes WHERE path = ? AND size = ? AND mtime_ns = ? "
@@ -732,7 +733,7 @@ rg_status rg_store_list_runs(rg_store *s, const rg_store_filter *f, rg_store_run
              "WHERE (?1 IS NULL OR x.name = ?1) AND (?2 IS NULL OR r.name = ?2) AND (?3 IS NULL OR r.status = ?3) "
              "ORDER BY x.id, (SELECT min(id) FROM runs q WHERE q.experiment_id = r.experiment_id AND q.name = r.name), "
              "r.seed",
-             s->version >= 3 ? "r.imported_from" : "NULL");
+             s->version >= RG_STORE_SINCE_IMPORTED ? "r.imported_from" : "NULL");
     sqlite3_stmt *st;
     rg_status rc = store_query(s, &st, err, sql, "ttt", f ? f->experiment : NULL, f ? f->name : NULL,
                                f ? f->status : NULL);

@@ -54,8 +54,8 @@ typedef struct {
 static counts summary(const char *text)
 {
     counts c = {0};
-    const char *p = strstr(text, "runs: ");
-    if (!p || sscanf(p,
+    const char *p = strstr(text, "\nruns: "); /* a line of its own: messages say "table runs: " */
+    if (!p || sscanf(p + 1,
                      "runs: %d ran, %d resumed, %d cached, %d reused from other experiments, %d by another process, "
                      "%d failed, %d skipped",
                      &c.ran, &c.resumed, &c.cached, &c.reused, &c.other, &c.failed, &c.skipped) != 7)
@@ -95,6 +95,12 @@ static sqlite3 *open_db(const char *name)
     sqlite3 *db;
     if (sqlite3_open_v2(rgt_in_root(name), &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) fail_msg("cannot open %s", name);
     return db;
+}
+
+static void exec_sql(sqlite3 *db, const char *sql)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) fail_msg("%s: %s", sql, msg ? msg : "?");
 }
 
 static int64_t query_int(sqlite3 *db, const char *sql)
@@ -1049,6 +1055,53 @@ static void test_other_store_files(void **state)
     free(before);
     regain_ok("run other.ini --store o1.db --only c");
     assert_int_equal(summary(out).ran, 1);
+    /* a checkpoint that cannot be read cannot be told to be the store's:
+     * it is kept, and the message says it could not be read */
+    rgt_write_text("other.ini", "[experiment]\nname = other\n[defaults]\n" TINY
+                                "[run a]\n[run b]\nlr = 0.05\n[run c]\nlr = 0.02\n[run d]\nlr = 0.03\n");
+    assert_int_equal(mkdir(rgt_in_root("runs/other/d"), 0777), 0);
+    assert_int_equal(mkdir(rgt_in_root("runs/other/d/seed1"), 0777), 0);
+    assert_int_equal(mkdir(rgt_in_root("runs/other/d/seed1/last.safetensors"), 0777), 0);
+    regain_refused(1, "cannot tell which run wrote runs/other/d/seed1/last.safetensors", "not a regular file",
+                   "run other.ini --store o1.db --only d");
+    assert_int_equal(summary(out).failed, 1);
+    struct stat sb;
+    assert_int_equal(stat(rgt_in_root("runs/other/d/seed1/last.safetensors"), &sb), 0);
+    assert_true(S_ISDIR(sb.st_mode));
+}
+
+/* A store that refuses a write (a full disk, here a trigger, since the
+ * tests run as root and permissions stop nothing): the run fails with a
+ * message naming the store and the table, and says when even the failure
+ * could not be recorded. */
+static void test_store_write_fails(void **state)
+{
+    (void)state;
+    rgt_write_text("sw.ini", "[experiment]\nname = sw\n[defaults]\n" TINY "[run a]\n[run b]\nlr = 0.05\n");
+    regain_ok("run sw.ini --store sw.db --only a");
+    sqlite3 *db = open_db("sw.db");
+    exec_sql(db, "CREATE TRIGGER full_metrics BEFORE INSERT ON epoch_metrics "
+                 "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END;"
+                 "CREATE TRIGGER full_failure BEFORE UPDATE OF status ON runs WHEN NEW.status = 'failed' "
+                 "BEGIN SELECT RAISE(ABORT, 'still full'); END;");
+    sqlite3_close(db);
+    regain_refused(1, "sw.db: cannot write to table epoch_metrics: database or disk is full",
+                   "the store could not record the failure", "run sw.ini --store sw.db --only b");
+    assert_int_equal(summary(out).failed, 1);
+    /* its row stayed 'running': once the store takes writes, the run
+     * resumes from its checkpoint, and the epoch lost is recorded */
+    db = open_db("sw.db");
+    exec_sql(db, "DROP TRIGGER full_metrics; DROP TRIGGER full_failure;");
+    sqlite3_close(db);
+    regain_ok("run sw.ini --store sw.db");
+    counts c = summary(out);
+    assert_int_equal(c.cached, 1);
+    assert_int_equal(c.resumed, 1);
+    db = open_db("sw.db");
+    expect_intact(db);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM runs WHERE status = 'done'"), 2);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM epoch_metrics"), 2);
+    sqlite3_close(db);
 }
 
 int main(void)
@@ -1067,6 +1120,7 @@ int main(void)
         cmocka_unit_test(test_carry_checkpoints),
         cmocka_unit_test(test_split_by_seed),
         cmocka_unit_test(test_other_store_files),
+        cmocka_unit_test(test_store_write_fails),
     };
     return cmocka_run_group_tests(tests, rgt_root_setup, rgt_root_teardown);
 }
