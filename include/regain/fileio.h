@@ -45,6 +45,13 @@ rg_status rg_atomic_commit(rg_atomic_file *f, rg_error *err);
 /* Closes and removes the temporary file and frees f. NULL is a no-op. */
 void rg_atomic_abort(rg_atomic_file *f);
 
+/* Removes the temporary files of rg_atomic_open ("<name>.tmp.<pid>.<tid>")
+ * that dir holds: a process killed mid-write leaves one behind. Only for a
+ * directory that no other process writes meanwhile (its caller holds the
+ * directory's lock). Returns how many it removed; an unreadable directory
+ * removes nothing. */
+int rg_remove_stale_temps(const char *dir);
+
 /* Creates path and the directories above it that are missing (mkdir -p),
  * each made durable (its parent fsync'ed); an error names the directory
  * that could not be made. An empty path is RG_ERR_ARG. */

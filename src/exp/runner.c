@@ -346,6 +346,9 @@ static rg_status try_item(runner *r, int32_t i, try_result *res, rg_error *err)
         }
         return RG_OK;
     }
+    /* No one else writes the directory while we hold its lock: a temporary
+     * file in it was left by a process killed mid-write. */
+    rg_remove_stale_temps(it->run_dir);
     /* Under the lock, again: the process that held it may have finished it. */
     int64_t run_id = 0;
     if ((st = rg_store_begin(r->store, err))) {

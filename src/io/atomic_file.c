@@ -3,6 +3,7 @@
 #include "regain/fileio.h"
 #include "io/sync.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -188,6 +189,39 @@ rg_status rg_write_file_atomic(const char *path, const void *data, size_t size, 
         return st;
     }
     return rg_atomic_commit(f, err);
+}
+
+/* Whether name ends as rg_atomic_open names its temporary files:
+ * ".tmp.<pid>.<tid>", both decimal, after a non-empty target name. */
+static int is_temp_name(const char *name)
+{
+    const char *p = NULL; /* the last ".tmp." */
+    for (const char *q = strstr(name, ".tmp."); q; q = strstr(q + 1, ".tmp.")) p = q;
+    if (!p || p == name) return 0;
+    p += 5;
+    for (int part = 0; part < 2; part++) {
+        if (*p < '0' || *p > '9') return 0;
+        while (*p >= '0' && *p <= '9') p++;
+        if (part == 0 && *p++ != '.') return 0;
+    }
+    return *p == 0;
+}
+
+int rg_remove_stale_temps(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int removed = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (!is_temp_name(e->d_name)) continue;
+        char path[4096];
+        if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= sizeof path) continue;
+        struct stat sb;
+        if (lstat(path, &sb) == 0 && S_ISREG(sb.st_mode) && unlink(path) == 0) removed++;
+    }
+    closedir(d);
+    return removed;
 }
 
 /* ---- whole-file reads --------------------------------------------------- */

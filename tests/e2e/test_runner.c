@@ -455,11 +455,17 @@ static void test_kill_and_resume(void **state)
     query_text(db, "SELECT status FROM runs", status, sizeof status);
     assert_string_equal(status, "running");
     sqlite3_close(db);
+    /* what a kill during a checkpoint's write leaves, and a file of the
+     * user's that only looks alike */
+    rgt_write_text("runs/killed/a/seed1/last.safetensors.tmp.99999.99999", "half");
+    rgt_write_text("runs/killed/a/seed1/notes.tmp.txt", "mine");
 
     regain_ok("run kill.ini");
     assert_non_null(strstr(out, "resuming after epoch"));
     counts c = summary(out);
     assert_int_equal(c.resumed, 1);
+    assert_int_equal(access(rgt_in_root("runs/killed/a/seed1/last.safetensors.tmp.99999.99999"), F_OK), -1);
+    assert_int_equal(access(rgt_in_root("runs/killed/a/seed1/notes.tmp.txt"), F_OK), 0);
     db = open_db("k.db");
     assert_int_equal(query_int(db, "SELECT count(*) FROM epoch_metrics"), 3);
     assert_int_equal(query_int(db, "SELECT count(*) FROM runs WHERE status = 'done' AND wall_s > 0"), 1);

@@ -347,6 +347,37 @@ static void test_atomic_replaces_and_leaves_no_temp(void **state)
     free(data);
 }
 
+/* Only rg_atomic_open's own temporary names are removed, and only files. */
+static void test_remove_stale_temps(void **state)
+{
+    (void)state;
+    static const char *const stale[] = {"a.safetensors.tmp.12.34", "x.tmp.1.tmp.5.6"};
+    static const char *const kept[] = {"a.safetensors", "notes.tmp.txt", ".tmp.1.2", "a.tmp.1.2.bak",
+                                       "a.tmp.1", "a.tmp.1.", "a.tmp..2", "a.tmp.1.2x"};
+    char path[700];
+    for (size_t k = 0; k < sizeof stale / sizeof stale[0]; k++) {
+        path_in(path, sizeof path, stale[k]);
+        rgt_write_file(path, "x", 1);
+    }
+    for (size_t k = 0; k < sizeof kept / sizeof kept[0]; k++) {
+        path_in(path, sizeof path, kept[k]);
+        rgt_write_file(path, "x", 1);
+    }
+    path_in(path, sizeof path, "d.tmp.7.8"); /* a directory of that name stays */
+    assert_int_equal(mkdir(path, 0777), 0);
+    assert_int_equal(rg_remove_stale_temps(dir), 2);
+    for (size_t k = 0; k < sizeof stale / sizeof stale[0]; k++) {
+        path_in(path, sizeof path, stale[k]);
+        assert_int_equal(access(path, F_OK), -1);
+    }
+    for (size_t k = 0; k < sizeof kept / sizeof kept[0]; k++) {
+        path_in(path, sizeof path, kept[k]);
+        assert_int_equal(access(path, F_OK), 0);
+    }
+    path_in(path, sizeof path, "no-such-dir");
+    assert_int_equal(rg_remove_stale_temps(path), 0);
+}
+
 static void test_atomic_missing_dir(void **state)
 {
     (void)state;
@@ -508,6 +539,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_copy_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_rejects, setup, teardown),
         cmocka_unit_test_setup_teardown(test_atomic_replaces_and_leaves_no_temp, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_remove_stale_temps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_atomic_missing_dir, setup, teardown),
         cmocka_unit_test_setup_teardown(test_make_dirs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_python_reads_ours, setup, teardown),
