@@ -327,20 +327,34 @@ static int64_t bytes_field(const cJSON *obj)
     return cJSON_IsNumber(v) && v->valuedouble >= 0 ? (int64_t)v->valuedouble : -1;
 }
 
+/* Takes run_dir's lock, exclusive, for placing files in it (made first):
+ * -1 with an error when it cannot, as when a `regain run` trains the run
+ * now; the descriptor (close it to release) otherwise. */
+static int lock_run_dir(importer *im, const char *run_dir, const char *where, rg_error *err)
+{
+    int busy = 0;
+    int fd = rg_make_dirs(run_dir, err) ? -1 : rg_exp_lock(run_dir, 0, &busy, err);
+    if (fd < 0 && busy)
+        rg_fail(err, RG_ERR_IO, "%s: %s: %s is in use by another process (a `regain run` of it?); import again "
+                "when it has stopped", im->json, where, run_dir);
+    return fd;
+}
+
 /* A finished run: each recorded artifact the directory holds goes to its
  * recorded path; the others stay absent (the run is restored when a run
  * still to do needs one). */
 static rg_status import_finished(importer *im, const cJSON *run, const char *where, rg_error *err)
 {
     const char *run_dir = NULL;
-    int i = 0;
+    int i = 0, lock = -1;
+    rg_status st = RG_OK;
     const cJSON *a;
     cJSON_ArrayForEach(a, cJSON_GetObjectItem(run, "artifacts"))
     {
         char at[200];
         snprintf(at, sizeof at, "%s.artifacts[%d]", where, i++);
         const char *path, *sha;
-        rg_status st = text_field(im, a, "path", at, 0, &path, err);
+        st = text_field(im, a, "path", at, 0, &path, err);
         if (!st) st = text_field(im, a, "sha256", at, 1, &sha, err);
         void *data = NULL;
         size_t size;
@@ -352,11 +366,13 @@ static rg_status import_finished(importer *im, const cJSON *run, const char *whe
         if (!st && (strncmp(path, run_dir, n) || path[n] != '/' || !plain_name(path + n + 1)))
             st = rg_fail(err, RG_ERR_FORMAT, "%s: %s.path: '%s' is not a file of the run's directory %s", im->json,
                          at, path, run_dir);
+        if (!st && lock < 0 && (lock = lock_run_dir(im, run_dir, where, err)) < 0) st = err->code;
         if (!st) st = place_file(im, path, data, size, err);
         free(data);
-        if (st) return st;
+        if (st) break;
     }
-    return RG_OK;
+    if (lock >= 0) close(lock);
+    return st;
 }
 
 /* An unfinished run: every file it lists must be in the directory, and goes
@@ -370,6 +386,8 @@ static rg_status import_unfinished(importer *im, const cJSON *run, const char *w
     if (!cJSON_IsArray(files))
         return rg_fail(err, RG_ERR_FORMAT, "%s: %s.files: %s (an unfinished run travels with its files)", im->json,
                        where, files ? "not an array" : "missing");
+    int lock = lock_run_dir(im, run_dir, where, err);
+    if (lock < 0) return err->code;
     int i = 0, has_last = 0;
     const cJSON *f;
     cJSON_ArrayForEach(f, files)
@@ -378,26 +396,31 @@ static rg_status import_unfinished(importer *im, const cJSON *run, const char *w
         snprintf(at, sizeof at, "%s.files[%d]", where, i++);
         const char *name, *sha;
         if ((st = text_field(im, f, "name", at, 0, &name, err)) || (st = text_field(im, f, "sha256", at, 1, &sha, err)))
-            return st;
-        if (!plain_name(name))
-            return rg_fail(err, RG_ERR_FORMAT, "%s: %s.name: '%s' is not a file name of a run directory", im->json,
-                           at, name);
+            break;
+        if (!plain_name(name)) {
+            st = rg_fail(err, RG_ERR_FORMAT, "%s: %s.name: '%s' is not a file name of a run directory", im->json, at,
+                         name);
+            break;
+        }
         has_last |= !strcmp(name, "last.safetensors");
         void *data;
         size_t size;
-        if ((st = take_file(im, sha, bytes_field(f), at, &data, &size, err))) return st;
-        if (!data)
-            return rg_fail(err, RG_ERR_NOTFOUND, "%s: %s: %s/%s: missing (import with the files directory that "
-                           "`runs export --files` wrote)", im->json, at, im->dir, sha);
+        if ((st = take_file(im, sha, bytes_field(f), at, &data, &size, err))) break;
+        if (!data) {
+            st = rg_fail(err, RG_ERR_NOTFOUND, "%s: %s: %s/%s: missing (import with the files directory that "
+                         "`runs export --files` wrote)", im->json, at, im->dir, sha);
+            break;
+        }
         char dst[1200];
         snprintf(dst, sizeof dst, "%s/%s", run_dir, name);
         st = place_file(im, dst, data, size, err);
         free(data);
-        if (st) return st;
+        if (st) break;
     }
-    if (!has_last)
-        return rg_fail(err, RG_ERR_FORMAT, "%s: %s.files: no last.safetensors to resume from", im->json, where);
-    return RG_OK;
+    if (!st && !has_last)
+        st = rg_fail(err, RG_ERR_FORMAT, "%s: %s.files: no last.safetensors to resume from", im->json, where);
+    close(lock);
+    return st;
 }
 
 static rg_status on_import(void *user, const cJSON *run, rg_error *err)

@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -944,6 +945,17 @@ static void test_carry_checkpoints(void **state)
     regain_refused(4, "runs/../../outside", "only under the current directory",
                    "runs import carry-bad.json --files carry-files --store cr3.db");
     cJSON_ReplaceItemInObject(run0, "run_dir", cJSON_CreateString("runs/carried/a/seed1"));
+
+    /* not into a run directory a process holds (a `regain run` training it) */
+    mkdir(rgt_in_root("runs/carried"), 0777);
+    mkdir(rgt_in_root("runs/carried/a"), 0777);
+    mkdir(rgt_in_root("runs/carried/a/seed1"), 0777);
+    int held = open(rgt_in_root("runs/carried/a/seed1/.lock"), O_RDWR | O_CREAT, 0666);
+    assert_true(held >= 0 && flock(held, LOCK_EX | LOCK_NB) == 0);
+    regain_refused(3, "runs/carried/a/seed1 is in use by another process", NULL,
+                   "runs import carry.json --files carry-files --store cr3.db");
+    close(held);
+    assert_int_equal(access(rgt_in_root("runs/carried/a/seed1/last.safetensors"), F_OK), -1);
 
     /* with them, it resumes where it stopped, and ends as an uninterrupted run */
     regain_ok("runs import carry.json --files carry-files --store cr2.db");
