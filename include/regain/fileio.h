@@ -45,6 +45,10 @@ rg_status rg_atomic_commit(rg_atomic_file *f, rg_error *err);
 /* Closes and removes the temporary file and frees f. NULL is a no-op. */
 void rg_atomic_abort(rg_atomic_file *f);
 
+/* Whether a file name is one of rg_atomic_open's temporary files: a
+ * non-empty target name, then ".tmp.<pid>.<tid>" (both decimal). */
+int rg_is_temp_name(const char *name);
+
 /* Removes the temporary files of rg_atomic_open ("<name>.tmp.<pid>.<tid>")
  * that dir holds: a process killed mid-write leaves one behind. Only for a
  * directory that no other process writes meanwhile (its caller holds the

@@ -158,7 +158,7 @@ static rg_status export_unfinished(exporter *x, cJSON *run, const char *run_dir,
         char path[1200];
         struct stat sb;
         snprintf(path, sizeof path, "%s/%s", run_dir, e->d_name);
-        if (e->d_name[0] == '.' || strstr(e->d_name, ".tmp.") || stat(path, &sb) != 0 || !S_ISREG(sb.st_mode))
+        if (e->d_name[0] == '.' || rg_is_temp_name(e->d_name) || stat(path, &sb) != 0 || !S_ISREG(sb.st_mode))
             continue;
         if (n == (int32_t)(sizeof names / sizeof names[0]))
             st = rg_fail(err, RG_ERR_ARG, "%s: more than %d files in a run directory", run_dir, n);

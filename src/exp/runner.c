@@ -219,7 +219,7 @@ static void remove_outputs(const char *run_dir)
 /* Copies the files of a finished run's directory into run_dir: hard links
  * where the file system allows (the files are only ever replaced by
  * rename, never written in place, so a link never sees a later change),
- * else an atomic copy. Hidden files (the lock) stay behind. */
+ * else an atomic copy. Hidden files (the lock) and temporaries stay behind. */
 static rg_status copy_run_files(const char *from, const char *to, rg_error *err)
 {
     DIR *d = opendir(from);
@@ -227,7 +227,7 @@ static rg_status copy_run_files(const char *from, const char *to, rg_error *err)
     rg_status st = RG_OK;
     struct dirent *e;
     while (!st && (e = readdir(d))) {
-        if (e->d_name[0] == '.') continue;
+        if (e->d_name[0] == '.' || rg_is_temp_name(e->d_name)) continue;
         char src[1400], dst[1400];
         snprintf(src, sizeof src, "%s/%s", from, e->d_name);
         snprintf(dst, sizeof dst, "%s/%s", to, e->d_name);

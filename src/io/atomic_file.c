@@ -191,9 +191,7 @@ rg_status rg_write_file_atomic(const char *path, const void *data, size_t size, 
     return rg_atomic_commit(f, err);
 }
 
-/* Whether name ends as rg_atomic_open names its temporary files:
- * ".tmp.<pid>.<tid>", both decimal, after a non-empty target name. */
-static int is_temp_name(const char *name)
+int rg_is_temp_name(const char *name)
 {
     const char *p = NULL; /* the last ".tmp." */
     for (const char *q = strstr(name, ".tmp."); q; q = strstr(q + 1, ".tmp.")) p = q;
@@ -214,7 +212,7 @@ int rg_remove_stale_temps(const char *dir)
     int removed = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
-        if (!is_temp_name(e->d_name)) continue;
+        if (!rg_is_temp_name(e->d_name)) continue;
         char path[4096];
         if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= sizeof path) continue;
         struct stat sb;
