@@ -17,7 +17,8 @@ enum {
     EXIT_IO = 3,         /* a file could not be read or written */
     EXIT_BAD_INPUT = 4,  /* a file is malformed: data, spec, checkpoint */
     EXIT_NOT_FOUND = 5,  /* unknown model, missing dataset */
-    EXIT_NO_MEMORY = 6
+    EXIT_NO_MEMORY = 6,
+    EXIT_STOPPED = 130   /* stopped by SIGINT or SIGTERM; the work resumes (128 + SIGINT, as shells say) */
 };
 
 int cli_exit_code(rg_status st);
@@ -51,6 +52,15 @@ int cmd_infer(int argc, char **argv);
 int cmd_eval_rgm(int argc, char **argv);
 /* regain export --c (tools/cmd_export.c) */
 int cmd_export(int argc, char **argv);
+
+/* Stopping on request (stop.c). After cli_stop_on_signals, the first
+ * SIGINT or SIGTERM only asks to stop: cli_stop_asked turns nonzero, and
+ * training stops after its current step with its state saved, to resume.
+ * A second one stops the command at once (the steps since the last save
+ * are lost). A child process (regain run --jobs) keeps asking on every
+ * signal: its parent stops it, and it dies with the parent. */
+void cli_stop_on_signals(void);
+int cli_stop_asked(void *unused);
 
 /* Result tables (tables.c). */
 void cli_print_eval(FILE *f, const rg_eval_result *r, double wall_s);

@@ -136,7 +136,7 @@ int cmd_qat(int argc, char **argv)
     fprintf(stderr, "QAT of %s (%s, %d-bit weights%s%s) for %d epochs, lr %g -> %s\n", ck, cfg.model,
             cfg.qat_weight_bits, cfg.qat_per_tensor ? " per tensor" : "", cfg.qat_lsq ? ", LSQ" : "", cfg.epochs,
             cfg.lr, out);
-    rg_train_hooks hooks = {NULL, NULL, on_epoch, on_note};
+    rg_train_hooks hooks = {NULL, NULL, on_epoch, on_note, NULL};
     rg_train_result res;
     if ((st = rg_train_run(&cfg, out, 0, &hooks, &res, &err))) return cli_fail(&err);
     printf("\nQAT run %s: best selection accuracy %.2f%% at epoch %d\n", out, 100.0 * res.best_top1, res.best_epoch);

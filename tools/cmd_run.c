@@ -56,6 +56,7 @@ static const char *outcome_name(rg_item_outcome o)
     case RG_OUT_FAILED: return "FAILED";
     case RG_OUT_SKIPPED: return "skipped";
     case RG_OUT_REUSED: return "reused";
+    case RG_OUT_STOPPED: return "stopped";
     }
     return "?";
 }
@@ -166,9 +167,10 @@ static void on_end(void *user, const rg_exp_status *s)
     const rg_exp_item *it = s->item;
     char dur[32], text[1024];
     cli_format_duration(it->wall_s, dur, sizeof dur);
-    if (it->outcome == RG_OUT_FAILED || it->outcome == RG_OUT_SKIPPED)
+    if (it->outcome == RG_OUT_FAILED || it->outcome == RG_OUT_SKIPPED || it->outcome == RG_OUT_STOPPED)
         snprintf(text, sizeof text, "%s seed %lld: %s: %s", it->name, (long long)it->seed,
-                 it->outcome == RG_OUT_FAILED ? "failed" : "skipped", it->error);
+                 it->outcome == RG_OUT_FAILED ? "failed" : it->outcome == RG_OUT_SKIPPED ? "skipped" : "stopped",
+                 it->error);
     else
         snprintf(text, sizeof text, "%s seed %lld: %s in %s, test top-1 %.2f%%", it->name, (long long)it->seed,
                  outcome_name(it->outcome), dur, 100.0 * it->test_top1);
@@ -212,7 +214,7 @@ static void print_plan(const rg_experiment *x)
 
 static void print_results(const rg_experiment *x)
 {
-    int32_t count[RG_OUT_REUSED + 1] = {0};
+    int32_t count[RG_OUT_STOPPED + 1] = {0};
     printf("\n%-20s %6s  %-11s %11s %9s  %s\n", "run", "seed", "outcome", "test top-1", "wall", "hash");
     for (int32_t i = 0; i < x->n_items; i++) {
         const rg_exp_item *it = &x->items[i];
@@ -224,9 +226,10 @@ static void print_results(const rg_experiment *x)
                dur, it->hash[0] ? it->hash : "-");
     }
     printf("\nruns: %d ran, %d resumed, %d cached, %d reused from other experiments, %d by another process, %d failed, "
-           "%d skipped\n",
+           "%d skipped, %d stopped, %d not reached\n",
            count[RG_OUT_RAN], count[RG_OUT_RESUMED], count[RG_OUT_CACHED], count[RG_OUT_REUSED],
-           count[RG_OUT_ELSEWHERE], count[RG_OUT_FAILED], count[RG_OUT_SKIPPED]);
+           count[RG_OUT_ELSEWHERE], count[RG_OUT_FAILED], count[RG_OUT_SKIPPED], count[RG_OUT_STOPPED],
+           count[RG_OUT_NONE]);
     for (int32_t i = 0; i < x->n_items; i++)
         if (x->items[i].outcome == RG_OUT_FAILED || x->items[i].outcome == RG_OUT_SKIPPED)
             printf("  %s seed %lld: %s\n", x->items[i].name, (long long)x->items[i].seed, x->items[i].error);
@@ -316,21 +319,28 @@ int cmd_run(int argc, char **argv)
     fflush(stdout);
     run_ui ui = {.parallel = x->opt.jobs > 1};
     cli_progress_init(&ui.bar);
-    rg_exp_hooks hooks = {&ui, on_start, on_progress, on_epoch, on_note, on_end};
+    rg_exp_hooks hooks = {&ui, on_start, on_progress, on_epoch, on_note, on_end, cli_stop_asked};
+    cli_stop_on_signals();
     rg_status st = rg_exp_execute(x, &hooks, &err);
     if (ui.bar.tty && !ui.parallel) clear_screen_lines(&ui);
     print_results(x);
-    int failed = 0;
-    for (int32_t i = 0; i < x->n_items; i++)
+    int failed = 0, stopped = 0;
+    for (int32_t i = 0; i < x->n_items; i++) {
         failed += x->items[i].outcome == RG_OUT_FAILED || x->items[i].outcome == RG_OUT_SKIPPED;
+        stopped += x->items[i].outcome == RG_OUT_STOPPED || x->items[i].outcome == RG_OUT_NONE;
+    }
     printf("\nstore: %s   (regain runs --store %s --experiment %s)\n", x->store_path, x->store_path, res->name);
-    if (!st && !failed) printf("report: regain report %s\n", res->name);
+    if (!st && !failed && !stopped) printf("report: regain report %s\n", res->name);
     fflush(stdout);
     int code = EXIT_OK;
     if (st) code = cli_fail(&err);
     else if (failed) {
         fprintf(stderr, "regain: %d of %d runs did not finish (see above)\n", failed, x->n_items);
         code = EXIT_FAILURE_OTHER;
+    } else if (stopped) {
+        fprintf(stderr, "regain: stopped with %d of %d runs to do; `regain run %s` goes on where it stopped\n",
+                stopped, x->n_items, recipe);
+        code = EXIT_STOPPED;
     }
     rg_exp_close(x);
     return code;

@@ -16,7 +16,8 @@ static void help(void)
            "RUN_DIR/last.safetensors (resumable) and RUN_DIR/best.safetensors, with\n"
            "metrics.csv and config.txt. RUN_DIR defaults to runs/<model>-seed<seed>.\n"
            "A killed run continues with --resume and ends bit-identical; an existing\n"
-           "run is only replaced with --overwrite.\n"
+           "run is only replaced with --overwrite. Ctrl-C (or SIGTERM) stops after the\n"
+           "current step and saves the state there, to resume; a second one stops at once.\n"
            "\n"
            "keys (--key value, or key = value lines in --config FILE):\n");
     for (const rg_config_key_help *k = rg_train_config_keys(); k->key; k++)
@@ -107,14 +108,16 @@ int cmd_train(int argc, char **argv)
 
     train_ui ui;
     cli_progress_init(&ui.bar);
-    rg_train_hooks hooks = {&ui, on_progress, on_epoch, on_note};
+    rg_train_hooks hooks = {&ui, on_progress, on_epoch, on_note, cli_stop_asked};
     rg_train_result res;
+    cli_stop_on_signals();
     if (!resume)
         fprintf(stderr, "training %s on %s for %d epochs (batch %d, %s lr %g, seed %lld) -> %s\n", cfg.model, cfg.data,
                 cfg.epochs, cfg.batch, cfg.optim, cfg.lr, (long long)cfg.seed, dir);
     rg_status st = rg_train_run(&cfg, dir, resume != NULL, &hooks, &res, &err);
     cli_progress_clear(&ui.bar);
-    if (st) return cli_fail(&err);
+    if (st == RG_ERR_STOPPED) fprintf(stderr, "regain: %s: continue with regain train --resume %s\n", err.msg, dir);
+    if (st) return st == RG_ERR_STOPPED ? EXIT_STOPPED : cli_fail(&err);
     printf("\nrun %s: %d epochs in this call; best selection accuracy %.2f%% at epoch %d\n", dir, res.epochs_run,
            100.0 * res.best_top1, res.best_epoch);
     printf("final weights on the test set:\n");

@@ -33,7 +33,8 @@ static const char *usage_text =
     "\n"
     "'regain <command> --help' describes each command. Exit codes: 0 success,\n"
     "1 other failure, 2 bad command line, 3 I/O error, 4 malformed input file,\n"
-    "5 not found, 6 out of memory.\n";
+    "5 not found, 6 out of memory, 130 stopped by Ctrl-C or SIGTERM (train and run\n"
+    "save their state first, and resume where they stopped).\n";
 
 int cli_exit_code(rg_status st)
 {
@@ -47,6 +48,7 @@ int cli_exit_code(rg_status st)
     case RG_ERR_UNSUPPORTED: return EXIT_BAD_INPUT;
     case RG_ERR_NOTFOUND: return EXIT_NOT_FOUND;
     case RG_ERR_NOMEM: return EXIT_NO_MEMORY;
+    case RG_ERR_STOPPED: return EXIT_STOPPED;
     }
     return EXIT_FAILURE_OTHER;
 }

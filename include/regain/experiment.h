@@ -56,7 +56,8 @@ typedef enum {
     RG_OUT_ELSEWHERE,       /* done by another process meanwhile */
     RG_OUT_FAILED,          /* error (message in error) */
     RG_OUT_SKIPPED,         /* a run it depends on failed */
-    RG_OUT_REUSED           /* copied from another experiment's run with the same hash */
+    RG_OUT_REUSED,          /* copied from another experiment's run with the same hash */
+    RG_OUT_STOPPED          /* stopped on request (hooks.stop): the next regain run resumes it */
 } rg_item_outcome;
 
 typedef struct {
@@ -127,6 +128,11 @@ typedef struct {
     void (*epoch_end)(void *user, const rg_exp_status *s, const rg_epoch_metrics *m);
     void (*note)(void *user, const rg_exp_status *s, const char *message);
     void (*end)(void *user, const rg_exp_status *s);   /* item->outcome is set */
+    /* asked often, in the child processes of jobs > 1 too: nonzero stops
+     * the experiment. Runs in progress stop after their current step with
+     * their state saved (RG_OUT_STOPPED, resumed by the next regain run)
+     * and no other run starts. NULL: never. */
+    int (*stop)(void *user);
 } rg_exp_hooks;
 
 /* Runs every selected item (creating the store when missing) and sets each

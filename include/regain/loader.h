@@ -93,6 +93,12 @@ void rg_loader_start_epoch(rg_loader *ld, int32_t epoch);
 rg_status rg_loader_start_epoch_subset(rg_loader *ld, int32_t epoch, const int32_t *indices, int32_t m,
                                        rg_error *err);
 
+/* Right after starting an epoch: its first `batches` batches are not
+ * produced, and rg_loader_next goes on with batch `batches`. Each batch is
+ * a function of (seed, epoch, its index) alone, so the rest of the epoch
+ * is what it would have been (a run resumed in the middle of an epoch). */
+void rg_loader_skip(rg_loader *ld, int32_t batches);
+
 /* Next batch of the epoch: *x points to count*h*w*c floats NHWC, *y to count
  * int32 labels, *indices (may be NULL) to the dataset indices of the samples.
  * Pointers stay valid until the next call (of rg_loader_next,

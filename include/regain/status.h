@@ -24,7 +24,8 @@ typedef enum {
     RG_ERR_SHAPE = 5,       /* shapes are impossible or do not match */
     RG_ERR_NOMEM = 6,       /* an allocation failed */
     RG_ERR_UNSUPPORTED = 7, /* valid but not implemented (e.g. unknown dtype) */
-    RG_ERR_NOTFOUND = 8     /* a named thing (model, tensor, dataset) does not exist */
+    RG_ERR_NOTFOUND = 8,    /* a named thing (model, tensor, dataset) does not exist */
+    RG_ERR_STOPPED = 9      /* stopped on request (a signal) before the work was done; it resumes */
 } rg_status;
 
 #define RG_ERR_MSG_MAX 512

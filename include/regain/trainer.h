@@ -186,6 +186,9 @@ typedef struct {
     void (*progress)(void *user, const rg_train_progress *p);   /* often; keep it cheap */
     void (*epoch_end)(void *user, const rg_epoch_metrics *m);
     void (*note)(void *user, const char *message);              /* one-line notices */
+    /* asked after every step: nonzero stops the run there (RG_ERR_STOPPED),
+     * with its state in last.safetensors to resume from; NULL: never */
+    int (*stop)(void *user);
 } rg_train_hooks;
 
 typedef struct {

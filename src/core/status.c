@@ -46,6 +46,7 @@ const char *rg_status_name(rg_status code)
     case RG_ERR_NOMEM: return "out of memory";
     case RG_ERR_UNSUPPORTED: return "unsupported";
     case RG_ERR_NOTFOUND: return "not found";
+    case RG_ERR_STOPPED: return "stopped on request";
     }
     return "unknown error";
 }

@@ -400,6 +400,23 @@ rg_status rg_loader_start_epoch_subset(rg_loader *ld, int32_t epoch, const int32
     return RG_OK;
 }
 
+void rg_loader_skip(rg_loader *ld, int32_t batches)
+{
+    if (!ld || batches <= 0) return;
+    if (ld->cfg.workers == 0) {
+        ld->sync_next = batches < ld->nb ? batches : ld->nb;
+        return;
+    }
+    pthread_mutex_lock(&ld->mu);
+    ld->running = 0;
+    while (ld->active > 0) pthread_cond_wait(&ld->idle_cv, &ld->mu);
+    for (int32_t i = 0; i < ld->nslots; i++) ld->slots[i].ready = -1;
+    ld->next_claim = ld->next_consume = ld->released = batches < ld->nb ? batches : ld->nb;
+    ld->running = 1;
+    pthread_cond_broadcast(&ld->work_cv);
+    pthread_mutex_unlock(&ld->mu);
+}
+
 static int hand_out(const loader_slot *s, const float **x, const int32_t **y, const float **targets,
                     const int32_t **indices, int32_t *count)
 {

@@ -41,6 +41,12 @@ static void on_note(void *user, const char *msg)
     if (h && h->note) h->note(h->user, msg);
 }
 
+static int on_stop(void *user)
+{
+    const rg_train_hooks *h = ((train_ctx *)user)->job->hooks;
+    return h && h->stop && h->stop(h->user);
+}
+
 static void on_epoch(void *user, const rg_epoch_metrics *m)
 {
     train_ctx *c = user;
@@ -157,7 +163,7 @@ rg_status rg_exp_artifact(rg_store *s, const char *run_dir, const char *kind, co
 rg_status rg_exp_run_train(rg_exp_job *job, rg_error *err)
 {
     train_ctx ctx = {job, 0};
-    rg_train_hooks hooks = {&ctx, on_progress, on_epoch, on_note};
+    rg_train_hooks hooks = {&ctx, on_progress, on_epoch, on_note, on_stop};
     rg_train_result res;
     rg_status st = rg_train_run(&job->cfg, job->run_dir, job->resume, &hooks, &res, err);
     if (st) return st;

@@ -101,6 +101,13 @@ static void train_note(void *user, const char *msg)
     }
 }
 
+static int stop_asked(const runner *r) { return r->hooks && r->hooks->stop && r->hooks->stop(r->hooks->user); }
+
+static int train_stop(void *user) { return stop_asked(user); }
+
+/* The exit status of a --jobs child whose run stopped on request. */
+enum { CHILD_STOPPED = 9 };
+
 /* Items the progress line counts: those the plan expects to run. */
 static int counts_as_work(rg_item_plan p) { return p != RG_PLAN_CACHED && p != RG_PLAN_REUSE; }
 
@@ -135,14 +142,15 @@ static rg_status perform(runner *r, rg_store *store, int32_t i, const rg_train_c
 {
     rg_exp_item *it = &r->x->items[i];
     const rg_resolved_run *run = &r->x->res->runs[it->run];
-    rg_train_hooks th = {r, train_progress, train_epoch, train_note};
+    rg_train_hooks th = {r, train_progress, train_epoch, train_note, train_stop};
     r->current = i;
     r->current_eta = -1.0;
     rg_exp_job job = {.run = run, .cfg = *cfg, .run_dir = it->run_dir, .resume = r->resumed[i], .store = store,
                       .run_id = run_id, .hooks = &th, .prior_wall_s = prior_wall, .start_s = now_s()};
     job.cfg.threads = r->threads;
     rg_status st = rg_exp_kind_find(run->kind)->run(&job, err);
-    if (st) {
+    /* stopped: the row stays 'running', and the next invocation resumes it */
+    if (st && st != RG_ERR_STOPPED) {
         rg_error e2 = {0};
         /* the row would stay 'running', and the next invocation would
          * resume the run instead of starting it over: say so */
@@ -167,7 +175,7 @@ static void child(runner *r, int32_t i, const rg_train_config *cfg, int64_t run_
     }
     rg_status st = perform(r, s, i, cfg, run_id, prior_wall, &err);
     rg_store_close(s);
-    _exit(st ? 1 : 0);
+    _exit(st == RG_ERR_STOPPED ? CHILD_STOPPED : st ? 1 : 0);
 }
 
 static int has_file(const char *dir, const char *name)
@@ -427,7 +435,12 @@ static rg_status try_item(runner *r, int32_t i, try_result *res, rg_error *err)
             rg_store_get_run(r->store, r->experiment, it->name, it->seed, &row, &e);
             it->test_top1 = row.test_top1;
         }
-        finish(r, i, st ? RG_OUT_FAILED : r->resumed[i] ? RG_OUT_RESUMED : RG_OUT_RAN, st ? e.msg : NULL);
+        finish(r, i,
+               st == RG_ERR_STOPPED ? RG_OUT_STOPPED
+               : st                 ? RG_OUT_FAILED
+               : r->resumed[i]      ? RG_OUT_RESUMED
+                                    : RG_OUT_RAN,
+               st ? e.msg : NULL);
         return RG_OK;
     }
     pid_t pid = rg_exp_fork();
@@ -455,6 +468,10 @@ static void settle(runner *r, int32_t i, const int *status)
     if (!st && row.id && !strcmp(row.status, "done")) {
         it->test_top1 = row.test_top1;
         finish(r, i, r->resumed[i] ? RG_OUT_RESUMED : RG_OUT_RAN, NULL);
+        return;
+    }
+    if (!st && status && WIFEXITED(*status) && WEXITSTATUS(*status) == CHILD_STOPPED) {
+        finish(r, i, RG_OUT_STOPPED, "stopped on request; the next regain run resumes it");
         return;
     }
     char msg[RG_ERR_MSG_MAX + 64];
@@ -556,6 +573,13 @@ rg_status rg_exp_execute(rg_experiment *x, const rg_exp_hooks *hooks, rg_error *
     if (!st) st = record_experiment(&r, err);
     if (!st) r.threads = x->opt.jobs == 1 ? x->opt.threads : rg_exp_threads_per_run(x);
     while (!st) {
+        if (stop_asked(&r)) {
+            /* no new run; those in progress stop after their current step
+             * (a child that the signal did not reach is told) */
+            for (int32_t i = 0; i < x->n_items; i++)
+                if (r.state[i] == RUNNING && r.pid[i] > 0) kill(r.pid[i], SIGTERM);
+            break;
+        }
         int unfinished = 0, progressed = 0;
         for (int32_t i = 0; !st && i < x->n_items; i++) {
             if (r.state[i] != WAITING) {

@@ -53,6 +53,15 @@ rg_status rg_model_build(const char *model, int32_t h, int32_t w, int32_t c, int
 
 /* ---- state of one run ------------------------------------------------------------ */
 
+/* The batches of an epoch done before a stop, and its running sums: a
+ * checkpoint taken in the middle of an epoch holds them
+ * (regain.epoch_part), and the resumed epoch goes on from there. */
+typedef struct {
+    int32_t batch; /* batches done; 0: the epoch has not started */
+    int64_t seen, correct;
+    double loss_sum, teacher_s, seconds;
+} epoch_part;
+
 typedef struct {
     rg_train_config cfg;
     const char *dir;
@@ -76,6 +85,7 @@ typedef struct {
     double teacher_s, train_s;  /* this call: time in the teachers' forward passes, in training steps */
     rg_sampler *sampler;    /* label noise, curriculum, selection; NULL when off */
     float *sample_loss;     /* per-sample losses of a batch, when the sampler records them */
+    epoch_part part;        /* of epoch start_epoch, done before a stop (batch 0: none) */
 } run_state;
 
 static void run_free(run_state *r)
@@ -164,6 +174,18 @@ static rg_status load_resume_config(run_state *r, const rg_train_config *given, 
         return rg_fail(err, RG_ERR_FORMAT, "%s: metadata regain.epoch '%s' is not valid", path, epoch);
     r->best = strtod(best, NULL);
     r->best_epoch = (int32_t)strtol(best_epoch, NULL, 10);
+    const char *part = rg_st_meta_get(*ck, "regain.epoch_part");
+    if (part) {
+        epoch_part *p = &r->part;
+        long long seen, correct;
+        int used = 0;
+        if (sscanf(part, "%d,%lld,%lld,%lf,%lf,%lf%n", &p->batch, &seen, &correct, &p->loss_sum, &p->teacher_s,
+                   &p->seconds, &used) != 6 ||
+            part[used] || p->batch < 1 || seen < 0 || correct < 0 || correct > seen || r->start_epoch >= r->cfg.epochs)
+            return rg_fail(err, RG_ERR_FORMAT, "%s: metadata regain.epoch_part '%s' is not valid", path, part);
+        p->seen = seen;
+        p->correct = correct;
+    }
     r->metrics = strdup(metrics);
     return r->metrics ? RG_OK : rg_fail(err, RG_ERR_NOMEM, "out of memory");
 }
@@ -329,22 +351,26 @@ static rg_status save(run_state *r, const char *file, int32_t epochs_done, int w
     snprintf(epoch, sizeof epoch, "%d", epochs_done);
     snprintf(best, sizeof best, "%.17g", r->best);
     snprintf(best_epoch, sizeof best_epoch, "%d", r->best_epoch);
-    rg_st_meta meta[] = {{"regain.kind", with_state ? "training-state" : "weights"},
-                         {"regain.model", r->cfg.model},
-                         {"regain.train_config", config},
-                         {"regain.epoch", epoch},
-                         {"regain.best_top1", best},
-                         {"regain.best_epoch", best_epoch},
-                         {"regain.metrics_csv", r->metrics},
-                         {"regain.dataset", r->train_full.source},
-                         {"regain.normalize", ""},
-                         {"regain.teacher_crc32", ""}};
-    char norm[64], sums[64];
+    char norm[64], sums[64], part[160];
     snprintf(norm, sizeof norm, "%.9g,%.9g", (double)r->cfg.mean, (double)r->cfg.std);
-    meta[8].value = norm;
-    int32_t n_meta = (int32_t)(sizeof meta / sizeof meta[0]);
-    if (with_state && r->distill) meta[9].value = rg_distiller_teacher_sums(r->distill, sums, sizeof sums);
-    else n_meta--;
+    rg_st_meta meta[11] = {{"regain.kind", with_state ? "training-state" : "weights"},
+                           {"regain.model", r->cfg.model},
+                           {"regain.train_config", config},
+                           {"regain.epoch", epoch},
+                           {"regain.best_top1", best},
+                           {"regain.best_epoch", best_epoch},
+                           {"regain.metrics_csv", r->metrics},
+                           {"regain.dataset", r->train_full.source},
+                           {"regain.normalize", norm}};
+    int32_t n_meta = 9;
+    if (with_state && r->distill)
+        meta[n_meta++] = (rg_st_meta){"regain.teacher_crc32", rg_distiller_teacher_sums(r->distill, sums, sizeof sums)};
+    if (with_state && r->part.batch > 0) {
+        const epoch_part *p = &r->part;
+        snprintf(part, sizeof part, "%d,%lld,%lld,%.17g,%.17g,%.17g", p->batch, (long long)p->seen,
+                 (long long)p->correct, p->loss_sum, p->teacher_s, p->seconds);
+        meta[n_meta++] = (rg_st_meta){"regain.epoch_part", part};
+    }
     /* the hint adapters and the sampler's per-sample state travel with the training state */
     rg_checkpoint_part parts[RG_DISTILL_MAX_PAIRS];
     rg_st_tensor extra[4];
@@ -419,6 +445,25 @@ static rg_status refresh_predictions(run_state *r, rg_error *err)
     return st ? rg_error_prefix(err, "refreshing the dropped samples' predictions") : RG_OK;
 }
 
+/* A stop asked for in the middle of epoch `epoch`, after r->part.batch of
+ * its nb batches: the training state goes to last.safetensors with the
+ * part, and the run resumes from there. Each batch is a function of the
+ * seed, the epoch and its index, so the resumed epoch ends as an
+ * uninterrupted one. A sampler's per-sample records change during the
+ * epoch and decide its samples, so a curriculum or selection run keeps
+ * its checkpoint of the epoch's start and repeats the epoch. */
+static rg_status stop_in_epoch(run_state *r, int32_t epoch, int32_t nb, rg_error *err)
+{
+    int32_t b = r->part.batch;
+    rg_status st = RG_OK;
+    if (r->sampler) r->part = (epoch_part){0};
+    else st = save(r, "last.safetensors", epoch, 1, err);
+    if (st) return st;
+    return rg_fail(err, RG_ERR_STOPPED, "stopped in epoch %d of %d after batch %d of %d; %s", epoch + 1, r->cfg.epochs,
+                   b, nb, r->sampler ? "the epoch starts over when the run resumes (its samples are chosen per epoch)"
+                                     : "the run resumes there");
+}
+
 static rg_status train_epoch(run_state *r, int32_t epoch, const rg_train_hooks *hooks, double run_start,
                              int32_t first_epoch, rg_epoch_metrics *m, rg_error *err)
 {
@@ -430,14 +475,21 @@ static rg_status train_epoch(run_state *r, int32_t epoch, const rg_train_hooks *
     rg_status st = start_epoch(r, epoch, &nb, err);
     if (st) return st;
     if (r->qat) rg_qat_set_epoch(r->qat, epoch);
+    /* the part of the epoch a stop interrupted, done already */
+    epoch_part done = r->part;
+    r->part = (epoch_part){0};
+    if (done.batch >= nb)
+        return rg_fail(err, RG_ERR_FORMAT, "%s/last.safetensors: regain.epoch_part: batch %d is past the epoch's %d",
+                       r->dir, done.batch, nb);
+    rg_loader_skip(r->loader, done.batch);
     /* keys dropout masks: unique per step since nb <= r->batches */
-    int64_t step = (int64_t)epoch * r->batches;
-    double t0 = now_s(), loss_sum = 0.0, teacher_s = 0.0;
-    int64_t seen = 0, correct = 0;
+    int64_t step = (int64_t)epoch * r->batches + done.batch;
+    double t0 = now_s() - done.seconds, loss_sum = done.loss_sum, teacher_s = done.teacher_s;
+    int64_t seen = done.seen, correct = done.correct;
     const float *x;
     const int32_t *y, *idx;
     const float *mixed;
-    int32_t count, b = 0, mixed_classes = rg_loader_classes(r->loader);
+    int32_t count, b = done.batch, mixed_classes = rg_loader_classes(r->loader);
     float lr = 0.0f;
     while (rg_loader_next_soft(r->loader, &x, &y, &mixed, &idx, &count)) {
         if ((st = rg_graph_set_batch(g, count, err))) return st;
@@ -486,6 +538,10 @@ static rg_status train_epoch(run_state *r, int32_t epoch, const rg_train_hooks *
                                    el > 0 ? (double)seen / el : 0.0, t - run_start,
                                    done_frac > 0 ? (t - run_start) * (total - done_frac) / done_frac : 0.0};
             hooks->progress(hooks->user, &p);
+        }
+        if (b < nb && hooks && hooks->stop && hooks->stop(hooks->user)) {
+            r->part = (epoch_part){b, seen, correct, loss_sum, teacher_s, now_s() - t0};
+            return stop_in_epoch(r, epoch, nb, err);
         }
     }
     if ((st = rg_graph_set_batch(g, g->planned_batch, err))) return st;
@@ -536,7 +592,9 @@ rg_status rg_train_run(const rg_train_config *cfg, const char *run_dir, int resu
     }
     if (!st && resume && hooks && hooks->note) {
         char msg[256];
-        snprintf(msg, sizeof msg, "resuming after epoch %d of %d", r.start_epoch, r.cfg.epochs);
+        int n = snprintf(msg, sizeof msg, "resuming after epoch %d of %d", r.start_epoch, r.cfg.epochs);
+        if (r.part.batch > 0)
+            snprintf(msg + n, sizeof msg - (size_t)n, " and %d batches of epoch %d", r.part.batch, r.start_epoch + 1);
         hooks->note(hooks->user, msg);
     }
     for (int32_t e = r.start_epoch; !st && e < r.cfg.epochs; e++) {

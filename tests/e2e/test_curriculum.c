@@ -130,7 +130,7 @@ static int child_main(char **argv)
         fprintf(stderr, "child: %s\n", err.msg);
         return 2;
     }
-    rg_train_hooks hooks = {NULL, NULL, kill_after_epoch1, NULL};
+    rg_train_hooks hooks = {NULL, NULL, kill_after_epoch1, NULL, NULL};
     rg_train_result res;
     if (rg_train_run(&c, argv[3], 0, &hooks, &res, &err) != RG_OK) fprintf(stderr, "child: %s\n", err.msg);
     return 1;
@@ -300,7 +300,7 @@ static void test_refresh_resumes(void **state)
     train_ok(&c, plain, 0, NULL, &res);
     rg_train_result_free(&res);
     c.select_refresh = 1;
-    rg_train_hooks hooks = {dr, NULL, keep_epoch2, NULL};
+    rg_train_hooks hooks = {dr, NULL, keep_epoch2, NULL, NULL};
     train_ok(&c, dr, 0, &hooks, &res);
     rg_train_result_free(&res);
 

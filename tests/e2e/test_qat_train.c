@@ -66,7 +66,7 @@ static void on_epoch(void *user, const rg_epoch_metrics *m)
 static void train_ok(const rg_train_config *c, const char *dir, int resume, rg_train_result *res)
 {
     rg_error err = {0};
-    rg_train_hooks hooks = {NULL, NULL, on_epoch, NULL};
+    rg_train_hooks hooks = {NULL, NULL, on_epoch, NULL, NULL};
     if (rg_train_run(c, dir, resume, &hooks, res, &err) != RG_OK) fail_msg("training into %s: %s", dir, err.msg);
 }
 
@@ -255,7 +255,7 @@ static int interrupted_run_main(char **argv)
     rg_train_config_default(&c);
     if (rg_train_config_parse(&c, text, argv[2], &err) != RG_OK) return 2;
     hook_state kill = {.kill_after_epoch = 1};
-    rg_train_hooks hooks = {&kill, NULL, on_epoch, NULL};
+    rg_train_hooks hooks = {&kill, NULL, on_epoch, NULL, NULL};
     rg_train_result res;
     rg_train_run(&c, argv[3], 0, &hooks, &res, &err);
     return 1;

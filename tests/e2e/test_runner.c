@@ -481,6 +481,63 @@ static void test_kill_and_resume(void **state)
     expect_identical("runs/killed/a/seed1/best.safetensors", "runs/whole/a/seed1/best.safetensors");
 }
 
+/* Ctrl-C (SIGINT): the run stops after its current step with its state
+ * saved in the middle of the epoch, `regain run` exits with 130, and the
+ * next one resumes from the next batch and ends bit for bit as an
+ * uninterrupted run. With --jobs, a signal to the parent alone reaches the
+ * runs through it. */
+static void test_stop_and_resume(void **state)
+{
+    (void)state;
+    char text[512];
+    snprintf(text, sizeof text, kill_recipe, "stopped", "s.db");
+    rgt_write_text("stop.ini", text);
+    pid_t pid = spawn(rgt_in_root("stop.log"), "run", "stop.ini", NULL, NULL);
+    wait_for_checkpoint(pid, "runs/stopped/a/seed1/last.safetensors", NULL, NULL);
+    kill(pid, SIGINT);
+    assert_int_equal(wait_exit(pid), 130);
+    size_t n;
+    char *log = rgt_read_file(rgt_in_root("stop.log"), &n);
+    if (!strstr(log, "a seed 1: stopped: stopped in epoch") || !strstr(log, "goes on where it stopped"))
+        fail_msg("stop.log:\n%s", log);
+    free(log);
+    sqlite3 *db = open_db("s.db");
+    char status[32];
+    query_text(db, "SELECT status FROM runs", status, sizeof status);
+    assert_string_equal(status, "running");
+    sqlite3_close(db);
+    rg_st_file *f = NULL;
+    rg_error err = {0};
+    assert_int_equal(rg_st_read(rgt_in_root("runs/stopped/a/seed1/last.safetensors"), &f, &err), RG_OK);
+    assert_non_null(rg_st_meta_get(f, "regain.epoch_part"));
+    rg_st_free(f);
+
+    regain_ok("run stop.ini");
+    if (!strstr(out, "resuming after epoch") || !strstr(out, "batches of epoch")) fail_msg("%s", out);
+    assert_int_equal(summary(out).resumed, 1);
+    snprintf(text, sizeof text, kill_recipe, "unstopped", "u.db");
+    rgt_write_text("unstopped.ini", text);
+    regain_ok("run unstopped.ini");
+    expect_identical("runs/stopped/a/seed1/last.safetensors", "runs/unstopped/a/seed1/last.safetensors");
+    expect_identical("runs/stopped/a/seed1/best.safetensors", "runs/unstopped/a/seed1/best.safetensors");
+
+    /* --jobs 2: the signal to the parent goes on to the runs' processes */
+    rgt_write_text("stop2.ini", "[experiment]\nname = stop2\nstore = s2.db\n[defaults]\nmodel = mbv2-tiny\n"
+                                "epochs = 3\ntrain_limit = 512\ntest_limit = 128\n[run a]\n[run b]\nlr = 0.05\n");
+    pid = spawn(rgt_in_root("stop2.log"), "run", "stop2.ini", "--jobs", "2");
+    wait_for_checkpoint(pid, "runs/stop2/a/seed1/last.safetensors", NULL, NULL);
+    kill(pid, SIGINT);
+    assert_int_equal(wait_exit(pid), 130);
+    log = rgt_read_file(rgt_in_root("stop2.log"), &n);
+    counts c = summary(log);
+    free(log);
+    assert_int_equal(c.ran + c.failed, 0);
+    regain_ok("run stop2.ini");
+    c = summary(out);
+    assert_int_equal(c.resumed + c.ran, 2);
+    assert_int_equal(c.failed, 0);
+}
+
 /* ---- a kill inside the store's final transaction ------------------------------------------------------------ */
 
 static void die_inside(const char *point)
@@ -1128,6 +1185,7 @@ int main(void)
         cmocka_unit_test(test_caching_and_dependencies),
         cmocka_unit_test(test_reuse_across_experiments),
         cmocka_unit_test(test_kill_and_resume),
+        cmocka_unit_test(test_stop_and_resume),
         cmocka_unit_test(test_kill_inside_store_write),
         cmocka_unit_test(test_failed_run),
         cmocka_unit_test(test_concurrent_runs),

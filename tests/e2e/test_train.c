@@ -139,6 +139,9 @@ typedef struct {
     int kill_after_epoch;  /* _exit from epoch_end after this 1-based epoch (0: never) */
     int kill_in_epoch;     /* _exit from progress in this 0-based epoch ... */
     int kill_at_batch;     /* ... after this many batches */
+    int stop_in_epoch;     /* the stop hook says stop in this 0-based epoch ... */
+    int stop_at_batch;     /* ... after this many batches (0: never) */
+    int stop_now;
     char note[1024];       /* every note, one per line */
 } hook_state;
 
@@ -155,7 +158,10 @@ static void on_progress(void *user, const rg_train_progress *p)
 {
     hook_state *h = user;
     if (h->kill_at_batch && p->epoch == h->kill_in_epoch && p->batch == h->kill_at_batch) _exit(KILLED);
+    if (h->stop_at_batch && p->epoch == h->stop_in_epoch && p->batch == h->stop_at_batch) h->stop_now = 1;
 }
+
+static int on_stop(void *user) { return ((hook_state *)user)->stop_now; }
 
 static void on_note(void *user, const char *msg)
 {
@@ -167,7 +173,7 @@ static void on_note(void *user, const char *msg)
 static void train_ok(const rg_train_config *c, const char *dir, int resume, hook_state *h, rg_train_result *res)
 {
     rg_error err = {0};
-    rg_train_hooks hooks = {h, on_progress, on_epoch, on_note};
+    rg_train_hooks hooks = {h, on_progress, on_epoch, on_note, on_stop};
     if (rg_train_run(c, dir, resume, &hooks, res, &err) != RG_OK) fail_msg("training into %s: %s", dir, err.msg);
 }
 
@@ -475,7 +481,7 @@ static int interrupted_run_main(char **argv)
     }
     hook_state kill = {.kill_after_epoch = atoi(argv[4]), .kill_in_epoch = atoi(argv[5]),
                        .kill_at_batch = atoi(argv[6])};
-    rg_train_hooks hooks = {&kill, on_progress, on_epoch, on_note};
+    rg_train_hooks hooks = {&kill, on_progress, on_epoch, on_note, NULL};
     rg_train_result res;
     if (rg_train_run(&c, argv[3], 0, &hooks, &res, &err) != RG_OK) fprintf(stderr, "interrupted run: %s\n", err.msg);
     return 1; /* not killed: the hook never fired */
@@ -576,6 +582,77 @@ static void test_resume_adamw(void **state)
     c.ema = 0.9f;
     /* killed after epoch 2: one epoch left */
     check_resume("adamw", c, (hook_state){.kill_after_epoch = 2}, 2);
+}
+
+/* A stop asked for in the middle of an epoch (Ctrl-C): the state after that
+ * step is saved with the part of the epoch done, and the resumed run goes
+ * on from the next batch and ends bit-identical to an uninterrupted one
+ * (augmentation, mixing and the weight average included). A run whose
+ * samples are chosen per epoch (label noise here) keeps its checkpoint of
+ * the epoch's start instead. */
+static void test_stop_mid_epoch(void **state)
+{
+    (void)state;
+    rgt_require_fashion_mnist();
+    rg_train_config c = resume_config("sgd");
+    c.ema = 0.9f;
+    c.mixup = 0.4f;
+    snprintf(c.augment, sizeof c.augment, "trivialaugment");
+    char da[600], db[600], pa[700], pb[700];
+    in_root(da, sizeof da, "stop-a");
+    in_root(db, sizeof db, "stop-b");
+    rg_train_result res;
+    hook_state h = {0};
+    train_ok(&c, da, 0, &h, &res);
+    rg_train_result_free(&res);
+
+    h = (hook_state){.stop_in_epoch = 1, .stop_at_batch = 3};
+    rg_train_hooks hooks = {&h, on_progress, on_epoch, on_note, on_stop};
+    rg_error err = {0};
+    assert_int_equal(rg_train_run(&c, db, 0, &hooks, &res, &err), RG_ERR_STOPPED);
+    assert_non_null(strstr(err.msg, "stopped in epoch 2 of 3 after batch 3 of 5"));
+    snprintf(pb, sizeof pb, "%s/last.safetensors", db);
+    rg_st_file *fb = open_st(pb);
+    assert_string_equal(rg_st_meta_get(fb, "regain.epoch"), "1");
+    const char *part = rg_st_meta_get(fb, "regain.epoch_part");
+    assert_true(part && !strncmp(part, "3,", 2));
+    rg_st_free(fb);
+
+    rg_train_config other;
+    rg_train_config_default(&other);
+    other.threads = 1;
+    other.workers = 0;
+    h = (hook_state){0};
+    train_ok(&other, db, 1, &h, &res);
+    assert_int_equal(res.epochs_run, 2);
+    rg_train_result_free(&res);
+    if (!strstr(h.note, "after epoch 1 of 3 and 3 batches of epoch 2")) fail_msg("resume note: %s", h.note);
+    snprintf(pa, sizeof pa, "%s/last.safetensors", da);
+    expect_same_tensors(pa, pb);
+    snprintf(pa, sizeof pa, "%s/best.safetensors", da);
+    snprintf(pb, sizeof pb, "%s/best.safetensors", db);
+    expect_same_tensors(pa, pb);
+    int la, lb;
+    char *ma = metrics_without_timing(da, &la), *mb = metrics_without_timing(db, &lb);
+    assert_string_equal(ma, mb);
+    free(ma);
+    free(mb);
+    /* the checkpoint of epoch 2 (the stopped one) is the uninterrupted run's */
+    snprintf(pb, sizeof pb, "%s/last.safetensors", db);
+    fb = open_st(pb);
+    assert_null(rg_st_meta_get(fb, "regain.epoch_part"));
+    rg_st_free(fb);
+
+    c.label_noise = 0.2f;
+    in_root(db, sizeof db, "stop-noisy");
+    h = (hook_state){.stop_in_epoch = 1, .stop_at_batch = 3};
+    assert_int_equal(rg_train_run(&c, db, 0, &hooks, &res, &err), RG_ERR_STOPPED);
+    assert_non_null(strstr(err.msg, "the epoch starts over"));
+    snprintf(pb, sizeof pb, "%s/last.safetensors", db);
+    fb = open_st(pb);
+    assert_string_equal(rg_st_meta_get(fb, "regain.epoch"), "1");
+    assert_null(rg_st_meta_get(fb, "regain.epoch_part"));
+    rg_st_free(fb);
 }
 
 /* Mixup and CutMix train on soft targets; with a teacher, which then sees the
@@ -712,6 +789,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_resume_sgd_ema_mid_epoch),
         cmocka_unit_test(test_resume_adamw),
         cmocka_unit_test(test_resume_mixing),
+        cmocka_unit_test(test_stop_mid_epoch),
         cmocka_unit_test(test_resume_distill),
         cmocka_unit_test(test_distill_weak_teacher_warns),
     };

@@ -335,6 +335,49 @@ static void test_restart_mid_epoch(void **state)
     rg_dataset_free(&ds);
 }
 
+/* Skipping the first k batches of an epoch gives exactly the rest of the
+ * epoch from scratch (a run resumed in the middle of an epoch), with and
+ * without workers, including a skip past the end. */
+static void test_skip_batches(void **state)
+{
+    (void)state;
+    rg_dataset ds = make_dataset(200, 8, 8, 1);
+    const size_t sb = rg_dataset_sample_bytes(&ds);
+    rg_loader_config cfg = {.batch = 7, .shuffle = 1, .mean = 0.1f, .std = 0.9f, .augment = 1,
+                            .aug = {.crop_pad = 3, .hflip = 1}, .seed = 11, .workers = 0};
+    rg_loader *ref_ld = make_loader(&ds, &cfg);
+    epoch_dump ref = dump_epoch(ref_ld, &ds, 1);
+    rg_loader_free(ref_ld);
+    for (int32_t workers = 0; workers <= 3; workers += 3) {
+        cfg.workers = workers;
+        cfg.prefetch = workers ? 4 : 0;
+        rg_loader *ld = make_loader(&ds, &cfg);
+        for (int32_t k = 0; k <= ref.batches + 1; k += 5) {
+            rg_loader_start_epoch(ld, 1);
+            const float *x;
+            const int32_t *y, *idx;
+            int32_t count, b = k < ref.batches ? k : ref.batches, at = 0;
+            for (int32_t j = 0; j < b; j++) at += ref.counts[j];
+            /* batches already in flight are dropped */
+            if (workers && k == 5) assert_int_equal(rg_loader_next(ld, &x, &y, &idx, &count), 1);
+            if (workers && k == 5) rg_loader_start_epoch(ld, 1);
+            rg_loader_skip(ld, k);
+            while (rg_loader_next(ld, &x, &y, &idx, &count)) {
+                assert_int_equal(count, ref.counts[b]);
+                assert_memory_equal(idx, ref.idx + at, sizeof(int32_t) * (size_t)count);
+                assert_memory_equal(x, ref.x + (size_t)at * sb, sizeof(float) * sb * (size_t)count);
+                at += count;
+                b++;
+            }
+            assert_int_equal(b, ref.batches);
+            assert_int_equal(at, ref.samples);
+        }
+        rg_loader_free(ld);
+    }
+    dump_free(&ref);
+    rg_dataset_free(&ds);
+}
+
 /* ---- Configuration errors ---------------------------------------------- */
 
 static void expect_create_error(const rg_dataset *ds, const rg_loader_config *cfg,
@@ -484,6 +527,7 @@ int main(void)
         cmocka_unit_test(test_workers_bit_identical),
         cmocka_unit_test(test_epochs_differ),
         cmocka_unit_test(test_restart_mid_epoch),
+        cmocka_unit_test(test_skip_batches),
         cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_augment_exact),
         cmocka_unit_test(test_augment_draws),
