@@ -287,16 +287,29 @@ static void test_epochs_differ(void **state)
 
 /* ---- Restarting and stopping mid-epoch --------------------------------- */
 
+/* Shuffled, augmented, batches with a short last one. */
+static rg_loader_config augmenting_config(void)
+{
+    return (rg_loader_config){.batch = 7, .shuffle = 1, .mean = 0.1f, .std = 0.9f, .augment = 1,
+                              .aug = {.crop_pad = 3, .hflip = 1}, .seed = 11, .workers = 0};
+}
+
+/* Epoch `epoch` of cfg produced by a fresh loader. */
+static epoch_dump reference_epoch(const rg_dataset *ds, const rg_loader_config *cfg, int32_t epoch)
+{
+    rg_loader *ld = make_loader(ds, cfg);
+    epoch_dump d = dump_epoch(ld, ds, epoch);
+    rg_loader_free(ld);
+    return d;
+}
+
 static void test_restart_mid_epoch(void **state)
 {
     (void)state;
     rg_dataset ds = make_dataset(200, 8, 8, 1);
     const size_t sb = rg_dataset_sample_bytes(&ds);
-    rg_loader_config cfg = {.batch = 7, .shuffle = 1, .mean = 0.1f, .std = 0.9f, .augment = 1,
-                            .aug = {.crop_pad = 3, .hflip = 1}, .seed = 11, .workers = 0};
-    rg_loader *ref_ld = make_loader(&ds, &cfg);
-    epoch_dump ref = dump_epoch(ref_ld, &ds, 1);
-    rg_loader_free(ref_ld);
+    rg_loader_config cfg = augmenting_config();
+    epoch_dump ref = reference_epoch(&ds, &cfg, 1);
 
     cfg.workers = 4;
     cfg.prefetch = 6;
@@ -343,11 +356,8 @@ static void test_skip_batches(void **state)
     (void)state;
     rg_dataset ds = make_dataset(200, 8, 8, 1);
     const size_t sb = rg_dataset_sample_bytes(&ds);
-    rg_loader_config cfg = {.batch = 7, .shuffle = 1, .mean = 0.1f, .std = 0.9f, .augment = 1,
-                            .aug = {.crop_pad = 3, .hflip = 1}, .seed = 11, .workers = 0};
-    rg_loader *ref_ld = make_loader(&ds, &cfg);
-    epoch_dump ref = dump_epoch(ref_ld, &ds, 1);
-    rg_loader_free(ref_ld);
+    rg_loader_config cfg = augmenting_config();
+    epoch_dump ref = reference_epoch(&ds, &cfg, 1);
     for (int32_t workers = 0; workers <= 3; workers += 3) {
         cfg.workers = workers;
         cfg.prefetch = workers ? 4 : 0;
