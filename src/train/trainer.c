@@ -86,6 +86,7 @@ typedef struct {
     rg_sampler *sampler;    /* label noise, curriculum, selection; NULL when off */
     float *sample_loss;     /* per-sample losses of a batch, when the sampler records them */
     epoch_part part;        /* of epoch start_epoch, done before a stop (batch 0: none) */
+    double part_before;     /* that part as a fraction of its epoch, once the epoch started */
 } run_state;
 
 static void run_free(run_state *r)
@@ -482,6 +483,7 @@ static rg_status train_epoch(run_state *r, int32_t epoch, const rg_train_hooks *
         return rg_fail(err, RG_ERR_FORMAT, "%s/last.safetensors: regain.epoch_part: batch %d is past the epoch's %d",
                        r->dir, done.batch, nb);
     rg_loader_skip(r->loader, done.batch);
+    if (done.batch) r->part_before = (double)done.batch / nb;
     /* keys dropout masks: unique per step since nb <= r->batches */
     int64_t step = (int64_t)epoch * r->batches + done.batch;
     double t0 = now_s() - done.seconds, loss_sum = done.loss_sum, teacher_s = done.teacher_s;
@@ -532,8 +534,9 @@ static rg_status train_epoch(run_state *r, int32_t epoch, const rg_train_hooks *
         b++;
         if (hooks && hooks->progress) {
             double t = now_s(), el = t - t0;
-            double done_frac = (double)(epoch - first_epoch) + (double)b / nb;
-            double total = (double)(r->cfg.epochs - first_epoch);
+            /* of this call's work: the part of its first epoch done before is not */
+            double done_frac = (double)(epoch - first_epoch) + (double)b / nb - r->part_before;
+            double total = (double)(r->cfg.epochs - first_epoch) - r->part_before;
             rg_train_progress p = {epoch, r->cfg.epochs, b, nb, loss_sum / (double)seen,
                                    el > 0 ? (double)seen / el : 0.0, t - run_start,
                                    done_frac > 0 ? (t - run_start) * (total - done_frac) / done_frac : 0.0};
