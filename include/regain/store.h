@@ -118,6 +118,8 @@ rg_status rg_store_fail_run(rg_store *s, int64_t id, const char *message, double
  * negative val_top1 is stored as NULL) and sets the run's wall time so far
  * (a resumed run adds to it). */
 rg_status rg_store_put_epoch(rg_store *s, int64_t id, const rg_epoch_metrics *m, double wall_s, rg_error *err);
+/* The run's wall time so far (a run stopped in the middle of an epoch). */
+rg_status rg_store_set_wall(rg_store *s, int64_t id, double wall_s, rg_error *err);
 
 typedef struct {
     char kind[16];          /* best | last */

@@ -136,6 +136,13 @@ static void finish(runner *r, int32_t i, rg_item_outcome o, const char *error)
 
 /* ---- performing one item ------------------------------------------------------------------------- */
 
+/* Appends " (what: why)" to err's message. */
+static void add_to_message(rg_error *err, const char *what, const rg_error *why)
+{
+    size_t n = strlen(err->msg);
+    snprintf(err->msg + n, sizeof err->msg - n, " (%s: %s)", what, why->msg);
+}
+
 /* In the process that performs it: the kind's run, and 'failed' on error. */
 static rg_status perform(runner *r, rg_store *store, int32_t i, const rg_train_config *cfg, int64_t run_id,
                          double prior_wall, rg_error *err)
@@ -149,16 +156,16 @@ static rg_status perform(runner *r, rg_store *store, int32_t i, const rg_train_c
                       .run_id = run_id, .hooks = &th, .prior_wall_s = prior_wall, .start_s = now_s()};
     job.cfg.threads = r->threads;
     rg_status st = rg_exp_kind_find(run->kind)->run(&job, err);
-    /* stopped: the row stays 'running', and the next invocation resumes it */
-    if (st && st != RG_ERR_STOPPED) {
-        rg_error e2 = {0};
-        /* the row would stay 'running', and the next invocation would
-         * resume the run instead of starting it over: say so */
-        if (rg_store_fail_run(store, run_id, err->msg, prior_wall + now_s() - job.start_s, &e2)) {
-            size_t n = strlen(err->msg);
-            snprintf(err->msg + n, sizeof err->msg - n, " (and the store could not record the failure: %s)", e2.msg);
-        }
-    }
+    rg_error e2 = {0};
+    double wall = prior_wall + now_s() - job.start_s;
+    /* stopped: the row stays 'running', and the next invocation resumes it
+     * (its time so far counted). Failed: the row would stay 'running' too,
+     * and the next invocation would resume the run instead of starting it
+     * over: say so. */
+    if (st == RG_ERR_STOPPED && rg_store_set_wall(store, run_id, wall, &e2))
+        add_to_message(err, "its time so far could not be recorded", &e2);
+    else if (st && st != RG_ERR_STOPPED && rg_store_fail_run(store, run_id, err->msg, wall, &e2))
+        add_to_message(err, "and the store could not record the failure", &e2);
     return st;
 }
 

@@ -544,7 +544,12 @@ static rg_status put_epoch(rg_store *s, int64_t id, const rg_epoch_metrics *m, c
 rg_status rg_store_put_epoch(rg_store *s, int64_t id, const rg_epoch_metrics *m, double wall_s, rg_error *err)
 {
     rg_status rc = put_epoch(s, id, m, "INSERT OR REPLACE", err);
-    return rc ? rc : store_exec(s, err, "UPDATE runs SET wall_s = ? WHERE id = ?", "di", wall_s, id);
+    return rc ? rc : rg_store_set_wall(s, id, wall_s, err);
+}
+
+rg_status rg_store_set_wall(rg_store *s, int64_t id, double wall_s, rg_error *err)
+{
+    return store_exec(s, err, "UPDATE runs SET wall_s = ? WHERE id = ?", "di", wall_s, id);
 }
 
 rg_status rg_store_finish_run(rg_store *s, int64_t id, const rg_epoch_metrics *epochs, int32_t n_epochs,

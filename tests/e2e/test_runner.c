@@ -104,21 +104,34 @@ static void exec_sql(sqlite3 *db, const char *sql)
     if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) fail_msg("%s: %s", sql, msg ? msg : "?");
 }
 
-static int64_t query_int(sqlite3 *db, const char *sql)
+/* The first row of sql's answer, stepped to (the caller finalizes). */
+static sqlite3_stmt *query_row(sqlite3 *db, const char *sql)
 {
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) fail_msg("%s: %s", sql, sqlite3_errmsg(db));
     if (sqlite3_step(st) != SQLITE_ROW) fail_msg("%s: no row", sql);
+    return st;
+}
+
+static int64_t query_int(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st = query_row(db, sql);
     int64_t v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+static double query_double(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st = query_row(db, sql);
+    double v = sqlite3_column_double(st, 0);
     sqlite3_finalize(st);
     return v;
 }
 
 static void query_text(sqlite3 *db, const char *sql, char *buf, size_t size)
 {
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) fail_msg("%s: %s", sql, sqlite3_errmsg(db));
-    if (sqlite3_step(st) != SQLITE_ROW) fail_msg("%s: no row", sql);
+    sqlite3_stmt *st = query_row(db, sql);
     const unsigned char *t = sqlite3_column_text(st, 0);
     snprintf(buf, size, "%s", t ? (const char *)t : "");
     sqlite3_finalize(st);
@@ -493,7 +506,10 @@ static void test_stop_and_resume(void **state)
     snprintf(text, sizeof text, kill_recipe, "stopped", "s.db");
     rgt_write_text("stop.ini", text);
     pid_t pid = spawn(rgt_in_root("stop.log"), "run", "stop.ini", NULL, NULL);
-    wait_for_checkpoint(pid, "runs/stopped/a/seed1/last.safetensors", NULL, NULL);
+    wait_for_checkpoint(pid, "runs/stopped/a/seed1/last.safetensors", "s.db", "SELECT count(*) FROM epoch_metrics");
+    sqlite3 *db = open_db("s.db");
+    double wall_epoch1 = query_double(db, "SELECT wall_s FROM runs");
+    sqlite3_close(db);
     kill(pid, SIGINT);
     assert_int_equal(wait_exit(pid), 130);
     size_t n;
@@ -501,10 +517,12 @@ static void test_stop_and_resume(void **state)
     if (!strstr(log, "a seed 1: stopped: stopped in epoch") || !strstr(log, "goes on where it stopped"))
         fail_msg("stop.log:\n%s", log);
     free(log);
-    sqlite3 *db = open_db("s.db");
+    db = open_db("s.db");
     char status[32];
     query_text(db, "SELECT status FROM runs", status, sizeof status);
     assert_string_equal(status, "running");
+    /* the time up to the stop is counted, not only up to epoch 1's end */
+    assert_true(query_double(db, "SELECT wall_s FROM runs") > wall_epoch1);
     sqlite3_close(db);
     rg_st_file *f = NULL;
     rg_error err = {0};
