@@ -77,7 +77,5 @@ void cli_progress_clear(cli_progress *p);
 void cli_format_duration(double s, char *buf, size_t size);
 /* Seconds on the monotonic clock (for durations). */
 double cli_now_s(void);
-/* qsort comparison of doubles, ascending (medians of timings). */
-int cli_cmp_double(const void *a, const void *b);
 
 #endif

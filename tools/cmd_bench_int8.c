@@ -3,6 +3,7 @@
 #include "cli.h"
 #include "regain/cpu.h"
 #include "regain/rng.h"
+#include "regain/stats.h"
 #include "rt/kernels/qk.h"
 
 #include <stdio.h>
@@ -205,8 +206,7 @@ static double time_layer(const work *wk, const prepared *p, double budget)
         run(wk, p, wk->y);
         t[n++] = cli_now_s() - t0;
     }
-    qsort(t, (size_t)n, sizeof *t, cli_cmp_double);
-    return t[n / 2];
+    return rg_stats_median(t, (size_t)n);
 }
 
 static const char *kind_name(kind k)

@@ -9,6 +9,7 @@
 #include "regain/rng.h"
 #include "regain/rt.h"
 #include "regain/rt_qmodel.h"
+#include "regain/stats.h"
 #include "regain/zoo.h"
 #include "rt/kernels/qk.h"
 
@@ -105,8 +106,7 @@ static void profile(const rg_rgm *m, const rg_rt *rt1, void *arena, const int8_t
     int64_t total_macs = 0;
     for (int32_t i = 0; i < n && i < 1024; i++) {
         memcpy(col, all + (size_t)i * steps, sizeof(double) * (size_t)steps);
-        qsort(col, (size_t)steps, sizeof *col, cli_cmp_double);
-        med[i] = col[steps / 2];
+        med[i] = rg_stats_median(col, (size_t)steps);
         total += med[i];
         total_macs += rg_rgm_op_macs(m, i);
     }
@@ -222,8 +222,7 @@ int cmd_bench_int8_model(int argc, char **argv)
         for (int32_t s = 0; s < window; s++) rg_rt_invoke_batch_float(rt, arena, batch, x, y);
         win[k] = cli_now_s() - t0;
     }
-    qsort(win, (size_t)steps, sizeof *win, cli_cmp_double);
-    double med = win[steps / 2], ips = (double)batch * window / med, lat_ms = med / window * 1e3;
+    double med = rg_stats_median(win, (size_t)steps), ips = (double)batch * window / med, lat_ms = med / window * 1e3;
     if (json)
         printf("{\"tool\": \"regain\", \"work\": \"int8\", \"model\": \"%s\", \"batch\": %d, \"threads\": %d, "
                "\"images_per_s\": %.2f, \"latency_ms\": %.4f, \"windows\": %d, \"peak_rss_mib\": %.1f, "

@@ -43,6 +43,7 @@ typedef struct {
     double test_top1, test_loss, best_top1;   /* top-1 in % */
     int32_t best_epoch;                       /* -1 when not recorded */
     double params, macs, model_bytes, latency_ms, train_s;
+    int32_t cpu;            /* index into rg_report.cpus; -1 when its environment was not recorded */
 } rg_report_seed;
 
 /* A run name with its finished seeds (sorted by seed). */
@@ -51,8 +52,13 @@ typedef struct {
     int32_t n_seeds;
     rg_report_seed *seeds;
     rg_summary top1;        /* final test top-1 (%) over the seeds; interval clipped to [0, 100] */
-    /* Means over the seeds that recorded them (NaN when none did). */
+    /* Means over the seeds that recorded them (NaN when none did); latency
+     * and training time over the seeds timed on the report's timing CPU
+     * only, when the seeds ran on more than one kind of CPU. */
     double params, macs, model_bytes, latency_ms, train_s;
+    int32_t timed_elsewhere;    /* 1 when the seeds ran on several kinds of CPU and none of this run's
+                                   on the timing CPU: its latency and training time are from others
+                                   and do not compare with the other runs' */
     int32_t n_epochs;
     rg_report_epoch *epochs;
     int32_t is_teacher;     /* 1 when another run of the experiment distills from it
@@ -78,6 +84,14 @@ typedef struct {
     double gap_closed;
 } rg_report_comparison;
 
+/* One kind of CPU the seeds ran on: its model and instruction sets, as
+ * the environment records them (the same model name can hide machines
+ * with and without AVX-512, whose times differ twofold). */
+typedef struct {
+    char *model, *features;
+    int32_t n_seeds;        /* finished (run, seed) rows that ran on it */
+} rg_report_cpu;
+
 /* One distinct environment the runs were recorded in. */
 typedef struct {
     char *git_commit, *compiler, *cpu_model, *cpu_features, *hostname, *regain_version;
@@ -96,6 +110,10 @@ typedef struct {
     rg_report_comparison *comparisons;
     int32_t n_envs;
     rg_report_env *envs;
+    int32_t n_cpus;
+    rg_report_cpu *cpus;    /* in the order the runs first ran on them */
+    int32_t timing_cpu;     /* the CPU most seeds ran on (the first of a tie), whose seeds alone give
+                               the runs' latency and training time when there are several; -1 with none */
     int32_t best;           /* index of the run with the highest mean top-1, teachers
                                left out unless every run is one */
     int32_t n_pending, n_running, n_failed;   /* (run, seed) rows not finished */

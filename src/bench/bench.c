@@ -4,6 +4,7 @@
 #include "regain/infer.h"
 #include "regain/loader.h"
 #include "regain/rng.h"
+#include "regain/stats.h"
 #include "regain/train.h"
 #include "regain/trainer.h"
 #include "kernels/peak.h"
@@ -51,12 +52,6 @@ double rg_bench_peak_gflops(int32_t threads)
         if (rate > best) best = rate;
     }
     return best;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 /* The kind of layer a node is, for the profile's rows. */
@@ -167,8 +162,7 @@ rg_status rg_bench_run(const rg_bench_config *cfg, rg_bench_result *res, rg_erro
     }
     g->profile_s = NULL;
     res->steps = cfg->steps;
-    qsort(times, (size_t)cfg->steps, sizeof *times, cmp_double);
-    double median = cfg->steps % 2 ? times[cfg->steps / 2] : 0.5 * (times[cfg->steps / 2 - 1] + times[cfg->steps / 2]);
+    double median = rg_stats_median(times, (size_t)cfg->steps);   /* sorts times */
     res->step_ms = median * 1e3;
     res->images_per_s = cfg->batch / median;
     res->images_per_s_min = cfg->batch / times[cfg->steps - 1];

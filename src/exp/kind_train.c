@@ -7,6 +7,7 @@
 #include "exp/kinds.h"
 #include "regain/checkpoint.h"
 #include "regain/experiment.h"
+#include "regain/stats.h"
 
 #include <cjson/cJSON.h>
 #include <omp.h>
@@ -113,22 +114,20 @@ static rg_status measure(const char *path, int32_t threads, rg_store_final *f, r
         for (size_t i = 0; i < count; i++) in[i] = (float)(i % 7) * 0.25f - 0.5f;
         rg_set_threads(1);
         rg_exec ctx = {0};
-        enum { WARM = 3, REPS = 25 };
-        double t[REPS];
+        /* At least MIN_REPS passes and MIN_S seconds: 25 passes of a
+         * 0.4 ms model (10 ms) gave medians 50 % apart on a shared host. */
+        enum { WARM = 3, MIN_REPS = 25, MAX_REPS = 2000 };
+        const double MIN_S = 0.5;
+        double t[MAX_REPS];
+        int reps = 0;
         for (int i = 0; i < WARM; i++) rg_graph_forward(g, &ctx);
-        for (int i = 0; i < REPS; i++) {
+        for (double start = now_s(); reps < MAX_REPS && (reps < MIN_REPS || now_s() - start < MIN_S); reps++) {
             double t0 = now_s();
             rg_graph_forward(g, &ctx);
-            t[i] = now_s() - t0;
+            t[reps] = now_s() - t0;
         }
         rg_set_threads(threads);
-        for (int i = 1; i < REPS; i++)   /* insertion sort for the median */
-            for (int j = i; j > 0 && t[j - 1] > t[j]; j--) {
-                double x = t[j];
-                t[j] = t[j - 1];
-                t[j - 1] = x;
-            }
-        f->latency_ms = 1000.0 * t[REPS / 2];
+        f->latency_ms = 1000.0 * rg_stats_median(t, (size_t)reps);
     }
     rg_graph_free(g);
     return st;

@@ -157,6 +157,7 @@ static int tradeoff(rg_text *o, const rg_report *r, size_t cost_off, double unit
     for (int32_t i = 0; i < r->n_runs; i++) {
         const rg_report_run *run = &r->runs[i];
         cost[i] = *(const double *)((const char *)run + cost_off) / unit;
+        if (run->timed_elsewhere && cost_off == offsetof(rg_report_run, latency_ms)) cost[i] = NAN;
         acc[i] = run->top1.mean;
         p[i] = (rg_svg_point){.label = run->name, .x = cost[i], .y = acc[i],
                               .y_err = isnan(run->top1.sd) ? 0 : run->top1.sd, .color = (size_t)i};
@@ -273,6 +274,14 @@ void rg_report_html(const rg_report *r, rg_text *o)
     rg_table_summary(r, &t);
     html_table(o, &t, colors);
     rg_table_free(&t);
+    rg_text note = {0};
+    if (rg_report_timing_note(r, &note) && note.data) {
+        rg_text_put(o, "<p class=\"warn\">");
+        rg_text_html(o, note.data);
+        rg_text_put(o, "</p>\n");
+    }
+    o->failed |= note.failed;
+    rg_text_free(&note);
     rg_text_put(o, "</section>\n");
 
     rg_report_comparisons_note(b, sizeof b, "", " (the whisker)");
@@ -323,6 +332,8 @@ void rg_report_html(const rg_report *r, rg_text *o)
             "Mean top-1 of each run (whiskers: \xc2\xb1 one standard deviation over seeds) against its model size and "
             "its latency. The dashed line joins the Pareto front: the runs no other run beats on both accuracy and "
             "cost (ringed).");
+    int32_t elsewhere = 0;
+    for (int32_t i = 0; i < r->n_runs; i++) elsewhere += r->runs[i].timed_elsewhere;
     rg_text_put(o, "<div class=\"grid2\">\n<figure>");
     if (tradeoff(o, r, offsetof(rg_report_run, model_bytes), 1024.0, "model size (KiB)",
                  "top-1 accuracy against model size"))
@@ -330,7 +341,9 @@ void rg_report_html(const rg_report *r, rg_text *o)
     else rg_text_put(o, "<p class=\"note\">No run recorded its model size.</p>");
     rg_text_put(o, "</figure>\n<figure>");
     if (tradeoff(o, r, offsetof(rg_report_run, latency_ms), 1.0, "latency (ms)", "top-1 accuracy against latency"))
-        rg_text_put(o, "<figcaption>Accuracy against latency.</figcaption>");
+        rg_text_put(o, elsewhere ? "<figcaption>Accuracy against latency (without the runs marked \xe2\x80\xa0 in the "
+                                   "summary: no seed of theirs was timed on the summary's CPU).</figcaption>"
+                                 : "<figcaption>Accuracy against latency.</figcaption>");
     else rg_text_put(o, "<p class=\"note\">No run recorded its latency.</p>");
     rg_text_put(o, "</figure>\n</div>\n</section>\n");
 
@@ -369,18 +382,12 @@ void rg_report_html(const rg_report *r, rg_text *o)
     rg_text_put(o, "</section>\n");
 
     section(o, "environment", "Environment",
-            r->n_envs ? "Where the runs were made: source commit, compiler, CPU and threads." :
+            r->n_envs ? "Where the runs were made: source commit, compiler, CPU, its instruction sets and threads." :
                         "The store has no environment record for these runs.");
     if (r->n_envs) {
         rg_table_environment(r, &t);
         html_table(o, &t, NULL);
         rg_table_free(&t);
-        for (int32_t i = 0; i < r->n_envs; i++) {
-            if (!r->envs[i].cpu_features) continue;
-            rg_text_put(o, "<p class=\"note\">CPU features: ");
-            rg_text_html(o, r->envs[i].cpu_features);
-            rg_text_put(o, "</p>\n");
-        }
     }
     rg_text_put(o, "</section>\n");
 

@@ -307,16 +307,41 @@ static rg_status load_epochs(loader *L, rg_report_run *run, const int64_t *row_i
     return st;
 }
 
-/* Mean of one field over the seeds that recorded it. */
-static double seed_mean(const rg_report_run *run, size_t offset)
+enum { ANY_CPU = -2 };
+
+/* Mean of one field over the seeds that recorded it, of those that ran on
+ * CPU `cpu` (ANY_CPU: of all). */
+static double seed_mean(const rg_report_run *run, size_t offset, int32_t cpu)
 {
     double s = 0.0;
     int32_t n = 0;
     for (int32_t k = 0; k < run->n_seeds; k++) {
         double v = *(const double *)((const char *)&run->seeds[k] + offset);
-        if (!isnan(v)) s += v, n++;
+        if (!isnan(v) && (cpu == ANY_CPU || run->seeds[k].cpu == cpu)) s += v, n++;
     }
     return n ? s / n : NAN;
+}
+
+/* The index in r->cpus of the CPU (model, features), added when new; -1
+ * when neither is recorded. *st is set when out of memory. */
+static int32_t cpu_index(loader *L, rg_report *r, const char *model, const char *features, rg_status *st)
+{
+    if (!model && !features) return -1;
+    for (int32_t i = 0; i < r->n_cpus; i++)
+        if (!strcmp(r->cpus[i].model ? r->cpus[i].model : "", model ? model : "") &&
+            !strcmp(r->cpus[i].features ? r->cpus[i].features : "", features ? features : ""))
+            return i;
+    rg_report_cpu *p = grow(r->cpus, r->n_cpus + 1, sizeof *p, L->err);
+    if (!p) {
+        *st = RG_ERR_NOMEM;
+        return -1;
+    }
+    r->cpus = p;
+    rg_report_cpu *c = &r->cpus[r->n_cpus];
+    *c = (rg_report_cpu){.model = dup_text(model, L->err), .features = dup_text(features, L->err)};
+    r->n_cpus++;
+    if ((model && !c->model) || (features && !c->features)) *st = RG_ERR_NOMEM;
+    return r->n_cpus - 1;
 }
 
 /* Reads every run row of the experiment: finished ones become seeds of
@@ -327,7 +352,8 @@ static rg_status load_runs(loader *L, rg_report *r, int64_t exp_id)
     rg_status st = prepare(L,
                            "SELECT r.id, r.name, r.seed, r.status, r.wall_s, f.run_id, f.test_top1, f.test_loss, "
                            "f.best_top1, f.best_epoch, f.params, f.macs, f.model_bytes, f.latency_ms, f.train_s, "
-                           "f.confusion FROM runs r LEFT JOIN final_metrics f ON f.run_id = r.id "
+                           "f.confusion, e.cpu_model, e.cpu_features FROM runs r "
+                           "LEFT JOIN final_metrics f ON f.run_id = r.id LEFT JOIN environment e ON e.run_id = r.id "
                            "WHERE r.experiment_id = ? ORDER BY r.id",
                            &s, "reading the runs");
     if (st) return st;
@@ -388,6 +414,10 @@ static rg_status load_runs(loader *L, rg_report *r, int64_t exp_id)
                               .latency_ms = col_real(s, 13),
                               .train_s = col_real(s, 14)};
         if (isnan(o->train_s)) o->train_s = col_real(s, 4);
+        o->cpu = cpu_index(L, r, (const char *)sqlite3_column_text(s, 16), (const char *)sqlite3_column_text(s, 17),
+                           &st);
+        if (o->cpu >= 0) r->cpus[o->cpu].n_seeds++;
+        if (st) break;
         if ((st = accuracy(L, s, 6, name, seed, "final_metrics.test_top1", &o->test_top1)) ||
             (st = accuracy(L, s, 8, name, seed, "final_metrics.best_top1", &o->best_top1)))
             break;
@@ -417,6 +447,9 @@ static rg_status load_runs(loader *L, rg_report *r, int64_t exp_id)
 
 static rg_status summarize_runs(rg_report *r, rg_error *err)
 {
+    r->timing_cpu = -1;
+    for (int32_t i = 0; i < r->n_cpus; i++)
+        if (r->timing_cpu < 0 || r->cpus[i].n_seeds > r->cpus[r->timing_cpu].n_seeds) r->timing_cpu = i;
     for (int32_t i = 0; i < r->n_runs; i++) {
         rg_report_run *run = &r->runs[i];
         double *top1 = rg_malloc((size_t)run->n_seeds * sizeof *top1, err);
@@ -428,11 +461,19 @@ static rg_status summarize_runs(rg_report *r, rg_error *err)
          * interval can reach past either end, which says nothing more. */
         if (run->top1.lo < 0) run->top1.lo = 0;
         if (run->top1.hi > 100) run->top1.hi = 100;
-        run->params = seed_mean(run, offsetof(rg_report_seed, params));
-        run->macs = seed_mean(run, offsetof(rg_report_seed, macs));
-        run->model_bytes = seed_mean(run, offsetof(rg_report_seed, model_bytes));
-        run->latency_ms = seed_mean(run, offsetof(rg_report_seed, latency_ms));
-        run->train_s = seed_mean(run, offsetof(rg_report_seed, train_s));
+        run->params = seed_mean(run, offsetof(rg_report_seed, params), ANY_CPU);
+        run->macs = seed_mean(run, offsetof(rg_report_seed, macs), ANY_CPU);
+        run->model_bytes = seed_mean(run, offsetof(rg_report_seed, model_bytes), ANY_CPU);
+        /* Times measured on different CPUs do not average: an AVX2 machine
+         * and an AVX-512 one sold under one model name differ twofold. */
+        int32_t on = r->n_cpus > 1 ? r->timing_cpu : ANY_CPU;
+        if (on != ANY_CPU) {
+            run->timed_elsewhere = 1;
+            for (int32_t k = 0; k < run->n_seeds; k++) run->timed_elsewhere &= run->seeds[k].cpu != on;
+            if (run->timed_elsewhere) on = ANY_CPU;
+        }
+        run->latency_ms = seed_mean(run, offsetof(rg_report_seed, latency_ms), on);
+        run->train_s = seed_mean(run, offsetof(rg_report_seed, train_s), on);
     }
     /* A teacher is what the others are measured against, so the best run
      * is the best of the rest (a teacher only when every run is one). */
@@ -681,7 +722,8 @@ void rg_report_free(rg_report *r)
         free(e->git_commit), free(e->compiler), free(e->cpu_model), free(e->cpu_features);
         free(e->hostname), free(e->regain_version);
     }
-    free(r->runs), free(r->comparisons), free(r->envs);
+    for (int32_t i = 0; i < r->n_cpus; i++) free(r->cpus[i].model), free(r->cpus[i].features);
+    free(r->runs), free(r->comparisons), free(r->envs), free(r->cpus);
     free(r->experiment), free(r->store_path), free(r->recipe_path), free(r->updated_at);
     *r = (rg_report){0};
 }

@@ -62,6 +62,14 @@ void rg_report_markdown(const rg_report *r, rg_text *o)
     rg_table_summary(r, &t);
     md_table(o, &t);
     rg_table_free(&t);
+    rg_text note = {0};
+    if (rg_report_timing_note(r, &note) && note.data) {
+        rg_text_put(o, "> ");
+        rg_text_md(o, note.data);
+        rg_text_put(o, "\n\n");
+    }
+    o->failed |= note.failed;
+    rg_text_free(&note);
 
     rg_text_put(o, "## Comparisons\n\n");
     if (!r->n_comparisons) {

@@ -46,6 +46,11 @@ const char *rg_report_unfinished(const rg_report *r, char *buf, size_t size);
 /* The comparisons table's explanation: em marks the verdicts ("*" in
  * Markdown, "" in HTML), whisker follows the interval's name. */
 const char *rg_report_comparisons_note(char *buf, size_t size, const char *em, const char *whisker);
+/* Appends to o, when the seeds ran on more than one kind of CPU, the note
+ * that lists the kinds and says which one the summary's latency and
+ * training time come from (plain text, to escape), and returns 1; returns 0
+ * and appends nothing otherwise. */
+int rg_report_timing_note(const rg_report *r, rg_text *o);
 /* A sentence naming the teacher runs left out of the best run, or NULL
  * when there are none (or every run is a teacher). */
 const char *rg_report_teachers(const rg_report *r, char *buf, size_t size);

@@ -51,7 +51,7 @@ static void interval(int *f, cJSON *o, const char *key, double lo, double hi)
     push(f, a, cJSON_CreateNumber(hi));
 }
 
-static void add_run(int *f, cJSON *runs, const rg_report_run *run)
+static void add_run(int *f, cJSON *runs, const rg_report *r, const rg_report_run *run)
 {
     cJSON *o = push(f, runs, cJSON_CreateObject());
     str(f, o, "name", run->name);
@@ -66,6 +66,8 @@ static void add_run(int *f, cJSON *runs, const rg_report_run *run)
     num(f, o, "model_bytes", run->model_bytes);
     num(f, o, "latency_ms", run->latency_ms);
     num(f, o, "train_s", run->train_s);
+    /* the CPU the two times above come from (1-based, as in "cpus"); null when they average every seed's */
+    num(f, o, "timed_on_cpu", r->n_cpus > 1 && !run->timed_elsewhere ? r->timing_cpu + 1 : NAN);
     cJSON *seeds = child(f, o, "seeds", 1);
     for (int32_t k = 0; k < run->n_seeds; k++) {
         const rg_report_seed *s = &run->seeds[k];
@@ -80,6 +82,7 @@ static void add_run(int *f, cJSON *runs, const rg_report_run *run)
         num(f, e, "model_bytes", s->model_bytes);
         num(f, e, "latency_ms", s->latency_ms);
         num(f, e, "train_s", s->train_s);
+        num(f, e, "cpu", s->cpu < 0 ? NAN : s->cpu + 1);
     }
     cJSON *epochs = child(f, o, "epochs", 1);
     for (int32_t k = 0; k < run->n_epochs; k++) {
@@ -138,7 +141,7 @@ char *rg_report_json(const rg_report *r)
     num(f, root, "confidence_level", RG_STATS_LEVEL);
     str(f, root, "best_run", r->runs[r->best].name);
     cJSON *runs = child(f, root, "runs", 1);
-    for (int32_t i = 0; i < r->n_runs; i++) add_run(f, runs, &r->runs[i]);
+    for (int32_t i = 0; i < r->n_runs; i++) add_run(f, runs, r, &r->runs[i]);
     cJSON *cmps = child(f, root, "comparisons", 1);
     for (int32_t i = 0; i < r->n_comparisons; i++) add_comparison(f, cmps, &r->comparisons[i]);
     cJSON *u = child(f, root, "unfinished", 0);
@@ -158,6 +161,14 @@ char *rg_report_json(const rg_report *r)
         num(f, o, "threads", e->threads < 0 ? NAN : e->threads);
         num(f, o, "n_runs", e->n_runs);
     }
+    cJSON *cpus = child(f, root, "cpus", 1);
+    for (int32_t i = 0; i < r->n_cpus; i++) {
+        cJSON *o = push(f, cpus, cJSON_CreateObject());
+        num(f, o, "cpu", i + 1);
+        str(f, o, "model", r->cpus[i].model);
+        str(f, o, "features", r->cpus[i].features);
+        num(f, o, "n_seeds", r->cpus[i].n_seeds);
+    }
     char *text = failed ? NULL : cJSON_Print(root);
     cJSON_Delete(root);
     return text;
@@ -174,7 +185,7 @@ static void field(rg_text *o, double v)
 void rg_report_csv(const rg_report *r, rg_text *o)
 {
     rg_text_put(o, "experiment,run,seed,test_top1_pct,test_loss,best_top1_pct,best_epoch,params,macs,model_bytes,"
-                   "latency_ms,train_s\n");
+                   "latency_ms,train_s,cpu_model,cpu_features\n");
     for (int32_t i = 0; i < r->n_runs; i++)
         for (int32_t k = 0; k < r->runs[i].n_seeds; k++) {
             const rg_report_seed *s = &r->runs[i].seeds[k];
@@ -191,6 +202,11 @@ void rg_report_csv(const rg_report *r, rg_text *o)
             field(o, s->model_bytes);
             field(o, s->latency_ms);
             field(o, s->train_s);
+            const rg_report_cpu *c = s->cpu < 0 ? NULL : &r->cpus[s->cpu];
+            rg_text_put(o, ",");
+            if (c && c->model) rg_text_csv(o, c->model);
+            rg_text_put(o, ",");
+            if (c && c->features) rg_text_csv(o, c->features);
             rg_text_put(o, "\n");
         }
 }

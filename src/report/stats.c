@@ -105,6 +105,19 @@ rg_status rg_stats_paired(const double *baseline, const double *treatment, int32
     return RG_OK;
 }
 
+static int ascending(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double rg_stats_median(double *x, size_t n)
+{
+    if (!n) return NAN;
+    qsort(x, n, sizeof *x, ascending);
+    return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
+}
+
 size_t rg_stats_pareto(const double *cost, const double *value, size_t n, size_t *front)
 {
     size_t k = 0;

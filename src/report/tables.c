@@ -73,6 +73,28 @@ const char *rg_report_unfinished(const rg_report *r, char *buf, size_t size)
     return buf;
 }
 
+int rg_report_timing_note(const rg_report *r, rg_text *o)
+{
+    if (r->n_cpus < 2) return 0;
+    int32_t elsewhere = 0;
+    for (int32_t i = 0; i < r->n_runs; i++) elsewhere += r->runs[i].timed_elsewhere;
+    rg_text_printf(o, "Latency and training time depend on the CPU, and these seeds ran on %d kinds: ", r->n_cpus);
+    for (int32_t i = 0; i < r->n_cpus; i++) {
+        const rg_report_cpu *c = &r->cpus[i];
+        rg_text_printf(o, "%sCPU %d, %s with %s (%d seed%s)", i ? "; " : "", i + 1, c->model ? c->model : "unnamed",
+                       c->features ? c->features : "no recorded features", c->n_seeds, c->n_seeds == 1 ? "" : "s");
+    }
+    rg_text_printf(o, ". The summary's latency and training time are means over the seeds of CPU %d, the kind most "
+                      "seeds ran on",
+                   r->timing_cpu + 1);
+    if (elsewhere)
+        rg_text_printf(o, "; \xe2\x80\xa0 marks %s with no seed there, whose figures come from another CPU and "
+                          "do not compare with the rest",
+                       elsewhere == 1 ? "the run" : "the runs");
+    rg_text_put(o, ". The per-seed table names each seed's CPU.");
+    return 1;
+}
+
 const char *rg_report_teachers(const rg_report *r, char *buf, size_t size)
 {
     if (r->runs[r->best].is_teacher) return NULL;
@@ -110,6 +132,13 @@ static const char *interval(double lo, double hi, const char *fmt, char *buf, si
     return buf;
 }
 
+static const char *latency(double ms, char *buf, size_t size)
+{
+    if (isnan(ms)) snprintf(buf, size, RG_NA);
+    else snprintf(buf, size, "%.3g ms", ms);
+    return buf;
+}
+
 void rg_table_summary(const rg_report *r, rg_table *t)
 {
     static const char *const head[] = {"run", "top-1 % (mean \xc2\xb1 sd)", "95 % CI", "seeds", "parameters",
@@ -126,9 +155,10 @@ void rg_table_summary(const rg_report *r, rg_table *t)
         set(t, i, 4, "%s", rg_fmt_count(run->params, b, sizeof b));
         set(t, i, 5, "%s", rg_fmt_count(run->macs, b, sizeof b));
         set(t, i, 6, "%s", rg_fmt_bytes(run->model_bytes, b, sizeof b));
-        if (isnan(run->latency_ms)) set(t, i, 7, RG_NA);
-        else set(t, i, 7, "%.3g ms", run->latency_ms);
-        set(t, i, 8, "%s", rg_fmt_seconds(run->train_s, b, sizeof b));
+        /* a dagger: timed on another CPU than the rest (rg_report_timing_note) */
+        const char *mark = run->timed_elsewhere ? " \xe2\x80\xa0" : "";
+        set(t, i, 7, "%s%s", latency(run->latency_ms, b, sizeof b), mark);
+        set(t, i, 8, "%s%s", rg_fmt_seconds(run->train_s, b, sizeof b), mark);
     }
 }
 
@@ -159,11 +189,12 @@ void rg_table_comparisons(const rg_report *r, rg_table *t)
 
 void rg_table_seeds(const rg_report *r, rg_table *t)
 {
-    static const char *const head[] = {"run", "seed", "top-1 %", "best top-1 %", "best epoch", "test loss",
-                                       "training time", NULL};
+    const char *head[] = {"run", "seed", "top-1 %", "best top-1 %", "best epoch", "test loss",
+                          "latency", "training time", "CPU", NULL};
+    if (r->n_cpus < 2) head[8] = NULL;   /* the CPU column only when the seeds ran on several kinds */
     int32_t rows = 0;
     for (int32_t i = 0; i < r->n_runs; i++) rows += r->runs[i].n_seeds;
-    init(t, rows, head, "lrrrrrr");
+    init(t, rows, head, "lrrrrrrrr");
     int32_t row = 0;
     for (int32_t i = 0; i < r->n_runs && !t->failed; i++)
         for (int32_t k = 0; k < r->runs[i].n_seeds; k++, row++) {
@@ -176,7 +207,11 @@ void rg_table_seeds(const rg_report *r, rg_table *t)
             if (s->best_epoch < 0) set(t, row, 4, RG_NA);
             else set(t, row, 4, "%d", s->best_epoch);
             set(t, row, 5, "%s", rg_fmt_fixed(s->test_loss, 4, b, sizeof b));
-            set(t, row, 6, "%s", rg_fmt_seconds(s->train_s, b, sizeof b));
+            set(t, row, 6, "%s", latency(s->latency_ms, b, sizeof b));
+            set(t, row, 7, "%s", rg_fmt_seconds(s->train_s, b, sizeof b));
+            if (r->n_cpus < 2) continue;
+            if (s->cpu < 0) set(t, row, 8, RG_NA);
+            else set(t, row, 8, "%d", s->cpu + 1);
         }
 }
 
@@ -236,16 +271,18 @@ void rg_table_classes(const rg_report_run *run, rg_table *t)
 
 void rg_table_environment(const rg_report *r, rg_table *t)
 {
-    static const char *const head[] = {"commit", "compiler", "CPU", "threads", "regain", "runs", NULL};
-    init(t, r->n_envs, head, "lllrlr");
+    static const char *const head[] = {"commit", "compiler", "CPU", "instruction sets", "threads", "regain", "runs",
+                                       NULL};
+    init(t, r->n_envs, head, "llllrlr");
     for (int32_t i = 0; i < r->n_envs && !t->failed; i++) {
         const rg_report_env *e = &r->envs[i];
         set(t, i, 0, "%.12s", e->git_commit ? e->git_commit : RG_NA);
         set(t, i, 1, "%s", e->compiler ? e->compiler : RG_NA);
         set(t, i, 2, "%s", e->cpu_model ? e->cpu_model : RG_NA);
-        if (e->threads < 0) set(t, i, 3, RG_NA);
-        else set(t, i, 3, "%d", e->threads);
-        set(t, i, 4, "%s", e->regain_version ? e->regain_version : RG_NA);
-        set(t, i, 5, "%d", e->n_runs);
+        set(t, i, 3, "%s", e->cpu_features ? e->cpu_features : RG_NA);
+        if (e->threads < 0) set(t, i, 4, RG_NA);
+        else set(t, i, 4, "%d", e->threads);
+        set(t, i, 5, "%s", e->regain_version ? e->regain_version : RG_NA);
+        set(t, i, 6, "%d", e->n_runs);
     }
 }

@@ -547,6 +547,9 @@ static void test_write_demo(void **state)
     assert_non_null(strstr(md, "| **distilled** |"));
     assert_non_null(strstr(md, "## Confusion matrix of distilled"));
     assert_non_null(strstr(md, "| T-shirt/top |"));
+    /* one kind of CPU: no note on it, no CPU column per seed */
+    assert_null(strstr(md, "depend on the CPU"));
+    assert_non_null(strstr(md, "| latency | training time |\n"));
 
     /* results.json holds the numbers the report was made from. */
     char *js = read_out("results.json");
@@ -585,6 +588,75 @@ static void test_write_demo(void **state)
     char *second = read_out("report.html");
     assert_string_equal(first, second);
     free(first), free(second);
+    rg_report_free(&r);
+}
+
+/* Seeds timed on two kinds of CPU (the same model name, with and without
+ * AVX-512): a run's latency and training time are the means of its seeds
+ * on the CPU most seeds ran on, a run with none there is marked, and every
+ * file says which CPU each seed ran on. */
+static void test_timing_cpus(void **state)
+{
+    (void)state;
+    sqlite3 *db = rgt_store_new(store, "cpus");
+    long long small3 = 0, away = 0;
+    for (int s = 1; s <= 3; s++) {
+        long long id = rgt_store_run(db, "small", s, 0.90, 1000, s == 3 ? 3.0 : 0.9 + 0.2 * s, 2);
+        if (s == 3) small3 = id;
+    }
+    rgt_store_run(db, "big", 1, 0.92, 2000, 2.0, 2);
+    rgt_store_run(db, "big", 2, 0.92, 2000, 2.2, 2);
+    away = rgt_store_run(db, "away", 1, 0.91, 1000, 0.5, 2);
+    rgt_sql(db, "UPDATE final_metrics SET train_s = 100 WHERE run_id = %lld", small3);
+    rgt_sql(db, "UPDATE environment SET cpu_features = 'avx2 fma avx512f' WHERE run_id IN (%lld, %lld)", small3, away);
+    sqlite3_close(db);
+
+    rg_report r;
+    rg_error err = {0};
+    if (rg_report_load(store, "cpus", &r, &err) || rg_report_write(&r, out, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(r.n_cpus, 2);
+    assert_int_equal(r.timing_cpu, 0);   /* 4 seeds against 2 */
+    assert_string_equal(r.cpus[1].features, "avx2 fma avx512f");
+    assert_int_equal(r.cpus[1].n_seeds, 2);
+    const rg_report_run *small = &r.runs[0], *big = &r.runs[1], *aw = &r.runs[2];
+    assert_int_equal(small->seeds[2].cpu, 1);
+    assert_int_equal(small->seeds[0].cpu, 0);
+    assert_true(fabs(small->latency_ms - 1.2) < 1e-9);   /* seeds 1 and 2: 1.1 and 1.3 */
+    assert_true(fabs(small->train_s - 25.1) < 1e-9);     /* seed 3's 100 s left out */
+    assert_int_equal(small->timed_elsewhere, 0);
+    assert_true(fabs(big->latency_ms - 2.1) < 1e-9);
+    assert_int_equal(aw->timed_elsewhere, 1);            /* its only seed ran on the other CPU */
+    assert_true(fabs(aw->latency_ms - 0.5) < 1e-9);
+
+    char *md = read_out("report.md"), *html = read_out("report.html"), *js = read_out("results.json"),
+         *csv = read_out("results.csv");
+    assert_non_null(strstr(md, "> Latency and training time depend on the CPU, and these seeds ran on 2 kinds: CPU 1, "
+                               "Test CPU @ 2.0GHz with avx2 fma (4 seeds); CPU 2, Test CPU @ 2.0GHz with avx2 fma "
+                               "avx512f (2 seeds)."));
+    assert_non_null(strstr(md, "\xe2\x80\xa0 marks the run with no seed there"));
+    assert_non_null(strstr(md, "| 0.5 ms \xe2\x80\xa0 | 25.1 s \xe2\x80\xa0 |"));
+    assert_non_null(strstr(md, "| 1.2 ms | 25.1 s |"));
+    assert_non_null(strstr(md, "| latency | training time | CPU |"));
+    assert_non_null(strstr(md, "| 3 ms | 1.7 min | 2 |"));   /* small, seed 3 */
+    assert_non_null(strstr(md, "| avx2 fma avx512f |"));
+    assert_well_formed(html, "report.html");
+    assert_non_null(strstr(html, "<p class=\"warn\">Latency and training time depend on the CPU"));
+    assert_non_null(strstr(html, "without the runs marked"));
+
+    cJSON *root = cJSON_Parse(js);
+    assert_non_null(root);
+    const cJSON *cpus = cJSON_GetObjectItem(root, "cpus");
+    assert_int_equal(cJSON_GetArraySize(cpus), 2);
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(cpus, 1), "features")->valuestring, "avx2 fma avx512f");
+    const cJSON *runs = cJSON_GetObjectItem(root, "runs");
+    assert_int_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(runs, 0), "timed_on_cpu")->valueint, 1);
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetArrayItem(runs, 2), "timed_on_cpu")));
+    const cJSON *seed3 = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(runs, 0), "seeds"), 2);
+    assert_int_equal(cJSON_GetObjectItem(seed3, "cpu")->valueint, 2);
+    cJSON_Delete(root);
+    assert_non_null(strstr(csv, ",latency_ms,train_s,cpu_model,cpu_features\n"));
+    assert_non_null(strstr(csv, ",3,100,Test CPU @ 2.0GHz,avx2 fma avx512f\n"));
+    free(md), free(html), free(js), free(csv);
     rg_report_free(&r);
 }
 
@@ -767,6 +839,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_rates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_checksum_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_demo, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timing_cpus, setup, teardown),
         cmocka_unit_test_setup_teardown(test_escaping, setup, teardown),
         cmocka_unit_test_setup_teardown(test_minimal_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_runs, setup, teardown),

@@ -192,11 +192,25 @@ static void test_pareto(void **state)
     assert_int_equal(front[0], 0);
 }
 
+static void test_median(void **state)
+{
+    (void)state;
+    double odd[5] = {3, 9, 1, 7, 2};
+    assert_true(rg_stats_median(odd, 5) == 3);
+    assert_true(odd[0] == 1 && odd[4] == 9);   /* sorted in place */
+    double even[4] = {4, 1, 10, 2};
+    assert_true(rg_stats_median(even, 4) == 3);   /* (2 + 4) / 2 */
+    double one = 5;
+    assert_true(rg_stats_median(&one, 1) == 5);
+    assert_true(isnan(rg_stats_median(NULL, 0)));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_t_quantiles),   cmocka_unit_test(test_summary),   cmocka_unit_test(test_paired_t_sleep),
         cmocka_unit_test(test_paired_t_five), cmocka_unit_test(test_paired_t_few), cmocka_unit_test(test_pareto),
+        cmocka_unit_test(test_median),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
