@@ -46,6 +46,47 @@ static rg_status lower_config(const rg_train_config *c, rg_lower_config *l, rg_e
     return RG_OK;
 }
 
+typedef struct {
+    const rg_rt *rt;
+    void *arena;
+    float *in, *out;
+} rt_pass_ctx;
+
+static void rt_pass(void *user)
+{
+    rt_pass_ctx *p = user;
+    rg_rt_invoke_float(p->rt, p->arena, p->in, p->out);
+}
+
+/* The batch-1 latency of the int8 model file at path on the runtime, float
+ * image in, float logits out: what a deployment on this CPU would see. */
+static rg_status measure_int8(const char *path, int32_t threads, double *ms, rg_error *err)
+{
+    rg_rgm *m = NULL;
+    rg_rt *rt = NULL;
+    rt_pass_ctx p = {0};
+    rg_status st = rg_rgm_load(path, &m, err);
+    if (!st) st = rg_rt_prepare(m, NULL, &rt, err);
+    size_t n_in = 0;
+    if (!st) {
+        const rg_rgm_tensor *x = &m->tensors[m->input], *y = &m->tensors[m->output];
+        n_in = (size_t)x->h * x->w * x->c;
+        p = (rt_pass_ctx){.rt = rt, .arena = rg_alloc_aligned(rg_rt_arena_size(rt), err),
+                          .in = rg_calloc(n_in, sizeof(float), err),
+                          .out = rg_calloc((size_t)y->h * y->w * y->c, sizeof(float), err)};
+        if (!p.arena || !p.in || !p.out) st = RG_ERR_NOMEM;
+    }
+    if (!st) {
+        for (size_t i = 0; i < n_in; i++) p.in[i] = (float)(i % 7) * 0.25f - 0.5f;
+        *ms = rg_exp_latency_ms(rt_pass, &p, threads);
+    }
+    rg_free_aligned(p.arena);
+    free(p.in), free(p.out);
+    rg_rt_free(rt);
+    rg_rgm_free(m);
+    return st;
+}
+
 rg_status rg_exp_run_quantize(rg_exp_job *job, rg_error *err)
 {
     const rg_train_config *c = &job->cfg;
@@ -94,13 +135,15 @@ rg_status rg_exp_run_quantize(rg_exp_job *job, rg_error *err)
     if (!st && !(confusion = rg_exp_confusion_json(&r))) st = rg_fail(err, RG_ERR_NOMEM, "out of memory");
     rg_store_artifact art;
     if (!st) st = rg_exp_artifact(job->store, job->run_dir, "int8", "int8.rgm", &art, err);
+    double latency_ms = NAN;
+    if (!st) st = measure_int8(path, c->threads, &latency_ms, err);
     if (!st) {
         size_t weights = 0;
         for (int32_t i = 0; i < m->n_ops; i++) weights += rg_qmodel_weight_count(m, i);
         /* test_loss is NaN: the int8 model gives no training loss */
         rg_store_final fin = {.test_top1 = r.top1, .test_loss = r.loss, .best_top1 = r.top1, .best_epoch = -1,
                               .params = (int64_t)gs.params, .macs = (int64_t)gs.macs,
-                              .model_bytes = (int64_t)weights, .latency_ms = NAN, .train_s = now_s() - t0,
+                              .model_bytes = (int64_t)weights, .latency_ms = latency_ms, .train_s = now_s() - t0,
                               .confusion_json = confusion};
         rg_exp_env e;
         rg_exp_env_collect(&e);

@@ -96,6 +96,29 @@ static rg_status read_metrics(const char *run_dir, rg_epoch_metrics **out, int32
 
 /* ---- the deployable model ------------------------------------------------------------------ */
 
+double rg_exp_latency_ms(void (*pass)(void *user), void *user, int32_t threads)
+{
+    enum { WARM = 3, MIN_REPS = 25, MAX_REPS = 2000 };
+    const double MIN_S = 0.5;
+    double t[MAX_REPS];
+    int reps = 0;
+    rg_set_threads(1);
+    for (int i = 0; i < WARM; i++) pass(user);
+    for (double start = now_s(); reps < MAX_REPS && (reps < MIN_REPS || now_s() - start < MIN_S); reps++) {
+        double t0 = now_s();
+        pass(user);
+        t[reps] = now_s() - t0;
+    }
+    rg_set_threads(threads);
+    return 1000.0 * rg_stats_median(t, (size_t)reps);
+}
+
+static void forward_pass(void *graph)
+{
+    rg_exec ctx = {0};
+    rg_graph_forward(graph, &ctx);
+}
+
 /* Size, MACs and the median of batch-1, single-thread forward latencies of
  * the model in checkpoint path (its EMA weights when it has them). */
 static rg_status measure(const char *path, int32_t threads, rg_store_final *f, rg_error *err)
@@ -112,22 +135,7 @@ static rg_status measure(const char *path, int32_t threads, rg_store_final *f, r
         float *in = rg_graph_input(g);
         size_t count = rg_shape_count(g->values[g->input].shape);
         for (size_t i = 0; i < count; i++) in[i] = (float)(i % 7) * 0.25f - 0.5f;
-        rg_set_threads(1);
-        rg_exec ctx = {0};
-        /* At least MIN_REPS passes and MIN_S seconds: 25 passes of a
-         * 0.4 ms model (10 ms) gave medians 50 % apart on a shared host. */
-        enum { WARM = 3, MIN_REPS = 25, MAX_REPS = 2000 };
-        const double MIN_S = 0.5;
-        double t[MAX_REPS];
-        int reps = 0;
-        for (int i = 0; i < WARM; i++) rg_graph_forward(g, &ctx);
-        for (double start = now_s(); reps < MAX_REPS && (reps < MIN_REPS || now_s() - start < MIN_S); reps++) {
-            double t0 = now_s();
-            rg_graph_forward(g, &ctx);
-            t[reps] = now_s() - t0;
-        }
-        rg_set_threads(threads);
-        f->latency_ms = 1000.0 * rg_stats_median(t, (size_t)reps);
+        f->latency_ms = rg_exp_latency_ms(forward_pass, g, threads);
     }
     rg_graph_free(g);
     return st;

@@ -76,6 +76,8 @@ static void test_quantize_runs(void **state)
     assert_true(fabs(r - f) < 0.08);
     /* the int8 model's bytes: one per weight, fewer than the float's four */
     assert_true(number(runs, "int8", "model_bytes") * 3 < number(runs, "float", "model_bytes"));
+    /* the int8 model's latency on the runtime, as the float run's on the graph */
+    assert_true(number(runs, "int8", "latency_ms") > 0 && number(runs, "float", "latency_ms") > 0);
     cJSON_Delete(runs);
 
     /* the artifact is the int8 model for the runtime, and it loads */
