@@ -10,6 +10,9 @@
  * Convolution + batch norm [+ relu/relu6], in evaluation plans: the running
  * statistics are constants, so the batch norm folds into the convolution's
  * weights and bias and the activation into its output loop (ops/conv.c).
+ * A pointwise one's chain goes on through a residual add that reads it
+ * [+ relu/relu6]: the add's other input joins the output loop too
+ * (MobileNetV2's projection), and the add's pass over memory is saved.
  *
  * Convolution -> batch norm, in training plans: the two are paired
  * (rg_node.bn_pair, ops/bn.h) but both still run and the convolution's
@@ -108,6 +111,15 @@ void rg_graph_fuse(rg_graph *g, rg_plan_mode mode)
         if (g->nodes[conv].op != RG_OP_CONV || sole_reader(g, g->nodes[conv].out) != i) continue;
         if (mode == RG_PLAN_EVAL) {
             link(g, conv, i);
+            /* a residual block's end: the add is the pointwise
+             * convolution's epilogue (ops/conv.c), when its other input
+             * exists by then */
+            int32_t add = g->nodes[i].fuse_next ? -1 : sole_reader(g, g->nodes[i].out);
+            if (add > 0 && g->nodes[add].op == RG_OP_ADD && rg_conv_is_pointwise(&g->nodes[conv].a.conv)) {
+                const rg_node *a = &g->nodes[add];
+                int32_t other = a->in[0] == g->nodes[i].out ? a->in[1] : a->in[0];
+                if (a->in[0] != a->in[1] && g->values[other].producer < conv) link(g, i, add);
+            }
         } else if (rg_conv_can_pair_bn(g, &g->nodes[conv])) {
             /* the convolution's output stays stored (batch norm's backward
              * reads it); only its gradient is computed where it is read */

@@ -1,5 +1,6 @@
 /* Thread-count independent matrix products over single-threaded OpenBLAS. */
 #include "kernels/gemm.h"
+#include "core/parallel.h"
 
 #include <cblas.h>
 #include <omp.h>
@@ -9,33 +10,53 @@
 /* OpenBLAS's OpenMP build runs a call single-threaded when it is made inside
  * an active parallel region, and with omp_get_max_threads() threads
  * otherwise (openblas_set_num_threads is overridden at the next call). So
- * every call below is made from inside a parallel loop, even when there is
- * only one piece of work: then one thread computes it and the others wait.
- * A region of one thread (num_threads(1) while more are allowed) is not
- * active, though: there a call runs with the thread count lowered to 1 for
- * its duration (a pointwise backward planned on one thread and run on more
+ * a call made outside one (rg_parallel_for runs a single piece of work, or
+ * any work on one thread, on the calling thread) or inside a region of one
+ * thread (not active) runs with the thread count lowered to 1 for its
+ * duration (a pointwise backward planned on one thread and run on more
  * summed otherwise on AVX2 machines). */
 static void sgemm(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
                   float beta, float *C, int ldc)
 {
     int restore = !omp_in_parallel() && omp_get_max_threads() > 1 ? omp_get_max_threads() : 0;
     if (restore) omp_set_num_threads(1);
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K,
-                1.0f, A, lda, B, ldb, beta, C, ldc);
+    if (M == 1 && !trans_a) {
+        /* one row (a classifier at batch 1): a matrix-vector product;
+         * sgemm's packing took most of mbv2-tiny's fc at batch 1. With
+         * beta 0 C is cleared first: sgemv scales it, and 0 * NaN is NaN. */
+        if (beta == 0.0f)
+            for (int j = 0; j < N; j++) C[j] = 0.0f;
+        if (trans_b) cblas_sgemv(CblasRowMajor, CblasNoTrans, N, K, 1.0f, B, ldb, A, 1, beta, C, 1);
+        else cblas_sgemv(CblasRowMajor, CblasTrans, K, N, 1.0f, B, ldb, A, 1, beta, C, 1);
+    } else {
+        cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K,
+                    1.0f, A, lda, B, ldb, beta, C, ldc);
+    }
     if (restore) omp_set_num_threads(restore);
+}
+
+typedef struct {
+    int trans_b, M, N, K, lda, ldb, ldc, epilogue;
+    const float *A, *B, *bias;
+    float beta, *C;
+    rg_act act;
+} rows_product;
+
+static void rows_block(void *ctx, int32_t b, int thread)
+{
+    (void)thread;
+    const rows_product *w = ctx;
+    int r0 = b * ROW_BLOCK, m = w->M - r0 < ROW_BLOCK ? w->M - r0 : ROW_BLOCK;
+    float *c = w->C + (size_t)r0 * w->ldc;
+    sgemm(0, w->trans_b, m, w->N, w->K, w->A + (size_t)r0 * w->lda, w->lda, w->B, w->ldb, w->beta, c, w->ldc);
+    if (w->epilogue) rg_kernels()->bias_act(c, (size_t)m, w->N, w->bias, w->act);
 }
 
 static void gemm_rows(int trans_b, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta,
                       float *C, int ldc, const float *bias, rg_act act, int epilogue)
 {
-    const rg_kernel_table *k = rg_kernels();
-    int blocks = (M + ROW_BLOCK - 1) / ROW_BLOCK;
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int b = 0; b < blocks; b++) {
-        int r0 = b * ROW_BLOCK, m = M - r0 < ROW_BLOCK ? M - r0 : ROW_BLOCK;
-        sgemm(0, trans_b, m, N, K, A + (size_t)r0 * lda, lda, B, ldb, beta, C + (size_t)r0 * ldc, ldc);
-        if (epilogue) k->bias_act(C + (size_t)r0 * ldc, (size_t)m, N, bias, act);
-    }
+    rows_product w = {trans_b, M, N, K, lda, ldb, ldc, epilogue, A, B, bias, beta, C, act};
+    rg_parallel_for((M + ROW_BLOCK - 1) / ROW_BLOCK, 0, RG_SCHEDULE_DYNAMIC, rows_block, &w);
 }
 
 void rg_gemm_rows(int trans_b, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta,

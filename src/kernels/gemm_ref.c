@@ -9,7 +9,7 @@ void rg_ref_gemm_nn(int32_t M, int32_t N, int32_t K, const float *A, int32_t lda
             float s = 0.0f;
             for (int32_t k = 0; k < K; k++) s += A[(size_t)i * lda + k] * B[(size_t)k * ldb + j];
             float *c = &C[(size_t)i * ldc + j];
-            if (accumulate) *c += s;
-            else *c = rg_act_value(act, s + (bias ? bias[j] : 0.0f));
+            if (accumulate) s += *c;
+            *c = rg_act_value(act, s + (bias ? bias[j] : 0.0f));
         }
 }

@@ -81,8 +81,9 @@ typedef struct {
                           const float *mean, const float *k1, const float *k2, const float *k3, size_t rows,
                           int32_t c, float *dx, int store);
 
-    /* C[M, N] (= or, with accumulate, +=) A[M, K] B[K, N], then C = act(C +
-     * bias) (bias may be NULL; the epilogue only when storing). Row-major
+    /* C[M, N] = act(A[M, K] B[K, N] + bias), or with accumulate
+     * act(C + A B + bias) (bias may be NULL; act RG_ACT_NONE for a plain
+     * sum; a residual add fused after a pointwise convolution). Row-major
      * with leading dimensions; for the small, skinny products of pointwise
      * convolutions, where a general BLAS spends its time packing. Every row
      * of C is computed the same way whatever M is. */

@@ -22,6 +22,7 @@
  * table, whose results do not depend on the number of threads.
  */
 #include "ops/conv.h"
+#include "core/parallel.h"
 #include "kernels/gemm.h"
 #include "kernels/kernels.h"
 
@@ -223,8 +224,8 @@ conv_out rg_conv_output(const rg_op_call *call)
 {
     rg_graph *g = call->g;
     const rg_node *n = call->node;
-    conv_out o = {rg_param_data(call, 0), n->param[1] >= 0 ? rg_param_data(call, 1) : NULL, NULL, RG_ACT_NONE,
-                  rg_out(call)};
+    conv_out o = {rg_param_data(call, 0), n->param[1] >= 0 ? rg_param_data(call, 1) : NULL, NULL, NULL,
+                  RG_ACT_NONE, rg_out(call)};
     if (!n->fuse_next) return o;
     /* folded once by rg_graph_fold (an inference session), or here on every
      * call, since the weights may have changed since the last */
@@ -236,8 +237,13 @@ conv_out rg_conv_output(const rg_op_call *call)
     o.w = folded;
     o.bias = folded + weight_floats(g, n);
     if (rg_conv_is_wino(g, n)) o.wino = o.bias + n->a.conv.cout;
-    const rg_node *bn = &g->nodes[n->fuse_next];
-    o.act = rg_fused_act(g, bn);
+    const rg_node *last = &g->nodes[n->fuse_next]; /* the batch norm */
+    if (last->fuse_next && g->nodes[last->fuse_next].op == RG_OP_ADD) {
+        const rg_node *add = &g->nodes[last->fuse_next];
+        o.residual = rg_graph_act(g, add->in[add->in[0] == last->out ? 1 : 0]);
+        last = add;
+    }
+    o.act = rg_fused_act(g, last);
     o.y = rg_graph_act(g, rg_graph_chain_output(g, call->index));
     return o;
 }
@@ -257,18 +263,34 @@ void rg_conv_bias_grad(const float *dy, size_t rows, int32_t c, float *db)
 
 #define PW_ROWS 192 /* rows of a parallel piece: a multiple of the kernels' row tile */
 
-/* C[M, N] (+)= A[M, K] B[K, N] (+ bias, act) through the kernel table, rows
- * in fixed pieces over the threads. */
-static void pw_gemm(int32_t M, int32_t N, int32_t K, const float *A, const float *B, float *C, int accumulate,
-                    const float *bias, rg_act act)
+/* C[M, N] = act(A[M, K] B[K, N] + bias [+ R]) through the kernel table, or
+ * with accumulate C += A B, rows in fixed pieces over the threads. A
+ * residual R (a fused add) is copied into each piece of C just before the
+ * product adds to it, while the piece is in cache. */
+typedef struct {
+    int32_t M, N, K;
+    const float *A, *B, *R, *bias;
+    float *C;
+    int accumulate;
+    rg_act act;
+} pw_product;
+
+static void pw_piece(void *ctx, int32_t p, int thread)
 {
-    const rg_kernel_table *k = rg_kernels();
-    int32_t pieces = (M + PW_ROWS - 1) / PW_ROWS;
-#pragma omp parallel for schedule(static)
-    for (int32_t p = 0; p < pieces; p++) {
-        int32_t r0 = p * PW_ROWS, m = M - r0 < PW_ROWS ? M - r0 : PW_ROWS;
-        k->gemm_nn(m, N, K, A + (size_t)r0 * K, K, B, N, C + (size_t)r0 * N, N, accumulate, bias, act);
-    }
+    (void)thread;
+    const pw_product *w = ctx;
+    int32_t N = w->N, r0 = p * PW_ROWS, m = w->M - r0 < PW_ROWS ? w->M - r0 : PW_ROWS;
+    float *c = w->C + (size_t)r0 * N;
+    if (w->R) memcpy(c, w->R + (size_t)r0 * N, (size_t)m * N * sizeof *c);
+    rg_kernels()->gemm_nn(m, N, w->K, w->A + (size_t)r0 * w->K, w->K, w->B, N, c, N, w->accumulate || w->R, w->bias,
+                          w->act);
+}
+
+static void pw_gemm(int32_t M, int32_t N, int32_t K, const float *A, const float *B, float *C, int accumulate,
+                    const float *R, const float *bias, rg_act act)
+{
+    pw_product w = {M, N, K, A, B, R, bias, C, accumulate, act};
+    rg_parallel_for((M + PW_ROWS - 1) / PW_ROWS, 0, RG_SCHEDULE_STATIC, pw_piece, &w);
 }
 
 /* With pairings (ops/bn.h) in training: blocks of whole images; fed, each
@@ -392,11 +414,12 @@ static void conv_forward(const rg_op_call *call)
             pw_forward_blocks(call, &o, pair, feed);
             return;
         }
-        if (call->g->folded && n->fuse_next) {
+        if (n->fuse_next && (call->g->folded || o.residual)) {
             /* folded once, transposed once (rg_conv_fold): the kernels'
              * gemm_nn, measured 13% (batch 256) to 19% (batch 1) faster
-             * over a whole inference than OpenBLAS here */
-            pw_gemm(rows, ys.c, xs.c, x, o.bias + ys.c, o.y, 0, o.bias, o.act);
+             * over a whole inference than OpenBLAS here; and the only
+             * path with the residual add of the chain */
+            pw_gemm(rows, ys.c, xs.c, x, o.bias + ys.c, o.y, 0, o.residual, o.bias, o.act);
             return;
         }
         /* OpenBLAS, with the epilogue on each block while it is in cache:
@@ -452,7 +475,7 @@ static void conv_backward(const rg_op_call *call)
         rg_gemm_tn_acc(ys.c, xs.c, rows, dy, ys.c, x, xs.c, dw, xs.c, call->scratch);
         /* dX = dY W needs no transposition: the kernels' gemm_nn, which
          * measured about 5% faster over a training step than OpenBLAS here */
-        if (dx) pw_gemm(rows, xs.c, ys.c, dy, w, dx, !rg_din_fresh(call, 0), NULL, RG_ACT_NONE);
+        if (dx) pw_gemm(rows, xs.c, ys.c, dy, w, dx, !rg_din_fresh(call, 0), NULL, NULL, RG_ACT_NONE);
     } else {
         int32_t G = a->groups, cg = xs.c / G, coutg = a->cout / G;
         int32_t K = a->kh * a->kw * cg, chunk = chunk_images(call->g, n, xs.n);

@@ -9,10 +9,13 @@
  * bias, into its output. At the head of an evaluation chain (graph/fuse.c):
  * the batch norm's running statistics folded in,
  *     w' = w * scale,  b' = (b - mean) * scale + beta,  scale = gamma / sqrt(var + eps),
- * the chain's activation, and the chain's output. */
+ * the chain's activation, and the chain's output; a pointwise chain that
+ * ends in a residual add (conv, bn, add [, relu]) also the add's other
+ * input, y = act(x w' + b' + residual). */
 typedef struct {
-    const float *w, *bias; /* bias may be NULL */
-    const float *wino;     /* w transformed for Winograd (rg_conv_wino_weight), when folded; else NULL */
+    const float *w, *bias;  /* bias may be NULL */
+    const float *wino;      /* w transformed for Winograd (rg_conv_wino_weight), when folded; else NULL */
+    const float *residual;  /* same shape as y, or NULL */
     rg_act act;
     float *y;
 } conv_out;

@@ -4,6 +4,7 @@
  * a batch norm in training (ops/bn.h), each image's moments are taken as it
  * is written, and the output gradient is computed per image into cache; fed
  * by one, each input image is computed into cache as it is read. */
+#include "core/parallel.h"
 #include "ops/bn.h"
 #include "ops/conv.h"
 
@@ -71,32 +72,36 @@ size_t rg_conv_dw_slots_floats(const rg_graph *g, const rg_node *n)
     return per ? rg_conv_slots_floats(g, per) : 0;
 }
 
+typedef struct {
+    const rg_op_call *call;
+    rg_dw_geom geo;
+    const float *x, *wt;
+    conv_out o;
+    dw_bn b;
+} dw_pass;
+
+static void dw_forward_image(void *ctx, int32_t n, int thread)
+{
+    const dw_pass *d = ctx;
+    const rg_dw_geom *geo = &d->geo;
+    size_t hw = (size_t)geo->h * geo->w, yi = (size_t)geo->ho * geo->wo * geo->c;
+    const float *xn = d->x + n * hw * geo->c;
+    if (d->b.feed) {
+        float *xin = d->b.slots + (size_t)thread * d->b.per;
+        rg_bn_feed_apply(d->call->g, d->b.feed, (size_t)n * hw, hw, xin);
+        xn = xin;
+    }
+    rg_kernels()->dw_forward(geo, xn, d->wt, d->o.bias, d->o.act, d->o.y + n * yi);
+    if (d->b.pair) rg_bn_take_moments(d->call->g, d->b.pair, n, d->o.y + n * yi);
+}
+
 /* One image per kernel call, images in parallel. */
 void rg_conv_dw_forward(const rg_op_call *call)
 {
-    const rg_kernel_table *k = rg_kernels();
-    rg_dw_geom geo = dw_geom(call);
-    int32_t N = call->g->batch;
-    size_t xi = (size_t)geo.h * geo.w * geo.c, yi = (size_t)geo.ho * geo.wo * geo.c;
-    const float *x = rg_in(call, 0);
-    conv_out o = rg_conv_output(call);
-    float *wt = call->scratch;
-    transpose_dw_weight(o.w, geo.c, geo.kh * geo.kw, wt);
-    dw_bn b = dw_bn_of(call, &geo);
-#pragma omp parallel num_threads(b.threads)
-    {
-        float *xin = b.feed ? b.slots + (size_t)omp_get_thread_num() * b.per : NULL;
-#pragma omp for schedule(static)
-        for (int32_t n = 0; n < N; n++) {
-            const float *xn = x + n * xi;
-            if (b.feed) {
-                rg_bn_feed_apply(call->g, b.feed, (size_t)n * geo.h * geo.w, (size_t)geo.h * geo.w, xin);
-                xn = xin;
-            }
-            k->dw_forward(&geo, xn, wt, o.bias, o.act, o.y + n * yi);
-            if (b.pair) rg_bn_take_moments(call->g, b.pair, n, o.y + n * yi);
-        }
-    }
+    dw_pass d = {call, dw_geom(call), rg_in(call, 0), call->scratch, rg_conv_output(call), {0}};
+    transpose_dw_weight(d.o.w, d.geo.c, d.geo.kh * d.geo.kw, call->scratch);
+    d.b = dw_bn_of(call, &d.geo);
+    rg_parallel_for(call->g->batch, d.b.threads, RG_SCHEDULE_STATIC, dw_forward_image, &d);
 }
 
 void rg_conv_dw_backward(const rg_op_call *call)

@@ -19,6 +19,7 @@
  * (rg_conv_is_wino): per image the tiles are transformed (kernels'
  * wino_input), multiplied plane by plane by the transformed weight
  * (gemm_nn), and transformed back (wino_output). */
+#include "core/parallel.h"
 #include "ops/bn.h"
 #include "ops/conv.h"
 
@@ -199,10 +200,31 @@ static void wino_image(const direct_plan *d, const float *xp, int32_t cin, int32
     }
 }
 
+typedef struct {
+    const rg_op_call *call;
+    const conv_out *o;
+    const direct_plan *d;
+    const float *u, *wt;
+    float *slots;
+    size_t per, yi;
+    int32_t cin, bn, feed;
+} forward_pass;
+
+static void forward_image(void *ctx, int32_t i, int thread)
+{
+    const forward_pass *f = ctx;
+    const direct_plan *d = f->d;
+    const conv_out *o = f->o;
+    float *xp = f->slots + (size_t)thread * f->per, *y = o->y + i * f->yi;
+    pad_input(f->call, f->feed, d, i, xp);
+    if (d->wino) wino_image(d, xp, f->cin, f->call->node->a.conv.cout, f->u, 0, o->bias, o->act, xp + d->xp + d->dyp, y);
+    else rg_kernels()->conv_forward(&d->fwd, xp, f->wt, y, 0, o->bias, o->act);
+    if (f->bn) rg_bn_take_moments(f->call->g, f->bn, i, y);
+}
+
 void rg_conv_direct_forward(const rg_op_call *call, const conv_out *o)
 {
     const rg_conv_attr *a = &call->node->a.conv;
-    const rg_kernel_table *k = rg_kernels();
     rg_shape xs = rg_in_shape(call, 0), ys = rg_out_shape(call);
     direct_plan d = direct_geometry(call->g, call->node, call->g->planned_batch);
     size_t per = slot_floats(&d);
@@ -219,18 +241,8 @@ void rg_conv_direct_forward(const rg_op_call *call, const conv_out *o)
     /* paired with a batch norm (ops/bn.h): each image's moments while it is in cache */
     int32_t bn = rg_bn_pair_active(call->g, call->ctx, call->node->bn_pair) ? call->node->bn_pair : 0;
     int32_t feed = rg_bn_pair_active(call->g, call->ctx, call->node->bn_feed) ? call->node->bn_feed : 0;
-    int threads = rg_conv_slots(call->g);
-#pragma omp parallel num_threads(threads)
-    {
-        float *xp = slots + (size_t)omp_get_thread_num() * per;
-#pragma omp for schedule(static)
-        for (int32_t i = 0; i < xs.n; i++) {
-            pad_input(call, feed, &d, i, xp);
-            if (d.wino) wino_image(&d, xp, xs.c, a->cout, u, 0, o->bias, o->act, xp + d.xp + d.dyp, o->y + i * yi);
-            else k->conv_forward(&d.fwd, xp, wt, o->y + i * yi, 0, o->bias, o->act);
-            if (bn) rg_bn_take_moments(call->g, bn, i, o->y + i * yi);
-        }
-    }
+    forward_pass f = {call, o, &d, u, wt, slots, per, yi, xs.c, bn, feed};
+    rg_parallel_for(xs.n, rg_conv_slots(call->g), RG_SCHEDULE_STATIC, forward_image, &f);
 }
 
 /* Flipped taps of each phase (rh, rw), one after the other from wf:

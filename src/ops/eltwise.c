@@ -12,6 +12,7 @@
  *        (channel broadcast: the gate of a       db += dy * a, summed over
  *         squeeze-excitation block)                   H*W per image when broadcast
  */
+#include "core/parallel.h"
 #include "graph/fuse.h"
 #include "kernels/kernels.h"
 #include "ops/bn.h"
@@ -42,38 +43,44 @@ static size_t add_scratch(const rg_graph *g, const rg_node *n, int32_t batch)
     return fed ? rg_conv_slots_floats(g, 2 * piece_rows(c) * (size_t)c) : 0;
 }
 
-/* A few rows at a time: each fed input's chain output computed into L1,
- * the sum, the fused activation applied while the sum is in L1. */
-static void add_forward(const rg_op_call *c)
+typedef struct {
+    const rg_op_call *c;
+    rg_act act;
+    float *y;
+    int32_t feed[2], channels;
+    size_t rows, step;
+} add_pass;
+
+/* One piece of rows: each fed input's chain output computed into L1, the
+ * sum, the fused activation applied while the sum is in L1. */
+static void add_piece(void *ctx, int32_t p, int thread)
 {
-    const rg_kernel_table *k = rg_kernels();
-    rg_act act = rg_fused_act(c->g, c->node);
-    float *y = rg_graph_act(c->g, rg_graph_chain_output(c->g, c->index));
-    rg_shape s = rg_out_shape(c);
-    int32_t feed[2];
-    add_feeds(c, feed);
-    size_t rows = (size_t)s.n * s.h * s.w, step = piece_rows(s.c), pieces = (rows + step - 1) / step;
-#pragma omp parallel num_threads(rg_conv_slots(c->g))
-    {
-        /* no scratch when nothing is fed (add_scratch) */
-        float *slot = feed[0] || feed[1] ? c->scratch + (size_t)omp_get_thread_num() * 2 * step * s.c : NULL;
-#pragma omp for schedule(static)
-        for (size_t p = 0; p < pieces; p++) {
-            size_t r0 = p * step, nr = rows - r0 < step ? rows - r0 : step, count = nr * s.c;
-            const float *in[2];
-            for (int i = 0; i < 2; i++) {
-                in[i] = rg_in(c, i) + r0 * s.c;
-                if (feed[i]) {
-                    rg_bn_feed_apply(c->g, feed[i], r0, nr, slot + i * step * s.c);
-                    in[i] = slot + i * step * s.c;
-                }
-            }
-            const float *restrict a = in[0], *restrict b = in[1];
-            float *restrict yp = y + r0 * s.c;
-            for (size_t e = 0; e < count; e++) yp[e] = a[e] + b[e];
-            if (act != RG_ACT_NONE) k->act_forward(act, yp, yp, count);
+    const add_pass *w = ctx;
+    size_t C = (size_t)w->channels, r0 = (size_t)p * w->step, nr = w->rows - r0 < w->step ? w->rows - r0 : w->step;
+    size_t count = nr * C;
+    /* no scratch when nothing is fed (add_scratch) */
+    float *slot = w->feed[0] || w->feed[1] ? w->c->scratch + (size_t)thread * 2 * w->step * C : NULL;
+    const float *in[2];
+    for (int i = 0; i < 2; i++) {
+        in[i] = rg_in(w->c, i) + r0 * C;
+        if (w->feed[i]) {
+            rg_bn_feed_apply(w->c->g, w->feed[i], r0, nr, slot + i * w->step * C);
+            in[i] = slot + i * w->step * C;
         }
     }
+    const float *restrict a = in[0], *restrict b = in[1];
+    float *restrict yp = w->y + r0 * C;
+    for (size_t e = 0; e < count; e++) yp[e] = a[e] + b[e];
+    if (w->act != RG_ACT_NONE) rg_kernels()->act_forward(w->act, yp, yp, count);
+}
+
+static void add_forward(const rg_op_call *c)
+{
+    rg_shape s = rg_out_shape(c);
+    add_pass w = {c, rg_fused_act(c->g, c->node), rg_graph_act(c->g, rg_graph_chain_output(c->g, c->index)),
+                  {0, 0}, s.c, (size_t)s.n * s.h * s.w, piece_rows(s.c)};
+    add_feeds(c, w.feed);
+    rg_parallel_for((int32_t)((w.rows + w.step - 1) / w.step), rg_conv_slots(c->g), RG_SCHEDULE_STATIC, add_piece, &w);
 }
 
 /* Image by image, both inputs' gradients (add(x, x) adds twice into x's

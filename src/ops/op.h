@@ -90,11 +90,16 @@ static inline float *rg_buffer_data(const rg_op_call *c, int i)
     return c->g->buffer_data + c->g->buffers[c->node->buffer[i]].offset;
 }
 
-/* The relu/relu6 fused after batch-norm node bn (none if not fused). */
-static inline rg_act rg_fused_act(const rg_graph *g, const rg_node *bn)
+/* The relu/relu6 fused after node n, a batch norm or an add (none if not
+ * fused; a batch norm may instead be followed in its chain by an add). */
+static inline rg_act rg_fused_act(const rg_graph *g, const rg_node *n)
 {
-    if (!bn->fuse_next) return RG_ACT_NONE;
-    return g->nodes[bn->fuse_next].op == RG_OP_RELU6 ? RG_ACT_RELU6 : RG_ACT_RELU;
+    if (!n->fuse_next) return RG_ACT_NONE;
+    switch (g->nodes[n->fuse_next].op) {
+    case RG_OP_RELU6: return RG_ACT_RELU6;
+    case RG_OP_RELU: return RG_ACT_RELU;
+    default: return RG_ACT_NONE;
+    }
 }
 
 /* Op entry points, one file each under src/ops/. */

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/gemm.h"
 #include "kernels/kernels.h"
 #include "regain/cpu.h"
 #include "regain/quant.h"
@@ -219,8 +220,10 @@ static void test_gemm(void **state)
             for (int acc = 0; acc < 2; acc++)
                 for (size_t a = 0; a < 4; a++) {
                     float *c0 = random_floats(cn, -1.0f, 1.0f), *c1 = copy(c0, cn);
-                    rg_kernels_ref.gemm_nn(M, N, K, A, lda, B, ldb, c0, ldc, acc, acc ? NULL : bias, acts[a]);
-                    t[k]->gemm_nn(M, N, K, A, lda, B, ldb, c1, ldc, acc, acc ? NULL : bias, acts[a]);
+                    /* with accumulate, bias and activation too: a fused residual add */
+                    const float *b = a % 2 ? bias : NULL;
+                    rg_kernels_ref.gemm_nn(M, N, K, A, lda, B, ldb, c0, ldc, acc, acc ? b : bias, acts[a]);
+                    t[k]->gemm_nn(M, N, K, A, lda, B, ldb, c1, ldc, acc, acc ? b : bias, acts[a]);
                     expect_close(t[k]->name, what, c1, c0, cn); /* the padding columns must stay untouched too */
                     free(c0), free(c1);
                 }
@@ -231,6 +234,34 @@ static void test_gemm(void **state)
             assert_memory_equal(row, full + (size_t)(M - 1) * ldc, (size_t)N * sizeof(float));
             free(full), free(row), free(A), free(B), free(bias);
         }
+}
+
+/* The OpenBLAS products of kernels/gemm.h against a plain sum, on one row
+ * (a matrix-vector product there) and on several, B plain and transposed,
+ * beta 0 over a C holding NaN (cleared, not scaled) and beta 1. */
+static void test_blas_products(void **state)
+{
+    (void)state;
+    enum { N = 10, K = 37 };
+    float *B = random_floats((size_t)N * K, -1.0f, 1.0f), *A = random_floats(3 * K, -1.0f, 1.0f);
+    for (int trans_b = 0; trans_b < 2; trans_b++)
+        for (int M = 1; M <= 3; M += 2)
+            for (int beta = 0; beta < 2; beta++) {
+                float want[3 * N], got[3 * N];
+                for (int i = 0; i < M * N; i++) got[i] = beta ? 0.5f * (float)i : NAN;
+                for (int i = 0; i < M; i++)
+                    for (int j = 0; j < N; j++) {
+                        double sum = beta ? got[i * N + j] : 0.0;
+                        for (int k = 0; k < K; k++)
+                            sum += (double)A[i * K + k] * (trans_b ? B[j * K + k] : B[k * N + j]);
+                        want[i * N + j] = (float)sum;
+                    }
+                char what[64];
+                snprintf(what, sizeof what, "rg_gemm_rows M=%d trans_b=%d beta=%d", M, trans_b, beta);
+                rg_gemm_rows(trans_b, M, N, K, A, K, B, trans_b ? K : N, (float)beta, got, N);
+                expect_close("blas", what, got, want, (size_t)M * N);
+            }
+    free(A), free(B);
 }
 
 static void test_dense_conv(void **state)
@@ -520,7 +551,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_activations),        cmocka_unit_test(test_batch_norm),
         cmocka_unit_test(test_depthwise),          cmocka_unit_test(test_depthwise_reference),
-        cmocka_unit_test(test_gemm),               cmocka_unit_test(test_dense_conv),
+        cmocka_unit_test(test_gemm),               cmocka_unit_test(test_blas_products),
+        cmocka_unit_test(test_dense_conv),
         cmocka_unit_test(test_winograd_transforms), cmocka_unit_test(test_winograd_reference),
         cmocka_unit_test(test_fake_quant),         cmocka_unit_test(test_fake_quant_requant),
         cmocka_unit_test(test_fake_quant_add),

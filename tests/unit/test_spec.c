@@ -489,11 +489,9 @@ static void test_eval_plan_peak(void **state)
  * the memory-reusing, batch-norm-folding evaluation plan gives what the
  * training plan (every value in its own slot, batch norm applied after the
  * convolution) gives, up to float rounding. */
-static void eval_consistency(const char *model)
+static void eval_consistency_of(rg_graph *g, const char *model)
 {
     const int32_t N = 3;
-    rg_graph *g = NULL;
-    CHECK(rg_zoo_build(model, 28, 28, 1, 10, &g, &E));
     random_state(g, 5);
     rg_exec ctx = {.training = 0, .seed = 1, .step = 1};
     float batch_out[3 * 10], train_out[3 * 10];
@@ -538,6 +536,50 @@ static void eval_consistency(const char *model)
                 fail_msg("%s: image %d logit %d: %.9g alone, %.9g in a batch", model, i, k, a, b);
         }
     }
+}
+
+static void eval_consistency(const char *model)
+{
+    rg_graph *g = NULL;
+    CHECK(rg_zoo_build(model, 28, 28, 1, 10, &g, &E));
+    eval_consistency_of(g, model);
+    rg_graph_free(g);
+}
+
+static int fused_away(const rg_graph *g, const char *name)
+{
+    int32_t i = rg_graph_find_node(g, name);
+    if (i < 0) fail_msg("no node '%s'", name);
+    return g->nodes[i].fuse_prev != 0;
+}
+
+/* The evaluation plan runs a residual add as the epilogue of the pointwise
+ * convolution + batch norm it reads (graph/fuse.c), with its activation,
+ * when the add's other input is computed before that convolution; not
+ * when it is computed after, nor after a dense convolution; and the
+ * results are those of the training plan, which runs every node. */
+static void test_eval_fuses_residual_add(void **state)
+{
+    (void)state;
+    rg_graph *g = build("input h=6 w=5 c=8\n"
+                        "conv name=a c=8 k=3 bn act=relu\n"
+                        "pw name=p c=8 bn\n"
+                        "add name=early in=p,a\n" /* a before p: fused, with the relu */
+                        "relu name=early_relu\n"
+                        "pw name=q c=8 bn\n"
+                        "pw name=r c=8 in=early_relu bn act=relu6\n"
+                        "add name=late in=q,r\n"           /* r after q: not fused */
+                        "conv name=d c=8 k=3 bn\n"
+                        "add name=dense in=d,late\n"       /* a 3x3 convolution: not fused */
+                        "gap\n"
+                        "fc n=10\n");
+    CHECK(rg_graph_plan(g, 2, RG_PLAN_EVAL, &E));
+    assert_true(fused_away(g, "p.bn") && fused_away(g, "early") && fused_away(g, "early_relu"));
+    assert_true(fused_away(g, "q.bn") && !fused_away(g, "late"));
+    assert_true(fused_away(g, "d.bn") && !fused_away(g, "dense"));
+    CHECK(rg_graph_plan(g, 2, RG_PLAN_TRAIN, &E));
+    assert_false(fused_away(g, "early")); /* training runs the add itself */
+    eval_consistency_of(g, "residual adds");
     rg_graph_free(g);
 }
 
@@ -679,6 +721,7 @@ int main(void)
         cmocka_unit_test(test_benchmark_counts),
         cmocka_unit_test(test_eval_plan_peak),
         cmocka_unit_test(test_eval_batch_independence),
+        cmocka_unit_test(test_eval_fuses_residual_add),
         cmocka_unit_test(test_threads_after_plan), cmocka_unit_test(test_infer_session),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
