@@ -5,10 +5,10 @@
  * even a region of one thread, even one with a false if() clause, and a
  * nested one inside a region makes two. On the project's virtual machines
  * a system call costs about a microsecond, and one mbv2-tiny inference at
- * batch 1 opens some 30 regions: a fifth of its time went there. Hot loops
- * that may run on one thread (inference on one thread, and every op of an
- * inference session that splits a batch over its threads) go through
- * rg_parallel_for, which opens no region then.
+ * batch 1 opens some 30 regions: a fifth of its time went there. Loops
+ * that may run on one thread (the forward passes: inference on one thread,
+ * and every op of an inference session that splits a batch over its
+ * threads) go through rg_parallel_for, which opens no region then.
  */
 #ifndef REGAIN_CORE_PARALLEL_H
 #define REGAIN_CORE_PARALLEL_H

@@ -12,6 +12,7 @@
  * and then never runs here.
  */
 #include "ops/op.h"
+#include "core/parallel.h"
 #include "kernels/kernels.h"
 
 #include <math.h>
@@ -30,18 +31,25 @@ static rg_act act_of(rg_op_type op)
     }
 }
 
-static void act_forward(const rg_op_call *c)
+/* One piece of an activation's forward pass (relu, relu6, hswish, sigmoid). */
+static void act_piece(void *ctx, int32_t p, int thread)
 {
-    const rg_kernel_table *k = rg_kernels();
-    rg_act act = act_of(c->node->op);
+    (void)thread;
+    const rg_op_call *c = ctx;
     const float *x = rg_in(c, 0);
     float *y = rg_out(c);
-    size_t count = rg_shape_count(rg_out_shape(c)), pieces = (count + PIECE - 1) / PIECE;
-#pragma omp parallel for schedule(static)
-    for (size_t p = 0; p < pieces; p++) {
-        size_t i = p * PIECE, n = count - i < PIECE ? count - i : PIECE;
-        k->act_forward(act, x + i, y + i, n);
+    size_t count = rg_shape_count(rg_out_shape(c)), i = (size_t)p * PIECE, n = count - i < PIECE ? count - i : PIECE;
+    if (c->node->op != RG_OP_SIGMOID) {
+        rg_kernels()->act_forward(act_of(c->node->op), x + i, y + i, n);
+        return;
     }
+    for (size_t e = i; e < i + n; e++) y[e] = 1.0f / (1.0f + expf(-x[e]));
+}
+
+static void act_forward(const rg_op_call *c)
+{
+    size_t count = rg_shape_count(rg_out_shape(c));
+    rg_parallel_for((int32_t)((count + PIECE - 1) / PIECE), 0, RG_SCHEDULE_STATIC, act_piece, (void *)c);
 }
 
 static void act_backward(const rg_op_call *c)
@@ -66,15 +74,6 @@ const rg_op_def rg_op_relu6 = {.name = "relu6", .forward = act_forward, .backwar
 const rg_op_def rg_op_hswish = {.name = "hswish", .forward = act_forward, .backward = act_backward,
                                 .stores_fresh_din = 1};
 
-static void sigmoid_forward(const rg_op_call *c)
-{
-    const float *x = rg_in(c, 0);
-    float *y = rg_out(c);
-    size_t count = rg_shape_count(rg_out_shape(c));
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < count; i++) y[i] = 1.0f / (1.0f + expf(-x[i]));
-}
-
 static void sigmoid_backward(const rg_op_call *c)
 {
     const float *y = rg_out(c), *dy = rg_dout(c);
@@ -85,4 +84,4 @@ static void sigmoid_backward(const rg_op_call *c)
     for (size_t i = 0; i < count; i++) dx[i] += dy[i] * y[i] * (1.0f - y[i]);
 }
 
-const rg_op_def rg_op_sigmoid = {.name = "sigmoid", .forward = sigmoid_forward, .backward = sigmoid_backward};
+const rg_op_def rg_op_sigmoid = {.name = "sigmoid", .forward = act_forward, .backward = sigmoid_backward};

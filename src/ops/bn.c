@@ -29,6 +29,7 @@
  * in double (in the backward pass of a fed batch norm: the per-image
  * gradient sums, sum g and sum g (x - mean)).
  */
+#include "core/parallel.h"
 #include "graph/fuse.h"
 #include "ops/bn.h"
 #include "ops/conv.h"
@@ -149,6 +150,22 @@ static void reduce_images(const double *part, int32_t N, int32_t C, double *out)
         for (int32_t c = 0; c < C; c++) out[c] += part[(size_t)n * C + c];
 }
 
+typedef struct {
+    const float *x, *scale, *shift;
+    float *y;
+    size_t rows;
+    int32_t C;
+    rg_act act;
+} bn_application;
+
+static void bn_apply_rows(void *ctx, int32_t p, int thread)
+{
+    (void)thread;
+    const bn_application *w = ctx;
+    size_t r0 = (size_t)p * ROWS_PER_PIECE, rows = w->rows - r0 < ROWS_PER_PIECE ? w->rows - r0 : ROWS_PER_PIECE;
+    rg_kernels()->bn_apply(w->x + r0 * w->C, w->scale, w->shift, rows, w->C, w->act, w->y + r0 * w->C);
+}
+
 static void bn_forward(const rg_op_call *call)
 {
     const rg_kernel_table *k = rg_kernels();
@@ -212,12 +229,8 @@ static void bn_forward(const rg_op_call *call)
         memcpy(st + 3 * C, shift, sizeof shift);
         return;
     }
-    size_t pieces = (M + ROWS_PER_PIECE - 1) / ROWS_PER_PIECE;
-#pragma omp parallel for schedule(static)
-    for (size_t p = 0; p < pieces; p++) {
-        size_t r0 = p * ROWS_PER_PIECE, rows = M - r0 < ROWS_PER_PIECE ? M - r0 : ROWS_PER_PIECE;
-        k->bn_apply(x + r0 * C, scale, shift, rows, C, act, y + r0 * C);
-    }
+    bn_application w = {x, scale, shift, y, M, C, act};
+    rg_parallel_for((int32_t)((M + ROWS_PER_PIECE - 1) / ROWS_PER_PIECE), 0, RG_SCHEDULE_STATIC, bn_apply_rows, &w);
 }
 
 static void bn_backward(const rg_op_call *call)

@@ -1,23 +1,40 @@
 /* Channel rearrangements: concat, slice (a split is two slices) and the
  * ShuffleNet channel shuffle. All are copies along the innermost axis. */
 #include "ops/op.h"
+#include "core/parallel.h"
 
 #include <string.h>
+
+#define ROWS 1024 /* positions per piece of work */
+
+typedef struct {
+    const float *src;
+    float *dst;
+    int32_t cs, so, cd, od, count, acc;
+    size_t positions;
+} channel_copy;
+
+static void copy_rows(void *ctx, int32_t p, int thread)
+{
+    (void)thread;
+    const channel_copy *w = ctx;
+    for (size_t r = (size_t)p * ROWS; r < w->positions && r < (size_t)(p + 1) * ROWS; r++) {
+        const float *s = w->src + r * w->cs + w->so;
+        float *d = w->dst + r * w->cd + w->od;
+        if (w->acc)
+            for (int32_t k = 0; k < w->count; k++) d[k] += s[k];
+        else
+            memcpy(d, s, (size_t)w->count * sizeof(float));
+    }
+}
 
 /* Copies `count` channels per position from src (stride cs, offset so) to dst
  * (stride cd, offset od), accumulating when acc is set. */
 static void copy_channels(const float *src, int32_t cs, int32_t so, float *dst, int32_t cd, int32_t od,
                           int32_t count, size_t positions, int acc)
 {
-#pragma omp parallel for schedule(static)
-    for (size_t r = 0; r < positions; r++) {
-        const float *s = src + r * cs + so;
-        float *d = dst + r * cd + od;
-        if (acc)
-            for (int32_t k = 0; k < count; k++) d[k] += s[k];
-        else
-            memcpy(d, s, (size_t)count * sizeof(float));
-    }
+    channel_copy w = {src, dst, cs, so, cd, od, count, acc, positions};
+    rg_parallel_for((int32_t)((positions + ROWS - 1) / ROWS), 0, RG_SCHEDULE_STATIC, copy_rows, &w);
 }
 
 static size_t positions(const rg_op_call *c)
@@ -60,16 +77,21 @@ static void slice_backward(const rg_op_call *c)
 
 /* Shuffle with g groups of k = C/g channels: view channels as (g, k),
  * transpose to (k, g). Output channel j*g + i comes from input i*k + j. */
-static void shuffle_forward(const rg_op_call *c)
+static void shuffle_rows(void *ctx, int32_t p, int thread)
 {
+    (void)thread;
+    const rg_op_call *c = ctx;
     int32_t C = rg_out_shape(c).c, g = c->node->a.shuffle.groups, k = C / g;
     const float *x = rg_in(c, 0);
     float *y = rg_out(c);
-    size_t P = positions(c);
-#pragma omp parallel for schedule(static)
-    for (size_t r = 0; r < P; r++)
+    for (size_t r = (size_t)p * ROWS; r < positions(c) && r < (size_t)(p + 1) * ROWS; r++)
         for (int32_t i = 0; i < g; i++)
             for (int32_t j = 0; j < k; j++) y[r * C + j * g + i] = x[r * C + i * k + j];
+}
+
+static void shuffle_forward(const rg_op_call *c)
+{
+    rg_parallel_for((int32_t)((positions(c) + ROWS - 1) / ROWS), 0, RG_SCHEDULE_STATIC, shuffle_rows, (void *)c);
 }
 
 static void shuffle_backward(const rg_op_call *c)

@@ -136,29 +136,63 @@ static uint64_t conv_macs(const rg_graph *g, const rg_node *n)
 
 /* ---- im2col / col2im for one group of channels ------------------------------ */
 
-/* col[(n, oh, ow), (kh, kw, ci)] = x[n, oh*s-p+kh, ow*s-p+kw, c0+ci], zero outside. */
-static void im2col(const float *x, rg_shape xs, int32_t nimg, int32_t c0, int32_t cg, const rg_conv_attr *a,
-                   int32_t ho, int32_t wo, float *col)
+#define COL_ROWS 256 /* rows of a piece of im2col or of an epilogue */
+
+typedef struct {
+    const float *x;
+    rg_shape xs;
+    int32_t rows, c0, cg, ho, wo;
+    const rg_conv_attr *a;
+    float *col;
+} im2col_work;
+
+static void im2col_rows(void *ctx, int32_t p, int thread)
 {
+    (void)thread;
+    const im2col_work *w = ctx;
+    const rg_conv_attr *a = w->a;
+    int32_t cg = w->cg, ho = w->ho, wo = w->wo;
     size_t K = (size_t)a->kh * a->kw * cg;
-    int32_t rows = nimg * ho * wo;
-#pragma omp parallel for schedule(static)
-    for (int32_t r = 0; r < rows; r++) {
+    for (int32_t r = p * COL_ROWS; r < w->rows && r < (p + 1) * COL_ROWS; r++) {
         int32_t n = r / (ho * wo), oh = (r / wo) % ho, ow = r % wo;
-        float *dst = col + (size_t)r * K;
+        float *dst = w->col + (size_t)r * K;
         for (int32_t kh = 0; kh < a->kh; kh++) {
             int32_t ih = oh * a->stride - a->pad + kh;
             for (int32_t kw = 0; kw < a->kw; kw++) {
                 int32_t iw = ow * a->stride - a->pad + kw;
-                if (ih < 0 || ih >= xs.h || iw < 0 || iw >= xs.w) {
+                if (ih < 0 || ih >= w->xs.h || iw < 0 || iw >= w->xs.w) {
                     memset(dst, 0, (size_t)cg * sizeof(float));
                 } else {
-                    memcpy(dst, x + (((size_t)n * xs.h + ih) * xs.w + iw) * xs.c + c0, (size_t)cg * sizeof(float));
+                    memcpy(dst, w->x + (((size_t)n * w->xs.h + ih) * w->xs.w + iw) * w->xs.c + w->c0,
+                           (size_t)cg * sizeof(float));
                 }
                 dst += cg;
             }
         }
     }
+}
+
+/* col[(n, oh, ow), (kh, kw, ci)] = x[n, oh*s-p+kh, ow*s-p+kw, c0+ci], zero outside. */
+static void im2col(const float *x, rg_shape xs, int32_t nimg, int32_t c0, int32_t cg, const rg_conv_attr *a,
+                   int32_t ho, int32_t wo, float *col)
+{
+    im2col_work w = {x, xs, nimg * ho * wo, c0, cg, ho, wo, a, col};
+    rg_parallel_for((w.rows + COL_ROWS - 1) / COL_ROWS, 0, RG_SCHEDULE_STATIC, im2col_rows, &w);
+}
+
+typedef struct {
+    float *y;
+    int32_t rows, c;
+    const float *bias;
+    rg_act act;
+} epilogue_work;
+
+static void epilogue_rows(void *ctx, int32_t p, int thread)
+{
+    (void)thread;
+    const epilogue_work *w = ctx;
+    int32_t r0 = p * COL_ROWS, m = w->rows - r0 < COL_ROWS ? w->rows - r0 : COL_ROWS;
+    rg_kernels()->bias_act(w->y + (size_t)r0 * w->c, (size_t)m, w->c, w->bias, w->act);
 }
 
 /* dx[n, ih, iw, c0+ci] += dcol[...]: the adjoint of im2col. Parallel over
@@ -429,7 +463,6 @@ static void conv_forward(const rg_op_call *call)
         else rg_gemm_rows(1, rows, ys.c, xs.c, x, xs.c, o.w, xs.c, 0.0f, o.y, ys.c);
         return;
     }
-    const rg_kernel_table *k = rg_kernels();
     int32_t G = a->groups, cg = xs.c / G, coutg = a->cout / G;
     int32_t K = a->kh * a->kw * cg, chunk = chunk_images(call->g, n, xs.n);
     size_t xi = (size_t)xs.h * xs.w * xs.c, yi = (size_t)ys.h * ys.w * ys.c;
@@ -442,13 +475,8 @@ static void conv_forward(const rg_op_call *call)
         }
         if (!epilogue) continue;
         /* the chunk's rows, in fixed pieces over the threads */
-        float *yc = o.y + n0 * yi;
-        int32_t pieces = (rows + 255) / 256;
-#pragma omp parallel for schedule(static)
-        for (int32_t p = 0; p < pieces; p++) {
-            int32_t r0 = p * 256, m = rows - r0 < 256 ? rows - r0 : 256;
-            k->bias_act(yc + (size_t)r0 * ys.c, (size_t)m, ys.c, o.bias, o.act);
-        }
+        epilogue_work w = {o.y + n0 * yi, rows, ys.c, o.bias, o.act};
+        rg_parallel_for((rows + COL_ROWS - 1) / COL_ROWS, 0, RG_SCHEDULE_STATIC, epilogue_rows, &w);
     }
 }
 

@@ -138,24 +138,26 @@ static int broadcast(const rg_op_call *c)
     return b.h * b.w == 1 && y.h * y.w != 1;
 }
 
-static void mul_forward(const rg_op_call *c)
+/* One image of mul's forward pass. */
+static void mul_image(void *ctx, int32_t n, int thread)
 {
-    const float *a = rg_in(c, 0), *b = rg_in(c, 1);
-    float *y = rg_out(c);
+    (void)thread;
+    const rg_op_call *c = ctx;
     rg_shape s = rg_out_shape(c);
+    size_t hw = (size_t)s.h * s.w, o = (size_t)n * hw * s.c;
+    const float *a = rg_in(c, 0) + o, *b = rg_in(c, 1);
+    float *y = rg_out(c) + o;
     if (!broadcast(c)) {
-        size_t count = rg_shape_count(s);
-#pragma omp parallel for schedule(static)
-        for (size_t i = 0; i < count; i++) y[i] = a[i] * b[i];
+        for (size_t i = 0; i < hw * s.c; i++) y[i] = a[i] * b[o + i];
         return;
     }
-    size_t hw = (size_t)s.h * s.w;
-#pragma omp parallel for schedule(static)
-    for (int32_t n = 0; n < s.n; n++)
-        for (size_t r = 0; r < hw; r++) {
-            size_t o = ((size_t)n * hw + r) * s.c;
-            for (int32_t ch = 0; ch < s.c; ch++) y[o + ch] = a[o + ch] * b[(size_t)n * s.c + ch];
-        }
+    for (size_t r = 0; r < hw; r++)
+        for (int32_t ch = 0; ch < s.c; ch++) y[r * s.c + ch] = a[r * s.c + ch] * b[(size_t)n * s.c + ch];
+}
+
+static void mul_forward(const rg_op_call *c)
+{
+    rg_parallel_for(rg_out_shape(c).n, 0, RG_SCHEDULE_STATIC, mul_image, (void *)c);
 }
 
 static void mul_backward(const rg_op_call *c)
