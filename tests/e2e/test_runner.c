@@ -539,9 +539,13 @@ static void test_stop_and_resume(void **state)
     expect_identical("runs/stopped/a/seed1/last.safetensors", "runs/unstopped/a/seed1/last.safetensors");
     expect_identical("runs/stopped/a/seed1/best.safetensors", "runs/unstopped/a/seed1/best.safetensors");
 
-    /* --jobs 2: the signal to the parent goes on to the runs' processes */
+    /* --jobs 2: the signal to the parent goes on to the runs' processes.
+     * b has twice a's epochs, so that it is still running when a's first
+     * checkpoint appears (with equal lengths a busy machine let b finish
+     * before the signal) */
     rgt_write_text("stop2.ini", "[experiment]\nname = stop2\nstore = s2.db\n[defaults]\nmodel = mbv2-tiny\n"
-                                "epochs = 3\ntrain_limit = 512\ntest_limit = 128\n[run a]\n[run b]\nlr = 0.05\n");
+                                "epochs = 3\ntrain_limit = 512\ntest_limit = 128\n[run a]\n[run b]\nlr = 0.05\n"
+                                "epochs = 6\n");
     pid = spawn(rgt_in_root("stop2.log"), "run", "stop2.ini", "--jobs", "2");
     wait_for_checkpoint(pid, "runs/stop2/a/seed1/last.safetensors", NULL, NULL);
     kill(pid, SIGINT);
