@@ -84,7 +84,8 @@ static void shuffle_rows(void *ctx, int32_t p, int thread)
     int32_t C = rg_out_shape(c).c, g = c->node->a.shuffle.groups, k = C / g;
     const float *x = rg_in(c, 0);
     float *y = rg_out(c);
-    for (size_t r = (size_t)p * ROWS; r < positions(c) && r < (size_t)(p + 1) * ROWS; r++)
+    size_t end = positions(c) < (size_t)(p + 1) * ROWS ? positions(c) : (size_t)(p + 1) * ROWS;
+    for (size_t r = (size_t)p * ROWS; r < end; r++)
         for (int32_t i = 0; i < g; i++)
             for (int32_t j = 0; j < k; j++) y[r * C + j * g + i] = x[r * C + i * k + j];
 }
