@@ -13,6 +13,7 @@
 #ifndef REGAIN_CORE_PARALLEL_H
 #define REGAIN_CORE_PARALLEL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* One piece of work: piece in [0, pieces), on thread `thread` in [0, the
@@ -28,5 +29,13 @@ typedef enum { RG_SCHEDULE_STATIC, RG_SCHEDULE_DYNAMIC } rg_schedule;
  * thread would run, or when there is one piece. Each piece must give the
  * same result on any thread. */
 void rg_parallel_for(int32_t pieces, int threads, rg_schedule schedule, rg_piece_fn fn, void *ctx);
+
+/* Rows [first, first + count) of a range, on thread `thread` as above. */
+typedef void (*rg_rows_fn)(void *ctx, size_t first, size_t count, int thread);
+
+/* rg_parallel_for over rows [0, total) cut into pieces of per_piece rows
+ * (the last one shorter): fn(ctx, first, count, thread) for each. The
+ * pieces do not depend on the thread count. */
+void rg_parallel_rows(size_t total, size_t per_piece, int threads, rg_schedule schedule, rg_rows_fn fn, void *ctx);
 
 #endif

@@ -44,21 +44,20 @@ typedef struct {
     rg_act act;
 } rows_product;
 
-static void rows_block(void *ctx, int32_t b, int thread)
+static void rows_block(void *ctx, size_t first, size_t count, int thread)
 {
     (void)thread;
     const rows_product *w = ctx;
-    int r0 = b * ROW_BLOCK, m = w->M - r0 < ROW_BLOCK ? w->M - r0 : ROW_BLOCK;
-    float *c = w->C + (size_t)r0 * w->ldc;
-    sgemm(0, w->trans_b, m, w->N, w->K, w->A + (size_t)r0 * w->lda, w->lda, w->B, w->ldb, w->beta, c, w->ldc);
-    if (w->epilogue) rg_kernels()->bias_act(c, (size_t)m, w->N, w->bias, w->act);
+    float *c = w->C + first * w->ldc;
+    sgemm(0, w->trans_b, (int)count, w->N, w->K, w->A + first * w->lda, w->lda, w->B, w->ldb, w->beta, c, w->ldc);
+    if (w->epilogue) rg_kernels()->bias_act(c, count, w->N, w->bias, w->act);
 }
 
 static void gemm_rows(int trans_b, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta,
                       float *C, int ldc, const float *bias, rg_act act, int epilogue)
 {
     rows_product w = {trans_b, M, N, K, lda, ldb, ldc, epilogue, A, B, bias, beta, C, act};
-    rg_parallel_for((M + ROW_BLOCK - 1) / ROW_BLOCK, 0, RG_SCHEDULE_DYNAMIC, rows_block, &w);
+    rg_parallel_rows((size_t)M, ROW_BLOCK, 0, RG_SCHEDULE_DYNAMIC, rows_block, &w);
 }
 
 void rg_gemm_rows(int trans_b, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta,

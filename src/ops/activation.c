@@ -32,24 +32,22 @@ static rg_act act_of(rg_op_type op)
 }
 
 /* One piece of an activation's forward pass (relu, relu6, hswish, sigmoid). */
-static void act_piece(void *ctx, int32_t p, int thread)
+static void act_piece(void *ctx, size_t first, size_t count, int thread)
 {
     (void)thread;
     const rg_op_call *c = ctx;
     const float *x = rg_in(c, 0);
     float *y = rg_out(c);
-    size_t count = rg_shape_count(rg_out_shape(c)), i = (size_t)p * PIECE, n = count - i < PIECE ? count - i : PIECE;
     if (c->node->op != RG_OP_SIGMOID) {
-        rg_kernels()->act_forward(act_of(c->node->op), x + i, y + i, n);
+        rg_kernels()->act_forward(act_of(c->node->op), x + first, y + first, count);
         return;
     }
-    for (size_t e = i; e < i + n; e++) y[e] = 1.0f / (1.0f + expf(-x[e]));
+    for (size_t e = first; e < first + count; e++) y[e] = 1.0f / (1.0f + expf(-x[e]));
 }
 
 static void act_forward(const rg_op_call *c)
 {
-    size_t count = rg_shape_count(rg_out_shape(c));
-    rg_parallel_for((int32_t)((count + PIECE - 1) / PIECE), 0, RG_SCHEDULE_STATIC, act_piece, (void *)c);
+    rg_parallel_rows(rg_shape_count(rg_out_shape(c)), PIECE, 0, RG_SCHEDULE_STATIC, act_piece, (void *)c);
 }
 
 static void act_backward(const rg_op_call *c)

@@ -158,12 +158,11 @@ typedef struct {
     rg_act act;
 } bn_application;
 
-static void bn_apply_rows(void *ctx, int32_t p, int thread)
+static void bn_apply_rows(void *ctx, size_t first, size_t count, int thread)
 {
     (void)thread;
     const bn_application *w = ctx;
-    size_t r0 = (size_t)p * ROWS_PER_PIECE, rows = w->rows - r0 < ROWS_PER_PIECE ? w->rows - r0 : ROWS_PER_PIECE;
-    rg_kernels()->bn_apply(w->x + r0 * w->C, w->scale, w->shift, rows, w->C, w->act, w->y + r0 * w->C);
+    rg_kernels()->bn_apply(w->x + first * w->C, w->scale, w->shift, count, w->C, w->act, w->y + first * w->C);
 }
 
 static void bn_forward(const rg_op_call *call)
@@ -230,7 +229,7 @@ static void bn_forward(const rg_op_call *call)
         return;
     }
     bn_application w = {x, scale, shift, y, M, C, act};
-    rg_parallel_for((int32_t)((M + ROWS_PER_PIECE - 1) / ROWS_PER_PIECE), 0, RG_SCHEDULE_STATIC, bn_apply_rows, &w);
+    rg_parallel_rows(M, ROWS_PER_PIECE, 0, RG_SCHEDULE_STATIC, bn_apply_rows, &w);
 }
 
 static void bn_backward(const rg_op_call *call)

@@ -11,14 +11,13 @@ typedef struct {
     const float *src;
     float *dst;
     int32_t cs, so, cd, od, count, acc;
-    size_t positions;
 } channel_copy;
 
-static void copy_rows(void *ctx, int32_t p, int thread)
+static void copy_rows(void *ctx, size_t first, size_t rows, int thread)
 {
     (void)thread;
     const channel_copy *w = ctx;
-    for (size_t r = (size_t)p * ROWS; r < w->positions && r < (size_t)(p + 1) * ROWS; r++) {
+    for (size_t r = first; r < first + rows; r++) {
         const float *s = w->src + r * w->cs + w->so;
         float *d = w->dst + r * w->cd + w->od;
         if (w->acc)
@@ -33,8 +32,8 @@ static void copy_rows(void *ctx, int32_t p, int thread)
 static void copy_channels(const float *src, int32_t cs, int32_t so, float *dst, int32_t cd, int32_t od,
                           int32_t count, size_t positions, int acc)
 {
-    channel_copy w = {src, dst, cs, so, cd, od, count, acc, positions};
-    rg_parallel_for((int32_t)((positions + ROWS - 1) / ROWS), 0, RG_SCHEDULE_STATIC, copy_rows, &w);
+    channel_copy w = {src, dst, cs, so, cd, od, count, acc};
+    rg_parallel_rows(positions, ROWS, 0, RG_SCHEDULE_STATIC, copy_rows, &w);
 }
 
 static size_t positions(const rg_op_call *c)
@@ -77,22 +76,21 @@ static void slice_backward(const rg_op_call *c)
 
 /* Shuffle with g groups of k = C/g channels: view channels as (g, k),
  * transpose to (k, g). Output channel j*g + i comes from input i*k + j. */
-static void shuffle_rows(void *ctx, int32_t p, int thread)
+static void shuffle_rows(void *ctx, size_t first, size_t rows, int thread)
 {
     (void)thread;
     const rg_op_call *c = ctx;
     int32_t C = rg_out_shape(c).c, g = c->node->a.shuffle.groups, k = C / g;
     const float *x = rg_in(c, 0);
     float *y = rg_out(c);
-    size_t end = positions(c) < (size_t)(p + 1) * ROWS ? positions(c) : (size_t)(p + 1) * ROWS;
-    for (size_t r = (size_t)p * ROWS; r < end; r++)
+    for (size_t r = first; r < first + rows; r++)
         for (int32_t i = 0; i < g; i++)
             for (int32_t j = 0; j < k; j++) y[r * C + j * g + i] = x[r * C + i * k + j];
 }
 
 static void shuffle_forward(const rg_op_call *c)
 {
-    rg_parallel_for((int32_t)((positions(c) + ROWS - 1) / ROWS), 0, RG_SCHEDULE_STATIC, shuffle_rows, (void *)c);
+    rg_parallel_rows(positions(c), ROWS, 0, RG_SCHEDULE_STATIC, shuffle_rows, (void *)c);
 }
 
 static void shuffle_backward(const rg_op_call *c)

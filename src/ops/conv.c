@@ -146,14 +146,14 @@ typedef struct {
     float *col;
 } im2col_work;
 
-static void im2col_rows(void *ctx, int32_t p, int thread)
+static void im2col_rows(void *ctx, size_t first, size_t count, int thread)
 {
     (void)thread;
     const im2col_work *w = ctx;
     const rg_conv_attr *a = w->a;
     int32_t cg = w->cg, ho = w->ho, wo = w->wo;
     size_t K = (size_t)a->kh * a->kw * cg;
-    for (int32_t r = p * COL_ROWS; r < w->rows && r < (p + 1) * COL_ROWS; r++) {
+    for (int32_t r = (int32_t)first; r < (int32_t)(first + count); r++) {
         int32_t n = r / (ho * wo), oh = (r / wo) % ho, ow = r % wo;
         float *dst = w->col + (size_t)r * K;
         for (int32_t kh = 0; kh < a->kh; kh++) {
@@ -177,7 +177,7 @@ static void im2col(const float *x, rg_shape xs, int32_t nimg, int32_t c0, int32_
                    int32_t ho, int32_t wo, float *col)
 {
     im2col_work w = {x, xs, nimg * ho * wo, c0, cg, ho, wo, a, col};
-    rg_parallel_for((w.rows + COL_ROWS - 1) / COL_ROWS, 0, RG_SCHEDULE_STATIC, im2col_rows, &w);
+    rg_parallel_rows((size_t)w.rows, COL_ROWS, 0, RG_SCHEDULE_STATIC, im2col_rows, &w);
 }
 
 typedef struct {
@@ -187,12 +187,11 @@ typedef struct {
     rg_act act;
 } epilogue_work;
 
-static void epilogue_rows(void *ctx, int32_t p, int thread)
+static void epilogue_rows(void *ctx, size_t first, size_t count, int thread)
 {
     (void)thread;
     const epilogue_work *w = ctx;
-    int32_t r0 = p * COL_ROWS, m = w->rows - r0 < COL_ROWS ? w->rows - r0 : COL_ROWS;
-    rg_kernels()->bias_act(w->y + (size_t)r0 * w->c, (size_t)m, w->c, w->bias, w->act);
+    rg_kernels()->bias_act(w->y + first * w->c, count, w->c, w->bias, w->act);
 }
 
 /* dx[n, ih, iw, c0+ci] += dcol[...]: the adjoint of im2col. Parallel over
@@ -309,22 +308,22 @@ typedef struct {
     rg_act act;
 } pw_product;
 
-static void pw_piece(void *ctx, int32_t p, int thread)
+static void pw_piece(void *ctx, size_t first, size_t count, int thread)
 {
     (void)thread;
     const pw_product *w = ctx;
-    int32_t N = w->N, r0 = p * PW_ROWS, m = w->M - r0 < PW_ROWS ? w->M - r0 : PW_ROWS;
-    float *c = w->C + (size_t)r0 * N;
-    if (w->R) memcpy(c, w->R + (size_t)r0 * N, (size_t)m * N * sizeof *c);
-    rg_kernels()->gemm_nn(m, N, w->K, w->A + (size_t)r0 * w->K, w->K, w->B, N, c, N, w->accumulate || w->R, w->bias,
-                          w->act);
+    int32_t N = w->N;
+    float *c = w->C + first * N;
+    if (w->R) memcpy(c, w->R + first * N, count * N * sizeof *c);
+    rg_kernels()->gemm_nn((int32_t)count, N, w->K, w->A + first * w->K, w->K, w->B, N, c, N, w->accumulate || w->R,
+                          w->bias, w->act);
 }
 
 static void pw_gemm(int32_t M, int32_t N, int32_t K, const float *A, const float *B, float *C, int accumulate,
                     const float *R, const float *bias, rg_act act)
 {
     pw_product w = {M, N, K, A, B, R, bias, C, accumulate, act};
-    rg_parallel_for((M + PW_ROWS - 1) / PW_ROWS, 0, RG_SCHEDULE_STATIC, pw_piece, &w);
+    rg_parallel_rows((size_t)M, PW_ROWS, 0, RG_SCHEDULE_STATIC, pw_piece, &w);
 }
 
 /* With pairings (ops/bn.h) in training: blocks of whole images; fed, each
@@ -476,7 +475,7 @@ static void conv_forward(const rg_op_call *call)
         if (!epilogue) continue;
         /* the chunk's rows, in fixed pieces over the threads */
         epilogue_work w = {o.y + n0 * yi, rows, ys.c, o.bias, o.act};
-        rg_parallel_for((rows + COL_ROWS - 1) / COL_ROWS, 0, RG_SCHEDULE_STATIC, epilogue_rows, &w);
+        rg_parallel_rows((size_t)rows, COL_ROWS, 0, RG_SCHEDULE_STATIC, epilogue_rows, &w);
     }
 }
 

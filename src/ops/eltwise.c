@@ -53,11 +53,10 @@ typedef struct {
 
 /* One piece of rows: each fed input's chain output computed into L1, the
  * sum, the fused activation applied while the sum is in L1. */
-static void add_piece(void *ctx, int32_t p, int thread)
+static void add_piece(void *ctx, size_t r0, size_t nr, int thread)
 {
     const add_pass *w = ctx;
-    size_t C = (size_t)w->channels, r0 = (size_t)p * w->step, nr = w->rows - r0 < w->step ? w->rows - r0 : w->step;
-    size_t count = nr * C;
+    size_t C = (size_t)w->channels, count = nr * C;
     /* no scratch when nothing is fed (add_scratch) */
     float *slot = w->feed[0] || w->feed[1] ? w->c->scratch + (size_t)thread * 2 * w->step * C : NULL;
     const float *in[2];
@@ -80,7 +79,7 @@ static void add_forward(const rg_op_call *c)
     add_pass w = {c, rg_fused_act(c->g, c->node), rg_graph_act(c->g, rg_graph_chain_output(c->g, c->index)),
                   {0, 0}, s.c, (size_t)s.n * s.h * s.w, piece_rows(s.c)};
     add_feeds(c, w.feed);
-    rg_parallel_for((int32_t)((w.rows + w.step - 1) / w.step), rg_conv_slots(c->g), RG_SCHEDULE_STATIC, add_piece, &w);
+    rg_parallel_rows(w.rows, w.step, rg_conv_slots(c->g), RG_SCHEDULE_STATIC, add_piece, &w);
 }
 
 /* Image by image, both inputs' gradients (add(x, x) adds twice into x's

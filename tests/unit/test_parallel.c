@@ -3,7 +3,9 @@
  * with one piece, or inside a parallel region it runs on the calling
  * thread in piece order without opening a region (not even an inactive
  * one: libgomp ends each with a system call); asked for two threads
- * with several pieces it does open one. */
+ * with several pieces it does open one. rg_parallel_rows: the rows are
+ * cut into pieces of the size asked (the last shorter), each row visited
+ * once, the same pieces on any thread count. */
 #include "test_support.h"
 
 #include <omp.h>
@@ -88,8 +90,49 @@ static void test_parallel_for(void **state)
     expect_serial(&r, PIECES);
 }
 
+enum { ROWS = 1000 };
+
+typedef struct {
+    int visits[ROWS];
+    size_t piece_first[ROWS], piece_count[ROWS]; /* indexed by a piece's first row */
+    int bad;
+} row_record;
+
+static void visit_rows(void *ctx, size_t first, size_t count, int thread)
+{
+    row_record *r = ctx;
+    if (thread < 0 || thread >= omp_get_num_threads() || count == 0 || first + count > ROWS) {
+        r->bad = 1;
+        return;
+    }
+    r->piece_first[first] = first + 1; /* 0: no piece starts here */
+    r->piece_count[first] = count;
+    for (size_t i = first; i < first + count; i++) r->visits[i]++; /* pieces do not overlap */
+}
+
+static void test_parallel_rows(void **state)
+{
+    (void)state;
+    static row_record r;
+    const size_t totals[] = {0, 1, 63, 64, 65, ROWS};
+    for (int threads = 1; threads <= 2; threads++)
+        for (size_t t = 0; t < sizeof totals / sizeof *totals; t++) {
+            size_t total = totals[t], per = 64;
+            memset(&r, 0, sizeof r);
+            rg_parallel_rows(total, per, threads, threads == 2 ? RG_SCHEDULE_DYNAMIC : RG_SCHEDULE_STATIC,
+                             visit_rows, &r);
+            assert_false(r.bad);
+            for (size_t i = 0; i < ROWS; i++) {
+                if (r.visits[i] != (i < total)) fail_msg("row %zu of %zu visited %d times", i, total, r.visits[i]);
+                int starts = i < total && i % per == 0;
+                assert_int_equal(r.piece_first[i] != 0, starts);
+                if (starts) assert_int_equal(r.piece_count[i], total - i < per ? total - i : per);
+            }
+        }
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_parallel_for)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_parallel_for), cmocka_unit_test(test_parallel_rows)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
