@@ -168,9 +168,18 @@ void rg_sampler_stats(const rg_sampler *s, int64_t *samples, double *noisy_fract
 
 /* The state a resumed run needs ("sample.score", "sample.loss", and with
  * label correction "sample.pred", "sample.conf"), as tensors
- * to add to the training checkpoint: writes at most max into t, returns the
- * count. Pointers stay valid until the next rg_sampler_record or free. */
-int32_t rg_sampler_tensors(const rg_sampler *s, rg_st_tensor *t, int32_t max);
+ * to add to the training checkpoint: writes at most max (6 is enough) into
+ * t, returns the count. With in_epoch (a stop in the middle of an epoch)
+ * also the current epoch's choice: "sample.subset" (I32) and with label
+ * correction "sample.label" (U8), which rg_sampler_create restores so that
+ * the resumed run finishes that epoch on the same samples and labels.
+ * Pointers stay valid until the next rg_sampler_record, rg_sampler_epoch
+ * or free. */
+int32_t rg_sampler_tensors(const rg_sampler *s, rg_st_tensor *t, int32_t max, int in_epoch);
+
+/* 1 when rg_sampler_create restored a stopped epoch's choice, which the
+ * next rg_sampler_epoch returns as it is. */
+int rg_sampler_resumes_epoch(const rg_sampler *s);
 
 void rg_sampler_free(rg_sampler *s);
 

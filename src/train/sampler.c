@@ -2,7 +2,10 @@
  * selection put together for the trainer (see curriculum.h). Everything an
  * epoch's choice depends on is either derived from the configuration (noise,
  * random order) or saved in the training checkpoint (scores, losses), so a
- * resumed run picks the same samples as an uninterrupted one. */
+ * resumed run picks the same samples as an uninterrupted one. A run stopped
+ * in the middle of an epoch saves that epoch's choice too (its subset, and
+ * with label correction its labels): the records it was chosen from have
+ * changed since, and the resumed run finishes the epoch on it. */
 #include "regain/curriculum.h"
 #include "regain/label_noise.h"
 
@@ -35,7 +38,8 @@ struct rg_sampler {
     float *loss;            /* loss when each sample was last trained on (INFINITY: never); NULL when unused */
     int32_t *rank, *subset; /* n each */
     float *tmp;             /* n: selection keys */
-    int64_t used;
+    int64_t used;           /* samples of the current epoch: subset[0..used) */
+    int resumed;            /* subset and labels are a stopped epoch's, restored: the next epoch call keeps them */
     double noisy;
 };
 
@@ -161,6 +165,42 @@ static rg_status restore(const rg_st_file *f, const char *name, int32_t n, float
     return st ? rg_error_prefix(err, "resuming the curriculum state") : RG_OK;
 }
 
+/* The choice of the epoch a stop interrupted, when the checkpoint has one:
+ * "sample.subset" (I32, ascending dataset indices) and, with label
+ * correction, "sample.label" (U8, the training set's labels that epoch). */
+static rg_status restore_epoch(rg_sampler *s, const rg_st_file *f, rg_error *err)
+{
+    const rg_st_tensor *sub = rg_st_find(f, "sample.subset"), *lab = rg_st_find(f, "sample.label");
+    if (!sub && !lab) return RG_OK;
+    if (!sub || sub->dtype != RG_ST_I32 || sub->ndim != 1 || sub->shape[0] < 1 || sub->shape[0] > s->n)
+        return rg_fail(err, RG_ERR_FORMAT,
+                       "resuming the curriculum state: sample.subset is %s: expected I32 indices, 1 to %d of them",
+                       sub ? "malformed" : "missing beside sample.label", (int)s->n);
+    int32_t m = (int32_t)sub->shape[0];
+    memcpy(s->subset, sub->raw, (size_t)m * sizeof *s->subset);
+    for (int32_t j = 0; j < m; j++)
+        if (s->subset[j] < 0 || s->subset[j] >= s->n || (j > 0 && s->subset[j] <= s->subset[j - 1]))
+            return rg_fail(err, RG_ERR_FORMAT,
+                           "resuming the curriculum state: sample.subset[%d] = %d is not an ascending index below %d",
+                           (int)j, (int)s->subset[j], (int)s->n);
+    if (!s->given != !lab || (lab && (lab->dtype != RG_ST_U8 || lab->ndim != 1 || lab->shape[0] != s->n)))
+        return rg_fail(err, RG_ERR_FORMAT, "resuming the curriculum state: sample.label is %s",
+                       !lab ? "missing (the run corrects labels)"
+                            : !s->given ? "there, but the run does not correct labels"
+                                        : "malformed: expected U8, one label per training sample");
+    if (lab) {
+        const uint8_t *l = lab->raw;
+        for (int32_t i = 0; i < s->n; i++)
+            if (l[i] >= s->train->n_classes)
+                return rg_fail(err, RG_ERR_FORMAT, "resuming the curriculum state: sample.label[%d] = %d is not a class of %d",
+                               (int)i, l[i], (int)s->train->n_classes);
+        memcpy(s->train->labels, l, (size_t)s->n);
+    }
+    s->used = m;
+    s->resumed = 1;
+    return RG_OK;
+}
+
 rg_status rg_sampler_create(const rg_train_config *c, rg_dataset *train, const rg_st_file *resume, rg_sampler **out,
                             rg_error *err)
 {
@@ -221,6 +261,7 @@ rg_status rg_sampler_create(const rg_train_config *c, rg_dataset *train, const r
                              "class of %d and a probability",
                              (int)i, (double)p, (double)q, (int)train->n_classes);
         }
+        if (!st) st = restore_epoch(s, resume, err);
     } else if (!st && s->score && src == CUR_TEACHER) {
         st = rg_curriculum_teacher_scores(c->curriculum_teacher, train, s->score_kind, c->mean, c->std, RG_SAMPLER_TEACHER_BATCH,
                                           s->score,
@@ -333,11 +374,31 @@ static int32_t select_per_class(rg_sampler *s, double keep, int32_t k)
     return kept;
 }
 
+/* The epoch trains on subset[0..k) with the training set's labels as they are now. */
+static rg_status finish_epoch(rg_sampler *s, int32_t k, const int32_t **subset, int32_t *m)
+{
+    s->used = k;
+    int64_t noisy = 0;
+    if (s->clean)
+        for (int32_t j = 0; j < k; j++) noisy += s->train->labels[s->subset[j]] != s->clean[s->subset[j]];
+    s->noisy = k > 0 ? (double)noisy / (double)k : 0.0;
+    if (k < s->n) *subset = s->subset;
+    *m = k;
+    return RG_OK;
+}
+
+int rg_sampler_resumes_epoch(const rg_sampler *s) { return s && s->resumed; }
+
 rg_status rg_sampler_epoch(rg_sampler *s, int32_t epoch, const int32_t **subset, int32_t *m, rg_error *err)
 {
     *subset = NULL;
     *m = s ? s->n : 0;
     if (!s) return RG_OK;
+    if (s->resumed) {
+        /* the stopped epoch's choice, restored */
+        s->resumed = 0;
+        return finish_epoch(s, (int32_t)s->used, subset, m);
+    }
     rg_status st;
     int32_t k = s->n;
     /* candidates: the first k of the curriculum's order, or everything */
@@ -381,14 +442,7 @@ rg_status rg_sampler_epoch(rg_sampler *s, int32_t epoch, const int32_t **subset,
     if (s->relabel > 0.0f)
         for (int32_t i = 0; i < s->n; i++)
             s->train->labels[i] = s->mark[i] == 2 ? (uint8_t)s->pred[i] : s->given[i];
-    s->used = k;
-    int64_t noisy = 0;
-    if (s->clean)
-        for (int32_t j = 0; j < k; j++) noisy += s->train->labels[s->subset[j]] != s->clean[s->subset[j]];
-    s->noisy = k > 0 ? (double)noisy / (double)k : 0.0;
-    if (k < s->n) *subset = s->subset;
-    *m = k;
-    return RG_OK;
+    return finish_epoch(s, k, subset, m);
 }
 
 void rg_sampler_stats(const rg_sampler *s, int64_t *samples, double *noisy_fraction)
@@ -397,10 +451,16 @@ void rg_sampler_stats(const rg_sampler *s, int64_t *samples, double *noisy_fract
     *noisy_fraction = s ? s->noisy : 0.0;
 }
 
-int32_t rg_sampler_tensors(const rg_sampler *s, rg_st_tensor *t, int32_t max)
+int32_t rg_sampler_tensors(const rg_sampler *s, rg_st_tensor *t, int32_t max, int in_epoch)
 {
     int32_t k = 0;
     if (!s) return 0;
+    if (in_epoch && k < max)
+        t[k++] = (rg_st_tensor){
+            .name = "sample.subset", .ndim = 1, .shape = {s->used}, .dtype = RG_ST_I32, .raw = s->subset};
+    if (in_epoch && s->given && k < max)
+        t[k++] = (rg_st_tensor){
+            .name = "sample.label", .ndim = 1, .shape = {s->n}, .dtype = RG_ST_U8, .raw = s->train->labels};
     if (s->score && k < max) t[k++] = (rg_st_tensor){.name = "sample.score", .ndim = 1, .shape = {s->n}, .data = s->score};
     if (s->loss && k < max) t[k++] = (rg_st_tensor){.name = "sample.loss", .ndim = 1, .shape = {s->n}, .data = s->loss};
     if (s->pred && k < max) t[k++] = (rg_st_tensor){.name = "sample.pred", .ndim = 1, .shape = {s->n}, .data = s->pred};

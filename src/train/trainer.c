@@ -246,6 +246,11 @@ static rg_status setup(run_state *r, int resume, rg_st_file *ck, rg_error *err)
         if (resume && st == RG_ERR_FORMAT) rg_error_prefix(err, "%s/last.safetensors", r->dir);
         return st;
     }
+    /* a stop in an epoch saves the part done and the epoch's samples together */
+    if (r->sampler && (r->part.batch > 0) != rg_sampler_resumes_epoch(r->sampler))
+        return rg_fail(err, RG_ERR_FORMAT, "%s/last.safetensors: %s", r->dir,
+                       r->part.batch > 0 ? "regain.epoch_part without the epoch's samples (sample.subset)"
+                                         : "sample.subset without regain.epoch_part");
     if ((st = rg_model_build(c->model, r->train.h, r->train.w, r->train.c, r->train_full.n_classes, &r->g, err)))
         return st;
     rg_shape out = r->g->values[r->g->output].shape;
@@ -374,9 +379,9 @@ static rg_status save(run_state *r, const char *file, int32_t epochs_done, int w
     }
     /* the hint adapters and the sampler's per-sample state travel with the training state */
     rg_checkpoint_part parts[RG_DISTILL_MAX_PAIRS];
-    rg_st_tensor extra[4];
+    rg_st_tensor extra[6];
     rg_checkpoint_extras x = {parts, with_state ? distill_parts(r, parts) : 0, extra,
-                              with_state ? rg_sampler_tensors(r->sampler, extra, 4) : 0};
+                              with_state ? rg_sampler_tensors(r->sampler, extra, 6, r->part.batch > 0) : 0};
     st = rg_checkpoint_save_with(path, r->g, with_state ? &r->opt : NULL, with_state && r->use_ema ? &r->ema : NULL,
                                  &x, meta, n_meta, err);
     free(config);
@@ -450,19 +455,16 @@ static rg_status refresh_predictions(run_state *r, rg_error *err)
  * its nb batches: the training state goes to last.safetensors with the
  * part, and the run resumes from there. Each batch is a function of the
  * seed, the epoch and its index, so the resumed epoch ends as an
- * uninterrupted one. A sampler's per-sample records change during the
- * epoch and decide its samples, so a curriculum or selection run keeps
- * its checkpoint of the epoch's start and repeats the epoch. */
+ * uninterrupted one. A sampler (curriculum, selection, label noise) saves
+ * the epoch's samples with it: they were chosen from per-sample records
+ * that the epoch has changed since. */
 static rg_status stop_in_epoch(run_state *r, int32_t epoch, int32_t nb, rg_error *err)
 {
     int32_t b = r->part.batch;
-    rg_status st = RG_OK;
-    if (r->sampler) r->part = (epoch_part){0};
-    else st = save(r, "last.safetensors", epoch, 1, err);
+    rg_status st = save(r, "last.safetensors", epoch, 1, err);
     if (st) return st;
-    return rg_fail(err, RG_ERR_STOPPED, "stopped in epoch %d of %d after batch %d of %d; %s", epoch + 1, r->cfg.epochs,
-                   b, nb, r->sampler ? "the epoch starts over when the run resumes (its samples are chosen per epoch)"
-                                     : "the run resumes there");
+    return rg_fail(err, RG_ERR_STOPPED, "stopped in epoch %d of %d after batch %d of %d; the run resumes there",
+                   epoch + 1, r->cfg.epochs, b, nb);
 }
 
 static rg_status train_epoch(run_state *r, int32_t epoch, const rg_train_hooks *hooks, double run_start,

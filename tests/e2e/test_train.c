@@ -586,21 +586,16 @@ static void test_resume_adamw(void **state)
 
 /* A stop asked for in the middle of an epoch (Ctrl-C): the state after that
  * step is saved with the part of the epoch done, and the resumed run goes
- * on from the next batch and ends bit-identical to an uninterrupted one
- * (augmentation, mixing and the weight average included). A run whose
- * samples are chosen per epoch (label noise here) keeps its checkpoint of
- * the epoch's start instead. */
-static void test_stop_mid_epoch(void **state)
+ * on from the next batch and ends bit-identical to an uninterrupted one.
+ * `stopped` is what the stop's message must say, `sampler_state` the
+ * sampler's tensors the checkpoint must hold (the epoch's choice). */
+static void check_stop_mid_epoch(const char *name, rg_train_config c, const char *stopped, const char *sampler_state)
 {
-    (void)state;
-    rgt_require_fashion_mnist();
-    rg_train_config c = resume_config("sgd");
-    c.ema = 0.9f;
-    c.mixup = 0.4f;
-    snprintf(c.augment, sizeof c.augment, "trivialaugment");
-    char da[600], db[600], pa[700], pb[700];
-    in_root(da, sizeof da, "stop-a");
-    in_root(db, sizeof db, "stop-b");
+    char da[600], db[600], pa[700], pb[700], ra[32], rb[32];
+    snprintf(ra, sizeof ra, "%s-a", name);
+    snprintf(rb, sizeof rb, "%s-b", name);
+    in_root(da, sizeof da, ra);
+    in_root(db, sizeof db, rb);
     rg_train_result res;
     hook_state h = {0};
     train_ok(&c, da, 0, &h, &res);
@@ -610,12 +605,14 @@ static void test_stop_mid_epoch(void **state)
     rg_train_hooks hooks = {&h, on_progress, on_epoch, on_note, on_stop};
     rg_error err = {0};
     assert_int_equal(rg_train_run(&c, db, 0, &hooks, &res, &err), RG_ERR_STOPPED);
-    assert_non_null(strstr(err.msg, "stopped in epoch 2 of 3 after batch 3 of 5"));
+    if (!strstr(err.msg, stopped)) fail_msg("%s: %s", name, err.msg);
     snprintf(pb, sizeof pb, "%s/last.safetensors", db);
     rg_st_file *fb = open_st(pb);
     assert_string_equal(rg_st_meta_get(fb, "regain.epoch"), "1");
     const char *part = rg_st_meta_get(fb, "regain.epoch_part");
     assert_true(part && !strncmp(part, "3,", 2));
+    for (const char *t = sampler_state; *t; t += strlen(t) + 1)
+        if (!rg_st_find(fb, t)) fail_msg("%s: the stopped run's checkpoint has no %s", name, t);
     rg_st_free(fb);
 
     rg_train_config other;
@@ -641,18 +638,66 @@ static void test_stop_mid_epoch(void **state)
     snprintf(pb, sizeof pb, "%s/last.safetensors", db);
     fb = open_st(pb);
     assert_null(rg_st_meta_get(fb, "regain.epoch_part"));
+    assert_null(rg_st_find(fb, "sample.subset"));
     rg_st_free(fb);
+}
 
+/* Augmentation, mixing and the weight average; then a run whose samples are
+ * chosen per epoch from per-sample records that the epoch changes (label
+ * noise, a self-paced curriculum, per-class selection with label correction
+ * and refreshed predictions): its checkpoint holds the epoch's subset and
+ * labels as well. */
+static void test_stop_mid_epoch(void **state)
+{
+    (void)state;
+    rgt_require_fashion_mnist();
+    rg_train_config c = resume_config("sgd");
+    c.ema = 0.9f;
+    c.mixup = 0.4f;
+    snprintf(c.augment, sizeof c.augment, "trivialaugment");
+    check_stop_mid_epoch("stop", c, "stopped in epoch 2 of 3 after batch 3 of 5; the run resumes there", "");
+
+    c = resume_config("sgd");
+    c.train_limit = 600;
     c.label_noise = 0.2f;
-    in_root(db, sizeof db, "stop-noisy");
-    h = (hook_state){.stop_in_epoch = 1, .stop_at_batch = 3};
-    assert_int_equal(rg_train_run(&c, db, 0, &hooks, &res, &err), RG_ERR_STOPPED);
-    assert_non_null(strstr(err.msg, "the epoch starts over"));
-    snprintf(pb, sizeof pb, "%s/last.safetensors", db);
-    fb = open_st(pb);
-    assert_string_equal(rg_st_meta_get(fb, "regain.epoch"), "1");
-    assert_null(rg_st_meta_get(fb, "regain.epoch_part"));
-    rg_st_free(fb);
+    snprintf(c.curriculum, sizeof c.curriculum, "self");
+    c.select_keep = 0.7f;
+    c.select_warmup = 1;
+    c.select_per_class = 1;
+    c.select_relabel = 0.5f;
+    c.select_refresh = 1;
+    check_stop_mid_epoch("stop-sampled", c, "stopped in epoch 2 of 3 after batch 3 of", "sample.subset\0sample.label\0");
+
+    /* the part of the epoch without its samples: refused on resume */
+    char dir[600], path[700];
+    in_root(dir, sizeof dir, "stop-damaged");
+    snprintf(path, sizeof path, "%s/last.safetensors", dir);
+    hook_state h = {.stop_in_epoch = 1, .stop_at_batch = 3};
+    rg_train_hooks hooks = {&h, on_progress, on_epoch, on_note, on_stop};
+    rg_train_result res;
+    rg_error err = {0};
+    assert_int_equal(rg_train_run(&c, dir, 0, &hooks, &res, &err), RG_ERR_STOPPED);
+    rg_st_file *f = open_st(path);
+    int32_t n = 0, k = 0;
+    rg_st_tensor *t = calloc((size_t)rg_st_count(f), sizeof *t);
+    rg_st_meta *m = calloc((size_t)rg_st_meta_count(f), sizeof *m);
+    assert_true(t && m);
+    for (int32_t i = 0; i < rg_st_count(f); i++) {
+        rg_st_tensor x = *rg_st_at(f, i);
+        if (strcmp(x.name, "sample.subset") && strcmp(x.name, "sample.label")) t[n++] = x;
+    }
+    for (int32_t i = 0; i < rg_st_meta_count(f); i++)
+        if (strcmp(rg_st_meta_at(f, i)->key, "regain.crc32")) m[k++] = *rg_st_meta_at(f, i);
+    assert_int_equal(n, rg_st_count(f) - 2);
+    if (rg_st_write(path, t, n, m, k, &err)) fail_msg("%s", err.msg);
+    free(t);
+    free(m);
+    rg_st_free(f);
+    rg_train_config other;
+    rg_train_config_default(&other);
+    assert_int_equal(rg_train_run(&other, dir, 1, NULL, &res, &err), RG_ERR_FORMAT);
+    if (!strstr(err.msg, "last.safetensors: regain.epoch_part without the epoch's samples (sample.subset)"))
+        fail_msg("%s", err.msg);
 }
 
 /* Mixup and CutMix train on soft targets; with a teacher, which then sees the

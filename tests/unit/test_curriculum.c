@@ -361,7 +361,7 @@ static void test_sampler(void **state)
     for (int32_t j = 0; j < m; j++) assert_true(loss[sub[j]] < 1.0f);
     /* its state for the checkpoint */
     rg_st_tensor t[2];
-    assert_int_equal(rg_sampler_tensors(s, t, 2), 1);
+    assert_int_equal(rg_sampler_tensors(s, t, 2, 0), 1);
     assert_string_equal(t[0].name, "sample.loss");
     assert_int_equal(t[0].shape[0], 100);
     rg_sampler_free(s);
@@ -495,7 +495,7 @@ static void test_label_correction(void **state)
         near(noisy, 0.0, "labels trained on after correction");
     }
     rg_st_tensor t[4];
-    assert_int_equal(rg_sampler_tensors(s, t, 4), 3);
+    assert_int_equal(rg_sampler_tensors(s, t, 4, 0), 3);
     assert_string_equal(t[1].name, "sample.pred");
     assert_string_equal(t[2].name, "sample.conf");
     /* resumed from them: the same epoch; from a damaged copy (a prediction
@@ -526,6 +526,167 @@ static void test_label_correction(void **state)
     assert_non_null(strstr(E.msg, "sample 17"));
     assert_non_null(strstr(E.msg, "sample.pred 12"));
     rg_st_free(f);
+    rg_dataset_free(&ds);
+}
+
+/* Writes the sampler's tensors, with the current epoch's choice, to path,
+ * `mend` changing them first (a damaged checkpoint: it returns the count
+ * left), and returns the file. */
+static rg_st_file *stopped_state(rg_sampler *s, const char *path, int32_t (*mend)(rg_st_tensor *t, int32_t n))
+{
+    rg_st_tensor t[6];
+    int32_t n = rg_sampler_tensors(s, t, 6, 1);
+    if (mend) n = mend(t, n);
+    CHECK(rg_st_write(path, t, n, NULL, 0, &E));
+    rg_st_file *f;
+    CHECK(rg_st_read(path, &f, &E));
+    return f;
+}
+
+static rg_st_tensor *named(rg_st_tensor *t, int32_t n, const char *name)
+{
+    for (int32_t k = 0; k < n; k++)
+        if (!strcmp(t[k].name, name)) return &t[k];
+    fail_msg("no tensor %s", name);
+    return NULL;
+}
+
+static int32_t bad_subset[100];
+static uint8_t bad_labels[100];
+
+static int32_t unsorted(rg_st_tensor *t, int32_t n)
+{
+    rg_st_tensor *s = named(t, n, "sample.subset");
+    memcpy(bad_subset, s->raw, (size_t)s->shape[0] * sizeof *bad_subset);
+    int32_t keep = bad_subset[3];
+    bad_subset[3] = bad_subset[4];
+    bad_subset[4] = keep;
+    s->raw = bad_subset;
+    return n;
+}
+
+static int32_t past_the_end(rg_st_tensor *t, int32_t n)
+{
+    rg_st_tensor *s = named(t, n, "sample.subset");
+    memcpy(bad_subset, s->raw, (size_t)s->shape[0] * sizeof *bad_subset);
+    bad_subset[s->shape[0] - 1] = 100;
+    s->raw = bad_subset;
+    return n;
+}
+
+static int32_t no_class(rg_st_tensor *t, int32_t n)
+{
+    rg_st_tensor *l = named(t, n, "sample.label");
+    memcpy(bad_labels, l->raw, sizeof bad_labels);
+    bad_labels[42] = 10;
+    l->raw = bad_labels;
+    return n;
+}
+
+/* the tensor moved out of the file (the last one in its place) */
+static int32_t dropped(rg_st_tensor *t, int32_t n, const char *name)
+{
+    *named(t, n, name) = t[n - 1];
+    return n - 1;
+}
+
+static int32_t labels_dropped(rg_st_tensor *t, int32_t n) { return dropped(t, n, "sample.label"); }
+
+static int32_t subset_dropped(rg_st_tensor *t, int32_t n) { return dropped(t, n, "sample.subset"); }
+
+static int32_t float_subset(rg_st_tensor *t, int32_t n)
+{
+    static float as_float[100];
+    rg_st_tensor *s = named(t, n, "sample.subset");
+    for (int64_t j = 0; j < s->shape[0]; j++) as_float[j] = (float)((const int32_t *)s->raw)[j];
+    s->dtype = RG_ST_F32;
+    s->data = as_float;
+    s->raw = NULL;
+    return n;
+}
+
+/* A run stopped in the middle of an epoch: the epoch's subset and labels
+ * travel with the checkpoint, so the resumed sampler returns them although
+ * the records changed since (chosen again from the saved records, the
+ * epoch would differ); a damaged choice is refused, naming the tensor. */
+static void test_stopped_epoch(void **state)
+{
+    (void)state;
+    rg_train_config c = relabel_config();
+    CHECK(rg_train_config_validate(&c, &E));
+    rg_dataset ds = labels_only(100, 10);
+    rg_sampler *s = NULL;
+    CHECK(rg_sampler_create(&c, &ds, NULL, &s, &E));
+    const int32_t *sub;
+    int32_t m, idx[100];
+    float logits[100 * 10] = {0};
+    for (int i = 0; i < 100; i++) {
+        idx[i] = i;
+        logits[i * 10 + i % 10] = 2.0f + 0.05f * (float)i; /* later samples surer */
+    }
+    CHECK(rg_sampler_epoch(s, 0, &sub, &m, &E));
+    rg_sampler_record_logits(s, idx, logits, 100, 10);
+    CHECK(rg_sampler_epoch(s, 1, &sub, &m, &E));
+    assert_true(m < 100);
+    int32_t chosen[100];
+    uint8_t labels[100];
+    int32_t chosen_m = m;
+    memcpy(chosen, sub, (size_t)m * sizeof *chosen);
+    memcpy(labels, ds.labels, sizeof labels);
+    /* part of epoch 1 trained: the first samples now the surest */
+    for (int i = 0; i < 100; i++) logits[i * 10 + i % 10] = 8.0f - 0.05f * (float)i;
+    rg_sampler_record_logits(s, idx, logits, 50, 10);
+
+    const char *ck = rgt_in_root("stopped.safetensors");
+    rg_st_file *f = stopped_state(s, ck, NULL);
+    rg_sampler_free(s);
+    for (int i = 0; i < 100; i++) ds.labels[i] = (uint8_t)(i % 10);
+    CHECK(rg_sampler_create(&c, &ds, f, &s, &E));
+    assert_true(rg_sampler_resumes_epoch(s));
+    CHECK(rg_sampler_epoch(s, 1, &sub, &m, &E));
+    assert_int_equal(m, chosen_m);
+    assert_memory_equal(sub, chosen, (size_t)m * sizeof *chosen);
+    assert_memory_equal(ds.labels, labels, sizeof labels);
+    assert_false(rg_sampler_resumes_epoch(s));
+    rg_st_free(f);
+
+    /* the same records without the saved choice: another epoch 1 */
+    rg_st_tensor t[6];
+    int32_t n = rg_sampler_tensors(s, t, 6, 0);
+    CHECK(rg_st_write(ck, t, n, NULL, 0, &E));
+    rg_sampler_free(s);
+    CHECK(rg_st_read(ck, &f, &E));
+    for (int i = 0; i < 100; i++) ds.labels[i] = (uint8_t)(i % 10);
+    CHECK(rg_sampler_create(&c, &ds, f, &s, &E));
+    assert_false(rg_sampler_resumes_epoch(s));
+    CHECK(rg_sampler_epoch(s, 1, &sub, &m, &E));
+    assert_true(m != chosen_m || memcmp(sub, chosen, (size_t)m * sizeof *chosen));
+    rg_st_free(f);
+
+    /* damaged: each refused with what is wrong */
+    struct {
+        int32_t (*mend)(rg_st_tensor *, int32_t);
+        const char *says;
+    } bad[] = {
+        {unsorted, "sample.subset[4] = "},
+        {past_the_end, "is not an ascending index below 100"},
+        {no_class, "sample.label[42] = 10 is not a class of 10"},
+        {labels_dropped, "sample.label is missing"},
+        {subset_dropped, "sample.subset is missing beside sample.label"},
+        {float_subset, "sample.subset is malformed"},
+    };
+    for (size_t b = 0; b < sizeof bad / sizeof *bad; b++) {
+        for (int i = 0; i < 100; i++) ds.labels[i] = (uint8_t)(i % 10);
+        CHECK(rg_sampler_epoch(s, 1, &sub, &m, &E));
+        f = stopped_state(s, ck, bad[b].mend);
+        rg_sampler *r = NULL;
+        for (int i = 0; i < 100; i++) ds.labels[i] = (uint8_t)(i % 10);
+        assert_int_equal(rg_sampler_create(&c, &ds, f, &r, &E), RG_ERR_FORMAT);
+        assert_null(r);
+        if (!strstr(E.msg, bad[b].says)) fail_msg("case %zu: %s", b, E.msg);
+        rg_st_free(f);
+    }
+    rg_sampler_free(s);
     rg_dataset_free(&ds);
 }
 
@@ -699,6 +860,7 @@ int main(void)
         cmocka_unit_test(test_orders),            cmocka_unit_test(test_label_noise_symmetric),
         cmocka_unit_test(test_label_noise_asymmetric), cmocka_unit_test(test_scores_file),
         cmocka_unit_test(test_sampler),           cmocka_unit_test(test_label_correction),
+        cmocka_unit_test(test_stopped_epoch),
         cmocka_unit_test(test_refresh_predictions),
         cmocka_unit_test(test_loader_subset),
     };
