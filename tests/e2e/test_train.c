@@ -584,6 +584,16 @@ static void test_resume_adamw(void **state)
     check_resume("adamw", c, (hook_state){.kill_after_epoch = 2}, 2);
 }
 
+/* Trains c into dir with a stop asked for after batch 3 of epoch 2; the
+ * run must report the stop, whose message goes to err. */
+static void stop_in_epoch_2(const rg_train_config *c, const char *dir, rg_error *err)
+{
+    hook_state h = {.stop_in_epoch = 1, .stop_at_batch = 3};
+    rg_train_hooks hooks = {&h, on_progress, on_epoch, on_note, on_stop};
+    rg_train_result res;
+    assert_int_equal(rg_train_run(c, dir, 0, &hooks, &res, err), RG_ERR_STOPPED);
+}
+
 /* A stop asked for in the middle of an epoch (Ctrl-C): the state after that
  * step is saved with the part of the epoch done, and the resumed run goes
  * on from the next batch and ends bit-identical to an uninterrupted one.
@@ -601,10 +611,8 @@ static void check_stop_mid_epoch(const char *name, rg_train_config c, const char
     train_ok(&c, da, 0, &h, &res);
     rg_train_result_free(&res);
 
-    h = (hook_state){.stop_in_epoch = 1, .stop_at_batch = 3};
-    rg_train_hooks hooks = {&h, on_progress, on_epoch, on_note, on_stop};
     rg_error err = {0};
-    assert_int_equal(rg_train_run(&c, db, 0, &hooks, &res, &err), RG_ERR_STOPPED);
+    stop_in_epoch_2(&c, db, &err);
     if (!strstr(err.msg, stopped)) fail_msg("%s: %s", name, err.msg);
     snprintf(pb, sizeof pb, "%s/last.safetensors", db);
     rg_st_file *fb = open_st(pb);
@@ -672,11 +680,8 @@ static void test_stop_mid_epoch(void **state)
     char dir[600], path[700];
     in_root(dir, sizeof dir, "stop-damaged");
     snprintf(path, sizeof path, "%s/last.safetensors", dir);
-    hook_state h = {.stop_in_epoch = 1, .stop_at_batch = 3};
-    rg_train_hooks hooks = {&h, on_progress, on_epoch, on_note, on_stop};
-    rg_train_result res;
     rg_error err = {0};
-    assert_int_equal(rg_train_run(&c, dir, 0, &hooks, &res, &err), RG_ERR_STOPPED);
+    stop_in_epoch_2(&c, dir, &err);
     rg_st_file *f = open_st(path);
     int32_t n = 0, k = 0;
     rg_st_tensor *t = calloc((size_t)rg_st_count(f), sizeof *t);
@@ -695,6 +700,7 @@ static void test_stop_mid_epoch(void **state)
     rg_st_free(f);
     rg_train_config other;
     rg_train_config_default(&other);
+    rg_train_result res;
     assert_int_equal(rg_train_run(&other, dir, 1, NULL, &res, &err), RG_ERR_FORMAT);
     if (!strstr(err.msg, "last.safetensors: regain.epoch_part without the epoch's samples (sample.subset)"))
         fail_msg("%s", err.msg);
