@@ -146,13 +146,19 @@ static void test_orders(void **state)
 
 /* ---- label noise -------------------------------------------------------------------- */
 
+/* The true labels, i % classes, as a resumed run loads them again. */
+static void clean_labels(rg_dataset *ds)
+{
+    for (int32_t i = 0; i < ds->n; i++) ds->labels[i] = (uint8_t)(i % ds->n_classes);
+}
+
 static rg_dataset labels_only(int32_t n, int32_t classes)
 {
     rg_dataset ds = {0};
     ds.n = n, ds.h = 1, ds.w = 1, ds.c = 1, ds.n_classes = classes;
     ds.pixels = calloc((size_t)n, 1);
     ds.labels = malloc((size_t)n);
-    for (int32_t i = 0; i < n; i++) ds.labels[i] = (uint8_t)(i % classes);
+    clean_labels(&ds);
     strcpy(ds.source, "labels");
     return ds;
 }
@@ -511,7 +517,7 @@ static void test_label_correction(void **state)
     rg_st_file *f;
     CHECK(rg_st_read(ck, &f, &E));
     /* a resumed run loads the clean labels again, and the noise again */
-    for (int i = 0; i < 100; i++) ds.labels[i] = (uint8_t)(i % 10);
+    clean_labels(&ds);
     CHECK(rg_sampler_create(&c, &ds, f, &s, &E));
     CHECK(rg_sampler_epoch(s, 2, &sub, &m, &E));
     assert_int_equal(m, 70 + noisy_even);
@@ -520,7 +526,7 @@ static void test_label_correction(void **state)
     state_copy[1][17] = 12.0f;
     CHECK(rg_st_write(ck, t, 3, NULL, 0, &E));
     CHECK(rg_st_read(ck, &f, &E));
-    for (int i = 0; i < 100; i++) ds.labels[i] = (uint8_t)(i % 10);
+    clean_labels(&ds);
     assert_int_equal(rg_sampler_create(&c, &ds, f, &s, &E), RG_ERR_FORMAT);
     assert_null(s);
     assert_non_null(strstr(E.msg, "sample 17"));
@@ -640,7 +646,7 @@ static void test_stopped_epoch(void **state)
     const char *ck = rgt_in_root("stopped.safetensors");
     rg_st_file *f = stopped_state(s, ck, NULL);
     rg_sampler_free(s);
-    for (int i = 0; i < 100; i++) ds.labels[i] = (uint8_t)(i % 10);
+    clean_labels(&ds);
     CHECK(rg_sampler_create(&c, &ds, f, &s, &E));
     assert_true(rg_sampler_resumes_epoch(s));
     CHECK(rg_sampler_epoch(s, 1, &sub, &m, &E));
@@ -656,7 +662,7 @@ static void test_stopped_epoch(void **state)
     CHECK(rg_st_write(ck, t, n, NULL, 0, &E));
     rg_sampler_free(s);
     CHECK(rg_st_read(ck, &f, &E));
-    for (int i = 0; i < 100; i++) ds.labels[i] = (uint8_t)(i % 10);
+    clean_labels(&ds);
     CHECK(rg_sampler_create(&c, &ds, f, &s, &E));
     assert_false(rg_sampler_resumes_epoch(s));
     CHECK(rg_sampler_epoch(s, 1, &sub, &m, &E));
@@ -676,11 +682,11 @@ static void test_stopped_epoch(void **state)
         {float_subset, "sample.subset is malformed"},
     };
     for (size_t b = 0; b < sizeof bad / sizeof *bad; b++) {
-        for (int i = 0; i < 100; i++) ds.labels[i] = (uint8_t)(i % 10);
+        clean_labels(&ds);
         CHECK(rg_sampler_epoch(s, 1, &sub, &m, &E));
         f = stopped_state(s, ck, bad[b].mend);
         rg_sampler *r = NULL;
-        for (int i = 0; i < 100; i++) ds.labels[i] = (uint8_t)(i % 10);
+        clean_labels(&ds);
         assert_int_equal(rg_sampler_create(&c, &ds, f, &r, &E), RG_ERR_FORMAT);
         assert_null(r);
         if (!strstr(E.msg, bad[b].says)) fail_msg("case %zu: %s", b, E.msg);
