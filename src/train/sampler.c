@@ -375,7 +375,7 @@ static int32_t select_per_class(rg_sampler *s, double keep, int32_t k)
 }
 
 /* The epoch trains on subset[0..k) with the training set's labels as they are now. */
-static rg_status finish_epoch(rg_sampler *s, int32_t k, const int32_t **subset, int32_t *m)
+static void finish_epoch(rg_sampler *s, int32_t k, const int32_t **subset, int32_t *m)
 {
     s->used = k;
     int64_t noisy = 0;
@@ -384,7 +384,6 @@ static rg_status finish_epoch(rg_sampler *s, int32_t k, const int32_t **subset, 
     s->noisy = k > 0 ? (double)noisy / (double)k : 0.0;
     if (k < s->n) *subset = s->subset;
     *m = k;
-    return RG_OK;
 }
 
 int rg_sampler_resumes_epoch(const rg_sampler *s) { return s && s->resumed; }
@@ -397,7 +396,8 @@ rg_status rg_sampler_epoch(rg_sampler *s, int32_t epoch, const int32_t **subset,
     if (s->resumed) {
         /* the stopped epoch's choice, restored */
         s->resumed = 0;
-        return finish_epoch(s, (int32_t)s->used, subset, m);
+        finish_epoch(s, (int32_t)s->used, subset, m);
+        return RG_OK;
     }
     rg_status st;
     int32_t k = s->n;
@@ -442,7 +442,8 @@ rg_status rg_sampler_epoch(rg_sampler *s, int32_t epoch, const int32_t **subset,
     if (s->relabel > 0.0f)
         for (int32_t i = 0; i < s->n; i++)
             s->train->labels[i] = s->mark[i] == 2 ? (uint8_t)s->pred[i] : s->given[i];
-    return finish_epoch(s, k, subset, m);
+    finish_epoch(s, k, subset, m);
+    return RG_OK;
 }
 
 void rg_sampler_stats(const rg_sampler *s, int64_t *samples, double *noisy_fraction)

@@ -164,6 +164,18 @@ void rgt_require_fashion_mnist(void)
     if (stat(p, &sb) != 0) fail_msg("%s is missing: install the fashion-mnist package (scripts/install-deps)", p);
 }
 
+void rgt_rewrite_checkpoint(const char *path, const rg_st_file *f, const rg_st_tensor *t, int32_t n)
+{
+    rg_st_meta *meta = calloc((size_t)rg_st_meta_count(f) + 1, sizeof *meta);
+    assert_non_null(meta);
+    int32_t kept = 0;
+    for (int32_t i = 0; i < rg_st_meta_count(f); i++)
+        if (strcmp(rg_st_meta_at(f, i)->key, "regain.crc32")) meta[kept++] = *rg_st_meta_at(f, i);
+    rg_error err = {0};
+    if (rg_st_write(path, t, n, meta, kept, &err) != RG_OK) fail_msg("rewriting %s: %s", path, err.msg);
+    free(meta);
+}
+
 const char rgt_tiny_spec[] = "input h=28 w=28 c=1\n"
                              "conv name=stem c=8 k=3 s=2 bn act=relu6\n"
                              "ir name=b1 t=2 c=8 s=1\n"

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "regain/safetensors.h"
 #include "regain/status.h"
 
 /* The error record of CHECK: CHECK(call) fails the test, with the call and
@@ -65,6 +66,11 @@ void rgt_expect_cli(const char *cli_env, char *out, size_t out_size, int want_co
 /* Fails the test, saying how to install it, unless the Fashion-MNIST
  * package's files are there. */
 void rgt_require_fashion_mnist(void);
+/* Writes the n tensors t to path with f's metadata, less its checksum
+ * (rg_st_write adds one for the new contents): how a test edits a checkpoint
+ * into a damaged one that still passes the file-level checks. Fails the test
+ * on error. */
+void rgt_rewrite_checkpoint(const char *path, const rg_st_file *f, const rg_st_tensor *t, int32_t n);
 /* A small network (stem, one inverted residual block, head, dropout, fc) on
  * 28x28x1 that trains in seconds: a model spec text. */
 extern const char rgt_tiny_spec[];
