@@ -255,6 +255,8 @@ def command(tool, work, args):
         # for, glibc malloc keeping its large blocks (issue 3).
         threads = {v: str(work.threads) for v in THREAD_VARS}
         env = clean_env(GLIBC_TUNABLES=MALLOC_TUNABLES, **threads)
+        if args.blas_coretype:
+            env["OPENBLAS_CORETYPE"] = args.blas_coretype
         if int8:
             return [args.python, os.path.join(PEERS, "bench_torch_int8.py")] + common + ["--model-dir", INT8_DIR], env
         return ([args.python, os.path.join(PEERS, "bench_torch.py")] + common
@@ -390,6 +392,26 @@ def ensure_int8(works, args):
                        env=clean_env(), stdin=subprocess.DEVNULL)
     if r.returncode != 0:
         sys.exit(f"compare.py: export_int8.py failed (exit status {r.returncode})")
+
+
+def openblas_coretype(args):
+    """The OPENBLAS_CORETYPE PyTorch runs with: the caller's, else the kernel
+    set regain's OpenBLAS runs. Debian's OpenBLAS falls back to SSE3 kernels
+    on CPUs newer than its release and regain corrects that for itself
+    (regain/cpu.h); PyTorch's linear layers and parts of its backward pass
+    use the same OpenBLAS, so it gets the same correction (about 15 % of its
+    mbv2-tiny training step on an Emerald Rapids machine)."""
+    if os.environ.get("OPENBLAS_CORETYPE"):
+        return os.environ["OPENBLAS_CORETYPE"]
+    if "regain" not in args.tool_set:
+        return None
+    argv = args.regain_cmd + ["bench", "infer", "mbv2-tiny", "--batch", "1", "--threads", "1",
+                              "--steps", "1", "--window", "1", "--warmup", "0", "--json"]
+    r = subprocess.run(argv, capture_output=True, text=True, env=clean_env(), stdin=subprocess.DEVNULL)
+    try:
+        return json.loads(r.stdout.strip().splitlines()[-1]).get("blas_core")
+    except (ValueError, IndexError):
+        return None
 
 
 def preflight(args):
@@ -536,6 +558,20 @@ def target_cell(row):
     return "; ".join(parts) if parts else "-"
 
 
+def kernels_line(runs, pytorch_coretype):
+    """What regain's result lines say about its kernels: its instruction set
+    and the kernels OpenBLAS chose (a fallback to SSE3 on a CPU newer than
+    OpenBLAS's release halves a training step's speed; docs/performance.md)."""
+    seen = sorted({(r["result"].get("isa", "?"), r["result"].get("blas_core", "?"))
+                   for r in runs if r["tool"] == "regain" and r["result"]})
+    parts = []
+    if seen:
+        parts.append("regain's kernels: " + "; ".join(f"{isa}, OpenBLAS {core}" for isa, core in seen))
+    if pytorch_coretype:
+        parts.append(f"PyTorch ran with OPENBLAS_CORETYPE={pytorch_coretype}")
+    return "; ".join(parts) + "." if parts else None
+
+
 def render(summary, args, meta, failures):
     vers = meta["versions"]
     m = meta["machine"]
@@ -550,6 +586,8 @@ def render(summary, args, meta, failures):
         "images/s of the same round, median (min / median / max); a target is met when the median "
         "ratio reaches it. Peak RSS is measured by this script (wait4), median over rounds.",
     ]
+    if meta.get("kernels"):
+        lines.insert(3, meta["kernels"])
     # float works and int8 works have different columns: one table each
     for int8 in (False, True):
         rows = [r for r in summary if (r["work"].work == "int8") == int8]
@@ -589,9 +627,10 @@ def main(argv=None):
     os.makedirs(os.path.join(args.out, "logs"), exist_ok=True)
     ensure_onnx(args.works, args)
     ensure_int8(args.works, args)
+    args.blas_coretype = openblas_coretype(args)
     meta = dict(machine=machine(), versions=versions(args), load_before=fmt_load(),
                 regain=args.regain_cmd, regain_args=args.regain_args, quick=args.quick,
-                rounds=args.rounds, windows=args.windows)
+                rounds=args.rounds, windows=args.windows, pytorch_openblas_coretype=args.blas_coretype)
     load1 = os.getloadavg()[0]
     if load1 > 0.5:
         progress(f"warning: load average {load1:.1f} before the start: something else is running, "
@@ -634,6 +673,7 @@ def main(argv=None):
 
     meta["load_after"] = fmt_load()
     meta["wall_s"] = time.monotonic() - t_start
+    meta["kernels"] = kernels_line(runs, args.blas_coretype)
     table = render(summarize(args.works, runs, args), args, meta, failures)
     write_atomic(raw_path, json.dumps(dict(meta=meta, runs=runs), indent=1) + "\n")
     write_atomic(os.path.join(args.out, "table.md"), table)

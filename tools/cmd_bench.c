@@ -203,12 +203,13 @@ int cmd_bench(int argc, char **argv)
     if (json) {
         printf("{\"tool\": \"regain\", \"work\": \"%s\", \"model\": \"%s\", \"batch\": %d, \"threads\": %d, "
                "\"images_per_s\": %.2f, \"latency_ms\": %.4f, \"windows\": %d, \"peak_rss_mib\": %.1f, "
-               "\"isa\": \"%s\"}\n",
+               "\"isa\": \"%s\", \"blas_core\": \"%s\"}\n",
                work, cfg.model, cfg.batch, cfg.threads, r.images_per_s, r.step_ms, r.steps,
-               (double)r.peak_rss_bytes / (1 << 20), rg_isa_name(rg_cpu_isa()));
+               (double)r.peak_rss_bytes / (1 << 20), rg_isa_name(rg_cpu_isa()), rg_blas_core());
     } else {
-        printf("%s %s, batch %d, %d thread%s, kernels %s, %s\n", work, cfg.model, cfg.batch, cfg.threads,
-               cfg.threads == 1 ? "" : "s", rg_isa_name(rg_cpu_isa()), rg_cpu_description());
+        printf("%s %s, batch %d, %d thread%s, kernels %s, OpenBLAS %s, %s\n", work, cfg.model, cfg.batch,
+               cfg.threads, cfg.threads == 1 ? "" : "s", rg_isa_name(rg_cpu_isa()), rg_blas_core(),
+               rg_cpu_description());
         printf("  images/s   %.1f (median of %d %s; min %.1f, max %.1f)\n", r.images_per_s, r.steps,
                cfg.window > 1 ? "windows" : "steps",
                r.images_per_s_min, r.images_per_s_max);

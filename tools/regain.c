@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "regain/cpu.h"
 #include "regain/fileio.h"
 
 static const char *usage_text =
@@ -70,7 +71,12 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
     return EXIT_USAGE;
 }
 
-/* OpenMP threads that wait for work spin for about 3 ms by default. On a
+/* Settings that the OpenMP and OpenBLAS libraries read once, when they are
+ * loaded, before main() runs: when one of them needs setting, regain sets
+ * it and re-executes itself (once: the second process finds them set). If
+ * that fails, it carries on with the libraries' own choices.
+ *
+ * OpenMP threads that wait for work spin for about 3 ms by default. On a
  * machine shared with other processes the spinning threads take the cores
  * the working ones need, and training runs several times slower (measured:
  * 40 against 150 images/s for mbv2-tiny with two other busy processes).
@@ -79,15 +85,18 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
  * short spin, GOMP_SPINCOUNT=1000 (libgomp's own short spin for more
  * threads than cores), wins most of that back when idle (4.5 %) and loses
  * about as much beside a busy process; 3000 gained no more when idle and
- * lost 12 % when busy (docs/training.md). libgomp reads these once, when it
- * is loaded, before main() runs; so when the user has not chosen a policy,
- * regain sets them and re-executes itself. If that fails, it carries on
- * with libgomp's default. */
-static void default_wait_policy(char **argv)
+ * lost 12 % when busy (docs/training.md). The user's OMP_WAIT_POLICY stands.
+ *
+ * OpenBLAS falls back to SSE3 kernels on CPUs newer than its release
+ * (regain/cpu.h); OPENBLAS_CORETYPE names the kernels this CPU can run. */
+static void set_library_environment(char **argv)
 {
-    if (getenv("OMP_WAIT_POLICY")) return;
-    if (setenv("OMP_WAIT_POLICY", "passive", 0) != 0 || setenv("GOMP_SPINCOUNT", "1000", 0) != 0) return;
-    execv("/proc/self/exe", argv);
+    int changed = 0;
+    if (!getenv("OMP_WAIT_POLICY"))
+        changed |= setenv("OMP_WAIT_POLICY", "passive", 0) == 0 && setenv("GOMP_SPINCOUNT", "1000", 0) == 0;
+    const char *coretype = rg_blas_coretype_advice();
+    if (coretype) changed |= setenv("OPENBLAS_CORETYPE", coretype, 1) == 0;
+    if (changed) execv("/proc/self/exe", argv);
 }
 
 char *cli_read_text(const char *path, rg_error *err)
@@ -112,7 +121,7 @@ char *cli_read_text(const char *path, rg_error *err)
 
 int main(int argc, char **argv)
 {
-    default_wait_policy(argv);
+    set_library_environment(argv);
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         fputs(usage_text, argc < 2 ? stderr : stdout);
         return argc < 2 ? EXIT_USAGE : EXIT_OK;

@@ -36,4 +36,21 @@ const char *rg_cpu_features(void);
 /* "MODEL (FEATURES)". */
 const char *rg_cpu_description(void);
 
+/* OpenBLAS (the matrix products of pointwise weight gradients, im2col and
+ * the classifier) chooses its own kernels from the CPU's model number when it
+ * is loaded, and a release falls back to its SSE3 "Prescott" kernels on CPUs
+ * newer than itself (0.3.21, Debian 12's, on Zen 5 and Emerald Rapids).
+ *
+ * rg_blas_core: the kernel set OpenBLAS runs ("SkylakeX", "Haswell",
+ * "Prescott", ...). rg_blas_coretype_for: the OPENBLAS_CORETYPE that matches
+ * a CPU of `supported` when OpenBLAS runs `core`, or NULL when `core` already
+ * uses AVX2 and FMA (or the CPU has neither). rg_blas_coretype_advice: that
+ * value for this process, or NULL when OPENBLAS_CORETYPE is already set or
+ * OpenBLAS was built for one core. OpenBLAS reads the variable only when it
+ * is loaded, so a program acting on the advice sets it and starts itself
+ * again (tools/regain.c does). */
+const char *rg_blas_core(void);
+const char *rg_blas_coretype_for(const char *core, rg_isa supported);
+const char *rg_blas_coretype_advice(void);
+
 #endif

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "regain/cpu.h"
 #include "regain/safetensors.h"
 
 static char data_dir[600], run_dir[600], ckpt[700];
@@ -231,6 +232,37 @@ static void test_bench(void **state)
     expect_cli(5, "nosuchnet", NULL, "bench infer nosuchnet");
 }
 
+/* The kernels OpenBLAS runs, as `regain bench --json` reports them. */
+static void blas_core_of_run(const char *env, char *core, size_t size)
+{
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "env %s '%s' bench infer mbv2-tiny --steps 1 --warmup 0 --json", env,
+             rgt_env("REGAIN_CLI_SAN"));
+    assert_int_equal(rgt_run(cmd, out, sizeof out), 0);
+    const char *p = strstr(out, "\"blas_core\": \"");
+    if (!p) fail_msg("%s: no blas_core in its result line:\n%s", cmd, out);
+    p += strlen("\"blas_core\": \"");
+    size_t n = strcspn(p, "\"");
+    assert_true(n > 0 && n < size);
+    memcpy(core, p, n);
+    core[n] = 0;
+}
+
+/* OpenBLAS falls back to SSE3 kernels on CPUs newer than its release; the
+ * command starts itself again with OPENBLAS_CORETYPE naming kernels the CPU
+ * can run (regain/cpu.h), and leaves a user's choice alone. */
+static void test_blas_coretype(void **state)
+{
+    (void)state;
+    char core[64];
+    blas_core_of_run("-u OPENBLAS_CORETYPE", core, sizeof core);
+    if (rg_blas_coretype_for(core, rg_cpu_isa_supported()))
+        fail_msg("regain bench ran OpenBLAS's %s kernels on a CPU with %s", core,
+                 rg_isa_name(rg_cpu_isa_supported()));
+    blas_core_of_run("OPENBLAS_CORETYPE=Prescott", core, sizeof core);
+    assert_string_equal(core, "Prescott");
+}
+
 /* ---- train: models, specs, configuration files ---------------------------------------------- */
 
 static void test_train_model_errors(void **state)
@@ -438,6 +470,7 @@ int main(void)
         cmocka_unit_test(test_help_and_models),
         cmocka_unit_test(test_usage_errors),
         cmocka_unit_test(test_bench),
+        cmocka_unit_test(test_blas_coretype),
         cmocka_unit_test(test_train_model_errors),
         cmocka_unit_test(test_train_data_errors),
         cmocka_unit_test(test_bad_checkpoints),

@@ -545,6 +545,26 @@ static void test_isa_choice(void **state)
     assert_int_equal(rg_isa_parse("sse9"), -1);
 }
 
+/* OpenBLAS's fallback on CPUs newer than its release: corrected to the
+ * kernels the CPU can run, an AVX2 choice left alone (regain/cpu.h). */
+static void test_blas_coretype(void **state)
+{
+    (void)state;
+    assert_string_equal(rg_blas_coretype_for("Prescott", RG_ISA_AVX512_VNNI), "SkylakeX");
+    assert_string_equal(rg_blas_coretype_for("Prescott", RG_ISA_AVX512), "SkylakeX");
+    assert_string_equal(rg_blas_coretype_for("Prescott", RG_ISA_AVX2), "Haswell");
+    assert_string_equal(rg_blas_coretype_for("Nehalem", RG_ISA_AVX2), "Haswell");
+    assert_string_equal(rg_blas_coretype_for("Sandybridge", RG_ISA_AVX512), "SkylakeX"); /* AVX without FMA */
+    assert_null(rg_blas_coretype_for("Prescott", RG_ISA_REF));                        /* nothing better to run */
+    assert_null(rg_blas_coretype_for("Haswell", RG_ISA_AVX512_VNNI));
+    assert_null(rg_blas_coretype_for("ZEN", RG_ISA_AVX512)); /* names compare without case */
+    assert_null(rg_blas_coretype_for("SkylakeX", RG_ISA_AVX512_VNNI));
+    assert_null(rg_blas_coretype_for("Cooperlake", RG_ISA_AVX512_VNNI));
+    assert_null(rg_blas_coretype_for(NULL, RG_ISA_AVX2));
+    /* this process: whatever OpenBLAS runs has a name */
+    assert_true(strlen(rg_blas_core()) > 0);
+}
+
 int main(void)
 {
     rng = rg_rng_keyed(2026, 11, 29);
@@ -556,7 +576,7 @@ int main(void)
         cmocka_unit_test(test_winograd_transforms), cmocka_unit_test(test_winograd_reference),
         cmocka_unit_test(test_fake_quant),         cmocka_unit_test(test_fake_quant_requant),
         cmocka_unit_test(test_fake_quant_add),
-        cmocka_unit_test(test_isa_choice),
+        cmocka_unit_test(test_isa_choice),          cmocka_unit_test(test_blas_coretype),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
