@@ -564,11 +564,13 @@ def kernels_line(runs, pytorch_coretype):
     """What regain's result lines say about its kernels: its instruction set
     and the kernels OpenBLAS chose (a fallback to SSE3 on a CPU newer than
     OpenBLAS's release halves a training step's speed; docs/performance.md)."""
-    seen = sorted({(r["result"].get("isa", "?"), r["result"].get("blas_core", "?"))
-                   for r in runs if r["tool"] == "regain" and r["result"]})
+    seen = sorted({(r["result"].get("isa", "?"), r["result"].get("blas_core"))
+                   for r in runs if r["tool"] in ("regain", "regain_float") and r["result"]},
+                  key=lambda s: (s[0], s[1] or ""))
     parts = []
-    if seen:
-        parts.append("regain's kernels: " + "; ".join(f"{isa}, OpenBLAS {core}" for isa, core in seen))
+    if seen:  # the int8 runtime calls no BLAS: its lines name no core
+        parts.append("regain's kernels: " + "; ".join(isa + (f", OpenBLAS {core}" if core else "")
+                                                       for isa, core in seen))
     if pytorch_coretype:
         parts.append(f"PyTorch ran with OPENBLAS_CORETYPE={pytorch_coretype}")
     return "; ".join(parts) + "." if parts else None
