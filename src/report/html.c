@@ -16,7 +16,7 @@ static const char css[] =
     "*{box-sizing:border-box}\n"
     "body{margin:0;background:var(--bg);color:var(--ink);"
     "font:15px/1.55 system-ui,-apple-system,\"Segoe UI\",Roboto,\"Helvetica Neue\",Arial,sans-serif}\n"
-    ".wrap{max-width:1140px;margin:0 auto;padding:0 24px}\n"
+    ".wrap{max-width:1200px;margin:0 auto;padding:0 24px}\n"
     "header{background:#1f2933;color:#fff;padding:30px 0 64px}\n"
     "header .kicker{font-size:12px;letter-spacing:.12em;text-transform:uppercase;color:#9aa5b1;margin:0 0 6px}\n"
     "header h1{margin:0 0 6px;font-size:30px;font-weight:700;letter-spacing:-.01em}\n"
@@ -43,6 +43,7 @@ static const char css[] =
     ".r{text-align:right}\n"
     "tr.best td{background:#eef4fb;font-weight:600}\n"
     "td.name{font-weight:600;white-space:normal;min-width:8em}\n"
+    "td.t{white-space:normal}\n"
     ".swatch{display:inline-block;width:10px;height:10px;border-radius:3px;margin-right:8px}\n"
     ".badge{display:inline-block;padding:2px 10px;border-radius:999px;font-size:12.5px;font-weight:600;"
     "white-space:nowrap}\n"
@@ -82,7 +83,9 @@ static void html_table(rg_text *o, const rg_table *t, const size_t *colors)
         rg_text_put(o, r == t->highlight ? "<tr class=\"best\">" : "<tr>");
         for (int32_t c = 0; c < t->cols; c++) {
             const char *cell = t->cell[(size_t)r * t->cols + c];
-            rg_text_printf(o, "<td%s>", t->align[c] == 'r' ? " class=\"r\"" : c == 0 ? " class=\"name\"" : "");
+            /* numbers stay on one line; names and words may wrap, so that a
+             * wide table fits the page rather than scrolling */
+            rg_text_printf(o, "<td class=\"%s\">", t->align[c] == 'r' ? "r" : c == 0 ? "name" : "t");
             if (c == 0 && colors) rg_text_printf(o, "<span class=\"swatch\" style=\"background:%s\"></span>", rg_svg_color(colors[r]));
             if (c == t->tone_col)
                 rg_text_printf(o, "<span class=\"badge %s\">", t->tone[r] > 0 ? "gain" : t->tone[r] < 0 ? "loss" : "none");

@@ -164,10 +164,13 @@ void rg_table_summary(const rg_report *r, rg_table *t)
 
 void rg_table_comparisons(const rg_report *r, rg_table *t)
 {
+    /* the test is named in the note above the table (and in results.json):
+     * a column of it repeated "paired t-test", or "too few pairs" beside
+     * pairs < 2 and "not tested" */
     static const char *const head[] = {"comparison", "baseline", "treatment", "difference (pp)", "95 % CI",
-                                       "p-value", "method", "pairs", "verdict", "gap closed", NULL};
-    init(t, r->n_comparisons, head, "lllrrrlrlr");
-    t->tone_col = 8;
+                                       "p-value", "pairs", "verdict", "gap closed", NULL};
+    init(t, r->n_comparisons, head, "lllrrrrlr");
+    t->tone_col = 7;
     for (int32_t i = 0; i < r->n_comparisons && !t->failed; i++) {
         const rg_report_comparison *c = &r->comparisons[i];
         char b[64];
@@ -178,11 +181,10 @@ void rg_table_comparisons(const rg_report *r, rg_table *t)
         else set(t, i, 3, "%+.2f", c->diff.mean);
         set(t, i, 4, "%s", interval(c->diff.lo, c->diff.hi, "[%+.2f, %+.2f]", b, sizeof b));
         set(t, i, 5, "%s", rg_fmt_p(c->diff.p, b, sizeof b));
-        set(t, i, 6, "%s", rg_paired_method_name(c->diff.method));
-        set(t, i, 7, "%d", c->n_pairs);
-        set(t, i, 8, "%s", rg_verdict_name(c->diff.verdict));
-        if (isnan(c->gap_closed)) set(t, i, 9, RG_NA);
-        else set(t, i, 9, "%.0f %% of %s", 100.0 * c->gap_closed, c->reference);
+        set(t, i, 6, "%d", c->n_pairs);
+        set(t, i, 7, "%s", rg_verdict_name(c->diff.verdict));
+        if (isnan(c->gap_closed)) set(t, i, 8, RG_NA);
+        else set(t, i, 8, "%.0f %% of %s", 100.0 * c->gap_closed, c->reference);
         t->tone[i] = c->diff.verdict == RG_VERDICT_GAIN ? 1 : c->diff.verdict == RG_VERDICT_LOSS ? -1 : 0;
     }
 }
