@@ -6,9 +6,10 @@
  * the CPUs that came before it: 0.3.21 (Debian 12) runs its Prescott (SSE3)
  * kernels on Intel Emerald Rapids (measured) and AMD Zen 5 (its source
  * knows AMD's families up to Zen 4's), where mbv2-tiny trains 1.5x faster
- * on its SkylakeX kernels (docs/performance.md). The choice is made before main() runs and read from the
- * environment only then, so the fix is to start the process again with
- * OPENBLAS_CORETYPE set (the regain command does so). */
+ * on its SkylakeX kernels (docs/performance.md). The choice is made before
+ * main() runs, and the environment is read only then, so the fix is to
+ * start the process again with OPENBLAS_CORETYPE set (the regain command
+ * does so). */
 #include "regain/cpu.h"
 
 #include <cblas.h>
