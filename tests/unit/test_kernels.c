@@ -207,7 +207,8 @@ static void test_gemm(void **state)
     /* M, N, K: tiles, tails of rows and of columns, K of 1 */
     static const int32_t cases[][3] = {{784, 64, 16}, {49, 40, 160}, {7, 33, 5}, {1, 10, 256}, {13, 16, 1},
                                        {6, 48, 24},   {5, 7, 3},     {100, 320, 80}, {25, 24, 96},
-                                       {9, 8, 12},    {8, 20, 7}};
+                                       {9, 8, 12},    {8, 20, 7},    {12, 17, 9},   {19, 56, 7},
+                                       {18, 31, 4},   {24, 12, 5},   {30, 40, 3}};
     for (int k = 0; k < nt; k++)
         for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
             int32_t M = cases[ci][0], N = cases[ci][1], K = cases[ci][2];
