@@ -95,6 +95,7 @@ typedef struct {
 /* One distinct environment the runs were recorded in. */
 typedef struct {
     char *git_commit, *compiler, *cpu_model, *cpu_features, *hostname, *regain_version;
+    char *blas_core;        /* OpenBLAS's kernels; NULL in stores from before schema version 5 */
     int32_t threads;        /* -1 when not recorded */
     int32_t n_runs;         /* finished (run, seed) rows that recorded it */
 } rg_report_env;

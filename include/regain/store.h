@@ -130,6 +130,7 @@ typedef struct {
 
 typedef struct {
     const char *git_commit, *compiler, *cpu_model, *cpu_features, *hostname, *regain_version;
+    const char *blas_core; /* the kernels OpenBLAS ran (regain/cpu.h: rg_blas_core) */
     int32_t threads;
     int64_t seed;
 } rg_store_env;

@@ -1,5 +1,6 @@
 /* What a run ran on, for the store's environment table: the commit regain
- * was built from, the compiler, the CPU and its vector features, the host. */
+ * was built from, the compiler, the CPU and its vector features, the host,
+ * the kernels OpenBLAS chose. */
 #include "exp/environment.h"
 #include "regain/cpu.h"
 
@@ -27,4 +28,5 @@ void rg_exp_env_collect(rg_exp_env *e)
     snprintf(e->cpu_model, sizeof e->cpu_model, "%s", rg_cpu_model());
     snprintf(e->cpu_features, sizeof e->cpu_features, "%s", rg_cpu_features());
     if (gethostname(e->hostname, sizeof e->hostname - 1) != 0) snprintf(e->hostname, sizeof e->hostname, "unknown");
+    snprintf(e->blas_core, sizeof e->blas_core, "%s", rg_blas_core());
 }

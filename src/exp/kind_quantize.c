@@ -148,7 +148,7 @@ rg_status rg_exp_run_quantize(rg_exp_job *job, rg_error *err)
         rg_exp_env e;
         rg_exp_env_collect(&e);
         rg_store_env env = {e.git_commit, e.compiler, e.cpu_model, e.cpu_features, e.hostname, RG_VERSION,
-                            omp_get_max_threads(), c->seed};
+                            e.blas_core, omp_get_max_threads(), c->seed};
         st = rg_store_finish_run(job->store, job->run_id, NULL, 0, &fin, &art, 1, &env,
                                  job->prior_wall_s + now_s() - job->start_s, err);
     }

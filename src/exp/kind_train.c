@@ -191,7 +191,7 @@ rg_status rg_exp_run_train(rg_exp_job *job, rg_error *err)
         rg_exp_env e;
         rg_exp_env_collect(&e);
         rg_store_env env = {e.git_commit, e.compiler, e.cpu_model, e.cpu_features, e.hostname, RG_VERSION,
-                            omp_get_max_threads(), job->cfg.seed};
+                            e.blas_core, omp_get_max_threads(), job->cfg.seed};
         st = rg_store_finish_run(job->store, job->run_id, epochs, n_epochs, &f, arts, 2, &env,
                                  job->prior_wall_s + now_s() - job->start_s, err);
     }

@@ -131,7 +131,8 @@ static rg_status open_store(loader *L)
     if (version == 0)
         return rg_fail(L->err, RG_ERR_FORMAT, "%s: not a regain experiment store (no schema version)", L->path);
     /* older versions lack columns the report reads only from version 2 on
-     * (comparisons.reference) or does not read (runs.imported_from) */
+     * (comparisons.reference) and 5 on (environment.blas_core), or does not
+     * read (runs.imported_from) */
     if (version < 1 || version > RG_STORE_SCHEMA_VERSION)
         return rg_fail(L->err, RG_ERR_FORMAT,
                        "%s: experiment store schema version %d, but this regain reads versions 1 to %d", L->path,
@@ -637,12 +638,13 @@ static rg_status load_comparisons(loader *L, rg_report *r, int64_t exp_id)
 static rg_status load_envs(loader *L, rg_report *r, int64_t exp_id)
 {
     sqlite3_stmt *s;
-    rg_status st = prepare(L,
-                           "SELECT e.git_commit, e.compiler, e.cpu_model, e.cpu_features, e.hostname, "
-                           "e.regain_version, e.threads, COUNT(*) FROM environment e JOIN runs r ON r.id = e.run_id "
-                           "WHERE r.experiment_id = ? AND r.status = 'done' GROUP BY 1, 2, 3, 4, 5, 6, 7 "
-                           "ORDER BY MIN(r.id)",
-                           &s, "reading the environment");
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT e.git_commit, e.compiler, e.cpu_model, e.cpu_features, e.hostname, e.regain_version, %s, "
+             "e.threads, COUNT(*) FROM environment e JOIN runs r ON r.id = e.run_id "
+             "WHERE r.experiment_id = ? AND r.status = 'done' GROUP BY 1, 2, 3, 4, 5, 6, 7, 8 ORDER BY MIN(r.id)",
+             L->version >= RG_STORE_SINCE_BLAS_CORE ? "e.blas_core" : "NULL");
+    rg_status st = prepare(L, sql, &s, "reading the environment");
     if (st) return st;
     sqlite3_bind_int64(s, 1, exp_id);
     int rc = SQLITE_DONE;
@@ -661,8 +663,9 @@ static rg_status load_envs(loader *L, rg_report *r, int64_t exp_id)
                              .cpu_features = col_text(s, 3, &ok, L->err),
                              .hostname = col_text(s, 4, &ok, L->err),
                              .regain_version = col_text(s, 5, &ok, L->err),
-                             .threads = sqlite3_column_type(s, 6) == SQLITE_NULL ? -1 : sqlite3_column_int(s, 6),
-                             .n_runs = sqlite3_column_int(s, 7)};
+                             .blas_core = col_text(s, 6, &ok, L->err),
+                             .threads = sqlite3_column_type(s, 7) == SQLITE_NULL ? -1 : sqlite3_column_int(s, 7),
+                             .n_runs = sqlite3_column_int(s, 8)};
         if (!ok) st = RG_ERR_NOMEM;
     }
     if (!st && rc != SQLITE_DONE) st = sql_fail(L, "reading the environment");
@@ -720,7 +723,7 @@ void rg_report_free(rg_report *r)
     for (int32_t i = 0; i < r->n_envs; i++) {
         rg_report_env *e = &r->envs[i];
         free(e->git_commit), free(e->compiler), free(e->cpu_model), free(e->cpu_features);
-        free(e->hostname), free(e->regain_version);
+        free(e->hostname), free(e->regain_version), free(e->blas_core);
     }
     for (int32_t i = 0; i < r->n_cpus; i++) free(r->cpus[i].model), free(r->cpus[i].features);
     free(r->runs), free(r->comparisons), free(r->envs), free(r->cpus);

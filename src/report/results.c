@@ -158,6 +158,7 @@ char *rg_report_json(const rg_report *r)
         str(f, o, "cpu_features", e->cpu_features);
         str(f, o, "hostname", e->hostname);
         str(f, o, "regain_version", e->regain_version);
+        str(f, o, "blas_core", e->blas_core);
         num(f, o, "threads", e->threads < 0 ? NAN : e->threads);
         num(f, o, "n_runs", e->n_runs);
     }

@@ -273,18 +273,19 @@ void rg_table_classes(const rg_report_run *run, rg_table *t)
 
 void rg_table_environment(const rg_report *r, rg_table *t)
 {
-    static const char *const head[] = {"commit", "compiler", "CPU", "instruction sets", "threads", "regain", "runs",
-                                       NULL};
-    init(t, r->n_envs, head, "llllrlr");
+    static const char *const head[] = {"commit", "compiler", "CPU", "instruction sets", "OpenBLAS", "threads",
+                                       "regain", "runs", NULL};
+    init(t, r->n_envs, head, "lllllrlr");
     for (int32_t i = 0; i < r->n_envs && !t->failed; i++) {
         const rg_report_env *e = &r->envs[i];
         set(t, i, 0, "%.12s", e->git_commit ? e->git_commit : RG_NA);
         set(t, i, 1, "%s", e->compiler ? e->compiler : RG_NA);
         set(t, i, 2, "%s", e->cpu_model ? e->cpu_model : RG_NA);
         set(t, i, 3, "%s", e->cpu_features ? e->cpu_features : RG_NA);
-        if (e->threads < 0) set(t, i, 4, RG_NA);
-        else set(t, i, 4, "%d", e->threads);
-        set(t, i, 5, "%s", e->regain_version ? e->regain_version : RG_NA);
-        set(t, i, 6, "%d", e->n_runs);
+        set(t, i, 4, "%s", e->blas_core ? e->blas_core : RG_NA);
+        if (e->threads < 0) set(t, i, 5, RG_NA);
+        else set(t, i, 5, "%d", e->threads);
+        set(t, i, 6, "%s", e->regain_version ? e->regain_version : RG_NA);
+        set(t, i, 7, "%d", e->n_runs);
     }
 }

@@ -56,7 +56,9 @@ const char rg_store_schema_sql[] =
     "CREATE TABLE IF NOT EXISTS environment(\n"
     "  run_id INTEGER PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,\n"
     "  git_commit TEXT, compiler TEXT, cpu_model TEXT, cpu_features TEXT,\n"
-    "  threads INTEGER, seed INTEGER, hostname TEXT, regain_version TEXT);\n"
+    "  threads INTEGER, seed INTEGER, hostname TEXT, regain_version TEXT,\n"
+    /* the kernels OpenBLAS ran ("SkylakeX"; regain/cpu.h): speed depends on them */
+    "  blas_core TEXT);\n"
     /* Comparisons the recipe names: treatment against baseline, paired by seed. */
     "CREATE TABLE IF NOT EXISTS comparisons(\n"
     "  experiment_id INTEGER NOT NULL REFERENCES experiments(id),\n"
@@ -88,4 +90,5 @@ const char *const rg_store_schema_upgrades[RG_STORE_SCHEMA_VERSION] = {
     "ALTER TABLE file_hashes ADD COLUMN ctime_ns INTEGER NOT NULL DEFAULT -1;\n"
     "ALTER TABLE file_hashes ADD COLUMN inode INTEGER NOT NULL DEFAULT -1;\n"
     "PRAGMA user_version = 4;\n",
+    "ALTER TABLE environment ADD COLUMN blas_core TEXT;\nPRAGMA user_version = 5;\n",
 };

@@ -9,10 +9,11 @@
  * such a file for writing (rg_store_schema_upgrades; the cached checksums
  * are then taken again), and readers of an older file read it as having no
  * references and no imported runs. */
-#define RG_STORE_SCHEMA_VERSION 4
+#define RG_STORE_SCHEMA_VERSION 5
 
 /* The first version that has a column, for readers of older files. */
 #define RG_STORE_SINCE_REFERENCE 2  /* comparisons.reference */
+#define RG_STORE_SINCE_BLAS_CORE 5  /* environment.blas_core */
 #define RG_STORE_SINCE_IMPORTED 3   /* runs.imported_from */
 #define RG_STORE_SINCE_FILE_STAMP 4 /* file_hashes.ctime_ns and inode */
 

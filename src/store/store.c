@@ -574,9 +574,9 @@ rg_status rg_store_finish_run(rg_store *s, int64_t id, const rg_epoch_metrics *e
     if (!rc)
         rc = store_exec(s, err,
                   "INSERT OR REPLACE INTO environment(run_id, git_commit, compiler, cpu_model, cpu_features, threads, "
-                  "seed, hostname, regain_version) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                  "ittttiitt", id, env->git_commit, env->compiler, env->cpu_model, env->cpu_features,
-                  (int64_t)env->threads, env->seed, env->hostname, env->regain_version);
+                  "seed, hostname, regain_version, blas_core) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                  "ittttiittt", id, env->git_commit, env->compiler, env->cpu_model, env->cpu_features,
+                  (int64_t)env->threads, env->seed, env->hostname, env->regain_version, env->blas_core);
     fault("finish:environment");
     if (!rc)
         rc = store_exec(s, err,

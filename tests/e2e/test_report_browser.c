@@ -90,6 +90,10 @@ static void test_report_of_real_runs(void **state)
     assert_string_equal(cJSON_GetObjectItem(cmp, "method")->valuestring, "paired t-test");
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(cmp, "paired_seeds")), 2);
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(root_json, "environment")), 1);
+    /* the run recorded the kernels OpenBLAS ran */
+    const cJSON *blas = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(root_json, "environment"), 0),
+                                            "blas_core");
+    assert_true(cJSON_IsString(blas) && blas->valuestring[0]);
     cJSON_Delete(root_json);
     free(js);
 }

@@ -117,8 +117,8 @@ static inline long long rgt_store_run(sqlite3 *db, const char *name, long long s
             25.0 + params / 10000.0, rgt_confusion_json(top1));
     rgt_sql(db,
             "INSERT INTO environment(run_id, git_commit, compiler, cpu_model, cpu_features, threads, seed, hostname, "
-            "regain_version) VALUES(%lld, '3c20a3f0123456789', 'gcc 12.2.0', 'Test CPU @ 2.0GHz', 'avx2 fma', 2, "
-            "%lld, 'host', '0.1')",
+            "regain_version, blas_core) VALUES(%lld, '3c20a3f0123456789', 'gcc 12.2.0', 'Test CPU @ 2.0GHz', "
+            "'avx2 fma', 2, %lld, 'host', '0.1', 'Haswell')",
             id, seed);
     return id;
 }

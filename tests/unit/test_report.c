@@ -315,7 +315,8 @@ static void test_schema_version_1(void **state)
     sqlite3 *db = kd_store();
     rgt_sql(db, "INSERT INTO comparisons(experiment_id, name, baseline, treatment) VALUES(1, 'kd', 'base', 'kd')");
     rgt_sql(db, "ALTER TABLE comparisons DROP COLUMN reference; ALTER TABLE runs DROP COLUMN imported_from; "
-                "DROP TABLE file_hashes; CREATE TABLE file_hashes(path TEXT PRIMARY KEY, size INTEGER NOT NULL, "
+                "ALTER TABLE environment DROP COLUMN blas_core; DROP TABLE file_hashes; "
+                "CREATE TABLE file_hashes(path TEXT PRIMARY KEY, size INTEGER NOT NULL, "
                 "mtime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL); "
                 "INSERT INTO file_hashes VALUES('/x', 1, 2, 'abc'); PRAGMA user_version = 1");
     sqlite3_close(db);
@@ -325,6 +326,8 @@ static void test_schema_version_1(void **state)
     assert_int_equal(r.n_comparisons, 1);
     assert_string_equal(r.comparisons[0].reference, "teacher");
     assert_true(fabs(r.comparisons[0].gap_closed - 0.5) < 1e-9);
+    assert_true(r.n_envs > 0);
+    assert_null(r.envs[0].blas_core); /* not recorded before version 5 */
     rg_report_free(&r);
     rg_store *s;
     if (rg_store_open(store, 1, &s, &err)) fail_msg("%s", err.msg);
@@ -344,7 +347,8 @@ static void test_schema_version_1(void **state)
     rg_store_close(s);
     assert_int_equal(rgt_user_version(store), RG_STORE_SCHEMA_VERSION);
     assert_int_equal(sqlite3_open(store, &db), SQLITE_OK);
-    rgt_sql(db, "UPDATE comparisons SET reference = 'teacher'; UPDATE runs SET imported_from = NULL");
+    rgt_sql(db, "UPDATE comparisons SET reference = 'teacher'; UPDATE runs SET imported_from = NULL; "
+                "UPDATE environment SET blas_core = NULL");
     /* the cached checksum has no stamp now (never matched), and a new one has */
     assert_int_equal(rgt_sql_int(db, "SELECT count(*) FROM file_hashes WHERE ctime_ns = -1 AND inode = -1"), 1);
     rgt_sql(db, "INSERT INTO file_hashes(path, size, mtime_ns, ctime_ns, inode, sha256) VALUES('/y', 1, 2, 3, 4, 'd')");
@@ -544,6 +548,8 @@ static void test_write_demo(void **state)
     char *md = read_out("report.md");
     assert_non_null(strstr(md, "| distillation | baseline | distilled | +0.90 | [+0.79, +1.01] | 0.0009 | 3 | gain |"));
     assert_non_null(strstr(md, "| **distilled** |"));
+    /* the environment names the kernels OpenBLAS ran */
+    assert_non_null(strstr(md, "| avx2 fma | Haswell | 2 | 0.1 |"));
     assert_non_null(strstr(md, "## Confusion matrix of distilled"));
     assert_non_null(strstr(md, "| T-shirt/top |"));
     /* one kind of CPU: no note on it, no CPU column per seed */
