@@ -5,10 +5,11 @@
 
 /* Bumped whenever a table changes; kept in PRAGMA user_version. Version
  * 1 lacked comparisons.reference, version 2 runs.imported_from, version 3
- * the ctime and inode of file_hashes: the store adds them when it opens
- * such a file for writing (rg_store_schema_upgrades; the cached checksums
- * are then taken again), and readers of an older file read it as having no
- * references and no imported runs. */
+ * the ctime and inode of file_hashes, version 4 environment.blas_core: the
+ * store adds them when it opens such a file for writing
+ * (rg_store_schema_upgrades; the cached checksums are then taken again),
+ * and readers of an older file read it as having no references, no
+ * imported runs and no BLAS cores. */
 #define RG_STORE_SCHEMA_VERSION 5
 
 /* The first version that has a column, for readers of older files. */
