@@ -385,7 +385,8 @@ void rg_report_html(const rg_report *r, rg_text *o)
     rg_text_put(o, "</section>\n");
 
     section(o, "environment", "Environment",
-            r->n_envs ? "Where the runs were made: source commit, compiler, CPU, its instruction sets and threads." :
+            r->n_envs ? "Where the runs were made: source commit, compiler, CPU, its instruction sets, the kernels "
+                        "OpenBLAS ran and threads." :
                         "The store has no environment record for these runs.");
     if (r->n_envs) {
         rg_table_environment(r, &t);
