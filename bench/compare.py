@@ -563,7 +563,8 @@ def target_cell(row):
 def kernels_line(runs, pytorch_coretype):
     """What regain's result lines say about its kernels: its instruction set
     and the kernels OpenBLAS chose (a fallback to SSE3 on a CPU newer than
-    OpenBLAS's release halves a training step's speed; docs/performance.md)."""
+    OpenBLAS's release cost mbv2-tiny's training a third of its images/s on
+    Emerald Rapids; docs/performance.md)."""
     seen = sorted({(r["result"].get("isa", "?"), r["result"].get("blas_core"))
                    for r in runs if r["tool"] in ("regain", "regain_float") and r["result"]},
                   key=lambda s: (s[0], s[1] or ""))
